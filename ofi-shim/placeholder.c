@@ -1,0 +1,1 @@
+int srd_shim_placeholder;

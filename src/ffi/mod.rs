@@ -1,0 +1,16 @@
+//! The C boundary: entry points called by the shim in `ofi-shim/`, the
+//! generated libfabric bindings, and the few types that wrap caller memory.
+//!
+//! Every `extern "C"` function here checks its pointers, catches panics and
+//! returns a libfabric error code; the mapping of errors lives in `fi::errno`.
+
+#[allow(
+    non_camel_case_types,
+    non_snake_case,
+    non_upper_case_globals,
+    dead_code,
+    unsafe_op_in_unsafe_fn,
+    clippy::all
+)]
+pub mod bindings;
+pub mod iov;
