@@ -3,6 +3,8 @@
 //!
 //! Every `extern "C"` function here checks its pointers, catches panics and
 //! returns a libfabric error code; the mapping of errors lives in `fi::errno`.
+//! Ownership: objects handed to C are `Arc`s owned by their fid (see
+//! `object`); fi_info lists are owned by the caller and freed by fi_freeinfo.
 
 #[allow(
     non_camel_case_types,
@@ -13,4 +15,11 @@
     clippy::all
 )]
 pub mod bindings;
+pub mod guard;
+pub mod info;
 pub mod iov;
+pub mod log;
+pub mod netif;
+pub mod object;
+pub mod objects;
+pub mod prov;

@@ -1,1 +1,10 @@
-//! fi
+//! libfabric objects and the translation of the fi_* API to the layers
+//! below. Errors become `-FI_E*` in exactly one place: [`errno`].
+
+pub mod addr;
+pub mod errno;
+pub mod fabric;
+pub mod getinfo;
+pub mod info;
+pub mod offer;
+pub mod params;

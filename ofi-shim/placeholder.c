@@ -1,1 +1,0 @@
-int srd_shim_placeholder;

@@ -1,0 +1,89 @@
+/*
+ * srd-fabric C shim: the libfabric-facing layouts of our objects and their
+ * ops tables. Every op forwards to a Rust function `srd_rs_*` (src/ffi/),
+ * which checks arguments, catches panics and returns 0 or -FI_E*.
+ *
+ * Each object is a container holding the libfabric fid struct first (so the
+ * core and applications can cast) and `rs`, the Rust object it stands for.
+ */
+#ifndef SRD_SHIM_H
+#define SRD_SHIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+#include <rdma/fabric.h>
+#include <rdma/fi_atomic.h>
+#include <rdma/fi_cm.h>
+#include <rdma/fi_domain.h>
+#include <rdma/fi_endpoint.h>
+#include <rdma/fi_eq.h>
+#include <rdma/fi_errno.h>
+#include <rdma/fi_rma.h>
+#include <rdma/fi_tagged.h>
+#include <rdma/providers/fi_prov.h>
+
+#define SRD_HIDDEN __attribute__((visibility("hidden")))
+
+struct srd_fabric { struct fid_fabric fid; void *rs; };
+struct srd_domain { struct fid_domain fid; void *rs; };
+struct srd_av     { struct fid_av fid;     void *rs; };
+struct srd_cq     { struct fid_cq fid;     void *rs; };
+struct srd_cntr   { struct fid_cntr fid;   void *rs; };
+struct srd_mr     { struct fid_mr fid;     void *rs; };
+struct srd_ep     { struct fid_ep fid;     void *rs; };
+
+SRD_HIDDEN struct fi_provider *srd_shim_provider(void);
+
+/* The Rust object behind one of our fids, or NULL if `fid` is not ours or not
+ * of `fclass` (0 = any class). */
+SRD_HIDDEN void *srd_shim_rs_of(const struct fid *fid, size_t fclass);
+
+/* Constructors: allocate a container, wire its ops, store `rs`. Return NULL
+ * when out of memory. `context` is the application's. */
+SRD_HIDDEN struct fid_fabric *srd_shim_new_fabric(void *rs, void *context, uint32_t api_version);
+SRD_HIDDEN struct fid_domain *srd_shim_new_domain(void *rs, void *context);
+SRD_HIDDEN struct fid_av *srd_shim_new_av(void *rs, void *context);
+SRD_HIDDEN struct fid_cq *srd_shim_new_cq(void *rs, void *context);
+SRD_HIDDEN struct fid_cntr *srd_shim_new_cntr(void *rs, void *context);
+SRD_HIDDEN struct fid_mr *srd_shim_new_mr(void *rs, void *context, void *desc, uint64_t key);
+SRD_HIDDEN struct fid_ep *srd_shim_new_ep(void *rs, void *context, int ep_type, uint64_t caps);
+SRD_HIDDEN void srd_shim_free(struct fid *fid);
+
+/* Logging through the core (FI_LOG). */
+SRD_HIDDEN int srd_shim_log_enabled(int level, int subsys);
+SRD_HIDDEN void srd_shim_log(int level, int subsys, const char *func, int line, const char *msg);
+
+/* ---- Rust entry points (src/ffi) ---- */
+int srd_rs_getinfo(uint32_t version, const char *node, const char *service,
+		   uint64_t flags, const struct fi_info *hints, struct fi_info **info);
+int srd_rs_fabric(struct fi_fabric_attr *attr, struct fid_fabric **fabric, void *context);
+void srd_rs_cleanup(void);
+
+int srd_rs_close(void *rs, size_t fclass);
+int srd_rs_bind(void *rs, size_t fclass, struct fid *bfid, uint64_t flags);
+int srd_rs_control(void *rs, size_t fclass, int command, void *arg);
+
+int srd_rs_domain_open(void *fabric, struct fi_info *info, struct fid_domain **dom, void *context);
+
+#endif
+
+/* Domain-level constructors (Rust decides what is built; -FI_ENOSYS otherwise). */
+int srd_rs_av_open(void *domain, struct fi_av_attr *attr, struct fid_av **av, void *context);
+int srd_rs_cq_open(void *domain, struct fi_cq_attr *attr, struct fid_cq **cq, void *context);
+int srd_rs_cntr_open(void *domain, struct fi_cntr_attr *attr, struct fid_cntr **cntr, void *context);
+int srd_rs_endpoint(void *domain, struct fi_info *info, struct fid_ep **ep, void *context);
+int srd_rs_query_atomic(void *domain, enum fi_datatype datatype, enum fi_op op,
+			struct fi_atomic_attr *attr, uint64_t flags);
+int srd_rs_mr_reg(void *domain, const struct iovec *iov, size_t count, uint64_t access,
+		  uint64_t offset, uint64_t requested_key, uint64_t flags,
+		  struct fid_mr **mr, void *context);
+int srd_rs_mr_regattr(void *domain, const struct fi_mr_attr *attr, uint64_t flags, struct fid_mr **mr);
+
+/* Shared "not supported" ops for table slots we do not implement. */
+SRD_HIDDEN int srd_shim_enosys_ops_open(struct fid *fid, const char *name, uint64_t flags, void **ops, void *context);
+SRD_HIDDEN int srd_shim_enosys_tostr(const struct fid *fid, char *buf, size_t len);
+SRD_HIDDEN int srd_shim_enosys_ops_set(struct fid *fid, const char *name, uint64_t flags, void *ops, void *context);
+SRD_HIDDEN int srd_shim_close(struct fid *fid);
+SRD_HIDDEN int srd_shim_bind(struct fid *fid, struct fid *bfid, uint64_t flags);
+SRD_HIDDEN int srd_shim_control(struct fid *fid, int command, void *arg);

@@ -1,0 +1,226 @@
+//! The fi_info entries the provider offers: one FI_EP_RDM and the
+//! FI_EP_DGRAM entries per usable interface, with the capabilities that work.
+
+use super::addr::{EpAddr, Kind};
+use super::info::{
+    API_VERSION, DomainAttr, EpAttr, FABRIC_NAME, FabricAttr, Info, PROV_VERSION, RxAttr, TxAttr,
+};
+use super::params::Params;
+use crate::ffi::bindings as b;
+use crate::ffi::netif::Iface;
+use std::net::SocketAddrV4;
+
+/// Bytes of the UD receive prefix (GRH-sized), shown as FI_MSG_PREFIX.
+pub const UD_PREFIX: usize = 40;
+/// Header bytes the device puts in front of a DGRAM payload.
+pub const DGRAM_HEADER_RESERVE: usize = 64;
+/// Largest UDP payload over IPv4.
+pub const MAX_UDP_PAYLOAD: usize = 65507;
+
+/// libfabric's FI_TAG_GENERIC (a macro bindgen cannot evaluate): every tag bit usable.
+pub const TAG_GENERIC: u64 = 0xAAAA_AAAA_AAAA_AAAA;
+pub const RDM_TX_SIZE: usize = 4096;
+pub const RDM_RX_SIZE: usize = 4096;
+pub const RDM_INJECT: usize = 4096;
+pub const DGRAM_QUEUE: usize = 1024;
+pub const IOV_LIMIT: usize = 4;
+
+/// Capabilities of the RDM endpoint.
+pub const RDM_CAPS: u64 = b::FI_MSG
+    | b::FI_TAGGED
+    | b::FI_SEND
+    | b::FI_RECV
+    | b::FI_SOURCE
+    | b::FI_SOURCE_ERR
+    | b::FI_MULTI_RECV
+    | b::FI_DIRECTED_RECV
+    | b::FI_LOCAL_COMM
+    | b::FI_REMOTE_COMM;
+
+/// Capabilities of the DGRAM endpoint.
+pub const DGRAM_CAPS: u64 =
+    b::FI_MSG | b::FI_SEND | b::FI_RECV | b::FI_SOURCE | b::FI_LOCAL_COMM | b::FI_REMOTE_COMM;
+
+/// UDP payload the interface carries, as limited by FI_SRD_MTU.
+pub fn payload_limit(iface: &Iface, params: &Params) -> usize {
+    let from_if = (iface.mtu as usize).saturating_sub(28).min(MAX_UDP_PAYLOAD);
+    if params.mtu > 0 {
+        params.mtu.min(from_if).max(576)
+    } else {
+        from_if
+    }
+}
+
+/// Interfaces to offer, honouring FI_SRD_IFACE.
+pub fn usable<'a>(ifaces: &'a [Iface], params: &Params) -> Vec<&'a Iface> {
+    ifaces
+        .iter()
+        .filter(|i| i.is_up)
+        .filter(|i| params.iface.as_deref().is_none_or(|n| n == i.name))
+        .collect()
+}
+
+/// The source address of an entry: the interface with port 0 (an
+/// endpoint binds an ephemeral port on it).
+pub fn src_addr(iface: &Iface, kind: Kind) -> Vec<u8> {
+    EpAddr {
+        kind,
+        sock: SocketAddrV4::new(iface.addr, 0),
+        qpn: 0,
+        qkey: 0,
+        host_id: 0,
+        nonce: 0,
+    }
+    .to_bytes()
+    .to_vec()
+}
+
+fn domain(iface: &Iface, caps: u64) -> DomainAttr {
+    DomainAttr {
+        name: Some(iface.name.clone()),
+        threading: b::FI_THREAD_SAFE,
+        control_progress: b::FI_PROGRESS_AUTO,
+        data_progress: b::FI_PROGRESS_MANUAL,
+        resource_mgmt: b::FI_RM_ENABLED,
+        av_type: b::FI_AV_UNSPEC,
+        mr_mode: 0,
+        mr_key_size: 8,
+        cq_data_size: 8,
+        cq_cnt: 1024,
+        ep_cnt: 1024,
+        tx_ctx_cnt: 1024,
+        rx_ctx_cnt: 1024,
+        max_ep_tx_ctx: 1,
+        max_ep_rx_ctx: 1,
+        max_ep_stx_ctx: 0,
+        max_ep_srx_ctx: 0,
+        cntr_cnt: 1024,
+        mr_iov_limit: IOV_LIMIT,
+        caps: caps & (b::FI_LOCAL_COMM | b::FI_REMOTE_COMM),
+        mode: 0,
+        max_err_data: super::addr::ADDR_LEN,
+        mr_cnt: 65536,
+    }
+}
+
+fn fabric() -> FabricAttr {
+    FabricAttr {
+        name: Some(FABRIC_NAME.to_string()),
+        prov_version: PROV_VERSION,
+        api_version: API_VERSION,
+    }
+}
+
+/// The RDM entry for one interface.
+pub fn rdm_entry(iface: &Iface) -> Info {
+    let caps = RDM_CAPS;
+    Info {
+        caps,
+        mode: 0,
+        addr_format: b::FI_FORMAT_UNSPEC,
+        src_addr: Some(src_addr(iface, Kind::Rdm)),
+        dest_addr: None,
+        tx: Some(TxAttr {
+            caps: caps & !(b::FI_RECV | b::FI_MULTI_RECV | b::FI_DIRECTED_RECV | b::FI_SOURCE),
+            mode: 0,
+            op_flags: b::FI_COMPLETION
+                | b::FI_INJECT
+                | b::FI_INJECT_COMPLETE
+                | b::FI_TRANSMIT_COMPLETE
+                | b::FI_DELIVERY_COMPLETE,
+            msg_order: b::FI_ORDER_SAS,
+            comp_order: b::FI_ORDER_NONE,
+            inject_size: RDM_INJECT,
+            size: RDM_TX_SIZE,
+            iov_limit: IOV_LIMIT,
+            rma_iov_limit: 0,
+        }),
+        rx: Some(RxAttr {
+            caps: caps & !b::FI_SEND,
+            mode: 0,
+            op_flags: b::FI_COMPLETION | b::FI_MULTI_RECV,
+            msg_order: b::FI_ORDER_SAS,
+            comp_order: b::FI_ORDER_NONE,
+            total_buffered_recv: 0,
+            size: RDM_RX_SIZE,
+            iov_limit: IOV_LIMIT,
+        }),
+        ep: Some(EpAttr {
+            ep_type: b::FI_EP_RDM,
+            protocol: b::FI_PROTO_UNSPEC,
+            protocol_version: 1,
+            max_msg_size: u32::MAX as usize,
+            msg_prefix_size: 0,
+            max_order_raw_size: 0,
+            max_order_war_size: 0,
+            max_order_waw_size: 0,
+            mem_tag_format: TAG_GENERIC,
+            tx_ctx_cnt: 1,
+            rx_ctx_cnt: 1,
+        }),
+        domain: Some(domain(iface, caps)),
+        fabric: Some(fabric()),
+    }
+}
+
+/// The DGRAM entry for one interface, with or without the UD prefix mode.
+pub fn dgram_entry(iface: &Iface, params: &Params, prefix: bool) -> Info {
+    let caps = DGRAM_CAPS;
+    let max_msg = payload_limit(iface, params).saturating_sub(DGRAM_HEADER_RESERVE);
+    let mode = if prefix { b::FI_MSG_PREFIX } else { 0 };
+    Info {
+        caps,
+        mode,
+        addr_format: b::FI_FORMAT_UNSPEC,
+        src_addr: Some(src_addr(iface, Kind::Dgram)),
+        dest_addr: None,
+        tx: Some(TxAttr {
+            caps: caps & !(b::FI_RECV | b::FI_SOURCE),
+            mode,
+            op_flags: b::FI_COMPLETION | b::FI_INJECT | b::FI_INJECT_COMPLETE,
+            msg_order: 0,
+            comp_order: b::FI_ORDER_NONE,
+            inject_size: 0,
+            size: DGRAM_QUEUE,
+            iov_limit: IOV_LIMIT,
+            rma_iov_limit: 0,
+        }),
+        rx: Some(RxAttr {
+            caps: caps & !b::FI_SEND,
+            mode,
+            op_flags: b::FI_COMPLETION,
+            msg_order: 0,
+            comp_order: b::FI_ORDER_NONE,
+            total_buffered_recv: 0,
+            size: DGRAM_QUEUE,
+            iov_limit: IOV_LIMIT,
+        }),
+        ep: Some(EpAttr {
+            ep_type: b::FI_EP_DGRAM,
+            protocol: b::FI_PROTO_UNSPEC,
+            protocol_version: 1,
+            max_msg_size: max_msg,
+            msg_prefix_size: if prefix { UD_PREFIX } else { 0 },
+            max_order_raw_size: 0,
+            max_order_war_size: 0,
+            max_order_waw_size: 0,
+            mem_tag_format: 0,
+            tx_ctx_cnt: 1,
+            rx_ctx_cnt: 1,
+        }),
+        domain: Some(domain(iface, caps)),
+        fabric: Some(fabric()),
+    }
+}
+
+/// Every entry, in the order the application sees them: per interface the
+/// RDM entry, then DGRAM without and with the prefix mode.
+pub fn entries(ifaces: &[Iface], params: &Params) -> Vec<Info> {
+    let mut out = Vec::new();
+    for i in usable(ifaces, params) {
+        out.push(rdm_entry(i));
+        out.push(dgram_entry(i, params, false));
+        out.push(dgram_entry(i, params, true));
+    }
+    out
+}

@@ -1,0 +1,163 @@
+//! FI_SRD_* runtime parameters: one table, registered with the core through
+//! fi_param_define (so `fi_info -e` lists them) and read through fi_param_get.
+
+use std::sync::OnceLock;
+
+/// The type a parameter is registered with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Int,
+    Bool,
+    Str,
+    Size,
+}
+
+/// One parameter: its name without the `FI_SRD_` prefix (the core adds it),
+/// type, default as text, and description.
+#[derive(Debug)]
+pub struct Def {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub default: &'static str,
+    pub help: &'static str,
+}
+
+/// Every parameter the provider reads.
+pub const DEFS: &[Def] = &[
+    Def {
+        name: "iface",
+        kind: Kind::Str,
+        default: "",
+        help: "Network interface to use (e.g. eth0, lo). Default: every interface that is up, routable ones first, loopback last.",
+    },
+    Def {
+        name: "paths",
+        kind: Kind::Int,
+        default: "4",
+        help: "UDP source ports per endpoint over which SRD sprays packets (multipath), 1-16.",
+    },
+    Def {
+        name: "mtu",
+        kind: Kind::Size,
+        default: "0",
+        help: "Largest UDP payload the device sends, in bytes; 0 takes it from the interface MTU (loopback: 65507).",
+    },
+    Def {
+        name: "drop_rate",
+        kind: Kind::Str,
+        default: "0",
+        help: "Fault injection for tests: fraction (0-1) of received UDP datagrams the device drops.",
+    },
+    Def {
+        name: "drop_seed",
+        kind: Kind::Int,
+        default: "1",
+        help: "Seed of the fault-injection generator (FI_SRD_DROP_RATE).",
+    },
+];
+
+/// Values in force, parsed once.
+#[derive(Clone, Debug)]
+pub struct Params {
+    pub iface: Option<String>,
+    pub paths: usize,
+    pub mtu: usize,
+    pub drop_rate: f64,
+    pub drop_seed: u64,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params::parse(|_| None)
+    }
+}
+
+impl Params {
+    /// Builds the values from a lookup by parameter name (without prefix);
+    /// `None` means "not set", and malformed values fall back to defaults.
+    pub fn parse(get: impl Fn(&str) -> Option<String>) -> Params {
+        let text = |name: &str| -> String {
+            get(name).unwrap_or_else(|| {
+                DEFS.iter()
+                    .find(|d| d.name == name)
+                    .map_or(String::new(), |d| d.default.to_string())
+            })
+        };
+        let num = |name: &str| -> u64 {
+            let t = text(name);
+            t.trim().parse::<u64>().unwrap_or_else(|_| {
+                DEFS.iter()
+                    .find(|d| d.name == name)
+                    .and_then(|d| d.default.parse().ok())
+                    .unwrap_or(0)
+            })
+        };
+        let iface = text("iface");
+        Params {
+            iface: if iface.is_empty() { None } else { Some(iface) },
+            paths: (num("paths") as usize).clamp(1, 16),
+            mtu: num("mtu") as usize,
+            drop_rate: text("drop_rate")
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|r| (0.0..=1.0).contains(r))
+                .unwrap_or(0.0),
+            drop_seed: num("drop_seed"),
+        }
+    }
+
+    /// Reads `FI_SRD_<NAME>` from the process environment (for code running
+    /// without the libfabric core, such as unit tests).
+    pub fn from_env() -> Params {
+        Params::parse(|n| std::env::var(format!("FI_SRD_{}", n.to_ascii_uppercase())).ok())
+    }
+}
+
+static GLOBAL: OnceLock<Params> = OnceLock::new();
+
+/// Installs the values read at provider load; later calls are ignored.
+pub fn install(p: Params) {
+    let _ = GLOBAL.set(p);
+}
+
+/// The values in force (environment-derived if the provider was not loaded
+/// through the core).
+pub fn get() -> &'static Params {
+    GLOBAL.get_or_init(Params::from_env)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_overrides() {
+        let d = Params::default();
+        assert_eq!(d.paths, 4);
+        assert_eq!(d.iface, None);
+        assert_eq!(d.drop_rate, 0.0);
+        let p = Params::parse(|n| match n {
+            "paths" => Some("64".into()),
+            "drop_rate" => Some("0.25".into()),
+            "iface" => Some("lo".into()),
+            "mtu" => Some("junk".into()),
+            _ => None,
+        });
+        assert_eq!(p.paths, 16);
+        assert_eq!(p.drop_rate, 0.25);
+        assert_eq!(p.iface.as_deref(), Some("lo"));
+        assert_eq!(p.mtu, 0);
+        let bad = Params::parse(|n| (n == "drop_rate").then(|| "7".into()));
+        assert_eq!(bad.drop_rate, 0.0);
+    }
+
+    #[test]
+    fn names_are_unique_lowercase() {
+        for (i, d) in DEFS.iter().enumerate() {
+            assert_eq!(d.name, d.name.to_ascii_lowercase());
+            assert!(!d.help.is_empty());
+            assert!(DEFS[i + 1..].iter().all(|o| o.name != d.name));
+        }
+    }
+}
