@@ -21,5 +21,9 @@ pub mod iov;
 pub mod log;
 pub mod netif;
 pub mod object;
+// Entry points take raw pointers from C by design; each checks them for NULL
+// before use and documents its ownership rules.
+#[allow(clippy::not_unsafe_ptr_arg_deref)]
 pub mod objects;
+#[allow(clippy::not_unsafe_ptr_arg_deref)]
 pub mod prov;

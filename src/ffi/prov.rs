@@ -5,7 +5,7 @@ use super::bindings as b;
 use super::guard;
 use super::info;
 use super::object;
-use crate::fi::errno::{Error, Result};
+use crate::fi::errno::Error;
 use crate::fi::fabric::{Domain, Fabric};
 use crate::fi::getinfo::{self, Request};
 use crate::fi::params::{self, Kind, Params};

@@ -40,16 +40,16 @@ impl Domain {
     pub fn open(fabric: Arc<Fabric>, info: Info) -> Result<Domain> {
         let params = params::get().clone();
         let d = info.domain.as_ref().ok_or(Error::Inval)?;
-        if let Some(f) = &info.fabric {
-            if f.name.as_deref().is_some_and(|n| n != FABRIC_NAME) {
-                return Err(Error::Inval);
-            }
+        if let Some(f) = &info.fabric
+            && f.name.as_deref().is_some_and(|n| n != FABRIC_NAME)
+        {
+            return Err(Error::Inval);
         }
         let name = d.name.as_deref().ok_or(Error::Inval)?;
         let iface = netif::interfaces()
             .into_iter()
             .find(|i| i.name == name)
-            .ok_or(Error::NoData)?;
+            .ok_or(Error::Inval)?;
         if d.data_progress == b::FI_PROGRESS_AUTO {
             return Err(Error::Inval);
         }

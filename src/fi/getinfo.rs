@@ -91,10 +91,10 @@ pub fn getinfo(
 
     let mut out = Vec::new();
     for entry in offer::entries(ifaces, params) {
-        if let Some(h) = hints {
-            if info::check(&entry, h, req.version).is_err() {
-                continue;
-            }
+        if let Some(h) = hints
+            && info::check(&entry, h, req.version).is_err()
+        {
+            continue;
         }
         let kind = match entry.ep.as_ref().map(|e| e.ep_type) {
             Some(t) if t == b::FI_EP_DGRAM => Kind::Dgram,

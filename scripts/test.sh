@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Runs every test: installs dependencies, builds, runs the Rust tests
+# (unit, simulation, through the libfabric core) and the command-line checks.
+# Ends with one line: "N passed, M failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+passed=0
+failed=0
+failures=()
+log_dir=$(mktemp -d /tmp/srd-test.XXXXXX)
+
+record() { # name status
+    if [ "$2" -eq 0 ]; then
+        passed=$((passed + 1)); echo "PASS $1"
+    else
+        failed=$((failed + 1)); failures+=("$1"); echo "FAIL $1"
+    fi
+}
+
+scripts/install-deps.sh || { echo "0 passed, 1 failed"; exit 1; }
+
+echo "== cargo build --release"
+if ! cargo build --release --quiet 2>"$log_dir/build.log"; then
+    cat "$log_dir/build.log"
+    echo "0 passed, 1 failed"
+    exit 1
+fi
+export FI_PROVIDER_PATH="$PWD/target/release/libfabric"
+
+echo "== cargo test"
+cargo test --release --no-fail-fast 2>&1 | tee "$log_dir/cargo-test.log" | grep -E "^test result|^test .* FAILED|panicked|^error" || true
+while read -r p f; do
+    passed=$((passed + p)); failed=$((failed + f))
+done < <(sed -n 's/^test result: [A-Za-z]*\. \([0-9]*\) passed; \([0-9]*\) failed.*/\1 \2/p' "$log_dir/cargo-test.log")
+if grep -q "^error" "$log_dir/cargo-test.log"; then
+    failed=$((failed + 1)); failures+=("cargo test (build)")
+fi
+
+echo "== command-line checks"
+out=$(fi_info -p srd 2>&1)
+echo "$out" | grep -q "type: FI_EP_RDM" && echo "$out" | grep -q "type: FI_EP_DGRAM"
+record "fi_info -p srd lists FI_EP_RDM and FI_EP_DGRAM" $?
+params=$(fi_info -e 2>/dev/null | tr -d '\000')
+grep -q "FI_SRD_IFACE" <<<"$params"
+record "fi_info -e lists FI_SRD_ parameters" $?
+n=$(FI_PROVIDER= fi_info -l 2>/dev/null | grep -cE "^(tcp|udp|shm|srd):")
+[ "$n" -eq 4 ]
+record "fi_info -l lists tcp, udp, shm and srd together" $?
+
+if ((failed)); then
+    echo "failures: ${failures[*]}"
+    echo "logs in $log_dir"
+fi
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
