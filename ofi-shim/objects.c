@@ -314,7 +314,6 @@ void srd_shim_free(struct fid *fid)
 }
 
 /* Accessors for the per-class fi_ops, used by the class files. */
-SRD_HIDDEN struct fi_ops *srd_shim_fi_ops(size_t fclass);
 struct fi_ops *srd_shim_fi_ops(size_t fclass)
 {
 	switch (fclass) {

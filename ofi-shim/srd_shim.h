@@ -80,6 +80,41 @@ int srd_rs_mr_reg(void *domain, const struct iovec *iov, size_t count, uint64_t 
 		  struct fid_mr **mr, void *context);
 int srd_rs_mr_regattr(void *domain, const struct fi_mr_attr *attr, uint64_t flags, struct fid_mr **mr);
 
+/* AV */
+int srd_rs_av_insert(void *av, const void *addr, size_t count, fi_addr_t *fi_addr,
+		     uint64_t flags, void *context);
+int srd_rs_av_remove(void *av, fi_addr_t *fi_addr, size_t count, uint64_t flags);
+int srd_rs_av_lookup(void *av, fi_addr_t fi_addr, void *addr, size_t *addrlen);
+const char *srd_rs_av_straddr(void *av, const void *addr, char *buf, size_t *len);
+
+/* CQ: read, readfrom, sread and sreadfrom in one (blocking != 0 waits). */
+ssize_t srd_rs_cq_read(void *cq, void *buf, size_t count, fi_addr_t *src_addr,
+		       const void *cond, int timeout, int blocking);
+ssize_t srd_rs_cq_readerr(void *cq, struct fi_cq_err_entry *buf, uint64_t flags);
+int srd_rs_cq_signal(void *cq);
+const char *srd_rs_cq_strerror(void *cq, int prov_errno, const void *err_data, char *buf, size_t len);
+
+/* Counter */
+uint64_t srd_rs_cntr_read(void *cntr, int err);
+int srd_rs_cntr_update(void *cntr, uint64_t value, int err, int set);
+int srd_rs_cntr_wait(void *cntr, uint64_t threshold, int timeout);
+
+/* Endpoint. `mode` of a data call: */
+#define SRD_OP_DEFAULT 0   /* fi_send/fi_recv...: the endpoint's op_flags apply */
+#define SRD_OP_MSG     1   /* fi_*msg: the flags given are all that apply */
+#define SRD_OP_INJECT  2   /* fi_inject*: FI_INJECT, no completion */
+ssize_t srd_rs_ep_send(void *ep, const struct iovec *iov, void **desc, size_t count,
+		       fi_addr_t addr, uint64_t tag, uint64_t data, void *context,
+		       uint64_t flags, int tagged, int mode);
+ssize_t srd_rs_ep_recv(void *ep, const struct iovec *iov, void **desc, size_t count,
+		       fi_addr_t addr, uint64_t tag, uint64_t ignore, void *context,
+		       uint64_t flags, int tagged, int mode);
+ssize_t srd_rs_ep_cancel(void *ep, void *context);
+int srd_rs_ep_getopt(void *ep, int level, int optname, void *optval, size_t *optlen);
+int srd_rs_ep_setopt(void *ep, int level, int optname, const void *optval, size_t optlen);
+ssize_t srd_rs_ep_size_left(void *ep, int tx);
+int srd_rs_ep_getname(void *ep, void *addr, size_t *addrlen);
+
 /* Shared "not supported" ops for table slots we do not implement. */
 SRD_HIDDEN int srd_shim_enosys_ops_open(struct fid *fid, const char *name, uint64_t flags, void **ops, void *context);
 SRD_HIDDEN int srd_shim_enosys_tostr(const struct fid *fid, char *buf, size_t len);
@@ -87,3 +122,4 @@ SRD_HIDDEN int srd_shim_enosys_ops_set(struct fid *fid, const char *name, uint64
 SRD_HIDDEN int srd_shim_close(struct fid *fid);
 SRD_HIDDEN int srd_shim_bind(struct fid *fid, struct fid *bfid, uint64_t flags);
 SRD_HIDDEN int srd_shim_control(struct fid *fid, int command, void *arg);
+SRD_HIDDEN struct fi_ops *srd_shim_fi_ops(size_t fclass);

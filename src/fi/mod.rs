@@ -2,9 +2,13 @@
 //! below. Errors become `-FI_E*` in exactly one place: [`errno`].
 
 pub mod addr;
+pub mod av;
+pub mod cntr;
+pub mod cq;
 pub mod errno;
 pub mod fabric;
 pub mod getinfo;
 pub mod info;
+pub mod mr;
 pub mod offer;
 pub mod params;

@@ -1,0 +1,358 @@
+/* Endpoint: control, CM, msg and tagged ops; RMA and atomic slots answer
+ * -FI_ENOSYS until those operations are built. */
+#include <stdlib.h>
+#include "srd_shim.h"
+
+#define EP_RS(e) srd_shim_rs_of(&(e)->fid, FI_CLASS_EP)
+
+/* ---- control ---- */
+
+static ssize_t srd_ep_cancel(fid_t fid, void *context)
+{
+	void *rs = srd_shim_rs_of(fid, FI_CLASS_EP);
+	return rs ? srd_rs_ep_cancel(rs, context) : -FI_EINVAL;
+}
+
+static int srd_ep_getopt(fid_t fid, int level, int optname, void *optval, size_t *optlen)
+{
+	void *rs = srd_shim_rs_of(fid, FI_CLASS_EP);
+	return rs ? srd_rs_ep_getopt(rs, level, optname, optval, optlen) : -FI_EINVAL;
+}
+
+static int srd_ep_setopt(fid_t fid, int level, int optname, const void *optval, size_t optlen)
+{
+	void *rs = srd_shim_rs_of(fid, FI_CLASS_EP);
+	return rs ? srd_rs_ep_setopt(rs, level, optname, optval, optlen) : -FI_EINVAL;
+}
+
+static int srd_ep_tx_ctx(struct fid_ep *sep, int index, struct fi_tx_attr *attr,
+			 struct fid_ep **tx_ep, void *context)
+{
+	return -FI_ENOSYS;
+}
+
+static int srd_ep_rx_ctx(struct fid_ep *sep, int index, struct fi_rx_attr *attr,
+			 struct fid_ep **rx_ep, void *context)
+{
+	return -FI_ENOSYS;
+}
+
+static ssize_t srd_ep_rx_size_left(struct fid_ep *ep)
+{
+	void *rs = EP_RS(ep);
+	return rs ? srd_rs_ep_size_left(rs, 0) : -FI_EINVAL;
+}
+
+static ssize_t srd_ep_tx_size_left(struct fid_ep *ep)
+{
+	void *rs = EP_RS(ep);
+	return rs ? srd_rs_ep_size_left(rs, 1) : -FI_EINVAL;
+}
+
+static struct fi_ops_ep srd_ep_ops = {
+	.size = sizeof(struct fi_ops_ep),
+	.cancel = srd_ep_cancel,
+	.getopt = srd_ep_getopt,
+	.setopt = srd_ep_setopt,
+	.tx_ctx = srd_ep_tx_ctx,
+	.rx_ctx = srd_ep_rx_ctx,
+	.rx_size_left = srd_ep_rx_size_left,
+	.tx_size_left = srd_ep_tx_size_left,
+};
+
+/* ---- CM: connectionless endpoints only name themselves ---- */
+
+static int srd_ep_setname(fid_t fid, void *addr, size_t addrlen) { return -FI_ENOSYS; }
+
+static int srd_ep_getname(fid_t fid, void *addr, size_t *addrlen)
+{
+	void *rs = srd_shim_rs_of(fid, FI_CLASS_EP);
+	return rs ? srd_rs_ep_getname(rs, addr, addrlen) : -FI_EINVAL;
+}
+
+static int srd_ep_getpeer(struct fid_ep *ep, void *addr, size_t *addrlen) { return -FI_ENOSYS; }
+static int srd_ep_connect(struct fid_ep *ep, const void *addr, const void *param, size_t paramlen) { return -FI_ENOSYS; }
+static int srd_ep_listen(struct fid_pep *pep) { return -FI_ENOSYS; }
+static int srd_ep_accept(struct fid_ep *ep, const void *param, size_t paramlen) { return -FI_ENOSYS; }
+static int srd_ep_reject(struct fid_pep *pep, fid_t handle, const void *param, size_t paramlen) { return -FI_ENOSYS; }
+static int srd_ep_shutdown(struct fid_ep *ep, uint64_t flags) { return -FI_ENOSYS; }
+static int srd_ep_join(struct fid_ep *ep, const void *addr, uint64_t flags, struct fid_mc **mc, void *context) { return -FI_ENOSYS; }
+
+static struct fi_ops_cm srd_ep_cm_ops = {
+	.size = sizeof(struct fi_ops_cm),
+	.setname = srd_ep_setname,
+	.getname = srd_ep_getname,
+	.getpeer = srd_ep_getpeer,
+	.connect = srd_ep_connect,
+	.listen = srd_ep_listen,
+	.accept = srd_ep_accept,
+	.reject = srd_ep_reject,
+	.shutdown = srd_ep_shutdown,
+	.join = srd_ep_join,
+};
+
+/* ---- msg ---- */
+
+#define ONE_IOV(buf, len) { .iov_base = (void *)(buf), .iov_len = (len) }
+
+static ssize_t srd_msg_recv(struct fid_ep *ep, void *buf, size_t len, void *desc,
+			    fi_addr_t src_addr, void *context)
+{
+	void *rs = EP_RS(ep);
+	struct iovec iov = ONE_IOV(buf, len);
+	return rs ? srd_rs_ep_recv(rs, &iov, &desc, 1, src_addr, 0, 0, context, 0, 0, SRD_OP_DEFAULT) : -FI_EINVAL;
+}
+
+static ssize_t srd_msg_recvv(struct fid_ep *ep, const struct iovec *iov, void **desc,
+			     size_t count, fi_addr_t src_addr, void *context)
+{
+	void *rs = EP_RS(ep);
+	return rs ? srd_rs_ep_recv(rs, iov, desc, count, src_addr, 0, 0, context, 0, 0, SRD_OP_DEFAULT) : -FI_EINVAL;
+}
+
+static ssize_t srd_msg_recvmsg(struct fid_ep *ep, const struct fi_msg *msg, uint64_t flags)
+{
+	void *rs = EP_RS(ep);
+	if (!rs || !msg)
+		return -FI_EINVAL;
+	return srd_rs_ep_recv(rs, msg->msg_iov, msg->desc, msg->iov_count, msg->addr, 0, 0,
+			      msg->context, flags, 0, SRD_OP_MSG);
+}
+
+static ssize_t srd_msg_send(struct fid_ep *ep, const void *buf, size_t len, void *desc,
+			    fi_addr_t dest_addr, void *context)
+{
+	void *rs = EP_RS(ep);
+	struct iovec iov = ONE_IOV(buf, len);
+	return rs ? srd_rs_ep_send(rs, &iov, &desc, 1, dest_addr, 0, 0, context, 0, 0, SRD_OP_DEFAULT) : -FI_EINVAL;
+}
+
+static ssize_t srd_msg_sendv(struct fid_ep *ep, const struct iovec *iov, void **desc,
+			     size_t count, fi_addr_t dest_addr, void *context)
+{
+	void *rs = EP_RS(ep);
+	return rs ? srd_rs_ep_send(rs, iov, desc, count, dest_addr, 0, 0, context, 0, 0, SRD_OP_DEFAULT) : -FI_EINVAL;
+}
+
+static ssize_t srd_msg_sendmsg(struct fid_ep *ep, const struct fi_msg *msg, uint64_t flags)
+{
+	void *rs = EP_RS(ep);
+	if (!rs || !msg)
+		return -FI_EINVAL;
+	return srd_rs_ep_send(rs, msg->msg_iov, msg->desc, msg->iov_count, msg->addr, 0, msg->data,
+			      msg->context, flags, 0, SRD_OP_MSG);
+}
+
+static ssize_t srd_msg_inject(struct fid_ep *ep, const void *buf, size_t len, fi_addr_t dest_addr)
+{
+	void *rs = EP_RS(ep);
+	struct iovec iov = ONE_IOV(buf, len);
+	return rs ? srd_rs_ep_send(rs, &iov, NULL, 1, dest_addr, 0, 0, NULL, 0, 0, SRD_OP_INJECT) : -FI_EINVAL;
+}
+
+static ssize_t srd_msg_senddata(struct fid_ep *ep, const void *buf, size_t len, void *desc,
+				uint64_t data, fi_addr_t dest_addr, void *context)
+{
+	void *rs = EP_RS(ep);
+	struct iovec iov = ONE_IOV(buf, len);
+	return rs ? srd_rs_ep_send(rs, &iov, &desc, 1, dest_addr, 0, data, context,
+				   FI_REMOTE_CQ_DATA, 0, SRD_OP_DEFAULT) : -FI_EINVAL;
+}
+
+static ssize_t srd_msg_injectdata(struct fid_ep *ep, const void *buf, size_t len,
+				  uint64_t data, fi_addr_t dest_addr)
+{
+	void *rs = EP_RS(ep);
+	struct iovec iov = ONE_IOV(buf, len);
+	return rs ? srd_rs_ep_send(rs, &iov, NULL, 1, dest_addr, 0, data, NULL,
+				   FI_REMOTE_CQ_DATA, 0, SRD_OP_INJECT) : -FI_EINVAL;
+}
+
+static struct fi_ops_msg srd_ep_msg_ops = {
+	.size = sizeof(struct fi_ops_msg),
+	.recv = srd_msg_recv,
+	.recvv = srd_msg_recvv,
+	.recvmsg = srd_msg_recvmsg,
+	.send = srd_msg_send,
+	.sendv = srd_msg_sendv,
+	.sendmsg = srd_msg_sendmsg,
+	.inject = srd_msg_inject,
+	.senddata = srd_msg_senddata,
+	.injectdata = srd_msg_injectdata,
+};
+
+/* ---- tagged ---- */
+
+static ssize_t srd_tag_recv(struct fid_ep *ep, void *buf, size_t len, void *desc,
+			    fi_addr_t src_addr, uint64_t tag, uint64_t ignore, void *context)
+{
+	void *rs = EP_RS(ep);
+	struct iovec iov = ONE_IOV(buf, len);
+	return rs ? srd_rs_ep_recv(rs, &iov, &desc, 1, src_addr, tag, ignore, context, 0, 1, SRD_OP_DEFAULT) : -FI_EINVAL;
+}
+
+static ssize_t srd_tag_recvv(struct fid_ep *ep, const struct iovec *iov, void **desc,
+			     size_t count, fi_addr_t src_addr, uint64_t tag, uint64_t ignore,
+			     void *context)
+{
+	void *rs = EP_RS(ep);
+	return rs ? srd_rs_ep_recv(rs, iov, desc, count, src_addr, tag, ignore, context, 0, 1, SRD_OP_DEFAULT) : -FI_EINVAL;
+}
+
+static ssize_t srd_tag_recvmsg(struct fid_ep *ep, const struct fi_msg_tagged *msg, uint64_t flags)
+{
+	void *rs = EP_RS(ep);
+	if (!rs || !msg)
+		return -FI_EINVAL;
+	return srd_rs_ep_recv(rs, msg->msg_iov, msg->desc, msg->iov_count, msg->addr, msg->tag,
+			      msg->ignore, msg->context, flags, 1, SRD_OP_MSG);
+}
+
+static ssize_t srd_tag_send(struct fid_ep *ep, const void *buf, size_t len, void *desc,
+			    fi_addr_t dest_addr, uint64_t tag, void *context)
+{
+	void *rs = EP_RS(ep);
+	struct iovec iov = ONE_IOV(buf, len);
+	return rs ? srd_rs_ep_send(rs, &iov, &desc, 1, dest_addr, tag, 0, context, 0, 1, SRD_OP_DEFAULT) : -FI_EINVAL;
+}
+
+static ssize_t srd_tag_sendv(struct fid_ep *ep, const struct iovec *iov, void **desc,
+			     size_t count, fi_addr_t dest_addr, uint64_t tag, void *context)
+{
+	void *rs = EP_RS(ep);
+	return rs ? srd_rs_ep_send(rs, iov, desc, count, dest_addr, tag, 0, context, 0, 1, SRD_OP_DEFAULT) : -FI_EINVAL;
+}
+
+static ssize_t srd_tag_sendmsg(struct fid_ep *ep, const struct fi_msg_tagged *msg, uint64_t flags)
+{
+	void *rs = EP_RS(ep);
+	if (!rs || !msg)
+		return -FI_EINVAL;
+	return srd_rs_ep_send(rs, msg->msg_iov, msg->desc, msg->iov_count, msg->addr, msg->tag,
+			      msg->data, msg->context, flags, 1, SRD_OP_MSG);
+}
+
+static ssize_t srd_tag_inject(struct fid_ep *ep, const void *buf, size_t len,
+			      fi_addr_t dest_addr, uint64_t tag)
+{
+	void *rs = EP_RS(ep);
+	struct iovec iov = ONE_IOV(buf, len);
+	return rs ? srd_rs_ep_send(rs, &iov, NULL, 1, dest_addr, tag, 0, NULL, 0, 1, SRD_OP_INJECT) : -FI_EINVAL;
+}
+
+static ssize_t srd_tag_senddata(struct fid_ep *ep, const void *buf, size_t len, void *desc,
+				uint64_t data, fi_addr_t dest_addr, uint64_t tag, void *context)
+{
+	void *rs = EP_RS(ep);
+	struct iovec iov = ONE_IOV(buf, len);
+	return rs ? srd_rs_ep_send(rs, &iov, &desc, 1, dest_addr, tag, data, context,
+				   FI_REMOTE_CQ_DATA, 1, SRD_OP_DEFAULT) : -FI_EINVAL;
+}
+
+static ssize_t srd_tag_injectdata(struct fid_ep *ep, const void *buf, size_t len,
+				  uint64_t data, fi_addr_t dest_addr, uint64_t tag)
+{
+	void *rs = EP_RS(ep);
+	struct iovec iov = ONE_IOV(buf, len);
+	return rs ? srd_rs_ep_send(rs, &iov, NULL, 1, dest_addr, tag, data, NULL,
+				   FI_REMOTE_CQ_DATA, 1, SRD_OP_INJECT) : -FI_EINVAL;
+}
+
+static struct fi_ops_tagged srd_ep_tagged_ops = {
+	.size = sizeof(struct fi_ops_tagged),
+	.recv = srd_tag_recv,
+	.recvv = srd_tag_recvv,
+	.recvmsg = srd_tag_recvmsg,
+	.send = srd_tag_send,
+	.sendv = srd_tag_sendv,
+	.sendmsg = srd_tag_sendmsg,
+	.inject = srd_tag_inject,
+	.senddata = srd_tag_senddata,
+	.injectdata = srd_tag_injectdata,
+};
+
+/* ---- RMA and atomics: not built yet ---- */
+
+static ssize_t rma_read(struct fid_ep *ep, void *buf, size_t len, void *desc, fi_addr_t src_addr,
+			uint64_t addr, uint64_t key, void *context) { return -FI_ENOSYS; }
+static ssize_t rma_readv(struct fid_ep *ep, const struct iovec *iov, void **desc, size_t count,
+			 fi_addr_t src_addr, uint64_t addr, uint64_t key, void *context) { return -FI_ENOSYS; }
+static ssize_t rma_readmsg(struct fid_ep *ep, const struct fi_msg_rma *msg, uint64_t flags) { return -FI_ENOSYS; }
+static ssize_t rma_write(struct fid_ep *ep, const void *buf, size_t len, void *desc, fi_addr_t dest_addr,
+			 uint64_t addr, uint64_t key, void *context) { return -FI_ENOSYS; }
+static ssize_t rma_writev(struct fid_ep *ep, const struct iovec *iov, void **desc, size_t count,
+			  fi_addr_t dest_addr, uint64_t addr, uint64_t key, void *context) { return -FI_ENOSYS; }
+static ssize_t rma_writemsg(struct fid_ep *ep, const struct fi_msg_rma *msg, uint64_t flags) { return -FI_ENOSYS; }
+static ssize_t rma_inject(struct fid_ep *ep, const void *buf, size_t len, fi_addr_t dest_addr,
+			  uint64_t addr, uint64_t key) { return -FI_ENOSYS; }
+static ssize_t rma_writedata(struct fid_ep *ep, const void *buf, size_t len, void *desc, uint64_t data,
+			     fi_addr_t dest_addr, uint64_t addr, uint64_t key, void *context) { return -FI_ENOSYS; }
+static ssize_t rma_injectdata(struct fid_ep *ep, const void *buf, size_t len, uint64_t data,
+			      fi_addr_t dest_addr, uint64_t addr, uint64_t key) { return -FI_ENOSYS; }
+
+static struct fi_ops_rma srd_ep_rma_ops = {
+	.size = sizeof(struct fi_ops_rma),
+	.read = rma_read, .readv = rma_readv, .readmsg = rma_readmsg,
+	.write = rma_write, .writev = rma_writev, .writemsg = rma_writemsg,
+	.inject = rma_inject, .writedata = rma_writedata, .injectdata = rma_injectdata,
+};
+
+static ssize_t at_write(struct fid_ep *ep, const void *buf, size_t count, void *desc, fi_addr_t dest_addr,
+			uint64_t addr, uint64_t key, enum fi_datatype dt, enum fi_op op, void *context) { return -FI_ENOSYS; }
+static ssize_t at_writev(struct fid_ep *ep, const struct fi_ioc *iov, void **desc, size_t count,
+			 fi_addr_t dest_addr, uint64_t addr, uint64_t key, enum fi_datatype dt,
+			 enum fi_op op, void *context) { return -FI_ENOSYS; }
+static ssize_t at_writemsg(struct fid_ep *ep, const struct fi_msg_atomic *msg, uint64_t flags) { return -FI_ENOSYS; }
+static ssize_t at_inject(struct fid_ep *ep, const void *buf, size_t count, fi_addr_t dest_addr,
+			 uint64_t addr, uint64_t key, enum fi_datatype dt, enum fi_op op) { return -FI_ENOSYS; }
+static ssize_t at_readwrite(struct fid_ep *ep, const void *buf, size_t count, void *desc, void *result,
+			    void *result_desc, fi_addr_t dest_addr, uint64_t addr, uint64_t key,
+			    enum fi_datatype dt, enum fi_op op, void *context) { return -FI_ENOSYS; }
+static ssize_t at_readwritev(struct fid_ep *ep, const struct fi_ioc *iov, void **desc, size_t count,
+			     struct fi_ioc *resultv, void **result_desc, size_t result_count,
+			     fi_addr_t dest_addr, uint64_t addr, uint64_t key, enum fi_datatype dt,
+			     enum fi_op op, void *context) { return -FI_ENOSYS; }
+static ssize_t at_readwritemsg(struct fid_ep *ep, const struct fi_msg_atomic *msg, struct fi_ioc *resultv,
+			       void **result_desc, size_t result_count, uint64_t flags) { return -FI_ENOSYS; }
+static ssize_t at_compwrite(struct fid_ep *ep, const void *buf, size_t count, void *desc,
+			    const void *compare, void *compare_desc, void *result, void *result_desc,
+			    fi_addr_t dest_addr, uint64_t addr, uint64_t key, enum fi_datatype dt,
+			    enum fi_op op, void *context) { return -FI_ENOSYS; }
+static ssize_t at_compwritev(struct fid_ep *ep, const struct fi_ioc *iov, void **desc, size_t count,
+			     const struct fi_ioc *comparev, void **compare_desc, size_t compare_count,
+			     struct fi_ioc *resultv, void **result_desc, size_t result_count,
+			     fi_addr_t dest_addr, uint64_t addr, uint64_t key, enum fi_datatype dt,
+			     enum fi_op op, void *context) { return -FI_ENOSYS; }
+static ssize_t at_compwritemsg(struct fid_ep *ep, const struct fi_msg_atomic *msg,
+			       const struct fi_ioc *comparev, void **compare_desc, size_t compare_count,
+			       struct fi_ioc *resultv, void **result_desc, size_t result_count,
+			       uint64_t flags) { return -FI_ENOSYS; }
+static int at_valid(struct fid_ep *ep, enum fi_datatype dt, enum fi_op op, size_t *count) { return -FI_ENOSYS; }
+
+static struct fi_ops_atomic srd_ep_atomic_ops = {
+	.size = sizeof(struct fi_ops_atomic),
+	.write = at_write, .writev = at_writev, .writemsg = at_writemsg, .inject = at_inject,
+	.readwrite = at_readwrite, .readwritev = at_readwritev, .readwritemsg = at_readwritemsg,
+	.compwrite = at_compwrite, .compwritev = at_compwritev, .compwritemsg = at_compwritemsg,
+	.writevalid = at_valid, .readwritevalid = at_valid, .compwritevalid = at_valid,
+};
+
+struct fid_ep *srd_shim_new_ep(void *rs, void *context, int ep_type, uint64_t caps)
+{
+	struct srd_ep *e = calloc(1, sizeof(*e));
+
+	if (!e)
+		return NULL;
+	e->fid.fid.fclass = FI_CLASS_EP;
+	e->fid.fid.context = context;
+	e->fid.fid.ops = srd_shim_fi_ops(FI_CLASS_EP);
+	e->fid.ops = &srd_ep_ops;
+	e->fid.cm = &srd_ep_cm_ops;
+	e->fid.msg = &srd_ep_msg_ops;
+	e->fid.tagged = &srd_ep_tagged_ops;
+	e->fid.rma = &srd_ep_rma_ops;
+	e->fid.atomic = &srd_ep_atomic_ops;
+	e->fid.collective = NULL;
+	e->rs = rs;
+	return &e->fid;
+}

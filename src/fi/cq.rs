@@ -1,0 +1,306 @@
+//! Completion queues (fi_cq(3)).
+//!
+//! Entries are kept in provider form and written in the queue's format when
+//! read. The queue never drops: producers check [`Cq::has_room`] and keep
+//! completions in their own bounded state until the application reads,
+//! which is what "overrun reported, not dropped" means for manual progress.
+
+use super::errno::{Error, Result};
+use crate::ffi::bindings as b;
+use smallvec::SmallVec;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, Weak};
+
+/// A successful completion.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Entry {
+    pub context: usize,
+    pub flags: u64,
+    pub len: usize,
+    pub buf: usize,
+    pub data: u64,
+    pub tag: u64,
+    /// Source fi_addr (FI_ADDR_NOTAVAIL when unknown).
+    pub src: u64,
+}
+
+/// An error completion.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ErrEntry {
+    pub entry: Entry,
+    pub olen: usize,
+    /// Positive FI_E* value.
+    pub err: i32,
+    pub prov_errno: i32,
+    pub err_data: SmallVec<[u8; 48]>,
+}
+
+/// Anything that makes progress for a queue (endpoints bound to it).
+pub trait Progress: Send + Sync {
+    fn progress(&self);
+    /// File descriptors to wait on in blocking reads.
+    fn wait_fds(&self, out: &mut Vec<i32>);
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    ok: VecDeque<Entry>,
+    err: VecDeque<ErrEntry>,
+    /// Last error handed out by readerr, kept so `err_data` pointers given
+    /// to the application stay valid until the next readerr.
+    last_err: Option<ErrEntry>,
+}
+
+/// A completion queue.
+pub struct Cq {
+    pub format: u32,
+    pub size: usize,
+    pub wait_obj: u32,
+    inner: Mutex<Inner>,
+    eps: Mutex<Vec<Weak<dyn Progress>>>,
+    signaled: AtomicBool,
+}
+
+impl std::fmt::Debug for Cq {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cq")
+            .field("format", &self.format)
+            .field("size", &self.size)
+            .finish()
+    }
+}
+
+pub const DEFAULT_SIZE: usize = 4096;
+pub const MAX_SIZE: usize = 1 << 20;
+
+impl Cq {
+    /// Opens a queue per fi_cq_attr.
+    pub fn new(format: u32, size: usize, wait_obj: u32, flags: u64) -> Result<Cq> {
+        let format = match format {
+            f if f == b::FI_CQ_FORMAT_UNSPEC => b::FI_CQ_FORMAT_CONTEXT,
+            f if f == b::FI_CQ_FORMAT_CONTEXT
+                || f == b::FI_CQ_FORMAT_MSG
+                || f == b::FI_CQ_FORMAT_DATA
+                || f == b::FI_CQ_FORMAT_TAGGED =>
+            {
+                f
+            }
+            _ => return Err(Error::Inval),
+        };
+        if flags & !(b::FI_AFFINITY) != 0 {
+            // FI_AFFINITY is a hint; nothing else is defined for cq_open.
+            return Err(Error::Inval);
+        }
+        let wait_obj = match wait_obj {
+            w if w == b::FI_WAIT_NONE
+                || w == b::FI_WAIT_UNSPEC
+                || w == b::FI_WAIT_YIELD
+                || w == b::FI_WAIT_MUTEX_COND =>
+            {
+                w
+            }
+            // An fd the application could poll needs a progress thread.
+            w if w == b::FI_WAIT_FD || w == b::FI_WAIT_SET || w == b::FI_WAIT_POLLFD => {
+                return Err(Error::NoSys);
+            }
+            _ => return Err(Error::Inval),
+        };
+        let size = match size {
+            0 => DEFAULT_SIZE,
+            s if s > MAX_SIZE => return Err(Error::Inval),
+            s => s,
+        };
+        Ok(Cq {
+            format,
+            size,
+            wait_obj,
+            inner: Mutex::new(Inner {
+                ok: VecDeque::with_capacity(size.min(4096)),
+                ..Default::default()
+            }),
+            eps: Mutex::new(Vec::new()),
+            signaled: AtomicBool::new(false),
+        })
+    }
+
+    /// Bytes of one entry in this queue's format.
+    pub fn entry_size(&self) -> usize {
+        match self.format {
+            f if f == b::FI_CQ_FORMAT_MSG => std::mem::size_of::<b::fi_cq_msg_entry>(),
+            f if f == b::FI_CQ_FORMAT_DATA => std::mem::size_of::<b::fi_cq_data_entry>(),
+            f if f == b::FI_CQ_FORMAT_TAGGED => std::mem::size_of::<b::fi_cq_tagged_entry>(),
+            _ => std::mem::size_of::<b::fi_cq_entry>(),
+        }
+    }
+
+    pub fn attach(&self, ep: Weak<dyn Progress>) {
+        let mut eps = self.eps.lock().unwrap_or_else(|e| e.into_inner());
+        eps.retain(|w| w.strong_count() > 0);
+        eps.push(ep);
+    }
+
+    pub fn detach(&self, ep: &Weak<dyn Progress>) {
+        let mut eps = self.eps.lock().unwrap_or_else(|e| e.into_inner());
+        eps.retain(|w| w.strong_count() > 0 && !Weak::ptr_eq(w, ep));
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Room for at least `n` more entries (successful or error).
+    pub fn has_room(&self, n: usize) -> bool {
+        let g = self.lock();
+        g.ok.len() + g.err.len() + n <= self.size
+    }
+
+    /// Adds a completion; `Err(Again)` when full (caller keeps it).
+    pub fn push(&self, e: Entry) -> Result<()> {
+        let mut g = self.lock();
+        if g.ok.len() + g.err.len() >= self.size {
+            return Err(Error::Again);
+        }
+        g.ok.push_back(e);
+        Ok(())
+    }
+
+    /// Adds an error completion; `Err(Again)` when full.
+    pub fn push_err(&self, e: ErrEntry) -> Result<()> {
+        let mut g = self.lock();
+        if g.ok.len() + g.err.len() >= self.size {
+            return Err(Error::Again);
+        }
+        g.err.push_back(e);
+        Ok(())
+    }
+
+    /// Drives every endpoint bound to this queue.
+    pub fn progress(&self) {
+        let eps: SmallVec<[std::sync::Arc<dyn Progress>; 4]> = {
+            let g = self.eps.lock().unwrap_or_else(|e| e.into_inner());
+            g.iter().filter_map(Weak::upgrade).collect()
+        };
+        for ep in eps {
+            ep.progress();
+        }
+    }
+
+    /// Takes up to `max` entries. `Err(Avail)` when an error entry waits and
+    /// no successful ones do; `Err(Again)` when empty.
+    pub fn take(&self, max: usize, out: &mut impl FnMut(&Entry)) -> Result<usize> {
+        let mut g = self.lock();
+        if g.ok.is_empty() {
+            return Err(if g.err.is_empty() {
+                Error::Again
+            } else {
+                Error::Avail
+            });
+        }
+        let mut n = 0;
+        while n < max {
+            let Some(e) = g.ok.pop_front() else { break };
+            out(&e);
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Takes the first error entry (kept alive until the next call so its
+    /// err_data can be pointed to).
+    pub fn take_err(&self, out: &mut impl FnMut(&ErrEntry)) -> Result<()> {
+        let mut g = self.lock();
+        let e = g.err.pop_front().ok_or(Error::Again)?;
+        out(&e);
+        g.last_err = Some(e);
+        Ok(())
+    }
+
+    /// Pointer to the err_data of the last error handed out.
+    pub fn with_last_err<R>(&self, f: impl FnOnce(Option<&ErrEntry>) -> R) -> R {
+        let g = self.lock();
+        f(g.last_err.as_ref())
+    }
+
+    pub fn has_entries(&self) -> bool {
+        let g = self.lock();
+        !g.ok.is_empty() || !g.err.is_empty()
+    }
+
+    pub fn signal(&self) {
+        self.signaled.store(true, Ordering::Release);
+    }
+
+    /// Consumes a pending signal.
+    pub fn take_signal(&self) -> bool {
+        self.signaled.swap(false, Ordering::AcqRel)
+    }
+
+    /// Descriptors of the bound endpoints (for blocking reads).
+    pub fn wait_fds(&self, out: &mut Vec<i32>) {
+        let eps: SmallVec<[std::sync::Arc<dyn Progress>; 4]> = {
+            let g = self.eps.lock().unwrap_or_else(|e| e.into_inner());
+            g.iter().filter_map(Weak::upgrade).collect()
+        };
+        for ep in eps {
+            ep.wait_fds(out);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounded_fifo_with_error_queue() {
+        let cq = Cq::new(b::FI_CQ_FORMAT_TAGGED, 2, b::FI_WAIT_NONE, 0).unwrap();
+        assert_eq!(cq.take(8, &mut |_| {}), Err(Error::Again));
+        cq.push(Entry {
+            context: 1,
+            ..Default::default()
+        })
+        .unwrap();
+        cq.push_err(ErrEntry {
+            err: b::FI_ETRUNC as i32,
+            olen: 3,
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(!cq.has_room(1));
+        assert_eq!(
+            cq.push(Entry::default()),
+            Err(Error::Again),
+            "full: producer keeps it"
+        );
+        let mut got = vec![];
+        assert_eq!(cq.take(8, &mut |e| got.push(e.context)), Ok(1));
+        assert_eq!(got, [1]);
+        assert_eq!(cq.take(8, &mut |_| {}), Err(Error::Avail));
+        let mut olen = 0;
+        cq.take_err(&mut |e| olen = e.olen).unwrap();
+        assert_eq!(olen, 3);
+        assert_eq!(cq.take(8, &mut |_| {}), Err(Error::Again));
+    }
+
+    #[test]
+    fn attributes_are_checked() {
+        assert!(Cq::new(99, 0, b::FI_WAIT_NONE, 0).is_err());
+        assert_eq!(
+            Cq::new(b::FI_CQ_FORMAT_MSG, 0, b::FI_WAIT_FD, 0).err(),
+            Some(Error::NoSys)
+        );
+        assert_eq!(
+            Cq::new(b::FI_CQ_FORMAT_UNSPEC, 0, b::FI_WAIT_NONE, 0)
+                .unwrap()
+                .format,
+            b::FI_CQ_FORMAT_CONTEXT
+        );
+        assert_eq!(
+            Cq::new(b::FI_CQ_FORMAT_MSG, 0, b::FI_WAIT_NONE, 0)
+                .unwrap()
+                .size,
+            DEFAULT_SIZE
+        );
+    }
+}
