@@ -111,6 +111,7 @@ pub struct Sim {
     black_holes: Vec<BlackHole>,
     /// Devices currently unplugged: nothing in or out.
     down: Vec<bool>,
+    blackholed_from: Vec<u64>,
 }
 
 /// The simulated address of device `i`.
@@ -145,6 +146,7 @@ impl Sim {
             out: vec![0; max],
             black_holes: Vec::new(),
             down: vec![false; n],
+            blackholed_from: vec![0; n],
         })
     }
 
@@ -157,6 +159,11 @@ impl Sim {
         if let Some(d) = self.down.get_mut(device) {
             *d = down;
         }
+    }
+
+    /// Datagrams from `device` swallowed by black holes.
+    pub fn blackholed_from(&self, device: usize) -> u64 {
+        self.blackholed_from.get(device).copied().unwrap_or(0)
     }
 
     /// Datagrams in transit.
@@ -222,6 +229,9 @@ impl Sim {
         self.stats.sent += 1;
         if self.blackholed(from, path) {
             self.stats.blackholed += 1;
+            if let Some(c) = self.blackholed_from.get_mut(from) {
+                *c += 1;
+            }
             return;
         }
         if self.rng.chance_ppm(self.net.loss_ppm) {
