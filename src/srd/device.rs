@@ -1,0 +1,1010 @@
+//! The device: verbs objects plus the packet engine (docs/srd-spec.md).
+
+use super::objects::{AhEntry, CqEntry, MrEntry, QpEntry, RKEY_BIT, Table};
+use super::peer::{EpochCheck, Peer};
+use super::pool::Pool;
+use super::{
+    Access, Ah, Completion, Cq, DeviceAddr, DeviceConfig, MAX_PATHS, Mr, Opcode, Pd, QpAttr,
+    PeerInfo, QpState, QpType, Qpn, RX_WINDOW, RecvWr, SendWr, SrdError, Stats, Transmit, UD_PREFIX, Usage,
+    WcStatus,
+};
+use crate::wire::WireError;
+use crate::wire::srd::{self as w, Body, NakReason, Packet, PacketType, Repr, flags};
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddrV4;
+
+/// Later transmissions that must be acked before an older one counts as lost.
+const DUPTHRESH: u64 = 3;
+
+/// One software SRD device. See the module docs of `srd` for the I/O face.
+#[derive(Debug)]
+pub struct Device {
+    cfg: DeviceConfig,
+    stats: Stats,
+    pds: Table<()>,
+    mrs: Table<MrEntry>,
+    ahs: Table<AhEntry>,
+    cqs: Table<CqEntry>,
+    qps: Table<QpEntry>,
+    peers: Vec<Peer>,
+    peer_map: HashMap<DeviceAddr, u32>,
+    pool: Pool,
+    /// UD sends awaiting transmission (send buffer ids).
+    ud_queue: VecDeque<u32>,
+    ud_next_path: u8,
+    /// Peers owing an ack.
+    ack_queue: VecDeque<u32>,
+    /// NAKs awaiting transmission: (peer, psn, reason).
+    nak_queue: VecDeque<(u32, u32, NakReason)>,
+    /// Peers with data to send, served round-robin.
+    ready: VecDeque<u32>,
+}
+
+fn count_wire_error(stats: &mut Stats, e: WireError) {
+    match e {
+        WireError::Truncated => stats.drop_truncated += 1,
+        WireError::BadVersion(_) => stats.drop_bad_version += 1,
+        WireError::UnknownType(_) => stats.drop_unknown_type += 1,
+        WireError::Malformed => stats.drop_malformed += 1,
+        WireError::Checksum => stats.drop_checksum += 1,
+    }
+}
+
+impl Device {
+    /// Creates a device. Fails with `InvalidArg` on an unusable config
+    /// (no paths, payload too large for a datagram, window beyond RX_WINDOW).
+    pub fn new(cfg: DeviceConfig) -> Result<Device, SrdError> {
+        let paths_ok = cfg.paths >= 1 && usize::from(cfg.paths) <= MAX_PATHS;
+        let payload_ok = cfg.max_payload + w::DATA_HEADER_LEN <= w::MAX_TOTAL_LEN;
+        let window_ok = cfg.window >= 1 && cfg.window <= RX_WINDOW;
+        if !paths_ok || !payload_ok || !window_ok || cfg.min_rto > cfg.max_rto {
+            return Err(SrdError::InvalidArg);
+        }
+        Ok(Device {
+            stats: Stats::default(),
+            pds: Table::new(cfg.max_qps),
+            mrs: Table::new(cfg.max_mrs),
+            ahs: Table::new(cfg.max_ahs),
+            cqs: Table::new(cfg.max_cqs),
+            qps: Table::new(cfg.max_qps),
+            peers: Vec::new(),
+            peer_map: HashMap::new(),
+            pool: Pool::new(cfg.tx_buffers),
+            ud_queue: VecDeque::new(),
+            ud_next_path: 0,
+            ack_queue: VecDeque::new(),
+            nak_queue: VecDeque::new(),
+            ready: VecDeque::new(),
+            cfg,
+        })
+    }
+
+    pub fn config(&self) -> &DeviceConfig {
+        &self.cfg
+    }
+    pub fn addr(&self) -> DeviceAddr {
+        self.cfg.addr
+    }
+    /// Largest payload of one send.
+    pub fn max_payload(&self) -> usize {
+        self.cfg.max_payload
+    }
+    /// Size `poll_transmit`'s buffer must have.
+    pub fn max_datagram(&self) -> usize {
+        self.cfg.max_payload + w::DATA_HEADER_LEN
+    }
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    pub fn usage(&self) -> Usage {
+        let mut u = Usage {
+            tx_buffers_in_use: self.pool.in_use(),
+            tx_buffers_allocated: self.pool.allocated(),
+            ctrl_queued: u32::try_from(self.nak_queue.len() + self.ack_queue.len())
+                .unwrap_or(u32::MAX),
+            peers: u32::try_from(self.peers.len()).unwrap_or(u32::MAX),
+            ..Usage::default()
+        };
+        for p in &self.peers {
+            u.in_flight += p.tx.in_flight;
+            let q = p.tx.pending.len() + p.tx.retx_len();
+            u.queued += u32::try_from(q).unwrap_or(u32::MAX);
+        }
+        u.queued += u32::try_from(self.ud_queue.len()).unwrap_or(u32::MAX);
+        for c in self.cqs.iter() {
+            u.cq_entries += u32::try_from(c.entries.len()).unwrap_or(u32::MAX);
+        }
+        for q in self.qps.iter() {
+            u.recv_posted += u32::try_from(q.rq.len()).unwrap_or(u32::MAX);
+        }
+        u
+    }
+
+    /// What the device holds for `addr`, if it knows it.
+    pub fn peer_info(&self, addr: DeviceAddr) -> Option<PeerInfo> {
+        let p = self.peers.get(ix(*self.peer_map.get(&addr)?))?;
+        let dead_paths = (0..self.cfg.paths)
+            .filter(|&i| p.paths.is_dead(i))
+            .fold(0u16, |m, i| m | (1 << i));
+        Some(PeerInfo {
+            paths_alive: p.paths.alive(),
+            dead_paths,
+            srtt: p.rtt.srtt(),
+            rto: p.rtt.rto(),
+            cwnd: p.cwnd.get(),
+            in_flight: p.tx.in_flight,
+            outstanding: p.tx.outstanding(),
+        })
+    }
+
+    // ---------------------------------------------------------------- verbs
+
+    pub fn alloc_pd(&mut self) -> Result<Pd, SrdError> {
+        self.pds.insert(()).map(Pd).ok_or(SrdError::TableFull)
+    }
+
+    /// Fails with `Busy` while a QP, AH or MR uses the PD.
+    pub fn dealloc_pd(&mut self, pd: Pd) -> Result<(), SrdError> {
+        self.pds.get(pd.0).ok_or(SrdError::InvalidPd)?;
+        let used = self.qps.iter().any(|q| q.pd == pd.0)
+            || self.ahs.iter().any(|a| a.pd == pd.0)
+            || self.mrs.iter().any(|m| m.pd == pd.0);
+        if used {
+            return Err(SrdError::Busy);
+        }
+        self.pds.remove(pd.0);
+        Ok(())
+    }
+
+    /// Registers `[addr, addr+len)` with `access`. The device never
+    /// dereferences `addr`: the layer above uses `check_mr` before touching
+    /// memory on behalf of a key (emulated RMA).
+    pub fn reg_mr(&mut self, pd: Pd, addr: u64, len: u64, access: Access) -> Result<Mr, SrdError> {
+        self.pds.get(pd.0).ok_or(SrdError::InvalidPd)?;
+        addr.checked_add(len).ok_or(SrdError::InvalidArg)?;
+        let key = self
+            .mrs
+            .insert(MrEntry {
+                pd: pd.0,
+                addr,
+                len,
+                access,
+            })
+            .ok_or(SrdError::TableFull)?;
+        // Handles use 16 + 16 bits; the generation is kept below RKEY_BIT.
+        let lkey = key & !RKEY_BIT;
+        Ok(Mr {
+            lkey,
+            rkey: lkey | RKEY_BIT,
+        })
+    }
+
+    pub fn dereg_mr(&mut self, lkey: u32) -> Result<(), SrdError> {
+        self.mrs.remove(lkey).map(|_| ()).ok_or(SrdError::InvalidMr)
+    }
+
+    /// Checks that `key` (an lkey, or an rkey when `remote`) covers
+    /// `[addr, addr+len)` in `pd` with `needed` access.
+    pub fn check_mr(
+        &self,
+        pd: Pd,
+        key: u32,
+        remote: bool,
+        addr: u64,
+        len: u64,
+        needed: Access,
+    ) -> Result<(), SrdError> {
+        if remote != (key & RKEY_BIT != 0) {
+            return Err(SrdError::AccessDenied);
+        }
+        let m = self.mrs.get(key & !RKEY_BIT).ok_or(SrdError::AccessDenied)?;
+        let end = addr.checked_add(len).ok_or(SrdError::AccessDenied)?;
+        let inside = addr >= m.addr && end <= m.addr + m.len;
+        if m.pd != pd.0 || !inside || !m.access.contains(needed) {
+            return Err(SrdError::AccessDenied);
+        }
+        Ok(())
+    }
+
+    /// Creates an address handle for a remote device. Allocates the per-peer
+    /// state if this is the first handle or packet for it.
+    pub fn create_ah(&mut self, pd: Pd, addr: DeviceAddr) -> Result<Ah, SrdError> {
+        self.pds.get(pd.0).ok_or(SrdError::InvalidPd)?;
+        let peer = self.peer_index(addr, true).ok_or(SrdError::TableFull)?;
+        self.ahs
+            .insert(AhEntry { pd: pd.0, addr, peer })
+            .map(Ah)
+            .ok_or(SrdError::TableFull)
+    }
+
+    /// Destroys a handle. Sends already posted with it still complete.
+    pub fn destroy_ah(&mut self, ah: Ah) -> Result<(), SrdError> {
+        self.ahs.remove(ah.0).map(|_| ()).ok_or(SrdError::InvalidAh)
+    }
+
+    pub fn ah_addr(&self, ah: Ah) -> Option<DeviceAddr> {
+        self.ahs.get(ah.0).map(|a| a.addr)
+    }
+
+    pub fn create_cq(&mut self, depth: u32) -> Result<Cq, SrdError> {
+        if depth == 0 {
+            return Err(SrdError::InvalidArg);
+        }
+        self.cqs
+            .insert(CqEntry {
+                depth,
+                reserved: 0,
+                entries: VecDeque::new(),
+            })
+            .map(Cq)
+            .ok_or(SrdError::TableFull)
+    }
+
+    pub fn destroy_cq(&mut self, cq: Cq) -> Result<(), SrdError> {
+        let c = self.cqs.get(cq.0).ok_or(SrdError::InvalidCq)?;
+        if c.reserved > 0 {
+            return Err(SrdError::Busy);
+        }
+        self.cqs.remove(cq.0);
+        Ok(())
+    }
+
+    /// Creates a QP in RESET. Its queue depths are reserved on its CQs, which
+    /// must have room (`InvalidArg` otherwise), so a CQ can never overflow.
+    pub fn create_qp(&mut self, attr: QpAttr) -> Result<Qpn, SrdError> {
+        self.pds.get(attr.pd.0).ok_or(SrdError::InvalidPd)?;
+        let sq = if attr.sq_depth == 0 { self.cfg.sq_depth } else { attr.sq_depth };
+        let rq = if attr.rq_depth == 0 { self.cfg.rq_depth } else { attr.rq_depth };
+        let room = |c: &CqEntry| c.depth - c.reserved;
+        let scq = self.cqs.get(attr.send_cq.0).ok_or(SrdError::InvalidCq)?;
+        let rcq = self.cqs.get(attr.recv_cq.0).ok_or(SrdError::InvalidCq)?;
+        let fits = if attr.send_cq == attr.recv_cq {
+            u64::from(room(scq)) >= u64::from(sq) + u64::from(rq)
+        } else {
+            room(scq) >= sq && room(rcq) >= rq
+        };
+        if !fits {
+            return Err(SrdError::InvalidArg);
+        }
+        let qpn = self
+            .qps
+            .insert(QpEntry {
+                pd: attr.pd.0,
+                qp_type: attr.qp_type,
+                qkey: attr.qkey,
+                state: QpState::Reset,
+                send_cq: attr.send_cq.0,
+                recv_cq: attr.recv_cq.0,
+                sq_depth: sq,
+                rq_depth: rq,
+                sq_outstanding: 0,
+                rq: VecDeque::new(),
+            })
+            .ok_or(SrdError::TableFull)?;
+        if let Some(c) = self.cqs.get_mut(attr.send_cq.0) {
+            c.reserved += sq;
+        }
+        if let Some(c) = self.cqs.get_mut(attr.recv_cq.0) {
+            c.reserved += rq;
+        }
+        Ok(qpn)
+    }
+
+    /// Moves a QP along RESET → INIT → RTR → RTS, or to ERR / RESET from
+    /// anywhere. Entering ERR or RESET flushes every posted WR with a
+    /// `Flushed` completion (receive buffers come back in them).
+    pub fn modify_qp(&mut self, qpn: Qpn, to: QpState) -> Result<(), SrdError> {
+        let q = self.qps.get_mut(qpn).ok_or(SrdError::InvalidQp)?;
+        if !q.state.can_move_to(to) {
+            return Err(SrdError::InvalidTransition);
+        }
+        q.state = to;
+        if matches!(to, QpState::Err | QpState::Reset) {
+            self.flush_qp(qpn);
+        }
+        Ok(())
+    }
+
+    pub fn qp_state(&self, qpn: Qpn) -> Option<QpState> {
+        self.qps.get(qpn).map(|q| q.state)
+    }
+
+    /// Destroys a QP: flushes its WRs (completions still go to its CQs) and
+    /// releases its CQ reservations.
+    pub fn destroy_qp(&mut self, qpn: Qpn) -> Result<(), SrdError> {
+        self.qps.get(qpn).ok_or(SrdError::InvalidQp)?;
+        self.flush_qp(qpn);
+        let Some(q) = self.qps.remove(qpn) else {
+            return Err(SrdError::InvalidQp);
+        };
+        if let Some(c) = self.cqs.get_mut(q.send_cq) {
+            c.reserved -= q.sq_depth;
+        }
+        if let Some(c) = self.cqs.get_mut(q.recv_cq) {
+            c.reserved -= q.rq_depth;
+        }
+        Ok(())
+    }
+
+    fn flush_qp(&mut self, qpn: Qpn) {
+        // Receives.
+        let Some(q) = self.qps.get_mut(qpn) else { return };
+        let rq = std::mem::take(&mut q.rq);
+        let rcq = q.recv_cq;
+        for wr in rq {
+            self.push_cq(rcq, completion(wr.wr_id, qpn, WcStatus::Flushed, Opcode::Recv, 0, None, Some(wr.buf)));
+        }
+        // Sends, wherever they wait. Abandoned PSNs are skipped by the
+        // receiver through `una`.
+        for pi in 0..self.peers.len() {
+            let Some(p) = self.peers.get(pi) else { continue };
+            let psns: Vec<u32> = p
+                .tx
+                .live_psns()
+                .filter(|&psn| {
+                    p.tx
+                        .buf_of(psn)
+                        .and_then(|b| self.pool.get(b))
+                        .is_some_and(|b| b.src_qpn == qpn)
+                })
+                .collect();
+            let mut bufs = Vec::new();
+            if let Some(p) = self.peers.get_mut(pi) {
+                for psn in psns {
+                    if let Some(r) = p.tx.remove(psn) {
+                        bufs.push(r.buf);
+                    }
+                }
+                p.tx.advance_una();
+                let pending = std::mem::take(&mut p.tx.pending);
+                for b in pending {
+                    if self.pool.get(b).is_some_and(|t| t.src_qpn == qpn) {
+                        bufs.push(b);
+                    } else {
+                        p.tx.pending.push_back(b);
+                    }
+                }
+            }
+            for b in bufs {
+                self.complete_send(b, WcStatus::Flushed);
+            }
+        }
+        let ud = std::mem::take(&mut self.ud_queue);
+        for b in ud {
+            if self.pool.get(b).is_some_and(|t| t.src_qpn == qpn) {
+                self.complete_send(b, WcStatus::Flushed);
+            } else {
+                self.ud_queue.push_back(b);
+            }
+        }
+    }
+
+    /// Posts a send: copies `wr.data` into a pooled buffer. SRD sends complete
+    /// when acked (or with an error status after the retry / RNR limit); UD
+    /// sends when handed to the network.
+    pub fn post_send(&mut self, qpn: Qpn, wr: SendWr<'_>) -> Result<(), SrdError> {
+        let q = self.qps.get(qpn).ok_or(SrdError::InvalidQp)?;
+        if q.state != QpState::Rts {
+            return Err(SrdError::InvalidState);
+        }
+        if wr.data.len() > self.cfg.max_payload {
+            return Err(SrdError::TooLong);
+        }
+        let ah = self.ahs.get(wr.ah.0).ok_or(SrdError::InvalidAh)?;
+        if ah.pd != q.pd {
+            return Err(SrdError::InvalidAh);
+        }
+        if q.sq_outstanding >= q.sq_depth {
+            return Err(SrdError::QueueFull);
+        }
+        let (peer, qp_type) = (ah.peer, q.qp_type);
+        let id = self.pool.take(wr.data).ok_or(SrdError::QueueFull)?;
+        if let Some(b) = self.pool.get_mut(id) {
+            b.wr_id = wr.wr_id;
+            b.src_qpn = qpn;
+            b.dst_qpn = wr.remote_qpn;
+            b.qkey = wr.remote_qkey;
+            b.peer = peer;
+        }
+        if let Some(q) = self.qps.get_mut(qpn) {
+            q.sq_outstanding += 1;
+        }
+        match qp_type {
+            QpType::Ud => self.ud_queue.push_back(id),
+            QpType::Srd => {
+                if let Some(p) = self.peers.get_mut(usize::try_from(peer).unwrap_or(usize::MAX)) {
+                    p.tx.pending.push_back(id);
+                }
+                self.mark_ready(peer);
+            }
+        }
+        Ok(())
+    }
+
+    /// Posts a receive buffer (QP in INIT, RTR or RTS).
+    pub fn post_recv(&mut self, qpn: Qpn, wr: RecvWr) -> Result<(), SrdError> {
+        let q = self.qps.get_mut(qpn).ok_or(SrdError::InvalidQp)?;
+        if !q.state.can_post_recv() {
+            return Err(SrdError::InvalidState);
+        }
+        if q.rq.len() >= usize::try_from(q.rq_depth).unwrap_or(usize::MAX) {
+            return Err(SrdError::QueueFull);
+        }
+        q.rq.push_back(wr);
+        Ok(())
+    }
+
+    pub fn poll_cq(&mut self, cq: Cq) -> Option<Completion> {
+        self.cqs.get_mut(cq.0)?.entries.pop_front()
+    }
+
+    /// How many more sends the QP accepts now.
+    pub fn send_room(&self, qpn: Qpn) -> usize {
+        let Some(q) = self.qps.get(qpn) else { return 0 };
+        let room = q.sq_depth.saturating_sub(q.sq_outstanding).min(self.pool.available());
+        usize::try_from(room).unwrap_or(0)
+    }
+
+    /// Receive WRs posted and not consumed.
+    pub fn recv_posted(&self, qpn: Qpn) -> usize {
+        self.qps.get(qpn).map_or(0, |q| q.rq.len())
+    }
+
+    // ----------------------------------------------------------- internals
+
+    fn peer_index(&mut self, addr: DeviceAddr, create: bool) -> Option<u32> {
+        if let Some(&i) = self.peer_map.get(&addr) {
+            return Some(i);
+        }
+        if !create || self.peers.len() >= usize::try_from(self.cfg.max_peers).ok()? {
+            return None;
+        }
+        let i = u32::try_from(self.peers.len()).ok()?;
+        self.peers.push(Peer::new(addr, &self.cfg));
+        self.peer_map.insert(addr, i);
+        Some(i)
+    }
+
+    fn peer_mut(&mut self, i: u32) -> Option<&mut Peer> {
+        self.peers.get_mut(usize::try_from(i).ok()?)
+    }
+
+    fn mark_ready(&mut self, pi: u32) {
+        let Some(p) = self.peer_mut(pi) else { return };
+        if !p.in_ready && p.can_send() {
+            p.in_ready = true;
+            self.ready.push_back(pi);
+        }
+    }
+
+    fn queue_ack(&mut self, pi: u32) {
+        let Some(p) = self.peer_mut(pi) else { return };
+        p.ack_deadline = None;
+        if !p.ack_queued {
+            p.ack_queued = true;
+            self.ack_queue.push_back(pi);
+        }
+    }
+
+    fn queue_nak(&mut self, pi: u32, psn: u32, reason: NakReason) {
+        if self.nak_queue.len() >= usize::try_from(self.cfg.ctrl_queue).unwrap_or(0) {
+            // The sender's timer covers a lost NAK.
+            self.stats.drop_ctrl_queue_full += 1;
+            return;
+        }
+        self.nak_queue.push_back((pi, psn, reason));
+    }
+
+    fn push_cq(&mut self, cq: u32, c: Completion) {
+        match c.opcode {
+            Opcode::Send => self.stats.send_completions += 1,
+            Opcode::Recv => self.stats.recv_completions += 1,
+        }
+        if let Some(cq) = self.cqs.get_mut(cq) {
+            cq.entries.push_back(c);
+        }
+    }
+
+    /// Completes the send WR held in buffer `id` and returns the buffer.
+    fn complete_send(&mut self, id: u32, status: WcStatus) {
+        let Some(b) = self.pool.get(id) else { return };
+        let (wr_id, qpn, len) = (b.wr_id, b.src_qpn, b.data.len());
+        self.pool.release(id);
+        let Some(q) = self.qps.get_mut(qpn) else { return };
+        q.sq_outstanding = q.sq_outstanding.saturating_sub(1);
+        let cq = q.send_cq;
+        self.push_cq(cq, completion(wr_id, qpn, status, Opcode::Send, len, None, None));
+    }
+
+    /// The peer stopped answering (or kept answering RNR): every WR still
+    /// waiting for it completes with `status` and its send state restarts, so
+    /// later posts try again from a clean slate.
+    fn fail_peer(&mut self, pi: u32, status: WcStatus) {
+        let Some(p) = self.peer_mut(pi) else { return };
+        let mut bufs: Vec<u32> = p.tx.live_psns().filter_map(|psn| p.tx.buf_of(psn)).collect();
+        bufs.extend(p.tx.pending.drain(..));
+        p.tx.abandon_all();
+        p.rtt.progress();
+        p.cwnd.reset();
+        p.paths.reset();
+        p.consecutive_timeouts = 0;
+        p.rnr_next = None;
+        self.stats.peer_resets += 1;
+        match status {
+            WcStatus::RnrRetryExceeded => self.stats.rnr_retry_exceeded += 1,
+            _ => self.stats.retry_exceeded += 1,
+        }
+        for b in bufs {
+            self.complete_send(b, status);
+        }
+    }
+
+    /// A packet is lost: account it to its path and the congestion window.
+    fn on_lost(&mut self, pi: u32, path: u8, tx_seq: u64, now: u64) {
+        let Some(p) = self.peer_mut(pi) else { return };
+        let next = p.tx.tx_count;
+        p.cwnd.on_loss(tx_seq, next);
+        let ev = p.paths.on_loss(path, now);
+        if ev == super::multipath::PathEvent::Failed {
+            self.stats.path_failures += 1;
+        }
+    }
+
+    // ------------------------------------------------------------ I/O face
+
+    /// Feeds one received datagram. `path` is the local socket it arrived on
+    /// and `src` its source address; both are informational only: the
+    /// sender is identified by the SRD header. Never panics; every rejected
+    /// datagram increments exactly one drop counter.
+    pub fn handle_datagram(&mut self, now: u64, path: u8, src: SocketAddrV4, bytes: &[u8]) {
+        let _ = (path, src);
+        self.stats.rx_packets += 1;
+        self.stats.rx_bytes += u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+        let parsed = Packet::new_checked(bytes).and_then(|p| Repr::parse(&p).map(|r| (p, r)));
+        let (pkt, repr) = match parsed {
+            Ok(x) => x,
+            Err(e) => return count_wire_error(&mut self.stats, e),
+        };
+        let from = DeviceAddr::new(repr.src_ip, repr.src_port);
+        match (repr.packet_type, repr.body) {
+            (PacketType::SrdData, Body::Data { .. }) => {
+                self.on_srd_data(now, from, &repr, pkt.payload())
+            }
+            (PacketType::UdData, Body::Data { .. }) => self.on_ud_data(from, &repr, pkt.payload()),
+            (_, Body::Ack { cum_psn, sack_words, sack }) => {
+                self.on_ack(now, from, repr.epoch, cum_psn, sack_words, &sack)
+            }
+            (_, Body::Nak { psn, reason }) => self.on_nak(now, from, repr.epoch, psn, reason),
+            _ => self.stats.drop_malformed += 1,
+        }
+    }
+
+    /// Looks up the sender and checks its epoch; `None` means dropped.
+    fn known_peer(&mut self, from: DeviceAddr, epoch: u32, create: bool) -> Option<u32> {
+        let Some(pi) = self.peer_index(from, create) else {
+            self.stats.drop_unknown_peer += 1;
+            return None;
+        };
+        let p = self.peer_mut(pi)?;
+        if p.check_epoch(epoch) == EpochCheck::Stale {
+            self.stats.drop_stale_epoch += 1;
+            return None;
+        }
+        Some(pi)
+    }
+
+    fn on_srd_data(&mut self, now: u64, from: DeviceAddr, r: &Repr, payload: &[u8]) {
+        let Body::Data { dst_qpn, src_qpn, qkey, psn, una } = r.body else { return };
+        let Some(pi) = self.known_peer(from, r.epoch, true) else { return };
+        let Some(p) = self.peer_mut(pi) else { return };
+        if !p.rx.init {
+            p.rx.start(una);
+        }
+        p.rx.advance_to(una);
+        match p.rx.check(psn) {
+            super::reliability::RxCheck::New => {}
+            super::reliability::RxCheck::Duplicate => {
+                // Our ack was probably lost: ack again now.
+                self.stats.duplicates += 1;
+                return self.queue_ack(pi);
+            }
+            super::reliability::RxCheck::OutOfWindow => {
+                self.stats.drop_out_of_window += 1;
+                return;
+            }
+        }
+        // Checks of the destination QP: errors are NAKed, and the PSN is not
+        // marked received, so the sender learns the outcome reliably.
+        let verdict = match self.qps.get(dst_qpn) {
+            Some(q) if q.qp_type == QpType::Srd => {
+                if !q.state.can_receive() {
+                    Err(NakReason::BadState)
+                } else if q.qkey != qkey {
+                    Err(NakReason::BadQkey)
+                } else if q.rq.is_empty() {
+                    Err(NakReason::Rnr)
+                } else {
+                    Ok(())
+                }
+            }
+            _ => Err(NakReason::BadQpn),
+        };
+        if let Err(reason) = verdict {
+            match reason {
+                NakReason::BadState => self.stats.drop_bad_state += 1,
+                NakReason::BadQkey => self.stats.drop_bad_qkey += 1,
+                NakReason::BadQpn => self.stats.drop_unknown_qp += 1,
+                _ => self.stats.rnr_naks_sent += 1,
+            }
+            return self.queue_nak(pi, psn, reason);
+        }
+        self.deliver(dst_qpn, from, src_qpn, payload, 0);
+        let ack_every = self.cfg.ack_every;
+        let ack_delay = self.cfg.ack_delay;
+        let Some(p) = self.peer_mut(pi) else { return };
+        p.rx.mark(psn);
+        p.rx_unacked += 1;
+        let now_ack = r.flags & flags::ACK_REQ != 0 || p.rx_unacked >= ack_every || p.rx.has_holes();
+        if now_ack {
+            self.queue_ack(pi);
+        } else if p.ack_deadline.is_none() {
+            p.ack_deadline = Some(now.saturating_add(ack_delay));
+        }
+    }
+
+    fn on_ud_data(&mut self, from: DeviceAddr, r: &Repr, payload: &[u8]) {
+        let Body::Data { dst_qpn, src_qpn, qkey, .. } = r.body else { return };
+        let Some(q) = self.qps.get(dst_qpn).filter(|q| q.qp_type == QpType::Ud) else {
+            self.stats.drop_unknown_qp += 1;
+            return;
+        };
+        if !q.state.can_receive() {
+            self.stats.drop_bad_state += 1;
+        } else if q.qkey != qkey {
+            self.stats.drop_bad_qkey += 1;
+        } else if q.rq.is_empty() {
+            self.stats.drop_no_recv += 1;
+        } else {
+            self.deliver(dst_qpn, from, src_qpn, payload, UD_PREFIX);
+        }
+    }
+
+    /// Copies a payload into the QP's next receive buffer (after `prefix`
+    /// zeroed bytes) and completes it. The caller checked a WR is posted.
+    fn deliver(&mut self, qpn: Qpn, from: DeviceAddr, src_qpn: Qpn, payload: &[u8], prefix: usize) {
+        let Some(q) = self.qps.get_mut(qpn) else { return };
+        let Some(mut wr) = q.rq.pop_front() else { return };
+        let cq = q.recv_cq;
+        let end = prefix + payload.len();
+        let status = match wr.buf.get_mut(..end) {
+            Some(dst) => {
+                let (pre, body) = dst.split_at_mut(prefix);
+                pre.fill(0);
+                body.copy_from_slice(payload);
+                WcStatus::Success
+            }
+            None => WcStatus::LocalLength,
+        };
+        self.stats.rx_data += 1;
+        let c = completion(wr.wr_id, qpn, status, Opcode::Recv, payload.len(), Some((from, src_qpn)), None);
+        let c = Completion {
+            buf: Some(std::mem::take(&mut wr.buf)),
+            ..c
+        };
+        self.push_cq(cq, c);
+    }
+
+    fn on_ack(&mut self, now: u64, from: DeviceAddr, epoch: u32, cum: u32, words: u8, sack: &[u64; 4]) {
+        let Some(pi) = self.known_peer(from, epoch, false) else { return };
+        let Some(p) = self.peers.get_mut(ix(pi)) else { return };
+        // cum may lag behind una (reordered ack) but never pass next_psn.
+        let (una, next) = (p.tx.una, p.tx.next_psn);
+        if cum.wrapping_sub(una) > next.wrapping_sub(una) && !super::psn_lt(cum, una) {
+            self.stats.drop_bad_ack += 1;
+            return;
+        }
+        self.stats.rx_acks += 1;
+        // The newest transmission this ack covers most likely triggered it:
+        // sample the RTT from it alone, and not at all if it was a resend
+        // (Karn). Older packets it newly covers may have had their own ack
+        // lost and would inflate the estimate.
+        let mut newest: Option<(u64, u64, bool)> = None; // (tx_seq, sent_at, resent)
+        let mut acked: u32 = 0;
+        let mut psn = una;
+        let mut removed = smallvec::SmallVec::<[(u32, u8); 64]>::new();
+        // Cumulative part.
+        while super::psn_lt(psn, cum) {
+            if let Some(r) = p.tx.remove(psn) {
+                removed.push((r.buf, r.path));
+                if newest.is_none_or(|(s, _, _)| r.tx_seq > s) {
+                    newest = Some((r.tx_seq, r.sent_at, r.retransmitted));
+                }
+                p.tx.highest_acked_tx = p.tx.highest_acked_tx.max(r.tx_seq);
+            }
+            psn = psn.wrapping_add(1);
+        }
+        // Selective part: bit j of word k is PSN cum+1+64k+j.
+        for (k, &word) in (0u32..).zip(sack.iter().take(usize::from(words))) {
+            let mut bits = word;
+            while bits != 0 {
+                let j = bits.trailing_zeros();
+                bits &= bits - 1;
+                let psn = cum.wrapping_add(1 + 64 * k + j);
+                if let Some(r) = p.tx.remove(psn) {
+                    removed.push((r.buf, r.path));
+                    if newest.is_none_or(|(s, _, _)| r.tx_seq > s) {
+                        newest = Some((r.tx_seq, r.sent_at, r.retransmitted));
+                    }
+                    p.tx.highest_acked_tx = p.tx.highest_acked_tx.max(r.tx_seq);
+                }
+            }
+        }
+        if let Some((_, sent_at, false)) = newest {
+            p.rtt.sample(now.saturating_sub(sent_at));
+        }
+        for &(_, path) in &removed {
+            acked += 1;
+            p.cwnd.on_ack();
+            if p.paths.on_ack(path) == super::multipath::PathEvent::Recovered {
+                self.stats.path_recoveries += 1;
+            }
+        }
+        if acked > 0 {
+            p.rtt.progress();
+            p.consecutive_timeouts = 0;
+        }
+        p.tx.advance_una();
+        // Fast retransmit: the oldest transmission is lost once DUPTHRESH later
+        // ones were acked and it is older than 1.5 smoothed RTTs (reordering allowance).
+        let min_age = p.rtt.srtt().map_or(0, |s| s + s / 2);
+        let mut lost = smallvec::SmallVec::<[(u8, u64); 16]>::new();
+        while let Some(psn) = p.tx.fast_lost(DUPTHRESH, now, min_age) {
+            match p.tx.mark_lost(psn) {
+                Some(x) => lost.push(x),
+                None => break,
+            }
+        }
+        for &(path, tx_seq) in &lost {
+            self.stats.fast_retransmits += 1;
+            self.on_lost(pi, path, tx_seq, now);
+        }
+        for (buf, _) in removed {
+            self.complete_send(buf, WcStatus::Success);
+        }
+        self.mark_ready(pi);
+    }
+
+    fn on_nak(&mut self, now: u64, from: DeviceAddr, epoch: u32, psn: u32, reason: NakReason) {
+        let Some(pi) = self.known_peer(from, epoch, false) else { return };
+        let (backoff_min, backoff_max, rnr_limit) =
+            (self.cfg.rnr_backoff_min, self.cfg.rnr_backoff_max, self.cfg.rnr_retry_limit);
+        let Some(p) = self.peers.get_mut(ix(pi)) else { return };
+        let Some(slot) = p.tx.get(psn).copied() else {
+            // Stale (already acked or abandoned) or forged.
+            self.stats.drop_bad_ack += 1;
+            return;
+        };
+        self.stats.rx_naks += 1;
+        // Any answer proves the peer and this path alive.
+        p.consecutive_timeouts = 0;
+        p.rtt.progress();
+        if p.paths.on_ack(slot.path) == super::multipath::PathEvent::Recovered {
+            self.stats.path_recoveries += 1;
+        }
+        let status = match reason {
+            NakReason::Rnr => {
+                self.stats.rnr_naks_received += 1;
+                let n = p.tx.bump_rnr(psn).unwrap_or(u32::MAX);
+                if n > rnr_limit {
+                    return self.fail_peer(pi, WcStatus::RnrRetryExceeded);
+                }
+                let shift = (n - 1).min(30);
+                let wait = backoff_min.saturating_mul(1 << shift).min(backoff_max);
+                let at = now.saturating_add(wait);
+                if p.tx.mark_rnr(psn, at).is_some() {
+                    p.rnr_next = Some(p.rnr_next.map_or(at, |x| x.min(at)));
+                }
+                return;
+            }
+            NakReason::BadQpn => WcStatus::RemoteInvalidQpn,
+            NakReason::BadQkey => WcStatus::RemoteQkey,
+            NakReason::BadState => WcStatus::RemoteState,
+            NakReason::Unknown(_) => WcStatus::RemoteError,
+        };
+        if let Some(r) = p.tx.remove(psn) {
+            p.tx.advance_una();
+            self.complete_send(r.buf, status);
+        }
+        self.mark_ready(pi);
+    }
+
+    /// The earliest time `handle_timeout` has work (acks to flush, RTOs,
+    /// RNR waits). `None`: no timer armed.
+    pub fn poll_timeout(&self) -> Option<u64> {
+        self.peers.iter().filter_map(|p| p.next_deadline()).min()
+    }
+
+    /// Runs every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: u64) {
+        let retry_limit = self.cfg.retry_limit;
+        for pi in 0..u32::try_from(self.peers.len()).unwrap_or(0) {
+            let Some(p) = self.peer_mut(pi) else { continue };
+            if p.ack_deadline.is_some_and(|d| d <= now) {
+                self.queue_ack(pi);
+            }
+            let Some(p) = self.peer_mut(pi) else { continue };
+            if p.rnr_next.is_some_and(|d| d <= now) {
+                p.rnr_next = p.tx.rnr_due(now);
+                self.mark_ready(pi);
+            }
+            let Some(p) = self.peers.get_mut(ix(pi)) else { continue };
+            let rto = p.rtt.rto();
+            let mut lost = smallvec::SmallVec::<[(u8, u64); 16]>::new();
+            while let Some(psn) = p.tx.expired(now, rto) {
+                match p.tx.mark_lost(psn) {
+                    Some(x) => lost.push(x),
+                    None => break,
+                }
+            }
+            if lost.is_empty() {
+                continue;
+            }
+            self.stats.rto_events += 1;
+            p.rtt.back_off();
+            let next = p.tx.tx_count;
+            p.cwnd.on_timeout(next);
+            p.consecutive_timeouts += 1;
+            let give_up = p.consecutive_timeouts > retry_limit;
+            for &(path, _) in &lost {
+                if p.paths.on_loss(path, now) == super::multipath::PathEvent::Failed {
+                    self.stats.path_failures += 1;
+                }
+            }
+            if give_up {
+                self.fail_peer(pi, WcStatus::RetryExceeded);
+            } else {
+                self.mark_ready(pi);
+            }
+        }
+    }
+
+    /// Writes the next datagram into `out` (which must hold
+    /// `max_datagram()` bytes). Order: NAKs, acks, SRD data (peers served
+    /// round-robin, retransmissions first), UD data.
+    pub fn poll_transmit(&mut self, now: u64, out: &mut [u8]) -> Option<Transmit> {
+        let t = self.next_transmit(now, out)?;
+        self.stats.tx_packets += 1;
+        self.stats.tx_bytes += u64::try_from(t.len).unwrap_or(u64::MAX);
+        Some(t)
+    }
+
+    fn header(&self, packet_type: PacketType, fl: u8, path: u8, body: Body, payload_len: usize) -> Repr {
+        let fl = if self.cfg.payload_checksum { fl } else { fl | flags::HDR_CSUM };
+        Repr {
+            packet_type,
+            flags: fl,
+            path,
+            src_ip: self.cfg.addr.ip,
+            src_port: self.cfg.addr.port,
+            epoch: self.cfg.epoch,
+            body,
+            payload_len,
+        }
+    }
+
+    fn next_transmit(&mut self, now: u64, out: &mut [u8]) -> Option<Transmit> {
+        while let Some((pi, psn, reason)) = self.nak_queue.pop_front() {
+            let Some(p) = self.peer_mut(pi) else { continue };
+            let (dst, path) = (p.addr.socket(), p.paths.choose(now, None));
+            let r = self.header(PacketType::Nak, 0, path, Body::Nak { psn, reason }, 0);
+            let len = r.emit(out, &[])?;
+            self.stats.tx_naks += 1;
+            return Some(Transmit { path, dst, len });
+        }
+        while let Some(pi) = self.ack_queue.pop_front() {
+            let Some(p) = self.peer_mut(pi) else { continue };
+            p.ack_queued = false;
+            p.ack_deadline = None;
+            p.rx_unacked = 0;
+            let (words, sack) = p.rx.sack();
+            let cum = p.rx.cum;
+            let (dst, path) = (p.addr.socket(), p.paths.choose(now, None));
+            let body = Body::Ack { cum_psn: cum, sack_words: words, sack };
+            let r = self.header(PacketType::Ack, 0, path, body, 0);
+            let len = r.emit(out, &[])?;
+            self.stats.tx_acks += 1;
+            return Some(Transmit { path, dst, len });
+        }
+        while let Some(pi) = self.ready.pop_front() {
+            if let Some(t) = self.transmit_data(now, pi, out) {
+                return Some(t);
+            }
+        }
+        while let Some(id) = self.ud_queue.pop_front() {
+            let path = self.ud_next_path;
+            self.ud_next_path = if path + 1 >= self.cfg.paths { 0 } else { path + 1 };
+            let Some(b) = self.pool.get(id) else { continue };
+            let Some(dst) = self.peers.get(usize::try_from(b.peer).ok()?).map(|p| p.addr.socket())
+            else {
+                continue;
+            };
+            let body = Body::Data { dst_qpn: b.dst_qpn, src_qpn: b.src_qpn, qkey: b.qkey, psn: 0, una: 0 };
+            let r = self.header(PacketType::UdData, 0, path, body, b.data.len());
+            let emitted = r.emit(out, &b.data);
+            self.complete_send(id, WcStatus::Success);
+            let len = emitted?;
+            self.stats.tx_data += 1;
+            return Some(Transmit { path, dst, len });
+        }
+        None
+    }
+
+    /// Sends one data packet for peer `pi` (popped from the ready queue).
+    fn transmit_data(&mut self, now: u64, pi: u32, out: &mut [u8]) -> Option<Transmit> {
+        let retry_limit = self.cfg.retry_limit;
+        let p = self.peers.get_mut(usize::try_from(pi).ok()?)?;
+        p.in_ready = false;
+        if !p.can_send() {
+            return None;
+        }
+        let (psn, avoid) = if let Some(psn) = p.tx.pop_retx() {
+            let s = p.tx.note_retry(psn)?;
+            if s.retries > retry_limit {
+                self.fail_peer(pi, WcStatus::RetryExceeded);
+                return None;
+            }
+            self.stats.retransmits += 1;
+            (psn, Some(s.path))
+        } else {
+            let buf = p.tx.pending.pop_front()?;
+            match p.tx.assign(buf) {
+                Some(psn) => (psn, None),
+                None => {
+                    p.tx.pending.push_front(buf);
+                    return None;
+                }
+            }
+        };
+        let path = p.paths.choose(now, avoid);
+        p.tx.on_transmit(psn, now, path);
+        let una = p.tx.una;
+        let dst = p.addr.socket();
+        let more = p.can_send();
+        if more {
+            p.in_ready = true;
+            self.ready.push_back(pi);
+        }
+        let buf = self.peers.get(usize::try_from(pi).ok()?)?.tx.buf_of(psn)?;
+        let b = self.pool.get(buf)?;
+        // Ask for an immediate ack when nothing follows (so the tail of a
+        // burst completes without waiting for the ack delay) or on a resend.
+        let mut fl = if more { 0 } else { flags::ACK_REQ };
+        if avoid.is_some() {
+            fl |= flags::RETX | flags::ACK_REQ;
+        }
+        let body = Body::Data { dst_qpn: b.dst_qpn, src_qpn: b.src_qpn, qkey: b.qkey, psn, una };
+        let r = self.header(PacketType::SrdData, fl, path, body, b.data.len());
+        let len = r.emit(out, &b.data)?;
+        self.stats.tx_data += 1;
+        Some(Transmit { path, dst, len })
+    }
+}
+
+fn completion(
+    wr_id: u64,
+    qpn: Qpn,
+    status: WcStatus,
+    opcode: Opcode,
+    len: usize,
+    src: Option<(DeviceAddr, Qpn)>,
+    buf: Option<Vec<u8>>,
+) -> Completion {
+    Completion { wr_id, qpn, status, opcode, len, src, buf }
+}
+
+/// A peer or table index as a `usize` (u32 always fits on supported targets;
+/// an impossible miss simply finds nothing).
+fn ix(i: u32) -> usize {
+    usize::try_from(i).unwrap_or(usize::MAX)
+}

@@ -1,0 +1,167 @@
+//! Multipath spraying: a peer's packets are spread round-robin over the
+//! device's paths (local UDP source ports, so ECMP hashes them onto different
+//! network routes). A path whose packets keep getting lost is excluded and
+//! probed with a single packet after `probe_interval`; an ack of a packet
+//! sent on it brings it back. The last live path is never excluded: with
+//! nowhere else to go, losses are the network's, not the path's.
+
+use super::MAX_PATHS;
+
+#[derive(Debug, Clone, Copy, Default)]
+struct PathState {
+    consecutive_losses: u32,
+    dead: bool,
+    /// When a dead path may carry its next probe.
+    probe_at: u64,
+}
+
+/// What a path event changed, so the device can count it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PathEvent {
+    None,
+    Failed,
+    Recovered,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Paths {
+    n: u8,
+    next: u8,
+    alive: u8,
+    fail_threshold: u32,
+    probe_interval: u64,
+    state: [PathState; MAX_PATHS],
+}
+
+impl Paths {
+    pub fn new(n: u8, fail_threshold: u32, probe_interval: u64) -> Self {
+        let n = n.clamp(1, 16);
+        Paths {
+            n,
+            next: 0,
+            alive: n,
+            fail_threshold: fail_threshold.max(1),
+            probe_interval,
+            state: [PathState::default(); MAX_PATHS],
+        }
+    }
+
+    fn st(&mut self, p: u8) -> Option<&mut PathState> {
+        if p < self.n {
+            self.state.get_mut(usize::from(p))
+        } else {
+            None
+        }
+    }
+
+    /// Picks the path for the next packet: round-robin over live paths; a dead
+    /// path whose probe time has come is picked once (a probe). `avoid` is the
+    /// path a retransmitted packet was lost on, skipped if another will do.
+    pub fn choose(&mut self, now: u64, avoid: Option<u8>) -> u8 {
+        let n = self.n;
+        let interval = self.probe_interval;
+        for _ in 0..n {
+            let p = self.next;
+            self.next = if p + 1 >= n { 0 } else { p + 1 };
+            if Some(p) == avoid && n > 1 {
+                continue;
+            }
+            let Some(s) = self.st(p) else { continue };
+            if !s.dead {
+                return p;
+            }
+            if now >= s.probe_at {
+                s.probe_at = now.saturating_add(interval);
+                return p;
+            }
+        }
+        // Everything else is dead or avoided: use the first live path.
+        (0..n)
+            .find(|&p| self.state.get(usize::from(p)).is_some_and(|s| !s.dead))
+            .unwrap_or(0)
+    }
+
+    /// A packet sent on `p` was acknowledged.
+    pub fn on_ack(&mut self, p: u8) -> PathEvent {
+        let Some(s) = self.st(p) else {
+            return PathEvent::None;
+        };
+        s.consecutive_losses = 0;
+        if s.dead {
+            s.dead = false;
+            self.alive += 1;
+            return PathEvent::Recovered;
+        }
+        PathEvent::None
+    }
+
+    /// A packet sent on `p` was declared lost.
+    pub fn on_loss(&mut self, p: u8, now: u64) -> PathEvent {
+        let (threshold, interval, alive) = (self.fail_threshold, self.probe_interval, self.alive);
+        let Some(s) = self.st(p) else {
+            return PathEvent::None;
+        };
+        s.consecutive_losses = s.consecutive_losses.saturating_add(1);
+        if s.dead {
+            // A failed probe: wait a full interval before the next one.
+            s.probe_at = now.saturating_add(interval);
+            return PathEvent::None;
+        }
+        if s.consecutive_losses >= threshold && alive > 1 {
+            s.dead = true;
+            s.probe_at = now.saturating_add(interval);
+            self.alive -= 1;
+            return PathEvent::Failed;
+        }
+        PathEvent::None
+    }
+
+    pub fn alive(&self) -> u8 {
+        self.alive
+    }
+
+    pub fn is_dead(&self, p: u8) -> bool {
+        self.state.get(usize::from(p)).is_some_and(|s| s.dead)
+    }
+
+    pub fn reset(&mut self) {
+        *self = Paths::new(self.n, self.fail_threshold, self.probe_interval);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_robin_then_exclusion_and_probe() {
+        let mut p = Paths::new(4, 3, 1000);
+        let picks: Vec<u8> = (0..8).map(|_| p.choose(0, None)).collect();
+        assert_eq!(picks, [0, 1, 2, 3, 0, 1, 2, 3]);
+        for _ in 0..3 {
+            p.on_loss(2, 10);
+        }
+        assert!(p.is_dead(2));
+        assert_eq!(p.alive(), 3);
+        let picks: Vec<u8> = (0..6).map(|_| p.choose(20, None)).collect();
+        assert!(!picks.contains(&2), "{picks:?}");
+        // After the probe interval, path 2 gets exactly one probe.
+        let picks: Vec<u8> = (0..8).map(|_| p.choose(1010, None)).collect();
+        assert_eq!(picks.iter().filter(|&&x| x == 2).count(), 1, "{picks:?}");
+        assert_eq!(p.on_ack(2), PathEvent::Recovered);
+        assert_eq!(p.alive(), 4);
+    }
+
+    #[test]
+    fn never_excludes_the_last_path_and_avoids() {
+        let mut p = Paths::new(2, 1, 1000);
+        assert_eq!(p.on_loss(0, 0), PathEvent::Failed);
+        assert_eq!(p.on_loss(1, 0), PathEvent::None);
+        assert_eq!(p.alive(), 1);
+        assert_eq!(p.choose(1, None), 1);
+        let mut q = Paths::new(3, 5, 1000);
+        for _ in 0..6 {
+            assert_ne!(q.choose(0, Some(1)), 1);
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! Everything a device keeps about one remote device: both directions of the
+//! reliability state, the RTT estimate, congestion window, path health and
+//! ack scheduling. Keyed by the remote `DeviceAddr` from the SRD header.
+
+use super::congestion::{Cwnd, Rtt};
+use super::multipath::Paths;
+use super::reliability::{RxWindow, TxWindow};
+use super::{DeviceAddr, DeviceConfig, psn_lt};
+
+#[derive(Debug)]
+pub(crate) struct Peer {
+    pub addr: DeviceAddr,
+    /// The remote's incarnation, learned from its packets.
+    pub remote_epoch: Option<u32>,
+    pub tx: TxWindow,
+    pub rx: RxWindow,
+    pub rtt: Rtt,
+    pub cwnd: Cwnd,
+    pub paths: Paths,
+    /// Timeouts in a row without any ack progress.
+    pub consecutive_timeouts: u32,
+    /// Packets accepted since our last ack.
+    pub rx_unacked: u32,
+    pub ack_deadline: Option<u64>,
+    pub ack_queued: bool,
+    /// In the device's round-robin queue of peers with something to send.
+    pub in_ready: bool,
+    /// Earliest end of an RNR wait, while packets are parked.
+    pub rnr_next: Option<u64>,
+}
+
+/// How a packet's epoch relates to what we know of its sender.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EpochCheck {
+    Same,
+    /// First contact, or the remote restarted: its PSNs start afresh.
+    New,
+    Stale,
+}
+
+impl Peer {
+    pub fn new(addr: DeviceAddr, cfg: &DeviceConfig) -> Self {
+        Peer {
+            addr,
+            remote_epoch: None,
+            tx: TxWindow::new(cfg.window),
+            rx: RxWindow::new(),
+            rtt: Rtt::new(cfg.min_rto, cfg.max_rto, cfg.initial_rto),
+            cwnd: Cwnd::new(cfg.cwnd_init, cfg.cwnd_min, cfg.cwnd_max.min(cfg.window)),
+            paths: Paths::new(cfg.paths, cfg.path_fail_threshold, cfg.path_probe_interval),
+            consecutive_timeouts: 0,
+            rx_unacked: 0,
+            ack_deadline: None,
+            ack_queued: false,
+            in_ready: false,
+            rnr_next: None,
+        }
+    }
+
+    /// Checks and learns the sender's epoch; a newer one resets the receive
+    /// direction (the remote's PSN space restarted).
+    pub fn check_epoch(&mut self, epoch: u32) -> EpochCheck {
+        match self.remote_epoch {
+            Some(e) if e == epoch => EpochCheck::Same,
+            Some(e) if psn_lt(epoch, e) => EpochCheck::Stale,
+            _ => {
+                self.remote_epoch = Some(epoch);
+                self.rx = RxWindow::new();
+                self.rx_unacked = 0;
+                self.ack_deadline = None;
+                EpochCheck::New
+            }
+        }
+    }
+
+    /// Can this peer put a data packet on the wire now?
+    pub fn can_send(&mut self) -> bool {
+        if self.tx.in_flight >= self.cwnd.get() {
+            return false;
+        }
+        self.tx.has_retx() || (!self.tx.pending.is_empty() && self.tx.has_room())
+    }
+
+    /// Earliest timer of this peer.
+    pub fn next_deadline(&self) -> Option<u64> {
+        let rto = self.tx.deadline(self.rtt.rto());
+        [rto, self.ack_deadline, self.rnr_next]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+}
