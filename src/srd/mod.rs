@@ -1,1 +1,2 @@
 //! srd
+pub mod backend;
