@@ -5,8 +5,8 @@
 //! name); the other paths are extra source ports for multipath spraying, and
 //! they receive too (a peer may answer to the port a packet came from).
 //! Datagrams move in batches: recvmmsg into a preallocated [`RecvBatch`],
-//! sendmmsg per path from caller buffers. Nothing is allocated per call in
-//! steady state.
+//! sendmmsg per path from caller buffers, optionally with UDP GSO for runs of
+//! equal-size datagrams. Nothing is allocated per call in steady state.
 //!
 //! Errors: EINTR is retried; EAGAIN/ENOBUFS ends the batch early (the caller
 //! retries later, nothing is lost); a pending ICMP error (ECONNREFUSED …) is
@@ -17,6 +17,7 @@
 mod batch;
 mod fault;
 mod iface;
+mod send;
 mod sys;
 
 use std::io;
@@ -29,6 +30,7 @@ pub use batch::{DEFAULT_SLOT_SIZE, DEFAULT_SLOTS, RecvBatch, RecvItem};
 pub use fault::DropInjector;
 pub use iface::{IPV4_UDP_OVERHEAD, Iface, MAX_UDP_PAYLOAD, interfaces};
 
+use send::SendScratch;
 use sys::ErrKind;
 
 /// Most paths (local sockets) one backend opens.
@@ -69,6 +71,11 @@ pub struct UdpConfig {
     pub drop_side: DropSide,
     /// Requested SO_RCVBUF and SO_SNDBUF in bytes (failure is tolerated).
     pub socket_buffer: usize,
+    /// Coalesce runs of equal-size datagrams to one destination into UDP GSO
+    /// sends (UDP_SEGMENT). Ignored when the kernel lacks it; turned off at
+    /// the first GSO send the kernel refuses (counted in `gso_fallbacks`).
+    /// Receivers see ordinary datagrams either way.
+    pub gso: bool,
 }
 
 impl UdpConfig {
@@ -81,6 +88,7 @@ impl UdpConfig {
             drop_seed: 0,
             drop_side: DropSide::Recv,
             socket_buffer: DEFAULT_SOCKET_BUFFER,
+            gso: false,
         }
     }
 
@@ -124,6 +132,10 @@ pub struct UdpStats {
     pub rx_truncated: u64,
     /// Unexpected errors (EBADF …): the path was skipped for that call.
     pub io_errors: u64,
+    /// GSO messages sent (each carries several datagrams).
+    pub gso_sends: u64,
+    /// GSO sends refused by the kernel, after which GSO is off.
+    pub gso_fallbacks: u64,
 }
 
 /// One datagram to send: from local socket `path` to `dst`.
@@ -140,34 +152,6 @@ struct Path {
     local: SocketAddrV4,
 }
 
-/// Scratch for sendmmsg: preallocated, pointers rebuilt on every call.
-struct SendScratch {
-    names: Box<[libc::sockaddr_in]>,
-    iovs: Box<[libc::iovec]>,
-    hdrs: Box<[libc::mmsghdr]>,
-    idx: Box<[u32]>,
-    /// Per-item "handed over" flags of the current send_batch call.
-    done: Vec<bool>,
-}
-
-impl SendScratch {
-    fn new() -> Self {
-        // SAFETY: sockaddr_in, iovec and mmsghdr are plain C structs for which
-        // all-zero (null pointers, zero lengths) is valid; pointers are set
-        // before each sendmmsg.
-        let zero = || unsafe { mem::zeroed() };
-        Self {
-            names: (0..SEND_CHUNK).map(|_| zero()).collect(),
-            // SAFETY: as above.
-            iovs: (0..SEND_CHUNK).map(|_| unsafe { mem::zeroed() }).collect(),
-            // SAFETY: as above.
-            hdrs: (0..SEND_CHUNK).map(|_| unsafe { mem::zeroed() }).collect(),
-            idx: vec![0; SEND_CHUNK].into_boxed_slice(),
-            done: Vec::with_capacity(SEND_CHUNK),
-        }
-    }
-}
-
 /// The UDP backend: see the module documentation.
 pub struct UdpBackend {
     paths: Vec<Path>,
@@ -175,6 +159,7 @@ pub struct UdpBackend {
     tx_drop: DropInjector,
     stats: UdpStats,
     next_rx_path: usize,
+    gso: bool,
     rcvbuf: usize,
     sndbuf: usize,
     tx: SendScratch,
@@ -205,6 +190,7 @@ impl UdpBackend {
         }
         let want = i32::try_from(cfg.socket_buffer).unwrap_or(i32::MAX);
         let mut paths = Vec::with_capacity(cfg.paths);
+        let mut gso = cfg.gso;
         let (mut rcvbuf, mut sndbuf) = (usize::MAX, usize::MAX);
         for _ in 0..cfg.paths {
             let fd = sys::udp_socket(SocketAddrV4::new(cfg.addr, 0))?;
@@ -214,6 +200,8 @@ impl UdpBackend {
                 rcvbuf = rcvbuf.min(r.max(0) as usize);
                 sndbuf = sndbuf.min(s.max(0) as usize);
             }
+            // Kernels with UDP GSO (4.18+) know the option.
+            gso &= sys::get_int_opt(&fd, libc::SOL_UDP, libc::UDP_SEGMENT).is_ok();
             let local = sys::local_addr(&fd)?;
             paths.push(Path { fd, local });
         }
@@ -229,6 +217,7 @@ impl UdpBackend {
             tx_drop: DropInjector::new(tx_rate, cfg.drop_seed ^ 0x5EED_0F5E_4D00_0001),
             stats: UdpStats::default(),
             next_rx_path: 0,
+            gso,
             rcvbuf: if rcvbuf == usize::MAX { 0 } else { rcvbuf },
             sndbuf: if sndbuf == usize::MAX { 0 } else { sndbuf },
             tx: SendScratch::new(),
@@ -263,6 +252,11 @@ impl UdpBackend {
     /// Socket buffer sizes the kernel granted (smallest over the paths).
     pub fn socket_buffers(&self) -> (usize, usize) {
         (self.rcvbuf, self.sndbuf)
+    }
+
+    /// Whether sends currently coalesce datagrams with UDP GSO.
+    pub fn gso_enabled(&self) -> bool {
+        self.gso
     }
 
     pub fn stats(&self) -> &UdpStats {
@@ -497,7 +491,9 @@ impl UdpBackend {
     }
 
     /// Sends `items` with one sendmmsg per path and chunk of up to
-    /// [`SEND_CHUNK`] datagrams; returns `n`, the number handed over.
+    /// [`SEND_CHUNK`] datagrams; returns `n`, the number handed over. With
+    /// GSO on, consecutive (within a path) equal-size datagrams to one
+    /// destination travel as one GSO message.
     ///
     /// On return `items` is reordered (stably within each part) so that
     /// `items[..n]` are the datagrams handed over — or lost on the way, as
@@ -541,7 +537,10 @@ impl UdpBackend {
                 if k == 0 {
                     break;
                 }
-                match self.send_chunk(p, items, k) {
+                let fd = self.paths[p].fd.as_raw_fd();
+                let r =
+                    send::send_chunk(fd, &mut self.tx, items, k, &mut self.gso, &mut self.stats);
+                match r {
                     Ok(sent) => {
                         for &j in &self.tx.idx[..sent] {
                             done[j as usize] = true;
@@ -566,90 +565,6 @@ impl UdpBackend {
             Some(e) if n == 0 => Err(e),
             _ => Ok(n),
         }
-    }
-
-    /// sendmmsg of `items[idx[..k]]` on path `p`. Returns how many of them
-    /// (a prefix) were handed over; short on EAGAIN. On an unexpected error,
-    /// the count so far and the error.
-    fn send_chunk(
-        &mut self,
-        p: usize,
-        items: &[SendItem<'_>],
-        k: usize,
-    ) -> Result<usize, (usize, io::Error)> {
-        let fd = self.paths[p].fd.as_raw_fd();
-        let tx = &mut self.tx;
-        for j in 0..k {
-            let it = &items[tx.idx[j] as usize];
-            tx.names[j] = sys::sockaddr_from(it.dst);
-            tx.iovs[j] = libc::iovec {
-                iov_base: it.data.as_ptr().cast_mut().cast(),
-                iov_len: it.data.len(),
-            };
-            let h = &mut tx.hdrs[j];
-            h.msg_hdr.msg_name = (&mut tx.names[j] as *mut libc::sockaddr_in).cast();
-            h.msg_hdr.msg_namelen = sys::SOCKADDR_IN_LEN;
-            h.msg_hdr.msg_iov = &mut tx.iovs[j];
-            h.msg_hdr.msg_iovlen = 1;
-            h.msg_hdr.msg_control = std::ptr::null_mut();
-            h.msg_hdr.msg_controllen = 0;
-            h.msg_hdr.msg_flags = 0;
-            h.msg_len = 0;
-        }
-        let mut sent = 0;
-        let mut retries = 0;
-        while sent < k {
-            // SAFETY: headers `sent..k` were filled above with pointers to
-            // `tx.names`/`tx.iovs` entries and to caller slices borrowed for
-            // this whole call; the kernel only reads the payloads.
-            let r = unsafe {
-                libc::sendmmsg(
-                    fd,
-                    tx.hdrs[sent..k].as_mut_ptr(),
-                    (k - sent) as libc::c_uint,
-                    libc::MSG_DONTWAIT,
-                )
-            };
-            self.stats.send_syscalls += 1;
-            if r > 0 {
-                for &j in &tx.idx[sent..sent + r as usize] {
-                    self.stats.tx_datagrams += 1;
-                    self.stats.tx_bytes += items[j as usize].data.len() as u64;
-                }
-                sent += r as usize;
-                continue;
-            }
-            let e = if r == 0 {
-                io::Error::from_raw_os_error(libc::EAGAIN)
-            } else {
-                io::Error::last_os_error()
-            };
-            match sys::classify(&e) {
-                ErrKind::Interrupted => {}
-                ErrKind::WouldBlock => {
-                    self.stats.eagain += 1;
-                    return Ok(sent);
-                }
-                ErrKind::Icmp => {
-                    // The pending error was consumed; the datagram was not sent.
-                    self.stats.icmp_errors += 1;
-                    retries += 1;
-                    if retries > MAX_ERR_RETRIES {
-                        return Ok(sent);
-                    }
-                }
-                ErrKind::Rejected => {
-                    // This one datagram is refused: lost, like on the wire.
-                    self.stats.tx_rejected += 1;
-                    sent += 1;
-                }
-                ErrKind::Fatal => {
-                    self.stats.io_errors += 1;
-                    return Err((sent, e));
-                }
-            }
-        }
-        Ok(sent)
     }
 
     fn path_fd(&self, path: usize) -> io::Result<RawFd> {
