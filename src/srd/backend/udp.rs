@@ -76,6 +76,11 @@ pub struct UdpConfig {
     /// the first GSO send the kernel refuses (counted in `gso_fallbacks`).
     /// Receivers see ordinary datagrams either way.
     pub gso: bool,
+    /// Let the kernel coalesce received datagrams of one flow (UDP_GRO);
+    /// `recv_batch` splits them again. Needs 64 KiB batch slots (smaller ones
+    /// lose coalesced reads as truncated) and rules out `recv_from`. Ignored
+    /// when the kernel lacks it.
+    pub gro: bool,
 }
 
 impl UdpConfig {
@@ -89,6 +94,7 @@ impl UdpConfig {
             drop_side: DropSide::Recv,
             socket_buffer: DEFAULT_SOCKET_BUFFER,
             gso: false,
+            gro: false,
         }
     }
 
@@ -136,6 +142,8 @@ pub struct UdpStats {
     pub gso_sends: u64,
     /// GSO sends refused by the kernel, after which GSO is off.
     pub gso_fallbacks: u64,
+    /// Reads that returned several GRO-coalesced datagrams.
+    pub gro_receives: u64,
 }
 
 /// One datagram to send: from local socket `path` to `dst`.
@@ -160,6 +168,7 @@ pub struct UdpBackend {
     stats: UdpStats,
     next_rx_path: usize,
     gso: bool,
+    gro: bool,
     rcvbuf: usize,
     sndbuf: usize,
     tx: SendScratch,
@@ -191,6 +200,7 @@ impl UdpBackend {
         let want = i32::try_from(cfg.socket_buffer).unwrap_or(i32::MAX);
         let mut paths = Vec::with_capacity(cfg.paths);
         let mut gso = cfg.gso;
+        let mut gro = cfg.gro;
         let (mut rcvbuf, mut sndbuf) = (usize::MAX, usize::MAX);
         for _ in 0..cfg.paths {
             let fd = sys::udp_socket(SocketAddrV4::new(cfg.addr, 0))?;
@@ -202,8 +212,15 @@ impl UdpBackend {
             }
             // Kernels with UDP GSO (4.18+) know the option.
             gso &= sys::get_int_opt(&fd, libc::SOL_UDP, libc::UDP_SEGMENT).is_ok();
+            gro = gro && sys::set_int_opt(&fd, libc::SOL_UDP, libc::UDP_GRO, 1).is_ok();
             let local = sys::local_addr(&fd)?;
             paths.push(Path { fd, local });
+        }
+        if cfg.gro && !gro {
+            // Not on every socket: then on none, so reads stay one datagram.
+            for p in &paths {
+                let _ = sys::set_int_opt(&p.fd, libc::SOL_UDP, libc::UDP_GRO, 0);
+            }
         }
         let (rx_rate, tx_rate) = match cfg.drop_side {
             DropSide::Recv => (cfg.drop_rate, 0.0),
@@ -218,6 +235,7 @@ impl UdpBackend {
             stats: UdpStats::default(),
             next_rx_path: 0,
             gso,
+            gro,
             rcvbuf: if rcvbuf == usize::MAX { 0 } else { rcvbuf },
             sndbuf: if sndbuf == usize::MAX { 0 } else { sndbuf },
             tx: SendScratch::new(),
@@ -257,6 +275,11 @@ impl UdpBackend {
     /// Whether sends currently coalesce datagrams with UDP GSO.
     pub fn gso_enabled(&self) -> bool {
         self.gso
+    }
+
+    /// Whether receives let the kernel coalesce datagrams (UDP GRO).
+    pub fn gro_enabled(&self) -> bool {
+        self.gro
     }
 
     pub fn stats(&self) -> &UdpStats {
@@ -348,15 +371,33 @@ impl UdpBackend {
                 }
                 let got = r as usize;
                 for slot in used..used + got {
-                    let (len, truncated, src) = batch.slot_result(slot);
+                    let (len, truncated, src, seg) = batch.slot_result(slot);
                     if truncated {
                         self.stats.rx_truncated += 1;
-                    } else if self.rx_drop.should_drop() {
-                        self.stats.rx_dropped_injected += 1;
+                        continue;
+                    }
+                    // A GRO slot holds datagrams of `seg` bytes back to back,
+                    // the last one possibly shorter.
+                    let seg = if seg == 0 || seg >= len {
+                        len.max(1)
                     } else {
-                        self.stats.rx_datagrams += 1;
-                        self.stats.rx_bytes += len as u64;
-                        batch.push(slot, len, p as u8, src);
+                        self.stats.gro_receives += 1;
+                        seg
+                    };
+                    let mut off = 0;
+                    loop {
+                        let n = seg.min(len - off);
+                        if self.rx_drop.should_drop() {
+                            self.stats.rx_dropped_injected += 1;
+                        } else {
+                            self.stats.rx_datagrams += 1;
+                            self.stats.rx_bytes += n as u64;
+                            batch.push(slot, off, n, p as u8, src);
+                        }
+                        off += n;
+                        if off >= len {
+                            break;
+                        }
                     }
                 }
                 used += got;
@@ -376,12 +417,20 @@ impl UdpBackend {
     /// Receives one datagram from `path` into `buf` with recvfrom (the
     /// unbatched path; fault injection applies). `Ok(None)`: nothing waiting.
     /// A datagram longer than `buf` is discarded and counted as truncated.
+    /// Not available with GRO on (a read may hold several datagrams):
+    /// `Unsupported` then; use `recv_batch`.
     pub fn recv_from(
         &mut self,
         path: usize,
         buf: &mut [u8],
     ) -> io::Result<Option<(usize, SocketAddrV4)>> {
         let fd = self.path_fd(path)?;
+        if self.gro {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "recv_from with UDP GRO on; use recv_batch",
+            ));
+        }
         let mut retries = 0;
         loop {
             // SAFETY: sockaddr_in is plain old data; all-zero is valid.

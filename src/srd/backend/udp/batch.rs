@@ -6,6 +6,9 @@ use std::net::SocketAddrV4;
 
 use super::sys;
 
+/// Room for one cmsg carrying an int (CMSG_SPACE(4) = 24), 8-aligned.
+type Ctrl = [u64; 4];
+
 /// Default number of datagram slots in a [`RecvBatch`].
 pub const DEFAULT_SLOTS: usize = 64;
 /// Default slot size: any IPv4 UDP datagram (≤ 65507 bytes) fits.
@@ -25,6 +28,7 @@ pub struct RecvItem<'a> {
 #[derive(Debug, Clone, Copy)]
 struct Meta {
     slot: u32,
+    off: u32,
     len: u32,
     path: u8,
     src: SocketAddrV4,
@@ -35,11 +39,14 @@ struct Meta {
 /// repeatedly; each call replaces the previous contents.
 pub struct RecvBatch {
     // Heap memory the kernel writes into; `iovs`/`hdrs` hold raw pointers into
-    // `buf`, `names` and `iovs`, refreshed by `headers_from` before each call.
+    // `buf`, `names`, `iovs` and `ctrl`, refreshed by `headers_from` before
+    // each call.
     buf: Box<[u8]>,
     names: Box<[libc::sockaddr_in]>,
     iovs: Box<[libc::iovec]>,
     hdrs: Box<[libc::mmsghdr]>,
+    /// Per-slot control buffer, for the UDP_GRO segment-size cmsg.
+    ctrl: Box<[Ctrl]>,
     slot_size: usize,
     items: Vec<Meta>,
 }
@@ -87,6 +94,7 @@ impl RecvBatch {
             names,
             iovs,
             hdrs,
+            ctrl: vec![[0; 4]; slots].into_boxed_slice(),
             slot_size,
             items: Vec::with_capacity(slots),
         }
@@ -117,7 +125,7 @@ impl RecvBatch {
 
     pub fn get(&self, i: usize) -> Option<RecvItem<'_>> {
         let m = self.items.get(i)?;
-        let start = m.slot as usize * self.slot_size;
+        let start = m.slot as usize * self.slot_size + m.off as usize;
         Some(RecvItem {
             path: m.path,
             src: m.src,
@@ -144,8 +152,8 @@ impl RecvBatch {
             h.msg_hdr.msg_namelen = sys::SOCKADDR_IN_LEN;
             h.msg_hdr.msg_iov = &mut self.iovs[i];
             h.msg_hdr.msg_iovlen = 1;
-            h.msg_hdr.msg_control = std::ptr::null_mut();
-            h.msg_hdr.msg_controllen = 0;
+            h.msg_hdr.msg_control = self.ctrl[i].as_mut_ptr().cast();
+            h.msg_hdr.msg_controllen = mem::size_of::<Ctrl>() as _;
             h.msg_hdr.msg_flags = 0;
             h.msg_len = 0;
         }
@@ -153,24 +161,57 @@ impl RecvBatch {
     }
 
     /// Outcome of slot `slot` after recvmmsg filled it: received length,
-    /// whether it was truncated, and the source.
-    pub(super) fn slot_result(&self, slot: usize) -> (usize, bool, SocketAddrV4) {
+    /// whether it was truncated, the source, and the GRO segment size when
+    /// the kernel coalesced several datagrams into this slot (0 otherwise).
+    pub(super) fn slot_result(&self, slot: usize) -> (usize, bool, SocketAddrV4, usize) {
         let h = &self.hdrs[slot];
         let truncated = h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
         (
             h.msg_len as usize,
             truncated,
             sys::sockaddr_to(&self.names[slot]),
+            gro_segment(&h.msg_hdr),
         )
     }
 
-    pub(super) fn push(&mut self, slot: usize, len: usize, path: u8, src: SocketAddrV4) {
-        debug_assert!(len <= self.slot_size);
+    /// Adds the datagram at `off..off + len` of `slot` to the batch.
+    pub(super) fn push(
+        &mut self,
+        slot: usize,
+        off: usize,
+        len: usize,
+        path: u8,
+        src: SocketAddrV4,
+    ) {
+        debug_assert!(off + len <= self.slot_size);
         self.items.push(Meta {
             slot: slot as u32,
+            off: off as u32,
             len: len as u32,
             path,
             src,
         });
     }
+}
+
+/// The UDP_GRO segment size in a received message's control data, or 0.
+pub(super) fn gro_segment(msg: &libc::msghdr) -> usize {
+    if msg.msg_control.is_null() {
+        return 0;
+    }
+    // SAFETY: msg_control/msg_controllen describe the control buffer the
+    // kernel just filled; CMSG_FIRSTHDR (null when it is shorter than a
+    // cmsghdr) and CMSG_NXTHDR stay within msg_controllen and return null at
+    // its end; the data of a UDP_GRO cmsg is one int.
+    unsafe {
+        let mut cm = libc::CMSG_FIRSTHDR(msg);
+        while !cm.is_null() {
+            if (*cm).cmsg_level == libc::SOL_UDP && (*cm).cmsg_type == libc::UDP_GRO {
+                let seg = std::ptr::read_unaligned(libc::CMSG_DATA(cm).cast::<libc::c_int>());
+                return usize::try_from(seg).unwrap_or(0);
+            }
+            cm = libc::CMSG_NXTHDR(msg, cm);
+        }
+    }
+    0
 }
