@@ -1,6 +1,8 @@
 //! UDP loopback datagram rate through the backend: one syscall per datagram
 //! (sendto/recvfrom) against batched sendmmsg/recvmmsg, in the same run, for
-//! 64 B and 8 KiB datagrams. Prints the batched/unbatched rate ratio.
+//! 64 B and 8 KiB datagrams; batched also with UDP GSO on the sender and
+//! with GSO + GRO. Prints each batched rate as a ratio to the unbatched one
+//! (datagrams per second, rates in the table).
 //!
 //! Each iteration moves `BATCH` datagrams from one backend to another and
 //! receives all of them.
@@ -9,10 +11,16 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, black_box};
-use srd_fi::srd::backend::udp::{RecvBatch, SendItem, UdpBackend, UdpConfig};
+use srd_fi::srd::backend::udp::{DEFAULT_SLOT_SIZE, RecvBatch, SendItem, UdpBackend, UdpConfig};
 
 const BATCH: usize = 32;
 const SIZES: [usize; 2] = [64, 8192];
+/// Batched variants: (name, UDP GSO on the sender, UDP GRO on the receiver).
+const VARIANTS: [(&str, bool, bool); 3] = [
+    ("sendmmsg_recvmmsg", false, false),
+    ("sendmmsg_gso_recvmmsg", true, false),
+    ("sendmmsg_gso_recvmmsg_gro", true, true),
+];
 
 /// Time and datagrams measured by one benchmark, for the ratio at the end.
 #[derive(Default)]
@@ -102,38 +110,60 @@ fn main() {
         let (sa, sb) = (*a.stats(), *b.stats());
         let unb_calls = (sa.send_syscalls + sb.recv_syscalls) as f64 / sa.tx_datagrams as f64;
 
-        let mut batched = Acc::default();
-        let (mut a, mut b) = pair();
-        let dst = b.local_addr(0);
-        let mut batch = RecvBatch::new(64, size.max(64));
-        let mut items: Vec<SendItem> = (0..BATCH)
-            .map(|_| SendItem {
-                path: 0,
-                dst,
-                data: &data,
-            })
-            .collect();
-        group.bench_function("sendmmsg_recvmmsg", |bn| {
-            bn.iter_custom(|iters| {
-                let start = Instant::now();
-                let mut moved = 0;
-                for _ in 0..iters {
-                    let mut sent = 0;
-                    while sent < BATCH {
-                        sent += a.send_batch(&mut items[sent..]).expect("sendmmsg");
+        let mut batched = [Acc::default(), Acc::default(), Acc::default()];
+        let mut calls = [f64::NAN; 3];
+        for (v, (name, gso, gro)) in VARIANTS.into_iter().enumerate() {
+            let mut cfg = UdpConfig::new(Ipv4Addr::LOCALHOST, 1);
+            cfg.gso = gso;
+            let mut a = UdpBackend::open(cfg).expect("open");
+            let mut cfg = UdpConfig::new(Ipv4Addr::LOCALHOST, 1);
+            cfg.gro = gro;
+            let mut b = UdpBackend::open(cfg).expect("open");
+            if a.gso_enabled() != gso || b.gro_enabled() != gro {
+                continue;
+            }
+            let dst = b.local_addr(0);
+            // GRO needs whole 64 KiB slots; otherwise slots fit the datagram.
+            let slot = if gro { DEFAULT_SLOT_SIZE } else { size.max(64) };
+            let mut batch = RecvBatch::new(64, slot);
+            let mut items: Vec<SendItem> = (0..BATCH)
+                .map(|_| SendItem {
+                    path: 0,
+                    dst,
+                    data: &data,
+                })
+                .collect();
+            let acc = &mut batched[v];
+            group.bench_function(name, |bn| {
+                bn.iter_custom(|iters| {
+                    let start = Instant::now();
+                    let mut moved = 0;
+                    for _ in 0..iters {
+                        let mut sent = 0;
+                        while sent < BATCH {
+                            sent += a.send_batch(&mut items[sent..]).expect("sendmmsg");
+                        }
+                        moved += drain_batched(&mut b, &mut batch, BATCH);
                     }
-                    moved += drain_batched(&mut b, &mut batch, BATCH);
-                }
-                let t = start.elapsed();
-                batched.elapsed += t;
-                batched.datagrams += moved as u64;
-                t
-            })
-        });
+                    let t = start.elapsed();
+                    acc.elapsed += t;
+                    acc.datagrams += moved as u64;
+                    t
+                })
+            });
+            let (sa, sb) = (*a.stats(), *b.stats());
+            calls[v] = (sa.send_syscalls + sb.recv_syscalls) as f64 / sa.tx_datagrams as f64;
+        }
         group.finish();
-        let (sa, sb) = (*a.stats(), *b.stats());
-        let bat_calls = (sa.send_syscalls + sb.recv_syscalls) as f64 / sa.tx_datagrams as f64;
-        rows.push((size, unbatched.rate(), batched.rate(), unb_calls, bat_calls));
+        rows.push((
+            size,
+            unbatched.rate(),
+            batched[0].rate(),
+            batched[1].rate(),
+            batched[2].rate(),
+            unb_calls,
+            calls,
+        ));
     }
     c.final_summary();
 
@@ -141,15 +171,16 @@ fn main() {
         "\nUDP loopback, {BATCH} datagrams per iteration, one sender and one receiver backend"
     );
     println!(
-        "| size | sendto/recvfrom (dgram/s) | sendmmsg/recvmmsg (dgram/s) | batched/unbatched | syscalls/dgram unbatched | batched |"
+        "| size | sendto/recvfrom | sendmmsg/recvmmsg | + GSO | + GSO + GRO \
+         | batched/unbatched | GSO/unbatched | GSO+GRO/unbatched | syscalls/dgram unbatched | batched |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|");
-    for (size, u, b, uc, bc) in rows {
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for (size, u, b, g, gg, uc, [bc, _, _]) in rows {
         println!(
-            "| {size} B | {:.0} | {:.0} | {:.2}x | {uc:.2} | {bc:.3} |",
-            u,
-            b,
-            b / u
+            "| {size} B | {u:.0} | {b:.0} | {g:.0} | {gg:.0} | {:.2}x | {:.2}x | {:.2}x | {uc:.2} | {bc:.3} |",
+            b / u,
+            g / u,
+            gg / u
         );
     }
 }
