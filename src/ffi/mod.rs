@@ -19,7 +19,6 @@ pub mod guard;
 pub mod info;
 pub mod iov;
 pub mod log;
-pub mod netif;
 pub mod object;
 // Entry points take raw pointers from C by design; each checks them for NULL
 // before use and documents its ownership rules.

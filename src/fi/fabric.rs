@@ -4,7 +4,7 @@ use super::errno::{Error, Result};
 use super::info::{FABRIC_NAME, Info};
 use super::params::{self, Params};
 use crate::ffi::bindings as b;
-use crate::ffi::netif::{self, Iface};
+use crate::srd::backend::udp::{self as netif, Iface};
 use std::sync::Arc;
 
 /// An open fabric (fi_fabric).
@@ -47,6 +47,7 @@ impl Domain {
         }
         let name = d.name.as_deref().ok_or(Error::Inval)?;
         let iface = netif::interfaces()
+            .unwrap_or_default()
             .into_iter()
             .find(|i| i.name == name)
             .ok_or(Error::Inval)?;

@@ -7,7 +7,7 @@ use super::info::{self, Info};
 use super::offer;
 use super::params::Params;
 use crate::ffi::bindings as b;
-use crate::ffi::netif::Iface;
+use crate::srd::backend::udp::Iface;
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 /// What the application passed besides the hints.

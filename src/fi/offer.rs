@@ -7,15 +7,13 @@ use super::info::{
 };
 use super::params::Params;
 use crate::ffi::bindings as b;
-use crate::ffi::netif::Iface;
+use crate::srd::backend::udp::Iface;
 use std::net::SocketAddrV4;
 
 /// Bytes of the UD receive prefix (GRH-sized), shown as FI_MSG_PREFIX.
 pub const UD_PREFIX: usize = 40;
 /// Header bytes the device puts in front of a DGRAM payload.
 pub const DGRAM_HEADER_RESERVE: usize = 64;
-/// Largest UDP payload over IPv4.
-pub const MAX_UDP_PAYLOAD: usize = 65507;
 
 /// libfabric's FI_TAG_GENERIC (a macro bindgen cannot evaluate): every tag bit usable.
 pub const TAG_GENERIC: u64 = 0xAAAA_AAAA_AAAA_AAAA;
@@ -43,7 +41,7 @@ pub const DGRAM_CAPS: u64 =
 
 /// UDP payload the interface carries, as limited by FI_SRD_MTU.
 pub fn payload_limit(iface: &Iface, params: &Params) -> usize {
-    let from_if = (iface.mtu as usize).saturating_sub(28).min(MAX_UDP_PAYLOAD);
+    let from_if = iface.max_udp_payload();
     if params.mtu > 0 {
         params.mtu.min(from_if).max(576)
     } else {
