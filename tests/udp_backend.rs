@@ -633,6 +633,11 @@ fn gro_receiver_splits_coalesced_reads_back_into_datagrams() {
         b.recv_from(0, &mut buf).unwrap_err().kind(),
         std::io::ErrorKind::Unsupported
     );
+    let mut small = RecvBatch::new(4, 2048);
+    assert_eq!(
+        b.recv_batch(&mut small).unwrap_err().kind(),
+        std::io::ErrorKind::InvalidInput
+    );
     // 30 × 700 B and a 100 B tail: one GSO message, delivered coalesced.
     let mut bufs: Vec<Vec<u8>> = (0..30).map(|i| payload(i, 700)).collect();
     bufs.push(payload(30, 100));
@@ -661,4 +666,40 @@ fn gro_receiver_splits_coalesced_reads_back_into_datagrams() {
     assert!(s.recv_syscalls <= 3, "{s:?}");
     assert_eq!(s.rx_datagrams, 31);
     assert_eq!(s.rx_bytes, 30 * 700 + 100);
+}
+
+#[test]
+fn sending_to_a_closed_port_is_harmless() {
+    // The port of a socket that no longer exists: loopback answers with ICMP
+    // port unreachable, which must neither fail nor wedge the backend.
+    let closed = open(LO, 1).local_addr(0);
+    let mut a = open(LO, 2);
+    let mut b = open(LO, 1);
+    let d = payload(9, 48);
+    let mut items: Vec<SendItem> = (0..8)
+        .map(|i| SendItem {
+            path: (i % 2) as u8,
+            dst: closed,
+            data: &d,
+        })
+        .collect();
+    assert_eq!(a.send_batch(&mut items).unwrap(), 8);
+    assert!(a.send_to(1, closed, &d).unwrap());
+    let mut batch = RecvBatch::default();
+    assert_eq!(a.recv_batch(&mut batch).unwrap(), 0);
+    // Still works towards a live peer, from both paths.
+    for p in 0..2 {
+        assert!(a.send_to(p, b.local_addr(0), &d).unwrap());
+    }
+    let mut srcs = BTreeSet::new();
+    assert_eq!(
+        recv_upto(&mut b, &mut batch, 2, 50, |_, s, _| {
+            srcs.insert(s);
+        }),
+        2
+    );
+    assert_eq!(srcs, (0..2).map(|p| a.local_addr(p)).collect());
+    let s = *a.stats();
+    assert_eq!(s.io_errors, 0);
+    assert_eq!(s.tx_datagrams, 11);
 }

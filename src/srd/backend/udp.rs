@@ -300,7 +300,8 @@ impl UdpBackend {
         }
         let ms = match timeout {
             None => -1,
-            Some(d) => i32::try_from(d.as_millis()).unwrap_or(i32::MAX),
+            // Round up so a sub-millisecond timeout still waits.
+            Some(d) => i32::try_from(d.as_nanos().div_ceil(1_000_000)).unwrap_or(i32::MAX),
         };
         // SAFETY: `fds` holds `self.paths.len()` (≤ MAX_PATHS) initialised pollfds.
         let r = unsafe { libc::poll(fds.as_mut_ptr(), self.paths.len() as libc::nfds_t, ms) };
@@ -318,8 +319,17 @@ impl UdpBackend {
     /// batch's capacity, replacing its previous contents. Returns the number
     /// of datagrams now in `batch` (0: nothing waiting). Paths are visited
     /// round-robin from a rotating start so none starves.
+    ///
+    /// With GRO on, the batch's slots must hold 65507 bytes (a coalesced
+    /// read), else `InvalidInput`.
     pub fn recv_batch(&mut self, batch: &mut RecvBatch) -> io::Result<usize> {
         batch.clear();
+        if self.gro && batch.slot_size() < MAX_UDP_PAYLOAD {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "UDP GRO needs RecvBatch slots of at least 65507 bytes",
+            ));
+        }
         let cap = batch.capacity();
         let np = self.paths.len();
         let start = self.next_rx_path;
