@@ -1,0 +1,351 @@
+//! FI_EP_DGRAM: the raw device. Each message is one UD datagram; delivery
+//! is best effort, unordered, and a message that meets no posted receive is
+//! dropped (and counted), as on a UD QP.
+
+use super::addr::{EpAddr, Kind};
+use super::av::{ADDR_NOTAVAIL, Av};
+use super::cq::{Entry, ErrEntry};
+use super::errno::{Error, Result};
+use super::ops::{RecvOp, SendOp};
+use super::sink::{Dir, Sink};
+use super::slab::Slab;
+use super::transport::Transport;
+use crate::ffi::bindings as b;
+use crate::srd::{self, Ah, DeviceAddr, Opcode, Pd, QpAttr, QpState, QpType, RecvWr, SendWr, WcStatus};
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The QKey every srd DGRAM endpoint uses.
+pub const DGRAM_QKEY: u32 = 0x5344_4701;
+
+struct PendingSend {
+    context: usize,
+    report: bool,
+}
+
+struct PendingRecv {
+    op: RecvOp,
+    /// Canceled by the application: the device still holds its buffer, so
+    /// the slot (and wr_id) stays taken until the device gives it back.
+    canceled: bool,
+}
+
+/// A completion waiting for room in the CQ.
+enum Done {
+    Ok(Dir, Entry, bool),
+    Err(Dir, ErrEntry),
+}
+
+pub struct Dgram {
+    t: Transport,
+    pd: Pd,
+    cq: srd::Cq,
+    qpn: u32,
+    /// Bytes of the UD prefix the application's buffers carry (0 or 40).
+    prefix: usize,
+    ahs: HashMap<DeviceAddr, Ah>,
+    sends: Slab<PendingSend>,
+    recvs: Slab<PendingRecv>,
+    rx_pool: Vec<Vec<u8>>,
+    stash: VecDeque<Done>,
+    scratch: Vec<u8>,
+    nonce: u64,
+    host_id: u64,
+}
+
+impl Dgram {
+    pub fn open(t: Transport, prefix: usize, tx: usize, rx: usize, host_id: u64, nonce: u64) -> Result<Dgram> {
+        let mut t = t;
+        let dev = &mut t.dev;
+        let bad = |_| Error::Inval;
+        let pd = dev.alloc_pd().map_err(bad)?;
+        let depth = u32::try_from(tx + rx).unwrap_or(u32::MAX);
+        let cq = dev.create_cq(depth).map_err(bad)?;
+        let qpn = dev
+            .create_qp(QpAttr {
+                pd,
+                qp_type: QpType::Ud,
+                qkey: DGRAM_QKEY,
+                send_cq: cq,
+                recv_cq: cq,
+                sq_depth: u32::try_from(tx).unwrap_or(1024),
+                rq_depth: u32::try_from(rx).unwrap_or(1024),
+            })
+            .map_err(bad)?;
+        for s in [QpState::Init, QpState::Rtr, QpState::Rts] {
+            dev.modify_qp(qpn, s).map_err(bad)?;
+        }
+        let buf_len = dev.max_payload() + srd::UD_PREFIX;
+        Ok(Dgram {
+            scratch: Vec::with_capacity(dev.max_payload()),
+            rx_pool: (0..rx.min(256)).map(|_| vec![0u8; buf_len]).collect(),
+            t,
+            pd,
+            cq,
+            qpn,
+            prefix,
+            ahs: HashMap::new(),
+            sends: Slab::new(tx),
+            recvs: Slab::new(rx),
+            stash: VecDeque::new(),
+            nonce,
+            host_id,
+        })
+    }
+
+    pub fn name(&self) -> EpAddr {
+        EpAddr {
+            kind: Kind::Dgram,
+            sock: self.t.local(),
+            qpn: self.qpn,
+            qkey: DGRAM_QKEY,
+            host_id: self.host_id,
+            nonce: self.nonce,
+        }
+    }
+
+    pub fn max_msg(&self) -> usize {
+        self.t.dev.max_payload()
+    }
+
+    pub fn tx_room(&self) -> usize {
+        self.t.dev.send_room(self.qpn).min(self.sends.room())
+    }
+
+    pub fn rx_room(&self) -> usize {
+        self.recvs.room()
+    }
+
+    pub fn send(&mut self, av: &Av, op: SendOp) -> Result<()> {
+        let peer = av.lookup(op.dest).ok_or(Error::Inval)?;
+        if peer.kind != Kind::Dgram {
+            return Err(Error::Inval);
+        }
+        let total = op.iov.len();
+        if total < self.prefix {
+            return Err(Error::Inval);
+        }
+        let payload = total - self.prefix;
+        if payload > self.t.dev.max_payload() {
+            return Err(Error::MsgSize);
+        }
+        if self.tx_room() == 0 {
+            self.progress_io();
+            if self.tx_room() == 0 {
+                return Err(Error::Again);
+            }
+        }
+        let dst = DeviceAddr::new(*peer.sock.ip(), peer.sock.port());
+        let ah = match self.ahs.get(&dst) {
+            Some(&ah) => ah,
+            None => {
+                let ah = self.t.dev.create_ah(self.pd, dst).map_err(|_| Error::Again)?;
+                self.ahs.insert(dst, ah);
+                ah
+            }
+        };
+        self.scratch.resize(payload, 0);
+        op.iov.copy_out(self.prefix, &mut self.scratch);
+        let id = self
+            .sends
+            .insert(PendingSend {
+                context: op.context,
+                report: op.report,
+            })
+            .ok_or(Error::Again)?;
+        let wr = SendWr {
+            wr_id: u64::from(id),
+            ah,
+            remote_qpn: peer.qpn,
+            remote_qkey: peer.qkey,
+            data: &self.scratch,
+        };
+        if let Err(e) = self.t.dev.post_send(self.qpn, wr) {
+            self.sends.remove(id);
+            return Err(match e {
+                srd::SrdError::QueueFull => Error::Again,
+                srd::SrdError::TooLong => Error::MsgSize,
+                _ => Error::Inval,
+            });
+        }
+        // Data was copied: the application's buffer is free again, and the
+        // datagram leaves now rather than at the next progress call.
+        self.t.pump();
+        Ok(())
+    }
+
+    pub fn recv(&mut self, op: RecvOp) -> Result<()> {
+        if op.iov.len() < self.prefix {
+            return Err(Error::Inval);
+        }
+        let buf = match self.rx_pool.pop() {
+            Some(b) => b,
+            None => vec![0u8; self.t.dev.max_payload() + srd::UD_PREFIX],
+        };
+        let id = match self.recvs.insert(PendingRecv { op, canceled: false }) {
+            Some(id) => id,
+            None => {
+                self.rx_pool.push(buf);
+                return Err(Error::Again);
+            }
+        };
+        if let Err(e) = self.t.dev.post_recv(self.qpn, RecvWr { wr_id: u64::from(id), buf }) {
+            self.recvs.remove(id);
+            return Err(match e {
+                srd::SrdError::QueueFull => Error::Again,
+                _ => Error::Inval,
+            });
+        }
+        Ok(())
+    }
+
+    fn progress_io(&mut self) {
+        self.t.pump();
+    }
+
+    /// Moves datagrams and turns device completions into CQ entries.
+    pub fn progress(&mut self, sink: &Sink, av: Option<&Arc<Av>>) {
+        self.t.pump();
+        // First what waited for CQ room.
+        while let Some(d) = self.stash.pop_front() {
+            if let Err(d) = deliver(sink, d) {
+                self.stash.push_front(d);
+                return;
+            }
+        }
+        while sink.room(Dir::Tx) && sink.room(Dir::Rx) {
+            let Some(c) = self.t.dev.poll_cq(self.cq) else { break };
+            let done = match c.opcode {
+                Opcode::Send => self.send_done(c),
+                Opcode::Recv => self.recv_done(c, av),
+            };
+            if let Some(d) = done {
+                if let Err(d) = deliver(sink, d) {
+                    self.stash.push_back(d);
+                    break;
+                }
+            }
+        }
+    }
+
+    fn send_done(&mut self, c: srd::Completion) -> Option<Done> {
+        let s = self.sends.remove(u32::try_from(c.wr_id).ok()?)?;
+        let entry = Entry {
+            context: s.context,
+            flags: b::FI_SEND | b::FI_MSG,
+            len: 0,
+            ..Default::default()
+        };
+        Some(if c.status == WcStatus::Success {
+            Done::Ok(Dir::Tx, entry, s.report)
+        } else {
+            Done::Err(
+                Dir::Tx,
+                ErrEntry {
+                    entry,
+                    err: b::FI_EIO,
+                    prov_errno: c.status as i32,
+                    ..Default::default()
+                },
+            )
+        })
+    }
+
+    fn recv_done(&mut self, c: srd::Completion, av: Option<&Arc<Av>>) -> Option<Done> {
+        let id = u32::try_from(c.wr_id).ok()?;
+        let mut r = self.recvs.remove(id)?;
+        let buf = c.buf?;
+        if r.canceled {
+            self.rx_pool.push(buf);
+            return None;
+        }
+        let src = c
+            .src
+            .and_then(|(a, qpn)| av.and_then(|av| av.find(&(a.socket(), qpn))))
+            .unwrap_or(ADDR_NOTAVAIL);
+        let mut entry = Entry {
+            context: r.op.context,
+            flags: b::FI_RECV | b::FI_MSG,
+            buf: r.op.iov.base_addr(),
+            src,
+            ..Default::default()
+        };
+        let done = if c.status != WcStatus::Success {
+            Done::Err(
+                Dir::Rx,
+                ErrEntry {
+                    entry,
+                    err: if c.status == WcStatus::Flushed { b::FI_ECANCELED } else { b::FI_EIO },
+                    prov_errno: c.status as i32,
+                    ..Default::default()
+                },
+            )
+        } else {
+            // The device wrote a 40-byte prefix, then the payload.
+            let payload = c.len.min(buf.len().saturating_sub(srd::UD_PREFIX));
+            let (from, want) = if self.prefix > 0 {
+                (0, srd::UD_PREFIX + payload)
+            } else {
+                (srd::UD_PREFIX, payload)
+            };
+            let got = r.op.iov.copy_in(0, &buf[from..from + want]);
+            entry.len = got;
+            if got < want {
+                Done::Err(
+                    Dir::Rx,
+                    ErrEntry {
+                        entry,
+                        olen: want - got,
+                        err: b::FI_ETRUNC as i32,
+                        ..Default::default()
+                    },
+                )
+            } else {
+                Done::Ok(Dir::Rx, entry, r.op.report)
+            }
+        };
+        if self.rx_pool.len() < 256 {
+            self.rx_pool.push(buf);
+        }
+        Some(done)
+    }
+
+    /// Cancels a posted receive by context.
+    pub fn cancel(&mut self, sink: &Sink, context: usize) -> bool {
+        let Some(id) = self.recvs.find(|r| !r.canceled && r.op.context == context) else {
+            return false;
+        };
+        let Some(r) = self.recvs.get_mut(id) else { return false };
+        r.canceled = true;
+        let e = ErrEntry {
+            entry: Entry {
+                context,
+                flags: b::FI_RECV | b::FI_MSG,
+                buf: r.op.iov.base_addr(),
+                ..Default::default()
+            },
+            err: b::FI_ECANCELED,
+            ..Default::default()
+        };
+        if sink.err(Dir::Rx, e.clone()).is_err() {
+            self.stash.push_back(Done::Err(Dir::Rx, e));
+        }
+        true
+    }
+
+    pub fn wait(&self, d: Duration) {
+        self.t.wait(d);
+    }
+
+    pub fn fds(&self, out: &mut Vec<i32>) {
+        self.t.fds(out);
+    }
+}
+
+fn deliver(sink: &Sink, d: Done) -> std::result::Result<(), Done> {
+    match d {
+        Done::Ok(dir, e, report) => sink.ok(dir, e, report).map_err(|_| Done::Ok(dir, e, report)),
+        Done::Err(dir, e) => sink.err(dir, e.clone()).map_err(|_| Done::Err(dir, e)),
+    }
+}

@@ -1,0 +1,330 @@
+//! Endpoints: the libfabric object shared by both types; the engines
+//! (`dgram`, `rdm`) do the data path. One lock per endpoint, taken once per
+//! API call (FI_THREAD_SAFE); uncontended under FI_THREAD_DOMAIN.
+
+use super::addr::EpAddr;
+use super::av::Av;
+use super::cntr::Cntr;
+use super::cq::{Cq, Progress};
+use super::dgram::Dgram;
+use super::errno::{Error, Result};
+use super::fabric::Domain;
+use super::info::Info;
+use super::offer;
+use super::ops::{RecvOp, SendOp};
+use super::rdm_ep::RdmEp;
+use super::sink::Sink;
+use super::transport::Transport;
+use crate::ffi::bindings as b;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
+
+/// The data path of one endpoint.
+pub enum Engine {
+    Dgram(Box<Dgram>),
+    Rdm(Box<RdmEp>),
+}
+
+/// Mutable state behind the endpoint's lock.
+pub struct State {
+    pub enabled: bool,
+    pub av: Option<Arc<Av>>,
+    pub sink: Sink,
+    pub tx_flags: u64,
+    pub rx_flags: u64,
+    pub min_multi_recv: usize,
+    pub engine: Engine,
+}
+
+/// An endpoint (fi_endpoint).
+pub struct Endpoint {
+    pub domain: Arc<Domain>,
+    pub ep_type: u32,
+    pub caps: u64,
+    pub iov_limit: usize,
+    weak: Weak<Endpoint>,
+    st: Mutex<State>,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint").field("ep_type", &self.ep_type).finish_non_exhaustive()
+    }
+}
+
+/// Host identity: same value on every endpoint of this host (boot id).
+pub fn host_id() -> u64 {
+    static ID: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *ID.get_or_init(|| {
+        let text = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
+        // FNV-1a over the boot id: stable for the host, differs across hosts.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for c in text.trim().bytes() {
+            h ^= u64::from(c);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        h
+    })
+}
+
+/// A random 64-bit value from the kernel.
+pub fn random_u64() -> u64 {
+    let mut b = [0u8; 8];
+    // SAFETY: getrandom writes at most 8 bytes into b.
+    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
+    if n == 8 {
+        u64::from_le_bytes(b)
+    } else {
+        u64::from(std::process::id()).rotate_left(32) ^ host_id()
+    }
+}
+
+impl Endpoint {
+    /// Opens an endpoint of `info`'s type on `domain` (sockets are bound now,
+    /// so fi_getname works before fi_enable).
+    pub fn open(domain: Arc<Domain>, info: &Info) -> Result<Arc<Endpoint>> {
+        let ep_attr = info.ep.as_ref().ok_or(Error::Inval)?;
+        let ep_type = ep_attr.ep_type;
+        let params = domain.params.clone();
+        let payload = offer::payload_limit(&domain.iface, &params);
+        // The source address in info may pick a port.
+        let src_port = info
+            .src_addr
+            .as_deref()
+            .and_then(|a| super::getinfo::parse_addr(info.addr_format, a))
+            .map_or(0, |a| a.sock.port());
+        let _ = src_port;
+        let tx_size = info.tx.as_ref().map_or(offer::RDM_TX_SIZE, |t| t.size.max(1));
+        let rx_size = info.rx.as_ref().map_or(offer::RDM_RX_SIZE, |r| r.size.max(1));
+        let iov_limit = info.tx.as_ref().map_or(offer::IOV_LIMIT, |t| t.iov_limit.max(1));
+        let caps = if info.caps != 0 { info.caps } else { offer::RDM_CAPS };
+        let engine = match ep_type {
+            t if t == b::FI_EP_DGRAM => {
+                let prefix = if info.mode & b::FI_MSG_PREFIX != 0 {
+                    offer::UD_PREFIX
+                } else {
+                    0
+                };
+                let t = Transport::open(domain.iface.addr, payload, &params, |c| {
+                    c.sq_depth = u32::try_from(tx_size).unwrap_or(1024);
+                    c.rq_depth = u32::try_from(rx_size).unwrap_or(1024);
+                })?;
+                Engine::Dgram(Box::new(Dgram::open(
+                    t,
+                    prefix,
+                    tx_size.min(offer::DGRAM_QUEUE),
+                    rx_size.min(offer::DGRAM_QUEUE),
+                    host_id(),
+                    random_u64(),
+                )?))
+            }
+            t if t == b::FI_EP_RDM => {
+                Engine::Rdm(Box::new(RdmEp::open(&domain, payload, &params, tx_size, rx_size)?))
+            }
+            _ => return Err(Error::Inval),
+        };
+        let tx_flags = info.tx.as_ref().map_or(b::FI_COMPLETION, |t| t.op_flags);
+        let rx_flags = info.rx.as_ref().map_or(b::FI_COMPLETION, |r| r.op_flags);
+        Ok(Arc::new_cyclic(|weak| Endpoint {
+            domain,
+            ep_type,
+            caps,
+            iov_limit,
+            weak: weak.clone(),
+            st: Mutex::new(State {
+                enabled: false,
+                av: None,
+                sink: Sink::default(),
+                tx_flags,
+                rx_flags,
+                min_multi_recv: 16384,
+                engine,
+            }),
+        }))
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        self.st.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn as_progress(&self) -> Weak<dyn Progress> {
+        self.weak.clone() as Weak<dyn Progress>
+    }
+
+    /// fi_ep_bind of an AV.
+    pub fn bind_av(&self, av: Arc<Av>) -> Result<()> {
+        let mut st = self.lock();
+        if st.enabled || st.av.is_some() {
+            return Err(Error::Inval);
+        }
+        st.av = Some(av);
+        Ok(())
+    }
+
+    /// fi_ep_bind of a CQ with FI_TRANSMIT / FI_RECV / FI_SELECTIVE_COMPLETION.
+    pub fn bind_cq(&self, cq: Arc<Cq>, flags: u64) -> Result<()> {
+        let known = b::FI_TRANSMIT | b::FI_RECV | b::FI_SELECTIVE_COMPLETION;
+        if flags & known != flags || flags & (b::FI_TRANSMIT | b::FI_RECV) == 0 {
+            return Err(Error::Inval);
+        }
+        let mut st = self.lock();
+        if st.enabled {
+            return Err(Error::Inval);
+        }
+        let sel = flags & b::FI_SELECTIVE_COMPLETION != 0;
+        if flags & b::FI_TRANSMIT != 0 {
+            if st.sink.tx_cq.is_some() {
+                return Err(Error::Inval);
+            }
+            st.sink.tx_cq = Some(cq.clone());
+            st.sink.tx_selective = sel;
+        }
+        if flags & b::FI_RECV != 0 {
+            if st.sink.rx_cq.is_some() {
+                return Err(Error::Inval);
+            }
+            st.sink.rx_cq = Some(cq.clone());
+            st.sink.rx_selective = sel;
+        }
+        cq.attach(self.as_progress());
+        Ok(())
+    }
+
+    /// fi_ep_bind of a counter with FI_SEND / FI_RECV (RMA kinds not offered).
+    pub fn bind_cntr(&self, c: Arc<Cntr>, flags: u64) -> Result<()> {
+        let known = b::FI_SEND | b::FI_RECV;
+        if flags == 0 || flags & !known != 0 {
+            return Err(if flags & (b::FI_READ | b::FI_WRITE | b::FI_REMOTE_READ | b::FI_REMOTE_WRITE) != 0 {
+                Error::NoSys
+            } else {
+                Error::Inval
+            });
+        }
+        let mut st = self.lock();
+        if flags & b::FI_SEND != 0 {
+            st.sink.send_cntr = Some(c.clone());
+        }
+        if flags & b::FI_RECV != 0 {
+            st.sink.recv_cntr = Some(c.clone());
+        }
+        c.attach(self.as_progress());
+        Ok(())
+    }
+
+    /// fi_enable: needs an AV, and CQs or counters for both directions.
+    pub fn enable(&self) -> Result<()> {
+        let mut st = self.lock();
+        if st.av.is_none() {
+            return Err(Error::Os(b::FI_ENOAV as i32));
+        }
+        let tx_ok = st.sink.tx_cq.is_some() || st.sink.send_cntr.is_some();
+        let rx_ok = st.sink.rx_cq.is_some() || st.sink.recv_cntr.is_some();
+        if !tx_ok && self.caps & b::FI_SEND != 0 || !rx_ok && self.caps & b::FI_RECV != 0 {
+            return Err(Error::Os(b::FI_ENOCQ as i32));
+        }
+        st.enabled = true;
+        if let Engine::Rdm(r) = &mut st.engine {
+            r.enable();
+        }
+        Ok(())
+    }
+
+    pub fn name(&self) -> EpAddr {
+        match &self.lock().engine {
+            Engine::Dgram(d) => d.name(),
+            Engine::Rdm(r) => r.name(),
+        }
+    }
+
+    pub fn send(&self, op: SendOp) -> Result<()> {
+        let mut st = self.lock();
+        if !st.enabled {
+            return Err(Error::OpBadState);
+        }
+        let State { av, engine, sink, .. } = &mut *st;
+        let av = av.as_ref().ok_or(Error::OpBadState)?;
+        match engine {
+            Engine::Dgram(d) => {
+                if op.tagged {
+                    return Err(Error::NoSys);
+                }
+                d.send(av, op)
+            }
+            Engine::Rdm(r) => r.send(sink, av, op),
+        }
+    }
+
+    pub fn recv(&self, op: RecvOp) -> Result<()> {
+        let mut st = self.lock();
+        if !st.enabled {
+            return Err(Error::OpBadState);
+        }
+        let State { av, engine, sink, min_multi_recv, .. } = &mut *st;
+        match engine {
+            Engine::Dgram(d) => {
+                if op.tagged || op.flags & (b::FI_MULTI_RECV | b::FI_PEEK | b::FI_CLAIM) != 0 {
+                    return Err(Error::NoSys);
+                }
+                d.recv(op)
+            }
+            Engine::Rdm(r) => {
+                let av = av.as_ref().ok_or(Error::OpBadState)?;
+                r.recv(sink, av, op, *min_multi_recv)
+            }
+        }
+    }
+
+    /// fi_cancel: true when something was canceled.
+    pub fn cancel(&self, context: usize) -> bool {
+        let mut st = self.lock();
+        let State { engine, sink, .. } = &mut *st;
+        match engine {
+            Engine::Dgram(d) => d.cancel(sink, context),
+            Engine::Rdm(r) => r.cancel(sink, context),
+        }
+    }
+
+    pub fn size_left(&self, tx: bool) -> Result<usize> {
+        let st = self.lock();
+        if !st.enabled {
+            return Err(Error::OpBadState);
+        }
+        Ok(match (&st.engine, tx) {
+            (Engine::Dgram(d), true) => d.tx_room(),
+            (Engine::Dgram(d), false) => d.rx_room(),
+            (Engine::Rdm(r), true) => r.tx_room(),
+            (Engine::Rdm(r), false) => r.rx_room(),
+        })
+    }
+
+    /// Waits briefly for network input (blocking CQ and counter reads).
+    pub fn wait(&self, d: Duration) {
+        let st = self.lock();
+        match &st.engine {
+            Engine::Dgram(e) => e.wait(d),
+            Engine::Rdm(e) => e.wait(d),
+        }
+    }
+}
+
+impl Progress for Endpoint {
+    fn progress(&self) {
+        let mut st = self.lock();
+        if !st.enabled {
+            return;
+        }
+        let State { av, engine, sink, .. } = &mut *st;
+        match engine {
+            Engine::Dgram(d) => d.progress(sink, av.as_ref()),
+            Engine::Rdm(r) => r.progress(sink, av.as_ref()),
+        }
+    }
+
+    fn wait_fds(&self, out: &mut Vec<i32>) {
+        let st = self.lock();
+        match &st.engine {
+            Engine::Dgram(d) => d.fds(out),
+            Engine::Rdm(r) => r.fds(out),
+        }
+    }
+}

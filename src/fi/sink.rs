@@ -1,0 +1,79 @@
+//! Where an endpoint's completions go: its bound CQs and counters.
+
+use super::cntr::Cntr;
+use super::cq::{Cq, Entry, ErrEntry};
+use super::errno::Result;
+use std::sync::Arc;
+
+/// Direction of an operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dir {
+    Tx,
+    Rx,
+}
+
+/// Bound CQs and counters of one endpoint.
+#[derive(Clone, Debug, Default)]
+pub struct Sink {
+    pub tx_cq: Option<Arc<Cq>>,
+    pub rx_cq: Option<Arc<Cq>>,
+    pub tx_selective: bool,
+    pub rx_selective: bool,
+    pub send_cntr: Option<Arc<Cntr>>,
+    pub recv_cntr: Option<Arc<Cntr>>,
+}
+
+impl Sink {
+    fn cq(&self, d: Dir) -> Option<&Arc<Cq>> {
+        match d {
+            Dir::Tx => self.tx_cq.as_ref(),
+            Dir::Rx => self.rx_cq.as_ref(),
+        }
+    }
+
+    fn cntr(&self, d: Dir) -> Option<&Arc<Cntr>> {
+        match d {
+            Dir::Tx => self.send_cntr.as_ref(),
+            Dir::Rx => self.recv_cntr.as_ref(),
+        }
+    }
+
+    /// Whether an operation posted with `flags` (after defaults) reports a
+    /// successful completion to the CQ.
+    pub fn reports(&self, d: Dir, flags: u64) -> bool {
+        let selective = match d {
+            Dir::Tx => self.tx_selective,
+            Dir::Rx => self.rx_selective,
+        };
+        !selective || flags & crate::ffi::bindings::FI_COMPLETION != 0
+    }
+
+    /// Room for one more entry in the CQ of `d` (always true without one).
+    pub fn room(&self, d: Dir) -> bool {
+        self.cq(d).is_none_or(|c| c.has_room(1))
+    }
+
+    /// Delivers a success; `Err(Again)` if the CQ is full (keep it).
+    pub fn ok(&self, d: Dir, e: Entry, report: bool) -> Result<()> {
+        if report {
+            if let Some(cq) = self.cq(d) {
+                cq.push(e)?;
+            }
+        }
+        if let Some(c) = self.cntr(d) {
+            c.inc();
+        }
+        Ok(())
+    }
+
+    /// Delivers an error; `Err(Again)` if the CQ is full (keep it).
+    pub fn err(&self, d: Dir, e: ErrEntry) -> Result<()> {
+        if let Some(cq) = self.cq(d) {
+            cq.push_err(e)?;
+        }
+        if let Some(c) = self.cntr(d) {
+            c.inc_err();
+        }
+        Ok(())
+    }
+}

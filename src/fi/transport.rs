@@ -1,0 +1,194 @@
+//! The I/O edge of an endpoint: one software SRD device driven over the UDP
+//! backend. It owns the clock (monotonic nanoseconds since open), moves
+//! datagrams between sockets and the device in batches, and runs timers.
+
+use super::errno::{Error, Result};
+use super::params::Params;
+use crate::srd::backend::udp::{RecvBatch, SendItem, UdpBackend, UdpConfig};
+use crate::srd::{Device, DeviceAddr, DeviceConfig};
+use crate::wire::srd::DATA_HEADER_LEN;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::{Duration, Instant};
+
+/// Datagrams moved per batch system call.
+const BATCH: usize = 32;
+
+/// Datagrams on their way to the kernel; slots `0..len` are filled (the
+/// ones the kernel could not take yet come first, in order).
+struct TxQueue {
+    bufs: Vec<Vec<u8>>,
+    meta: Vec<(u8, SocketAddrV4, usize)>,
+    len: usize,
+}
+
+/// A device bound to UDP sockets.
+pub struct Transport {
+    pub dev: Device,
+    pub udp: UdpBackend,
+    rx: RecvBatch,
+    tx: TxQueue,
+    epoch: Instant,
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transport").field("addr", &self.dev.addr()).finish_non_exhaustive()
+    }
+}
+
+impl Transport {
+    /// Opens sockets on `ip` and a device whose datagrams fit `udp_payload`.
+    pub fn open(ip: Ipv4Addr, udp_payload: usize, params: &Params, tune: impl FnOnce(&mut DeviceConfig)) -> Result<Transport> {
+        let mut ucfg = UdpConfig::new(ip, params.paths);
+        // Fewer, larger packets through the kernel (the backend falls back
+        // when the kernel refuses either).
+        ucfg.gso = true;
+        ucfg.gro = true;
+        if params.drop_rate > 0.0 {
+            ucfg = ucfg.with_drops(params.drop_rate, params.drop_seed, Default::default());
+        }
+        let udp = UdpBackend::open(ucfg)?;
+        let mut cfg = DeviceConfig {
+            addr: DeviceAddr::new(*udp.local_addr(0).ip(), udp.local_addr(0).port()),
+            paths: u8::try_from(udp.paths()).unwrap_or(1),
+            max_payload: udp_payload.saturating_sub(DATA_HEADER_LEN).max(256),
+            // A fresh epoch per open: a peer restarted on the same port is
+            // told apart from its previous life.
+            epoch: epoch_seed(),
+            ..DeviceConfig::default()
+        };
+        tune(&mut cfg);
+        let dev = Device::new(cfg).map_err(|_| Error::Inval)?;
+        let slot = dev.max_datagram();
+        Ok(Transport {
+            // GRO hands back coalesced reads of up to 64 KiB.
+            rx: RecvBatch::new(BATCH, crate::srd::backend::udp::DEFAULT_SLOT_SIZE),
+            tx: TxQueue {
+                bufs: (0..BATCH).map(|_| vec![0u8; slot]).collect(),
+                meta: vec![(0, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0), 0); BATCH],
+                len: 0,
+            },
+            dev,
+            udp,
+            epoch: Instant::now(),
+        })
+    }
+
+    /// Monotonic nanoseconds since open.
+    pub fn now(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// The address peers send to (path 0).
+    pub fn local(&self) -> SocketAddrV4 {
+        self.udp.local_addr(0)
+    }
+
+    /// One round of I/O: receive what is waiting, run due timers, send what
+    /// the device has. Returns whether anything moved.
+    pub fn pump(&mut self) -> bool {
+        let now = self.now();
+        let mut moved = false;
+        // Receive up to a few batches so a burst does not starve sending.
+        for _ in 0..4 {
+            match self.udp.recv_batch(&mut self.rx) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    moved = true;
+                    for item in self.rx.iter() {
+                        self.dev.handle_datagram(now, item.path, item.src, item.data);
+                    }
+                    if n < BATCH {
+                        break;
+                    }
+                }
+            }
+        }
+        if self.dev.poll_timeout().is_some_and(|t| t <= now) {
+            self.dev.handle_timeout(now);
+        }
+        moved |= self.flush(now);
+        moved
+    }
+
+    /// Sends queued datagrams, then asks the device for more.
+    fn flush(&mut self, now: u64) -> bool {
+        let mut moved = false;
+        loop {
+            while self.tx.len < BATCH {
+                let i = self.tx.len;
+                match self.dev.poll_transmit(now, &mut self.tx.bufs[i]) {
+                    Some(t) => {
+                        self.tx.meta[i] = (t.path, t.dst, t.len);
+                        self.tx.len += 1;
+                    }
+                    None => break,
+                }
+            }
+            let n = self.tx.len;
+            if n == 0 {
+                return moved;
+            }
+            let mut items: smallvec::SmallVec<[SendItem<'_>; BATCH]> = (0..n)
+                .map(|i| {
+                    let (path, dst, len) = self.tx.meta[i];
+                    SendItem {
+                        path,
+                        dst,
+                        data: &self.tx.bufs[i][..len],
+                    }
+                })
+                .collect();
+            let sent = match self.udp.send_batch(&mut items) {
+                Ok(k) => k,
+                // Nothing could go: drop the batch; SRD retransmits, UD is best effort.
+                Err(_) => n,
+            };
+            moved |= sent > 0;
+            if sent < n {
+                // Socket buffers full. send_batch put the unsent items last,
+                // in order; move their slots to the front for next time.
+                let mut order: smallvec::SmallVec<[usize; BATCH]> = items[sent..]
+                    .iter()
+                    .filter_map(|it| (0..n).find(|&i| self.tx.bufs[i].as_ptr() == it.data.as_ptr()))
+                    .collect();
+                drop(items);
+                let kept = order.len();
+                order.extend((0..BATCH).filter(|i| !order[..kept].contains(i)));
+                let mut old = std::mem::take(&mut self.tx.bufs);
+                let old_meta = self.tx.meta.clone();
+                self.tx.bufs = order.iter().map(|&i| std::mem::take(&mut old[i])).collect();
+                self.tx.meta = order.iter().map(|&i| old_meta[i]).collect();
+                self.tx.len = kept;
+                return moved;
+            }
+            self.tx.len = 0;
+        }
+    }
+
+    /// Waits up to `timeout` for a datagram or the device's next timer.
+    pub fn wait(&self, timeout: Duration) {
+        let now = self.now();
+        let until_timer = self
+            .dev
+            .poll_timeout()
+            .map(|t| Duration::from_nanos(t.saturating_sub(now)))
+            .unwrap_or(timeout);
+        let _ = self.udp.wait_readable(Some(timeout.min(until_timer)));
+    }
+
+    pub fn fds(&self, out: &mut Vec<i32>) {
+        out.extend(self.udp.raw_fds());
+    }
+}
+
+fn epoch_seed() -> u32 {
+    let mut b = [0u8; 4];
+    // SAFETY: getrandom writes at most b.len() bytes into b.
+    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
+    if n == 4 {
+        u32::from_le_bytes(b).max(1)
+    } else {
+        (std::process::id() ^ Instant::now().elapsed().subsec_nanos()).max(1)
+    }
+}
