@@ -138,6 +138,14 @@ check_provider() {
   [ $bad -eq 0 ] && [ $ok -ge "$np" ]
 }
 
+# The most telling line of a failed run's log.
+first_error() {
+  local p
+  for p in 'FAIL:' 'cannot be selected' 'Segmentation|signal [0-9]|core dumped' 'fi_getinfo\(\): No data' '[Ee]rror'; do
+    grep -m1 -E "$p" "$1" && return
+  done
+}
+
 pass=0
 fail=0
 echo "provider: $PROV  (log dir $LOGDIR)"
@@ -158,7 +166,7 @@ for t in "${TESTS[@]}"; do
     why="timeout after ${TIMEOUT}s (hang)"
     kill_leftovers "$BIN/$bin"
   elif [ $rc -ne 0 ]; then
-    why="exit $rc: $(grep -m1 'FAIL:' "$log" || grep -m1 -E 'cannot be selected|No data available|Segmentation|signal' "$log" || grep -m1 -i 'error' "$log")"
+    why="exit $rc: $(first_error "$log")"
   elif ! grep -q "^PASS $bin\$" "$log"; then
     why="no PASS line"
   fi
