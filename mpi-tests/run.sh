@@ -8,16 +8,17 @@ REPO=$(cd "$HERE/.." && pwd)
 BIN="$HERE/bin"
 LOGDIR="$HERE/logs"
 
-# name | default ranks | binary | arguments | what it checks
+# name | default ranks | binary | arguments | extra mpirun arguments | what it checks
 TESTS=(
-  "pingpong|2|pingpong||point-to-point at every size around protocol cut-offs 0 B..64 MiB; Send, Isend/Irecv, Ssend"
-  "wildcard|4|wildcard||ANY_SOURCE/ANY_TAG matching, non-overtaking, exact+wildcard mixes, many senders"
-  "probe|2|probe||Probe/Iprobe/Mprobe/Improbe+Mrecv, status fields, below/above eager"
-  "cancel|2|cancel||MPI_Cancel of unmatched receives, of a completed receive, racing cancel"
-  "manyops|4|manyops||1000 outstanding Irecv + 1000 Isend per rank, Waitall/Testsome"
-  "collectives|5|collectives||Bcast, Reduce, Allreduce, Allgather, Alltoall(v), Barrier"
-  "stress8|8|stress||random matching stress, 8 ranks, exact/partial/full wildcard receives"
-  "stress16|16|stress||random matching stress, 16 ranks oversubscribed"
+  "pingpong|2|pingpong|||point-to-point at every size around protocol cut-offs 0 B..64 MiB; Send, Isend/Irecv, Ssend"
+  "wildcard|4|wildcard|||ANY_SOURCE/ANY_TAG matching, non-overtaking, exact+wildcard mixes, many senders"
+  "probe|2|probe|||Probe/Iprobe/Mprobe/Improbe+Mrecv, status fields, below/above eager"
+  "cancel|2|cancel|||MPI_Cancel of unmatched receives, of a completed receive, racing cancel"
+  "manyops|4|manyops|||1000 outstanding Irecv + 1000 Isend per rank, Waitall/Testsome"
+  "collectives|5|collectives|||Bcast, Reduce, Allreduce, Allgather, Alltoall(v), Barrier"
+  "stress8|8|stress|||random matching stress, 8 ranks, exact/partial/full wildcard receives"
+  "stress16|16|stress|||random matching stress, 16 ranks oversubscribed"
+  "onesided|3|onesided||--mca osc pt2pt|Put, Get, Accumulate, Fetch_and_op, Compare_and_swap (osc pt2pt over pml cm)"
 )
 
 usage() {
@@ -77,7 +78,7 @@ done
 
 if [ "$LIST" = 1 ]; then
   for t in "${TESTS[@]}"; do
-    IFS='|' read -r name np bin args desc <<<"$t"
+    IFS='|' read -r name np bin args xmpi desc <<<"$t"
     printf '%-12s np=%-3s %s\n' "$name" "$np" "$desc"
   done
   exit 0
@@ -150,12 +151,12 @@ pass=0
 fail=0
 echo "provider: $PROV  (log dir $LOGDIR)"
 for t in "${TESTS[@]}"; do
-  IFS='|' read -r name np bin args desc <<<"$t"
+  IFS='|' read -r name np bin args xmpi desc <<<"$t"
   selected "$name" || continue
   [ -n "$NP" ] && np=$NP
   log="$LOGDIR/$name.log"
   # shellcheck disable=SC2086
-  cmd=(mpirun "${MPIRUN_ARGS[@]}" -np "$np" "$BIN/$bin" $args $EXTRA_ARGS)
+  cmd=(mpirun "${MPIRUN_ARGS[@]}" $xmpi -np "$np" "$BIN/$bin" $args $EXTRA_ARGS)
   echo "${cmd[*]}" >"$log"
   start=$EPOCHREALTIME
   timeout -k 10 "$TIMEOUT" "${cmd[@]}" </dev/null >>"$log" 2>&1
