@@ -1,1 +1,2 @@
 //! wire
+pub mod rdm;
