@@ -3,7 +3,7 @@
 //! `tx`, `rx` and `handshake`.
 
 use super::matcher::Matcher;
-use super::peer::{PeerIdx, PeerTable};
+use super::peer::{INITIAL_WINDOW, PeerIdx, PeerTable};
 use super::pool::{ChunkStore, Slab};
 use super::proto::{self, Cutoffs};
 use super::reorder::Overflow;
@@ -22,6 +22,7 @@ use std::collections::{HashMap, VecDeque};
 #[derive(Clone, Copy, Debug)]
 pub(super) enum Ctrl {
     Handshake(PeerIdx),
+    Credit(PeerIdx),
     Cts {
         msg: u32,
         generation: u32,
@@ -38,6 +39,7 @@ pub(super) const TOK_TX: u64 = 1;
 pub(super) const TOK_CTS: u64 = 2;
 pub(super) const TOK_HS: u64 = 3;
 pub(super) const TOK_RECEIPT: u64 = 4;
+pub(super) const TOK_CREDIT: u64 = 5;
 
 /// kind (8 bits) | generation (24 bits) | index (32 bits): a token of a
 /// freed and reused slot is recognised as stale.
@@ -84,6 +86,11 @@ impl Endpoint {
         // Room for a REQ with our address and at least some data.
         cfg.mtu = cfg.mtu.max(REQ_LEN + cfg.local_addr.len() + 64);
         cfg.tx_size = cfg.tx_size.max(1);
+        // The window is advertised in a u16 and never below what senders
+        // assume before the handshake.
+        cfg.reorder_window = cfg
+            .reorder_window
+            .clamp(INITIAL_WINDOW as usize, u16::MAX as usize);
         cfg.rx_size = cfg.rx_size.max(1);
         let eager_fit = cfg.mtu - REQ_LEN - cfg.local_addr.len();
         let cut = Cutoffs {

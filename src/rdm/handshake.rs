@@ -11,7 +11,7 @@
 
 use super::PROV_ERR_TIMEOUT;
 use super::endpoint::{Ctrl, Endpoint};
-use super::peer::PeerIdx;
+use super::peer::{INITIAL_WINDOW, PeerIdx};
 use crate::ffi::bindings::FI_ETIMEDOUT;
 use crate::wire::rdm::{
     FEATURE_DELIVERY_COMPLETE, FEATURE_LONG_CTS, HS_REPLY, HandshakeRepr, VERSION, emit_handshake,
@@ -48,6 +48,7 @@ impl Endpoint {
         let hdr = HandshakeRepr {
             flags: if p.hs_recv { HS_REPLY } else { 0 },
             max_version: VERSION,
+            window: self.cfg.reorder_window as u16,
             features: FEATURES,
         };
         Some(emit_handshake(out, &hdr, &self.cfg.local_addr))
@@ -57,8 +58,34 @@ impl Endpoint {
         if let Some(p) = self.peers.get_mut(peer) {
             p.hs_recv = true;
             p.features = hdr.features & FEATURES;
+            p.tx_window = u32::from(hdr.window).max(INITIAL_WINDOW);
+            // Sends blocked on the initial window may go now.
+            self.release_blocked(peer);
         }
         self.ensure_handshake(peer);
+    }
+
+    /// Receive side: advertise `next` when it moved half a window.
+    pub(super) fn maybe_credit(&mut self, peer: PeerIdx) {
+        let half = (self.cfg.reorder_window / 2).max(1) as u32;
+        let Some(p) = self.peers.get_mut(peer) else {
+            return;
+        };
+        let Some(next) = p.window.as_ref().map(|w| w.next_id()) else {
+            return;
+        };
+        if !p.credit_queued && next.wrapping_sub(p.rx_advertised) >= half {
+            self.queue_credit(peer);
+        }
+    }
+
+    pub(super) fn queue_credit(&mut self, peer: PeerIdx) {
+        if let Some(p) = self.peers.get_mut(peer)
+            && !p.credit_queued
+        {
+            p.credit_queued = true;
+            self.ctrl.push_back(Ctrl::Credit(peer));
+        }
     }
 
     /// The transport failed our handshake: send a new one on next contact.

@@ -4,7 +4,11 @@
 
 use super::pool::Slab;
 use super::reorder::Window;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+
+/// Credit window assumed until the peer's handshake says more; receivers
+/// never use a smaller reorder window (Config is clamped).
+pub const INITIAL_WINDOW: u32 = 16;
 
 /// Index of a peer in the endpoint's table (the glue maps fi_addr_t to it).
 pub type PeerIdx = u32;
@@ -27,6 +31,16 @@ pub struct Peer {
     pub alive: bool,
     /// Operations toward it fail after this time unless it turns alive.
     pub deadline: Option<u64>,
+    /// Send side of the msg credit window: the peer delivered every
+    /// message below `tx_next_acked`; we start messages below
+    /// `tx_next_acked + tx_window` only.
+    pub tx_next_acked: u32,
+    pub tx_window: u32,
+    /// Sends waiting for credit, in msg_id order: (tx slot, generation).
+    pub blocked: VecDeque<(u32, u32)>,
+    /// Receive side: the `next` we last advertised in a CREDIT.
+    pub rx_advertised: u32,
+    pub credit_queued: bool,
 }
 
 #[derive(Debug)]
@@ -68,6 +82,11 @@ impl PeerTable {
                 features: 0,
                 alive: false,
                 deadline: None,
+                tx_next_acked: 0,
+                tx_window: INITIAL_WINDOW,
+                blocked: VecDeque::new(),
+                rx_advertised: 0,
+                credit_queued: false,
             })
             .ok()?;
         self.by_addr.insert(addr.to_vec(), i);

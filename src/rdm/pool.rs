@@ -42,6 +42,20 @@ impl<T> Slab<T> {
         Ok((self.entries.len() - 1) as u32)
     }
 
+    /// Stores `v` even past the capacity: for entries whose number the
+    /// protocol bounds (out-of-order messages: the msg credit window per
+    /// peer), which must never be refused. The slab keeps what it grew to.
+    pub fn insert_force(&mut self, v: T) -> u32 {
+        match self.insert(v) {
+            Ok(i) => i,
+            Err(v) => {
+                self.entries.push(Some(v));
+                self.used += 1;
+                (self.entries.len() - 1) as u32
+            }
+        }
+    }
+
     pub fn remove(&mut self, i: u32) -> Option<T> {
         let v = self.entries.get_mut(i as usize)?.take()?;
         self.free.push(i);
@@ -128,31 +142,36 @@ impl ChunkStore {
         self.chunks.is_full()
     }
 
-    /// Appends a copy of `data` (at message `offset`) to `list`.
+    /// Appends a copy of `data` (at message `offset`) to `list`; false
+    /// when the store is full.
     pub fn push(&mut self, list: &mut ChunkList, offset: u64, data: &[u8]) -> bool {
         if self.chunks.is_full() {
             return false;
         }
+        self.push_force(list, offset, data);
+        true
+    }
+
+    /// Appends even past the limit (out-of-order data, bounded by the
+    /// credit window: see `Slab::insert_force`).
+    pub fn push_force(&mut self, list: &mut ChunkList, offset: u64, data: &[u8]) {
         let mut buf = self
             .spare
             .pop()
             .unwrap_or_else(|| Vec::with_capacity(self.buf_cap));
         buf.clear();
         buf.extend_from_slice(data);
-        let Ok(i) = self.chunks.insert(Chunk {
+        let i = self.chunks.insert_force(Chunk {
             data: buf,
             offset,
             next: NIL,
-        }) else {
-            return false;
-        };
+        });
         if list.tail == NIL {
             list.head = i;
         } else if let Some(t) = self.chunks.get_mut(list.tail) {
             t.next = i;
         }
         list.tail = i;
-        true
     }
 
     /// Hands every chunk of `list` to `f(offset, bytes)` and frees them.

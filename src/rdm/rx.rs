@@ -147,6 +147,10 @@ impl Endpoint {
                 self.on_receipt(peer, r);
                 PacketOutcome::Consumed
             }
+            Repr::Credit(c) => {
+                self.on_credit(peer, c);
+                PacketOutcome::Consumed
+            }
             Repr::Unknown(_) => {
                 self.stats.unknown_type += 1;
                 PacketOutcome::Dropped
@@ -208,16 +212,21 @@ impl Endpoint {
         let n = payload.len();
         let in_order = hdr.msg_id == next;
         let matcher = if tagged { &self.tagged } else { &self.untagged };
-        let needs_storage = !in_order || matcher.match_posted(tag, peer).is_none();
-        if needs_storage {
-            let room = if in_order {
-                self.unexp_bytes + n <= self.cfg.unexp_max_bytes
-            } else {
-                self.reorder_bytes + n <= self.cfg.reorder_max_bytes
-            };
+        // Out-of-order messages are always taken: the credit window bounds
+        // them per peer, and refusing one could block the message it waits
+        // for behind it in the glue's held buffers. In-order messages
+        // without a receive wait for unexpected storage.
+        if in_order && matcher.match_posted(tag, peer).is_none() {
+            let room = self.unexp_bytes + n <= self.cfg.unexp_max_bytes;
             if !room || self.stored_msgs >= self.cfg.unexp_max_count || self.chunks.is_full() {
                 return PacketOutcome::Deferred;
             }
+        }
+        let ahead = hdr.msg_id.wrapping_sub(next) as usize;
+        if !in_order && ahead >= window + self.cfg.reorder_overflow {
+            // Beyond any credit we grant: a misbehaving sender.
+            self.stats.stale += 1;
+            return PacketOutcome::Dropped;
         }
         let msg = RxMsg {
             peer,
@@ -239,9 +248,17 @@ impl Endpoint {
             cts_out: 0,
             cts_queued: false,
         };
-        let Ok(m) = self.msgs.insert(msg) else {
-            return PacketOutcome::Deferred;
+        let m = if in_order {
+            match self.msgs.insert(msg) {
+                Ok(m) => m,
+                Err(_) => return PacketOutcome::Deferred,
+            }
+        } else {
+            self.msgs.insert_force(msg)
         };
+        if self.msg_gen.len() <= m as usize {
+            self.msg_gen.resize(m as usize + 1, 0);
+        }
         let Some(w) = self.peers.get_mut(peer).and_then(|p| p.window.as_mut()) else {
             return PacketOutcome::Dropped;
         };
@@ -275,13 +292,18 @@ impl Endpoint {
 
     /// Delivers the held messages of `peer` that are now in order.
     fn advance_peer(&mut self, peer: PeerIdx) {
+        self.advance_loop(peer);
+        self.maybe_credit(peer);
+    }
+
+    fn advance_loop(&mut self, peer: PeerIdx) {
         loop {
             let Some(w) = self.peers.get_mut(peer).and_then(|p| p.window.as_mut()) else {
                 return;
             };
             match reorder::advance(w, &mut self.overflow, peer) {
                 Some(m) => self.deliver(m),
-                None => return,
+                None => break,
             }
         }
     }
@@ -378,23 +400,22 @@ impl Endpoint {
         };
         let n = payload.len();
         match msg.state {
-            MsgState::Pending | MsgState::Unexpected(_) | MsgState::Claimed(_) => {
+            MsgState::Pending => {
+                // Out of order: always stored (see `on_req`).
                 if n > 0 {
-                    let pending = msg.state == MsgState::Pending;
-                    let room = if pending {
-                        self.reorder_bytes + n <= self.cfg.reorder_max_bytes
-                    } else {
-                        self.unexp_bytes + n <= self.cfg.unexp_max_bytes
-                    };
+                    self.chunks.push_force(&mut msg.chunks, off, payload);
+                    msg.stored += n;
+                    self.reorder_bytes += n;
+                }
+            }
+            MsgState::Unexpected(_) | MsgState::Claimed(_) => {
+                if n > 0 {
+                    let room = self.unexp_bytes + n <= self.cfg.unexp_max_bytes;
                     if !room || !self.chunks.push(&mut msg.chunks, off, payload) {
                         return PacketOutcome::Deferred;
                     }
                     msg.stored += n;
-                    if pending {
-                        self.reorder_bytes += n;
-                    } else {
-                        self.unexp_bytes += n;
-                    }
+                    self.unexp_bytes += n;
                 }
             }
             MsgState::Attached(rx) => {

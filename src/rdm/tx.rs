@@ -2,14 +2,17 @@
 //! datagrams, and finishing sends when the transport (and for
 //! FI_DELIVERY_COMPLETE the receiver) has confirmed them.
 
-use super::endpoint::{Ctrl, Endpoint, TOK_CTS, TOK_HS, TOK_RECEIPT, TOK_TX, token, untoken};
+use super::endpoint::{
+    Ctrl, Endpoint, TOK_CREDIT, TOK_CTS, TOK_HS, TOK_RECEIPT, TOK_TX, token, untoken,
+};
 use super::peer::PeerIdx;
 use super::proto::{self, longcts};
 use super::{Completion, CompletionError, TxError, TxInfo};
 use crate::ffi::bindings::{FI_EHOSTUNREACH, FI_EIO, FI_MSG, FI_SEND, FI_TAGGED};
 use crate::ffi::iov::UserIov;
 use crate::wire::rdm::{
-    CTS_LEN, CtsRepr, HANDSHAKE_LEN, Proto, RECEIPT_LEN, ReceiptRepr, emit_cts, emit_receipt,
+    CREDIT_LEN, CTS_LEN, CreditRepr, CtsRepr, HANDSHAKE_LEN, Proto, RECEIPT_LEN, ReceiptRepr,
+    emit_credit, emit_cts, emit_receipt,
 };
 
 /// One send operation.
@@ -72,9 +75,15 @@ impl Endpoint {
                 continue;
             };
             op.queued = false;
-            let Some(peer) = self.peers.get(op.peer) else {
+            let Some(peer) = self.peers.get_mut(op.peer) else {
                 continue;
             };
+            // A new message needs credit: the receiver holds at most
+            // `window` messages ahead of the one it waits for.
+            if !op.req_sent && op.msg_id.wrapping_sub(peer.tx_next_acked) >= peer.tx_window {
+                peer.blocked.push_back((idx, generation));
+                continue;
+            }
             // Until the peer's handshake shows it knows us, REQs carry our
             // address so it can identify us (EFA does the same).
             let addr = (!peer.hs_recv).then_some(self.cfg.local_addr.as_slice());
@@ -129,6 +138,21 @@ impl Endpoint {
                     peer: m.peer,
                     len,
                     token: token(TOK_CTS, generation, msg),
+                })
+            }
+            Ctrl::Credit(peer) => {
+                let p = self.peers.get_mut(peer)?;
+                p.credit_queued = false;
+                let next = p.window.as_ref()?.next_id();
+                p.rx_advertised = next;
+                if out.len() < CREDIT_LEN {
+                    return None;
+                }
+                let len = emit_credit(out, &CreditRepr { next_msg_id: next });
+                Some(TxInfo {
+                    peer,
+                    len,
+                    token: token(TOK_CREDIT, 0, peer),
                 })
             }
             Ctrl::Receipt {
@@ -266,6 +290,44 @@ impl Endpoint {
             op.queued = true;
             let generation = self.tx_gen[c.tx_id as usize];
             self.txq.push_back((c.tx_id, generation));
+        }
+    }
+
+    /// The peer delivered every message below `next`: unblock sends.
+    pub(super) fn on_credit(&mut self, peer: PeerIdx, c: CreditRepr) {
+        let Some(p) = self.peers.get_mut(peer) else {
+            return;
+        };
+        // Credits may arrive out of order: only move forward (and never
+        // past what we sent).
+        let ahead = c.next_msg_id.wrapping_sub(p.tx_next_acked);
+        let sent = p.next_tx_msg.wrapping_sub(p.tx_next_acked);
+        if ahead == 0 || ahead > sent {
+            return;
+        }
+        p.tx_next_acked = c.next_msg_id;
+        self.release_blocked(peer);
+    }
+
+    /// Requeues the blocked sends of `peer` that now have credit.
+    pub(super) fn release_blocked(&mut self, peer: PeerIdx) {
+        let Some(p) = self.peers.get_mut(peer) else {
+            return;
+        };
+        while let Some(&(idx, generation)) = p.blocked.front() {
+            let ok = match self.tx.get(idx) {
+                Some(op) if self.tx_gen[idx as usize] == generation => {
+                    op.msg_id.wrapping_sub(p.tx_next_acked) < p.tx_window
+                }
+                _ => true, // gone: drop it from the list
+            };
+            if !ok {
+                break;
+            }
+            p.blocked.pop_front();
+            if self.tx_gen[idx as usize] == generation {
+                self.txq.push_back((idx, generation));
+            }
         }
     }
 

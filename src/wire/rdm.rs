@@ -43,8 +43,10 @@ pub const CTS_LEN: usize = BASE_LEN + 24;
 pub const DATA_LEN: usize = BASE_LEN + 16;
 /// RECEIPT: msg_id u32, tx_id u32.
 pub const RECEIPT_LEN: usize = BASE_LEN + 8;
-/// HANDSHAKE: max_version u8, addr_len u8, reserved u16, features u64.
+/// HANDSHAKE: max_version u8, addr_len u8, window u16, features u64.
 pub const HANDSHAKE_LEN: usize = BASE_LEN + 12;
+/// CREDIT: next_msg_id u32, reserved u32.
+pub const CREDIT_LEN: usize = BASE_LEN + 8;
 
 /// REQ flags.
 pub const REQ_TAGGED: u16 = 1 << 0;
@@ -69,6 +71,9 @@ pub enum PacketType {
     Data,
     Receipt,
     Handshake,
+    /// Receiver → sender: messages below `next_msg_id` reached matching, so
+    /// the sender may start messages up to `next_msg_id + window`.
+    Credit,
     Unknown(u8),
 }
 
@@ -80,6 +85,7 @@ impl From<u8> for PacketType {
             3 => PacketType::Data,
             4 => PacketType::Receipt,
             5 => PacketType::Handshake,
+            6 => PacketType::Credit,
             x => PacketType::Unknown(x),
         }
     }
@@ -93,6 +99,7 @@ impl From<PacketType> for u8 {
             PacketType::Data => 3,
             PacketType::Receipt => 4,
             PacketType::Handshake => 5,
+            PacketType::Credit => 6,
             PacketType::Unknown(x) => x,
         }
     }
@@ -184,6 +191,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
             PacketType::Data => DATA_LEN,
             PacketType::Receipt => RECEIPT_LEN,
             PacketType::Handshake => HANDSHAKE_LEN,
+            PacketType::Credit => CREDIT_LEN,
             PacketType::Unknown(_) => BASE_LEN,
         };
         if b.len() < fixed {
@@ -256,7 +264,15 @@ pub struct ReceiptRepr {
 pub struct HandshakeRepr {
     pub flags: u16,
     pub max_version: u8,
+    /// Messages the sender of this handshake lets a peer run ahead of the
+    /// next one it delivers (its reorder window).
+    pub window: u16,
     pub features: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CreditRepr {
+    pub next_msg_id: u32,
 }
 
 /// One parsed packet: the header, the sender address it carries (if any)
@@ -278,6 +294,7 @@ pub enum Repr<'a> {
         hdr: HandshakeRepr,
         addr: &'a [u8],
     },
+    Credit(CreditRepr),
     Unknown(u8),
 }
 
@@ -333,11 +350,15 @@ impl<'a> Repr<'a> {
                     hdr: HandshakeRepr {
                         flags,
                         max_version: b[4],
+                        window: rd16(b, 6),
                         features: rd64(b, 8),
                     },
                     addr: &b[HANDSHAKE_LEN..HANDSHAKE_LEN + alen],
                 }
             }
+            PacketType::Credit => Repr::Credit(CreditRepr {
+                next_msg_id: rd32(b, 4),
+            }),
             PacketType::Unknown(t) => Repr::Unknown(t),
         })
     }
@@ -399,12 +420,19 @@ pub fn emit_receipt(out: &mut [u8], r: &ReceiptRepr) -> usize {
     RECEIPT_LEN
 }
 
+pub fn emit_credit(out: &mut [u8], c: &CreditRepr) -> usize {
+    emit_base(out, PacketType::Credit, 0);
+    wr32(out, 4, c.next_msg_id);
+    wr32(out, 8, 0);
+    CREDIT_LEN
+}
+
 pub fn emit_handshake(out: &mut [u8], h: &HandshakeRepr, addr: &[u8]) -> usize {
     let alen = addr.len().min(MAX_ADDR_LEN);
     emit_base(out, PacketType::Handshake, h.flags);
     out[4] = h.max_version;
     out[5] = alen as u8;
-    wr16(out, 6, 0);
+    wr16(out, 6, h.window);
     wr64(out, 8, h.features);
     out[HANDSHAKE_LEN..HANDSHAKE_LEN + alen].copy_from_slice(&addr[..alen]);
     HANDSHAKE_LEN + alen
