@@ -519,6 +519,7 @@ mod tests {
         let h = HandshakeRepr {
             flags: HS_REPLY,
             max_version: 1,
+            window: 300,
             features: 3,
         };
         let n = emit_handshake(&mut buf, &h, b"me");
@@ -529,6 +530,9 @@ mod tests {
                 addr: b"me"
             }
         );
+        let c = CreditRepr { next_msg_id: 77 };
+        let n = emit_credit(&mut buf, &c);
+        assert_eq!(parse(&buf[..n]).unwrap(), Repr::Credit(c));
     }
 
     #[test]
@@ -559,6 +563,7 @@ mod tests {
             &HandshakeRepr {
                 flags: 0,
                 max_version: 1,
+                window: 16,
                 features: 0,
             },
             b"xyz",
