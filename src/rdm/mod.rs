@@ -1,1 +1,217 @@
-//! rdm
+//! The RDM protocol as a sans-IO state machine (DESIGN §4).
+//!
+//! One [`Endpoint`] per libfabric RDM endpoint. Below it: any reliable,
+//! unordered, exactly-once datagram service with a maximum payload
+//! (`Config::mtu`) — an SRD QP between hosts, the shared-memory rings inside
+//! one. The glue (`fi`) feeds it received datagrams (`handle_packet`), asks
+//! it for datagrams to send (`poll_transmit`), reports each datagram's fate
+//! (`on_send_complete`) and drives timers (`poll_timeout`/`handle_timeout`).
+//!
+//! # Back-pressure (receive side)
+//! A datagram the transport delivered is never retransmitted, so the
+//! endpoint must never drop a valid one. When a new message cannot be
+//! stored (unexpected storage, reorder window or message table full),
+//! `handle_packet` returns [`PacketOutcome::Deferred`]: the packet was *not*
+//! consumed, and the glue keeps its receive buffer and presents the same
+//! bytes again later (after the application posted receives, i.e. whenever
+//! `can_accept_packets()` turns true, or simply on every progress call).
+//! While packets are deferred the glue does not repost those buffers, so
+//! the device runs out of posted receives and NAKs senders with RNR — the
+//! back-pressure reaches the senders without loss.
+//!
+//! Control packets (HANDSHAKE, CTS, RECEIPT) and DATA/REQ packets of a
+//! message that already has a receive buffer need no storage and are always
+//! consumed. To keep them flowing while REQs are being deferred, the glue
+//! must keep a reserve of posted receive buffers: it stops reposting when
+//! `deferred buffers >= rx_depth - reserve`, and keeps `reserve` (e.g. 8)
+//! buffers posted. A REQ that lands in a reserve buffer is deferred too; the
+//! reserve is replenished as long as `can_accept_packets()` is false only
+//! up to `rx_depth` held buffers in total, so memory stays bounded.
+//! Out-of-order messages have their own budget (`reorder_max_bytes`) apart
+//! from in-order unexpected messages, so the message every later one waits
+//! for can always be stored once the application drains the unexpected
+//! queue — reordering alone never deadlocks.
+
+mod endpoint;
+mod handshake;
+pub mod matcher;
+pub mod peer;
+pub mod pool;
+mod proto;
+pub mod reorder;
+mod rx;
+mod tx;
+
+pub use endpoint::Endpoint;
+pub use peer::PeerIdx;
+
+use crate::ffi::iov::UserIov;
+
+/// Endpoint configuration; every pool is sized from it at creation.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Largest datagram the transport carries (bytes of RDM packet).
+    pub mtu: usize,
+    /// Concurrent send operations (fi tx_attr->size).
+    pub tx_size: usize,
+    /// Concurrent posted receives (fi rx_attr->size).
+    pub rx_size: usize,
+    /// Largest message sent in one packet (clipped to what fits in `mtu`).
+    pub eager_max: usize,
+    /// Largest message sent as unsolicited packets; above: long-CTS.
+    pub medium_max: usize,
+    /// Largest FI_INJECT payload (copied at post time).
+    pub inject_size: usize,
+    /// Bytes of in-order messages kept before a receive is posted.
+    pub unexp_max_bytes: usize,
+    /// Messages kept before a receive is posted (in order or not).
+    pub unexp_max_count: usize,
+    /// msg_ids a peer may run ahead of the next expected one in the ring.
+    pub reorder_window: usize,
+    /// Messages beyond the ring, all peers together.
+    pub reorder_overflow: usize,
+    /// Bytes of out-of-order messages held.
+    pub reorder_max_bytes: usize,
+    /// Bytes a long-CTS receiver grants ahead of what it received.
+    pub cts_window: usize,
+    /// Multi-receive buffers are released when less than this is left.
+    pub min_multi_recv: usize,
+    /// A peer that neither answers nor acknowledges anything for this long
+    /// fails the operations toward it (FI_ETIMEDOUT).
+    pub handshake_timeout_ns: u64,
+    /// FI_SELECTIVE_COMPLETION on the transmit / receive side: only
+    /// operations with FI_COMPLETION are reported (errors always are).
+    pub tx_selective: bool,
+    pub rx_selective: bool,
+    /// Peers, AV entries and senders learned from the network together.
+    pub max_peers: usize,
+    /// Our own raw address, sent in handshakes and early REQs.
+    pub local_addr: Vec<u8>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            mtu: 8192,
+            tx_size: 1024,
+            rx_size: 1024,
+            eager_max: 8192,
+            medium_max: 64 * 1024,
+            inject_size: 256,
+            unexp_max_bytes: 16 << 20,
+            unexp_max_count: 4096,
+            reorder_window: 256,
+            reorder_overflow: 1024,
+            reorder_max_bytes: 8 << 20,
+            cts_window: 1 << 20,
+            min_multi_recv: 64,
+            handshake_timeout_ns: 10_000_000_000,
+            tx_selective: false,
+            rx_selective: false,
+            max_peers: 65536,
+            local_addr: Vec::new(),
+        }
+    }
+}
+
+/// Errors returned by the posting calls; `fi::errno` maps them to -FI_E*.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RdmError {
+    /// A pool is exhausted; retry after progress (-FI_EAGAIN).
+    Again,
+    /// Bad peer index (-FI_EINVAL).
+    UnknownPeer,
+    /// Inconsistent flags or arguments (-FI_EINVAL).
+    InvalidArgument,
+    /// FI_INJECT payload larger than `inject_size` (-FI_EMSGSIZE).
+    TooLong,
+    /// FI_CLAIM for a context that claimed nothing (-FI_ENOMSG).
+    NoMessage,
+}
+
+/// The transport's verdict on one datagram.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TxError {
+    /// Retry or RNR limit exhausted, peer gone (FI_EHOSTUNREACH).
+    Unreachable,
+    /// Anything else (FI_EIO).
+    Io,
+}
+
+/// One datagram to send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TxInfo {
+    pub peer: PeerIdx,
+    pub len: usize,
+    /// Hand back to `on_send_complete` exactly once.
+    pub token: u64,
+}
+
+/// What `handle_packet` did with a datagram.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PacketOutcome {
+    Consumed,
+    /// Consumed, from a sender we did not know: `PeerIdx` is the internal
+    /// entry created for it; pass it as `src` for that sender's later
+    /// datagrams (they no longer carry its address).
+    NewPeer(PeerIdx),
+    /// Not consumed (no storage): present the same bytes again later.
+    Deferred,
+    /// Malformed, stale or from an unidentifiable sender; counted in stats.
+    Dropped,
+}
+
+/// Error details of a completion (fi_cq_err_entry).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CompletionError {
+    /// Positive FI_E* value.
+    pub errno: i32,
+    pub prov_errno: i32,
+    /// Bytes not delivered (FI_ETRUNC).
+    pub olen: usize,
+    /// The sender's raw address for FI_EADDRNOTAVAIL (FI_SOURCE_ERR).
+    pub err_data: Vec<u8>,
+}
+
+/// One completion-queue entry.
+#[derive(Debug)]
+pub struct Completion {
+    pub context: u64,
+    /// FI_SEND/FI_RECV | FI_MSG/FI_TAGGED | FI_REMOTE_CQ_DATA | FI_MULTI_RECV.
+    pub flags: u64,
+    pub len: usize,
+    /// Address of the data: iov base (+ offset in a multi-receive buffer);
+    /// for owned test iovs the base is 0, so this is the offset.
+    pub buf: usize,
+    pub data: u64,
+    pub tag: u64,
+    /// Sender of a received message. For FI_EADDRNOTAVAIL it is the
+    /// endpoint's internal entry, which is not in the AV.
+    pub src: Option<PeerIdx>,
+    /// False when selective completion suppressed the entry (counters
+    /// still count it).
+    pub report: bool,
+    pub err: Option<CompletionError>,
+    /// The operation's buffers, handed back when it ends.
+    pub iov: Option<UserIov>,
+}
+
+/// Counters of what the endpoint dropped or refused.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub malformed: u64,
+    pub bad_version: u64,
+    pub unknown_type: u64,
+    pub unknown_src: u64,
+    pub stale: u64,
+    pub deferred: u64,
+    pub send_failures: u64,
+    pub timeouts: u64,
+    pub unsupported: u64,
+    pub errors_after_inject: u64,
+}
+
+/// Provider errno for completions failed by an incompatible peer version.
+pub const PROV_ERR_VERSION: i32 = 1;
+/// Provider errno for handshake timeouts.
+pub const PROV_ERR_TIMEOUT: i32 = 2;

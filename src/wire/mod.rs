@@ -6,6 +6,7 @@
 //! `wire::crc32c` is the checksum that header carries.
 
 pub mod crc32c;
+pub mod rdm;
 pub mod srd;
 
 use std::fmt;

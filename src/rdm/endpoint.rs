@@ -1,0 +1,382 @@
+//! The endpoint: its state, its construction and the application-facing
+//! calls (post send/receive, cancel, completions). The packet paths live in
+//! `tx`, `rx` and `handshake`.
+
+use super::matcher::Matcher;
+use super::peer::{INITIAL_WINDOW, PeerIdx, PeerTable};
+use super::pool::{ChunkStore, Slab};
+use super::proto::{self, Cutoffs};
+use super::reorder::Overflow;
+use super::rx::{RxMsg, RxOp};
+use super::tx::TxOp;
+use super::{Completion, CompletionError, Config, RdmError, Stats};
+use crate::ffi::bindings::{
+    FI_COMPLETION, FI_DELIVERY_COMPLETE, FI_INJECT, FI_INJECT_COMPLETE, FI_MSG, FI_SEND, FI_TAGGED,
+    FI_TRANSMIT_COMPLETE,
+};
+use crate::ffi::iov::UserIov;
+use crate::wire::rdm::{DATA_LEN, MAX_ADDR_LEN, REQ_LEN};
+use std::collections::{HashMap, VecDeque};
+
+/// Control packets waiting for `poll_transmit`.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Ctrl {
+    Handshake(PeerIdx),
+    Credit(PeerIdx),
+    Cts {
+        msg: u32,
+        generation: u32,
+    },
+    Receipt {
+        peer: PeerIdx,
+        msg_id: u32,
+        tx_id: u32,
+    },
+}
+
+/// Token kinds (top byte of a token).
+pub(super) const TOK_TX: u64 = 1;
+pub(super) const TOK_CTS: u64 = 2;
+pub(super) const TOK_HS: u64 = 3;
+pub(super) const TOK_RECEIPT: u64 = 4;
+pub(super) const TOK_CREDIT: u64 = 5;
+
+/// kind (8 bits) | generation (24 bits) | index (32 bits): a token of a
+/// freed and reused slot is recognised as stale.
+pub(super) fn token(kind: u64, generation: u32, idx: u32) -> u64 {
+    (kind << 56) | (((generation & 0xff_ffff) as u64) << 32) | idx as u64
+}
+
+pub(super) fn untoken(t: u64) -> (u64, u32, u32) {
+    (t >> 56, ((t >> 32) & 0xff_ffff) as u32, t as u32)
+}
+
+pub struct Endpoint {
+    pub(super) cfg: Config,
+    pub(super) cut: Cutoffs,
+    pub(super) peers: PeerTable,
+    pub(super) tx: Slab<TxOp>,
+    pub(super) tx_gen: Vec<u32>,
+    /// FI_INJECT copies, one buffer per tx slot, allocated once.
+    pub(super) inject_bufs: Vec<Vec<u8>>,
+    pub(super) rx: Slab<RxOp>,
+    pub(super) msgs: Slab<RxMsg>,
+    pub(super) msg_gen: Vec<u32>,
+    /// Messages that still expect packets, by (peer, msg_id).
+    pub(super) inflight: HashMap<(PeerIdx, u32), u32>,
+    pub(super) tagged: Matcher,
+    pub(super) untagged: Matcher,
+    pub(super) overflow: Overflow,
+    pub(super) chunks: ChunkStore,
+    /// Messages stored without a receive (held out of order or unexpected).
+    pub(super) stored_msgs: usize,
+    pub(super) unexp_bytes: usize,
+    pub(super) reorder_bytes: usize,
+    pub(super) ctrl: VecDeque<Ctrl>,
+    pub(super) txq: VecDeque<(u32, u32)>,
+    pub(super) cq: VecDeque<Completion>,
+    /// Peers with a handshake deadline running.
+    pub(super) hs_pending: Vec<PeerIdx>,
+    pub(super) stats: Stats,
+}
+
+impl Endpoint {
+    pub fn new(mut cfg: Config) -> Self {
+        cfg.local_addr.truncate(MAX_ADDR_LEN);
+        // Room for a REQ with our address and at least some data.
+        cfg.mtu = cfg.mtu.max(REQ_LEN + cfg.local_addr.len() + 64);
+        cfg.tx_size = cfg.tx_size.max(1);
+        // The window is advertised in a u16 and never below what senders
+        // assume before the handshake.
+        cfg.reorder_window = cfg
+            .reorder_window
+            .clamp(INITIAL_WINDOW as usize, u16::MAX as usize);
+        cfg.rx_size = cfg.rx_size.max(1);
+        let eager_fit = cfg.mtu - REQ_LEN - cfg.local_addr.len();
+        let cut = Cutoffs {
+            eager_max: cfg.eager_max.min(eager_fit),
+            medium_max: cfg.medium_max.max(cfg.eager_max.min(eager_fit)),
+        };
+        cfg.cts_window = cfg.cts_window.max(cfg.mtu - DATA_LEN);
+        let max_msgs = cfg.rx_size + cfg.unexp_max_count;
+        // One chunk per stored packet; packets carry at least one byte.
+        let chunk_payload = (cfg.mtu - REQ_LEN).max(1);
+        let max_chunks = (cfg.unexp_max_bytes + cfg.reorder_max_bytes) / chunk_payload
+            + cfg.unexp_max_count
+            + 16;
+        Endpoint {
+            cut,
+            peers: PeerTable::new(cfg.max_peers),
+            tx: Slab::with_capacity(cfg.tx_size),
+            tx_gen: vec![0; cfg.tx_size],
+            inject_bufs: (0..cfg.tx_size)
+                .map(|_| Vec::with_capacity(cfg.inject_size))
+                .collect(),
+            rx: Slab::with_capacity(cfg.rx_size),
+            msgs: Slab::with_capacity(max_msgs),
+            msg_gen: vec![0; max_msgs],
+            inflight: HashMap::with_capacity(max_msgs),
+            tagged: Matcher::new(cfg.rx_size, max_msgs),
+            untagged: Matcher::new(cfg.rx_size, max_msgs),
+            overflow: Overflow::new(cfg.reorder_overflow),
+            chunks: ChunkStore::new(max_chunks, cfg.mtu),
+            stored_msgs: 0,
+            unexp_bytes: 0,
+            reorder_bytes: 0,
+            ctrl: VecDeque::with_capacity(2 * max_msgs + 64),
+            txq: VecDeque::with_capacity(cfg.tx_size),
+            cq: VecDeque::with_capacity(cfg.tx_size + cfg.rx_size + 64),
+            hs_pending: Vec::new(),
+            stats: Stats::default(),
+            cfg,
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Eager and medium cut-offs in force (eager clipped to one packet).
+    pub fn eager_max(&self) -> usize {
+        self.cut.eager_max
+    }
+
+    pub fn medium_max(&self) -> usize {
+        self.cut.medium_max
+    }
+
+    // ---- peers ---------------------------------------------------------
+
+    /// Adds an AV entry (or promotes the internal entry of that address).
+    pub fn insert_peer(&mut self, addr: &[u8]) -> Result<PeerIdx, RdmError> {
+        if addr.is_empty() || addr.len() > MAX_ADDR_LEN {
+            return Err(RdmError::InvalidArgument);
+        }
+        self.peers.insert(addr, true).ok_or(RdmError::Again)
+    }
+
+    /// Removes an AV entry. The entry stays as an internal one so msg_id
+    /// sequences survive a later re-insert (as EFA keeps its peer state);
+    /// messages from it are then reported with FI_EADDRNOTAVAIL.
+    pub fn remove_peer(&mut self, peer: PeerIdx) -> Result<(), RdmError> {
+        let p = self.peers.get_mut(peer).ok_or(RdmError::UnknownPeer)?;
+        p.in_av = false;
+        Ok(())
+    }
+
+    pub fn peer_addr(&self, peer: PeerIdx) -> Option<&[u8]> {
+        self.peers.get(peer).map(|p| p.addr.as_slice())
+    }
+
+    pub fn lookup_peer(&self, addr: &[u8]) -> Option<PeerIdx> {
+        self.peers.lookup(addr)
+    }
+
+    // ---- sends ---------------------------------------------------------
+
+    /// fi_send/fi_sendmsg. `data`: remote CQ data (FI_REMOTE_CQ_DATA).
+    pub fn send(
+        &mut self,
+        now: u64,
+        peer: PeerIdx,
+        iov: UserIov,
+        data: Option<u64>,
+        context: u64,
+        flags: u64,
+    ) -> Result<(), RdmError> {
+        self.post_send(now, peer, Some(iov), &[], false, 0, data, context, flags)
+    }
+
+    /// fi_tsend/fi_tsendmsg.
+    #[allow(clippy::too_many_arguments)]
+    pub fn tsend(
+        &mut self,
+        now: u64,
+        peer: PeerIdx,
+        iov: UserIov,
+        tag: u64,
+        data: Option<u64>,
+        context: u64,
+        flags: u64,
+    ) -> Result<(), RdmError> {
+        self.post_send(now, peer, Some(iov), &[], true, tag, data, context, flags)
+    }
+
+    /// fi_inject/fi_injectdata: copied now, no completion event (a
+    /// completion with `report == false` is still produced for counters).
+    pub fn inject(
+        &mut self,
+        now: u64,
+        peer: PeerIdx,
+        buf: &[u8],
+        data: Option<u64>,
+    ) -> Result<(), RdmError> {
+        self.post_send(now, peer, None, buf, false, 0, data, 0, FI_INJECT)
+    }
+
+    /// fi_tinject/fi_tinjectdata.
+    pub fn tinject(
+        &mut self,
+        now: u64,
+        peer: PeerIdx,
+        buf: &[u8],
+        tag: u64,
+        data: Option<u64>,
+    ) -> Result<(), RdmError> {
+        self.post_send(now, peer, None, buf, true, tag, data, 0, FI_INJECT)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn post_send(
+        &mut self,
+        now: u64,
+        peer: PeerIdx,
+        iov: Option<UserIov>,
+        inject_src: &[u8],
+        tagged: bool,
+        tag: u64,
+        data: Option<u64>,
+        context: u64,
+        flags: u64,
+    ) -> Result<(), RdmError> {
+        if self.peers.get(peer).is_none() {
+            return Err(RdmError::UnknownPeer);
+        }
+        // `iov == None` is fi_inject: no event at all.
+        let silent = iov.is_none();
+        let inject = flags & FI_INJECT != 0;
+        let len = iov.as_ref().map_or(inject_src.len(), UserIov::len);
+        if inject && len > self.cfg.inject_size {
+            return Err(RdmError::TooLong);
+        }
+        if self.tx.is_full() {
+            return Err(RdmError::Again);
+        }
+        let proto = proto::choose(self.cut, len);
+        let report = !silent && (!self.cfg.tx_selective || flags & FI_COMPLETION != 0);
+        let early = inject
+            && (flags & FI_INJECT_COMPLETE != 0
+                || flags & (FI_TRANSMIT_COMPLETE | FI_DELIVERY_COMPLETE) == 0);
+        let p = self.peers.get_mut(peer).ok_or(RdmError::UnknownPeer)?;
+        let msg_id = p.next_tx_msg;
+        let op = TxOp {
+            peer,
+            context,
+            tagged,
+            tag,
+            data,
+            len: len as u64,
+            msg_id,
+            proto,
+            iov: None,
+            next_off: 0,
+            req_sent: false,
+            granted: 0,
+            rx_id: 0,
+            want_receipt: flags & FI_DELIVERY_COMPLETE != 0,
+            receipt_got: false,
+            reported: false,
+            report,
+            queued: true,
+            sent_pkts: 0,
+            acked_pkts: 0,
+        };
+        let Ok(idx) = self.tx.insert(op) else {
+            return Err(RdmError::Again);
+        };
+        p.next_tx_msg = msg_id.wrapping_add(1);
+        if inject {
+            // Copy now so the caller may reuse its buffer at once.
+            let buf = &mut self.inject_bufs[idx as usize];
+            buf.clear();
+            match &iov {
+                Some(v) => {
+                    buf.resize(len, 0);
+                    v.copy_out(0, buf);
+                }
+                None => buf.extend_from_slice(inject_src),
+            }
+        }
+        let op = self.tx.get_mut(idx).ok_or(RdmError::Again)?;
+        if !inject {
+            op.iov = iov;
+        }
+        if early {
+            // FI_INJECT: the buffer is free now; the completion says so.
+            op.reported = true;
+            let c = Completion {
+                context,
+                flags: FI_SEND | if tagged { FI_TAGGED } else { FI_MSG },
+                len,
+                buf: 0,
+                data: 0,
+                tag: 0,
+                src: None,
+                report,
+                err: None,
+                iov: if inject { None } else { op.iov.take() },
+            };
+            self.cq.push_back(c);
+        }
+        self.txq.push_back((idx, self.tx_gen[idx as usize]));
+        self.contact(now, peer);
+        Ok(())
+    }
+
+    // ---- completions ---------------------------------------------------
+
+    pub fn poll_completion(&mut self) -> Option<Completion> {
+        self.cq.pop_front()
+    }
+
+    pub(super) fn push_error(
+        &mut self,
+        context: u64,
+        flags: u64,
+        errno: i32,
+        prov_errno: i32,
+        iov: Option<UserIov>,
+    ) {
+        self.cq.push_back(Completion {
+            context,
+            flags,
+            len: 0,
+            buf: 0,
+            data: 0,
+            tag: 0,
+            src: None,
+            report: true,
+            err: Some(CompletionError {
+                errno,
+                prov_errno,
+                olen: 0,
+                err_data: Vec::new(),
+            }),
+            iov,
+        });
+    }
+
+    /// False while unexpected or out-of-order storage is at its limit: the
+    /// glue should stop reposting receive buffers (see the module docs).
+    pub fn can_accept_packets(&self) -> bool {
+        self.unexp_bytes < self.cfg.unexp_max_bytes
+            && self.reorder_bytes < self.cfg.reorder_max_bytes
+            && self.stored_msgs < self.cfg.unexp_max_count
+            && !self.msgs.is_full()
+            && !self.chunks.is_full()
+    }
+
+    /// Operations in flight (tests, shutdown).
+    pub fn pending_ops(&self) -> (usize, usize) {
+        (self.tx.len(), self.rx.len())
+    }
+
+    /// Bytes held for unexpected and out-of-order messages.
+    pub fn stored_bytes(&self) -> (usize, usize) {
+        (self.unexp_bytes, self.reorder_bytes)
+    }
+}

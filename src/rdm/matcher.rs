@@ -1,0 +1,366 @@
+//! Tag matching: posted receives and unexpected messages.
+//!
+//! Posted receives with an exact tag (no ignore bits) live in a hash map of
+//! per-tag queues; receives with ignore bits live in one list in post order.
+//! Each posted receive gets a sequence number, so a message takes the
+//! earliest of (first compatible exact candidate, first compatible wildcard
+//! candidate) — libfabric's "first posted receive that matches" rule in
+//! O(1) for exact tags. Unexpected messages are indexed the same way: by tag
+//! for exact lookups, and in one arrival-ordered list for wildcard lookups.
+//! Untagged receives use a second `Matcher` with tag 0.
+//!
+//! All lists are intrusive (index links inside slab entries), so nothing is
+//! allocated per operation; the maps drop empty keys, so their size stays
+//! within the slab capacity they were created with.
+
+use super::pool::{NIL, Slab};
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// A multiplicative hasher for u64 keys (tags are not attacker-chosen in a
+/// way that matters: the map is bounded by our own posted receives).
+#[derive(Default, Clone, Copy)]
+pub struct TagHasher(u64);
+
+impl Hasher for TagHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(5) ^ b as u64).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (v ^ (v >> 29)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        self.0 ^= self.0 >> 32;
+    }
+}
+
+type TagMap = HashMap<u64, Head, BuildHasherDefault<TagHasher>>;
+
+#[derive(Clone, Copy, Debug)]
+struct Links {
+    prev: u32,
+    next: u32,
+}
+
+const UNLINKED: Links = Links {
+    prev: NIL,
+    next: NIL,
+};
+
+#[derive(Clone, Copy, Debug)]
+struct Head {
+    head: u32,
+    tail: u32,
+}
+
+const EMPTY: Head = Head {
+    head: NIL,
+    tail: NIL,
+};
+
+fn push_back<T>(slab: &mut Slab<T>, h: &mut Head, i: u32, l: fn(&mut T) -> &mut Links) {
+    if let Some(e) = slab.get_mut(i) {
+        *l(e) = Links {
+            prev: h.tail,
+            next: NIL,
+        };
+    }
+    if h.tail == NIL {
+        h.head = i;
+    } else if let Some(t) = slab.get_mut(h.tail) {
+        l(t).next = i;
+    }
+    h.tail = i;
+}
+
+fn unlink<T>(slab: &mut Slab<T>, h: &mut Head, i: u32, l: fn(&mut T) -> &mut Links) {
+    let Some(e) = slab.get_mut(i) else {
+        return;
+    };
+    let Links { prev, next } = *l(e);
+    *l(e) = UNLINKED;
+    match slab.get_mut(prev) {
+        Some(p) => l(p).next = next,
+        None => h.head = next,
+    }
+    match slab.get_mut(next) {
+        Some(n) => l(n).prev = prev,
+        None => h.tail = prev,
+    }
+}
+
+fn map_push<T>(
+    map: &mut TagMap,
+    slab: &mut Slab<T>,
+    tag: u64,
+    i: u32,
+    l: fn(&mut T) -> &mut Links,
+) {
+    let h = map.entry(tag).or_insert(EMPTY);
+    push_back(slab, h, i, l);
+}
+
+fn map_unlink<T>(
+    map: &mut TagMap,
+    slab: &mut Slab<T>,
+    tag: u64,
+    i: u32,
+    l: fn(&mut T) -> &mut Links,
+) {
+    if let Some(h) = map.get_mut(&tag) {
+        unlink(slab, h, i, l);
+        if h.head == NIL {
+            map.remove(&tag);
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Posted {
+    seq: u64,
+    tag: u64,
+    ignore: u64,
+    src: Option<u32>,
+    value: u32,
+    link: Links,
+}
+
+#[derive(Debug)]
+struct Unexp {
+    tag: u64,
+    src: u32,
+    value: u32,
+    by_tag: Links,
+    all: Links,
+}
+
+fn posted_link(p: &mut Posted) -> &mut Links {
+    &mut p.link
+}
+fn unexp_tag_link(u: &mut Unexp) -> &mut Links {
+    &mut u.by_tag
+}
+fn unexp_all_link(u: &mut Unexp) -> &mut Links {
+    &mut u.all
+}
+
+fn src_ok(want: Option<u32>, src: u32) -> bool {
+    want.is_none_or(|w| w == src)
+}
+
+/// Handle of a posted receive or unexpected entry.
+pub type Handle = u32;
+
+#[derive(Debug)]
+pub struct Matcher {
+    posted: Slab<Posted>,
+    exact: TagMap,
+    wild: Head,
+    seq: u64,
+    unexp: Slab<Unexp>,
+    unexp_tag: TagMap,
+    unexp_all: Head,
+}
+
+impl Matcher {
+    pub fn new(max_posted: usize, max_unexpected: usize) -> Self {
+        Matcher {
+            posted: Slab::with_capacity(max_posted),
+            exact: TagMap::with_capacity_and_hasher(max_posted, Default::default()),
+            wild: EMPTY,
+            seq: 0,
+            unexp: Slab::with_capacity(max_unexpected),
+            unexp_tag: TagMap::with_capacity_and_hasher(max_unexpected, Default::default()),
+            unexp_all: EMPTY,
+        }
+    }
+
+    /// Posts a receive carrying `value`; `None` when the table is full.
+    pub fn post(&mut self, tag: u64, ignore: u64, src: Option<u32>, value: u32) -> Option<Handle> {
+        self.seq += 1;
+        let i = self
+            .posted
+            .insert(Posted {
+                seq: self.seq,
+                tag: tag & !ignore,
+                ignore,
+                src,
+                value,
+                link: UNLINKED,
+            })
+            .ok()?;
+        if ignore == 0 {
+            map_push(&mut self.exact, &mut self.posted, tag, i, posted_link);
+        } else {
+            push_back(&mut self.posted, &mut self.wild, i, posted_link);
+        }
+        Some(i)
+    }
+
+    pub fn unpost(&mut self, h: Handle) -> Option<u32> {
+        let (tag, ignore) = {
+            let p = self.posted.get(h)?;
+            (p.tag, p.ignore)
+        };
+        if ignore == 0 {
+            map_unlink(&mut self.exact, &mut self.posted, tag, h, posted_link);
+        } else {
+            unlink(&mut self.posted, &mut self.wild, h, posted_link);
+        }
+        self.posted.remove(h).map(|p| p.value)
+    }
+
+    /// The earliest posted receive that takes a message (`tag`, `src`);
+    /// it stays posted (multi-receive buffers take several messages).
+    pub fn match_posted(&self, tag: u64, src: u32) -> Option<(Handle, u32)> {
+        let mut exact = None;
+        if let Some(h) = self.exact.get(&tag) {
+            let mut i = h.head;
+            while let Some(p) = self.posted.get(i) {
+                if src_ok(p.src, src) {
+                    exact = Some((i, p.seq, p.value));
+                    break;
+                }
+                i = p.link.next;
+            }
+        }
+        let mut wild = None;
+        let mut i = self.wild.head;
+        while let Some(p) = self.posted.get(i) {
+            if exact.is_some_and(|(_, s, _)| s < p.seq) {
+                break; // everything further was posted later still
+            }
+            if tag & !p.ignore == p.tag && src_ok(p.src, src) {
+                wild = Some((i, p.seq, p.value));
+                break;
+            }
+            i = p.link.next;
+        }
+        match (exact, wild) {
+            (Some(e), Some(w)) if w.1 < e.1 => Some((w.0, w.2)),
+            (Some(e), _) => Some((e.0, e.2)),
+            (None, Some(w)) => Some((w.0, w.2)),
+            (None, None) => None,
+        }
+    }
+
+    pub fn posted_len(&self) -> usize {
+        self.posted.len()
+    }
+
+    pub fn posted_full(&self) -> bool {
+        self.posted.is_full()
+    }
+
+    /// Records an unexpected message; `None` when the table is full.
+    pub fn add_unexpected(&mut self, tag: u64, src: u32, value: u32) -> Option<Handle> {
+        let i = self
+            .unexp
+            .insert(Unexp {
+                tag,
+                src,
+                value,
+                by_tag: UNLINKED,
+                all: UNLINKED,
+            })
+            .ok()?;
+        map_push(&mut self.unexp_tag, &mut self.unexp, tag, i, unexp_tag_link);
+        push_back(&mut self.unexp, &mut self.unexp_all, i, unexp_all_link);
+        Some(i)
+    }
+
+    pub fn unexpected_full(&self) -> bool {
+        self.unexp.is_full()
+    }
+
+    pub fn unexpected_len(&self) -> usize {
+        self.unexp.len()
+    }
+
+    /// The earliest unexpected message a receive (`tag`, `ignore`, `src`)
+    /// takes; left in place (FI_PEEK).
+    pub fn find_unexpected(
+        &self,
+        tag: u64,
+        ignore: u64,
+        src: Option<u32>,
+    ) -> Option<(Handle, u32)> {
+        if ignore == 0 {
+            let mut i = self.unexp_tag.get(&tag)?.head;
+            while let Some(u) = self.unexp.get(i) {
+                if src_ok(src, u.src) {
+                    return Some((i, u.value));
+                }
+                i = u.by_tag.next;
+            }
+            return None;
+        }
+        let want = tag & !ignore;
+        let mut i = self.unexp_all.head;
+        while let Some(u) = self.unexp.get(i) {
+            if u.tag & !ignore == want && src_ok(src, u.src) {
+                return Some((i, u.value));
+            }
+            i = u.all.next;
+        }
+        None
+    }
+
+    pub fn remove_unexpected(&mut self, h: Handle) -> Option<u32> {
+        let tag = self.unexp.get(h)?.tag;
+        map_unlink(&mut self.unexp_tag, &mut self.unexp, tag, h, unexp_tag_link);
+        unlink(&mut self.unexp, &mut self.unexp_all, h, unexp_all_link);
+        self.unexp.remove(h).map(|u| u.value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn earliest_of_exact_and_wildcard_wins() {
+        let mut m = Matcher::new(16, 16);
+        let w = m.post(0x10, 0xff, None, 1).unwrap(); // any tag 0x00..0xff
+        let e = m.post(0x12, 0, None, 2).unwrap();
+        assert_eq!(m.match_posted(0x12, 0), Some((w, 1)));
+        m.unpost(w);
+        assert_eq!(m.match_posted(0x12, 0), Some((e, 2)));
+        let w2 = m.post(0x0, 0xff, None, 3).unwrap();
+        assert_eq!(m.match_posted(0x12, 0), Some((e, 2)));
+        assert_eq!(m.match_posted(0x13, 0), Some((w2, 3)));
+        assert_eq!(m.match_posted(0x113, 0), None);
+    }
+
+    #[test]
+    fn directed_receives_filter_source() {
+        let mut m = Matcher::new(16, 16);
+        let a = m.post(5, 0, Some(1), 10).unwrap();
+        let b = m.post(5, 0, None, 11).unwrap();
+        assert_eq!(m.match_posted(5, 2), Some((b, 11)));
+        assert_eq!(m.match_posted(5, 1), Some((a, 10)));
+        assert_eq!(m.unpost(a), Some(10));
+        assert_eq!(m.unpost(a), None);
+        assert_eq!(m.match_posted(5, 1), Some((b, 11)));
+    }
+
+    #[test]
+    fn unexpected_in_arrival_order() {
+        let mut m = Matcher::new(4, 4);
+        let x = m.add_unexpected(7, 1, 100).unwrap();
+        let y = m.add_unexpected(8, 2, 101).unwrap();
+        let z = m.add_unexpected(7, 2, 102).unwrap();
+        assert_eq!(m.find_unexpected(7, 0, Some(2)), Some((z, 102)));
+        assert_eq!(m.find_unexpected(0, u64::MAX, Some(2)), Some((y, 101)));
+        assert_eq!(m.find_unexpected(0, u64::MAX, None), Some((x, 100)));
+        m.remove_unexpected(x);
+        assert_eq!(m.find_unexpected(7, 0, None), Some((z, 102)));
+        m.add_unexpected(1, 1, 1).unwrap();
+        m.add_unexpected(1, 1, 2).unwrap();
+        assert!(m.add_unexpected(1, 1, 3).is_none());
+        assert!(m.unexpected_full());
+    }
+}

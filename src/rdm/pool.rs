@@ -1,0 +1,222 @@
+//! Bounded storage: a slab with a free list for operations and messages,
+//! and a chunk store for data that arrived before its receive was posted.
+//!
+//! Both are sized at creation and never grow past their limit, so network
+//! input cannot turn into unbounded memory; entries are recycled, so the
+//! steady state allocates nothing.
+
+/// "No entry" in index links.
+pub const NIL: u32 = u32::MAX;
+
+/// A fixed-capacity slab addressed by `u32`.
+#[derive(Debug)]
+pub struct Slab<T> {
+    entries: Vec<Option<T>>,
+    free: Vec<u32>,
+    cap: usize,
+    used: usize,
+}
+
+impl<T> Slab<T> {
+    pub fn with_capacity(cap: usize) -> Self {
+        Slab {
+            entries: Vec::with_capacity(cap),
+            free: Vec::with_capacity(cap),
+            cap,
+            used: 0,
+        }
+    }
+
+    /// Stores `v`; `Err(v)` when full.
+    pub fn insert(&mut self, v: T) -> Result<u32, T> {
+        if let Some(i) = self.free.pop() {
+            self.entries[i as usize] = Some(v);
+            self.used += 1;
+            return Ok(i);
+        }
+        if self.entries.len() >= self.cap {
+            return Err(v);
+        }
+        self.entries.push(Some(v));
+        self.used += 1;
+        Ok((self.entries.len() - 1) as u32)
+    }
+
+    /// Stores `v` even past the capacity: for entries whose number the
+    /// protocol bounds (out-of-order messages: the msg credit window per
+    /// peer), which must never be refused. The slab keeps what it grew to.
+    pub fn insert_force(&mut self, v: T) -> u32 {
+        match self.insert(v) {
+            Ok(i) => i,
+            Err(v) => {
+                self.entries.push(Some(v));
+                self.used += 1;
+                (self.entries.len() - 1) as u32
+            }
+        }
+    }
+
+    pub fn remove(&mut self, i: u32) -> Option<T> {
+        let v = self.entries.get_mut(i as usize)?.take()?;
+        self.free.push(i);
+        self.used -= 1;
+        Some(v)
+    }
+
+    pub fn get(&self, i: u32) -> Option<&T> {
+        self.entries.get(i as usize)?.as_ref()
+    }
+
+    pub fn get_mut(&mut self, i: u32) -> Option<&mut T> {
+        self.entries.get_mut(i as usize)?.as_mut()
+    }
+
+    pub fn len(&self) -> usize {
+        self.used
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.used == 0
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.used >= self.cap
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.cap
+    }
+
+    /// Indices of live entries (cancel, timeouts: rare, bounded scans).
+    pub fn indices(&self) -> impl Iterator<Item = u32> + '_ {
+        self.entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.is_some())
+            .map(|(i, _)| i as u32)
+    }
+}
+
+#[derive(Debug)]
+struct Chunk {
+    data: Vec<u8>,
+    offset: u64,
+    next: u32,
+}
+
+/// A singly linked list of chunks owned by one message.
+#[derive(Clone, Copy, Debug)]
+pub struct ChunkList {
+    head: u32,
+    tail: u32,
+}
+
+impl Default for ChunkList {
+    fn default() -> Self {
+        ChunkList {
+            head: NIL,
+            tail: NIL,
+        }
+    }
+}
+
+/// Data of messages that have no receive buffer yet, one chunk per packet.
+/// Chunk buffers keep their capacity when recycled.
+#[derive(Debug)]
+pub struct ChunkStore {
+    chunks: Slab<Chunk>,
+    spare: Vec<Vec<u8>>,
+    buf_cap: usize,
+}
+
+impl ChunkStore {
+    pub fn new(max_chunks: usize, buf_cap: usize) -> Self {
+        ChunkStore {
+            chunks: Slab::with_capacity(max_chunks),
+            spare: Vec::with_capacity(max_chunks),
+            buf_cap,
+        }
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.chunks.is_full()
+    }
+
+    /// Appends a copy of `data` (at message `offset`) to `list`; false
+    /// when the store is full.
+    pub fn push(&mut self, list: &mut ChunkList, offset: u64, data: &[u8]) -> bool {
+        if self.chunks.is_full() {
+            return false;
+        }
+        self.push_force(list, offset, data);
+        true
+    }
+
+    /// Appends even past the limit (out-of-order data, bounded by the
+    /// credit window: see `Slab::insert_force`).
+    pub fn push_force(&mut self, list: &mut ChunkList, offset: u64, data: &[u8]) {
+        let mut buf = self
+            .spare
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(self.buf_cap));
+        buf.clear();
+        buf.extend_from_slice(data);
+        let i = self.chunks.insert_force(Chunk {
+            data: buf,
+            offset,
+            next: NIL,
+        });
+        if list.tail == NIL {
+            list.head = i;
+        } else if let Some(t) = self.chunks.get_mut(list.tail) {
+            t.next = i;
+        }
+        list.tail = i;
+    }
+
+    /// Hands every chunk of `list` to `f(offset, bytes)` and frees them.
+    pub fn drain(&mut self, list: &mut ChunkList, mut f: impl FnMut(u64, &[u8])) {
+        let mut i = list.head;
+        while i != NIL {
+            let Some(c) = self.chunks.remove(i) else {
+                break;
+            };
+            f(c.offset, &c.data);
+            i = c.next;
+            self.spare.push(c.data);
+        }
+        *list = ChunkList::default();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slab_is_bounded_and_recycles() {
+        let mut s = Slab::with_capacity(2);
+        let a = s.insert(1).unwrap();
+        let b = s.insert(2).unwrap();
+        assert_eq!(s.insert(3), Err(3));
+        assert_eq!(s.remove(a), Some(1));
+        assert_eq!(s.remove(a), None);
+        let c = s.insert(4).unwrap();
+        assert_eq!(c, a);
+        assert_eq!(s.get(b), Some(&2));
+        assert_eq!(s.indices().count(), 2);
+    }
+
+    #[test]
+    fn chunks_drain_in_order_and_bound() {
+        let mut st = ChunkStore::new(2, 16);
+        let mut l = ChunkList::default();
+        assert!(st.push(&mut l, 5, b"xy"));
+        assert!(st.push(&mut l, 0, b"abcde"));
+        assert!(!st.push(&mut l, 7, b"z"));
+        let mut got = vec![];
+        st.drain(&mut l, |o, d| got.push((o, d.to_vec())));
+        assert_eq!(got, vec![(5, b"xy".to_vec()), (0, b"abcde".to_vec())]);
+        assert!(st.push(&mut l, 0, b"q"));
+    }
+}

@@ -1,0 +1,863 @@
+//! Receive path: parsing datagrams, ordering messages per peer, matching
+//! them to posted receives, placing data, and the receive-side calls
+//! (recv/trecv, FI_PEEK/FI_CLAIM/FI_DISCARD, FI_MULTI_RECV, cancel).
+
+use super::endpoint::{Ctrl, Endpoint};
+use super::matcher::Handle;
+use super::peer::PeerIdx;
+use super::pool::ChunkList;
+use super::proto::longcts;
+use super::reorder::{self, Place, Window};
+use super::{Completion, CompletionError, PROV_ERR_VERSION, PacketOutcome, RdmError};
+use crate::ffi::bindings::{
+    FI_CLAIM, FI_COMPLETION, FI_DISCARD, FI_EADDRNOTAVAIL, FI_ECANCELED, FI_EIO, FI_ENOMSG,
+    FI_ETRUNC, FI_MSG, FI_MULTI_RECV, FI_PEEK, FI_RECV, FI_REMOTE_CQ_DATA, FI_TAGGED,
+};
+use crate::ffi::iov::UserIov;
+use crate::wire::rdm::{
+    DataRepr, Packet, PacketType, Proto, REQ_CQ_DATA, REQ_RECEIPT, REQ_TAGGED, Repr, ReqRepr,
+    WireError,
+};
+
+/// One posted receive.
+#[derive(Debug)]
+pub(crate) struct RxOp {
+    pub iov: Option<UserIov>,
+    pub len: usize,
+    pub context: u64,
+    pub tagged: bool,
+    pub multi: bool,
+    /// FI_MULTI_RECV: bytes handed out so far.
+    pub used: usize,
+    /// Messages placed (or being placed) in this buffer, not completed.
+    pub refs: u32,
+    /// In the matcher (a multi-receive buffer stays until nearly full).
+    pub posted: Option<Handle>,
+    pub report: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum MsgState {
+    /// First packet being admitted (not counted anywhere yet).
+    New,
+    /// Arrived ahead of an earlier message of its peer.
+    Pending,
+    /// In order, no receive yet.
+    Unexpected(Handle),
+    /// FI_PEEK|FI_CLAIM reserved it for this context.
+    Claimed(u64),
+    /// Placing into receive `rx`.
+    Attached(u32),
+    /// FI_DISCARD: the rest of its data is dropped.
+    Discard,
+    /// Completed; waits for CTS datagram verdicts before being freed.
+    Done,
+}
+
+/// One incoming message, from its first packet to its completion.
+#[derive(Debug)]
+pub(crate) struct RxMsg {
+    pub peer: PeerIdx,
+    pub msg_id: u32,
+    pub tx_id: u32,
+    pub proto: Proto,
+    pub tagged: bool,
+    pub tag: u64,
+    pub data: Option<u64>,
+    pub total: u64,
+    pub want_receipt: bool,
+    /// Payload bytes arrived (placed, stored or dropped).
+    pub received: u64,
+    pub state: MsgState,
+    pub chunks: ChunkList,
+    /// Bytes held in `chunks`.
+    pub stored: usize,
+    /// Where it lands in the receive iov, and how much of it fits.
+    pub base: usize,
+    pub cap: usize,
+    /// Long-CTS: bytes granted so far; CTS datagrams not yet confirmed.
+    pub granted: u64,
+    pub cts_out: u32,
+    pub cts_queued: bool,
+}
+
+fn kind_flags(tagged: bool) -> u64 {
+    FI_RECV | if tagged { FI_TAGGED } else { FI_MSG }
+}
+
+impl Endpoint {
+    /// A datagram from the transport. `src`: the sender if the transport
+    /// could map it to one of our peers.
+    pub fn handle_packet(
+        &mut self,
+        _now: u64,
+        src: Option<PeerIdx>,
+        bytes: &[u8],
+    ) -> PacketOutcome {
+        let pkt = match Packet::new_checked(bytes) {
+            Ok(p) => p,
+            Err(WireError::Version(_)) => {
+                self.stats.bad_version += 1;
+                // A handshake in another version: fail what we send there
+                // rather than let it hang.
+                if bytes.get(1).copied() == Some(u8::from(PacketType::Handshake))
+                    && let Some(peer) = src
+                {
+                    self.fail_peer_ops(peer, FI_EIO, PROV_ERR_VERSION);
+                }
+                return PacketOutcome::Dropped;
+            }
+            Err(_) => {
+                self.stats.malformed += 1;
+                return PacketOutcome::Dropped;
+            }
+        };
+        let repr = match Repr::parse(&pkt) {
+            Ok(r) => r,
+            Err(_) => {
+                self.stats.malformed += 1;
+                return PacketOutcome::Dropped;
+            }
+        };
+        let addr = match &repr {
+            Repr::Req { addr, .. } => *addr,
+            Repr::Handshake { addr, .. } => Some(*addr),
+            _ => None,
+        };
+        let Some((peer, learned)) = self.resolve(src, addr) else {
+            self.stats.unknown_src += 1;
+            return PacketOutcome::Dropped;
+        };
+        self.mark_alive(peer);
+        let out = match repr {
+            Repr::Req { hdr, payload, .. } => {
+                self.ensure_handshake(peer);
+                self.on_req(peer, hdr, payload)
+            }
+            Repr::Handshake { hdr, .. } => {
+                self.on_handshake(peer, hdr);
+                PacketOutcome::Consumed
+            }
+            Repr::Cts(c) => {
+                self.on_cts(peer, c);
+                PacketOutcome::Consumed
+            }
+            Repr::Data { hdr, payload } => self.on_data(peer, hdr, payload),
+            Repr::Receipt(r) => {
+                self.on_receipt(peer, r);
+                PacketOutcome::Consumed
+            }
+            Repr::Credit(c) => {
+                self.on_credit(peer, c);
+                PacketOutcome::Consumed
+            }
+            Repr::Unknown(_) => {
+                self.stats.unknown_type += 1;
+                PacketOutcome::Dropped
+            }
+        };
+        match out {
+            PacketOutcome::Consumed if learned => PacketOutcome::NewPeer(peer),
+            PacketOutcome::Deferred => {
+                self.stats.deferred += 1;
+                out
+            }
+            _ => out,
+        }
+    }
+
+    /// The peer a packet is from: the transport's mapping, else the address
+    /// the packet carries (creating an internal entry). `true`: the glue
+    /// did not know it.
+    fn resolve(&mut self, src: Option<PeerIdx>, addr: Option<&[u8]>) -> Option<(PeerIdx, bool)> {
+        if let Some(p) = src
+            && self.peers.get(p).is_some()
+        {
+            return Some((p, false));
+        }
+        let a = addr.filter(|a| !a.is_empty())?;
+        Some((self.peers.insert(a, false)?, true))
+    }
+
+    fn on_req(&mut self, peer: PeerIdx, hdr: ReqRepr, payload: &[u8]) -> PacketOutcome {
+        if let Some(&m) = self.inflight.get(&(peer, hdr.msg_id)) {
+            return self.msg_data(m, hdr.offset, payload);
+        }
+        let ok = match hdr.proto {
+            Proto::Eager => hdr.offset == 0 && payload.len() as u64 == hdr.total_len,
+            Proto::Medium => true,
+            Proto::LongCts => payload.is_empty(),
+            Proto::LongRead | Proto::Unknown(_) => {
+                self.stats.unsupported += 1;
+                return PacketOutcome::Dropped;
+            }
+        };
+        if !ok {
+            self.stats.malformed += 1;
+            return PacketOutcome::Dropped;
+        }
+        let window = self.cfg.reorder_window;
+        let p = match self.peers.get_mut(peer) {
+            Some(p) => p,
+            None => return PacketOutcome::Dropped,
+        };
+        let next = p
+            .window
+            .get_or_insert_with(|| Window::new(window))
+            .next_id();
+        let tagged = hdr.flags & REQ_TAGGED != 0;
+        let tag = if tagged { hdr.tag } else { 0 };
+        // Admission: everything this first packet needs must be available
+        // before any state changes, so a refusal leaves nothing behind.
+        let n = payload.len();
+        let in_order = hdr.msg_id == next;
+        let matcher = if tagged { &self.tagged } else { &self.untagged };
+        // Out-of-order messages are always taken: the credit window bounds
+        // them per peer, and refusing one could block the message it waits
+        // for behind it in the glue's held buffers. In-order messages
+        // without a receive wait for unexpected storage.
+        if in_order && matcher.match_posted(tag, peer).is_none() {
+            let room = self.unexp_bytes + n <= self.cfg.unexp_max_bytes;
+            if !room || self.stored_msgs >= self.cfg.unexp_max_count || self.chunks.is_full() {
+                return PacketOutcome::Deferred;
+            }
+        }
+        let ahead = hdr.msg_id.wrapping_sub(next) as usize;
+        if !in_order && ahead >= window + self.cfg.reorder_overflow {
+            // Beyond any credit we grant: a misbehaving sender.
+            self.stats.stale += 1;
+            return PacketOutcome::Dropped;
+        }
+        let msg = RxMsg {
+            peer,
+            msg_id: hdr.msg_id,
+            tx_id: hdr.tx_id,
+            proto: hdr.proto,
+            tagged,
+            tag,
+            data: (hdr.flags & REQ_CQ_DATA != 0).then_some(hdr.cq_data),
+            total: hdr.total_len,
+            want_receipt: hdr.flags & REQ_RECEIPT != 0,
+            received: 0,
+            state: MsgState::New,
+            chunks: ChunkList::default(),
+            stored: 0,
+            base: 0,
+            cap: 0,
+            granted: 0,
+            cts_out: 0,
+            cts_queued: false,
+        };
+        let m = if in_order {
+            match self.msgs.insert(msg) {
+                Ok(m) => m,
+                Err(_) => return PacketOutcome::Deferred,
+            }
+        } else {
+            self.msgs.insert_force(msg)
+        };
+        if self.msg_gen.len() <= m as usize {
+            self.msg_gen.resize(m as usize + 1, 0);
+        }
+        let Some(w) = self.peers.get_mut(peer).and_then(|p| p.window.as_mut()) else {
+            return PacketOutcome::Dropped;
+        };
+        match reorder::place(w, &mut self.overflow, peer, hdr.msg_id, m) {
+            Place::Stale => {
+                self.msgs.remove(m);
+                self.stats.stale += 1;
+                PacketOutcome::Dropped
+            }
+            Place::Full => {
+                self.msgs.remove(m);
+                PacketOutcome::Deferred
+            }
+            Place::Held => {
+                self.stored_msgs += 1;
+                if let Some(msg) = self.msgs.get_mut(m) {
+                    msg.state = MsgState::Pending;
+                }
+                self.inflight.insert((peer, hdr.msg_id), m);
+                self.msg_data(m, hdr.offset, payload)
+            }
+            Place::Now => {
+                self.inflight.insert((peer, hdr.msg_id), m);
+                self.deliver(m);
+                let out = self.msg_data(m, hdr.offset, payload);
+                self.advance_peer(peer);
+                out
+            }
+        }
+    }
+
+    /// Delivers the held messages of `peer` that are now in order.
+    fn advance_peer(&mut self, peer: PeerIdx) {
+        self.advance_loop(peer);
+        self.maybe_credit(peer);
+    }
+
+    fn advance_loop(&mut self, peer: PeerIdx) {
+        loop {
+            let Some(w) = self.peers.get_mut(peer).and_then(|p| p.window.as_mut()) else {
+                return;
+            };
+            match reorder::advance(w, &mut self.overflow, peer) {
+                Some(m) => self.deliver(m),
+                None => break,
+            }
+        }
+    }
+
+    /// Message `m` is next in its peer's order: match it or keep it.
+    fn deliver(&mut self, m: u32) {
+        let Some(msg) = self.msgs.get(m) else {
+            return;
+        };
+        let (tagged, tag, peer, was_pending) = (
+            msg.tagged,
+            msg.tag,
+            msg.peer,
+            msg.state == MsgState::Pending,
+        );
+        let matcher = if tagged {
+            &mut self.tagged
+        } else {
+            &mut self.untagged
+        };
+        if let Some((_, rx)) = matcher.match_posted(tag, peer) {
+            self.attach(m, rx);
+            return;
+        }
+        // The unexpected table is as large as the message slab: no failure.
+        let h = matcher.add_unexpected(tag, peer, m).unwrap_or(0);
+        let Some(msg) = self.msgs.get_mut(m) else {
+            return;
+        };
+        msg.state = MsgState::Unexpected(h);
+        if was_pending {
+            self.reorder_bytes -= msg.stored;
+            self.unexp_bytes += msg.stored;
+        } else {
+            self.stored_msgs += 1;
+        }
+    }
+
+    /// Gives message `m` the buffer of receive `rx`, copying what was
+    /// stored so far.
+    fn attach(&mut self, m: u32, rx: u32) {
+        let min_multi = self.cfg.min_multi_recv;
+        let (Some(op), Some(msg)) = (self.rx.get_mut(rx), self.msgs.get_mut(m)) else {
+            return;
+        };
+        let mut unpost = None;
+        if op.multi {
+            msg.base = op.used;
+            msg.cap = (op.len - op.used).min(msg.total as usize);
+            op.used += msg.cap;
+            if op.len - op.used < min_multi {
+                unpost = op.posted.take();
+            }
+        } else {
+            msg.base = 0;
+            msg.cap = op.len;
+            unpost = op.posted.take();
+        }
+        op.refs += 1;
+        let tagged = op.tagged;
+        match msg.state {
+            MsgState::Pending => {
+                self.reorder_bytes -= msg.stored;
+                self.stored_msgs -= 1;
+            }
+            MsgState::Unexpected(_) | MsgState::Claimed(_) => {
+                self.unexp_bytes -= msg.stored;
+                self.stored_msgs -= 1;
+            }
+            _ => {}
+        }
+        msg.stored = 0;
+        msg.state = MsgState::Attached(rx);
+        let (base, cap) = (msg.base, msg.cap);
+        if let Some(iov) = op.iov.as_mut() {
+            self.chunks.drain(&mut msg.chunks, |off, data| {
+                place(iov, base, cap, off, data);
+            });
+        }
+        if let Some(h) = unpost {
+            if tagged {
+                self.tagged.unpost(h);
+            } else {
+                self.untagged.unpost(h);
+            }
+        }
+        self.msg_progress(m);
+    }
+
+    /// Bytes of message `m` at `off`.
+    fn msg_data(&mut self, m: u32, off: u64, payload: &[u8]) -> PacketOutcome {
+        let Some(msg) = self.msgs.get_mut(m) else {
+            return PacketOutcome::Dropped;
+        };
+        let n = payload.len();
+        match msg.state {
+            MsgState::Pending => {
+                // Out of order: always stored (see `on_req`).
+                if n > 0 {
+                    self.chunks.push_force(&mut msg.chunks, off, payload);
+                    msg.stored += n;
+                    self.reorder_bytes += n;
+                }
+            }
+            MsgState::Unexpected(_) | MsgState::Claimed(_) => {
+                if n > 0 {
+                    let room = self.unexp_bytes + n <= self.cfg.unexp_max_bytes;
+                    if !room || !self.chunks.push(&mut msg.chunks, off, payload) {
+                        return PacketOutcome::Deferred;
+                    }
+                    msg.stored += n;
+                    self.unexp_bytes += n;
+                }
+            }
+            MsgState::Attached(rx) => {
+                if let Some(iov) = self.rx.get_mut(rx).and_then(|op| op.iov.as_mut()) {
+                    place(iov, msg.base, msg.cap, off, payload);
+                }
+            }
+            MsgState::New | MsgState::Discard | MsgState::Done => {}
+        }
+        msg.received += n as u64;
+        self.msg_progress(m);
+        PacketOutcome::Consumed
+    }
+
+    /// Completes `m` when all its data is in; asks for more (CTS) if not.
+    pub(super) fn msg_progress(&mut self, m: u32) {
+        let Some(msg) = self.msgs.get_mut(m) else {
+            return;
+        };
+        let placing = matches!(msg.state, MsgState::Attached(_) | MsgState::Discard);
+        if placing && msg.received >= msg.total {
+            let st = msg.state;
+            msg.state = MsgState::Done;
+            self.inflight.remove(&(msg.peer, msg.msg_id));
+            if msg.want_receipt {
+                self.ctrl.push_back(Ctrl::Receipt {
+                    peer: msg.peer,
+                    msg_id: msg.msg_id,
+                    tx_id: msg.tx_id,
+                });
+            }
+            if let MsgState::Attached(rx) = st {
+                self.complete_recv(m, rx, None);
+            }
+        } else if placing && msg.proto == Proto::LongCts {
+            let window = self.cfg.cts_window as u64;
+            if let Some(g) = longcts::next_grant(msg.total, msg.received, msg.granted, window) {
+                msg.granted = g;
+                if !msg.cts_queued {
+                    msg.cts_queued = true;
+                    let generation = self.msg_gen[m as usize];
+                    self.ctrl.push_back(Ctrl::Cts { msg: m, generation });
+                }
+            }
+        }
+        if let Some(msg) = self.msgs.get(m)
+            && msg.state == MsgState::Done
+            && msg.cts_out == 0
+            && !msg.cts_queued
+        {
+            self.free_msg(m);
+        }
+    }
+
+    /// The receive completion of message `m` in buffer `rx`; `errno`
+    /// overrides (a failed CTS).
+    fn complete_recv(&mut self, m: u32, rx: u32, errno: Option<i32>) {
+        let (Some(msg), Some(op)) = (self.msgs.get(m), self.rx.get_mut(rx)) else {
+            return;
+        };
+        let peer = self.peers.get(msg.peer);
+        let len = msg.cap.min(msg.total as usize);
+        let mut flags = kind_flags(msg.tagged);
+        if msg.data.is_some() {
+            flags |= FI_REMOTE_CQ_DATA;
+        }
+        let err = if let Some(e) = errno {
+            Some((e, 0, Vec::new()))
+        } else if msg.total as usize > msg.cap {
+            Some((FI_ETRUNC as i32, msg.total as usize - msg.cap, Vec::new()))
+        } else if peer.is_some_and(|p| !p.in_av) {
+            // FI_SOURCE_ERR: the data is placed; the address rides along.
+            Some((
+                FI_EADDRNOTAVAIL,
+                0,
+                peer.map(|p| p.addr.clone()).unwrap_or_default(),
+            ))
+        } else {
+            None
+        };
+        op.refs -= 1;
+        let release = op.posted.is_none() && op.refs == 0;
+        if op.multi && release {
+            flags |= FI_MULTI_RECV;
+        }
+        let buf = op.iov.as_ref().map_or(0, UserIov::base_addr) + msg.base;
+        let c = Completion {
+            context: op.context,
+            flags,
+            len,
+            buf,
+            data: msg.data.unwrap_or(0),
+            tag: msg.tag,
+            src: Some(msg.peer),
+            report: op.report || err.is_some(),
+            err: err.map(|(errno, olen, err_data)| CompletionError {
+                errno,
+                prov_errno: 0,
+                olen,
+                err_data,
+            }),
+            iov: None,
+        };
+        self.cq.push_back(c);
+        if release
+            && let Some(op) = self.rx.remove(rx)
+            && let Some(c) = self.cq.back_mut()
+        {
+            c.iov = op.iov;
+        }
+    }
+
+    /// A CTS for `m` could not be delivered: its receive fails.
+    pub(super) fn fail_msg(&mut self, m: u32, errno: i32) {
+        let Some(msg) = self.msgs.get_mut(m) else {
+            return;
+        };
+        let st = msg.state;
+        msg.state = MsgState::Done;
+        msg.cts_queued = false;
+        self.inflight.remove(&(msg.peer, msg.msg_id));
+        if let MsgState::Attached(rx) = st {
+            self.complete_recv(m, rx, Some(errno));
+        }
+        self.msg_progress(m);
+    }
+
+    fn free_msg(&mut self, m: u32) {
+        let Some(mut msg) = self.msgs.remove(m) else {
+            return;
+        };
+        let g = &mut self.msg_gen[m as usize];
+        *g = (*g + 1) & 0xff_ffff;
+        self.chunks.drain(&mut msg.chunks, |_, _| {});
+    }
+
+    fn on_data(&mut self, peer: PeerIdx, hdr: DataRepr, payload: &[u8]) -> PacketOutcome {
+        let ok = self.msgs.get(hdr.rx_id).is_some_and(|m| {
+            m.peer == peer
+                && m.msg_id == hdr.msg_id
+                && m.proto == Proto::LongCts
+                && matches!(m.state, MsgState::Attached(_) | MsgState::Discard)
+                && hdr
+                    .offset
+                    .checked_add(payload.len() as u64)
+                    .is_some_and(|e| e <= m.granted)
+        });
+        if !ok {
+            self.stats.stale += 1;
+            return PacketOutcome::Dropped;
+        }
+        self.msg_data(hdr.rx_id, hdr.offset, payload)
+    }
+
+    // ---- receive-side calls ---------------------------------------------
+
+    /// fi_recv/fi_recvmsg (FI_MULTI_RECV allowed). `src`: FI_DIRECTED_RECV.
+    pub fn recv(
+        &mut self,
+        _now: u64,
+        iov: UserIov,
+        src: Option<PeerIdx>,
+        context: u64,
+        flags: u64,
+    ) -> Result<(), RdmError> {
+        self.post_recv(iov, src, false, 0, 0, context, flags)
+    }
+
+    /// fi_trecv/fi_trecvmsg (FI_PEEK, FI_CLAIM, FI_DISCARD allowed).
+    #[allow(clippy::too_many_arguments)]
+    pub fn trecv(
+        &mut self,
+        _now: u64,
+        iov: UserIov,
+        src: Option<PeerIdx>,
+        tag: u64,
+        ignore: u64,
+        context: u64,
+        flags: u64,
+    ) -> Result<(), RdmError> {
+        if flags & FI_PEEK != 0 {
+            return self.peek(iov, src, tag, ignore, context, flags);
+        }
+        if flags & FI_CLAIM != 0 {
+            return self.claimed_recv(iov, context, flags);
+        }
+        self.post_recv(iov, src, true, tag, ignore, context, flags)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn post_recv(
+        &mut self,
+        iov: UserIov,
+        src: Option<PeerIdx>,
+        tagged: bool,
+        tag: u64,
+        ignore: u64,
+        context: u64,
+        flags: u64,
+    ) -> Result<(), RdmError> {
+        let multi = !tagged && flags & FI_MULTI_RECV != 0;
+        if multi && iov.len() < self.cfg.min_multi_recv.max(1) {
+            return Err(RdmError::InvalidArgument);
+        }
+        let op = RxOp {
+            len: iov.len(),
+            iov: Some(iov),
+            context,
+            tagged,
+            multi,
+            used: 0,
+            refs: 0,
+            posted: None,
+            report: !self.cfg.rx_selective || flags & FI_COMPLETION != 0,
+        };
+        let Ok(rx) = self.rx.insert(op) else {
+            return Err(RdmError::Again);
+        };
+        let tag = tag & !ignore;
+        // Unexpected messages first: they arrived before this receive.
+        loop {
+            let matcher = if tagged {
+                &mut self.tagged
+            } else {
+                &mut self.untagged
+            };
+            let Some((h, m)) = matcher.find_unexpected(tag, ignore, src) else {
+                break;
+            };
+            matcher.remove_unexpected(h);
+            // A multi-receive buffer is "posted" while it has room.
+            if let Some(op) = self.rx.get_mut(rx) {
+                op.posted = if multi { Some(u32::MAX) } else { None };
+            }
+            self.attach(m, rx);
+            let open = self
+                .rx
+                .get_mut(rx)
+                .is_some_and(|op| op.posted.take().is_some());
+            if !open {
+                return Ok(());
+            }
+        }
+        let matcher = if tagged {
+            &mut self.tagged
+        } else {
+            &mut self.untagged
+        };
+        let h = matcher.post(tag, ignore, src, rx);
+        if let Some(op) = self.rx.get_mut(rx) {
+            op.posted = h;
+        }
+        Ok(())
+    }
+
+    /// FI_PEEK (optionally with FI_CLAIM or FI_DISCARD).
+    fn peek(
+        &mut self,
+        iov: UserIov,
+        src: Option<PeerIdx>,
+        tag: u64,
+        ignore: u64,
+        context: u64,
+        flags: u64,
+    ) -> Result<(), RdmError> {
+        let Some((h, m)) = self.tagged.find_unexpected(tag & !ignore, ignore, src) else {
+            self.cq.push_back(Completion {
+                context,
+                flags: FI_RECV | FI_TAGGED,
+                len: 0,
+                buf: 0,
+                data: 0,
+                tag,
+                src: None,
+                report: true,
+                err: Some(CompletionError {
+                    errno: FI_ENOMSG,
+                    prov_errno: 0,
+                    olen: 0,
+                    err_data: Vec::new(),
+                }),
+                iov: Some(iov),
+            });
+            return Ok(());
+        };
+        let Some(msg) = self.msgs.get_mut(m) else {
+            return Err(RdmError::Again);
+        };
+        let mut cflags = FI_RECV | FI_TAGGED;
+        if msg.data.is_some() {
+            cflags |= FI_REMOTE_CQ_DATA;
+        }
+        let peer = self.peers.get(msg.peer);
+        let err = peer.filter(|p| !p.in_av).map(|p| CompletionError {
+            errno: FI_EADDRNOTAVAIL,
+            prov_errno: 0,
+            olen: 0,
+            err_data: p.addr.clone(),
+        });
+        self.cq.push_back(Completion {
+            context,
+            flags: cflags,
+            len: msg.total as usize,
+            buf: 0,
+            data: msg.data.unwrap_or(0),
+            tag: msg.tag,
+            src: Some(msg.peer),
+            report: true,
+            err,
+            iov: Some(iov),
+        });
+        if flags & FI_CLAIM != 0 {
+            msg.state = MsgState::Claimed(context);
+            self.tagged.remove_unexpected(h);
+        } else if flags & FI_DISCARD != 0 {
+            self.tagged.remove_unexpected(h);
+            self.discard(m);
+        }
+        Ok(())
+    }
+
+    /// fi_trecv with FI_CLAIM: receive (or FI_DISCARD) the message an
+    /// earlier FI_PEEK|FI_CLAIM with this context reserved.
+    fn claimed_recv(&mut self, iov: UserIov, context: u64, flags: u64) -> Result<(), RdmError> {
+        let found = self.msgs_claimed_by(context).ok_or(RdmError::NoMessage)?;
+        if flags & FI_DISCARD != 0 {
+            let (len, tag) = self
+                .msgs
+                .get(found)
+                .map_or((0, 0), |m| (m.total as usize, m.tag));
+            self.discard(found);
+            self.cq.push_back(Completion {
+                context,
+                flags: FI_RECV | FI_TAGGED,
+                len,
+                buf: 0,
+                data: 0,
+                tag,
+                src: None,
+                report: !self.cfg.rx_selective || flags & FI_COMPLETION != 0,
+                err: None,
+                iov: Some(iov),
+            });
+            return Ok(());
+        }
+        let op = RxOp {
+            len: iov.len(),
+            iov: Some(iov),
+            context,
+            tagged: true,
+            multi: false,
+            used: 0,
+            refs: 0,
+            posted: None,
+            report: !self.cfg.rx_selective || flags & FI_COMPLETION != 0,
+        };
+        let rx = self.rx.insert(op).map_err(|_| RdmError::Again)?;
+        self.attach(found, rx);
+        Ok(())
+    }
+
+    fn msgs_claimed_by(&self, context: u64) -> Option<u32> {
+        let mut i = 0;
+        while i < self.msgs.capacity() as u32 {
+            if self
+                .msgs
+                .get(i)
+                .is_some_and(|m| m.state == MsgState::Claimed(context))
+            {
+                return Some(i);
+            }
+            i += 1;
+        }
+        None
+    }
+
+    /// Drops message `m`'s data (stored and to come).
+    fn discard(&mut self, m: u32) {
+        let Some(msg) = self.msgs.get_mut(m) else {
+            return;
+        };
+        self.unexp_bytes -= msg.stored;
+        self.stored_msgs -= 1;
+        msg.stored = 0;
+        msg.state = MsgState::Discard;
+        self.chunks.drain(&mut msg.chunks, |_, _| {});
+        self.msg_progress(m);
+    }
+
+    /// fi_cancel: a posted receive with this context completes with
+    /// FI_ECANCELED. Returns whether one was found.
+    pub fn cancel(&mut self, context: u64) -> bool {
+        let mut found = None;
+        let mut i = 0;
+        while i < self.rx.capacity() as u32 {
+            if self
+                .rx
+                .get(i)
+                .is_some_and(|op| op.context == context && op.posted.is_some())
+            {
+                found = Some(i);
+                break;
+            }
+            i += 1;
+        }
+        let Some(rx) = found else {
+            return false;
+        };
+        let Some(op) = self.rx.get_mut(rx) else {
+            return false;
+        };
+        let (tagged, multi, refs) = (op.tagged, op.multi, op.refs);
+        if let Some(h) = op.posted.take() {
+            if tagged {
+                self.tagged.unpost(h);
+            } else {
+                self.untagged.unpost(h);
+            }
+        }
+        let mut flags = kind_flags(tagged);
+        // A multi-receive buffer with messages still landing is released
+        // by the last of them (FI_MULTI_RECV on its completion).
+        let iov = if refs == 0 {
+            if multi {
+                flags |= FI_MULTI_RECV;
+            }
+            self.rx.remove(rx).and_then(|op| op.iov)
+        } else {
+            None
+        };
+        self.push_error(context, flags, FI_ECANCELED, 0, iov);
+        true
+    }
+}
+
+/// Copies `data` (message offset `off`) into `iov` at `base`, clipped to
+/// the `cap` bytes the message may use (truncation).
+fn place(iov: &mut UserIov, base: usize, cap: usize, off: u64, data: &[u8]) {
+    let off = off as usize;
+    if off >= cap {
+        return;
+    }
+    let n = data.len().min(cap - off);
+    iov.copy_in(base + off, &data[..n]);
+}

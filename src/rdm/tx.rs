@@ -1,0 +1,358 @@
+//! Transmit path: turning queued control packets and send operations into
+//! datagrams, and finishing sends when the transport (and for
+//! FI_DELIVERY_COMPLETE the receiver) has confirmed them.
+
+use super::endpoint::{
+    Ctrl, Endpoint, TOK_CREDIT, TOK_CTS, TOK_HS, TOK_RECEIPT, TOK_TX, token, untoken,
+};
+use super::peer::PeerIdx;
+use super::proto::{self, longcts};
+use super::{Completion, CompletionError, TxError, TxInfo};
+use crate::ffi::bindings::{FI_EHOSTUNREACH, FI_EIO, FI_MSG, FI_SEND, FI_TAGGED};
+use crate::ffi::iov::UserIov;
+use crate::wire::rdm::{
+    CREDIT_LEN, CTS_LEN, CreditRepr, CtsRepr, HANDSHAKE_LEN, Proto, RECEIPT_LEN, ReceiptRepr,
+    emit_credit, emit_cts, emit_receipt,
+};
+
+/// One send operation.
+#[derive(Debug)]
+pub(crate) struct TxOp {
+    pub peer: PeerIdx,
+    pub context: u64,
+    pub tagged: bool,
+    pub tag: u64,
+    pub data: Option<u64>,
+    pub len: u64,
+    pub msg_id: u32,
+    pub proto: Proto,
+    /// Caller buffers (None for FI_INJECT: the copy is in `inject_bufs`).
+    pub iov: Option<UserIov>,
+    /// Next byte to hand to the transport.
+    pub next_off: u64,
+    pub req_sent: bool,
+    /// Long-CTS: bytes below this may be sent.
+    pub granted: u64,
+    pub rx_id: u32,
+    pub want_receipt: bool,
+    pub receipt_got: bool,
+    /// The completion went out already (FI_INJECT completes at once).
+    pub reported: bool,
+    /// Selective completion verdict.
+    pub report: bool,
+    /// In `txq`.
+    pub queued: bool,
+    /// Datagrams handed to the transport / confirmed by it.
+    pub sent_pkts: u32,
+    pub acked_pkts: u32,
+}
+
+impl TxError {
+    pub fn errno(self) -> i32 {
+        match self {
+            TxError::Unreachable => FI_EHOSTUNREACH,
+            TxError::Io => FI_EIO,
+        }
+    }
+}
+
+impl Endpoint {
+    /// The next datagram to send, written into `out` (at most `mtu` bytes
+    /// of it are used). Control packets go first: they unblock peers.
+    pub fn poll_transmit(&mut self, _now: u64, out: &mut [u8]) -> Option<TxInfo> {
+        let room = out.len().min(self.cfg.mtu);
+        let out = &mut out[..room];
+        while let Some(c) = self.ctrl.pop_front() {
+            if let Some(t) = self.emit_ctrl(c, out) {
+                return Some(t);
+            }
+        }
+        while let Some((idx, generation)) = self.txq.pop_front() {
+            if self.tx_gen[idx as usize] != generation {
+                continue;
+            }
+            let Some(op) = self.tx.get_mut(idx) else {
+                continue;
+            };
+            op.queued = false;
+            let Some(peer) = self.peers.get_mut(op.peer) else {
+                continue;
+            };
+            // A new message needs credit: the receiver holds at most
+            // `window` messages ahead of the one it waits for.
+            if !op.req_sent && op.msg_id.wrapping_sub(peer.tx_next_acked) >= peer.tx_window {
+                peer.blocked.push_back((idx, generation));
+                continue;
+            }
+            // Until the peer's handshake shows it knows us, REQs carry our
+            // address so it can identify us (EFA does the same).
+            let addr = (!peer.hs_recv).then_some(self.cfg.local_addr.as_slice());
+            let inject = &self.inject_bufs[idx as usize];
+            let Some(len) = proto::emit(op, idx, inject, addr, out) else {
+                continue;
+            };
+            op.sent_pkts += 1;
+            if proto::has_more(op) {
+                op.queued = true;
+                self.txq.push_back((idx, generation));
+            }
+            return Some(TxInfo {
+                peer: op.peer,
+                len,
+                token: token(TOK_TX, generation, idx),
+            });
+        }
+        None
+    }
+
+    fn emit_ctrl(&mut self, c: Ctrl, out: &mut [u8]) -> Option<TxInfo> {
+        match c {
+            Ctrl::Handshake(peer) => {
+                if out.len() < HANDSHAKE_LEN + self.cfg.local_addr.len() {
+                    return None;
+                }
+                let len = self.emit_handshake(peer, out)?;
+                Some(TxInfo {
+                    peer,
+                    len,
+                    token: token(TOK_HS, 0, peer),
+                })
+            }
+            Ctrl::Cts { msg, generation } => {
+                if self.msg_gen[msg as usize] != generation || out.len() < CTS_LEN {
+                    return None;
+                }
+                let m = self.msgs.get_mut(msg)?;
+                m.cts_queued = false;
+                m.cts_out += 1;
+                let len = emit_cts(
+                    out,
+                    &CtsRepr {
+                        msg_id: m.msg_id,
+                        tx_id: m.tx_id,
+                        rx_id: msg,
+                        grant_end: m.granted,
+                    },
+                );
+                Some(TxInfo {
+                    peer: m.peer,
+                    len,
+                    token: token(TOK_CTS, generation, msg),
+                })
+            }
+            Ctrl::Credit(peer) => {
+                let p = self.peers.get_mut(peer)?;
+                p.credit_queued = false;
+                let next = p.window.as_ref()?.next_id();
+                p.rx_advertised = next;
+                if out.len() < CREDIT_LEN {
+                    return None;
+                }
+                let len = emit_credit(out, &CreditRepr { next_msg_id: next });
+                Some(TxInfo {
+                    peer,
+                    len,
+                    token: token(TOK_CREDIT, 0, peer),
+                })
+            }
+            Ctrl::Receipt {
+                peer,
+                msg_id,
+                tx_id,
+            } => {
+                if out.len() < RECEIPT_LEN {
+                    return None;
+                }
+                let len = emit_receipt(out, &ReceiptRepr { msg_id, tx_id });
+                Some(TxInfo {
+                    peer,
+                    len,
+                    token: token(TOK_RECEIPT, 0, peer),
+                })
+            }
+        }
+    }
+
+    /// The transport's verdict on a datagram from `poll_transmit`.
+    pub fn on_send_complete(&mut self, tok: u64, res: Result<(), TxError>) {
+        let (kind, generation, idx) = untoken(tok);
+        match kind {
+            TOK_TX => {
+                if self.tx_gen[idx as usize % self.tx_gen.len()] != generation {
+                    return;
+                }
+                let Some(op) = self.tx.get_mut(idx) else {
+                    return;
+                };
+                let peer = op.peer;
+                match res {
+                    Ok(()) => {
+                        op.acked_pkts += 1;
+                        self.mark_alive(peer);
+                        self.finish_tx(idx, None);
+                    }
+                    Err(e) => {
+                        self.stats.send_failures += 1;
+                        self.finish_tx(idx, Some((e.errno(), 0)));
+                    }
+                }
+            }
+            TOK_CTS => {
+                if self.msg_gen.get(idx as usize) != Some(&generation) {
+                    return;
+                }
+                if let Some(m) = self.msgs.get_mut(idx) {
+                    m.cts_out = m.cts_out.saturating_sub(1);
+                }
+                match res {
+                    Ok(()) => self.msg_progress(idx),
+                    Err(e) => {
+                        self.stats.send_failures += 1;
+                        self.fail_msg(idx, e.errno());
+                    }
+                }
+            }
+            TOK_HS => match res {
+                Ok(()) => self.mark_alive(idx),
+                Err(e) => {
+                    self.stats.send_failures += 1;
+                    self.handshake_failed(idx);
+                    self.fail_peer_ops(idx, e.errno(), 0);
+                }
+            },
+            TOK_RECEIPT if res.is_err() => {
+                self.stats.send_failures += 1;
+            }
+            _ => {}
+        }
+    }
+
+    /// Completes send `idx` if it is done, or with `err`. A send with an
+    /// error is freed at once: the generation in its tokens makes any
+    /// datagram verdict still to come stale.
+    pub(super) fn finish_tx(&mut self, idx: u32, err: Option<(i32, i32)>) {
+        let Some(op) = self.tx.get(idx) else {
+            return;
+        };
+        if err.is_none() {
+            // FI_TRANSMIT_COMPLETE: every datagram handed over and
+            // confirmed (long-CTS: the receiver pulled every byte); a
+            // receipt confirms placement for FI_DELIVERY_COMPLETE.
+            let acked = op.sent_pkts == op.acked_pkts;
+            if !(proto::all_sent(op) && acked && (!op.want_receipt || op.receipt_got)) {
+                return;
+            }
+        }
+        let generation = &mut self.tx_gen[idx as usize];
+        *generation = (*generation + 1) & 0xff_ffff;
+        let Some(mut op) = self.tx.remove(idx) else {
+            return;
+        };
+        let flags = FI_SEND | if op.tagged { FI_TAGGED } else { FI_MSG };
+        if op.reported {
+            if err.is_some() {
+                self.stats.errors_after_inject += 1;
+            }
+            return;
+        }
+        let report = op.report || err.is_some();
+        self.cq.push_back(Completion {
+            context: op.context,
+            flags,
+            len: if err.is_some() { 0 } else { op.len as usize },
+            buf: 0,
+            data: 0,
+            tag: 0,
+            src: None,
+            report,
+            err: err.map(|(errno, prov_errno)| CompletionError {
+                errno,
+                prov_errno,
+                olen: 0,
+                err_data: Vec::new(),
+            }),
+            iov: op.iov.take(),
+        });
+    }
+
+    /// Long-CTS sender: a CTS from the receiver.
+    pub(super) fn on_cts(&mut self, peer: PeerIdx, c: CtsRepr) {
+        let Some(op) = self.tx.get_mut(c.tx_id) else {
+            self.stats.stale += 1;
+            return;
+        };
+        if op.peer != peer || op.msg_id != c.msg_id || op.proto != Proto::LongCts {
+            self.stats.stale += 1;
+            return;
+        }
+        longcts::on_cts(op, c.rx_id, c.grant_end);
+        if !op.queued && proto::has_more(op) {
+            op.queued = true;
+            let generation = self.tx_gen[c.tx_id as usize];
+            self.txq.push_back((c.tx_id, generation));
+        }
+    }
+
+    /// The peer delivered every message below `next`: unblock sends.
+    pub(super) fn on_credit(&mut self, peer: PeerIdx, c: CreditRepr) {
+        let Some(p) = self.peers.get_mut(peer) else {
+            return;
+        };
+        // Credits may arrive out of order: only move forward (and never
+        // past what we sent).
+        let ahead = c.next_msg_id.wrapping_sub(p.tx_next_acked);
+        let sent = p.next_tx_msg.wrapping_sub(p.tx_next_acked);
+        if ahead == 0 || ahead > sent {
+            return;
+        }
+        p.tx_next_acked = c.next_msg_id;
+        self.release_blocked(peer);
+    }
+
+    /// Requeues the blocked sends of `peer` that now have credit.
+    pub(super) fn release_blocked(&mut self, peer: PeerIdx) {
+        let Some(p) = self.peers.get_mut(peer) else {
+            return;
+        };
+        while let Some(&(idx, generation)) = p.blocked.front() {
+            let ok = match self.tx.get(idx) {
+                Some(op) if self.tx_gen[idx as usize] == generation => {
+                    op.msg_id.wrapping_sub(p.tx_next_acked) < p.tx_window
+                }
+                _ => true, // gone: drop it from the list
+            };
+            if !ok {
+                break;
+            }
+            p.blocked.pop_front();
+            if self.tx_gen[idx as usize] == generation {
+                self.txq.push_back((idx, generation));
+            }
+        }
+    }
+
+    /// FI_DELIVERY_COMPLETE: the receiver placed the data.
+    pub(super) fn on_receipt(&mut self, peer: PeerIdx, r: ReceiptRepr) {
+        let Some(op) = self.tx.get_mut(r.tx_id) else {
+            self.stats.stale += 1;
+            return;
+        };
+        if op.peer != peer || op.msg_id != r.msg_id || !op.want_receipt {
+            self.stats.stale += 1;
+            return;
+        }
+        op.receipt_got = true;
+        self.finish_tx(r.tx_id, None);
+    }
+
+    /// Fails every send toward `peer` (transport gave up, timeout).
+    pub(super) fn fail_peer_ops(&mut self, peer: PeerIdx, errno: i32, prov_errno: i32) {
+        let mut i = 0;
+        while i < self.tx.capacity() as u32 {
+            if self.tx.get(i).is_some_and(|op| op.peer == peer) {
+                self.finish_tx(i, Some((errno, prov_errno)));
+            }
+            i += 1;
+        }
+    }
+}

@@ -1,0 +1,575 @@
+//! RDM packet families (DESIGN §4), carried as the payload of one SRD
+//! datagram each.
+//!
+//! Every packet starts with the same 4-byte base header:
+//!
+//! ```text
+//! 0  version u8     (VERSION; other versions are dropped, or refused at handshake)
+//! 1  type    u8     (PacketType)
+//! 2  flags   u16    (family specific, little endian like every field)
+//! ```
+//!
+//! followed by a fixed family header and, for REQ/DATA/HANDSHAKE, a variable
+//! tail. [`Packet::new_checked`] validates the base header and the fixed
+//! family length once; [`Repr::parse`] then reads an owned header and a
+//! borrowed payload. Nothing here allocates.
+
+/// Why a packet was rejected. (Kept local to this module so the `wire`
+/// module root, owned by the SRD work, needs only `pub mod rdm;`.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WireError {
+    /// Shorter than its headers say.
+    Truncated,
+    /// Another protocol version.
+    Version(u8),
+    /// Field values that contradict each other.
+    Malformed,
+}
+
+/// Protocol version spoken by this build.
+pub const VERSION: u8 = 1;
+/// Base header length.
+pub const BASE_LEN: usize = 4;
+/// Longest raw address a REQ or HANDSHAKE may carry.
+pub const MAX_ADDR_LEN: usize = 255;
+
+/// REQ fixed header (after the base header): proto u8, addr_len u8,
+/// reserved u16, msg_id u32, tx_id u32, tag u64, cq_data u64, total_len u64,
+/// offset u64.
+pub const REQ_LEN: usize = BASE_LEN + 44;
+/// CTS: msg_id u32, tx_id u32, rx_id u32, reserved u32, grant_end u64.
+pub const CTS_LEN: usize = BASE_LEN + 24;
+/// DATA: msg_id u32, rx_id u32, offset u64.
+pub const DATA_LEN: usize = BASE_LEN + 16;
+/// RECEIPT: msg_id u32, tx_id u32.
+pub const RECEIPT_LEN: usize = BASE_LEN + 8;
+/// HANDSHAKE: max_version u8, addr_len u8, window u16, features u64.
+pub const HANDSHAKE_LEN: usize = BASE_LEN + 12;
+/// CREDIT: next_msg_id u32, reserved u32.
+pub const CREDIT_LEN: usize = BASE_LEN + 8;
+
+/// REQ flags.
+pub const REQ_TAGGED: u16 = 1 << 0;
+pub const REQ_CQ_DATA: u16 = 1 << 1;
+/// The sender's raw address follows the fixed header (until the sender has
+/// seen our handshake, as EFA does).
+pub const REQ_HAS_ADDR: u16 = 1 << 2;
+/// FI_DELIVERY_COMPLETE: send a RECEIPT once the data is placed.
+pub const REQ_RECEIPT: u16 = 1 << 3;
+
+/// HANDSHAKE flags: this handshake answers one of ours.
+pub const HS_REPLY: u16 = 1 << 0;
+
+/// Feature bits exchanged at handshake.
+pub const FEATURE_DELIVERY_COMPLETE: u64 = 1 << 0;
+pub const FEATURE_LONG_CTS: u64 = 1 << 1;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PacketType {
+    Req,
+    Cts,
+    Data,
+    Receipt,
+    Handshake,
+    /// Receiver → sender: messages below `next_msg_id` reached matching, so
+    /// the sender may start messages up to `next_msg_id + window`.
+    Credit,
+    Unknown(u8),
+}
+
+impl From<u8> for PacketType {
+    fn from(v: u8) -> Self {
+        match v {
+            1 => PacketType::Req,
+            2 => PacketType::Cts,
+            3 => PacketType::Data,
+            4 => PacketType::Receipt,
+            5 => PacketType::Handshake,
+            6 => PacketType::Credit,
+            x => PacketType::Unknown(x),
+        }
+    }
+}
+
+impl From<PacketType> for u8 {
+    fn from(t: PacketType) -> u8 {
+        match t {
+            PacketType::Req => 1,
+            PacketType::Cts => 2,
+            PacketType::Data => 3,
+            PacketType::Receipt => 4,
+            PacketType::Handshake => 5,
+            PacketType::Credit => 6,
+            PacketType::Unknown(x) => x,
+        }
+    }
+}
+
+/// How a message's bytes travel (chosen by the sender from its size).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Proto {
+    /// All data in this one REQ.
+    Eager,
+    /// Several REQs, each with an offset; no handshake.
+    Medium,
+    /// REQ without data; the receiver pulls DATA with CTS credits.
+    LongCts,
+    /// Reserved for the receiver reading the sender's memory (shm CMA).
+    LongRead,
+    Unknown(u8),
+}
+
+impl From<u8> for Proto {
+    fn from(v: u8) -> Self {
+        match v {
+            0 => Proto::Eager,
+            1 => Proto::Medium,
+            2 => Proto::LongCts,
+            3 => Proto::LongRead,
+            x => Proto::Unknown(x),
+        }
+    }
+}
+
+impl From<Proto> for u8 {
+    fn from(p: Proto) -> u8 {
+        match p {
+            Proto::Eager => 0,
+            Proto::Medium => 1,
+            Proto::LongCts => 2,
+            Proto::LongRead => 3,
+            Proto::Unknown(x) => x,
+        }
+    }
+}
+
+/// A checked view of an RDM packet.
+#[derive(Debug)]
+pub struct Packet<T: AsRef<[u8]>> {
+    buf: T,
+}
+
+fn rd16(b: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([b[at], b[at + 1]])
+}
+fn rd32(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().unwrap_or([0; 4]))
+}
+fn rd64(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().unwrap_or([0; 8]))
+}
+fn wr16(b: &mut [u8], at: usize, v: u16) {
+    b[at..at + 2].copy_from_slice(&v.to_le_bytes());
+}
+fn wr32(b: &mut [u8], at: usize, v: u32) {
+    b[at..at + 4].copy_from_slice(&v.to_le_bytes());
+}
+fn wr64(b: &mut [u8], at: usize, v: u64) {
+    b[at..at + 8].copy_from_slice(&v.to_le_bytes());
+}
+
+impl<T: AsRef<[u8]>> Packet<T> {
+    pub fn new_unchecked(buf: T) -> Self {
+        Packet { buf }
+    }
+
+    /// Validates the version, and that the fixed header of the family and
+    /// any declared address fit in the buffer. Unknown types pass (the
+    /// caller counts them).
+    pub fn new_checked(buf: T) -> Result<Self, WireError> {
+        let p = Packet { buf };
+        let b = p.buf.as_ref();
+        if b.len() < BASE_LEN {
+            return Err(WireError::Truncated);
+        }
+        if b[0] != VERSION {
+            return Err(WireError::Version(b[0]));
+        }
+        let fixed = match p.packet_type() {
+            PacketType::Req => REQ_LEN,
+            PacketType::Cts => CTS_LEN,
+            PacketType::Data => DATA_LEN,
+            PacketType::Receipt => RECEIPT_LEN,
+            PacketType::Handshake => HANDSHAKE_LEN,
+            PacketType::Credit => CREDIT_LEN,
+            PacketType::Unknown(_) => BASE_LEN,
+        };
+        if b.len() < fixed {
+            return Err(WireError::Truncated);
+        }
+        if p.addr_len() > b.len() - fixed {
+            return Err(WireError::Truncated);
+        }
+        Ok(p)
+    }
+
+    pub fn version(&self) -> u8 {
+        self.buf.as_ref()[0]
+    }
+    pub fn packet_type(&self) -> PacketType {
+        PacketType::from(self.buf.as_ref()[1])
+    }
+    pub fn flags(&self) -> u16 {
+        rd16(self.buf.as_ref(), 2)
+    }
+    /// Length of the carried address (REQ with REQ_HAS_ADDR, HANDSHAKE).
+    pub fn addr_len(&self) -> usize {
+        let b = self.buf.as_ref();
+        match self.packet_type() {
+            PacketType::Req if self.flags() & REQ_HAS_ADDR != 0 => b[5] as usize,
+            PacketType::Handshake => b[5] as usize,
+            _ => 0,
+        }
+    }
+}
+
+/// A parsed REQ header; the payload (data bytes) is returned beside it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReqRepr {
+    pub flags: u16,
+    pub proto: Proto,
+    pub msg_id: u32,
+    /// Sender's operation id, echoed in CTS and RECEIPT.
+    pub tx_id: u32,
+    pub tag: u64,
+    pub cq_data: u64,
+    pub total_len: u64,
+    /// Offset of this packet's data in the message (medium).
+    pub offset: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CtsRepr {
+    pub msg_id: u32,
+    pub tx_id: u32,
+    pub rx_id: u32,
+    /// The sender may send every byte below this offset.
+    pub grant_end: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DataRepr {
+    pub msg_id: u32,
+    pub rx_id: u32,
+    pub offset: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReceiptRepr {
+    pub msg_id: u32,
+    pub tx_id: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HandshakeRepr {
+    pub flags: u16,
+    pub max_version: u8,
+    /// Messages the sender of this handshake lets a peer run ahead of the
+    /// next one it delivers (its reorder window).
+    pub window: u16,
+    pub features: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CreditRepr {
+    pub next_msg_id: u32,
+}
+
+/// One parsed packet: the header, the sender address it carries (if any)
+/// and its data.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Repr<'a> {
+    Req {
+        hdr: ReqRepr,
+        addr: Option<&'a [u8]>,
+        payload: &'a [u8],
+    },
+    Cts(CtsRepr),
+    Data {
+        hdr: DataRepr,
+        payload: &'a [u8],
+    },
+    Receipt(ReceiptRepr),
+    Handshake {
+        hdr: HandshakeRepr,
+        addr: &'a [u8],
+    },
+    Credit(CreditRepr),
+    Unknown(u8),
+}
+
+impl<'a> Repr<'a> {
+    pub fn parse(p: &Packet<&'a [u8]>) -> Result<Repr<'a>, WireError> {
+        let b: &'a [u8] = p.buf;
+        let flags = p.flags();
+        Ok(match p.packet_type() {
+            PacketType::Req => {
+                let alen = p.addr_len();
+                let hdr = ReqRepr {
+                    flags,
+                    proto: Proto::from(b[4]),
+                    msg_id: rd32(b, 8),
+                    tx_id: rd32(b, 12),
+                    tag: rd64(b, 16),
+                    cq_data: rd64(b, 24),
+                    total_len: rd64(b, 32),
+                    offset: rd64(b, 40),
+                };
+                let payload = &b[REQ_LEN + alen..];
+                if hdr
+                    .offset
+                    .checked_add(payload.len() as u64)
+                    .is_none_or(|e| e > hdr.total_len)
+                {
+                    return Err(WireError::Malformed);
+                }
+                let addr = (flags & REQ_HAS_ADDR != 0).then(|| &b[REQ_LEN..REQ_LEN + alen]);
+                Repr::Req { hdr, addr, payload }
+            }
+            PacketType::Cts => Repr::Cts(CtsRepr {
+                msg_id: rd32(b, 4),
+                tx_id: rd32(b, 8),
+                rx_id: rd32(b, 12),
+                grant_end: rd64(b, 20),
+            }),
+            PacketType::Data => Repr::Data {
+                hdr: DataRepr {
+                    msg_id: rd32(b, 4),
+                    rx_id: rd32(b, 8),
+                    offset: rd64(b, 12),
+                },
+                payload: &b[DATA_LEN..],
+            },
+            PacketType::Receipt => Repr::Receipt(ReceiptRepr {
+                msg_id: rd32(b, 4),
+                tx_id: rd32(b, 8),
+            }),
+            PacketType::Handshake => {
+                let alen = p.addr_len();
+                Repr::Handshake {
+                    hdr: HandshakeRepr {
+                        flags,
+                        max_version: b[4],
+                        window: rd16(b, 6),
+                        features: rd64(b, 8),
+                    },
+                    addr: &b[HANDSHAKE_LEN..HANDSHAKE_LEN + alen],
+                }
+            }
+            PacketType::Credit => Repr::Credit(CreditRepr {
+                next_msg_id: rd32(b, 4),
+            }),
+            PacketType::Unknown(t) => Repr::Unknown(t),
+        })
+    }
+}
+
+fn emit_base(out: &mut [u8], t: PacketType, flags: u16) {
+    out[0] = VERSION;
+    out[1] = t.into();
+    wr16(out, 2, flags);
+}
+
+/// Writes a REQ header (and the address when `addr` is given) and returns
+/// the offset where the payload goes. `out` must hold `REQ_LEN + addr.len()`.
+pub fn emit_req(out: &mut [u8], hdr: &ReqRepr, addr: Option<&[u8]>) -> usize {
+    let mut flags = hdr.flags & !REQ_HAS_ADDR;
+    let alen = addr.map_or(0, |a| a.len().min(MAX_ADDR_LEN));
+    if addr.is_some() {
+        flags |= REQ_HAS_ADDR;
+    }
+    emit_base(out, PacketType::Req, flags);
+    out[4] = hdr.proto.into();
+    out[5] = alen as u8;
+    wr16(out, 6, 0);
+    wr32(out, 8, hdr.msg_id);
+    wr32(out, 12, hdr.tx_id);
+    wr64(out, 16, hdr.tag);
+    wr64(out, 24, hdr.cq_data);
+    wr64(out, 32, hdr.total_len);
+    wr64(out, 40, hdr.offset);
+    if let Some(a) = addr {
+        out[REQ_LEN..REQ_LEN + alen].copy_from_slice(&a[..alen]);
+    }
+    REQ_LEN + alen
+}
+
+pub fn emit_cts(out: &mut [u8], c: &CtsRepr) -> usize {
+    emit_base(out, PacketType::Cts, 0);
+    wr32(out, 4, c.msg_id);
+    wr32(out, 8, c.tx_id);
+    wr32(out, 12, c.rx_id);
+    wr32(out, 16, 0);
+    wr64(out, 20, c.grant_end);
+    CTS_LEN
+}
+
+/// Writes a DATA header; the payload goes at the returned offset.
+pub fn emit_data(out: &mut [u8], d: &DataRepr) -> usize {
+    emit_base(out, PacketType::Data, 0);
+    wr32(out, 4, d.msg_id);
+    wr32(out, 8, d.rx_id);
+    wr64(out, 12, d.offset);
+    DATA_LEN
+}
+
+pub fn emit_receipt(out: &mut [u8], r: &ReceiptRepr) -> usize {
+    emit_base(out, PacketType::Receipt, 0);
+    wr32(out, 4, r.msg_id);
+    wr32(out, 8, r.tx_id);
+    RECEIPT_LEN
+}
+
+pub fn emit_credit(out: &mut [u8], c: &CreditRepr) -> usize {
+    emit_base(out, PacketType::Credit, 0);
+    wr32(out, 4, c.next_msg_id);
+    wr32(out, 8, 0);
+    CREDIT_LEN
+}
+
+pub fn emit_handshake(out: &mut [u8], h: &HandshakeRepr, addr: &[u8]) -> usize {
+    let alen = addr.len().min(MAX_ADDR_LEN);
+    emit_base(out, PacketType::Handshake, h.flags);
+    out[4] = h.max_version;
+    out[5] = alen as u8;
+    wr16(out, 6, h.window);
+    wr64(out, 8, h.features);
+    out[HANDSHAKE_LEN..HANDSHAKE_LEN + alen].copy_from_slice(&addr[..alen]);
+    HANDSHAKE_LEN + alen
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(b: &[u8]) -> Result<Repr<'_>, WireError> {
+        Repr::parse(&Packet::new_checked(b)?)
+    }
+
+    #[test]
+    fn req_round_trip_with_addr() {
+        let mut buf = [0u8; 128];
+        let hdr = ReqRepr {
+            flags: REQ_TAGGED | REQ_CQ_DATA,
+            proto: Proto::Medium,
+            msg_id: 7,
+            tx_id: 9,
+            tag: 0xdead_beef,
+            cq_data: 42,
+            total_len: 100,
+            offset: 90,
+        };
+        let at = emit_req(&mut buf, &hdr, Some(b"addr"));
+        buf[at..at + 10].copy_from_slice(b"0123456789");
+        match parse(&buf[..at + 10]).unwrap() {
+            Repr::Req {
+                hdr: h,
+                addr,
+                payload,
+            } => {
+                assert_eq!(h.flags, hdr.flags | REQ_HAS_ADDR);
+                assert_eq!(h.proto, Proto::Medium);
+                assert_eq!(
+                    (h.msg_id, h.tx_id, h.tag, h.cq_data),
+                    (7, 9, 0xdead_beef, 42)
+                );
+                assert_eq!(addr, Some(&b"addr"[..]));
+                assert_eq!(payload, b"0123456789");
+            }
+            r => panic!("{r:?}"),
+        }
+        // Data running past total_len is rejected.
+        assert!(parse(&buf[..at + 10]).is_ok());
+        let mut bad = buf;
+        bad[32] = 50; // total_len 50 < offset 90
+        assert_eq!(parse(&bad[..at + 10]), Err(WireError::Malformed));
+    }
+
+    #[test]
+    fn control_round_trips() {
+        let mut buf = [0u8; 64];
+        let c = CtsRepr {
+            msg_id: 1,
+            tx_id: 2,
+            rx_id: 3,
+            grant_end: 1 << 40,
+        };
+        let n = emit_cts(&mut buf, &c);
+        assert_eq!(parse(&buf[..n]).unwrap(), Repr::Cts(c));
+        let d = DataRepr {
+            msg_id: 4,
+            rx_id: 5,
+            offset: 6,
+        };
+        let n = emit_data(&mut buf, &d);
+        buf[n] = 0xaa;
+        assert_eq!(
+            parse(&buf[..n + 1]).unwrap(),
+            Repr::Data {
+                hdr: d,
+                payload: &[0xaa]
+            }
+        );
+        let r = ReceiptRepr {
+            msg_id: 8,
+            tx_id: 9,
+        };
+        let n = emit_receipt(&mut buf, &r);
+        assert_eq!(parse(&buf[..n]).unwrap(), Repr::Receipt(r));
+        let h = HandshakeRepr {
+            flags: HS_REPLY,
+            max_version: 1,
+            window: 300,
+            features: 3,
+        };
+        let n = emit_handshake(&mut buf, &h, b"me");
+        assert_eq!(
+            parse(&buf[..n]).unwrap(),
+            Repr::Handshake {
+                hdr: h,
+                addr: b"me"
+            }
+        );
+        let c = CreditRepr { next_msg_id: 77 };
+        let n = emit_credit(&mut buf, &c);
+        assert_eq!(parse(&buf[..n]).unwrap(), Repr::Credit(c));
+    }
+
+    #[test]
+    fn malformed_is_rejected_not_panicking() {
+        assert_eq!(parse(&[]), Err(WireError::Truncated));
+        assert_eq!(parse(&[2, 1, 0, 0]), Err(WireError::Version(2)));
+        assert_eq!(parse(&[1, 1, 0, 0]), Err(WireError::Truncated));
+        assert_eq!(parse(&[1, 99, 0, 0]).unwrap(), Repr::Unknown(99));
+        // Declared address longer than the packet.
+        let mut buf = [0u8; REQ_LEN + 2];
+        let hdr = ReqRepr {
+            flags: 0,
+            proto: Proto::Eager,
+            msg_id: 0,
+            tx_id: 0,
+            tag: 0,
+            cq_data: 0,
+            total_len: 0,
+            offset: 0,
+        };
+        emit_req(&mut buf, &hdr, Some(b"ab"));
+        buf[5] = 200;
+        assert_eq!(parse(&buf), Err(WireError::Truncated));
+        // Every truncation of a valid packet fails cleanly.
+        let mut hs = [0u8; 64];
+        let n = emit_handshake(
+            &mut hs,
+            &HandshakeRepr {
+                flags: 0,
+                max_version: 1,
+                window: 16,
+                features: 0,
+            },
+            b"xyz",
+        );
+        for cut in 0..n {
+            assert!(parse(&hs[..cut]).is_err(), "cut {cut}");
+        }
+    }
+}
