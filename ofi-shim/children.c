@@ -235,3 +235,61 @@ struct fid_mr *srd_shim_new_mr(void *rs, void *context, void *desc, uint64_t key
 	m->rs = rs;
 	return &m->fid;
 }
+
+/* ---- EQ ---- */
+
+#define EQ_RS(e) srd_shim_rs_of(&(e)->fid, FI_CLASS_EQ)
+
+static ssize_t srd_eq_read(struct fid_eq *eq, uint32_t *event, void *buf, size_t len, uint64_t flags)
+{
+	void *rs = EQ_RS(eq);
+	return rs ? srd_rs_eq_read(rs, event, buf, len, flags, 0, 0) : -FI_EINVAL;
+}
+
+static ssize_t srd_eq_readerr(struct fid_eq *eq, struct fi_eq_err_entry *buf, uint64_t flags)
+{
+	void *rs = EQ_RS(eq);
+	return rs ? srd_rs_eq_readerr(rs, buf, flags) : -FI_EINVAL;
+}
+
+static ssize_t srd_eq_write(struct fid_eq *eq, uint32_t event, const void *buf, size_t len, uint64_t flags)
+{
+	void *rs = EQ_RS(eq);
+	return rs ? srd_rs_eq_write(rs, event, buf, len, flags) : -FI_EINVAL;
+}
+
+static ssize_t srd_eq_sread(struct fid_eq *eq, uint32_t *event, void *buf, size_t len,
+			    int timeout, uint64_t flags)
+{
+	void *rs = EQ_RS(eq);
+	return rs ? srd_rs_eq_read(rs, event, buf, len, flags, timeout, 1) : -FI_EINVAL;
+}
+
+static const char *srd_eq_strerror(struct fid_eq *eq, int prov_errno, const void *err_data,
+				   char *buf, size_t len)
+{
+	return srd_rs_cq_strerror(NULL, prov_errno, err_data, buf, len);
+}
+
+static struct fi_ops_eq srd_eq_ops = {
+	.size = sizeof(struct fi_ops_eq),
+	.read = srd_eq_read,
+	.readerr = srd_eq_readerr,
+	.write = srd_eq_write,
+	.sread = srd_eq_sread,
+	.strerror = srd_eq_strerror,
+};
+
+struct fid_eq *srd_shim_new_eq(void *rs, void *context)
+{
+	struct srd_eq *e = calloc(1, sizeof(*e));
+
+	if (!e)
+		return NULL;
+	e->fid.fid.fclass = FI_CLASS_EQ;
+	e->fid.fid.context = context;
+	e->fid.fid.ops = srd_shim_fi_ops(FI_CLASS_EQ);
+	e->fid.ops = &srd_eq_ops;
+	e->rs = rs;
+	return &e->fid;
+}

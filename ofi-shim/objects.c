@@ -68,6 +68,7 @@ SRD_FID_OPS(srd_cq_fi_ops);
 SRD_FID_OPS(srd_cntr_fi_ops);
 SRD_FID_OPS(srd_mr_fi_ops);
 SRD_FID_OPS(srd_ep_fi_ops);
+SRD_FID_OPS(srd_eq_fi_ops);
 
 /* ---- fabric ---- */
 
@@ -98,7 +99,9 @@ static int srd_fabric_passive_ep(struct fid_fabric *fabric, struct fi_info *info
 static int srd_fabric_eq_open(struct fid_fabric *fabric, struct fi_eq_attr *attr,
 			      struct fid_eq **eq, void *context)
 {
-	return -FI_ENOSYS;
+	void *rs = srd_shim_rs_of(&fabric->fid, FI_CLASS_FABRIC);
+
+	return rs ? srd_rs_eq_open(rs, attr, eq, context) : -FI_EINVAL;
 }
 
 static int srd_fabric_wait_open(struct fid_fabric *fabric, struct fi_wait_attr *attr,
@@ -303,6 +306,8 @@ void *srd_shim_rs_of(const struct fid *fid, size_t fclass)
 		return fid->ops == &srd_mr_fi_ops ? ((struct srd_mr *)fid)->rs : NULL;
 	case FI_CLASS_EP:
 		return fid->ops == &srd_ep_fi_ops ? ((struct srd_ep *)fid)->rs : NULL;
+	case FI_CLASS_EQ:
+		return fid->ops == &srd_eq_fi_ops ? ((struct srd_eq *)fid)->rs : NULL;
 	default:
 		return NULL;
 	}
@@ -322,6 +327,7 @@ struct fi_ops *srd_shim_fi_ops(size_t fclass)
 	case FI_CLASS_CNTR: return &srd_cntr_fi_ops;
 	case FI_CLASS_MR: return &srd_mr_fi_ops;
 	case FI_CLASS_EP: return &srd_ep_fi_ops;
+	case FI_CLASS_EQ: return &srd_eq_fi_ops;
 	default: return NULL;
 	}
 }

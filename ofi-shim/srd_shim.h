@@ -32,6 +32,7 @@ struct srd_cq     { struct fid_cq fid;     void *rs; };
 struct srd_cntr   { struct fid_cntr fid;   void *rs; };
 struct srd_mr     { struct fid_mr fid;     void *rs; };
 struct srd_ep     { struct fid_ep fid;     void *rs; };
+struct srd_eq     { struct fid_eq fid;     void *rs; };
 
 SRD_HIDDEN struct fi_provider *srd_shim_provider(void);
 
@@ -48,6 +49,7 @@ SRD_HIDDEN struct fid_cq *srd_shim_new_cq(void *rs, void *context);
 SRD_HIDDEN struct fid_cntr *srd_shim_new_cntr(void *rs, void *context);
 SRD_HIDDEN struct fid_mr *srd_shim_new_mr(void *rs, void *context, void *desc, uint64_t key);
 SRD_HIDDEN struct fid_ep *srd_shim_new_ep(void *rs, void *context, int ep_type, uint64_t caps);
+SRD_HIDDEN struct fid_eq *srd_shim_new_eq(void *rs, void *context);
 SRD_HIDDEN void srd_shim_free(struct fid *fid);
 
 /* Logging through the core (FI_LOG). */
@@ -67,6 +69,13 @@ int srd_rs_control(void *rs, size_t fclass, int command, void *arg);
 int srd_rs_domain_open(void *fabric, struct fi_info *info, struct fid_domain **dom, void *context);
 
 #endif
+
+/* Event queue */
+int srd_rs_eq_open(void *fabric, struct fi_eq_attr *attr, struct fid_eq **eq, void *context);
+ssize_t srd_rs_eq_read(void *eq, uint32_t *event, void *buf, size_t len, uint64_t flags,
+		       int timeout, int blocking);
+ssize_t srd_rs_eq_readerr(void *eq, struct fi_eq_err_entry *buf, uint64_t flags);
+ssize_t srd_rs_eq_write(void *eq, uint32_t event, const void *buf, size_t len, uint64_t flags);
 
 /* Domain-level constructors (Rust decides what is built; -FI_ENOSYS otherwise). */
 int srd_rs_av_open(void *domain, struct fi_av_attr *attr, struct fid_av **av, void *context);

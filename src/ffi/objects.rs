@@ -1,96 +1,1082 @@
 //! Entry points for the domain's children (AV, CQ, counter, MR, endpoint)
-//! and their close/bind/control dispatch.
+//! and their close/bind/control dispatch. Each checks its pointers; objects
+//! are owned by their fids (see `object`).
 
 use super::bindings as b;
 use super::guard;
+use super::iov::UserIov;
+use super::object;
+use crate::fi::addr::{ADDR_LEN, EpAddr};
+use crate::fi::av::{ADDR_NOTAVAIL, Av, Inserted};
+use crate::fi::cntr::Cntr;
+use crate::fi::cq::{Cq, Entry};
+use crate::fi::endpoint::{Endpoint, random_u64};
 use crate::fi::errno::{Error, Result};
-use std::os::raw::{c_int, c_void};
+use crate::fi::fabric::Domain;
+use crate::fi::mr::Region;
+use crate::fi::ops::{RecvOp, SendOp};
+use std::ffi::{c_char, c_void};
+use std::os::raw::c_int;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
-pub(crate) fn close(_rs: *mut c_void, _fclass: usize) -> Result<c_int> {
-    Err(Error::Inval)
+unsafe extern "C" {
+    fn srd_shim_rs_of(fid: *const b::fid, fclass: usize) -> *mut c_void;
+    fn srd_shim_new_av(rs: *mut c_void, context: *mut c_void) -> *mut b::fid_av;
+    fn srd_shim_new_cq(rs: *mut c_void, context: *mut c_void) -> *mut b::fid_cq;
+    fn srd_shim_new_cntr(rs: *mut c_void, context: *mut c_void) -> *mut b::fid_cntr;
+    fn srd_shim_new_mr(
+        rs: *mut c_void,
+        context: *mut c_void,
+        desc: *mut c_void,
+        key: u64,
+    ) -> *mut b::fid_mr;
+    fn srd_shim_new_ep(
+        rs: *mut c_void,
+        context: *mut c_void,
+        ep_type: c_int,
+        caps: u64,
+    ) -> *mut b::fid_ep;
 }
 
-pub(crate) fn bind(
-    _rs: *mut c_void,
-    _fclass: usize,
-    bfid: *mut b::fid,
-    _flags: u64,
+/// A registered memory region as the fid sees it.
+#[derive(Debug)]
+pub struct MrObj {
+    pub domain: Arc<Domain>,
+    pub region: Region,
+}
+
+const SRD_OP_DEFAULT: c_int = 0;
+const SRD_OP_MSG: c_int = 1;
+const SRD_OP_INJECT: c_int = 2;
+
+/// Hands `obj` to a new fid made by `make`, or releases it if that fails.
+fn publish<T, F>(
+    obj: Arc<T>,
+    make: impl FnOnce(*mut c_void) -> *mut F,
+    out: *mut *mut F,
 ) -> Result<c_int> {
+    let rs = object::into_raw(obj);
+    let fid = make(rs);
+    if fid.is_null() {
+        // SAFETY: rs was created just above and never shared.
+        let _ = unsafe { object::close::<T>(rs) };
+        return Err(Error::NoMem);
+    }
+    // SAFETY: out was checked non-null by the caller.
+    unsafe { *out = fid };
+    Ok(0)
+}
+
+pub(crate) fn close(rs: *mut c_void, fclass: usize) -> Result<c_int> {
+    // SAFETY: rs is the fid's own object of class `fclass` (shim-checked).
+    unsafe {
+        match fclass as u32 {
+            b::FI_CLASS_AV => object::close::<Av>(rs)?,
+            b::FI_CLASS_CQ => object::close::<Cq>(rs)?,
+            b::FI_CLASS_CNTR => object::close::<Cntr>(rs)?,
+            b::FI_CLASS_EP => object::close::<Endpoint>(rs)?,
+            b::FI_CLASS_EQ => object::close::<crate::fi::eq::Eq>(rs)?,
+            b::FI_CLASS_MR => {
+                let mr = object::borrow::<MrObj>(rs)?;
+                object::close::<MrObj>(rs)?;
+                let _ = mr.domain.mrs.deregister(mr.region.key);
+            }
+            _ => return Err(Error::Inval),
+        }
+    }
+    Ok(0)
+}
+
+pub(crate) fn bind(rs: *mut c_void, fclass: usize, bfid: *mut b::fid, flags: u64) -> Result<c_int> {
     if bfid.is_null() {
         return Err(Error::Inval);
     }
-    Err(Error::NoSys)
+    if fclass as u32 != b::FI_CLASS_EP {
+        // Only endpoints take bindings here (MRs to endpoints: FI_MR_ENDPOINT
+        // is not a mode we require).
+        return Err(Error::NoSys);
+    }
+    // SAFETY: rs is an endpoint (class checked by the shim).
+    let ep = unsafe { object::borrow::<Endpoint>(rs)? };
+    // SAFETY: bfid is non-null; the shim reads only its class and ops.
+    let brs = unsafe { srd_shim_rs_of(bfid, 0) };
+    if brs.is_null() {
+        return Err(Error::Inval);
+    }
+    // SAFETY: bfid is one of our fids; its class names its object type.
+    unsafe {
+        match (*bfid).fclass as u32 {
+            b::FI_CLASS_AV => ep.bind_av(object::borrow::<Av>(brs)?)?,
+            b::FI_CLASS_CQ => ep.bind_cq(object::borrow::<Cq>(brs)?, flags)?,
+            b::FI_CLASS_CNTR => ep.bind_cntr(object::borrow::<Cntr>(brs)?, flags)?,
+            // Connectionless endpoints report no events; the binding is kept
+            // as a no-op so applications written for any endpoint work.
+            b::FI_CLASS_EQ => {}
+            _ => return Err(Error::Inval),
+        }
+    }
+    Ok(0)
 }
 
 pub(crate) fn control(
-    _rs: *mut c_void,
-    _fclass: usize,
-    _command: c_int,
-    _arg: *mut c_void,
+    rs: *mut c_void,
+    fclass: usize,
+    command: c_int,
+    arg: *mut c_void,
 ) -> Result<c_int> {
-    Err(Error::NoSys)
+    match (fclass as u32, command as u32) {
+        (b::FI_CLASS_EP, b::FI_ENABLE) => {
+            // SAFETY: rs is an endpoint.
+            let ep = unsafe { object::borrow::<Endpoint>(rs)? };
+            ep.enable()?;
+            Ok(0)
+        }
+        (b::FI_CLASS_EP, c) if c == b::FI_GETOPSFLAG || c == b::FI_SETOPSFLAG => {
+            if arg.is_null() {
+                return Err(Error::Inval);
+            }
+            // SAFETY: rs is an endpoint; arg points to a u64 (fi_endpoint(3)).
+            let ep = unsafe { object::borrow::<Endpoint>(rs)? };
+            let flags = unsafe { &mut *(arg as *mut u64) };
+            let mut st = ep.lock();
+            let tx = *flags & b::FI_TRANSMIT != 0;
+            let rx = *flags & b::FI_RECV != 0;
+            if tx == rx {
+                return Err(Error::Inval);
+            }
+            let slot = if tx {
+                &mut st.tx_flags
+            } else {
+                &mut st.rx_flags
+            };
+            if c == b::FI_GETOPSFLAG {
+                *flags = *slot;
+            } else {
+                *slot = *flags & !(b::FI_TRANSMIT | b::FI_RECV);
+            }
+            Ok(0)
+        }
+        _ => Err(Error::NoSys),
+    }
 }
+
+// ---------------------------------------------------------------- AV ----
 
 #[unsafe(no_mangle)]
 pub extern "C" fn srd_rs_av_open(
-    _domain: *mut c_void,
+    domain: *mut c_void,
     attr: *mut b::fi_av_attr,
     av: *mut *mut b::fid_av,
-    _context: *mut c_void,
+    context: *mut c_void,
 ) -> c_int {
     guard::call(|| {
         if attr.is_null() || av.is_null() {
             return Err(Error::Inval);
         }
-        Err(Error::NoSys)
+        // SAFETY: domain is our domain object; attr is valid for the call.
+        let (d, a) = unsafe { (object::borrow::<Domain>(domain)?, &*attr) };
+        if !a.name.is_null() || a.rx_ctx_bits != 0 {
+            // Named (shared) AVs and scalable endpoints are not offered.
+            return Err(Error::NoSys);
+        }
+        if a.flags & !(b::FI_READ | b::FI_SYMMETRIC | b::FI_EVENT) != 0
+            || a.flags & b::FI_EVENT != 0
+        {
+            return Err(if a.flags & b::FI_EVENT != 0 {
+                Error::NoSys
+            } else {
+                Error::Inval
+            });
+        }
+        let obj = Arc::new(Av::new(a.type_, d.info.addr_format, a.count)?);
+        // SAFETY: the shim wraps rs in a new fid.
+        publish(obj, |rs| unsafe { srd_shim_new_av(rs, context) }, av)
     })
 }
 
 #[unsafe(no_mangle)]
+pub extern "C" fn srd_rs_av_insert(
+    av: *mut c_void,
+    addr: *const c_void,
+    count: usize,
+    fi_addr: *mut u64,
+    flags: u64,
+    context: *mut c_void,
+) -> c_int {
+    guard::call(|| {
+        if addr.is_null() && count > 0 || count > (1 << 24) {
+            return Err(Error::Inval);
+        }
+        if flags & !(b::FI_MORE | b::FI_SYNC_ERR) != 0 {
+            return Err(Error::Inval);
+        }
+        // SAFETY: av is our AV.
+        let av = unsafe { object::borrow::<Av>(av)? };
+        let errs = if flags & b::FI_SYNC_ERR != 0 {
+            context as *mut c_int
+        } else {
+            std::ptr::null_mut()
+        };
+        let mut i = 0usize;
+        let mut record = |r: Inserted| {
+            let (fa, err) = match r {
+                Inserted::Ok(f) => (f, 0),
+                Inserted::Bad => (ADDR_NOTAVAIL, b::FI_EINVAL),
+            };
+            // SAFETY: the application passes arrays of `count` entries.
+            unsafe {
+                if !fi_addr.is_null() {
+                    *fi_addr.add(i) = fa;
+                }
+                if !errs.is_null() {
+                    *errs.add(i) = err;
+                }
+            }
+            i += 1;
+        };
+        let n = if av.addr_format == b::FI_ADDR_STR {
+            // An array of NUL-terminated strings, back to back.
+            let mut ok = 0;
+            let mut p = addr as *const c_char;
+            for _ in 0..count {
+                // SAFETY: each record is a NUL-terminated string.
+                let s = unsafe { std::ffi::CStr::from_ptr(p) };
+                let parsed = s.to_str().ok().and_then(|t| EpAddr::from_str_form(t).ok());
+                match parsed.map(|a| av.insert_one(a)) {
+                    Some(Ok(f)) => {
+                        ok += 1;
+                        record(Inserted::Ok(f));
+                    }
+                    _ => record(Inserted::Bad),
+                }
+                // SAFETY: step past this string and its NUL.
+                p = unsafe { p.add(s.to_bytes_with_nul().len()) };
+            }
+            ok
+        } else {
+            // SAFETY: count binary addresses of ADDR_LEN bytes each.
+            let bytes = unsafe { std::slice::from_raw_parts(addr as *const u8, count * ADDR_LEN) };
+            av.insert_raw(bytes, count, ADDR_LEN, &mut record)
+        };
+        Ok(c_int::try_from(n).unwrap_or(c_int::MAX))
+    })
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn srd_rs_av_remove(
+    av: *mut c_void,
+    fi_addr: *mut u64,
+    count: usize,
+    flags: u64,
+) -> c_int {
+    guard::call(|| {
+        if fi_addr.is_null() && count > 0 || flags != 0 {
+            return Err(Error::Inval);
+        }
+        // SAFETY: av is our AV; fi_addr holds count entries.
+        let av = unsafe { object::borrow::<Av>(av)? };
+        let list = unsafe { std::slice::from_raw_parts(fi_addr, count) };
+        let mut res = Ok(0);
+        for &a in list {
+            if let Err(e) = av.remove(a) {
+                res = Err(e);
+            }
+        }
+        res
+    })
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn srd_rs_av_lookup(
+    av: *mut c_void,
+    fi_addr: u64,
+    addr: *mut c_void,
+    addrlen: *mut usize,
+) -> c_int {
+    guard::call(|| {
+        if addrlen.is_null() {
+            return Err(Error::Inval);
+        }
+        // SAFETY: av is our AV.
+        let av = unsafe { object::borrow::<Av>(av)? };
+        let a = av.lookup(fi_addr).ok_or(Error::Inval)?;
+        let bytes = if av.addr_format == b::FI_ADDR_STR {
+            let mut v = a.to_string().into_bytes();
+            v.push(0);
+            v
+        } else {
+            a.to_bytes().to_vec()
+        };
+        // SAFETY: addrlen is non-null; addr has *addrlen bytes (or is NULL).
+        unsafe {
+            let room = *addrlen;
+            if !addr.is_null() {
+                std::ptr::copy_nonoverlapping(
+                    bytes.as_ptr(),
+                    addr as *mut u8,
+                    room.min(bytes.len()),
+                );
+            }
+            *addrlen = bytes.len();
+        }
+        Ok(0)
+    })
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn srd_rs_av_straddr(
+    av: *mut c_void,
+    addr: *const c_void,
+    buf: *mut c_char,
+    len: *mut usize,
+) -> *const c_char {
+    let mut out: *const c_char = std::ptr::null();
+    let _ = guard::call(|| {
+        if addr.is_null() || buf.is_null() || len.is_null() {
+            return Err(Error::Inval);
+        }
+        // SAFETY: av is our AV; addr holds one address of its format.
+        let av = unsafe { object::borrow::<Av>(av)? };
+        let text = if av.addr_format == b::FI_ADDR_STR {
+            // SAFETY: a string-format address is NUL-terminated.
+            unsafe { std::ffi::CStr::from_ptr(addr as *const c_char) }
+                .to_string_lossy()
+                .into_owned()
+        } else {
+            // SAFETY: a binary address has ADDR_LEN bytes.
+            let bytes = unsafe { std::slice::from_raw_parts(addr as *const u8, ADDR_LEN) };
+            EpAddr::from_bytes(bytes)
+                .map(|a| a.to_string())
+                .map_err(|_| Error::Inval)?
+        };
+        // SAFETY: buf has *len bytes; we write at most *len including NUL.
+        unsafe {
+            let room = *len;
+            if room > 0 {
+                let n = text.len().min(room - 1);
+                std::ptr::copy_nonoverlapping(text.as_ptr(), buf as *mut u8, n);
+                *buf.add(n) = 0;
+            }
+            *len = text.len() + 1;
+        }
+        out = buf;
+        Ok(0)
+    });
+    out
+}
+
+// ---------------------------------------------------------------- CQ ----
+
+#[unsafe(no_mangle)]
 pub extern "C" fn srd_rs_cq_open(
-    _domain: *mut c_void,
+    domain: *mut c_void,
     attr: *mut b::fi_cq_attr,
     cq: *mut *mut b::fid_cq,
-    _context: *mut c_void,
+    context: *mut c_void,
 ) -> c_int {
     guard::call(|| {
         if attr.is_null() || cq.is_null() {
             return Err(Error::Inval);
         }
-        Err(Error::NoSys)
+        // SAFETY: domain is ours; attr valid for the call.
+        let (_d, a) = unsafe { (object::borrow::<Domain>(domain)?, &*attr) };
+        if a.wait_cond != b::FI_CQ_COND_NONE {
+            return Err(Error::NoSys);
+        }
+        let obj = Arc::new(Cq::new(a.format, a.size, a.wait_obj, a.flags)?);
+        // SAFETY: the shim wraps rs in a new fid.
+        publish(obj, |rs| unsafe { srd_shim_new_cq(rs, context) }, cq)
+    })
+}
+
+/// Writes one entry in the queue's format at `dst`.
+///
+/// # Safety
+/// `dst` must have room for one entry of `format`.
+unsafe fn write_entry(format: u32, dst: *mut u8, e: &Entry) {
+    let ctx = e.context as *mut c_void;
+    // SAFETY: per the contract; unaligned writes are used since the
+    // application's buffer alignment is not ours to assume.
+    unsafe {
+        match format {
+            f if f == b::FI_CQ_FORMAT_MSG => {
+                (dst as *mut b::fi_cq_msg_entry).write_unaligned(b::fi_cq_msg_entry {
+                    op_context: ctx,
+                    flags: e.flags,
+                    len: e.len,
+                })
+            }
+            f if f == b::FI_CQ_FORMAT_DATA => {
+                (dst as *mut b::fi_cq_data_entry).write_unaligned(b::fi_cq_data_entry {
+                    op_context: ctx,
+                    flags: e.flags,
+                    len: e.len,
+                    buf: e.buf as *mut c_void,
+                    data: e.data,
+                })
+            }
+            f if f == b::FI_CQ_FORMAT_TAGGED => (dst as *mut b::fi_cq_tagged_entry)
+                .write_unaligned(b::fi_cq_tagged_entry {
+                    op_context: ctx,
+                    flags: e.flags,
+                    len: e.len,
+                    buf: e.buf as *mut c_void,
+                    data: e.data,
+                    tag: e.tag,
+                }),
+            _ => (dst as *mut b::fi_cq_entry).write_unaligned(b::fi_cq_entry { op_context: ctx }),
+        }
+    }
+}
+
+/// Reads after this many empty polls give the CPU away (oversubscribed jobs).
+const YIELD_AFTER: u32 = 32;
+
+#[unsafe(no_mangle)]
+pub extern "C" fn srd_rs_cq_read(
+    cq: *mut c_void,
+    buf: *mut c_void,
+    count: usize,
+    src_addr: *mut u64,
+    _cond: *const c_void,
+    timeout: c_int,
+    blocking: c_int,
+) -> isize {
+    guard::call_isize(|| {
+        if buf.is_null() && count > 0 {
+            return Err(Error::Inval);
+        }
+        // SAFETY: cq is our CQ.
+        let cq = unsafe { object::borrow::<Cq>(cq)? };
+        let size = cq.entry_size();
+        let deadline = (blocking != 0 && timeout >= 0)
+            .then(|| Instant::now() + Duration::from_millis(timeout as u64));
+        let mut fds = Vec::new();
+        loop {
+            cq.progress();
+            let mut i = 0usize;
+            let r = cq.take(count, &mut |e| {
+                // SAFETY: buf holds `count` entries of the queue's format;
+                // src_addr (if given) holds `count` fi_addr_t.
+                unsafe {
+                    write_entry(cq.format, (buf as *mut u8).add(i * size), e);
+                    if !src_addr.is_null() {
+                        *src_addr.add(i) = e.src;
+                    }
+                }
+                i += 1;
+            });
+            match r {
+                Ok(n) => {
+                    cq.empty_polls.store(0, Ordering::Relaxed);
+                    return Ok(n as isize);
+                }
+                Err(Error::Again) if blocking != 0 => {
+                    if cq.take_signal() || deadline.is_some_and(|d| Instant::now() >= d) {
+                        return Err(Error::Again);
+                    }
+                    fds.clear();
+                    cq.wait_fds(&mut fds);
+                    wait_fds(&fds, Duration::from_millis(1));
+                }
+                Err(Error::Again) => {
+                    if cq.empty_polls.fetch_add(1, Ordering::Relaxed) >= YIELD_AFTER {
+                        // SAFETY: plain syscall.
+                        unsafe { libc::sched_yield() };
+                    }
+                    return Err(Error::Again);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    })
+}
+
+/// poll(2) on `fds` for at most `d` (sleeps `d` when there are none).
+fn wait_fds(fds: &[i32], d: Duration) {
+    let mut p: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|&fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    let ms = d.as_millis().clamp(1, 1000) as c_int;
+    // SAFETY: p is a valid array of p.len() pollfds.
+    unsafe { libc::poll(p.as_mut_ptr(), p.len() as libc::nfds_t, ms) };
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn srd_rs_cq_readerr(
+    cq: *mut c_void,
+    buf: *mut b::fi_cq_err_entry,
+    flags: u64,
+) -> isize {
+    guard::call_isize(|| {
+        if buf.is_null() || flags != 0 {
+            return Err(Error::Inval);
+        }
+        // SAFETY: cq is our CQ; buf points to one fi_cq_err_entry.
+        let cq = unsafe { object::borrow::<Cq>(cq)? };
+        let out = unsafe { &mut *buf };
+        let user_data = out.err_data;
+        let user_size = out.err_data_size;
+        cq.take_err(&mut |e| {
+            out.op_context = e.entry.context as *mut c_void;
+            out.flags = e.entry.flags;
+            out.len = e.entry.len;
+            out.buf = e.entry.buf as *mut c_void;
+            out.data = e.entry.data;
+            out.tag = e.entry.tag;
+            out.olen = e.olen;
+            out.err = e.err;
+            out.prov_errno = e.prov_errno;
+        })?;
+        // err_data: copied into the application's buffer when it gave one
+        // (API 1.5), else pointed at ours (valid until the next readerr).
+        cq.with_last_err(|e| {
+            let data = e.map_or(&[][..], |e| &e.err_data[..]);
+            if user_size > 0 && !user_data.is_null() {
+                let n = data.len().min(user_size);
+                // SAFETY: the application's buffer has user_size bytes.
+                unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), user_data as *mut u8, n) };
+                out.err_data_size = n;
+            } else {
+                out.err_data = if data.is_empty() {
+                    std::ptr::null_mut()
+                } else {
+                    data.as_ptr() as *mut c_void
+                };
+                out.err_data_size = data.len();
+            }
+        });
+        Ok(1)
     })
 }
 
 #[unsafe(no_mangle)]
+pub extern "C" fn srd_rs_cq_signal(cq: *mut c_void) -> c_int {
+    guard::call(|| {
+        // SAFETY: cq is our CQ.
+        unsafe { object::borrow::<Cq>(cq)? }.signal();
+        Ok(0)
+    })
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn srd_rs_cq_strerror(
+    _cq: *mut c_void,
+    prov_errno: c_int,
+    _err_data: *const c_void,
+    buf: *mut c_char,
+    len: usize,
+) -> *const c_char {
+    let text: &'static std::ffi::CStr = match prov_errno {
+        0 => c"no provider error",
+        1 => c"srd: the peer speaks another protocol version",
+        2 => c"srd: the peer did not answer (handshake timeout)",
+        _ => c"srd: transport error (see FI_LOG_LEVEL=warn output)",
+    };
+    if !buf.is_null() && len > 0 {
+        let bytes = text.to_bytes();
+        let n = bytes.len().min(len - 1);
+        // SAFETY: buf has len bytes; we write n + 1 <= len.
+        unsafe {
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), buf as *mut u8, n);
+            *buf.add(n) = 0;
+        }
+        return buf;
+    }
+    text.as_ptr()
+}
+
+// ----------------------------------------------------------- counter ----
+
+#[unsafe(no_mangle)]
 pub extern "C" fn srd_rs_cntr_open(
-    _domain: *mut c_void,
-    _attr: *mut b::fi_cntr_attr,
+    domain: *mut c_void,
+    attr: *mut b::fi_cntr_attr,
     cntr: *mut *mut b::fid_cntr,
-    _context: *mut c_void,
+    context: *mut c_void,
 ) -> c_int {
     guard::call(|| {
         if cntr.is_null() {
             return Err(Error::Inval);
         }
-        Err(Error::NoSys)
+        // SAFETY: domain is ours; attr is NULL or valid.
+        let _d = unsafe { object::borrow::<Domain>(domain)? };
+        let (events, wait, flags) = match unsafe { attr.as_ref() } {
+            Some(a) => (a.events, a.wait_obj, a.flags),
+            None => (b::FI_CNTR_EVENTS_COMP, b::FI_WAIT_UNSPEC, 0),
+        };
+        let obj = Arc::new(Cntr::new(events, wait, flags)?);
+        // SAFETY: the shim wraps rs in a new fid.
+        publish(obj, |rs| unsafe { srd_shim_new_cntr(rs, context) }, cntr)
     })
 }
 
 #[unsafe(no_mangle)]
+pub extern "C" fn srd_rs_cntr_read(cntr: *mut c_void, err: c_int) -> u64 {
+    let mut v = 0;
+    guard::call_void(|| {
+        // SAFETY: cntr is our counter.
+        if let Ok(c) = unsafe { object::borrow::<Cntr>(cntr) } {
+            c.progress();
+            v = if err != 0 { c.read_err() } else { c.read() };
+        }
+    });
+    v
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn srd_rs_cntr_update(
+    cntr: *mut c_void,
+    value: u64,
+    err: c_int,
+    set: c_int,
+) -> c_int {
+    guard::call(|| {
+        // SAFETY: cntr is our counter.
+        let c = unsafe { object::borrow::<Cntr>(cntr)? };
+        if set != 0 {
+            c.set(value, err != 0);
+        } else {
+            c.add(value, err != 0);
+        }
+        Ok(0)
+    })
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn srd_rs_cntr_wait(cntr: *mut c_void, threshold: u64, timeout: c_int) -> c_int {
+    guard::call(|| {
+        // SAFETY: cntr is our counter.
+        let c = unsafe { object::borrow::<Cntr>(cntr)? };
+        let deadline =
+            (timeout >= 0).then(|| Instant::now() + Duration::from_millis(timeout as u64));
+        let errs = c.read_err();
+        let mut fds = Vec::new();
+        loop {
+            c.progress();
+            if c.read() >= threshold {
+                return Ok(0);
+            }
+            if c.read_err() != errs {
+                return Err(Error::Avail);
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(Error::TimedOut);
+            }
+            fds.clear();
+            c.wait_fds(&mut fds);
+            wait_fds(&fds, Duration::from_millis(1));
+        }
+    })
+}
+
+// ---------------------------------------------------------------- MR ----
+
+fn register(
+    domain: *mut c_void,
+    iov: &[b::iovec],
+    access: u64,
+    offset: u64,
+    requested_key: u64,
+    flags: u64,
+    context: *mut c_void,
+    mr: *mut *mut b::fid_mr,
+) -> Result<c_int> {
+    if mr.is_null() || flags != 0 {
+        return Err(Error::Inval);
+    }
+    // SAFETY: domain is ours.
+    let d = unsafe { object::borrow::<Domain>(domain)? };
+    if iov.len() > crate::fi::offer::IOV_LIMIT {
+        return Err(Error::Inval);
+    }
+    let segs = iov
+        .iter()
+        .map(|v| (v.iov_base as usize, v.iov_len))
+        .collect();
+    let prov_key =
+        d.mr_mode() & b::FI_MR_PROV_KEY as i32 != 0 || d.mr_mode() == b::FI_MR_BASIC as i32;
+    let region = d.mrs.register(
+        segs,
+        access,
+        offset,
+        requested_key,
+        prov_key,
+        &mut random_u64,
+    )?;
+    let key = region.key;
+    let obj = Arc::new(MrObj { domain: d, region });
+    let rs = object::into_raw(obj);
+    // The descriptor handed to data calls is the object itself.
+    // SAFETY: the shim wraps rs in a new fid.
+    let fid = unsafe { srd_shim_new_mr(rs, context, rs, key) };
+    if fid.is_null() {
+        // SAFETY: rs was never shared.
+        if let Ok(m) = unsafe { object::borrow::<MrObj>(rs) } {
+            let _ = m.domain.mrs.deregister(key);
+        }
+        let _ = unsafe { object::close::<MrObj>(rs) };
+        return Err(Error::NoMem);
+    }
+    // SAFETY: mr is non-null.
+    unsafe { *mr = fid };
+    Ok(0)
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn srd_rs_mr_reg(
+    domain: *mut c_void,
+    iov: *const b::iovec,
+    count: usize,
+    access: u64,
+    offset: u64,
+    requested_key: u64,
+    flags: u64,
+    mr: *mut *mut b::fid_mr,
+    context: *mut c_void,
+) -> c_int {
+    guard::call(|| {
+        if iov.is_null() && count > 0 {
+            return Err(Error::Inval);
+        }
+        let list = if count == 0 {
+            &[][..]
+        } else {
+            // SAFETY: the application passes count iovecs.
+            unsafe { std::slice::from_raw_parts(iov, count) }
+        };
+        register(
+            domain,
+            list,
+            access,
+            offset,
+            requested_key,
+            flags,
+            context,
+            mr,
+        )
+    })
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn srd_rs_mr_regattr(
+    domain: *mut c_void,
+    attr: *const b::fi_mr_attr,
+    flags: u64,
+    mr: *mut *mut b::fid_mr,
+) -> c_int {
+    guard::call(|| {
+        if attr.is_null() {
+            return Err(Error::Inval);
+        }
+        // SAFETY: attr is valid for the call.
+        let a = unsafe { &*attr };
+        if a.iface != b::FI_HMEM_SYSTEM {
+            return Err(Error::NoSys);
+        }
+        if a.mr_iov.is_null() && a.iov_count > 0 {
+            return Err(Error::Inval);
+        }
+        let list = if a.iov_count == 0 {
+            &[][..]
+        } else {
+            // SAFETY: attr lists iov_count iovecs.
+            unsafe { std::slice::from_raw_parts(a.mr_iov, a.iov_count) }
+        };
+        register(
+            domain,
+            list,
+            a.access,
+            a.offset,
+            a.requested_key,
+            flags,
+            a.context,
+            mr,
+        )
+    })
+}
+
+// ---------------------------------------------------------- endpoint ----
+
+#[unsafe(no_mangle)]
 pub extern "C" fn srd_rs_endpoint(
-    _domain: *mut c_void,
+    domain: *mut c_void,
     info: *mut b::fi_info,
     ep: *mut *mut b::fid_ep,
-    _context: *mut c_void,
+    context: *mut c_void,
 ) -> c_int {
     guard::call(|| {
         if info.is_null() || ep.is_null() {
             return Err(Error::Inval);
         }
-        Err(Error::NoSys)
+        // SAFETY: domain is ours; info is a valid fi_info.
+        let d = unsafe { object::borrow::<Domain>(domain)? };
+        let info = unsafe { super::info::from_c(info) };
+        let obj = Endpoint::open(d, &info)?;
+        let (ty, caps) = (obj.ep_type as c_int, obj.caps);
+        // SAFETY: the shim wraps rs in a new fid.
+        publish(
+            obj,
+            |rs| unsafe { srd_shim_new_ep(rs, context, ty, caps) },
+            ep,
+        )
     })
 }
 
+/// Builds the iov of a data call.
+///
+/// # Safety
+/// `iov` holds `count` iovecs valid until the operation completes.
+unsafe fn user_iov(iov: *const b::iovec, count: usize, limit: usize) -> Result<UserIov> {
+    if count == 0 {
+        return Ok(UserIov::empty());
+    }
+    if iov.is_null() || count > limit {
+        return Err(Error::Inval);
+    }
+    // SAFETY: per the contract.
+    let list = unsafe { std::slice::from_raw_parts(iov, count) };
+    let segs: smallvec::SmallVec<[(*mut u8, usize); 4]> = list
+        .iter()
+        .map(|v| (v.iov_base as *mut u8, v.iov_len))
+        .collect();
+    if segs.iter().any(|&(p, l)| p.is_null() && l > 0) {
+        return Err(Error::Inval);
+    }
+    // SAFETY: libfabric's rule: buffers stay valid until completion.
+    Ok(unsafe { UserIov::from_raw(&segs) })
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn srd_rs_ep_send(
+    ep: *mut c_void,
+    iov: *const b::iovec,
+    _desc: *mut *mut c_void,
+    count: usize,
+    addr: u64,
+    tag: u64,
+    data: u64,
+    context: *mut c_void,
+    flags: u64,
+    tagged: c_int,
+    mode: c_int,
+) -> isize {
+    guard::call_isize(|| {
+        // SAFETY: ep is our endpoint.
+        let ep = unsafe { object::borrow::<Endpoint>(ep)? };
+        // SAFETY: the application's iovecs (contract of the data calls).
+        let iov = unsafe { user_iov(iov, count, ep.iov_limit)? };
+        let (flags, report) = {
+            let st = ep.lock();
+            match mode {
+                SRD_OP_DEFAULT => {
+                    let f = st.tx_flags | flags;
+                    (f, st.sink.reports(crate::fi::sink::Dir::Tx, f))
+                }
+                SRD_OP_MSG => (flags, st.sink.reports(crate::fi::sink::Dir::Tx, flags)),
+                SRD_OP_INJECT => (flags | b::FI_INJECT, false),
+                _ => return Err(Error::Inval),
+            }
+        };
+        if flags & b::FI_INJECT != 0
+            && iov.len() > crate::fi::offer::RDM_INJECT
+            && ep.ep_type == b::FI_EP_RDM
+        {
+            return Err(Error::MsgSize);
+        }
+        ep.send(SendOp {
+            iov,
+            dest: addr,
+            tag,
+            data,
+            context: context as usize,
+            flags,
+            tagged: tagged != 0,
+            report,
+        })?;
+        Ok(0)
+    })
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn srd_rs_ep_recv(
+    ep: *mut c_void,
+    iov: *const b::iovec,
+    _desc: *mut *mut c_void,
+    count: usize,
+    addr: u64,
+    tag: u64,
+    ignore: u64,
+    context: *mut c_void,
+    flags: u64,
+    tagged: c_int,
+    mode: c_int,
+) -> isize {
+    guard::call_isize(|| {
+        // SAFETY: ep is our endpoint.
+        let ep = unsafe { object::borrow::<Endpoint>(ep)? };
+        // SAFETY: the application's iovecs (contract of the data calls).
+        let iov = unsafe { user_iov(iov, count, ep.iov_limit)? };
+        let (flags, report) = {
+            let st = ep.lock();
+            match mode {
+                SRD_OP_DEFAULT => {
+                    let f = st.rx_flags | flags;
+                    (f, st.sink.reports(crate::fi::sink::Dir::Rx, f))
+                }
+                SRD_OP_MSG => (flags, st.sink.reports(crate::fi::sink::Dir::Rx, flags)),
+                _ => return Err(Error::Inval),
+            }
+        };
+        // Without FI_DIRECTED_RECV the source address is ignored.
+        let src = if ep.caps & b::FI_DIRECTED_RECV != 0 {
+            addr
+        } else {
+            ADDR_NOTAVAIL
+        };
+        ep.recv(RecvOp {
+            iov,
+            src,
+            tag,
+            ignore,
+            context: context as usize,
+            flags,
+            tagged: tagged != 0,
+            report,
+        })?;
+        Ok(0)
+    })
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn srd_rs_ep_cancel(ep: *mut c_void, context: *mut c_void) -> isize {
+    guard::call_isize(|| {
+        // SAFETY: ep is our endpoint.
+        let ep = unsafe { object::borrow::<Endpoint>(ep)? };
+        if ep.cancel(context as usize) {
+            Ok(0)
+        } else {
+            Err(Error::NoEnt)
+        }
+    })
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn srd_rs_ep_getopt(
+    ep: *mut c_void,
+    level: c_int,
+    optname: c_int,
+    optval: *mut c_void,
+    optlen: *mut usize,
+) -> c_int {
+    guard::call(|| {
+        if optval.is_null() || optlen.is_null() {
+            return Err(Error::Inval);
+        }
+        if level as u32 != b::FI_OPT_ENDPOINT {
+            return Err(Error::Os(b::FI_ENOPROTOOPT));
+        }
+        // SAFETY: ep is ours; optval/optlen are valid.
+        let ep = unsafe { object::borrow::<Endpoint>(ep)? };
+        match optname as u32 {
+            b::FI_OPT_MIN_MULTI_RECV => unsafe {
+                if *optlen < std::mem::size_of::<usize>() {
+                    return Err(Error::Os(b::FI_ETOOSMALL as i32));
+                }
+                *(optval as *mut usize) = ep.lock().min_multi_recv;
+                *optlen = std::mem::size_of::<usize>();
+                Ok(0)
+            },
+            _ => Err(Error::Os(b::FI_ENOPROTOOPT)),
+        }
+    })
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn srd_rs_ep_setopt(
+    ep: *mut c_void,
+    level: c_int,
+    optname: c_int,
+    optval: *const c_void,
+    optlen: usize,
+) -> c_int {
+    guard::call(|| {
+        if optval.is_null() {
+            return Err(Error::Inval);
+        }
+        if level as u32 != b::FI_OPT_ENDPOINT {
+            return Err(Error::Os(b::FI_ENOPROTOOPT));
+        }
+        // SAFETY: ep is ours; optval holds optlen bytes.
+        let ep = unsafe { object::borrow::<Endpoint>(ep)? };
+        match optname as u32 {
+            b::FI_OPT_MIN_MULTI_RECV => {
+                if optlen != std::mem::size_of::<usize>() {
+                    return Err(Error::Inval);
+                }
+                let v = unsafe { *(optval as *const usize) };
+                let mut st = ep.lock();
+                if st.enabled {
+                    return Err(Error::OpBadState);
+                }
+                st.min_multi_recv = v;
+                Ok(0)
+            }
+            _ => Err(Error::Os(b::FI_ENOPROTOOPT)),
+        }
+    })
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn srd_rs_ep_size_left(ep: *mut c_void, tx: c_int) -> isize {
+    guard::call_isize(|| {
+        // SAFETY: ep is ours.
+        let ep = unsafe { object::borrow::<Endpoint>(ep)? };
+        Ok(ep.size_left(tx != 0)? as isize)
+    })
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn srd_rs_ep_getname(
+    ep: *mut c_void,
+    addr: *mut c_void,
+    addrlen: *mut usize,
+) -> c_int {
+    guard::call(|| {
+        if addrlen.is_null() {
+            return Err(Error::Inval);
+        }
+        // SAFETY: ep is ours.
+        let ep = unsafe { object::borrow::<Endpoint>(ep)? };
+        let name = ep.name();
+        let bytes = if ep.domain.info.addr_format == b::FI_ADDR_STR {
+            let mut v = name.to_string().into_bytes();
+            v.push(0);
+            v
+        } else {
+            name.to_bytes().to_vec()
+        };
+        // SAFETY: addrlen non-null; addr has *addrlen bytes when non-null.
+        unsafe {
+            let room = *addrlen;
+            *addrlen = bytes.len();
+            if room < bytes.len() || addr.is_null() {
+                return Err(Error::Os(b::FI_ETOOSMALL as i32));
+            }
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), addr as *mut u8, bytes.len());
+        }
+        Ok(0)
+    })
+}
+
+/// fi_query_atomic: no atomic operations are offered yet.
 #[unsafe(no_mangle)]
 pub extern "C" fn srd_rs_query_atomic(
     _domain: *mut c_void,
@@ -107,37 +1093,111 @@ pub extern "C" fn srd_rs_query_atomic(
     })
 }
 
+// ---------------------------------------------------------------- EQ ----
+
+unsafe extern "C" {
+    fn srd_shim_new_eq(rs: *mut c_void, context: *mut c_void) -> *mut b::fid_eq;
+}
+
 #[unsafe(no_mangle)]
-pub extern "C" fn srd_rs_mr_reg(
-    _domain: *mut c_void,
-    iov: *const b::iovec,
-    count: usize,
-    _access: u64,
-    _offset: u64,
-    _requested_key: u64,
-    _flags: u64,
-    mr: *mut *mut b::fid_mr,
-    _context: *mut c_void,
+pub extern "C" fn srd_rs_eq_open(
+    _fabric: *mut c_void,
+    attr: *mut b::fi_eq_attr,
+    eq: *mut *mut b::fid_eq,
+    context: *mut c_void,
 ) -> c_int {
     guard::call(|| {
-        if mr.is_null() || (iov.is_null() && count > 0) {
+        if attr.is_null() || eq.is_null() {
             return Err(Error::Inval);
         }
-        Err(Error::NoSys)
+        // SAFETY: attr is valid for the call.
+        let a = unsafe { &*attr };
+        let obj = Arc::new(crate::fi::eq::Eq::new(a.size, a.wait_obj, a.flags)?);
+        // SAFETY: the shim wraps rs in a new fid.
+        publish(obj, |rs| unsafe { srd_shim_new_eq(rs, context) }, eq)
     })
 }
 
 #[unsafe(no_mangle)]
-pub extern "C" fn srd_rs_mr_regattr(
-    _domain: *mut c_void,
-    attr: *const b::fi_mr_attr,
-    _flags: u64,
-    mr: *mut *mut b::fid_mr,
-) -> c_int {
-    guard::call(|| {
-        if attr.is_null() || mr.is_null() {
+pub extern "C" fn srd_rs_eq_read(
+    eq: *mut c_void,
+    event: *mut u32,
+    buf: *mut c_void,
+    len: usize,
+    flags: u64,
+    timeout: c_int,
+    blocking: c_int,
+) -> isize {
+    guard::call_isize(|| {
+        if event.is_null() || (buf.is_null() && len > 0) || flags & !b::FI_PEEK != 0 {
             return Err(Error::Inval);
         }
-        Err(Error::NoSys)
+        // SAFETY: eq is our EQ.
+        let eq = unsafe { object::borrow::<crate::fi::eq::Eq>(eq)? };
+        let deadline =
+            (timeout >= 0).then(|| Instant::now() + Duration::from_millis(timeout as u64));
+        loop {
+            if let Some(ev) = eq.read(true) {
+                if ev.data.len() > len {
+                    return Err(Error::Os(b::FI_ETOOSMALL as i32));
+                }
+                let ev = if flags & b::FI_PEEK != 0 {
+                    ev
+                } else {
+                    eq.read(false).unwrap_or(ev)
+                };
+                // SAFETY: event non-null; buf has len >= data bytes.
+                unsafe {
+                    *event = ev.event;
+                    std::ptr::copy_nonoverlapping(ev.data.as_ptr(), buf as *mut u8, ev.data.len());
+                }
+                return Ok(ev.data.len() as isize);
+            }
+            if blocking == 0 || deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(Error::Again);
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    })
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn srd_rs_eq_readerr(
+    eq: *mut c_void,
+    buf: *mut b::fi_eq_err_entry,
+    _flags: u64,
+) -> isize {
+    guard::call_isize(|| {
+        if buf.is_null() {
+            return Err(Error::Inval);
+        }
+        // SAFETY: eq is our EQ. No error events are produced.
+        let _eq = unsafe { object::borrow::<crate::fi::eq::Eq>(eq)? };
+        Err(Error::Again)
+    })
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn srd_rs_eq_write(
+    eq: *mut c_void,
+    event: u32,
+    buf: *const c_void,
+    len: usize,
+    flags: u64,
+) -> isize {
+    guard::call_isize(|| {
+        if (buf.is_null() && len > 0) || len > crate::fi::eq::MAX_EVENT || flags & !b::FI_PEEK != 0
+        {
+            return Err(Error::Inval);
+        }
+        // SAFETY: eq is our EQ; buf holds len bytes.
+        let eq = unsafe { object::borrow::<crate::fi::eq::Eq>(eq)? };
+        let data = if len == 0 {
+            Vec::new()
+        } else {
+            unsafe { std::slice::from_raw_parts(buf as *const u8, len) }.to_vec()
+        };
+        eq.write(crate::fi::eq::Event { event, data })?;
+        Ok(len as isize)
     })
 }

@@ -60,6 +60,8 @@ pub struct Cq {
     inner: Mutex<Inner>,
     eps: Mutex<Vec<Weak<dyn Progress>>>,
     signaled: AtomicBool,
+    /// Consecutive reads that found nothing (to yield the CPU when idle).
+    pub empty_polls: std::sync::atomic::AtomicU32,
 }
 
 impl std::fmt::Debug for Cq {
@@ -121,6 +123,7 @@ impl Cq {
             }),
             eps: Mutex::new(Vec::new()),
             signaled: AtomicBool::new(false),
+            empty_polls: std::sync::atomic::AtomicU32::new(0),
         })
     }
 

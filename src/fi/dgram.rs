@@ -11,7 +11,9 @@ use super::sink::{Dir, Sink};
 use super::slab::Slab;
 use super::transport::Transport;
 use crate::ffi::bindings as b;
-use crate::srd::{self, Ah, DeviceAddr, Opcode, Pd, QpAttr, QpState, QpType, RecvWr, SendWr, WcStatus};
+use crate::srd::{
+    self, Ah, DeviceAddr, Opcode, Pd, QpAttr, QpState, QpType, RecvWr, SendWr, WcStatus,
+};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,7 +57,14 @@ pub struct Dgram {
 }
 
 impl Dgram {
-    pub fn open(t: Transport, prefix: usize, tx: usize, rx: usize, host_id: u64, nonce: u64) -> Result<Dgram> {
+    pub fn open(
+        t: Transport,
+        prefix: usize,
+        tx: usize,
+        rx: usize,
+        host_id: u64,
+        nonce: u64,
+    ) -> Result<Dgram> {
         let mut t = t;
         let dev = &mut t.dev;
         let bad = |_| Error::Inval;
@@ -140,7 +149,11 @@ impl Dgram {
         let ah = match self.ahs.get(&dst) {
             Some(&ah) => ah,
             None => {
-                let ah = self.t.dev.create_ah(self.pd, dst).map_err(|_| Error::Again)?;
+                let ah = self
+                    .t
+                    .dev
+                    .create_ah(self.pd, dst)
+                    .map_err(|_| Error::Again)?;
                 self.ahs.insert(dst, ah);
                 ah
             }
@@ -183,14 +196,23 @@ impl Dgram {
             Some(b) => b,
             None => vec![0u8; self.t.dev.max_payload() + srd::UD_PREFIX],
         };
-        let id = match self.recvs.insert(PendingRecv { op, canceled: false }) {
+        let id = match self.recvs.insert(PendingRecv {
+            op,
+            canceled: false,
+        }) {
             Some(id) => id,
             None => {
                 self.rx_pool.push(buf);
                 return Err(Error::Again);
             }
         };
-        if let Err(e) = self.t.dev.post_recv(self.qpn, RecvWr { wr_id: u64::from(id), buf }) {
+        if let Err(e) = self.t.dev.post_recv(
+            self.qpn,
+            RecvWr {
+                wr_id: u64::from(id),
+                buf,
+            },
+        ) {
             self.recvs.remove(id);
             return Err(match e {
                 srd::SrdError::QueueFull => Error::Again,
@@ -215,7 +237,9 @@ impl Dgram {
             }
         }
         while sink.room(Dir::Tx) && sink.room(Dir::Rx) {
-            let Some(c) = self.t.dev.poll_cq(self.cq) else { break };
+            let Some(c) = self.t.dev.poll_cq(self.cq) else {
+                break;
+            };
             let done = match c.opcode {
                 Opcode::Send => self.send_done(c),
                 Opcode::Recv => self.recv_done(c, av),
@@ -276,7 +300,11 @@ impl Dgram {
                 Dir::Rx,
                 ErrEntry {
                     entry,
-                    err: if c.status == WcStatus::Flushed { b::FI_ECANCELED } else { b::FI_EIO },
+                    err: if c.status == WcStatus::Flushed {
+                        b::FI_ECANCELED
+                    } else {
+                        b::FI_EIO
+                    },
                     prov_errno: c.status as i32,
                     ..Default::default()
                 },
@@ -316,7 +344,9 @@ impl Dgram {
         let Some(id) = self.recvs.find(|r| !r.canceled && r.op.context == context) else {
             return false;
         };
-        let Some(r) = self.recvs.get_mut(id) else { return false };
+        let Some(r) = self.recvs.get_mut(id) else {
+            return false;
+        };
         r.canceled = true;
         let e = ErrEntry {
             entry: Entry {
@@ -345,7 +375,9 @@ impl Dgram {
 
 fn deliver(sink: &Sink, d: Done) -> std::result::Result<(), Done> {
     match d {
-        Done::Ok(dir, e, report) => sink.ok(dir, e, report).map_err(|_| Done::Ok(dir, e, report)),
+        Done::Ok(dir, e, report) => sink
+            .ok(dir, e, report)
+            .map_err(|_| Done::Ok(dir, e, report)),
         Done::Err(dir, e) => sink.err(dir, e.clone()).map_err(|_| Done::Err(dir, e)),
     }
 }

@@ -48,7 +48,9 @@ pub struct Endpoint {
 
 impl std::fmt::Debug for Endpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Endpoint").field("ep_type", &self.ep_type).finish_non_exhaustive()
+        f.debug_struct("Endpoint")
+            .field("ep_type", &self.ep_type)
+            .finish_non_exhaustive()
     }
 }
 
@@ -88,16 +90,23 @@ impl Endpoint {
         let params = domain.params.clone();
         let payload = offer::payload_limit(&domain.iface, &params);
         // The source address in info may pick a port.
-        let src_port = info
-            .src_addr
-            .as_deref()
-            .and_then(|a| super::getinfo::parse_addr(info.addr_format, a))
-            .map_or(0, |a| a.sock.port());
-        let _ = src_port;
-        let tx_size = info.tx.as_ref().map_or(offer::RDM_TX_SIZE, |t| t.size.max(1));
-        let rx_size = info.rx.as_ref().map_or(offer::RDM_RX_SIZE, |r| r.size.max(1));
-        let iov_limit = info.tx.as_ref().map_or(offer::IOV_LIMIT, |t| t.iov_limit.max(1));
-        let caps = if info.caps != 0 { info.caps } else { offer::RDM_CAPS };
+        let tx_size = info
+            .tx
+            .as_ref()
+            .map_or(offer::RDM_TX_SIZE, |t| t.size.max(1));
+        let rx_size = info
+            .rx
+            .as_ref()
+            .map_or(offer::RDM_RX_SIZE, |r| r.size.max(1));
+        let iov_limit = info
+            .tx
+            .as_ref()
+            .map_or(offer::IOV_LIMIT, |t| t.iov_limit.max(1));
+        let caps = if info.caps != 0 {
+            info.caps
+        } else {
+            offer::RDM_CAPS
+        };
         let engine = match ep_type {
             t if t == b::FI_EP_DGRAM => {
                 let prefix = if info.mode & b::FI_MSG_PREFIX != 0 {
@@ -118,9 +127,9 @@ impl Endpoint {
                     random_u64(),
                 )?))
             }
-            t if t == b::FI_EP_RDM => {
-                Engine::Rdm(Box::new(RdmEp::open(&domain, payload, &params, tx_size, rx_size)?))
-            }
+            t if t == b::FI_EP_RDM => Engine::Rdm(Box::new(RdmEp::open(
+                &domain, payload, &params, tx_size, rx_size,
+            )?)),
             _ => return Err(Error::Inval),
         };
         let tx_flags = info.tx.as_ref().map_or(b::FI_COMPLETION, |t| t.op_flags);
@@ -194,11 +203,14 @@ impl Endpoint {
     pub fn bind_cntr(&self, c: Arc<Cntr>, flags: u64) -> Result<()> {
         let known = b::FI_SEND | b::FI_RECV;
         if flags == 0 || flags & !known != 0 {
-            return Err(if flags & (b::FI_READ | b::FI_WRITE | b::FI_REMOTE_READ | b::FI_REMOTE_WRITE) != 0 {
-                Error::NoSys
-            } else {
-                Error::Inval
-            });
+            return Err(
+                if flags & (b::FI_READ | b::FI_WRITE | b::FI_REMOTE_READ | b::FI_REMOTE_WRITE) != 0
+                {
+                    Error::NoSys
+                } else {
+                    Error::Inval
+                },
+            );
         }
         let mut st = self.lock();
         if flags & b::FI_SEND != 0 {
@@ -223,8 +235,14 @@ impl Endpoint {
             return Err(Error::Os(b::FI_ENOCQ as i32));
         }
         st.enabled = true;
-        if let Engine::Rdm(r) = &mut st.engine {
-            r.enable();
+        let State {
+            engine,
+            sink,
+            min_multi_recv,
+            ..
+        } = &mut *st;
+        if let Engine::Rdm(r) = engine {
+            r.enable(sink, *min_multi_recv);
         }
         Ok(())
     }
@@ -241,7 +259,9 @@ impl Endpoint {
         if !st.enabled {
             return Err(Error::OpBadState);
         }
-        let State { av, engine, sink, .. } = &mut *st;
+        let State {
+            av, engine, sink, ..
+        } = &mut *st;
         let av = av.as_ref().ok_or(Error::OpBadState)?;
         match engine {
             Engine::Dgram(d) => {
@@ -259,7 +279,9 @@ impl Endpoint {
         if !st.enabled {
             return Err(Error::OpBadState);
         }
-        let State { av, engine, sink, min_multi_recv, .. } = &mut *st;
+        let State {
+            av, engine, sink, ..
+        } = &mut *st;
         match engine {
             Engine::Dgram(d) => {
                 if op.tagged || op.flags & (b::FI_MULTI_RECV | b::FI_PEEK | b::FI_CLAIM) != 0 {
@@ -269,7 +291,7 @@ impl Endpoint {
             }
             Engine::Rdm(r) => {
                 let av = av.as_ref().ok_or(Error::OpBadState)?;
-                r.recv(sink, av, op, *min_multi_recv)
+                r.recv(sink, av, op)
             }
         }
     }
@@ -313,7 +335,9 @@ impl Progress for Endpoint {
         if !st.enabled {
             return;
         }
-        let State { av, engine, sink, .. } = &mut *st;
+        let State {
+            av, engine, sink, ..
+        } = &mut *st;
         match engine {
             Engine::Dgram(d) => d.progress(sink, av.as_ref()),
             Engine::Rdm(r) => r.progress(sink, av.as_ref()),

@@ -29,6 +29,7 @@ impl Fabric {
 #[derive(Debug)]
 pub struct Domain {
     pub fabric: Arc<Fabric>,
+    pub mrs: super::mr::Registry,
     pub iface: Iface,
     pub info: Info,
     pub params: Params,
@@ -56,6 +57,7 @@ impl Domain {
         }
         Ok(Domain {
             fabric,
+            mrs: super::mr::Registry::default(),
             iface,
             info,
             params,

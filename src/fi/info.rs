@@ -331,6 +331,18 @@ fn check_mr_mode(_prov: i32, hint: i32, api_version: u32) -> Result<(), &'static
 /// mr_mode, op_flags as given).
 pub fn narrow(prov: &Info, hints: Option<&Info>) -> Info {
     let mut out = prov.clone();
+    // op_flags in an entry are the defaults every operation gets: none
+    // unless the application asked (the offered set is what may be asked).
+    let (htx, hrx) = (
+        hints.and_then(|h| h.tx.as_ref()).map_or(0, |t| t.op_flags),
+        hints.and_then(|h| h.rx.as_ref()).map_or(0, |r| r.op_flags),
+    );
+    if let Some(t) = out.tx.as_mut() {
+        t.op_flags = htx;
+    }
+    if let Some(r) = out.rx.as_mut() {
+        r.op_flags = hrx;
+    }
     let Some(h) = hints else {
         return out;
     };
@@ -367,17 +379,11 @@ pub fn narrow(prov: &Info, hints: Option<&Info>) -> Info {
         }
     }
     if let (Some(ht), Some(ot)) = (&h.tx, out.tx.as_mut()) {
-        if ht.op_flags != 0 {
-            ot.op_flags = ht.op_flags;
-        }
         if ht.size != 0 {
             ot.size = ht.size;
         }
     }
     if let (Some(hr), Some(or)) = (&h.rx, out.rx.as_mut()) {
-        if hr.op_flags != 0 {
-            or.op_flags = hr.op_flags;
-        }
         if hr.size != 0 {
             or.size = hr.size;
         }

@@ -32,13 +32,20 @@ pub struct Transport {
 
 impl std::fmt::Debug for Transport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Transport").field("addr", &self.dev.addr()).finish_non_exhaustive()
+        f.debug_struct("Transport")
+            .field("addr", &self.dev.addr())
+            .finish_non_exhaustive()
     }
 }
 
 impl Transport {
     /// Opens sockets on `ip` and a device whose datagrams fit `udp_payload`.
-    pub fn open(ip: Ipv4Addr, udp_payload: usize, params: &Params, tune: impl FnOnce(&mut DeviceConfig)) -> Result<Transport> {
+    pub fn open(
+        ip: Ipv4Addr,
+        udp_payload: usize,
+        params: &Params,
+        tune: impl FnOnce(&mut DeviceConfig),
+    ) -> Result<Transport> {
         let mut ucfg = UdpConfig::new(ip, params.paths);
         // Fewer, larger packets through the kernel (the backend falls back
         // when the kernel refuses either).
@@ -96,7 +103,8 @@ impl Transport {
                 Ok(n) => {
                     moved = true;
                     for item in self.rx.iter() {
-                        self.dev.handle_datagram(now, item.path, item.src, item.data);
+                        self.dev
+                            .handle_datagram(now, item.path, item.src, item.data);
                     }
                     if n < BATCH {
                         break;
@@ -154,7 +162,9 @@ impl Transport {
                     .collect();
                 drop(items);
                 let kept = order.len();
-                order.extend((0..BATCH).filter(|i| !order[..kept].contains(i)));
+                let rest: smallvec::SmallVec<[usize; BATCH]> =
+                    (0..BATCH).filter(|i| !order[..kept].contains(i)).collect();
+                order.extend(rest);
                 let mut old = std::mem::take(&mut self.tx.bufs);
                 let old_meta = self.tx.meta.clone();
                 self.tx.bufs = order.iter().map(|&i| std::mem::take(&mut old[i])).collect();

@@ -1,0 +1,544 @@
+//! FI_EP_RDM: the RDM protocol (`rdm::Endpoint`) over one SRD QP of the
+//! endpoint's device. This file is the glue: address resolution between
+//! fi_addr, the protocol's peers and device address handles; receive-buffer
+//! management with back-pressure (deferred packets, RNR); completions.
+
+use super::addr::{ADDR_LEN, EpAddr, Kind};
+use super::av::{ADDR_NOTAVAIL, Av};
+use super::cq::{Entry, ErrEntry};
+use super::errno::{Error, Result};
+use super::fabric::Domain;
+use super::ops::{RecvOp, SendOp};
+use super::params::Params;
+use super::sink::{Dir, Sink};
+use super::transport::Transport;
+use crate::ffi::bindings as b;
+use crate::rdm::{self, PacketOutcome, PeerIdx, RdmError, TxError};
+use crate::srd::{
+    self, Ah, DeviceAddr, Opcode, Pd, QpAttr, QpState, QpType, RecvWr, SendWr, WcStatus,
+};
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The QKey of every srd RDM QP.
+pub const RDM_QKEY: u32 = 0x5344_5201;
+/// Receive buffers always kept posted so control packets flow while new
+/// messages are being deferred (see `rdm` module docs).
+const RESERVE: usize = 8;
+/// Receive buffers per endpoint.
+const RX_DEPTH: usize = 256;
+
+/// Where a protocol peer is on the device.
+#[derive(Clone, Copy, Debug)]
+struct Route {
+    ah: Ah,
+    qpn: u32,
+    qkey: u32,
+    dev: DeviceAddr,
+}
+
+pub struct RdmEp {
+    t: Transport,
+    pd: Pd,
+    cq: srd::Cq,
+    qpn: u32,
+    cfg: rdm::Config,
+    rdm: Option<rdm::Endpoint>,
+    /// fi_addr → protocol peer.
+    by_fi: Vec<Option<PeerIdx>>,
+    /// protocol peer → fi_addr (ADDR_NOTAVAIL for senders not in the AV).
+    fi_of: Vec<u64>,
+    routes: Vec<Option<Route>>,
+    /// (device address, QPN) of a sender → protocol peer.
+    by_dev: HashMap<(DeviceAddr, u32), PeerIdx>,
+    buf_len: usize,
+    free_bufs: Vec<Vec<u8>>,
+    posted: usize,
+    deferred: VecDeque<(Option<PeerIdx>, Vec<u8>, usize)>,
+    out: Vec<u8>,
+    stash: Option<rdm::Completion>,
+    tx_size: usize,
+    rx_size: usize,
+    nonce: u64,
+    host_id: u64,
+}
+
+impl RdmEp {
+    pub fn open(
+        domain: &Domain,
+        udp_payload: usize,
+        params: &Params,
+        tx_size: usize,
+        rx_size: usize,
+    ) -> Result<RdmEp> {
+        let mut t = Transport::open(domain.iface.addr, udp_payload, params, |c| {
+            c.sq_depth = 4096;
+            c.rq_depth = RX_DEPTH as u32;
+        })?;
+        let dev = &mut t.dev;
+        let bad = |_| Error::Inval;
+        let pd = dev.alloc_pd().map_err(bad)?;
+        let cq = dev.create_cq(4096 + RX_DEPTH as u32).map_err(bad)?;
+        let qpn = dev
+            .create_qp(QpAttr {
+                pd,
+                qp_type: QpType::Srd,
+                qkey: RDM_QKEY,
+                send_cq: cq,
+                recv_cq: cq,
+                sq_depth: 4096,
+                rq_depth: RX_DEPTH as u32,
+            })
+            .map_err(bad)?;
+        for s in [QpState::Init, QpState::Rtr, QpState::Rts] {
+            dev.modify_qp(qpn, s).map_err(bad)?;
+        }
+        let mtu = dev.max_payload();
+        let cfg = rdm::Config {
+            mtu,
+            tx_size,
+            rx_size,
+            eager_max: mtu,
+            inject_size: super::offer::RDM_INJECT,
+            ..rdm::Config::default()
+        };
+        let mut ep = RdmEp {
+            t,
+            pd,
+            cq,
+            qpn,
+            cfg,
+            rdm: None,
+            by_fi: Vec::new(),
+            fi_of: Vec::new(),
+            routes: Vec::new(),
+            by_dev: HashMap::new(),
+            buf_len: mtu,
+            free_bufs: Vec::new(),
+            posted: 0,
+            deferred: VecDeque::new(),
+            out: vec![0u8; mtu],
+            stash: None,
+            tx_size,
+            rx_size,
+            nonce: super::endpoint::random_u64(),
+            host_id: super::endpoint::host_id(),
+        };
+        ep.repost();
+        Ok(ep)
+    }
+
+    pub fn name(&self) -> EpAddr {
+        EpAddr {
+            kind: Kind::Rdm,
+            sock: self.t.local(),
+            qpn: self.qpn,
+            qkey: RDM_QKEY,
+            host_id: self.host_id,
+            nonce: self.nonce,
+        }
+    }
+
+    /// Creates the protocol engine (selective-completion settings are known
+    /// once CQs are bound).
+    pub fn enable(&mut self, sink: &Sink, min_multi_recv: usize) {
+        let mut cfg = self.cfg.clone();
+        cfg.min_multi_recv = min_multi_recv;
+        cfg.tx_selective = sink.tx_selective;
+        cfg.rx_selective = sink.rx_selective;
+        cfg.local_addr = self.name().to_bytes().to_vec();
+        self.rdm = Some(rdm::Endpoint::new(cfg));
+    }
+
+    pub fn tx_room(&self) -> usize {
+        self.rdm
+            .as_ref()
+            .map_or(0, |r| self.tx_size.saturating_sub(r.pending_ops().0))
+    }
+
+    pub fn rx_room(&self) -> usize {
+        self.rdm
+            .as_ref()
+            .map_or(0, |r| self.rx_size.saturating_sub(r.pending_ops().1))
+    }
+
+    /// The protocol peer for an AV entry, created on first use.
+    fn peer_of(&mut self, av: &Av, fi_addr: u64) -> Result<PeerIdx> {
+        let i = usize::try_from(fi_addr).map_err(|_| Error::Inval)?;
+        if let Some(Some(p)) = self.by_fi.get(i) {
+            return Ok(*p);
+        }
+        let a = av.lookup(fi_addr).ok_or(Error::Inval)?;
+        if a.kind != Kind::Rdm {
+            return Err(Error::Inval);
+        }
+        let rdm = self.rdm.as_mut().ok_or(Error::OpBadState)?;
+        let bytes = a.to_bytes();
+        let p = match rdm.lookup_peer(&bytes) {
+            Some(p) => p,
+            None => rdm.insert_peer(&bytes).map_err(map_rdm)?,
+        };
+        if self.by_fi.len() <= i {
+            self.by_fi.resize(i + 1, None);
+        }
+        self.by_fi[i] = Some(p);
+        self.note_peer(p, Some(fi_addr));
+        Ok(p)
+    }
+
+    /// Records what we know of peer `p`: its fi_addr and device route.
+    fn note_peer(&mut self, p: PeerIdx, fi_addr: Option<u64>) {
+        let pi = p as usize;
+        if self.fi_of.len() <= pi {
+            self.fi_of.resize(pi + 1, ADDR_NOTAVAIL);
+            self.routes.resize(pi + 1, None);
+        }
+        if let Some(f) = fi_addr {
+            self.fi_of[pi] = f;
+        }
+        if self.routes[pi].is_none() {
+            let addr = self
+                .rdm
+                .as_ref()
+                .and_then(|r| r.peer_addr(p))
+                .and_then(|b| EpAddr::from_bytes(b).ok());
+            if let Some(a) = addr {
+                let dev = DeviceAddr::new(*a.sock.ip(), a.sock.port());
+                if let Ok(ah) = self.t.dev.create_ah(self.pd, dev) {
+                    self.routes[pi] = Some(Route {
+                        ah,
+                        qpn: a.qpn,
+                        qkey: a.qkey,
+                        dev,
+                    });
+                    self.by_dev.insert((dev, a.qpn), p);
+                }
+            }
+        }
+    }
+
+    pub fn send(&mut self, sink: &Sink, av: &Arc<Av>, op: SendOp) -> Result<()> {
+        let peer = self.peer_of(av, op.dest)?;
+        let now = self.t.now();
+        let data = (op.flags & b::FI_REMOTE_CQ_DATA != 0).then_some(op.data);
+        let rdm = self.rdm.as_mut().ok_or(Error::OpBadState)?;
+        let res = if !op.report && op.flags & b::FI_INJECT != 0 && op.context == 0 {
+            // fi_inject: copied now, never completes.
+            let mut tmp = [0u8; super::offer::RDM_INJECT];
+            let n = op.iov.len();
+            if n > tmp.len() {
+                return Err(Error::MsgSize);
+            }
+            op.iov.copy_out(0, &mut tmp[..n]);
+            if op.tagged {
+                rdm.tinject(now, peer, &tmp[..n], op.tag, data)
+            } else {
+                rdm.inject(now, peer, &tmp[..n], data)
+            }
+        } else if op.tagged {
+            rdm.tsend(now, peer, op.iov, op.tag, data, op.context as u64, op.flags)
+        } else {
+            rdm.send(now, peer, op.iov, data, op.context as u64, op.flags)
+        };
+        match res {
+            Ok(()) => {
+                // Start the message now: latency matters more than batching.
+                self.progress(sink, Some(av));
+                Ok(())
+            }
+            Err(RdmError::Again) => {
+                self.progress(sink, Some(av));
+                Err(Error::Again)
+            }
+            Err(e) => Err(map_rdm(e)),
+        }
+    }
+
+    pub fn recv(&mut self, sink: &Sink, av: &Arc<Av>, op: RecvOp) -> Result<()> {
+        let src = if op.src == ADDR_NOTAVAIL {
+            None
+        } else {
+            Some(self.peer_of(av, op.src)?)
+        };
+        let now = self.t.now();
+        let rdm = self.rdm.as_mut().ok_or(Error::OpBadState)?;
+        let res = if op.tagged {
+            rdm.trecv(
+                now,
+                op.iov,
+                src,
+                op.tag,
+                op.ignore,
+                op.context as u64,
+                op.flags,
+            )
+        } else {
+            rdm.recv(now, op.iov, src, op.context as u64, op.flags)
+        };
+        match res {
+            Ok(()) => {
+                self.progress(sink, Some(av));
+                Ok(())
+            }
+            Err(e) => Err(map_rdm(e)),
+        }
+    }
+
+    pub fn cancel(&mut self, _sink: &Sink, context: usize) -> bool {
+        self.rdm.as_mut().is_some_and(|r| r.cancel(context as u64))
+    }
+
+    fn repost(&mut self) {
+        let max_held = RX_DEPTH + RESERVE;
+        while self.posted < RX_DEPTH && self.posted + self.deferred.len() < max_held {
+            let buf = self
+                .free_bufs
+                .pop()
+                .unwrap_or_else(|| vec![0u8; self.buf_len]);
+            match self.t.dev.post_recv(self.qpn, RecvWr { wr_id: 0, buf }) {
+                Ok(()) => self.posted += 1,
+                Err(_) => break,
+            }
+        }
+    }
+
+    /// One progress round: I/O, device completions, protocol, CQ.
+    pub fn progress(&mut self, sink: &Sink, av: Option<&Arc<Av>>) {
+        if self.rdm.is_none() {
+            self.t.pump();
+            return;
+        }
+        for _ in 0..4 {
+            self.t.pump();
+            let mut busy = self.device_completions(av);
+            busy |= self.retry_deferred();
+            self.repost();
+            busy |= self.transmit();
+            let now = self.t.now();
+            if let Some(r) = self.rdm.as_mut() {
+                if r.poll_timeout().is_some_and(|t| t <= now) {
+                    r.handle_timeout(now);
+                }
+            }
+            self.t.pump();
+            if !busy {
+                break;
+            }
+        }
+        self.completions(sink, av);
+    }
+
+    fn device_completions(&mut self, av: Option<&Arc<Av>>) -> bool {
+        let mut any = false;
+        let now = self.t.now();
+        while let Some(c) = self.t.dev.poll_cq(self.cq) {
+            any = true;
+            match c.opcode {
+                Opcode::Send => {
+                    let res = match c.status {
+                        WcStatus::Success => Ok(()),
+                        WcStatus::RetryExceeded | WcStatus::RnrRetryExceeded => {
+                            Err(TxError::Unreachable)
+                        }
+                        _ => Err(TxError::Io),
+                    };
+                    if let Some(r) = self.rdm.as_mut() {
+                        r.on_send_complete(c.wr_id, res);
+                    }
+                }
+                Opcode::Recv => {
+                    self.posted = self.posted.saturating_sub(1);
+                    let Some(buf) = c.buf else { continue };
+                    if c.status != WcStatus::Success {
+                        self.free_bufs.push(buf);
+                        continue;
+                    }
+                    let src = c.src.and_then(|(dev, qpn)| self.sender(av, dev, qpn));
+                    let len = c.len.min(buf.len());
+                    self.deliver(now, src, buf, len);
+                }
+            }
+        }
+        any
+    }
+
+    /// The protocol peer of a datagram's sender, if known (or in the AV).
+    fn sender(&mut self, av: Option<&Arc<Av>>, dev: DeviceAddr, qpn: u32) -> Option<PeerIdx> {
+        if let Some(&p) = self.by_dev.get(&(dev, qpn)) {
+            return Some(p);
+        }
+        let av = av?;
+        let fi = av.find(&(dev.socket(), qpn))?;
+        self.peer_of(av, fi).ok()
+    }
+
+    fn deliver(&mut self, now: u64, src: Option<PeerIdx>, buf: Vec<u8>, len: usize) {
+        if !self.deferred.is_empty() {
+            // Keep arrival order behind what already waits.
+            self.deferred.push_back((src, buf, len));
+            return;
+        }
+        let Some(r) = self.rdm.as_mut() else { return };
+        match r.handle_packet(now, src, &buf[..len]) {
+            PacketOutcome::Deferred => self.deferred.push_back((src, buf, len)),
+            PacketOutcome::NewPeer(p) => {
+                self.note_peer(p, None);
+                self.free_bufs.push(buf);
+            }
+            PacketOutcome::Consumed | PacketOutcome::Dropped => self.free_bufs.push(buf),
+        }
+    }
+
+    fn retry_deferred(&mut self) -> bool {
+        let mut any = false;
+        let now = self.t.now();
+        while let Some((src, buf, len)) = self.deferred.pop_front() {
+            let Some(r) = self.rdm.as_mut() else {
+                return any;
+            };
+            match r.handle_packet(now, src, &buf[..len]) {
+                PacketOutcome::Deferred => {
+                    self.deferred.push_front((src, buf, len));
+                    break;
+                }
+                PacketOutcome::NewPeer(p) => {
+                    any = true;
+                    self.note_peer(p, None);
+                    self.free_bufs.push(buf);
+                }
+                _ => {
+                    any = true;
+                    self.free_bufs.push(buf);
+                }
+            }
+        }
+        any
+    }
+
+    fn transmit(&mut self) -> bool {
+        let mut any = false;
+        let now = self.t.now();
+        while self.t.dev.send_room(self.qpn) > 0 {
+            let Some(r) = self.rdm.as_mut() else { break };
+            let Some(tx) = r.poll_transmit(now, &mut self.out) else {
+                break;
+            };
+            any = true;
+            if self
+                .routes
+                .get(tx.peer as usize)
+                .is_none_or(|x| x.is_none())
+            {
+                self.note_peer(tx.peer, None);
+            }
+            let route = self.routes.get(tx.peer as usize).copied().flatten();
+            let Some(route) = route else {
+                if let Some(r) = self.rdm.as_mut() {
+                    r.on_send_complete(tx.token, Err(TxError::Unreachable));
+                }
+                continue;
+            };
+            let wr = SendWr {
+                wr_id: tx.token,
+                ah: route.ah,
+                remote_qpn: route.qpn,
+                remote_qkey: route.qkey,
+                data: &self.out[..tx.len],
+            };
+            if self.t.dev.post_send(self.qpn, wr).is_err() {
+                if let Some(r) = self.rdm.as_mut() {
+                    r.on_send_complete(tx.token, Err(TxError::Io));
+                }
+            }
+        }
+        any
+    }
+
+    fn completions(&mut self, sink: &Sink, av: Option<&Arc<Av>>) {
+        loop {
+            let c = match self.stash.take() {
+                Some(c) => c,
+                None => {
+                    if !(sink.room(Dir::Tx) && sink.room(Dir::Rx)) {
+                        return;
+                    }
+                    match self.rdm.as_mut().and_then(|r| r.poll_completion()) {
+                        Some(c) => c,
+                        None => return,
+                    }
+                }
+            };
+            let dir = if c.flags & b::FI_SEND != 0 {
+                Dir::Tx
+            } else {
+                Dir::Rx
+            };
+            let src = c.src.map_or(ADDR_NOTAVAIL, |p| self.fi_addr_of(av, p));
+            let entry = Entry {
+                context: c.context as usize,
+                flags: c.flags,
+                len: c.len,
+                buf: c.buf,
+                data: c.data,
+                tag: c.tag,
+                src,
+            };
+            let res = match &c.err {
+                None => sink.ok(dir, entry, c.report),
+                Some(e) => sink.err(
+                    dir,
+                    ErrEntry {
+                        entry,
+                        olen: e.olen,
+                        err: e.errno,
+                        prov_errno: e.prov_errno,
+                        err_data: e.err_data.iter().copied().take(ADDR_LEN.max(48)).collect(),
+                    },
+                ),
+            };
+            if res.is_err() {
+                self.stash = Some(c);
+                return;
+            }
+        }
+    }
+
+    fn fi_addr_of(&mut self, av: Option<&Arc<Av>>, p: PeerIdx) -> u64 {
+        let known = self.fi_of.get(p as usize).copied().unwrap_or(ADDR_NOTAVAIL);
+        if known != ADDR_NOTAVAIL {
+            return known;
+        }
+        // A sender first seen on the network may have been inserted since.
+        let found = self
+            .routes
+            .get(p as usize)
+            .copied()
+            .flatten()
+            .and_then(|r| av.and_then(|av| av.find(&(r.dev.socket(), r.qpn))));
+        if let Some(f) = found {
+            if self.fi_of.len() > p as usize {
+                self.fi_of[p as usize] = f;
+            }
+            return f;
+        }
+        ADDR_NOTAVAIL
+    }
+
+    pub fn wait(&self, d: Duration) {
+        self.t.wait(d);
+    }
+
+    pub fn fds(&self, out: &mut Vec<i32>) {
+        self.t.fds(out);
+    }
+}
+
+fn map_rdm(e: RdmError) -> Error {
+    match e {
+        RdmError::Again => Error::Again,
+        RdmError::UnknownPeer | RdmError::InvalidArgument => Error::Inval,
+        RdmError::TooLong => Error::MsgSize,
+        RdmError::NoMessage => Error::Os(b::FI_ENOMSG as i32),
+    }
+}
