@@ -89,8 +89,17 @@ pub fn getinfo(
         want_src = Some(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port));
     }
 
+    // An interface asked for by name or by source address is offered even
+    // when it is loopback.
+    let explicit = hints
+        .and_then(|h| h.domain.as_ref())
+        .and_then(|d| d.name.clone())
+        .or_else(|| {
+            let ip = want_src.map(|s| *s.ip())?;
+            ifaces.iter().find(|i| i.addr == ip).map(|i| i.name.clone())
+        });
     let mut out = Vec::new();
-    for entry in offer::entries(ifaces, params) {
+    for entry in offer::entries(ifaces, params, explicit.as_deref()) {
         if let Some(h) = hints
             && info::check(&entry, h, req.version).is_err()
         {
@@ -202,8 +211,14 @@ mod tests {
 
     #[test]
     fn no_hints_lists_every_interface_and_type() {
+        // Loopback is left out while a routable interface is up…
         let all = getinfo(&req(), None, &ifaces(), &Params::default()).unwrap();
-        assert_eq!(all.len(), 6);
+        assert_eq!(all.len(), 3);
+        // …and offered when asked for by name.
+        let lo = Params::parse(|n| (n == "iface").then(|| "lo".into()));
+        let lo_entries = getinfo(&req(), None, &ifaces(), &lo).unwrap();
+        assert_eq!(lo_entries.len(), 3);
+        let all: Vec<_> = all.into_iter().chain(lo_entries).collect();
         let doms: Vec<_> = all
             .iter()
             .map(|i| i.domain.as_ref().unwrap().name.clone().unwrap())
@@ -320,6 +335,9 @@ mod tests {
         let only_eth = Params::parse(|n| (n == "iface").then(|| "eth0".into()));
         let got = getinfo(&req(), None, &ifaces(), &only_eth).unwrap();
         assert_eq!(got.len(), 3);
+        // Loopback alone is offered when nothing else is up.
+        let lonely: Vec<Iface> = ifaces().into_iter().filter(|i| i.is_loopback).collect();
+        assert_eq!(getinfo(&req(), None, &lonely, &p).unwrap().len(), 3);
         let none = Params::parse(|n| (n == "iface").then(|| "ib9".into()));
         assert_eq!(getinfo(&req(), None, &ifaces(), &none), Err(Error::NoData));
     }

@@ -50,11 +50,26 @@ pub fn payload_limit(iface: &Iface, params: &Params) -> usize {
 }
 
 /// Interfaces to offer, honouring FI_SRD_IFACE.
-pub fn usable<'a>(ifaces: &'a [Iface], params: &Params) -> Vec<&'a Iface> {
-    ifaces
+///
+/// Loopback is offered only when nothing else is up or when it is asked
+/// for by name (FI_SRD_IFACE, the hints' domain name) or address
+/// (`explicit`): clients such as Open MPI spread ranks over all entries of a
+/// provider, and a rank that published a loopback address could not be
+/// reached from other hosts.
+pub fn usable<'a>(ifaces: &'a [Iface], params: &Params, explicit: Option<&str>) -> Vec<&'a Iface> {
+    let up: Vec<&Iface> = ifaces
         .iter()
         .filter(|i| i.is_up)
         .filter(|i| params.iface.as_deref().is_none_or(|n| n == i.name))
+        .collect();
+    let routable = up.iter().any(|i| !i.is_loopback);
+    up.into_iter()
+        .filter(|i| {
+            !i.is_loopback
+                || !routable
+                || params.iface.is_some()
+                || explicit.is_some_and(|n| n == i.name)
+        })
         .collect()
 }
 
@@ -213,9 +228,9 @@ pub fn dgram_entry(iface: &Iface, params: &Params, prefix: bool) -> Info {
 
 /// Every entry, in the order the application sees them: per interface the
 /// RDM entry, then DGRAM without and with the prefix mode.
-pub fn entries(ifaces: &[Iface], params: &Params) -> Vec<Info> {
+pub fn entries(ifaces: &[Iface], params: &Params, explicit: Option<&str>) -> Vec<Info> {
     let mut out = Vec::new();
-    for i in usable(ifaces, params) {
+    for i in usable(ifaces, params, explicit) {
         out.push(rdm_entry(i));
         out.push(dgram_entry(i, params, false));
         out.push(dgram_entry(i, params, true));

@@ -27,7 +27,12 @@ pub const RDM_QKEY: u32 = 0x5344_5201;
 /// messages are being deferred (see `rdm` module docs).
 const RESERVE: usize = 8;
 /// Receive buffers per endpoint.
-const RX_DEPTH: usize = 256;
+const RX_DEPTH: usize = 128;
+/// Receive buffers take the largest SRD payload any peer may send, whatever
+/// our own interface's MTU: a peer on another interface (or host) may use
+/// larger datagrams, and a packet the device has acked must never meet a
+/// buffer it does not fit.
+const RX_BUF: usize = crate::srd::backend::udp::MAX_UDP_PAYLOAD - crate::wire::srd::DATA_HEADER_LEN;
 
 /// Where a protocol peer is on the device.
 #[derive(Clone, Copy, Debug)]
@@ -114,7 +119,7 @@ impl RdmEp {
             fi_of: Vec::new(),
             routes: Vec::new(),
             by_dev: HashMap::new(),
-            buf_len: mtu,
+            buf_len: RX_BUF.max(mtu),
             free_bufs: Vec::new(),
             posted: 0,
             deferred: VecDeque::new(),
@@ -351,6 +356,9 @@ impl RdmEp {
                     self.posted = self.posted.saturating_sub(1);
                     let Some(buf) = c.buf else { continue };
                     if c.status != WcStatus::Success {
+                        // Buffers are sized for any peer's datagrams, so this
+                        // only happens for flushed receives at teardown.
+                        crate::srd_log!(Warn, EpData, "receive completed with {:?}", c.status);
                         self.free_bufs.push(buf);
                         continue;
                     }
@@ -380,7 +388,8 @@ impl RdmEp {
             return;
         }
         let Some(r) = self.rdm.as_mut() else { return };
-        match r.handle_packet(now, src, &buf[..len]) {
+        let out = r.handle_packet(now, src, &buf[..len]);
+        match out {
             PacketOutcome::Deferred => self.deferred.push_back((src, buf, len)),
             PacketOutcome::NewPeer(p) => {
                 self.note_peer(p, None);
