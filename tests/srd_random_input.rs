@@ -22,7 +22,13 @@ fn seeds() -> Vec<Vec<u8>> {
         src_ip: a.ip,
         src_port: a.port,
         epoch: 1,
-        body: Body::Data { dst_qpn: 1, src_qpn: 1, qkey: 7, psn: 0, una: 0 },
+        body: Body::Data {
+            dst_qpn: 1,
+            src_qpn: 1,
+            qkey: 7,
+            psn: 0,
+            una: 0,
+        },
         payload_len: 16,
     };
     let mut out = Vec::new();
@@ -30,14 +36,29 @@ fn seeds() -> Vec<Vec<u8>> {
     let payload = [0xabu8; 16];
     for r in [
         base,
-        Repr { packet_type: PacketType::UdData, ..base },
+        Repr {
+            packet_type: PacketType::UdData,
+            ..base
+        },
         Repr {
             packet_type: PacketType::Ack,
-            body: Body::Ack { cum_psn: 1, sack_words: 2, sack: [5, 9, 0, 0] },
+            body: Body::Ack {
+                cum_psn: 1,
+                sack_words: 2,
+                sack: [5, 9, 0, 0],
+            },
             payload_len: 0,
             ..base
         },
-        Repr { packet_type: PacketType::Nak, body: Body::Nak { psn: 0, reason: NakReason::Rnr }, payload_len: 0, ..base },
+        Repr {
+            packet_type: PacketType::Nak,
+            body: Body::Nak {
+                psn: 0,
+                reason: NakReason::Rnr,
+            },
+            payload_len: 0,
+            ..base
+        },
     ] {
         let p: &[u8] = if r.payload_len > 0 { &payload } else { &[] };
         let n = r.emit(&mut buf, p).unwrap();
@@ -86,24 +107,43 @@ fn parser_never_panics_on_random_or_mutated_bytes() {
                 let p = Packet::new_checked(&v[..]).unwrap();
                 let mut out = vec![0u8; r.total_len()];
                 r.emit(&mut out, p.payload()).unwrap();
-                assert_eq!(Repr::parse(&Packet::new_checked(&out[..]).unwrap()).unwrap(), r);
+                assert_eq!(
+                    Repr::parse(&Packet::new_checked(&out[..]).unwrap()).unwrap(),
+                    r
+                );
             }
             Err(_) => err += 1,
         }
     }
-    assert!(err > 150_000, "most mutations must be rejected: ok {ok} err {err}");
+    assert!(
+        err > 150_000,
+        "most mutations must be rejected: ok {ok} err {err}"
+    );
 }
 
 #[test]
 fn device_never_panics_and_counts_every_drop() {
     let mut rng = Rng::new(0xfeed);
-    let cfg = DeviceConfig { addr: device_addr(0), ..DeviceConfig::default() };
+    let cfg = DeviceConfig {
+        addr: device_addr(0),
+        ..DeviceConfig::default()
+    };
     let mut d = Device::new(cfg).unwrap();
     let pd = d.alloc_pd().unwrap();
     let cq = d.create_cq(4096).unwrap();
     let mut qps = Vec::new();
     for t in [QpType::Srd, QpType::Ud] {
-        let qp = d.create_qp(QpAttr { pd, qp_type: t, qkey: 7, send_cq: cq, recv_cq: cq, sq_depth: 64, rq_depth: 64 }).unwrap();
+        let qp = d
+            .create_qp(QpAttr {
+                pd,
+                qp_type: t,
+                qkey: 7,
+                send_cq: cq,
+                recv_cq: cq,
+                sq_depth: 64,
+                rq_depth: 64,
+            })
+            .unwrap();
         for s in [QpState::Init, QpState::Rtr, QpState::Rts] {
             d.modify_qp(qp, s).unwrap();
         }
@@ -112,7 +152,17 @@ fn device_never_panics_and_counts_every_drop() {
     // Something in flight to device 1, so acks and NAKs have state to hit.
     let ah = d.create_ah(pd, device_addr(1)).unwrap();
     for k in 0..8 {
-        d.post_send(qps[0], SendWr { wr_id: k, ah, remote_qpn: 1, remote_qkey: 7, data: b"payload" }).unwrap();
+        d.post_send(
+            qps[0],
+            SendWr {
+                wr_id: k,
+                ah,
+                remote_qpn: 1,
+                remote_qkey: 7,
+                data: b"payload",
+            },
+        )
+        .unwrap();
     }
     let mut out = vec![0u8; d.max_datagram()];
     let mut now = 0u64;
@@ -144,7 +194,14 @@ fn device_never_panics_and_counts_every_drop() {
         // Keep receives posted and the device draining.
         for &qp in &qps {
             while d.recv_posted(qp) < 8 {
-                d.post_recv(qp, RecvWr { wr_id: 0, buf: vec![0; 64] }).unwrap();
+                d.post_recv(
+                    qp,
+                    RecvWr {
+                        wr_id: 0,
+                        buf: vec![0; 64],
+                    },
+                )
+                .unwrap();
             }
         }
         while d.poll_cq(cq).is_some() {}
@@ -155,7 +212,13 @@ fn device_never_panics_and_counts_every_drop() {
     }
     let s = d.stats();
     assert!(s.drop_checksum > 10_000, "{s:?}");
-    assert!(s.drop_truncated > 1_000 && s.drop_bad_version > 100, "{s:?}");
+    assert!(
+        s.drop_truncated > 1_000 && s.drop_bad_version > 100,
+        "{s:?}"
+    );
     let u = d.usage();
-    assert!(u.tx_buffers_in_use <= 8 && u.ctrl_queued <= 1024 + u.peers, "{u:?}");
+    assert!(
+        u.tx_buffers_in_use <= 8 && u.ctrl_queued <= 1024 + u.peers,
+        "{u:?}"
+    );
 }

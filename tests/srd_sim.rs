@@ -31,12 +31,22 @@ fn setup(net: NetConfig, cfg: DeviceConfig, n: usize, qp_type: QpType) -> Net {
         let pd = d.alloc_pd().unwrap();
         let cq = d.create_cq(cfg.sq_depth + cfg.rq_depth).unwrap();
         let qp = d
-            .create_qp(QpAttr { pd, qp_type, qkey: QKEY, send_cq: cq, recv_cq: cq, sq_depth: 0, rq_depth: 0 })
+            .create_qp(QpAttr {
+                pd,
+                qp_type,
+                qkey: QKEY,
+                send_cq: cq,
+                recv_cq: cq,
+                sq_depth: 0,
+                rq_depth: 0,
+            })
             .unwrap();
         for s in [QpState::Init, QpState::Rtr, QpState::Rts] {
             d.modify_qp(qp, s).unwrap();
         }
-        let ahs = (0..n).map(|j| d.create_ah(pd, device_addr(j)).unwrap()).collect();
+        let ahs = (0..n)
+            .map(|j| d.create_ah(pd, device_addr(j)).unwrap())
+            .collect();
         nodes.push(Node { qp, cq, ahs });
     }
     Net { sim, nodes }
@@ -75,7 +85,13 @@ fn stream(net: &mut Net, count: u64, deadline: u64) -> Outcome {
     let rx_qp = net.nodes[1].qp;
     for k in 0..cfg.rq_depth {
         net.sim.devices[1]
-            .post_recv(rx_qp, RecvWr { wr_id: u64::from(k), buf: vec![0; 64] })
+            .post_recv(
+                rx_qp,
+                RecvWr {
+                    wr_id: u64::from(k),
+                    buf: vec![0; 64],
+                },
+            )
             .unwrap();
     }
     let mut seen = vec![false; usize::try_from(count).unwrap()];
@@ -88,13 +104,25 @@ fn stream(net: &mut Net, count: u64, deadline: u64) -> Outcome {
         let d0 = &mut net.sim.devices[0];
         while next_id < count && d0.send_room(tx_qp) > 0 {
             message(next_id, &mut msg);
-            let wr = SendWr { wr_id: next_id, ah, remote_qpn: rx_qp, remote_qkey: QKEY, data: &msg };
+            let wr = SendWr {
+                wr_id: next_id,
+                ah,
+                remote_qpn: rx_qp,
+                remote_qkey: QKEY,
+                data: &msg,
+            };
             d0.post_send(tx_qp, wr).unwrap();
             next_id += 1;
         }
         while let Some(c) = d0.poll_cq(tx_cq) {
             assert_eq!(c.opcode, Opcode::Send);
-            assert_eq!(c.status, WcStatus::Success, "send {} failed at {}", c.wr_id, net.sim.now);
+            assert_eq!(
+                c.status,
+                WcStatus::Success,
+                "send {} failed at {}",
+                c.wr_id,
+                net.sim.now
+            );
             out.sent_ok += 1;
         }
         let rx_cq = net.nodes[1].cq;
@@ -111,7 +139,14 @@ fn stream(net: &mut Net, count: u64, deadline: u64) -> Outcome {
             *s = true;
             out.received += 1;
             assert_eq!(c.src, Some((device_addr(0), net.nodes[0].qp)));
-            d1.post_recv(rx_qp, RecvWr { wr_id: c.wr_id, buf }).unwrap();
+            d1.post_recv(
+                rx_qp,
+                RecvWr {
+                    wr_id: c.wr_id,
+                    buf,
+                },
+            )
+            .unwrap();
         }
         for d in &net.sim.devices {
             let u = d.usage();
@@ -125,10 +160,20 @@ fn stream(net: &mut Net, count: u64, deadline: u64) -> Outcome {
             out.max_in_use = out.max_in_use.max(u.tx_buffers_in_use);
             out.max_in_flight = out.max_in_flight.max(u.in_flight);
         }
-        assert!(net.sim.now - start <= deadline, "stalled: {out:?} at {}", net.sim.now);
+        assert!(
+            net.sim.now - start <= deadline,
+            "stalled: {out:?} at {}",
+            net.sim.now
+        );
         if !net.sim.step(start + deadline) && (out.sent_ok < count || out.received < count) {
             let d0 = &net.sim.devices[0];
-            panic!("no events left but not done: {out:?} {:?} {:?} {:?} rx {:?}", d0.stats(), d0.usage(), d0.peer_info(device_addr(1)), net.sim.devices[1].stats());
+            panic!(
+                "no events left but not done: {out:?} {:?} {:?} {:?} rx {:?}",
+                d0.stats(),
+                d0.usage(),
+                d0.peer_info(device_addr(1)),
+                net.sim.devices[1].stats()
+            );
         }
     }
     assert_eq!(out.duplicates, 0);
@@ -138,7 +183,11 @@ fn stream(net: &mut Net, count: u64, deadline: u64) -> Outcome {
 }
 
 fn lossy(loss_ppm: u32, seed: u64) -> NetConfig {
-    NetConfig { seed, loss_ppm, ..NetConfig::default() }
+    NetConfig {
+        seed,
+        loss_ppm,
+        ..NetConfig::default()
+    }
 }
 
 fn run_stream(loss_ppm: u32, deadline: u64) -> (Outcome, Net) {
@@ -191,11 +240,24 @@ fn run_until(net: &mut Net, limit: u64, mut done: impl FnMut(&mut Net) -> bool) 
     }
 }
 
-fn send(net: &mut Net, from: usize, to: usize, wr_id: u64, qkey: u32, qpn: Option<Qpn>) -> Result<(), SrdError> {
+fn send(
+    net: &mut Net,
+    from: usize,
+    to: usize,
+    wr_id: u64,
+    qkey: u32,
+    qpn: Option<Qpn>,
+) -> Result<(), SrdError> {
     let mut msg = Vec::new();
     message(wr_id, &mut msg);
     let remote_qpn = qpn.unwrap_or(net.nodes[to].qp);
-    let wr = SendWr { wr_id, ah: net.nodes[from].ahs[to], remote_qpn, remote_qkey: qkey, data: &msg };
+    let wr = SendWr {
+        wr_id,
+        ah: net.nodes[from].ahs[to],
+        remote_qpn,
+        remote_qkey: qkey,
+        data: &msg,
+    };
     net.sim.devices[from].post_send(net.nodes[from].qp, wr)
 }
 
@@ -212,7 +274,12 @@ fn black_holed_path_is_excluded_and_traffic_continues() {
     let mut net = setup(lossy(0, 11), DeviceConfig::default(), 2, QpType::Srd);
     // Data from device 0's path 2 and acks from device 1's path 1 vanish.
     for (device, path) in [(0, 2), (1, 1)] {
-        net.sim.add_black_hole(BlackHole { device, path, from: MS, until: u64::MAX });
+        net.sim.add_black_hole(BlackHole {
+            device,
+            path,
+            from: MS,
+            until: u64::MAX,
+        });
     }
     let out = stream(&mut net, 100_000, 200 * MS);
     let s = net.sim.devices[0].stats();
@@ -224,16 +291,28 @@ fn black_holed_path_is_excluded_and_traffic_continues() {
     // Once excluded, the dead data path only carries rare probes. (Device 1
     // only sends acks, which are cumulative: losing a quarter of them costs
     // nothing, and it has no data of its own to learn the path's death from.)
-    assert!(net.sim.blackholed_from(0) < 100, "{}", net.sim.blackholed_from(0));
+    assert!(
+        net.sim.blackholed_from(0) < 100,
+        "{}",
+        net.sim.blackholed_from(0)
+    );
     assert!(net.sim.blackholed_from(1) > 1_000);
     eprintln!("black hole: {out:?} {:?}", net.sim.stats);
 }
 
 #[test]
 fn black_holed_path_is_probed_and_readmitted() {
-    let cfg = DeviceConfig { path_probe_interval: 2 * MS, ..DeviceConfig::default() };
+    let cfg = DeviceConfig {
+        path_probe_interval: 2 * MS,
+        ..DeviceConfig::default()
+    };
     let mut net = setup(lossy(0, 12), cfg, 2, QpType::Srd);
-    net.sim.add_black_hole(BlackHole { device: 0, path: 3, from: 0, until: 4 * MS });
+    net.sim.add_black_hole(BlackHole {
+        device: 0,
+        path: 3,
+        from: 0,
+        until: 4 * MS,
+    });
     stream(&mut net, 100_000, 200 * MS);
     let s = net.sim.devices[0].stats();
     assert!(s.path_failures >= 1 && s.path_recoveries >= 1, "{s:?}");
@@ -243,7 +322,11 @@ fn black_holed_path_is_probed_and_readmitted() {
 
 #[test]
 fn vanished_peer_gives_error_completions_in_bounded_time() {
-    let cfg = DeviceConfig { retry_limit: 5, max_rto: 20 * MS, ..DeviceConfig::default() };
+    let cfg = DeviceConfig {
+        retry_limit: 5,
+        max_rto: 20 * MS,
+        ..DeviceConfig::default()
+    };
     let mut net = setup(lossy(0, 13), cfg.clone(), 2, QpType::Srd);
     stream(&mut net, 1_000, 50 * MS);
     net.sim.set_down(1, true);
@@ -257,9 +340,14 @@ fn vanished_peer_gives_error_completions_in_bounded_time() {
         errs.len() == 10
     });
     assert!(finished, "sender hung: {:?}", net.sim.devices[0].stats());
-    assert!(errs.iter().all(|c| c.status == WcStatus::RetryExceeded), "{errs:?}");
+    assert!(
+        errs.iter().all(|c| c.status == WcStatus::RetryExceeded),
+        "{errs:?}"
+    );
     // Bound: retry_limit + 1 timeouts, RTO doubling from min_rto, capped.
-    let bound: u64 = (0..=cfg.retry_limit).map(|k| (cfg.min_rto << k).min(cfg.max_rto)).sum();
+    let bound: u64 = (0..=cfg.retry_limit)
+        .map(|k| (cfg.min_rto << k).min(cfg.max_rto))
+        .sum();
     let took = net.sim.now - t0;
     assert!(took <= bound + MS, "took {took} > bound {bound}");
     assert_eq!(net.sim.devices[0].stats().retry_exceeded, 1);
@@ -293,14 +381,29 @@ fn rnr_without_receives_retries_boundedly_then_errors() {
     let bound: u64 = (0..cfg.rnr_retry_limit)
         .map(|k| (cfg.rnr_backoff_min << k).min(cfg.rnr_backoff_max))
         .sum();
-    assert!(net.sim.now - t0 <= bound + MS, "{} > {bound}", net.sim.now - t0);
+    assert!(
+        net.sim.now - t0 <= bound + MS,
+        "{} > {bound}",
+        net.sim.now - t0
+    );
     let s = net.sim.devices[0].stats();
     assert_eq!(s.rnr_naks_received, u64::from(cfg.rnr_retry_limit) + 1);
     assert_eq!(s.rnr_retry_exceeded, 1);
-    assert_eq!(net.sim.devices[1].stats().rnr_naks_sent, u64::from(cfg.rnr_retry_limit) + 1);
+    assert_eq!(
+        net.sim.devices[1].stats().rnr_naks_sent,
+        u64::from(cfg.rnr_retry_limit) + 1
+    );
     // With a receive posted the next send goes through.
     let qp1 = net.nodes[1].qp;
-    net.sim.devices[1].post_recv(qp1, RecvWr { wr_id: 9, buf: vec![0; 64] }).unwrap();
+    net.sim.devices[1]
+        .post_recv(
+            qp1,
+            RecvWr {
+                wr_id: 9,
+                buf: vec![0; 64],
+            },
+        )
+        .unwrap();
     send(&mut net, 0, 1, 2, QKEY, None).unwrap();
     let mut ok = Vec::new();
     assert!(run_until(&mut net, 10 * MS, |n| {
@@ -318,7 +421,15 @@ fn rnr_recovers_when_receive_posted_before_limit() {
     send(&mut net, 0, 1, 77, QKEY, None).unwrap();
     run_until(&mut net, MS, |_| false);
     let qp1 = net.nodes[1].qp;
-    net.sim.devices[1].post_recv(qp1, RecvWr { wr_id: 5, buf: vec![0; 128] }).unwrap();
+    net.sim.devices[1]
+        .post_recv(
+            qp1,
+            RecvWr {
+                wr_id: 5,
+                buf: vec![0; 128],
+            },
+        )
+        .unwrap();
     let mut cs = Vec::new();
     assert!(run_until(&mut net, 50 * MS, |n| {
         cs.extend(drain(n, 0));
@@ -357,7 +468,15 @@ fn remote_errors_complete_with_status() {
     let mut net = setup(lossy(0, 17), DeviceConfig::default(), 2, QpType::Srd);
     let qp1 = net.nodes[1].qp;
     for k in 0..4 {
-        net.sim.devices[1].post_recv(qp1, RecvWr { wr_id: k, buf: vec![0; 64] }).unwrap();
+        net.sim.devices[1]
+            .post_recv(
+                qp1,
+                RecvWr {
+                    wr_id: k,
+                    buf: vec![0; 64],
+                },
+            )
+            .unwrap();
     }
     send(&mut net, 0, 1, 1, QKEY ^ 1, None).unwrap();
     send(&mut net, 0, 1, 2, QKEY, Some(qp1 ^ 0x10000)).unwrap(); // stale QPN generation
@@ -369,14 +488,35 @@ fn remote_errors_complete_with_status() {
     }));
     cs.sort_by_key(|c| c.wr_id);
     let st: Vec<WcStatus> = cs.iter().map(|c| c.status).collect();
-    assert_eq!(st, [WcStatus::RemoteQkey, WcStatus::RemoteInvalidQpn, WcStatus::Success]);
+    assert_eq!(
+        st,
+        [
+            WcStatus::RemoteQkey,
+            WcStatus::RemoteInvalidQpn,
+            WcStatus::Success
+        ]
+    );
     let s1 = net.sim.devices[1].stats();
-    assert_eq!((s1.drop_bad_qkey, s1.drop_unknown_qp, s1.rx_data), (1, 1, 1));
+    assert_eq!(
+        (s1.drop_bad_qkey, s1.drop_unknown_qp, s1.rx_data),
+        (1, 1, 1)
+    );
     // A QP that is not ready NAKs with BadState.
     net.sim.devices[1].modify_qp(qp1, QpState::Err).unwrap();
     let flushed = drain(&mut net, 1);
-    assert_eq!(flushed.iter().filter(|c| c.status == WcStatus::Flushed).count(), 3);
-    assert!(flushed.iter().filter(|c| c.status == WcStatus::Flushed).all(|c| c.buf.as_ref().is_some_and(|b| b.len() == 64)));
+    assert_eq!(
+        flushed
+            .iter()
+            .filter(|c| c.status == WcStatus::Flushed)
+            .count(),
+        3
+    );
+    assert!(
+        flushed
+            .iter()
+            .filter(|c| c.status == WcStatus::Flushed)
+            .all(|c| c.buf.as_ref().is_some_and(|b| b.len() == 64))
+    );
     send(&mut net, 0, 1, 4, QKEY, None).unwrap();
     let mut cs = Vec::new();
     assert!(run_until(&mut net, 10 * MS, |n| {
@@ -392,7 +532,15 @@ fn ud_delivers_with_prefix_best_effort() {
     let qp1 = net.nodes[1].qp;
     for k in 0..300 {
         let len = if k == 0 { 20 } else { 40 + 64 }; // the first buffer is too small
-        net.sim.devices[1].post_recv(qp1, RecvWr { wr_id: k, buf: vec![0xee; len] }).unwrap();
+        net.sim.devices[1]
+            .post_recv(
+                qp1,
+                RecvWr {
+                    wr_id: k,
+                    buf: vec![0xee; len],
+                },
+            )
+            .unwrap();
     }
     for id in 0..200 {
         send(&mut net, 0, 1, id, QKEY, None).unwrap();
@@ -403,7 +551,11 @@ fn ud_delivers_with_prefix_best_effort() {
     run_until(&mut net, MS, |_| false);
     let sends = drain(&mut net, 0);
     assert_eq!(sends.len(), 201);
-    assert!(sends.iter().all(|c| c.status == WcStatus::Success && c.opcode == Opcode::Send));
+    assert!(
+        sends
+            .iter()
+            .all(|c| c.status == WcStatus::Success && c.opcode == Opcode::Send)
+    );
     let recvs = drain(&mut net, 1);
     let mut ids = Vec::new();
     for c in &recvs {
@@ -440,12 +592,26 @@ fn peer_restart_with_new_epoch_resyncs() {
     let pd = d.alloc_pd().unwrap();
     let cq = d.create_cq(cfg.sq_depth + cfg.rq_depth).unwrap();
     let qp = d
-        .create_qp(QpAttr { pd, qp_type: QpType::Srd, qkey: QKEY, send_cq: cq, recv_cq: cq, sq_depth: 0, rq_depth: 0 })
+        .create_qp(QpAttr {
+            pd,
+            qp_type: QpType::Srd,
+            qkey: QKEY,
+            send_cq: cq,
+            recv_cq: cq,
+            sq_depth: 0,
+            rq_depth: 0,
+        })
         .unwrap();
     for s in [QpState::Init, QpState::Rtr, QpState::Rts] {
         d.modify_qp(qp, s).unwrap();
     }
-    net.nodes[1] = Node { qp, cq, ahs: (0..2).map(|j| d.create_ah(pd, device_addr(j)).unwrap()).collect() };
+    net.nodes[1] = Node {
+        qp,
+        cq,
+        ahs: (0..2)
+            .map(|j| d.create_ah(pd, device_addr(j)).unwrap())
+            .collect(),
+    };
     let out = stream(&mut net, 5_000, 50 * MS);
     assert_eq!(out.received, 5_000);
 }
@@ -457,7 +623,15 @@ fn many_peers_all_to_all_under_loss() {
     for i in 0..n {
         let qp = net.nodes[i].qp;
         for k in 0..512 {
-            net.sim.devices[i].post_recv(qp, RecvWr { wr_id: k, buf: vec![0; 64] }).unwrap();
+            net.sim.devices[i]
+                .post_recv(
+                    qp,
+                    RecvWr {
+                        wr_id: k,
+                        buf: vec![0; 64],
+                    },
+                )
+                .unwrap();
         }
     }
     let per_pair = 2_000u64;
@@ -487,15 +661,27 @@ fn many_peers_all_to_all_under_loss() {
                         let buf = c.buf.unwrap();
                         let id = check_message(&buf[..c.len]);
                         let (pair, seq) = (id / per_pair, id % per_pair);
-                        let (from, to) = (usize::try_from(pair).unwrap() / n, usize::try_from(pair).unwrap() % n);
+                        let (from, to) = (
+                            usize::try_from(pair).unwrap() / n,
+                            usize::try_from(pair).unwrap() % n,
+                        );
                         assert_eq!(to, i);
                         assert_eq!(c.src.unwrap().0, device_addr(from));
-                        let slot = &mut got[usize::try_from(pair).unwrap()][usize::try_from(seq).unwrap()];
+                        let slot =
+                            &mut got[usize::try_from(pair).unwrap()][usize::try_from(seq).unwrap()];
                         assert!(!*slot, "duplicate {id}");
                         *slot = true;
                         received += 1;
                         let qp = net.nodes[i].qp;
-                        net.sim.devices[i].post_recv(qp, RecvWr { wr_id: c.wr_id, buf }).unwrap();
+                        net.sim.devices[i]
+                            .post_recv(
+                                qp,
+                                RecvWr {
+                                    wr_id: c.wr_id,
+                                    buf,
+                                },
+                            )
+                            .unwrap();
                     }
                 }
             }

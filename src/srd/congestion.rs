@@ -60,7 +60,8 @@ impl Rtt {
     /// The current retransmission timeout, backoff included.
     pub fn rto(&self) -> u64 {
         let base = if self.has_sample {
-            self.srtt.saturating_add(self.rttvar.saturating_mul(4).max(1))
+            self.srtt
+                .saturating_add(self.rttvar.saturating_mul(4).max(1))
         } else {
             self.initial_rto
         };

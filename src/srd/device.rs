@@ -4,9 +4,9 @@ use super::objects::{AhEntry, CqEntry, MrEntry, QpEntry, RKEY_BIT, Table};
 use super::peer::{EpochCheck, Peer};
 use super::pool::Pool;
 use super::{
-    Access, Ah, Completion, Cq, DeviceAddr, DeviceConfig, MAX_PATHS, Mr, Opcode, Pd, QpAttr,
-    PeerInfo, QpState, QpType, Qpn, RX_WINDOW, RecvWr, SendWr, SrdError, Stats, Transmit, UD_PREFIX, Usage,
-    WcStatus,
+    Access, Ah, Completion, Cq, DeviceAddr, DeviceConfig, MAX_PATHS, Mr, Opcode, Pd, PeerInfo,
+    QpAttr, QpState, QpType, Qpn, RX_WINDOW, RecvWr, SendWr, SrdError, Stats, Transmit, UD_PREFIX,
+    Usage, WcStatus,
 };
 use crate::wire::WireError;
 use crate::wire::srd::{self as w, Body, NakReason, Packet, PacketType, Repr, flags};
@@ -198,7 +198,10 @@ impl Device {
         if remote != (key & RKEY_BIT != 0) {
             return Err(SrdError::AccessDenied);
         }
-        let m = self.mrs.get(key & !RKEY_BIT).ok_or(SrdError::AccessDenied)?;
+        let m = self
+            .mrs
+            .get(key & !RKEY_BIT)
+            .ok_or(SrdError::AccessDenied)?;
         let end = addr.checked_add(len).ok_or(SrdError::AccessDenied)?;
         let inside = addr >= m.addr && end <= m.addr + m.len;
         if m.pd != pd.0 || !inside || !m.access.contains(needed) {
@@ -213,7 +216,11 @@ impl Device {
         self.pds.get(pd.0).ok_or(SrdError::InvalidPd)?;
         let peer = self.peer_index(addr, true).ok_or(SrdError::TableFull)?;
         self.ahs
-            .insert(AhEntry { pd: pd.0, addr, peer })
+            .insert(AhEntry {
+                pd: pd.0,
+                addr,
+                peer,
+            })
             .map(Ah)
             .ok_or(SrdError::TableFull)
     }
@@ -254,8 +261,16 @@ impl Device {
     /// must have room (`InvalidArg` otherwise), so a CQ can never overflow.
     pub fn create_qp(&mut self, attr: QpAttr) -> Result<Qpn, SrdError> {
         self.pds.get(attr.pd.0).ok_or(SrdError::InvalidPd)?;
-        let sq = if attr.sq_depth == 0 { self.cfg.sq_depth } else { attr.sq_depth };
-        let rq = if attr.rq_depth == 0 { self.cfg.rq_depth } else { attr.rq_depth };
+        let sq = if attr.sq_depth == 0 {
+            self.cfg.sq_depth
+        } else {
+            attr.sq_depth
+        };
+        let rq = if attr.rq_depth == 0 {
+            self.cfg.rq_depth
+        } else {
+            attr.rq_depth
+        };
         let room = |c: &CqEntry| c.depth - c.reserved;
         let scq = self.cqs.get(attr.send_cq.0).ok_or(SrdError::InvalidCq)?;
         let rcq = self.cqs.get(attr.recv_cq.0).ok_or(SrdError::InvalidCq)?;
@@ -329,26 +344,39 @@ impl Device {
 
     fn flush_qp(&mut self, qpn: Qpn) {
         // Receives.
-        let Some(q) = self.qps.get_mut(qpn) else { return };
+        let Some(q) = self.qps.get_mut(qpn) else {
+            return;
+        };
         let rq = std::mem::take(&mut q.rq);
         let rcq = q.recv_cq;
         for wr in rq {
-            self.push_cq(rcq, completion(wr.wr_id, qpn, WcStatus::Flushed, Opcode::Recv, 0, None, Some(wr.buf)));
+            self.push_cq(
+                rcq,
+                completion(
+                    wr.wr_id,
+                    qpn,
+                    WcStatus::Flushed,
+                    Opcode::Recv,
+                    0,
+                    None,
+                    Some(wr.buf),
+                ),
+            );
         }
         // Sends, wherever they wait. Abandoned PSNs are skipped by the
         // receiver through `una`.
         for pi in 0..self.peers.len() {
-            let Some(p) = self.peers.get(pi) else { continue };
-            let psns: Vec<u32> = p
-                .tx
-                .live_psns()
-                .filter(|&psn| {
-                    p.tx
-                        .buf_of(psn)
-                        .and_then(|b| self.pool.get(b))
-                        .is_some_and(|b| b.src_qpn == qpn)
-                })
-                .collect();
+            let Some(p) = self.peers.get(pi) else {
+                continue;
+            };
+            let psns: Vec<u32> =
+                p.tx.live_psns()
+                    .filter(|&psn| {
+                        p.tx.buf_of(psn)
+                            .and_then(|b| self.pool.get(b))
+                            .is_some_and(|b| b.src_qpn == qpn)
+                    })
+                    .collect();
             let mut bufs = Vec::new();
             if let Some(p) = self.peers.get_mut(pi) {
                 for psn in psns {
@@ -413,7 +441,10 @@ impl Device {
         match qp_type {
             QpType::Ud => self.ud_queue.push_back(id),
             QpType::Srd => {
-                if let Some(p) = self.peers.get_mut(usize::try_from(peer).unwrap_or(usize::MAX)) {
+                if let Some(p) = self
+                    .peers
+                    .get_mut(usize::try_from(peer).unwrap_or(usize::MAX))
+                {
                     p.tx.pending.push_back(id);
                 }
                 self.mark_ready(peer);
@@ -442,7 +473,10 @@ impl Device {
     /// How many more sends the QP accepts now.
     pub fn send_room(&self, qpn: Qpn) -> usize {
         let Some(q) = self.qps.get(qpn) else { return 0 };
-        let room = q.sq_depth.saturating_sub(q.sq_outstanding).min(self.pool.available());
+        let room = q
+            .sq_depth
+            .saturating_sub(q.sq_outstanding)
+            .min(self.pool.available());
         usize::try_from(room).unwrap_or(0)
     }
 
@@ -511,10 +545,15 @@ impl Device {
         let Some(b) = self.pool.get(id) else { return };
         let (wr_id, qpn, len) = (b.wr_id, b.src_qpn, b.data.len());
         self.pool.release(id);
-        let Some(q) = self.qps.get_mut(qpn) else { return };
+        let Some(q) = self.qps.get_mut(qpn) else {
+            return;
+        };
         q.sq_outstanding = q.sq_outstanding.saturating_sub(1);
         let cq = q.send_cq;
-        self.push_cq(cq, completion(wr_id, qpn, status, Opcode::Send, len, None, None));
+        self.push_cq(
+            cq,
+            completion(wr_id, qpn, status, Opcode::Send, len, None, None),
+        );
     }
 
     /// The peer stopped answering (or kept answering RNR): every WR still
@@ -522,7 +561,10 @@ impl Device {
     /// later posts try again from a clean slate.
     fn fail_peer(&mut self, pi: u32, status: WcStatus) {
         let Some(p) = self.peer_mut(pi) else { return };
-        let mut bufs: Vec<u32> = p.tx.live_psns().filter_map(|psn| p.tx.buf_of(psn)).collect();
+        let mut bufs: Vec<u32> =
+            p.tx.live_psns()
+                .filter_map(|psn| p.tx.buf_of(psn))
+                .collect();
         bufs.extend(p.tx.pending.drain(..));
         p.tx.abandon_all();
         p.rtt.progress();
@@ -572,9 +614,14 @@ impl Device {
                 self.on_srd_data(now, from, &repr, pkt.payload())
             }
             (PacketType::UdData, Body::Data { .. }) => self.on_ud_data(from, &repr, pkt.payload()),
-            (_, Body::Ack { cum_psn, sack_words, sack }) => {
-                self.on_ack(now, from, repr.epoch, cum_psn, sack_words, &sack)
-            }
+            (
+                _,
+                Body::Ack {
+                    cum_psn,
+                    sack_words,
+                    sack,
+                },
+            ) => self.on_ack(now, from, repr.epoch, cum_psn, sack_words, &sack),
             (_, Body::Nak { psn, reason }) => self.on_nak(now, from, repr.epoch, psn, reason),
             _ => self.stats.drop_malformed += 1,
         }
@@ -595,8 +642,19 @@ impl Device {
     }
 
     fn on_srd_data(&mut self, now: u64, from: DeviceAddr, r: &Repr, payload: &[u8]) {
-        let Body::Data { dst_qpn, src_qpn, qkey, psn, una } = r.body else { return };
-        let Some(pi) = self.known_peer(from, r.epoch, true) else { return };
+        let Body::Data {
+            dst_qpn,
+            src_qpn,
+            qkey,
+            psn,
+            una,
+        } = r.body
+        else {
+            return;
+        };
+        let Some(pi) = self.known_peer(from, r.epoch, true) else {
+            return;
+        };
         let Some(p) = self.peer_mut(pi) else { return };
         if !p.rx.init {
             p.rx.start(una);
@@ -645,7 +703,8 @@ impl Device {
         let Some(p) = self.peer_mut(pi) else { return };
         p.rx.mark(psn);
         p.rx_unacked += 1;
-        let now_ack = r.flags & flags::ACK_REQ != 0 || p.rx_unacked >= ack_every || p.rx.has_holes();
+        let now_ack =
+            r.flags & flags::ACK_REQ != 0 || p.rx_unacked >= ack_every || p.rx.has_holes();
         if now_ack {
             self.queue_ack(pi);
         } else if p.ack_deadline.is_none() {
@@ -654,7 +713,15 @@ impl Device {
     }
 
     fn on_ud_data(&mut self, from: DeviceAddr, r: &Repr, payload: &[u8]) {
-        let Body::Data { dst_qpn, src_qpn, qkey, .. } = r.body else { return };
+        let Body::Data {
+            dst_qpn,
+            src_qpn,
+            qkey,
+            ..
+        } = r.body
+        else {
+            return;
+        };
         let Some(q) = self.qps.get(dst_qpn).filter(|q| q.qp_type == QpType::Ud) else {
             self.stats.drop_unknown_qp += 1;
             return;
@@ -673,8 +740,12 @@ impl Device {
     /// Copies a payload into the QP's next receive buffer (after `prefix`
     /// zeroed bytes) and completes it. The caller checked a WR is posted.
     fn deliver(&mut self, qpn: Qpn, from: DeviceAddr, src_qpn: Qpn, payload: &[u8], prefix: usize) {
-        let Some(q) = self.qps.get_mut(qpn) else { return };
-        let Some(mut wr) = q.rq.pop_front() else { return };
+        let Some(q) = self.qps.get_mut(qpn) else {
+            return;
+        };
+        let Some(mut wr) = q.rq.pop_front() else {
+            return;
+        };
         let cq = q.recv_cq;
         let end = prefix + payload.len();
         let status = match wr.buf.get_mut(..end) {
@@ -687,7 +758,15 @@ impl Device {
             None => WcStatus::LocalLength,
         };
         self.stats.rx_data += 1;
-        let c = completion(wr.wr_id, qpn, status, Opcode::Recv, payload.len(), Some((from, src_qpn)), None);
+        let c = completion(
+            wr.wr_id,
+            qpn,
+            status,
+            Opcode::Recv,
+            payload.len(),
+            Some((from, src_qpn)),
+            None,
+        );
         let c = Completion {
             buf: Some(std::mem::take(&mut wr.buf)),
             ..c
@@ -695,9 +774,21 @@ impl Device {
         self.push_cq(cq, c);
     }
 
-    fn on_ack(&mut self, now: u64, from: DeviceAddr, epoch: u32, cum: u32, words: u8, sack: &[u64; 4]) {
-        let Some(pi) = self.known_peer(from, epoch, false) else { return };
-        let Some(p) = self.peers.get_mut(ix(pi)) else { return };
+    fn on_ack(
+        &mut self,
+        now: u64,
+        from: DeviceAddr,
+        epoch: u32,
+        cum: u32,
+        words: u8,
+        sack: &[u64; 4],
+    ) {
+        let Some(pi) = self.known_peer(from, epoch, false) else {
+            return;
+        };
+        let Some(p) = self.peers.get_mut(ix(pi)) else {
+            return;
+        };
         // cum may lag behind una (reordered ack) but never pass next_psn.
         let (una, next) = (p.tx.una, p.tx.next_psn);
         if cum.wrapping_sub(una) > next.wrapping_sub(una) && !super::psn_lt(cum, una) {
@@ -776,10 +867,17 @@ impl Device {
     }
 
     fn on_nak(&mut self, now: u64, from: DeviceAddr, epoch: u32, psn: u32, reason: NakReason) {
-        let Some(pi) = self.known_peer(from, epoch, false) else { return };
-        let (backoff_min, backoff_max, rnr_limit) =
-            (self.cfg.rnr_backoff_min, self.cfg.rnr_backoff_max, self.cfg.rnr_retry_limit);
-        let Some(p) = self.peers.get_mut(ix(pi)) else { return };
+        let Some(pi) = self.known_peer(from, epoch, false) else {
+            return;
+        };
+        let (backoff_min, backoff_max, rnr_limit) = (
+            self.cfg.rnr_backoff_min,
+            self.cfg.rnr_backoff_max,
+            self.cfg.rnr_retry_limit,
+        );
+        let Some(p) = self.peers.get_mut(ix(pi)) else {
+            return;
+        };
         let Some(slot) = p.tx.get(psn).copied() else {
             // Stale (already acked or abandoned) or forged.
             self.stats.drop_bad_ack += 1;
@@ -838,7 +936,9 @@ impl Device {
                 p.rnr_next = p.tx.rnr_due(now);
                 self.mark_ready(pi);
             }
-            let Some(p) = self.peers.get_mut(ix(pi)) else { continue };
+            let Some(p) = self.peers.get_mut(ix(pi)) else {
+                continue;
+            };
             let rto = p.rtt.rto();
             let mut lost = smallvec::SmallVec::<[(u8, u64); 16]>::new();
             while let Some(psn) = p.tx.expired(now, rto) {
@@ -879,8 +979,19 @@ impl Device {
         Some(t)
     }
 
-    fn header(&self, packet_type: PacketType, fl: u8, path: u8, body: Body, payload_len: usize) -> Repr {
-        let fl = if self.cfg.payload_checksum { fl } else { fl | flags::HDR_CSUM };
+    fn header(
+        &self,
+        packet_type: PacketType,
+        fl: u8,
+        path: u8,
+        body: Body,
+        payload_len: usize,
+    ) -> Repr {
+        let fl = if self.cfg.payload_checksum {
+            fl
+        } else {
+            fl | flags::HDR_CSUM
+        };
         Repr {
             packet_type,
             flags: fl,
@@ -910,7 +1021,11 @@ impl Device {
             let (words, sack) = p.rx.sack();
             let cum = p.rx.cum;
             let (dst, path) = (p.addr.socket(), p.paths.choose(now, None));
-            let body = Body::Ack { cum_psn: cum, sack_words: words, sack };
+            let body = Body::Ack {
+                cum_psn: cum,
+                sack_words: words,
+                sack,
+            };
             let r = self.header(PacketType::Ack, 0, path, body, 0);
             let len = r.emit(out, &[])?;
             self.stats.tx_acks += 1;
@@ -923,13 +1038,26 @@ impl Device {
         }
         while let Some(id) = self.ud_queue.pop_front() {
             let path = self.ud_next_path;
-            self.ud_next_path = if path + 1 >= self.cfg.paths { 0 } else { path + 1 };
+            self.ud_next_path = if path + 1 >= self.cfg.paths {
+                0
+            } else {
+                path + 1
+            };
             let Some(b) = self.pool.get(id) else { continue };
-            let Some(dst) = self.peers.get(usize::try_from(b.peer).ok()?).map(|p| p.addr.socket())
+            let Some(dst) = self
+                .peers
+                .get(usize::try_from(b.peer).ok()?)
+                .map(|p| p.addr.socket())
             else {
                 continue;
             };
-            let body = Body::Data { dst_qpn: b.dst_qpn, src_qpn: b.src_qpn, qkey: b.qkey, psn: 0, una: 0 };
+            let body = Body::Data {
+                dst_qpn: b.dst_qpn,
+                src_qpn: b.src_qpn,
+                qkey: b.qkey,
+                psn: 0,
+                una: 0,
+            };
             let r = self.header(PacketType::UdData, 0, path, body, b.data.len());
             let emitted = r.emit(out, &b.data);
             self.complete_send(id, WcStatus::Success);
@@ -983,7 +1111,13 @@ impl Device {
         if avoid.is_some() {
             fl |= flags::RETX | flags::ACK_REQ;
         }
-        let body = Body::Data { dst_qpn: b.dst_qpn, src_qpn: b.src_qpn, qkey: b.qkey, psn, una };
+        let body = Body::Data {
+            dst_qpn: b.dst_qpn,
+            src_qpn: b.src_qpn,
+            qkey: b.qkey,
+            psn,
+            una,
+        };
         let r = self.header(PacketType::SrdData, fl, path, body, b.data.len());
         let len = r.emit(out, &b.data)?;
         self.stats.tx_data += 1;
@@ -1000,7 +1134,15 @@ fn completion(
     src: Option<(DeviceAddr, Qpn)>,
     buf: Option<Vec<u8>>,
 ) -> Completion {
-    Completion { wr_id, qpn, status, opcode, len, src, buf }
+    Completion {
+        wr_id,
+        qpn,
+        status,
+        opcode,
+        len,
+        src,
+        buf,
+    }
 }
 
 /// A peer or table index as a `usize` (u32 always fits on supported targets;

@@ -29,7 +29,13 @@ impl QpState {
         use QpState::*;
         matches!(
             (self, to),
-            (Reset, Init) | (Init, Init) | (Init, Rtr) | (Rtr, Rts) | (Rts, Rts) | (_, Err) | (_, Reset)
+            (Reset, Init)
+                | (Init, Init)
+                | (Init, Rtr)
+                | (Rtr, Rts)
+                | (Rts, Rts)
+                | (_, Err)
+                | (_, Reset)
         )
     }
     pub fn can_receive(self) -> bool {

@@ -192,7 +192,12 @@ impl Sim {
             Some(s) => s,
             None => {
                 self.slots.push((
-                    InTransit { to: 0, to_path: 0, src: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0), len: 0 },
+                    InTransit {
+                        to: 0,
+                        to_path: 0,
+                        src: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
+                        len: 0,
+                    },
                     Vec::new(),
                 ));
                 self.slots.len() - 1
@@ -211,9 +216,11 @@ impl Sim {
     pub fn flush(&mut self) {
         let mut out = std::mem::take(&mut self.out);
         for i in 0..self.devices.len() {
-            loop {
-                let Some(dev) = self.devices.get_mut(i) else { break };
-                let Some(t) = dev.poll_transmit(self.now, &mut out) else { break };
+            while let Some(t) = self
+                .devices
+                .get_mut(i)
+                .and_then(|d| d.poll_transmit(self.now, &mut out))
+            {
                 let len = t.len.min(out.len());
                 self.route(i, t.path, t.dst, out.get_mut(..len).unwrap_or(&mut []));
             }
@@ -243,11 +250,19 @@ impl Sim {
             return;
         };
         let src = SocketAddrV4::new(device_addr(from).ip, BASE_PORT + u16::from(path));
-        let copies = if self.rng.chance_ppm(self.net.dup_ppm) { 2 } else { 1 };
+        let copies = if self.rng.chance_ppm(self.net.dup_ppm) {
+            2
+        } else {
+            1
+        };
         self.stats.duplicated += copies - 1;
         let len = data.len();
         for _ in 0..copies {
-            let jitter = if self.net.jitter > 0 { self.rng.below(self.net.jitter) } else { 0 };
+            let jitter = if self.net.jitter > 0 {
+                self.rng.below(self.net.jitter)
+            } else {
+                0
+            };
             let at = self.now + self.net.delay + jitter;
             let corrupt = len > 0 && self.rng.chance_ppm(self.net.corrupt_ppm);
             let flip = if corrupt {
@@ -262,7 +277,16 @@ impl Sim {
             {
                 *b ^= 1 << bit;
             }
-            self.enqueue(at, InTransit { to, to_path, src, len }, data);
+            self.enqueue(
+                at,
+                InTransit {
+                    to,
+                    to_path,
+                    src,
+                    len,
+                },
+                data,
+            );
             // Undo the flip so a duplicate is an intact copy.
             if let Some((byte, bit)) = flip
                 && let Some(b) = data.get_mut(byte)
@@ -284,7 +308,9 @@ impl Sim {
     /// false when nothing is scheduled before `limit`.
     pub fn step(&mut self, limit: u64) -> bool {
         self.flush();
-        let Some(t) = self.next_event() else { return false };
+        let Some(t) = self.next_event() else {
+            return false;
+        };
         if t > limit {
             self.now = self.now.max(limit);
             return false;
@@ -296,7 +322,9 @@ impl Sim {
             }
             self.queue.pop();
             self.free.push(slot);
-            let Some((meta, data)) = self.slots.get(slot) else { continue };
+            let Some((meta, data)) = self.slots.get(slot) else {
+                continue;
+            };
             let (to, to_path, src, len) = (meta.to, meta.to_path, meta.src, meta.len);
             if self.down.get(to).copied().unwrap_or(false) {
                 self.stats.lost += 1;

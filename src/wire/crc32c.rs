@@ -21,7 +21,11 @@ const fn make_tables() -> [[u32; 256]; 8] {
         while s < 8 {
             let mut k = 0;
             while k < 8 {
-                crc = if crc & 1 != 0 { (crc >> 1) ^ POLY } else { crc >> 1 };
+                crc = if crc & 1 != 0 {
+                    (crc >> 1) ^ POLY
+                } else {
+                    crc >> 1
+                };
                 k += 1;
             }
             t[s][i] = crc;
@@ -94,7 +98,11 @@ mod tests {
         for &b in data {
             crc ^= u32::from(b);
             for _ in 0..8 {
-                crc = if crc & 1 != 0 { (crc >> 1) ^ POLY } else { crc >> 1 };
+                crc = if crc & 1 != 0 {
+                    (crc >> 1) ^ POLY
+                } else {
+                    crc >> 1
+                };
             }
         }
         !crc
@@ -113,7 +121,9 @@ mod tests {
 
     #[test]
     fn matches_bitwise_and_is_split_invariant() {
-        let data: Vec<u8> = (0..1000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13).to_le_bytes()[0]).collect();
+        let data: Vec<u8> = (0..1000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13).to_le_bytes()[0])
+            .collect();
         for len in [0, 1, 7, 8, 9, 63, 64, 65, 999, 1000] {
             let want = bitwise(&data[..len]);
             assert_eq!(checksum(&data[..len]), want, "len {len}");

@@ -598,7 +598,10 @@ mod tests {
         let mut buf = [0u8; 64];
         let n = r.emit(&mut buf, &[]).unwrap();
         assert_eq!(n, 44);
-        assert_eq!(Repr::parse(&Packet::new_checked(&buf[..n]).unwrap()).unwrap(), r);
+        assert_eq!(
+            Repr::parse(&Packet::new_checked(&buf[..n]).unwrap()).unwrap(),
+            r
+        );
 
         let r = Repr {
             packet_type: PacketType::Nak,
@@ -610,7 +613,10 @@ mod tests {
         };
         let n = r.emit(&mut buf, &[]).unwrap();
         assert_eq!(n, NAK_LEN);
-        assert_eq!(Repr::parse(&Packet::new_checked(&buf[..n]).unwrap()).unwrap(), r);
+        assert_eq!(
+            Repr::parse(&Packet::new_checked(&buf[..n]).unwrap()).unwrap(),
+            r
+        );
     }
 
     #[test]
@@ -618,7 +624,10 @@ mod tests {
         let payload = [7u8; 10];
         let mut buf = [0u8; 64];
         let n = data_repr(10).emit(&mut buf, &payload).unwrap();
-        assert_eq!(Packet::new_checked(&buf[..0]).unwrap_err(), WireError::Truncated);
+        assert_eq!(
+            Packet::new_checked(&buf[..0]).unwrap_err(),
+            WireError::Truncated
+        );
         for cut in 1..n {
             assert_eq!(
                 Packet::new_checked(&buf[..cut]).unwrap_err(),
@@ -628,7 +637,10 @@ mod tests {
         }
         let mut v = buf;
         v[0] = 2;
-        assert_eq!(Packet::new_checked(&v[..n]).unwrap_err(), WireError::BadVersion(2));
+        assert_eq!(
+            Packet::new_checked(&v[..n]).unwrap_err(),
+            WireError::BadVersion(2)
+        );
         let mut t = buf;
         t[1] = 99;
         let p = Packet::new_checked(&t[..n]).unwrap();
@@ -680,10 +692,16 @@ mod tests {
         let n = r.emit(&mut buf, &[]).unwrap();
         let mut w = buf;
         w[24] = 5; // more SACK words than allowed
-        assert_eq!(Packet::new_checked(&w[..n]).unwrap_err(), WireError::Malformed);
+        assert_eq!(
+            Packet::new_checked(&w[..n]).unwrap_err(),
+            WireError::Malformed
+        );
         let mut w = buf;
         w[24] = 2; // declares more words than the length holds
-        assert_eq!(Packet::new_checked(&w[..n]).unwrap_err(), WireError::Truncated);
+        assert_eq!(
+            Packet::new_checked(&w[..n]).unwrap_err(),
+            WireError::Truncated
+        );
         assert!(r.emit(&mut buf[..n - 1], &[]).is_none());
     }
 
