@@ -222,3 +222,24 @@ fn device_never_panics_and_counts_every_drop() {
         "{u:?}"
     );
 }
+
+/// Writes the cargo-fuzz seed corpus (valid packets of every type) into
+/// fuzz/corpus/. Run on demand: `cargo test --test srd_random_input -- --ignored`.
+#[test]
+#[ignore]
+fn write_fuzz_corpus() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
+    let hdr = root.join("srd_header");
+    let dev = root.join("srd_device");
+    std::fs::create_dir_all(&hdr).unwrap();
+    std::fs::create_dir_all(&dev).unwrap();
+    let mut all = Vec::new();
+    for (i, s) in seeds().iter().enumerate() {
+        std::fs::write(hdr.join(format!("seed{i}")), s).unwrap();
+        let mut framed = u16::try_from(s.len()).unwrap().to_be_bytes().to_vec();
+        framed.extend_from_slice(s);
+        std::fs::write(dev.join(format!("seed{i}")), &framed).unwrap();
+        all.extend(framed);
+    }
+    std::fs::write(dev.join("seed_all"), all).unwrap();
+}
