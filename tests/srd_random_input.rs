@@ -224,11 +224,11 @@ fn device_never_panics_and_counts_every_drop() {
 }
 
 /// Writes the cargo-fuzz seed corpus (valid packets of every type) into
-/// fuzz/corpus/. Run on demand: `cargo test --test srd_random_input -- --ignored`.
+/// fuzz/seeds/. Run on demand: `cargo test --test srd_random_input -- --ignored`.
 #[test]
 #[ignore]
 fn write_fuzz_corpus() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds");
     let hdr = root.join("srd_header");
     let dev = root.join("srd_device");
     std::fs::create_dir_all(&hdr).unwrap();
