@@ -1007,7 +1007,7 @@ impl Device {
     fn next_transmit(&mut self, now: u64, out: &mut [u8]) -> Option<Transmit> {
         while let Some((pi, psn, reason)) = self.nak_queue.pop_front() {
             let Some(p) = self.peer_mut(pi) else { continue };
-            let (dst, path) = (p.addr.socket(), p.paths.choose(now, None));
+            let (dst, path) = (p.addr.socket(), p.paths.choose_live());
             let r = self.header(PacketType::Nak, 0, path, Body::Nak { psn, reason }, 0);
             let len = r.emit(out, &[])?;
             self.stats.tx_naks += 1;
@@ -1020,7 +1020,7 @@ impl Device {
             p.rx_unacked = 0;
             let (words, sack) = p.rx.sack();
             let cum = p.rx.cum;
-            let (dst, path) = (p.addr.socket(), p.paths.choose(now, None));
+            let (dst, path) = (p.addr.socket(), p.paths.choose_live());
             let body = Body::Ack {
                 cum_psn: cum,
                 sack_words: words,
