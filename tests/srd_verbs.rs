@@ -38,6 +38,10 @@ fn config_is_validated() {
             ..DeviceConfig::default()
         },
         DeviceConfig {
+            window: 300,
+            ..DeviceConfig::default()
+        },
+        DeviceConfig {
             min_rto: 10,
             max_rto: 5,
             ..DeviceConfig::default()

@@ -52,11 +52,12 @@ fn count_wire_error(stats: &mut Stats, e: WireError) {
 
 impl Device {
     /// Creates a device. Fails with `InvalidArg` on an unusable config
-    /// (no paths, payload too large for a datagram, window beyond RX_WINDOW).
+    /// (no paths, payload too large for a datagram, window not a power of two
+    /// or beyond RX_WINDOW, min_rto > max_rto).
     pub fn new(cfg: DeviceConfig) -> Result<Device, SrdError> {
         let paths_ok = cfg.paths >= 1 && usize::from(cfg.paths) <= MAX_PATHS;
         let payload_ok = cfg.max_payload + w::DATA_HEADER_LEN <= w::MAX_TOTAL_LEN;
-        let window_ok = cfg.window >= 1 && cfg.window <= RX_WINDOW;
+        let window_ok = cfg.window.is_power_of_two() && cfg.window <= RX_WINDOW;
         if !paths_ok || !payload_ok || !window_ok || cfg.min_rto > cfg.max_rto {
             return Err(SrdError::InvalidArg);
         }
