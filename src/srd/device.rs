@@ -1034,11 +1034,9 @@ impl Device {
                 path + 1
             };
             let Some(b) = self.pool.get(id) else { continue };
-            let Some(dst) = self
-                .peers
-                .get(usize::try_from(b.peer).ok()?)
-                .map(|p| p.addr.socket())
-            else {
+            // AHs always name a peer entry, and peers are never removed.
+            let Some(dst) = self.peers.get(ix(b.peer)).map(|p| p.addr.socket()) else {
+                self.complete_send(id, WcStatus::RemoteError);
                 continue;
             };
             let body = Body::Data {
