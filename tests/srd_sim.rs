@@ -694,3 +694,77 @@ fn many_peers_all_to_all_under_loss() {
         assert_eq!(d.stats().retry_exceeded, 0);
     }
 }
+
+#[test]
+fn bidirectional_traffic_excludes_dead_paths_for_data_and_acks() {
+    let mut net = setup(lossy(0, 21), DeviceConfig::default(), 2, QpType::Srd);
+    for (device, path) in [(0, 2), (1, 1)] {
+        net.sim.add_black_hole(BlackHole {
+            device,
+            path,
+            from: MS,
+            until: u64::MAX,
+        });
+    }
+    for i in 0..2 {
+        let qp = net.nodes[i].qp;
+        for k in 0..1024 {
+            net.sim.devices[i]
+                .post_recv(
+                    qp,
+                    RecvWr {
+                        wr_id: k,
+                        buf: vec![0; 64],
+                    },
+                )
+                .unwrap();
+        }
+    }
+    let per_dir = 50_000u64;
+    let (mut next, mut ok, mut got) = ([0u64; 2], [0u64; 2], [0u64; 2]);
+    let done = run_until(&mut net, 1_000 * MS, |net| {
+        for i in 0..2 {
+            let j = 1 - i;
+            while next[i] < per_dir && net.sim.devices[i].send_room(net.nodes[i].qp) > 0 {
+                send(net, i, j, next[i], QKEY, None).unwrap();
+                next[i] += 1;
+            }
+            for c in drain(net, i) {
+                assert_eq!(c.status, WcStatus::Success);
+                match c.opcode {
+                    Opcode::Send => ok[i] += 1,
+                    Opcode::Recv => {
+                        let buf = c.buf.unwrap();
+                        check_message(&buf[..c.len]);
+                        got[i] += 1;
+                        let qp = net.nodes[i].qp;
+                        net.sim.devices[i]
+                            .post_recv(
+                                qp,
+                                RecvWr {
+                                    wr_id: c.wr_id,
+                                    buf,
+                                },
+                            )
+                            .unwrap();
+                    }
+                }
+            }
+        }
+        ok == [per_dir; 2] && got == [per_dir; 2]
+    });
+    assert!(done, "ok {ok:?} got {got:?}");
+    for (i, dead) in [(0usize, 1u16 << 2), (1, 1 << 1)] {
+        let info = net.sim.devices[i].peer_info(device_addr(1 - i)).unwrap();
+        assert_eq!(info.dead_paths, dead, "device {i}: {info:?}");
+        assert_eq!(net.sim.devices[i].stats().duplicates, 0);
+    }
+    // Acks follow the data's path health: few of either side's packets are lost.
+    for i in 0..2 {
+        assert!(
+            net.sim.blackholed_from(i) < 200,
+            "{i}: {}",
+            net.sim.blackholed_from(i)
+        );
+    }
+}

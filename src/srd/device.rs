@@ -1,5 +1,6 @@
 //! The device: verbs objects plus the packet engine (docs/srd-spec.md).
 
+use super::multipath::PathEvent;
 use super::objects::{AhEntry, CqEntry, MrEntry, QpEntry, RKEY_BIT, Table};
 use super::peer::{EpochCheck, Peer};
 use super::pool::Pool;
@@ -52,11 +53,12 @@ fn count_wire_error(stats: &mut Stats, e: WireError) {
 
 impl Device {
     /// Creates a device. Fails with `InvalidArg` on an unusable config
-    /// (no paths, payload too large for a datagram, window beyond RX_WINDOW).
+    /// (no paths, payload too large for a datagram, window not a power of two
+    /// or beyond RX_WINDOW, min_rto > max_rto).
     pub fn new(cfg: DeviceConfig) -> Result<Device, SrdError> {
         let paths_ok = cfg.paths >= 1 && usize::from(cfg.paths) <= MAX_PATHS;
         let payload_ok = cfg.max_payload + w::DATA_HEADER_LEN <= w::MAX_TOTAL_LEN;
-        let window_ok = cfg.window >= 1 && cfg.window <= RX_WINDOW;
+        let window_ok = cfg.window.is_power_of_two() && cfg.window <= RX_WINDOW;
         if !paths_ok || !payload_ok || !window_ok || cfg.min_rto > cfg.max_rto {
             return Err(SrdError::InvalidArg);
         }
@@ -69,7 +71,7 @@ impl Device {
             qps: Table::new(cfg.max_qps),
             peers: Vec::new(),
             peer_map: HashMap::new(),
-            pool: Pool::new(cfg.tx_buffers),
+            pool: Pool::new(cfg.tx_buffers, cfg.max_payload),
             ud_queue: VecDeque::new(),
             ud_next_path: 0,
             ack_queue: VecDeque::new(),
@@ -542,18 +544,13 @@ impl Device {
 
     /// Completes the send WR held in buffer `id` and returns the buffer.
     fn complete_send(&mut self, id: u32, status: WcStatus) {
-        let Some(b) = self.pool.get(id) else { return };
-        let (wr_id, qpn, len) = (b.wr_id, b.src_qpn, b.data.len());
-        self.pool.release(id);
-        let Some(q) = self.qps.get_mut(qpn) else {
-            return;
-        };
-        q.sq_outstanding = q.sq_outstanding.saturating_sub(1);
-        let cq = q.send_cq;
-        self.push_cq(
-            cq,
-            completion(wr_id, qpn, status, Opcode::Send, len, None, None),
-        );
+        Completer {
+            pool: &mut self.pool,
+            qps: &mut self.qps,
+            cqs: &mut self.cqs,
+            stats: &mut self.stats,
+        }
+        .send(id, status);
     }
 
     /// The peer stopped answering (or kept answering RNR): every WR still
@@ -579,17 +576,6 @@ impl Device {
         }
         for b in bufs {
             self.complete_send(b, status);
-        }
-    }
-
-    /// A packet is lost: account it to its path and the congestion window.
-    fn on_lost(&mut self, pi: u32, path: u8, tx_seq: u64, now: u64) {
-        let Some(p) = self.peer_mut(pi) else { return };
-        let next = p.tx.tx_count;
-        p.cwnd.on_loss(tx_seq, next);
-        let ev = p.paths.on_loss(path, now);
-        if ev == super::multipath::PathEvent::Failed {
-            self.stats.path_failures += 1;
         }
     }
 
@@ -786,33 +772,55 @@ impl Device {
         let Some(pi) = self.known_peer(from, epoch, false) else {
             return;
         };
-        let Some(p) = self.peers.get_mut(ix(pi)) else {
+        // Split borrows: the peer's window and the completion side are
+        // disjoint, so acked sends complete inline with no buffering.
+        let Device {
+            peers,
+            pool,
+            qps,
+            cqs,
+            stats,
+            ..
+        } = self;
+        let Some(p) = peers.get_mut(ix(pi)) else {
             return;
         };
         // cum may lag behind una (reordered ack) but never pass next_psn.
         let (una, next) = (p.tx.una, p.tx.next_psn);
         if cum.wrapping_sub(una) > next.wrapping_sub(una) && !super::psn_lt(cum, una) {
-            self.stats.drop_bad_ack += 1;
+            stats.drop_bad_ack += 1;
             return;
         }
-        self.stats.rx_acks += 1;
+        stats.rx_acks += 1;
+        let mut done = Completer {
+            pool,
+            qps,
+            cqs,
+            stats,
+        };
         // The newest transmission this ack covers most likely triggered it:
         // sample the RTT from it alone, and not at all if it was a resend
         // (Karn). Older packets it newly covers may have had their own ack
         // lost and would inflate the estimate.
         let mut newest: Option<(u64, u64, bool)> = None; // (tx_seq, sent_at, resent)
         let mut acked: u32 = 0;
-        let mut psn = una;
-        let mut removed = smallvec::SmallVec::<[(u32, u8); 64]>::new();
-        // Cumulative part.
-        while super::psn_lt(psn, cum) {
-            if let Some(r) = p.tx.remove(psn) {
-                removed.push((r.buf, r.path));
-                if newest.is_none_or(|(s, _, _)| r.tx_seq > s) {
-                    newest = Some((r.tx_seq, r.sent_at, r.retransmitted));
-                }
-                p.tx.highest_acked_tx = p.tx.highest_acked_tx.max(r.tx_seq);
+        let mut ack_one = |p: &mut Peer, psn: u32| {
+            let Some(r) = p.tx.remove(psn) else { return };
+            acked += 1;
+            if newest.is_none_or(|(s, _, _)| r.tx_seq > s) {
+                newest = Some((r.tx_seq, r.sent_at, r.retransmitted));
             }
+            p.tx.highest_acked_tx = p.tx.highest_acked_tx.max(r.tx_seq);
+            p.cwnd.on_ack();
+            if p.paths.on_ack(r.path) == PathEvent::Recovered {
+                done.stats.path_recoveries += 1;
+            }
+            done.send(r.buf, WcStatus::Success);
+        };
+        // Cumulative part.
+        let mut psn = una;
+        while super::psn_lt(psn, cum) {
+            ack_one(p, psn);
             psn = psn.wrapping_add(1);
         }
         // Selective part: bit j of word k is PSN cum+1+64k+j.
@@ -821,47 +829,31 @@ impl Device {
             while bits != 0 {
                 let j = bits.trailing_zeros();
                 bits &= bits - 1;
-                let psn = cum.wrapping_add(1 + 64 * k + j);
-                if let Some(r) = p.tx.remove(psn) {
-                    removed.push((r.buf, r.path));
-                    if newest.is_none_or(|(s, _, _)| r.tx_seq > s) {
-                        newest = Some((r.tx_seq, r.sent_at, r.retransmitted));
-                    }
-                    p.tx.highest_acked_tx = p.tx.highest_acked_tx.max(r.tx_seq);
-                }
+                ack_one(p, cum.wrapping_add(1 + 64 * k + j));
             }
         }
         if let Some((_, sent_at, false)) = newest {
             p.rtt.sample(now.saturating_sub(sent_at));
-        }
-        for &(_, path) in &removed {
-            acked += 1;
-            p.cwnd.on_ack();
-            if p.paths.on_ack(path) == super::multipath::PathEvent::Recovered {
-                self.stats.path_recoveries += 1;
-            }
         }
         if acked > 0 {
             p.rtt.progress();
             p.consecutive_timeouts = 0;
         }
         p.tx.advance_una();
-        // Fast retransmit: the oldest transmission is lost once DUPTHRESH later
-        // ones were acked and it is older than 1.5 smoothed RTTs (reordering allowance).
+        // Fast retransmit: the oldest transmission is lost once DUPTHRESH
+        // later ones were acked and it is older than 1.5 smoothed RTTs
+        // (reordering allowance for multipath).
         let min_age = p.rtt.srtt().map_or(0, |s| s + s / 2);
-        let mut lost = smallvec::SmallVec::<[(u8, u64); 16]>::new();
         while let Some(psn) = p.tx.fast_lost(DUPTHRESH, now, min_age) {
-            match p.tx.mark_lost(psn) {
-                Some(x) => lost.push(x),
-                None => break,
+            let Some((path, tx_seq)) = p.tx.mark_lost(psn) else {
+                break;
+            };
+            stats.fast_retransmits += 1;
+            let next_tx = p.tx.tx_count;
+            p.cwnd.on_loss(tx_seq, next_tx);
+            if p.paths.on_loss(path, now) == PathEvent::Failed {
+                stats.path_failures += 1;
             }
-        }
-        for &(path, tx_seq) in &lost {
-            self.stats.fast_retransmits += 1;
-            self.on_lost(pi, path, tx_seq, now);
-        }
-        for (buf, _) in removed {
-            self.complete_send(buf, WcStatus::Success);
         }
         self.mark_ready(pi);
     }
@@ -887,7 +879,7 @@ impl Device {
         // Any answer proves the peer and this path alive.
         p.consecutive_timeouts = 0;
         p.rtt.progress();
-        if p.paths.on_ack(slot.path) == super::multipath::PathEvent::Recovered {
+        if p.paths.on_ack(slot.path) == PathEvent::Recovered {
             self.stats.path_recoveries += 1;
         }
         let status = match reason {
@@ -940,14 +932,17 @@ impl Device {
                 continue;
             };
             let rto = p.rtt.rto();
-            let mut lost = smallvec::SmallVec::<[(u8, u64); 16]>::new();
+            let mut lost = 0u32;
             while let Some(psn) = p.tx.expired(now, rto) {
-                match p.tx.mark_lost(psn) {
-                    Some(x) => lost.push(x),
-                    None => break,
+                let Some((path, _)) = p.tx.mark_lost(psn) else {
+                    break;
+                };
+                lost += 1;
+                if p.paths.on_loss(path, now) == PathEvent::Failed {
+                    self.stats.path_failures += 1;
                 }
             }
-            if lost.is_empty() {
+            if lost == 0 {
                 continue;
             }
             self.stats.rto_events += 1;
@@ -956,11 +951,6 @@ impl Device {
             p.cwnd.on_timeout(next);
             p.consecutive_timeouts += 1;
             let give_up = p.consecutive_timeouts > retry_limit;
-            for &(path, _) in &lost {
-                if p.paths.on_loss(path, now) == super::multipath::PathEvent::Failed {
-                    self.stats.path_failures += 1;
-                }
-            }
             if give_up {
                 self.fail_peer(pi, WcStatus::RetryExceeded);
             } else {
@@ -1007,7 +997,7 @@ impl Device {
     fn next_transmit(&mut self, now: u64, out: &mut [u8]) -> Option<Transmit> {
         while let Some((pi, psn, reason)) = self.nak_queue.pop_front() {
             let Some(p) = self.peer_mut(pi) else { continue };
-            let (dst, path) = (p.addr.socket(), p.paths.choose(now, None));
+            let (dst, path) = (p.addr.socket(), p.paths.choose_live());
             let r = self.header(PacketType::Nak, 0, path, Body::Nak { psn, reason }, 0);
             let len = r.emit(out, &[])?;
             self.stats.tx_naks += 1;
@@ -1020,7 +1010,7 @@ impl Device {
             p.rx_unacked = 0;
             let (words, sack) = p.rx.sack();
             let cum = p.rx.cum;
-            let (dst, path) = (p.addr.socket(), p.paths.choose(now, None));
+            let (dst, path) = (p.addr.socket(), p.paths.choose_live());
             let body = Body::Ack {
                 cum_psn: cum,
                 sack_words: words,
@@ -1044,11 +1034,9 @@ impl Device {
                 path + 1
             };
             let Some(b) = self.pool.get(id) else { continue };
-            let Some(dst) = self
-                .peers
-                .get(usize::try_from(b.peer).ok()?)
-                .map(|p| p.addr.socket())
-            else {
+            // AHs always name a peer entry, and peers are never removed.
+            let Some(dst) = self.peers.get(ix(b.peer)).map(|p| p.addr.socket()) else {
+                self.complete_send(id, WcStatus::RemoteError);
                 continue;
             };
             let body = Body::Data {
@@ -1122,6 +1110,39 @@ impl Device {
         let len = r.emit(out, &b.data)?;
         self.stats.tx_data += 1;
         Some(Transmit { path, dst, len })
+    }
+}
+
+/// The parts of a device that completing a send touches, borrowed apart
+/// from the peers so acks can complete sends while walking a peer's window.
+struct Completer<'a> {
+    pool: &'a mut Pool,
+    qps: &'a mut Table<QpEntry>,
+    cqs: &'a mut Table<CqEntry>,
+    stats: &'a mut Stats,
+}
+
+impl Completer<'_> {
+    fn send(&mut self, id: u32, status: WcStatus) {
+        let Some(b) = self.pool.get(id) else { return };
+        let (wr_id, qpn, len) = (b.wr_id, b.src_qpn, b.data.len());
+        self.pool.release(id);
+        let Some(q) = self.qps.get_mut(qpn) else {
+            return;
+        };
+        q.sq_outstanding = q.sq_outstanding.saturating_sub(1);
+        self.stats.send_completions += 1;
+        if let Some(cq) = self.cqs.get_mut(q.send_cq) {
+            cq.entries.push_back(completion(
+                wr_id,
+                qpn,
+                status,
+                Opcode::Send,
+                len,
+                None,
+                None,
+            ));
+        }
     }
 }
 

@@ -81,6 +81,21 @@ impl Paths {
             .unwrap_or(0)
     }
 
+    /// Picks a live path for a control packet (ACK/NAK). Never a probe: a
+    /// control packet is not acknowledged, so it could not tell whether the
+    /// path works, and it would use up the data packets' probe slot.
+    pub fn choose_live(&mut self) -> u8 {
+        let n = self.n;
+        for _ in 0..n {
+            let p = self.next;
+            self.next = if p + 1 >= n { 0 } else { p + 1 };
+            if !self.is_dead(p) {
+                return p;
+            }
+        }
+        0
+    }
+
     /// A packet sent on `p` was acknowledged.
     pub fn on_ack(&mut self, p: u8) -> PathEvent {
         let Some(s) = self.st(p) else {
@@ -159,6 +174,11 @@ mod tests {
         assert_eq!(p.on_loss(1, 0), PathEvent::None);
         assert_eq!(p.alive(), 1);
         assert_eq!(p.choose(1, None), 1);
+        let mut r = Paths::new(3, 1, 10);
+        r.on_loss(1, 0);
+        for _ in 0..6 {
+            assert_ne!(r.choose_live(), 1, "control packets never probe");
+        }
         let mut q = Paths::new(3, 5, 1000);
         for _ in 0..6 {
             assert_ne!(q.choose(0, Some(1)), 1);

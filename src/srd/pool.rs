@@ -23,15 +23,19 @@ pub(crate) struct Pool {
     free: Vec<u32>,
     cap: u32,
     in_use: u32,
+    /// Capacity given to each buffer when first created (max payload), so
+    /// it never grows afterwards.
+    buf_size: usize,
 }
 
 impl Pool {
-    pub fn new(cap: u32) -> Self {
+    pub fn new(cap: u32, buf_size: usize) -> Self {
         Pool {
             bufs: Vec::new(),
             free: Vec::new(),
             cap,
             in_use: 0,
+            buf_size,
         }
     }
 
@@ -53,7 +57,7 @@ impl Pool {
             Some(id) => id,
             None if self.allocated() < self.cap => {
                 self.bufs.push(TxBuf {
-                    data: Vec::new(),
+                    data: Vec::with_capacity(self.buf_size),
                     wr_id: 0,
                     src_qpn: 0,
                     dst_qpn: 0,

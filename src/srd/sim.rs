@@ -216,13 +216,11 @@ impl Sim {
     pub fn flush(&mut self) {
         let mut out = std::mem::take(&mut self.out);
         for i in 0..self.devices.len() {
-            loop {
-                let Some(dev) = self.devices.get_mut(i) else {
-                    break;
-                };
-                let Some(t) = dev.poll_transmit(self.now, &mut out) else {
-                    break;
-                };
+            while let Some(t) = self
+                .devices
+                .get_mut(i)
+                .and_then(|d| d.poll_transmit(self.now, &mut out))
+            {
                 let len = t.len.min(out.len());
                 self.route(i, t.path, t.dst, out.get_mut(..len).unwrap_or(&mut []));
             }

@@ -1,5 +1,5 @@
 //! CRC32C (Castagnoli, reflected polynomial 0x82F63B78), table driven,
-//! slicing-by-8, in plain safe Rust.
+//! slicing-by-16, in plain safe Rust.
 //!
 //! Why CRC32C: UDP's 16-bit ones'-complement sum misses many multi-bit errors
 //! (and is often offloaded or zero on loopback), so the SRD header carries a
@@ -7,18 +7,39 @@
 //! the polynomial iSCSI, ext4 and SCTP use; hardware has it, should we later
 //! add an optional accelerated path in a backend.
 
+use std::sync::OnceLock;
+
 const POLY: u32 = 0x82F6_3B78;
+
+/// A raw CRC32C update (state in, state out; no pre/post inversion), e.g.
+/// over the SSE4.2 `crc32` or ARMv8 `crc32c` instructions. Those need
+/// `unsafe` (runtime feature detection), which this module may not contain,
+/// so a backend installs one; the table-driven code is the fallback.
+pub type UpdateFn = fn(u32, &[u8]) -> u32;
+
+static ACCELERATED: OnceLock<UpdateFn> = OnceLock::new();
+
+/// Installs an accelerated update for the whole process. Returns false if
+/// one was already installed. The function must compute exactly CRC32C.
+pub fn install_accelerated(f: UpdateFn) -> bool {
+    ACCELERATED.set(f).is_ok()
+}
+
+/// Is an accelerated update installed?
+pub fn accelerated() -> bool {
+    ACCELERATED.get().is_some()
+}
 
 /// `t[s][i]` is the CRC state after feeding byte `i` and then `s` zero bytes,
 /// i.e. `8 * (s + 1)` single-bit reduction steps starting from `i`.
-const fn make_tables() -> [[u32; 256]; 8] {
-    let mut t = [[0u32; 256]; 8];
+const fn make_tables() -> [[u32; 256]; 16] {
+    let mut t = [[0u32; 256]; 16];
     let mut i = 0usize;
     let mut v = 0u32; // == i, kept in parallel so no integer cast is needed
     while i < 256 {
         let mut crc = v;
         let mut s = 0;
-        while s < 8 {
+        while s < 16 {
             let mut k = 0;
             while k < 8 {
                 crc = if crc & 1 != 0 {
@@ -37,7 +58,7 @@ const fn make_tables() -> [[u32; 256]; 8] {
     t
 }
 
-static TABLES: [[u32; 256]; 8] = make_tables();
+static TABLES: [[u32; 256]; 16] = make_tables();
 
 /// Running CRC32C state, so a checksum can cover discontiguous pieces (the
 /// header with its checksum field zeroed, then the payload) without a copy.
@@ -56,30 +77,52 @@ impl Crc32c {
     }
 
     pub fn update(&mut self, data: &[u8]) {
-        let t = &TABLES;
-        let mut crc = self.0;
-        let mut chunks = data.chunks_exact(8);
-        for c in &mut chunks {
-            let lo = u32::from_le_bytes([c[0], c[1], c[2], c[3]]) ^ crc;
-            let hi = u32::from_le_bytes([c[4], c[5], c[6], c[7]]);
-            crc = t[7][usize::from(lo.to_le_bytes()[0])]
-                ^ t[6][usize::from(lo.to_le_bytes()[1])]
-                ^ t[5][usize::from(lo.to_le_bytes()[2])]
-                ^ t[4][usize::from(lo.to_le_bytes()[3])]
-                ^ t[3][usize::from(hi.to_le_bytes()[0])]
-                ^ t[2][usize::from(hi.to_le_bytes()[1])]
-                ^ t[1][usize::from(hi.to_le_bytes()[2])]
-                ^ t[0][usize::from(hi.to_le_bytes()[3])];
+        if let Some(f) = ACCELERATED.get() {
+            self.0 = f(self.0, data);
+            return;
         }
-        for &b in chunks.remainder() {
-            crc = (crc >> 8) ^ t[0][usize::from(crc.to_le_bytes()[0] ^ b)];
-        }
-        self.0 = crc;
+        self.0 = update_tables(self.0, data);
     }
 
     pub fn finish(self) -> u32 {
         !self.0
     }
+}
+
+/// The portable raw update: slicing-by-16 over 16 KiB of tables.
+pub fn update_tables(state: u32, data: &[u8]) -> u32 {
+    let t = &TABLES;
+    let mut crc = state;
+    let mut chunks = data.chunks_exact(16);
+    for c in &mut chunks {
+        // A fixed-size array lets the compiler drop every bounds check.
+        let Ok(c) = <&[u8; 16]>::try_from(c) else {
+            break;
+        };
+        let x = crc.to_le_bytes();
+        let i = |k: usize| usize::from(c[k]);
+        let j = |k: usize| usize::from(c[k] ^ x[k]);
+        crc = t[15][j(0)]
+            ^ t[14][j(1)]
+            ^ t[13][j(2)]
+            ^ t[12][j(3)]
+            ^ t[11][i(4)]
+            ^ t[10][i(5)]
+            ^ t[9][i(6)]
+            ^ t[8][i(7)]
+            ^ t[7][i(8)]
+            ^ t[6][i(9)]
+            ^ t[5][i(10)]
+            ^ t[4][i(11)]
+            ^ t[3][i(12)]
+            ^ t[2][i(13)]
+            ^ t[1][i(14)]
+            ^ t[0][i(15)];
+    }
+    for &b in chunks.remainder() {
+        crc = (crc >> 8) ^ t[0][usize::from(crc.to_le_bytes()[0] ^ b)];
+    }
+    crc
 }
 
 /// CRC32C of one contiguous buffer.

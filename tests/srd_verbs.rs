@@ -1,0 +1,303 @@
+//! The verbs face of the SRD device: object lifetimes, the QP state machine,
+//! bounded queues and argument checks (docs/srd-spec.md §2, §5).
+
+use srd_fi::srd::sim::device_addr;
+use srd_fi::srd::{
+    Access, Device, DeviceConfig, QpAttr, QpState, QpType, RecvWr, SendWr, SrdError, WcStatus,
+};
+
+fn device() -> Device {
+    Device::new(DeviceConfig {
+        addr: device_addr(0),
+        sq_depth: 4,
+        rq_depth: 2,
+        tx_buffers: 6,
+        max_payload: 100,
+        ..DeviceConfig::default()
+    })
+    .unwrap()
+}
+
+#[test]
+fn config_is_validated() {
+    let bad = [
+        DeviceConfig {
+            paths: 0,
+            ..DeviceConfig::default()
+        },
+        DeviceConfig {
+            paths: 17,
+            ..DeviceConfig::default()
+        },
+        DeviceConfig {
+            max_payload: 65_535,
+            ..DeviceConfig::default()
+        },
+        DeviceConfig {
+            window: 2048,
+            ..DeviceConfig::default()
+        },
+        DeviceConfig {
+            window: 300,
+            ..DeviceConfig::default()
+        },
+        DeviceConfig {
+            min_rto: 10,
+            max_rto: 5,
+            ..DeviceConfig::default()
+        },
+    ];
+    for c in bad {
+        assert_eq!(Device::new(c).unwrap_err(), SrdError::InvalidArg);
+    }
+    let d = Device::new(DeviceConfig::default()).unwrap();
+    assert_eq!(d.max_datagram(), d.max_payload() + 40);
+}
+
+#[test]
+fn qp_state_machine_gates_verbs() {
+    let mut d = device();
+    let pd = d.alloc_pd().unwrap();
+    let cq = d.create_cq(6).unwrap();
+    let attr = QpAttr {
+        pd,
+        qp_type: QpType::Srd,
+        qkey: 1,
+        send_cq: cq,
+        recv_cq: cq,
+        sq_depth: 0,
+        rq_depth: 0,
+    };
+    let qp = d.create_qp(attr).unwrap();
+    let ah = d.create_ah(pd, device_addr(1)).unwrap();
+    let wr = |data: &'static [u8]| SendWr {
+        wr_id: 1,
+        ah,
+        remote_qpn: 5,
+        remote_qkey: 1,
+        data,
+    };
+    assert_eq!(d.qp_state(qp), Some(QpState::Reset));
+    assert_eq!(
+        d.post_recv(
+            qp,
+            RecvWr {
+                wr_id: 0,
+                buf: vec![]
+            }
+        )
+        .unwrap_err(),
+        SrdError::InvalidState
+    );
+    assert_eq!(
+        d.post_send(qp, wr(b"x")).unwrap_err(),
+        SrdError::InvalidState
+    );
+    assert_eq!(
+        d.modify_qp(qp, QpState::Rts).unwrap_err(),
+        SrdError::InvalidTransition
+    );
+    d.modify_qp(qp, QpState::Init).unwrap();
+    d.post_recv(
+        qp,
+        RecvWr {
+            wr_id: 10,
+            buf: vec![1; 8],
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        d.post_send(qp, wr(b"x")).unwrap_err(),
+        SrdError::InvalidState
+    );
+    d.modify_qp(qp, QpState::Rtr).unwrap();
+    assert_eq!(
+        d.post_send(qp, wr(b"x")).unwrap_err(),
+        SrdError::InvalidState
+    );
+    d.modify_qp(qp, QpState::Rts).unwrap();
+    d.post_recv(
+        qp,
+        RecvWr {
+            wr_id: 11,
+            buf: vec![2; 8],
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        d.post_recv(
+            qp,
+            RecvWr {
+                wr_id: 12,
+                buf: vec![]
+            }
+        )
+        .unwrap_err(),
+        SrdError::QueueFull
+    );
+    assert_eq!(
+        d.post_send(qp, wr(&[0; 101])).unwrap_err(),
+        SrdError::TooLong
+    );
+    for _ in 0..4 {
+        d.post_send(qp, wr(b"hello")).unwrap();
+    }
+    assert_eq!(d.send_room(qp), 0);
+    assert_eq!(d.post_send(qp, wr(b"x")).unwrap_err(), SrdError::QueueFull);
+    // ERR flushes every WR; receive buffers come back.
+    d.modify_qp(qp, QpState::Err).unwrap();
+    let mut flushed = Vec::new();
+    while let Some(c) = d.poll_cq(cq) {
+        assert_eq!(c.status, WcStatus::Flushed);
+        flushed.push(c);
+    }
+    assert_eq!(flushed.len(), 6);
+    let bufs: Vec<Vec<u8>> = flushed.into_iter().filter_map(|c| c.buf).collect();
+    assert_eq!(bufs, vec![vec![1; 8], vec![2; 8]]);
+    assert_eq!(d.usage().tx_buffers_in_use, 0);
+    assert_eq!(d.send_room(qp), 4);
+    assert_eq!(
+        d.post_recv(
+            qp,
+            RecvWr {
+                wr_id: 0,
+                buf: vec![]
+            }
+        )
+        .unwrap_err(),
+        SrdError::InvalidState
+    );
+    assert_eq!(
+        d.modify_qp(qp, QpState::Rts).unwrap_err(),
+        SrdError::InvalidTransition
+    );
+    d.modify_qp(qp, QpState::Reset).unwrap();
+    d.modify_qp(qp, QpState::Init).unwrap();
+}
+
+#[test]
+fn objects_are_checked_and_bounded() {
+    let mut d = device();
+    let pd = d.alloc_pd().unwrap();
+    let pd2 = d.alloc_pd().unwrap();
+    let cq = d.create_cq(6).unwrap();
+    let small = d.create_cq(5).unwrap();
+    let attr = QpAttr {
+        pd,
+        qp_type: QpType::Ud,
+        qkey: 1,
+        send_cq: small,
+        recv_cq: small,
+        sq_depth: 0,
+        rq_depth: 0,
+    };
+    assert_eq!(
+        d.create_qp(attr).unwrap_err(),
+        SrdError::InvalidArg,
+        "CQ too small for SQ+RQ"
+    );
+    let qp = d
+        .create_qp(QpAttr {
+            send_cq: cq,
+            recv_cq: cq,
+            ..attr
+        })
+        .unwrap();
+    assert_eq!(d.destroy_cq(cq).unwrap_err(), SrdError::Busy);
+    assert_eq!(d.dealloc_pd(pd).unwrap_err(), SrdError::Busy);
+    let ah2 = d.create_ah(pd2, device_addr(1)).unwrap();
+    for s in [QpState::Init, QpState::Rtr, QpState::Rts] {
+        d.modify_qp(qp, s).unwrap();
+    }
+    let wr = SendWr {
+        wr_id: 1,
+        ah: ah2,
+        remote_qpn: 1,
+        remote_qkey: 1,
+        data: b"",
+    };
+    assert_eq!(
+        d.post_send(qp, wr).unwrap_err(),
+        SrdError::InvalidAh,
+        "AH of another PD"
+    );
+    d.destroy_ah(ah2).unwrap();
+    assert_eq!(d.destroy_ah(ah2).unwrap_err(), SrdError::InvalidAh);
+    d.destroy_qp(qp).unwrap();
+    assert_eq!(
+        d.modify_qp(qp, QpState::Err).unwrap_err(),
+        SrdError::InvalidQp
+    );
+    assert!(d.poll_cq(cq).is_none());
+    d.destroy_cq(cq).unwrap();
+    d.dealloc_pd(pd2).unwrap();
+
+    let mr = d
+        .reg_mr(pd, 0x1000, 0x100, Access::LOCAL_WRITE | Access::REMOTE_READ)
+        .unwrap();
+    assert_ne!(mr.lkey, mr.rkey);
+    assert!(
+        d.check_mr(pd, mr.lkey, false, 0x1000, 0x100, Access::LOCAL_WRITE)
+            .is_ok()
+    );
+    assert!(
+        d.check_mr(pd, mr.rkey, true, 0x1080, 0x10, Access::REMOTE_READ)
+            .is_ok()
+    );
+    let denied = [
+        d.check_mr(pd, mr.rkey, true, 0x1080, 0x10, Access::REMOTE_WRITE),
+        d.check_mr(pd, mr.rkey, true, 0x10f0, 0x20, Access::REMOTE_READ),
+        d.check_mr(pd, mr.lkey, true, 0x1000, 1, Access::REMOTE_READ),
+        d.check_mr(pd, mr.rkey, false, 0x1000, 1, Access::default()),
+        d.check_mr(pd, mr.lkey, false, u64::MAX, 2, Access::default()),
+    ];
+    assert!(
+        denied.iter().all(|r| *r == Err(SrdError::AccessDenied)),
+        "{denied:?}"
+    );
+    d.dereg_mr(mr.lkey).unwrap();
+    assert_eq!(
+        d.check_mr(pd, mr.lkey, false, 0x1000, 1, Access::default()),
+        Err(SrdError::AccessDenied)
+    );
+}
+
+#[test]
+fn send_buffer_pool_is_shared_and_bounded() {
+    let mut d = device();
+    let pd = d.alloc_pd().unwrap();
+    let cq = d.create_cq(12).unwrap();
+    let ah = d.create_ah(pd, device_addr(1)).unwrap();
+    let mut qps = Vec::new();
+    for _ in 0..2 {
+        let attr = QpAttr {
+            pd,
+            qp_type: QpType::Srd,
+            qkey: 1,
+            send_cq: cq,
+            recv_cq: cq,
+            sq_depth: 0,
+            rq_depth: 0,
+        };
+        let qp = d.create_qp(attr).unwrap();
+        for s in [QpState::Init, QpState::Rtr, QpState::Rts] {
+            d.modify_qp(qp, s).unwrap();
+        }
+        qps.push(qp);
+    }
+    let wr = SendWr {
+        wr_id: 1,
+        ah,
+        remote_qpn: 1,
+        remote_qkey: 1,
+        data: b"abc",
+    };
+    for _ in 0..4 {
+        d.post_send(qps[0], wr).unwrap();
+    }
+    assert_eq!(d.send_room(qps[1]), 2, "6 pool buffers, 4 taken");
+    d.post_send(qps[1], wr).unwrap();
+    d.post_send(qps[1], wr).unwrap();
+    assert_eq!(d.post_send(qps[1], wr).unwrap_err(), SrdError::QueueFull);
+    assert_eq!(d.usage().tx_buffers_in_use, 6);
+}
