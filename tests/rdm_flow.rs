@@ -348,3 +348,50 @@ fn malformed_packets_are_dropped_and_counted() {
     let c = rc.iter().find(|c| c.context == 1).unwrap();
     assert_eq!(c.iov.as_ref().unwrap().to_vec(), pattern(1, 100));
 }
+
+#[test]
+fn peer_with_another_version_fails_sends_clearly() {
+    let mut net = Net::new(2, 55, cfg);
+    let p = net.peer(0, 1);
+    net.eps[0]
+        .tsend(net.now, p, owned(200_000), 1, None, 1, 0)
+        .unwrap();
+    net.run(100);
+    let mut b = [0u8; 64];
+    let hs = w::HandshakeRepr {
+        flags: 0,
+        max_version: 2,
+        window: 16,
+        features: 0,
+    };
+    let n = w::emit_handshake(&mut b, &hs, &rdm_common::addr(1));
+    b[0] = 2;
+    assert_eq!(net.inject_raw(0, Some(1), &b[..n]), PacketOutcome::Dropped);
+    let c = net.eps[0].poll_completion().unwrap();
+    let e = c.err.unwrap();
+    assert_eq!(
+        (e.errno, e.prov_errno),
+        (FI_EIO, srd_fi::rdm::PROV_ERR_VERSION)
+    );
+    assert_eq!(net.eps[0].stats().bad_version, 1);
+}
+
+#[test]
+fn removed_peer_is_reported_as_unknown_source() {
+    let mut net = Net::new(2, 57, cfg);
+    let p01 = net.peer(0, 1);
+    let p10 = net.peer(1, 0);
+    net.eps[1].remove_peer(p10).unwrap();
+    net.eps[1]
+        .trecv(net.now, owned(8), None, 1, 0, 1, 0)
+        .unwrap();
+    net.eps[0]
+        .tsend(net.now, p01, UserIov::from_vec(vec![4]), 1, None, 1, 0)
+        .unwrap();
+    net.run(1000);
+    let c = &net.take(1)[0];
+    assert_eq!(c.err.as_ref().unwrap().errno, FI_EADDRNOTAVAIL);
+    assert_eq!(c.err.as_ref().unwrap().err_data, rdm_common::addr(0));
+    // Re-inserting gives the same index back, with its state.
+    assert_eq!(net.eps[1].insert_peer(&rdm_common::addr(0)), Ok(p10));
+}

@@ -211,6 +211,11 @@ pub struct Stats {
     pub errors_after_inject: u64,
 }
 
+/// Largest medium message any peer may send (Config::medium_max is clamped
+/// to it): receivers refuse larger ones, which bounds what one unsolicited
+/// message can make them store.
+pub const MAX_MEDIUM: usize = 4 << 20;
+
 /// Provider errno for completions failed by an incompatible peer version.
 pub const PROV_ERR_VERSION: i32 = 1;
 /// Provider errno for handshake timeouts.

@@ -121,7 +121,8 @@ impl Default for ChunkList {
 }
 
 /// Data of messages that have no receive buffer yet, one chunk per packet.
-/// Chunk buffers keep their capacity when recycled.
+/// Chunk buffers keep their capacity when recycled, so the steady state
+/// allocates nothing.
 #[derive(Debug)]
 pub struct ChunkStore {
     chunks: Slab<Chunk>,
@@ -130,31 +131,19 @@ pub struct ChunkStore {
 }
 
 impl ChunkStore {
-    pub fn new(max_chunks: usize, buf_cap: usize) -> Self {
+    /// `expected`: chunks usually held at once (initial sizing only).
+    pub fn new(expected: usize, buf_cap: usize) -> Self {
         ChunkStore {
-            chunks: Slab::with_capacity(max_chunks),
-            spare: Vec::with_capacity(max_chunks),
+            chunks: Slab::with_capacity(expected),
+            spare: Vec::with_capacity(expected),
             buf_cap,
         }
     }
 
-    pub fn is_full(&self) -> bool {
-        self.chunks.is_full()
-    }
-
-    /// Appends a copy of `data` (at message `offset`) to `list`; false
-    /// when the store is full.
-    pub fn push(&mut self, list: &mut ChunkList, offset: u64, data: &[u8]) -> bool {
-        if self.chunks.is_full() {
-            return false;
-        }
-        self.push_force(list, offset, data);
-        true
-    }
-
-    /// Appends even past the limit (out-of-order data, bounded by the
-    /// credit window: see `Slab::insert_force`).
-    pub fn push_force(&mut self, list: &mut ChunkList, offset: u64, data: &[u8]) {
+    /// Appends a copy of `data` (at message `offset`) to `list`. The
+    /// caller bounds how much is stored (budgets in `rx`); the store only
+    /// recycles buffers.
+    pub fn push(&mut self, list: &mut ChunkList, offset: u64, data: &[u8]) {
         let mut buf = self
             .spare
             .pop()
@@ -208,15 +197,16 @@ mod tests {
     }
 
     #[test]
-    fn chunks_drain_in_order_and_bound() {
-        let mut st = ChunkStore::new(2, 16);
+    fn chunks_drain_in_order_and_recycle() {
+        let mut st = ChunkStore::new(1, 16);
         let mut l = ChunkList::default();
-        assert!(st.push(&mut l, 5, b"xy"));
-        assert!(st.push(&mut l, 0, b"abcde"));
-        assert!(!st.push(&mut l, 7, b"z"));
+        st.push(&mut l, 5, b"xy");
+        st.push(&mut l, 0, b"abcde");
         let mut got = vec![];
         st.drain(&mut l, |o, d| got.push((o, d.to_vec())));
         assert_eq!(got, vec![(5, b"xy".to_vec()), (0, b"abcde".to_vec())]);
-        assert!(st.push(&mut l, 0, b"q"));
+        assert_eq!(st.spare.len(), 2);
+        st.push(&mut l, 0, b"q");
+        assert_eq!(st.spare.len(), 1);
     }
 }
