@@ -3,7 +3,9 @@
 //! - `matcher/exact/N`: a message matched against N posted exact-tag
 //!   receives (hash lookup), the receive unposted and reposted.
 //! - `matcher/wildcard/N`: the same with N receives that all have ignore
-//!   bits, the match at a random position (a post-ordered list scan).
+//!   bits (low 16 bits), each a different masked tag.
+//! - `matcher/directed_any_tag/N`: N receives, one per source, ignoring
+//!   every tag bit (MPI_Recv(k, MPI_ANY_TAG) from N ranks).
 //! - `endpoint/eager/N`: a whole eager message through two endpoints
 //!   (send, poll_transmit, handle_packet, match, completions) with N
 //!   receives posted.
@@ -58,6 +60,20 @@ fn matcher(c: &mut Criterion) {
                 m.unpost(h);
                 // Reposted at the end: the list order keeps rotating.
                 m.post(r << 16, 0xffff, None, v);
+            });
+        });
+        g.bench_with_input(BenchmarkId::new("directed_any_tag", n), &n, |b, &n| {
+            // MPI_Recv(source k, MPI_ANY_TAG) from N sources at once.
+            let mut m = Matcher::new(n as usize + 1, 16);
+            for s in 0..n {
+                m.post(0, u64::MAX, Some(s as u32), s as u32);
+            }
+            let mut rng = Rng(0x5555_1234);
+            b.iter(|| {
+                let s = (rng.next() % n) as u32;
+                let (h, v) = m.match_posted(black_box(rng.next()), s).expect("posted");
+                m.unpost(h);
+                m.post(0, u64::MAX, Some(s), v);
             });
         });
     }

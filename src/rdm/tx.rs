@@ -57,11 +57,15 @@ impl TxError {
 }
 
 impl Endpoint {
-    /// The next datagram to send, written into `out` (at most `mtu` bytes
-    /// of it are used). Control packets go first: they unblock peers.
+    /// The next datagram to send, written into `out`, which must hold
+    /// `Config::mtu` bytes (a smaller buffer gets nothing: every packet is
+    /// built to fit the MTU, and one that did not fit would be lost).
+    /// Control packets go first: they unblock peers.
     pub fn poll_transmit(&mut self, _now: u64, out: &mut [u8]) -> Option<TxInfo> {
-        let room = out.len().min(self.cfg.mtu);
-        let out = &mut out[..room];
+        if out.len() < self.cfg.mtu {
+            return None;
+        }
+        let out = &mut out[..self.cfg.mtu];
         while let Some(c) = self.ctrl.pop_front() {
             if let Some(t) = self.emit_ctrl(c, out) {
                 return Some(t);
