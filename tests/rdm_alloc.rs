@@ -62,7 +62,15 @@ fn pump(w: &mut Wire, from: &mut Endpoint, to: &mut Endpoint, src: u32) -> usize
     n
 }
 
-fn round(a: &mut Endpoint, b: &mut Endpoint, pb: u32, pa: u32, w: &mut Wire, tx: &mut [u8], rx: &mut [u8]) {
+fn round(
+    a: &mut Endpoint,
+    b: &mut Endpoint,
+    pb: u32,
+    pa: u32,
+    w: &mut Wire,
+    tx: &mut [u8],
+    rx: &mut [u8],
+) {
     for (k, len) in [0usize, 100, 30_000, 200_000].into_iter().enumerate() {
         // SAFETY: tx and rx outlive the operations, which complete inside
         // this loop iteration, and are not touched meanwhile.
@@ -88,7 +96,8 @@ fn round(a: &mut Endpoint, b: &mut Endpoint, pb: u32, pa: u32, w: &mut Wire, tx:
         for _ in 0..10_000 {
             let moved = pump(w, a, b, pa) + pump(w, b, a, pb);
             if !posted {
-                b.trecv(0, riov.take().unwrap(), None, k as u64, 0, 1, 0).unwrap();
+                b.trecv(0, riov.take().unwrap(), None, k as u64, 0, 1, 0)
+                    .unwrap();
                 posted = true;
             }
             while let Some(c) = b.poll_completion() {
@@ -133,5 +142,9 @@ fn steady_state_allocates_nothing() {
         round(&mut a, &mut b, pb, pa, &mut w, &mut tx, &mut rx);
     }
     ARMED.store(false, Ordering::Relaxed);
-    assert_eq!(ALLOCS.load(Ordering::Relaxed), 0, "allocations in steady state");
+    assert_eq!(
+        ALLOCS.load(Ordering::Relaxed),
+        0,
+        "allocations in steady state"
+    );
 }

@@ -143,6 +143,9 @@ struct Group {
     ignore: u64,
     map: TagMap,
     count: usize,
+    /// How many of `count` are directed: lets a lookup skip the probe that
+    /// cannot hit (a probe that misses costs a cache miss or two).
+    directed: usize,
 }
 
 #[derive(Debug)]
@@ -188,7 +191,10 @@ pub type Handle = u32;
 #[derive(Debug)]
 pub struct Matcher {
     posted: Slab<Posted>,
+    /// Exact-tag receives; `exact_directed` of `exact_count` are directed.
     exact: TagMap,
+    exact_count: usize,
+    exact_directed: usize,
     /// Wildcard receives by ignore mask. Empty groups are kept (a mask
     /// comes back, and a group's map keeps its memory) up to `MAX_IDLE`.
     groups: Vec<Group>,
@@ -204,6 +210,8 @@ impl Matcher {
         Matcher {
             posted: Slab::with_capacity(max_posted),
             exact: TagMap::with_capacity_and_hasher(max_posted, Default::default()),
+            exact_count: 0,
+            exact_directed: 0,
             groups: Vec::new(),
             seq: 0,
             unexp: Slab::with_capacity(max_unexpected),
@@ -228,7 +236,10 @@ impl Matcher {
             })
             .ok()?;
         let key = (tag, src.unwrap_or(ANY));
+        let directed = usize::from(src.is_some());
         if ignore == 0 {
+            self.exact_count += 1;
+            self.exact_directed += directed;
             map_push(&mut self.exact, &mut self.posted, key, i, posted_link);
         } else {
             let g = match self.groups.iter().position(|g| g.ignore == ignore) {
@@ -241,27 +252,36 @@ impl Matcher {
                         ignore,
                         map: TagMap::default(),
                         count: 0,
+                        directed: 0,
                     });
                     self.groups.len() - 1
                 }
             };
             let g = &mut self.groups[g];
             g.count += 1;
+            g.directed += directed;
             map_push(&mut g.map, &mut self.posted, key, i, posted_link);
         }
         Some(i)
     }
 
     pub fn unpost(&mut self, h: Handle) -> Option<u32> {
-        let (key, ignore) = {
+        let (key, ignore, directed) = {
             let p = self.posted.get(h)?;
-            ((p.tag, p.src.unwrap_or(ANY)), p.ignore)
+            (
+                (p.tag, p.src.unwrap_or(ANY)),
+                p.ignore,
+                usize::from(p.src.is_some()),
+            )
         };
         if ignore == 0 {
             map_unlink(&mut self.exact, &mut self.posted, key, h, posted_link);
+            self.exact_count -= 1;
+            self.exact_directed -= directed;
         } else if let Some(g) = self.groups.iter_mut().find(|g| g.ignore == ignore) {
             map_unlink(&mut g.map, &mut self.posted, key, h, posted_link);
             g.count -= 1;
+            g.directed -= directed;
         }
         self.posted.remove(h).map(|p| p.value)
     }
@@ -277,12 +297,18 @@ impl Matcher {
                 best = Some(c);
             }
         };
-        consider(self.head_of(&self.exact, (tag, src)));
-        consider(self.head_of(&self.exact, (tag, ANY)));
+        if self.exact_directed > 0 {
+            consider(self.head_of(&self.exact, (tag, src)));
+        }
+        if self.exact_count > self.exact_directed {
+            consider(self.head_of(&self.exact, (tag, ANY)));
+        }
         for g in &self.groups {
-            if g.count > 0 {
-                let t = tag & !g.ignore;
+            let t = tag & !g.ignore;
+            if g.directed > 0 {
                 consider(self.head_of(&g.map, (t, src)));
+            }
+            if g.count > g.directed {
                 consider(self.head_of(&g.map, (t, ANY)));
             }
         }
