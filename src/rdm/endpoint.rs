@@ -276,6 +276,12 @@ impl Endpoint {
         if self.tx.is_full() {
             return Err(RdmError::Again);
         }
+        if let Some(errno) = self.peers.get(peer).and_then(|p| p.broken) {
+            // Accepted, and failed like the operations before it.
+            let flags = FI_SEND | if tagged { FI_TAGGED } else { FI_MSG };
+            self.push_error(context, flags, errno, 0, iov);
+            return Ok(());
+        }
         let proto = proto::choose(self.cut, len);
         let report = !silent && (!self.cfg.tx_selective || flags & FI_COMPLETION != 0);
         let early = inject

@@ -585,6 +585,20 @@ impl Endpoint {
         self.msg_progress(m);
     }
 
+    /// Fails the receives still being filled by `peer` (its data will not
+    /// come: the transport gave up on it).
+    pub(super) fn fail_peer_msgs(&mut self, peer: PeerIdx, errno: i32) {
+        let mut i = 0;
+        while i < self.msgs.capacity().max(self.msg_gen.len()) as u32 {
+            if self.msgs.get(i).is_some_and(|m| {
+                m.peer == peer && matches!(m.state, MsgState::Attached(_)) && m.received < m.total
+            }) {
+                self.fail_msg(i, errno);
+            }
+            i += 1;
+        }
+    }
+
     fn free_msg(&mut self, m: u32) {
         let Some(mut msg) = self.msgs.remove(m) else {
             return;
