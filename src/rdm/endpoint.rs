@@ -57,6 +57,8 @@ pub(super) fn untoken(t: u64) -> (u64, u32, u32) {
     (t >> 56, ((t >> 32) & 0xff_ffff) as u32, t as u32)
 }
 
+/// One RDM endpoint. `Send` (the glue may move it between threads; it
+/// serialises calls itself), never shared: every call takes `&mut self`.
 pub struct Endpoint {
     pub(super) cfg: Config,
     pub(super) cut: Cutoffs,
@@ -402,5 +404,15 @@ impl Endpoint {
     /// Bytes held for unexpected and out-of-order messages.
     pub fn stored_bytes(&self) -> (usize, usize) {
         (self.unexp_bytes, self.reorder_bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn endpoint_is_send() {
+        fn send<T: Send>() {}
+        send::<super::Endpoint>();
+        send::<super::Completion>();
     }
 }

@@ -42,6 +42,16 @@
 //! protocol exchange can replace, so the worst case is the MPI-standard
 //! "unbuffered send blocks until the receive is posted".
 
+//! # Failures
+//! `on_send_complete(token, Err(_))` means the transport gave up on a
+//! datagram (SRD: retry or RNR limit exhausted). The peer's message
+//! sequence is then broken — a lost msg_id would stall its receiver — so
+//! the peer is marked broken: every operation with it completes with the
+//! error (FI_EHOSTUNREACH / FI_EIO), receives it was filling fail, and
+//! later sends to it complete with the same error at once. A peer that
+//! never answers anything (no packet, no datagram acknowledged) fails the
+//! sends toward it with FI_ETIMEDOUT after `handshake_timeout_ns`.
+
 mod endpoint;
 mod handshake;
 pub mod matcher;

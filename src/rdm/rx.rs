@@ -290,14 +290,14 @@ impl Endpoint {
                 if hdr.proto == Proto::Medium {
                     self.inflight.insert(msg_key(peer, hdr.msg_id), m);
                 }
-                self.msg_data(m, hdr.offset, payload)
+                self.first_data(m, hdr.offset, payload)
             }
             Place::Now => {
                 if hdr.proto == Proto::Medium {
                     self.inflight.insert(msg_key(peer, hdr.msg_id), m);
                 }
                 self.deliver_matched(m, matched);
-                let out = self.msg_data(m, hdr.offset, payload);
+                let out = self.first_data(m, hdr.offset, payload);
                 self.advance_peer(peer);
                 out
             }
@@ -424,6 +424,15 @@ impl Endpoint {
             }
         }
         self.msg_progress(m);
+    }
+
+    /// The data of a message's first packet. An empty one may have let the
+    /// message complete (and be freed) already.
+    fn first_data(&mut self, m: u32, off: u64, payload: &[u8]) -> PacketOutcome {
+        if payload.is_empty() {
+            return PacketOutcome::Consumed;
+        }
+        self.msg_data(m, off, payload)
     }
 
     /// Bytes of message `m` at `off`.
