@@ -265,11 +265,11 @@ fn all_to_all_eight_endpoints_any_source() {
         }
         // Receives trail the sends: many messages go unexpected first.
         if k % 3 == 0 {
-            for rr in 0..n {
-                if ctx[rr] < per * (n as u64 - 1) && rng.below(2) == 0 {
-                    ctx[rr] += 1;
+            for (rr, c) in ctx.iter_mut().enumerate() {
+                if *c < per * (n as u64 - 1) && rng.below(2) == 0 {
+                    *c += 1;
                     net.eps[rr]
-                        .trecv(net.now, owned(40_000), None, 0, u64::MAX, ctx[rr], 0)
+                        .trecv(net.now, owned(40_000), None, 0, u64::MAX, *c, 0)
                         .unwrap();
                 }
             }
