@@ -82,7 +82,8 @@ pub struct Config {
     pub medium_max: usize,
     /// Largest FI_INJECT payload (copied at post time).
     pub inject_size: usize,
-    /// Bytes of in-order messages kept before a receive is posted.
+    /// Bytes of in-order messages kept before a receive is posted, counted
+    /// as the buffers holding them (256 B for small packets, `mtu` else).
     pub unexp_max_bytes: usize,
     /// Messages kept before a receive is posted (in order or not).
     pub unexp_max_count: usize,

@@ -120,13 +120,19 @@ impl Default for ChunkList {
     }
 }
 
+/// Chunks up to this size use small buffers.
+pub const SMALL_CHUNK: usize = 256;
+
 /// Data of messages that have no receive buffer yet, one chunk per packet.
-/// Chunk buffers keep their capacity when recycled, so the steady state
-/// allocates nothing.
+/// Buffers come in two sizes (small, and one packet) and are recycled, so
+/// the steady state allocates nothing; a chunk is charged its buffer's
+/// size (`charge`), so budgets bound the memory really held, not just the
+/// payload (a 1-byte message in a 64 kB buffer is 64 kB).
 #[derive(Debug)]
 pub struct ChunkStore {
     chunks: Slab<Chunk>,
-    spare: Vec<Vec<u8>>,
+    spare_small: Vec<Vec<u8>>,
+    spare_large: Vec<Vec<u8>>,
     buf_cap: usize,
 }
 
@@ -135,8 +141,18 @@ impl ChunkStore {
     pub fn new(expected: usize, buf_cap: usize) -> Self {
         ChunkStore {
             chunks: Slab::with_capacity(expected),
-            spare: Vec::with_capacity(expected),
-            buf_cap,
+            spare_small: Vec::with_capacity(expected),
+            spare_large: Vec::with_capacity(expected),
+            buf_cap: buf_cap.max(SMALL_CHUNK + 1),
+        }
+    }
+
+    /// Bytes a chunk of `n` bytes holds.
+    pub fn charge(&self, n: usize) -> usize {
+        if n <= SMALL_CHUNK {
+            SMALL_CHUNK
+        } else {
+            self.buf_cap.max(n)
         }
     }
 
@@ -144,10 +160,15 @@ impl ChunkStore {
     /// caller bounds how much is stored (budgets in `rx`); the store only
     /// recycles buffers.
     pub fn push(&mut self, list: &mut ChunkList, offset: u64, data: &[u8]) {
-        let mut buf = self
-            .spare
-            .pop()
-            .unwrap_or_else(|| Vec::with_capacity(self.buf_cap));
+        let mut buf = if data.len() <= SMALL_CHUNK {
+            self.spare_small
+                .pop()
+                .unwrap_or_else(|| Vec::with_capacity(SMALL_CHUNK))
+        } else {
+            self.spare_large
+                .pop()
+                .unwrap_or_else(|| Vec::with_capacity(self.buf_cap))
+        };
         buf.clear();
         buf.extend_from_slice(data);
         let i = self.chunks.insert_force(Chunk {
@@ -172,7 +193,11 @@ impl ChunkStore {
             };
             f(c.offset, &c.data);
             i = c.next;
-            self.spare.push(c.data);
+            if c.data.capacity() > SMALL_CHUNK {
+                self.spare_large.push(c.data);
+            } else {
+                self.spare_small.push(c.data);
+            }
         }
         *list = ChunkList::default();
     }
@@ -205,8 +230,11 @@ mod tests {
         let mut got = vec![];
         st.drain(&mut l, |o, d| got.push((o, d.to_vec())));
         assert_eq!(got, vec![(5, b"xy".to_vec()), (0, b"abcde".to_vec())]);
-        assert_eq!(st.spare.len(), 2);
+        assert_eq!(st.spare_small.len(), 2);
         st.push(&mut l, 0, b"q");
-        assert_eq!(st.spare.len(), 1);
+        assert_eq!(st.spare_small.len(), 1);
+        st.push(&mut l, 0, &[0; 300]);
+        assert_eq!(st.charge(300), 300);
+        assert_eq!(st.charge(3), SMALL_CHUNK);
     }
 }

@@ -227,7 +227,8 @@ impl Endpoint {
             None
         };
         if in_order && matched.is_none() {
-            let room = self.unexp_bytes + n <= self.cfg.unexp_max_bytes;
+            let charge = if n > 0 { self.chunks.charge(n) } else { 0 };
+            let room = self.unexp_bytes + charge <= self.cfg.unexp_max_bytes;
             if !room
                 || self.stored_msgs >= self.cfg.unexp_max_count
                 || self.unexp_chunks >= self.max_unexp_chunks
@@ -445,23 +446,25 @@ impl Endpoint {
             MsgState::Pending => {
                 // Out of order: always stored (see `on_req`).
                 if n > 0 {
+                    let c = self.chunks.charge(n);
                     self.chunks.push(&mut msg.chunks, off, payload);
-                    msg.stored += n;
+                    msg.stored += c;
                     msg.nchunks += 1;
-                    self.reorder_bytes += n;
+                    self.reorder_bytes += c;
                 }
             }
             MsgState::Unexpected(_) | MsgState::Claimed(_) => {
                 if n > 0 {
-                    if self.unexp_bytes + n > self.cfg.unexp_max_bytes
+                    let c = self.chunks.charge(n);
+                    if self.unexp_bytes + c > self.cfg.unexp_max_bytes
                         || self.unexp_chunks >= self.max_unexp_chunks
                     {
                         return PacketOutcome::Deferred;
                     }
                     self.chunks.push(&mut msg.chunks, off, payload);
-                    msg.stored += n;
+                    msg.stored += c;
                     msg.nchunks += 1;
-                    self.unexp_bytes += n;
+                    self.unexp_bytes += c;
                     self.unexp_chunks += 1;
                 }
             }
