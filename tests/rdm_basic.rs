@@ -104,6 +104,15 @@ fn every_size_with_ethernet_mtu_and_small_cts_window() {
 }
 
 #[test]
+fn every_size_with_loopback_mtu() {
+    transfer_all_sizes(false, 4, |i| Config {
+        mtu: 65_000,
+        eager_max: 65_000,
+        ..cfg(i)
+    });
+}
+
+#[test]
 fn sas_ordering_under_reordering() {
     let mut net = Net::new(2, 7, |i| Config {
         reorder_window: 8,
