@@ -246,6 +246,11 @@ fn inject_buffer_is_reusable_at_once() {
     assert!(!sc[0].report && !sc[1].report, "fi_inject has no event");
     assert!(sc[2].report);
     assert_eq!(sc[2].context, 77);
+    assert_eq!(
+        sc[2].iov.as_ref().unwrap().to_vec(),
+        b"third",
+        "buffer handed back"
+    );
     assert!(
         net.eps[0].inject(net.now, p, &vec![0; 1000], None).is_err(),
         "over inject_size"

@@ -330,8 +330,10 @@ impl Endpoint {
             }
         }
         let op = self.tx.get_mut(idx).ok_or(RdmError::Again)?;
+        // An injected send never reads the caller's iov again.
+        let mut iov = iov;
         if !inject {
-            op.iov = iov;
+            op.iov = iov.take();
         }
         if early {
             // FI_INJECT: the buffer is free now; the completion says so.
@@ -346,7 +348,7 @@ impl Endpoint {
                 src: None,
                 report,
                 err: None,
-                iov: if inject { None } else { op.iov.take() },
+                iov: iov.take(),
             };
             self.cq.push_back(c);
         }
