@@ -104,6 +104,15 @@ fn every_size_with_ethernet_mtu_and_small_cts_window() {
 }
 
 #[test]
+fn every_size_with_loopback_mtu() {
+    transfer_all_sizes(false, 4, |i| Config {
+        mtu: 65_000,
+        eager_max: 65_000,
+        ..cfg(i)
+    });
+}
+
+#[test]
 fn sas_ordering_under_reordering() {
     let mut net = Net::new(2, 7, |i| Config {
         reorder_window: 8,
@@ -237,6 +246,11 @@ fn inject_buffer_is_reusable_at_once() {
     assert!(!sc[0].report && !sc[1].report, "fi_inject has no event");
     assert!(sc[2].report);
     assert_eq!(sc[2].context, 77);
+    assert_eq!(
+        sc[2].iov.as_ref().unwrap().to_vec(),
+        b"third",
+        "buffer handed back"
+    );
     assert!(
         net.eps[0].inject(net.now, p, &vec![0; 1000], None).is_err(),
         "over inject_size"

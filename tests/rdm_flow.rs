@@ -221,16 +221,57 @@ fn transport_failure_fails_the_send() {
         assert_eq!(c.err.as_ref().unwrap().errno, FI_EHOSTUNREACH);
     }
     assert_eq!(net.eps[0].pending_ops(), (0, 0));
-    // The path comes back: new sends work.
+    assert!(net.eps[0].stats().send_failures >= 1);
+    // The message sequence to that peer is broken (a lost msg_id would
+    // stall its receiver): later sends fail at once, they do not hang.
     net.fail_to.clear();
-    net.eps[1]
-        .trecv(net.now, owned(4), None, 1, 0, 0, 0)
-        .unwrap();
     net.eps[0]
         .tsend(net.now, p, UserIov::from_vec(vec![1, 2, 3]), 1, None, 9, 0)
         .unwrap();
+    let c = net.eps[0].poll_completion().unwrap();
+    assert_eq!((c.context, c.err.unwrap().errno), (9, FI_EHOSTUNREACH));
+    assert_eq!(c.iov.unwrap().to_vec(), vec![1, 2, 3]);
+    // Other peers are unaffected.
+    let mut net3 = Net::new(3, 52, cfg);
+    net3.fail_to.insert(1);
+    let (p1, p2) = (net3.peer(0, 1), net3.peer(0, 2));
+    net3.eps[0]
+        .tsend(net3.now, p1, owned(10), 1, None, 1, 0)
+        .unwrap();
+    net3.eps[2]
+        .trecv(net3.now, owned(10), None, 1, 0, 5, 0)
+        .unwrap();
+    net3.eps[0]
+        .tsend(net3.now, p2, owned(10), 1, None, 2, 0)
+        .unwrap();
+    net3.run(1000);
+    let mut cs = net3.take(0);
+    cs.sort_by_key(|c| c.context);
+    assert_eq!(cs[0].err.as_ref().unwrap().errno, FI_EHOSTUNREACH);
+    assert!(cs[1].err.is_none());
+    assert_eq!(net3.take(2).len(), 1);
+}
+
+#[test]
+fn failed_cts_fails_the_receive() {
+    // The receiver's CTS cannot reach the sender: the receive fails
+    // instead of waiting for data that will not come.
+    let mut net = Net::new(2, 59, cfg);
+    let p = net.peer(0, 1);
+    net.eps[0]
+        .tsend(net.now, p, owned(500_000), 1, None, 1, 0)
+        .unwrap();
+    net.run(200);
+    net.fail_to.insert(0);
+    net.eps[1]
+        .trecv(net.now, owned(500_000), None, 1, 0, 7, 0)
+        .unwrap();
     net.run(1000);
-    assert!(net.take(0)[0].err.is_none());
+    let rc = net.take(1);
+    assert_eq!(rc.len(), 1);
+    assert_eq!(rc[0].context, 7);
+    assert_eq!(rc[0].err.as_ref().unwrap().errno, FI_EHOSTUNREACH);
+    assert_eq!(net.eps[1].pending_ops(), (0, 0));
 }
 
 fn valid_req(payload: &[u8], msg_id: u32) -> Vec<u8> {
@@ -347,4 +388,51 @@ fn malformed_packets_are_dropped_and_counted() {
     let rc = net.take(1);
     let c = rc.iter().find(|c| c.context == 1).unwrap();
     assert_eq!(c.iov.as_ref().unwrap().to_vec(), pattern(1, 100));
+}
+
+#[test]
+fn peer_with_another_version_fails_sends_clearly() {
+    let mut net = Net::new(2, 55, cfg);
+    let p = net.peer(0, 1);
+    net.eps[0]
+        .tsend(net.now, p, owned(200_000), 1, None, 1, 0)
+        .unwrap();
+    net.run(100);
+    let mut b = [0u8; 64];
+    let hs = w::HandshakeRepr {
+        flags: 0,
+        max_version: 2,
+        window: 16,
+        features: 0,
+    };
+    let n = w::emit_handshake(&mut b, &hs, &rdm_common::addr(1));
+    b[0] = 2;
+    assert_eq!(net.inject_raw(0, Some(1), &b[..n]), PacketOutcome::Dropped);
+    let c = net.eps[0].poll_completion().unwrap();
+    let e = c.err.unwrap();
+    assert_eq!(
+        (e.errno, e.prov_errno),
+        (FI_EIO, srd_fi::rdm::PROV_ERR_VERSION)
+    );
+    assert_eq!(net.eps[0].stats().bad_version, 1);
+}
+
+#[test]
+fn removed_peer_is_reported_as_unknown_source() {
+    let mut net = Net::new(2, 57, cfg);
+    let p01 = net.peer(0, 1);
+    let p10 = net.peer(1, 0);
+    net.eps[1].remove_peer(p10).unwrap();
+    net.eps[1]
+        .trecv(net.now, owned(8), None, 1, 0, 1, 0)
+        .unwrap();
+    net.eps[0]
+        .tsend(net.now, p01, UserIov::from_vec(vec![4]), 1, None, 1, 0)
+        .unwrap();
+    net.run(1000);
+    let c = &net.take(1)[0];
+    assert_eq!(c.err.as_ref().unwrap().errno, FI_EADDRNOTAVAIL);
+    assert_eq!(c.err.as_ref().unwrap().err_data, rdm_common::addr(0));
+    // Re-inserting gives the same index back, with its state.
+    assert_eq!(net.eps[1].insert_peer(&rdm_common::addr(0)), Ok(p10));
 }

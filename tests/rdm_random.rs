@@ -223,3 +223,85 @@ fn random_traffic_three_endpoints_seed_2() {
 fn random_traffic_three_endpoints_seed_3() {
     run(3);
 }
+
+#[test]
+fn all_to_all_eight_endpoints_any_source() {
+    let n = 8;
+    let per = 20u64;
+    let mut net = Net::new(n, 77, |i| Config {
+        unexp_max_bytes: 300_000,
+        unexp_max_count: 64,
+        ..cfg(i)
+    });
+    net.rx_depth = 8;
+    let mut rng = Rng::new(77);
+    let mut seq = vec![vec![0u64; n]; n];
+    let mut order: Vec<(usize, usize)> = Vec::new();
+    for s in 0..n {
+        for r in 0..n {
+            if s != r {
+                for _ in 0..per {
+                    order.push((s, r));
+                }
+            }
+        }
+    }
+    for i in (1..order.len()).rev() {
+        let j = rng.below(i as u64 + 1) as usize;
+        order.swap(i, j);
+    }
+    let mut ctx = vec![0u64; n];
+    for (k, &(s, r)) in order.iter().enumerate() {
+        let len = size(&mut rng).min(40_000);
+        let data = id(s, seq[s][r], len);
+        seq[s][r] += 1;
+        let p = net.peer(s, r);
+        let iov = UserIov::from_vec(pattern(data, len));
+        while net.eps[s]
+            .tsend(net.now, p, iov_clone(&iov), 9, Some(data), data, 0)
+            .is_err()
+        {
+            net.step();
+        }
+        // Receives trail the sends: many messages go unexpected first.
+        if k % 3 == 0 {
+            for (rr, c) in ctx.iter_mut().enumerate() {
+                if *c < per * (n as u64 - 1) && rng.below(2) == 0 {
+                    *c += 1;
+                    net.eps[rr]
+                        .trecv(net.now, owned(40_000), None, 0, u64::MAX, *c, 0)
+                        .unwrap();
+                }
+            }
+            net.step();
+        }
+    }
+    for (rr, c) in ctx.iter_mut().enumerate() {
+        while *c < per * (n as u64 - 1) {
+            *c += 1;
+            net.eps[rr]
+                .trecv(net.now, owned(40_000), None, 0, u64::MAX, *c, 0)
+                .unwrap();
+        }
+    }
+    net.run(1_000_000);
+    for r in 0..n {
+        let (mut cs, sc) = split(net.take(r));
+        assert_eq!(sc.len() as u64, per * (n as u64 - 1));
+        assert_eq!(cs.len() as u64, per * (n as u64 - 1), "receiver {r}");
+        cs.sort_by_key(|c| c.context);
+        let mut next = vec![0u64; n];
+        for c in &cs {
+            assert!(c.err.is_none());
+            let s = (c.data >> 56) as usize;
+            assert_eq!((c.data >> 32) & 0xff_ffff, next[s], "SAS from {s} at {r}");
+            next[s] += 1;
+            let len = (c.data & 0xffff_ffff) as usize;
+            assert_eq!(
+                c.iov.as_ref().unwrap().to_vec()[..len],
+                pattern(c.data, len)[..]
+            );
+        }
+        assert_eq!(net.eps[r].stored_bytes(), (0, 0));
+    }
+}

@@ -2,14 +2,14 @@
 //! calls (post send/receive, cancel, completions). The packet paths live in
 //! `tx`, `rx` and `handshake`.
 
-use super::matcher::Matcher;
+use super::matcher::{Matcher, TagHasher};
 use super::peer::{INITIAL_WINDOW, PeerIdx, PeerTable};
 use super::pool::{ChunkStore, Slab};
 use super::proto::{self, Cutoffs};
 use super::reorder::Overflow;
 use super::rx::{RxMsg, RxOp};
 use super::tx::TxOp;
-use super::{Completion, CompletionError, Config, RdmError, Stats};
+use super::{Completion, CompletionError, Config, MAX_MEDIUM, RdmError, Stats};
 use crate::ffi::bindings::{
     FI_COMPLETION, FI_DELIVERY_COMPLETE, FI_INJECT, FI_INJECT_COMPLETE, FI_MSG, FI_SEND, FI_TAGGED,
     FI_TRANSMIT_COMPLETE,
@@ -17,6 +17,7 @@ use crate::ffi::bindings::{
 use crate::ffi::iov::UserIov;
 use crate::wire::rdm::{DATA_LEN, MAX_ADDR_LEN, REQ_LEN};
 use std::collections::{HashMap, VecDeque};
+use std::hash::BuildHasherDefault;
 
 /// Control packets waiting for `poll_transmit`.
 #[derive(Clone, Copy, Debug)]
@@ -47,10 +48,17 @@ pub(super) fn token(kind: u64, generation: u32, idx: u32) -> u64 {
     (kind << 56) | (((generation & 0xff_ffff) as u64) << 32) | idx as u64
 }
 
+/// Key of a message in `inflight`.
+pub(super) fn msg_key(peer: PeerIdx, msg_id: u32) -> u64 {
+    (u64::from(peer) << 32) | u64::from(msg_id)
+}
+
 pub(super) fn untoken(t: u64) -> (u64, u32, u32) {
     (t >> 56, ((t >> 32) & 0xff_ffff) as u32, t as u32)
 }
 
+/// One RDM endpoint. `Send` (the glue may move it between threads; it
+/// serialises calls itself), never shared: every call takes `&mut self`.
 pub struct Endpoint {
     pub(super) cfg: Config,
     pub(super) cut: Cutoffs,
@@ -62,14 +70,21 @@ pub struct Endpoint {
     pub(super) rx: Slab<RxOp>,
     pub(super) msgs: Slab<RxMsg>,
     pub(super) msg_gen: Vec<u32>,
-    /// Messages that still expect packets, by (peer, msg_id).
-    pub(super) inflight: HashMap<(PeerIdx, u32), u32>,
+    /// Medium messages that still expect packets, by `msg_key`.
+    pub(super) inflight: HashMap<u64, u32, BuildHasherDefault<TagHasher>>,
     pub(super) tagged: Matcher,
     pub(super) untagged: Matcher,
     pub(super) overflow: Overflow,
     pub(super) chunks: ChunkStore,
     /// Messages stored without a receive (held out of order or unexpected).
+    /// In-order messages without a receive (unexpected, claimed): their
+    /// count, bytes and chunks are what the `unexp_*` limits bound.
     pub(super) stored_msgs: usize,
+    pub(super) unexp_chunks: usize,
+    pub(super) max_unexp_chunks: usize,
+    /// Out-of-order messages and their bytes (bounded per peer by the
+    /// credit window, not refused).
+    pub(super) pending_msgs: usize,
     pub(super) unexp_bytes: usize,
     pub(super) reorder_bytes: usize,
     pub(super) ctrl: VecDeque<Ctrl>,
@@ -95,15 +110,19 @@ impl Endpoint {
         let eager_fit = cfg.mtu - REQ_LEN - cfg.local_addr.len();
         let cut = Cutoffs {
             eager_max: cfg.eager_max.min(eager_fit),
-            medium_max: cfg.medium_max.max(cfg.eager_max.min(eager_fit)),
+            medium_max: cfg
+                .medium_max
+                .min(MAX_MEDIUM)
+                .max(cfg.eager_max.min(eager_fit)),
         };
         cfg.cts_window = cfg.cts_window.max(cfg.mtu - DATA_LEN);
         let max_msgs = cfg.rx_size + cfg.unexp_max_count;
         // One chunk per stored packet; packets carry at least one byte.
         let chunk_payload = (cfg.mtu - REQ_LEN).max(1);
-        let max_chunks = (cfg.unexp_max_bytes + cfg.reorder_max_bytes) / chunk_payload
-            + cfg.unexp_max_count
-            + 16;
+        // Each stored packet is a chunk of up to `mtu` bytes: limiting
+        // their number bounds the memory, not just the payload bytes.
+        let max_unexp_chunks = cfg.unexp_max_bytes / chunk_payload + cfg.unexp_max_count + 16;
+        let max_chunks = max_unexp_chunks + cfg.reorder_max_bytes / chunk_payload;
         Endpoint {
             cut,
             peers: PeerTable::new(cfg.max_peers),
@@ -115,12 +134,15 @@ impl Endpoint {
             rx: Slab::with_capacity(cfg.rx_size),
             msgs: Slab::with_capacity(max_msgs),
             msg_gen: vec![0; max_msgs],
-            inflight: HashMap::with_capacity(max_msgs),
+            inflight: HashMap::with_capacity_and_hasher(max_msgs, Default::default()),
             tagged: Matcher::new(cfg.rx_size, max_msgs),
             untagged: Matcher::new(cfg.rx_size, max_msgs),
             overflow: Overflow::new(cfg.reorder_overflow),
             chunks: ChunkStore::new(max_chunks, cfg.mtu),
             stored_msgs: 0,
+            unexp_chunks: 0,
+            max_unexp_chunks,
+            pending_msgs: 0,
             unexp_bytes: 0,
             reorder_bytes: 0,
             ctrl: VecDeque::with_capacity(2 * max_msgs + 64),
@@ -256,6 +278,12 @@ impl Endpoint {
         if self.tx.is_full() {
             return Err(RdmError::Again);
         }
+        if let Some(errno) = self.peers.get(peer).and_then(|p| p.broken) {
+            // Accepted, and failed like the operations before it.
+            let flags = FI_SEND | if tagged { FI_TAGGED } else { FI_MSG };
+            self.push_error(context, flags, errno, 0, iov);
+            return Ok(());
+        }
         let proto = proto::choose(self.cut, len);
         let report = !silent && (!self.cfg.tx_selective || flags & FI_COMPLETION != 0);
         let early = inject
@@ -302,8 +330,10 @@ impl Endpoint {
             }
         }
         let op = self.tx.get_mut(idx).ok_or(RdmError::Again)?;
+        // An injected send never reads the caller's iov again.
+        let mut iov = iov;
         if !inject {
-            op.iov = iov;
+            op.iov = iov.take();
         }
         if early {
             // FI_INJECT: the buffer is free now; the completion says so.
@@ -318,7 +348,7 @@ impl Endpoint {
                 src: None,
                 report,
                 err: None,
-                iov: if inject { None } else { op.iov.take() },
+                iov: iov.take(),
             };
             self.cq.push_back(c);
         }
@@ -364,10 +394,8 @@ impl Endpoint {
     /// glue should stop reposting receive buffers (see the module docs).
     pub fn can_accept_packets(&self) -> bool {
         self.unexp_bytes < self.cfg.unexp_max_bytes
-            && self.reorder_bytes < self.cfg.reorder_max_bytes
             && self.stored_msgs < self.cfg.unexp_max_count
-            && !self.msgs.is_full()
-            && !self.chunks.is_full()
+            && self.unexp_chunks < self.max_unexp_chunks
     }
 
     /// Operations in flight (tests, shutdown).
@@ -378,5 +406,15 @@ impl Endpoint {
     /// Bytes held for unexpected and out-of-order messages.
     pub fn stored_bytes(&self) -> (usize, usize) {
         (self.unexp_bytes, self.reorder_bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn endpoint_is_send() {
+        fn send<T: Send>() {}
+        send::<super::Endpoint>();
+        send::<super::Completion>();
     }
 }

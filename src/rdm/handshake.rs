@@ -88,13 +88,6 @@ impl Endpoint {
         }
     }
 
-    /// The transport failed our handshake: send a new one on next contact.
-    pub(super) fn handshake_failed(&mut self, peer: PeerIdx) {
-        if let Some(p) = self.peers.get_mut(peer) {
-            p.hs_sent = false;
-        }
-    }
-
     pub(super) fn mark_alive(&mut self, peer: PeerIdx) {
         if let Some(p) = self.peers.get_mut(peer) {
             p.alive = true;

@@ -1,12 +1,20 @@
 //! Tag matching: posted receives and unexpected messages.
 //!
 //! Posted receives with an exact tag (no ignore bits) live in a hash map of
-//! per-tag queues; receives with ignore bits live in one list in post order.
-//! Each posted receive gets a sequence number, so a message takes the
-//! earliest of (first compatible exact candidate, first compatible wildcard
-//! candidate) — libfabric's "first posted receive that matches" rule in
-//! O(1) for exact tags. Unexpected messages are indexed the same way: by tag
-//! for exact lookups, and in one arrival-ordered list for wildcard lookups.
+//! per-tag queues. Receives with ignore bits are grouped by their ignore
+//! mask (applications use very few: MPI_ANY_TAG is one), each group a hash
+//! map from the masked tag to a queue in post order. Each posted receive
+//! gets a sequence number, so a message takes the earliest of the first
+//! compatible candidate of each queue it maps to — libfabric's "first
+//! posted receive that matches" rule in O(number of masks), whatever the
+//! number of posted receives. Queues are keyed by (tag, source) with a
+//! wildcard source for any-source receives, so FI_DIRECTED_RECV receives
+//! from thousands of peers cost no scan either: a message looks at the
+//! head of (tag, its source) and (tag, any) in each map.
+//!
+//! Unexpected messages are in three lists: by (tag, source), by tag, and
+//! all in arrival order (for receives with ignore bits, the one scan left:
+//! the unexpected queue is short unless the application is behind).
 //! Untagged receives use a second `Matcher` with tag 0.
 //!
 //! All lists are intrusive (index links inside slab entries), so nothing is
@@ -32,12 +40,21 @@ impl Hasher for TagHasher {
         }
     }
     fn write_u64(&mut self, v: u64) {
-        self.0 = (v ^ (v >> 29)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        self.0 ^= self.0 >> 32;
+        let x = (self.0 ^ v).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        self.0 = x ^ (x >> 31);
+    }
+    fn write_u32(&mut self, v: u32) {
+        self.write_u64(u64::from(v).rotate_left(32) ^ 0x9e37_79b9);
     }
 }
 
-type TagMap = HashMap<u64, Head, BuildHasherDefault<TagHasher>>;
+/// Source of an any-source receive in map keys.
+const ANY: u32 = u32::MAX;
+
+/// (tag after the ignore mask, source or ANY).
+type Key = (u64, u32);
+
+type TagMap = HashMap<Key, Head, BuildHasherDefault<TagHasher>>;
 
 #[derive(Clone, Copy, Debug)]
 struct Links {
@@ -95,7 +112,7 @@ fn unlink<T>(slab: &mut Slab<T>, h: &mut Head, i: u32, l: fn(&mut T) -> &mut Lin
 fn map_push<T>(
     map: &mut TagMap,
     slab: &mut Slab<T>,
-    tag: u64,
+    tag: Key,
     i: u32,
     l: fn(&mut T) -> &mut Links,
 ) {
@@ -106,7 +123,7 @@ fn map_push<T>(
 fn map_unlink<T>(
     map: &mut TagMap,
     slab: &mut Slab<T>,
-    tag: u64,
+    tag: Key,
     i: u32,
     l: fn(&mut T) -> &mut Links,
 ) {
@@ -116,6 +133,19 @@ fn map_unlink<T>(
             map.remove(&tag);
         }
     }
+}
+
+/// Wildcard groups kept while empty before they are purged.
+const MAX_IDLE: usize = 8;
+
+#[derive(Debug)]
+struct Group {
+    ignore: u64,
+    map: TagMap,
+    count: usize,
+    /// How many of `count` are directed: lets a lookup skip the probe that
+    /// cannot hit (a probe that misses costs a cache miss or two).
+    directed: usize,
 }
 
 #[derive(Debug)]
@@ -134,6 +164,7 @@ struct Unexp {
     src: u32,
     value: u32,
     by_tag: Links,
+    by_tag_src: Links,
     all: Links,
 }
 
@@ -142,6 +173,9 @@ fn posted_link(p: &mut Posted) -> &mut Links {
 }
 fn unexp_tag_link(u: &mut Unexp) -> &mut Links {
     &mut u.by_tag
+}
+fn unexp_tag_src_link(u: &mut Unexp) -> &mut Links {
+    &mut u.by_tag_src
 }
 fn unexp_all_link(u: &mut Unexp) -> &mut Links {
     &mut u.all
@@ -157,10 +191,16 @@ pub type Handle = u32;
 #[derive(Debug)]
 pub struct Matcher {
     posted: Slab<Posted>,
+    /// Exact-tag receives; `exact_directed` of `exact_count` are directed.
     exact: TagMap,
-    wild: Head,
+    exact_count: usize,
+    exact_directed: usize,
+    /// Wildcard receives by ignore mask. Empty groups are kept (a mask
+    /// comes back, and a group's map keeps its memory) up to `MAX_IDLE`.
+    groups: Vec<Group>,
     seq: u64,
     unexp: Slab<Unexp>,
+    /// Keys (tag, ANY) and (tag, source).
     unexp_tag: TagMap,
     unexp_all: Head,
 }
@@ -170,10 +210,12 @@ impl Matcher {
         Matcher {
             posted: Slab::with_capacity(max_posted),
             exact: TagMap::with_capacity_and_hasher(max_posted, Default::default()),
-            wild: EMPTY,
+            exact_count: 0,
+            exact_directed: 0,
+            groups: Vec::new(),
             seq: 0,
             unexp: Slab::with_capacity(max_unexpected),
-            unexp_tag: TagMap::with_capacity_and_hasher(max_unexpected, Default::default()),
+            unexp_tag: TagMap::with_capacity_and_hasher(2 * max_unexpected, Default::default()),
             unexp_all: EMPTY,
         }
     }
@@ -181,34 +223,65 @@ impl Matcher {
     /// Posts a receive carrying `value`; `None` when the table is full.
     pub fn post(&mut self, tag: u64, ignore: u64, src: Option<u32>, value: u32) -> Option<Handle> {
         self.seq += 1;
+        let tag = tag & !ignore;
         let i = self
             .posted
             .insert(Posted {
                 seq: self.seq,
-                tag: tag & !ignore,
+                tag,
                 ignore,
                 src,
                 value,
                 link: UNLINKED,
             })
             .ok()?;
+        let key = (tag, src.unwrap_or(ANY));
+        let directed = usize::from(src.is_some());
         if ignore == 0 {
-            map_push(&mut self.exact, &mut self.posted, tag, i, posted_link);
+            self.exact_count += 1;
+            self.exact_directed += directed;
+            map_push(&mut self.exact, &mut self.posted, key, i, posted_link);
         } else {
-            push_back(&mut self.posted, &mut self.wild, i, posted_link);
+            let g = match self.groups.iter().position(|g| g.ignore == ignore) {
+                Some(g) => g,
+                None => {
+                    if self.groups.len() >= MAX_IDLE {
+                        self.groups.retain(|g| g.count > 0);
+                    }
+                    self.groups.push(Group {
+                        ignore,
+                        map: TagMap::default(),
+                        count: 0,
+                        directed: 0,
+                    });
+                    self.groups.len() - 1
+                }
+            };
+            let g = &mut self.groups[g];
+            g.count += 1;
+            g.directed += directed;
+            map_push(&mut g.map, &mut self.posted, key, i, posted_link);
         }
         Some(i)
     }
 
     pub fn unpost(&mut self, h: Handle) -> Option<u32> {
-        let (tag, ignore) = {
+        let (key, ignore, directed) = {
             let p = self.posted.get(h)?;
-            (p.tag, p.ignore)
+            (
+                (p.tag, p.src.unwrap_or(ANY)),
+                p.ignore,
+                usize::from(p.src.is_some()),
+            )
         };
         if ignore == 0 {
-            map_unlink(&mut self.exact, &mut self.posted, tag, h, posted_link);
-        } else {
-            unlink(&mut self.posted, &mut self.wild, h, posted_link);
+            map_unlink(&mut self.exact, &mut self.posted, key, h, posted_link);
+            self.exact_count -= 1;
+            self.exact_directed -= directed;
+        } else if let Some(g) = self.groups.iter_mut().find(|g| g.ignore == ignore) {
+            map_unlink(&mut g.map, &mut self.posted, key, h, posted_link);
+            g.count -= 1;
+            g.directed -= directed;
         }
         self.posted.remove(h).map(|p| p.value)
     }
@@ -216,35 +289,36 @@ impl Matcher {
     /// The earliest posted receive that takes a message (`tag`, `src`);
     /// it stays posted (multi-receive buffers take several messages).
     pub fn match_posted(&self, tag: u64, src: u32) -> Option<(Handle, u32)> {
-        let mut exact = None;
-        if let Some(h) = self.exact.get(&tag) {
-            let mut i = h.head;
-            while let Some(p) = self.posted.get(i) {
-                if src_ok(p.src, src) {
-                    exact = Some((i, p.seq, p.value));
-                    break;
-                }
-                i = p.link.next;
+        let mut best = None;
+        let mut consider = |c: Option<(Handle, u64, u32)>| {
+            if let Some(c) = c
+                && best.is_none_or(|(_, s, _)| c.1 < s)
+            {
+                best = Some(c);
+            }
+        };
+        if self.exact_directed > 0 {
+            consider(self.head_of(&self.exact, (tag, src)));
+        }
+        if self.exact_count > self.exact_directed {
+            consider(self.head_of(&self.exact, (tag, ANY)));
+        }
+        for g in &self.groups {
+            let t = tag & !g.ignore;
+            if g.directed > 0 {
+                consider(self.head_of(&g.map, (t, src)));
+            }
+            if g.count > g.directed {
+                consider(self.head_of(&g.map, (t, ANY)));
             }
         }
-        let mut wild = None;
-        let mut i = self.wild.head;
-        while let Some(p) = self.posted.get(i) {
-            if exact.is_some_and(|(_, s, _)| s < p.seq) {
-                break; // everything further was posted later still
-            }
-            if tag & !p.ignore == p.tag && src_ok(p.src, src) {
-                wild = Some((i, p.seq, p.value));
-                break;
-            }
-            i = p.link.next;
-        }
-        match (exact, wild) {
-            (Some(e), Some(w)) if w.1 < e.1 => Some((w.0, w.2)),
-            (Some(e), _) => Some((e.0, e.2)),
-            (None, Some(w)) => Some((w.0, w.2)),
-            (None, None) => None,
-        }
+        best.map(|(h, _, v)| (h, v))
+    }
+
+    /// Oldest receive of queue `key`: (handle, seq, value).
+    fn head_of(&self, map: &TagMap, key: Key) -> Option<(Handle, u64, u32)> {
+        let i = map.get(&key)?.head;
+        self.posted.get(i).map(|p| (i, p.seq, p.value))
     }
 
     pub fn posted_len(&self) -> usize {
@@ -264,10 +338,24 @@ impl Matcher {
                 src,
                 value,
                 by_tag: UNLINKED,
+                by_tag_src: UNLINKED,
                 all: UNLINKED,
             })
             .ok()?;
-        map_push(&mut self.unexp_tag, &mut self.unexp, tag, i, unexp_tag_link);
+        map_push(
+            &mut self.unexp_tag,
+            &mut self.unexp,
+            (tag, ANY),
+            i,
+            unexp_tag_link,
+        );
+        map_push(
+            &mut self.unexp_tag,
+            &mut self.unexp,
+            (tag, src),
+            i,
+            unexp_tag_src_link,
+        );
         push_back(&mut self.unexp, &mut self.unexp_all, i, unexp_all_link);
         Some(i)
     }
@@ -289,14 +377,8 @@ impl Matcher {
         src: Option<u32>,
     ) -> Option<(Handle, u32)> {
         if ignore == 0 {
-            let mut i = self.unexp_tag.get(&tag)?.head;
-            while let Some(u) = self.unexp.get(i) {
-                if src_ok(src, u.src) {
-                    return Some((i, u.value));
-                }
-                i = u.by_tag.next;
-            }
-            return None;
+            let i = self.unexp_tag.get(&(tag, src.unwrap_or(ANY)))?.head;
+            return self.unexp.get(i).map(|u| (i, u.value));
         }
         let want = tag & !ignore;
         let mut i = self.unexp_all.head;
@@ -310,8 +392,21 @@ impl Matcher {
     }
 
     pub fn remove_unexpected(&mut self, h: Handle) -> Option<u32> {
-        let tag = self.unexp.get(h)?.tag;
-        map_unlink(&mut self.unexp_tag, &mut self.unexp, tag, h, unexp_tag_link);
+        let (tag, src) = self.unexp.get(h).map(|u| (u.tag, u.src))?;
+        map_unlink(
+            &mut self.unexp_tag,
+            &mut self.unexp,
+            (tag, ANY),
+            h,
+            unexp_tag_link,
+        );
+        map_unlink(
+            &mut self.unexp_tag,
+            &mut self.unexp,
+            (tag, src),
+            h,
+            unexp_tag_src_link,
+        );
         unlink(&mut self.unexp, &mut self.unexp_all, h, unexp_all_link);
         self.unexp.remove(h).map(|u| u.value)
     }
@@ -333,6 +428,27 @@ mod tests {
         assert_eq!(m.match_posted(0x12, 0), Some((e, 2)));
         assert_eq!(m.match_posted(0x13, 0), Some((w2, 3)));
         assert_eq!(m.match_posted(0x113, 0), None);
+    }
+
+    #[test]
+    fn several_masks_keep_post_order() {
+        let mut m = Matcher::new(64, 4);
+        let a = m.post(0x1200, 0x00ff, None, 1).unwrap(); // 0x12__
+        let b = m.post(0x1000, 0x0fff, None, 2).unwrap(); // 0x1___
+        let c = m.post(0x1234, 0, None, 3).unwrap();
+        assert_eq!(m.match_posted(0x1234, 0), Some((a, 1)));
+        assert_eq!(m.match_posted(0x1334, 0), Some((b, 2)));
+        m.unpost(a);
+        assert_eq!(m.match_posted(0x1234, 0), Some((b, 2)));
+        m.unpost(b);
+        assert_eq!(m.match_posted(0x1234, 0), Some((c, 3)));
+        assert_eq!(m.match_posted(0x1334, 0), None);
+        // Masks come and go without growing the group list.
+        for k in 0..100u64 {
+            let h = m.post(0, 1 << (k % 20), None, 9).unwrap();
+            m.unpost(h);
+        }
+        assert!(m.groups.len() <= MAX_IDLE + 1);
     }
 
     #[test]

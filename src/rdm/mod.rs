@@ -7,30 +7,50 @@
 //! it for datagrams to send (`poll_transmit`), reports each datagram's fate
 //! (`on_send_complete`) and drives timers (`poll_timeout`/`handle_timeout`).
 //!
-//! # Back-pressure (receive side)
+//! # Back-pressure (receive side) and the glue's receive buffers
 //! A datagram the transport delivered is never retransmitted, so the
-//! endpoint must never drop a valid one. When a new message cannot be
-//! stored (unexpected storage, reorder window or message table full),
-//! `handle_packet` returns [`PacketOutcome::Deferred`]: the packet was *not*
-//! consumed, and the glue keeps its receive buffer and presents the same
-//! bytes again later (after the application posted receives, i.e. whenever
-//! `can_accept_packets()` turns true, or simply on every progress call).
-//! While packets are deferred the glue does not repost those buffers, so
-//! the device runs out of posted receives and NAKs senders with RNR — the
-//! back-pressure reaches the senders without loss.
+//! endpoint never drops a valid one. Three kinds of arrivals:
 //!
-//! Control packets (HANDSHAKE, CTS, RECEIPT) and DATA/REQ packets of a
-//! message that already has a receive buffer need no storage and are always
-//! consumed. To keep them flowing while REQs are being deferred, the glue
-//! must keep a reserve of posted receive buffers: it stops reposting when
-//! `deferred buffers >= rx_depth - reserve`, and keeps `reserve` (e.g. 8)
-//! buffers posted. A REQ that lands in a reserve buffer is deferred too; the
-//! reserve is replenished as long as `can_accept_packets()` is false only
-//! up to `rx_depth` held buffers in total, so memory stays bounded.
-//! Out-of-order messages have their own budget (`reorder_max_bytes`) apart
-//! from in-order unexpected messages, so the message every later one waits
-//! for can always be stored once the application drains the unexpected
-//! queue — reordering alone never deadlocks.
+//! 1. Control packets (HANDSHAKE, CTS, CREDIT, RECEIPT) and packets of a
+//!    message that already has a receive buffer: need no storage, always
+//!    consumed.
+//! 2. Out-of-order messages (msg_id ahead of the next one expected from
+//!    that peer): always consumed and stored. Their number is bounded per
+//!    peer by a msg credit window: a sender starts message `m` only when
+//!    `m < next + window`, where `next` is what the receiver last reported
+//!    in a CREDIT packet (sent every half window) and `window` is the
+//!    receiver's reorder window from its HANDSHAKE (16 until then). Refusing
+//!    them could deadlock: the message they wait for might be stuck behind
+//!    them in the glue's full receive buffers.
+//! 3. The next in-order message from a peer with no matching receive:
+//!    stored as unexpected if the limits allow (`unexp_max_bytes`,
+//!    `unexp_max_count`), otherwise `handle_packet` returns
+//!    [`PacketOutcome::Deferred`]: NOT consumed, and nothing else from that
+//!    peer is delivered to matching before it (its later messages are
+//!    bounded by the window, as above).
+//!
+//! The glue's contract: keep a deferred packet's bytes (its receive buffer)
+//! and present them again later — after the application posted receives,
+//! i.e. when `can_accept_packets()` is true again, or simply on every
+//! progress call. Do not repost a buffer whose packet is held. When the
+//! glue holds all its buffers, the device has no posted receives and NAKs
+//! senders with RNR: back-pressure without loss, and memory bounded by the
+//! receive depth. Keep a few buffers in reserve (stop reposting when
+//! `held >= rx_depth - reserve` only while `can_accept_packets()` is
+//! false) so control packets keep flowing in the common case; a deferred
+//! packet only waits for the application to post a receive, which no
+//! protocol exchange can replace, so the worst case is the MPI-standard
+//! "unbuffered send blocks until the receive is posted".
+
+//! # Failures
+//! `on_send_complete(token, Err(_))` means the transport gave up on a
+//! datagram (SRD: retry or RNR limit exhausted). The peer's message
+//! sequence is then broken — a lost msg_id would stall its receiver — so
+//! the peer is marked broken: every operation with it completes with the
+//! error (FI_EHOSTUNREACH / FI_EIO), receives it was filling fail, and
+//! later sends to it complete with the same error at once. A peer that
+//! never answers anything (no packet, no datagram acknowledged) fails the
+//! sends toward it with FI_ETIMEDOUT after `handshake_timeout_ns`.
 
 mod endpoint;
 mod handshake;
@@ -62,15 +82,19 @@ pub struct Config {
     pub medium_max: usize,
     /// Largest FI_INJECT payload (copied at post time).
     pub inject_size: usize,
-    /// Bytes of in-order messages kept before a receive is posted.
+    /// Bytes of in-order messages kept before a receive is posted, counted
+    /// as the buffers holding them (256 B for small packets, `mtu` else).
     pub unexp_max_bytes: usize,
     /// Messages kept before a receive is posted (in order or not).
     pub unexp_max_count: usize,
-    /// msg_ids a peer may run ahead of the next expected one in the ring.
+    /// msg_ids a peer may run ahead of the next one we deliver (the ring,
+    /// advertised in our handshake as the peer's credit window; ≥ 16).
     pub reorder_window: usize,
-    /// Messages beyond the ring, all peers together.
+    /// Messages beyond the ring, all peers together (only senders that
+    /// ignore the window get there).
     pub reorder_overflow: usize,
-    /// Bytes of out-of-order messages held.
+    /// Sizing hint for out-of-order storage (what is preallocated);
+    /// out-of-order messages are bounded by the credit window, not refused.
     pub reorder_max_bytes: usize,
     /// Bytes a long-CTS receiver grants ahead of what it received.
     pub cts_window: usize,
@@ -210,6 +234,11 @@ pub struct Stats {
     pub unsupported: u64,
     pub errors_after_inject: u64,
 }
+
+/// Largest medium message any peer may send (Config::medium_max is clamped
+/// to it): receivers refuse larger ones, which bounds what one unsolicited
+/// message can make them store.
+pub const MAX_MEDIUM: usize = 4 << 20;
 
 /// Provider errno for completions failed by an incompatible peer version.
 pub const PROV_ERR_VERSION: i32 = 1;

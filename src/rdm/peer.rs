@@ -41,6 +41,9 @@ pub struct Peer {
     /// Receive side: the `next` we last advertised in a CREDIT.
     pub rx_advertised: u32,
     pub credit_queued: bool,
+    /// The transport gave up on a datagram to it: errno for every
+    /// operation with it from then on.
+    pub broken: Option<i32>,
 }
 
 #[derive(Debug)]
@@ -87,6 +90,7 @@ impl PeerTable {
                 blocked: VecDeque::new(),
                 rx_advertised: 0,
                 credit_queued: false,
+                broken: None,
             })
             .ok()?;
         self.by_addr.insert(addr.to_vec(), i);

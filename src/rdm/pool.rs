@@ -120,45 +120,55 @@ impl Default for ChunkList {
     }
 }
 
+/// Chunks up to this size use small buffers.
+pub const SMALL_CHUNK: usize = 256;
+
 /// Data of messages that have no receive buffer yet, one chunk per packet.
-/// Chunk buffers keep their capacity when recycled.
+/// Buffers come in two sizes (small, and one packet) and are recycled, so
+/// the steady state allocates nothing; a chunk is charged its buffer's
+/// size (`charge`), so budgets bound the memory really held, not just the
+/// payload (a 1-byte message in a 64 kB buffer is 64 kB).
 #[derive(Debug)]
 pub struct ChunkStore {
     chunks: Slab<Chunk>,
-    spare: Vec<Vec<u8>>,
+    spare_small: Vec<Vec<u8>>,
+    spare_large: Vec<Vec<u8>>,
     buf_cap: usize,
 }
 
 impl ChunkStore {
-    pub fn new(max_chunks: usize, buf_cap: usize) -> Self {
+    /// `expected`: chunks usually held at once (initial sizing only).
+    pub fn new(expected: usize, buf_cap: usize) -> Self {
         ChunkStore {
-            chunks: Slab::with_capacity(max_chunks),
-            spare: Vec::with_capacity(max_chunks),
-            buf_cap,
+            chunks: Slab::with_capacity(expected),
+            spare_small: Vec::with_capacity(expected),
+            spare_large: Vec::with_capacity(expected),
+            buf_cap: buf_cap.max(SMALL_CHUNK + 1),
         }
     }
 
-    pub fn is_full(&self) -> bool {
-        self.chunks.is_full()
-    }
-
-    /// Appends a copy of `data` (at message `offset`) to `list`; false
-    /// when the store is full.
-    pub fn push(&mut self, list: &mut ChunkList, offset: u64, data: &[u8]) -> bool {
-        if self.chunks.is_full() {
-            return false;
+    /// Bytes a chunk of `n` bytes holds.
+    pub fn charge(&self, n: usize) -> usize {
+        if n <= SMALL_CHUNK {
+            SMALL_CHUNK
+        } else {
+            self.buf_cap.max(n)
         }
-        self.push_force(list, offset, data);
-        true
     }
 
-    /// Appends even past the limit (out-of-order data, bounded by the
-    /// credit window: see `Slab::insert_force`).
-    pub fn push_force(&mut self, list: &mut ChunkList, offset: u64, data: &[u8]) {
-        let mut buf = self
-            .spare
-            .pop()
-            .unwrap_or_else(|| Vec::with_capacity(self.buf_cap));
+    /// Appends a copy of `data` (at message `offset`) to `list`. The
+    /// caller bounds how much is stored (budgets in `rx`); the store only
+    /// recycles buffers.
+    pub fn push(&mut self, list: &mut ChunkList, offset: u64, data: &[u8]) {
+        let mut buf = if data.len() <= SMALL_CHUNK {
+            self.spare_small
+                .pop()
+                .unwrap_or_else(|| Vec::with_capacity(SMALL_CHUNK))
+        } else {
+            self.spare_large
+                .pop()
+                .unwrap_or_else(|| Vec::with_capacity(self.buf_cap))
+        };
         buf.clear();
         buf.extend_from_slice(data);
         let i = self.chunks.insert_force(Chunk {
@@ -183,7 +193,11 @@ impl ChunkStore {
             };
             f(c.offset, &c.data);
             i = c.next;
-            self.spare.push(c.data);
+            if c.data.capacity() > SMALL_CHUNK {
+                self.spare_large.push(c.data);
+            } else {
+                self.spare_small.push(c.data);
+            }
         }
         *list = ChunkList::default();
     }
@@ -208,15 +222,19 @@ mod tests {
     }
 
     #[test]
-    fn chunks_drain_in_order_and_bound() {
-        let mut st = ChunkStore::new(2, 16);
+    fn chunks_drain_in_order_and_recycle() {
+        let mut st = ChunkStore::new(1, 16);
         let mut l = ChunkList::default();
-        assert!(st.push(&mut l, 5, b"xy"));
-        assert!(st.push(&mut l, 0, b"abcde"));
-        assert!(!st.push(&mut l, 7, b"z"));
+        st.push(&mut l, 5, b"xy");
+        st.push(&mut l, 0, b"abcde");
         let mut got = vec![];
         st.drain(&mut l, |o, d| got.push((o, d.to_vec())));
         assert_eq!(got, vec![(5, b"xy".to_vec()), (0, b"abcde".to_vec())]);
-        assert!(st.push(&mut l, 0, b"q"));
+        assert_eq!(st.spare_small.len(), 2);
+        st.push(&mut l, 0, b"q");
+        assert_eq!(st.spare_small.len(), 1);
+        st.push(&mut l, 0, &[0; 300]);
+        assert_eq!(st.charge(300), 300);
+        assert_eq!(st.charge(3), SMALL_CHUNK);
     }
 }

@@ -2,13 +2,13 @@
 //! them to posted receives, placing data, and the receive-side calls
 //! (recv/trecv, FI_PEEK/FI_CLAIM/FI_DISCARD, FI_MULTI_RECV, cancel).
 
-use super::endpoint::{Ctrl, Endpoint};
+use super::endpoint::{Ctrl, Endpoint, msg_key};
 use super::matcher::Handle;
 use super::peer::PeerIdx;
 use super::pool::ChunkList;
 use super::proto::longcts;
 use super::reorder::{self, Place, Window};
-use super::{Completion, CompletionError, PROV_ERR_VERSION, PacketOutcome, RdmError};
+use super::{Completion, CompletionError, MAX_MEDIUM, PROV_ERR_VERSION, PacketOutcome, RdmError};
 use crate::ffi::bindings::{
     FI_CLAIM, FI_COMPLETION, FI_DISCARD, FI_EADDRNOTAVAIL, FI_ECANCELED, FI_EIO, FI_ENOMSG,
     FI_ETRUNC, FI_MSG, FI_MULTI_RECV, FI_PEEK, FI_RECV, FI_REMOTE_CQ_DATA, FI_TAGGED,
@@ -70,8 +70,9 @@ pub(crate) struct RxMsg {
     pub received: u64,
     pub state: MsgState,
     pub chunks: ChunkList,
-    /// Bytes held in `chunks`.
+    /// Bytes and number of chunks held in `chunks`.
     pub stored: usize,
+    pub nchunks: usize,
     /// Where it lands in the receive iov, and how much of it fits.
     pub base: usize,
     pub cap: usize,
@@ -180,12 +181,16 @@ impl Endpoint {
     }
 
     fn on_req(&mut self, peer: PeerIdx, hdr: ReqRepr, payload: &[u8]) -> PacketOutcome {
-        if let Some(&m) = self.inflight.get(&(peer, hdr.msg_id)) {
+        // Only medium messages have several REQs (one per packet).
+        if hdr.proto == Proto::Medium
+            && let Some(&m) = self.inflight.get(&msg_key(peer, hdr.msg_id))
+        {
             return self.msg_data(m, hdr.offset, payload);
         }
         let ok = match hdr.proto {
             Proto::Eager => hdr.offset == 0 && payload.len() as u64 == hdr.total_len,
-            Proto::Medium => true,
+            // Bounds what one out-of-order message can make us store.
+            Proto::Medium => hdr.total_len <= MAX_MEDIUM as u64,
             Proto::LongCts => payload.is_empty(),
             Proto::LongRead | Proto::Unknown(_) => {
                 self.stats.unsupported += 1;
@@ -216,9 +221,18 @@ impl Endpoint {
         // them per peer, and refusing one could block the message it waits
         // for behind it in the glue's held buffers. In-order messages
         // without a receive wait for unexpected storage.
-        if in_order && matcher.match_posted(tag, peer).is_none() {
-            let room = self.unexp_bytes + n <= self.cfg.unexp_max_bytes;
-            if !room || self.stored_msgs >= self.cfg.unexp_max_count || self.chunks.is_full() {
+        let matched = if in_order {
+            matcher.match_posted(tag, peer)
+        } else {
+            None
+        };
+        if in_order && matched.is_none() {
+            let charge = if n > 0 { self.chunks.charge(n) } else { 0 };
+            let room = self.unexp_bytes + charge <= self.cfg.unexp_max_bytes;
+            if !room
+                || self.stored_msgs >= self.cfg.unexp_max_count
+                || self.unexp_chunks >= self.max_unexp_chunks
+            {
                 return PacketOutcome::Deferred;
             }
         }
@@ -242,20 +256,17 @@ impl Endpoint {
             state: MsgState::New,
             chunks: ChunkList::default(),
             stored: 0,
+            nchunks: 0,
             base: 0,
             cap: 0,
             granted: 0,
             cts_out: 0,
             cts_queued: false,
         };
-        let m = if in_order {
-            match self.msgs.insert(msg) {
-                Ok(m) => m,
-                Err(_) => return PacketOutcome::Deferred,
-            }
-        } else {
-            self.msgs.insert_force(msg)
-        };
+        // The slab's capacity is a sizing hint: the limits above bound the
+        // stored messages, receives bound the attached ones, and the credit
+        // window the out-of-order ones.
+        let m = self.msgs.insert_force(msg);
         if self.msg_gen.len() <= m as usize {
             self.msg_gen.resize(m as usize + 1, 0);
         }
@@ -273,17 +284,21 @@ impl Endpoint {
                 PacketOutcome::Deferred
             }
             Place::Held => {
-                self.stored_msgs += 1;
+                self.pending_msgs += 1;
                 if let Some(msg) = self.msgs.get_mut(m) {
                     msg.state = MsgState::Pending;
                 }
-                self.inflight.insert((peer, hdr.msg_id), m);
-                self.msg_data(m, hdr.offset, payload)
+                if hdr.proto == Proto::Medium {
+                    self.inflight.insert(msg_key(peer, hdr.msg_id), m);
+                }
+                self.first_data(m, hdr.offset, payload)
             }
             Place::Now => {
-                self.inflight.insert((peer, hdr.msg_id), m);
-                self.deliver(m);
-                let out = self.msg_data(m, hdr.offset, payload);
+                if hdr.proto == Proto::Medium {
+                    self.inflight.insert(msg_key(peer, hdr.msg_id), m);
+                }
+                self.deliver_matched(m, matched);
+                let out = self.first_data(m, hdr.offset, payload);
                 self.advance_peer(peer);
                 out
             }
@@ -313,6 +328,20 @@ impl Endpoint {
         let Some(msg) = self.msgs.get(m) else {
             return;
         };
+        let matcher = if msg.tagged {
+            &self.tagged
+        } else {
+            &self.untagged
+        };
+        let matched = matcher.match_posted(msg.tag, msg.peer);
+        self.deliver_matched(m, matched);
+    }
+
+    /// `deliver` with the match already looked up (posted handle, rx op).
+    fn deliver_matched(&mut self, m: u32, matched: Option<(Handle, u32)>) {
+        let Some(msg) = self.msgs.get(m) else {
+            return;
+        };
         let (tagged, tag, peer, was_pending) = (
             msg.tagged,
             msg.tag,
@@ -324,7 +353,7 @@ impl Endpoint {
         } else {
             &mut self.untagged
         };
-        if let Some((_, rx)) = matcher.match_posted(tag, peer) {
+        if let Some((_, rx)) = matched {
             self.attach(m, rx);
             return;
         }
@@ -336,10 +365,13 @@ impl Endpoint {
         msg.state = MsgState::Unexpected(h);
         if was_pending {
             self.reorder_bytes -= msg.stored;
-            self.unexp_bytes += msg.stored;
-        } else {
-            self.stored_msgs += 1;
+            self.pending_msgs -= 1;
         }
+        // May overshoot the unexpected budget by what was held: bounded by
+        // the credit window, and refusing it is not an option.
+        self.unexp_bytes += msg.stored;
+        self.unexp_chunks += msg.nchunks;
+        self.stored_msgs += 1;
     }
 
     /// Gives message `m` the buffer of receive `rx`, copying what was
@@ -367,15 +399,17 @@ impl Endpoint {
         match msg.state {
             MsgState::Pending => {
                 self.reorder_bytes -= msg.stored;
-                self.stored_msgs -= 1;
+                self.pending_msgs -= 1;
             }
             MsgState::Unexpected(_) | MsgState::Claimed(_) => {
                 self.unexp_bytes -= msg.stored;
+                self.unexp_chunks -= msg.nchunks;
                 self.stored_msgs -= 1;
             }
             _ => {}
         }
         msg.stored = 0;
+        msg.nchunks = 0;
         msg.state = MsgState::Attached(rx);
         let (base, cap) = (msg.base, msg.cap);
         if let Some(iov) = op.iov.as_mut() {
@@ -393,6 +427,15 @@ impl Endpoint {
         self.msg_progress(m);
     }
 
+    /// The data of a message's first packet. An empty one may have let the
+    /// message complete (and be freed) already.
+    fn first_data(&mut self, m: u32, off: u64, payload: &[u8]) -> PacketOutcome {
+        if payload.is_empty() {
+            return PacketOutcome::Consumed;
+        }
+        self.msg_data(m, off, payload)
+    }
+
     /// Bytes of message `m` at `off`.
     fn msg_data(&mut self, m: u32, off: u64, payload: &[u8]) -> PacketOutcome {
         let Some(msg) = self.msgs.get_mut(m) else {
@@ -403,19 +446,26 @@ impl Endpoint {
             MsgState::Pending => {
                 // Out of order: always stored (see `on_req`).
                 if n > 0 {
-                    self.chunks.push_force(&mut msg.chunks, off, payload);
-                    msg.stored += n;
-                    self.reorder_bytes += n;
+                    let c = self.chunks.charge(n);
+                    self.chunks.push(&mut msg.chunks, off, payload);
+                    msg.stored += c;
+                    msg.nchunks += 1;
+                    self.reorder_bytes += c;
                 }
             }
             MsgState::Unexpected(_) | MsgState::Claimed(_) => {
                 if n > 0 {
-                    let room = self.unexp_bytes + n <= self.cfg.unexp_max_bytes;
-                    if !room || !self.chunks.push(&mut msg.chunks, off, payload) {
+                    let c = self.chunks.charge(n);
+                    if self.unexp_bytes + c > self.cfg.unexp_max_bytes
+                        || self.unexp_chunks >= self.max_unexp_chunks
+                    {
                         return PacketOutcome::Deferred;
                     }
-                    msg.stored += n;
-                    self.unexp_bytes += n;
+                    self.chunks.push(&mut msg.chunks, off, payload);
+                    msg.stored += c;
+                    msg.nchunks += 1;
+                    self.unexp_bytes += c;
+                    self.unexp_chunks += 1;
                 }
             }
             MsgState::Attached(rx) => {
@@ -439,7 +489,9 @@ impl Endpoint {
         if placing && msg.received >= msg.total {
             let st = msg.state;
             msg.state = MsgState::Done;
-            self.inflight.remove(&(msg.peer, msg.msg_id));
+            if msg.proto == Proto::Medium {
+                self.inflight.remove(&msg_key(msg.peer, msg.msg_id));
+            }
             if msg.want_receipt {
                 self.ctrl.push_back(Ctrl::Receipt {
                     peer: msg.peer,
@@ -536,11 +588,27 @@ impl Endpoint {
         let st = msg.state;
         msg.state = MsgState::Done;
         msg.cts_queued = false;
-        self.inflight.remove(&(msg.peer, msg.msg_id));
+        if msg.proto == Proto::Medium {
+            self.inflight.remove(&msg_key(msg.peer, msg.msg_id));
+        }
         if let MsgState::Attached(rx) = st {
             self.complete_recv(m, rx, Some(errno));
         }
         self.msg_progress(m);
+    }
+
+    /// Fails the receives still being filled by `peer` (its data will not
+    /// come: the transport gave up on it).
+    pub(super) fn fail_peer_msgs(&mut self, peer: PeerIdx, errno: i32) {
+        let mut i = 0;
+        while i < self.msgs.capacity().max(self.msg_gen.len()) as u32 {
+            if self.msgs.get(i).is_some_and(|m| {
+                m.peer == peer && matches!(m.state, MsgState::Attached(_)) && m.received < m.total
+            }) {
+                self.fail_msg(i, errno);
+            }
+            i += 1;
+        }
     }
 
     fn free_msg(&mut self, m: u32) {
@@ -798,8 +866,10 @@ impl Endpoint {
             return;
         };
         self.unexp_bytes -= msg.stored;
+        self.unexp_chunks -= msg.nchunks;
         self.stored_msgs -= 1;
         msg.stored = 0;
+        msg.nchunks = 0;
         msg.state = MsgState::Discard;
         self.chunks.drain(&mut msg.chunks, |_, _| {});
         self.msg_progress(m);

@@ -57,11 +57,15 @@ impl TxError {
 }
 
 impl Endpoint {
-    /// The next datagram to send, written into `out` (at most `mtu` bytes
-    /// of it are used). Control packets go first: they unblock peers.
+    /// The next datagram to send, written into `out`, which must hold
+    /// `Config::mtu` bytes (a smaller buffer gets nothing: every packet is
+    /// built to fit the MTU, and one that did not fit would be lost).
+    /// Control packets go first: they unblock peers.
     pub fn poll_transmit(&mut self, _now: u64, out: &mut [u8]) -> Option<TxInfo> {
-        let room = out.len().min(self.cfg.mtu);
-        let out = &mut out[..room];
+        if out.len() < self.cfg.mtu {
+            return None;
+        }
+        let out = &mut out[..self.cfg.mtu];
         while let Some(c) = self.ctrl.pop_front() {
             if let Some(t) = self.emit_ctrl(c, out) {
                 return Some(t);
@@ -191,40 +195,52 @@ impl Endpoint {
                         self.mark_alive(peer);
                         self.finish_tx(idx, None);
                     }
-                    Err(e) => {
-                        self.stats.send_failures += 1;
-                        self.finish_tx(idx, Some((e.errno(), 0)));
-                    }
+                    Err(e) => self.peer_failed(peer, e),
                 }
             }
             TOK_CTS => {
                 if self.msg_gen.get(idx as usize) != Some(&generation) {
                     return;
                 }
-                if let Some(m) = self.msgs.get_mut(idx) {
-                    m.cts_out = m.cts_out.saturating_sub(1);
-                }
+                let Some(m) = self.msgs.get_mut(idx) else {
+                    return;
+                };
+                m.cts_out = m.cts_out.saturating_sub(1);
+                let peer = m.peer;
                 match res {
                     Ok(()) => self.msg_progress(idx),
                     Err(e) => {
-                        self.stats.send_failures += 1;
                         self.fail_msg(idx, e.errno());
+                        self.peer_failed(peer, e);
                     }
                 }
             }
-            TOK_HS => match res {
+            TOK_HS | TOK_RECEIPT | TOK_CREDIT => match res {
                 Ok(()) => self.mark_alive(idx),
-                Err(e) => {
-                    self.stats.send_failures += 1;
-                    self.handshake_failed(idx);
-                    self.fail_peer_ops(idx, e.errno(), 0);
-                }
+                Err(e) => self.peer_failed(idx, e),
             },
-            TOK_RECEIPT if res.is_err() => {
-                self.stats.send_failures += 1;
-            }
             _ => {}
         }
+    }
+
+    /// The transport gave up on a datagram to `peer`. Its message sequence
+    /// is broken from then on (the receiver would wait forever for the lost
+    /// msg_id, or the sender for a lost CTS or CREDIT), so — as when a
+    /// device reports a peer unreachable — every operation with it fails
+    /// now and later sends to it fail at once with the same error.
+    fn peer_failed(&mut self, peer: PeerIdx, e: TxError) {
+        self.stats.send_failures += 1;
+        let Some(p) = self.peers.get_mut(peer) else {
+            return;
+        };
+        if p.broken.is_some() {
+            return;
+        }
+        p.broken = Some(e.errno());
+        p.deadline = None;
+        p.blocked.clear();
+        self.fail_peer_ops(peer, e.errno(), 0);
+        self.fail_peer_msgs(peer, e.errno());
     }
 
     /// Completes send `idx` if it is done, or with `err`. A send with an

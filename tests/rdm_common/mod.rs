@@ -167,7 +167,13 @@ impl Net {
                 }
                 true
             }
-            _ => true,
+            PacketOutcome::Dropped => {
+                panic!(
+                    "endpoint {to} dropped a valid datagram: {:?}",
+                    self.eps[to].stats()
+                )
+            }
+            PacketOutcome::Consumed => true,
         }
     }
 
