@@ -59,8 +59,6 @@ impl Transport {
             addr: DeviceAddr::new(*udp.local_addr(0).ip(), udp.local_addr(0).port()),
             paths: u8::try_from(udp.paths()).unwrap_or(1),
             max_payload: udp_payload.saturating_sub(DATA_HEADER_LEN).max(256),
-            // A fresh epoch per open: a peer restarted on the same port is
-            // told apart from its previous life.
             epoch: epoch_seed(),
             ..DeviceConfig::default()
         };
@@ -192,13 +190,12 @@ impl Transport {
     }
 }
 
+/// The device epoch: wall-clock milliseconds (mod 2^32). Peers compare
+/// epochs as serial numbers, so a process restarted on the same port is
+/// newer than its previous life and its old state is discarded.
 fn epoch_seed() -> u32 {
-    let mut b = [0u8; 4];
-    // SAFETY: getrandom writes at most b.len() bytes into b.
-    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
-    if n == 4 {
-        u32::from_le_bytes(b).max(1)
-    } else {
-        (std::process::id() ^ Instant::now().elapsed().subsec_nanos()).max(1)
-    }
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_millis());
+    (ms as u32).max(1)
 }

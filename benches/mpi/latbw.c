@@ -1,0 +1,110 @@
+/* Latency and bandwidth between rank 0 and rank 1, OSU style, our own code.
+ *
+ *   latbw [-l] [-b] [-m maxsize] [-i iters]
+ *     -l  one-way latency (half the round trip of blocking ping-pong), us
+ *     -b  bandwidth: a window of 64 nonblocking sends, then one reply, MB/s
+ * Prints "lat <size> <usec>" and "bw <size> <MB/s>" lines from rank 0.
+ * Every received message is checked at its first and last byte. */
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define WINDOW 64
+
+static int iters_for(size_t s, int base)
+{
+    if (s <= 8192) return base;
+    if (s <= 131072) return base / 4 > 10 ? base / 4 : 10;
+    return base / 20 > 5 ? base / 20 : 5;
+}
+
+static void check(const char *buf, size_t s, char want, const char *what)
+{
+    if (s && (buf[0] != want || buf[s - 1] != want)) {
+        fprintf(stderr, "FAIL: %s data mismatch at size %zu\n", what, s);
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    int rank, np, lat = 0, bw = 0, base = 1000;
+    size_t maxsize = 4u << 20;
+    MPI_Init(&argc, &argv);
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &np);
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-l")) lat = 1;
+        else if (!strcmp(argv[i], "-b")) bw = 1;
+        else if (!strcmp(argv[i], "-m") && i + 1 < argc) maxsize = strtoull(argv[++i], NULL, 0);
+        else if (!strcmp(argv[i], "-i") && i + 1 < argc) base = atoi(argv[++i]);
+    }
+    if (!lat && !bw) lat = bw = 1;
+    if (np < 2) {
+        if (!rank) fprintf(stderr, "latbw needs 2 ranks\n");
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    }
+    char *sbuf = malloc(maxsize ? maxsize : 1), *rbuf = malloc(maxsize ? maxsize : 1);
+    MPI_Request req[WINDOW];
+    for (size_t s = 0; s <= maxsize; s = s ? s * 2 : 1) {
+        int iters = iters_for(s, base);
+        memset(sbuf, 'a' + (int)(s % 26), s);
+        char want = 'a' + (int)(s % 26);
+        if (lat && rank < 2) {
+            int peer = 1 - rank;
+            for (int warm = 0; warm < 2; warm++) {
+                int n = warm ? iters : iters / 10 + 1;
+                MPI_Barrier(MPI_COMM_WORLD);
+                double t0 = MPI_Wtime();
+                for (int i = 0; i < n; i++) {
+                    if (rank == 0) {
+                        MPI_Send(sbuf, (int)s, MPI_CHAR, peer, 1, MPI_COMM_WORLD);
+                        MPI_Recv(rbuf, (int)s, MPI_CHAR, peer, 1, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+                    } else {
+                        MPI_Recv(rbuf, (int)s, MPI_CHAR, peer, 1, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+                        MPI_Send(sbuf, (int)s, MPI_CHAR, peer, 1, MPI_COMM_WORLD);
+                    }
+                }
+                double t = MPI_Wtime() - t0;
+                check(rbuf, s, want, "latency");
+                if (warm && rank == 0) printf("lat %zu %.2f\n", s, t * 1e6 / (2.0 * n));
+            }
+        } else if (lat) {
+            MPI_Barrier(MPI_COMM_WORLD);
+            MPI_Barrier(MPI_COMM_WORLD);
+        }
+        if (bw && rank < 2 && s > 0) {
+            int n = iters / 4 > 3 ? iters / 4 : 3;
+            MPI_Barrier(MPI_COMM_WORLD);
+            double t0 = MPI_Wtime();
+            for (int i = 0; i < n; i++) {
+                if (rank == 0) {
+                    for (int w = 0; w < WINDOW; w++)
+                        MPI_Isend(sbuf, (int)s, MPI_CHAR, 1, 2, MPI_COMM_WORLD, &req[w]);
+                    MPI_Waitall(WINDOW, req, MPI_STATUSES_IGNORE);
+                    MPI_Recv(rbuf, 1, MPI_CHAR, 1, 3, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+                } else {
+                    for (int w = 0; w < WINDOW; w++)
+                        MPI_Irecv(rbuf, (int)s, MPI_CHAR, 0, 2, MPI_COMM_WORLD, &req[w]);
+                    MPI_Waitall(WINDOW, req, MPI_STATUSES_IGNORE);
+                    check(rbuf, s, want, "bandwidth");
+                    MPI_Send(sbuf, 1, MPI_CHAR, 0, 3, MPI_COMM_WORLD);
+                }
+            }
+            double t = MPI_Wtime() - t0;
+            if (rank == 0) printf("bw %zu %.1f\n", s, (double)s * WINDOW * n / t / 1e6);
+        } else if (bw && s > 0) {
+            MPI_Barrier(MPI_COMM_WORLD);
+        }
+        fflush(stdout);
+        if (s == maxsize) break;
+        if (s * 2 > maxsize && s != maxsize) { /* end on maxsize exactly */
+            if (s < maxsize) { s = maxsize / 2; }
+        }
+    }
+    free(sbuf);
+    free(rbuf);
+    MPI_Finalize();
+    return 0;
+}
