@@ -48,6 +48,33 @@ n=$(FI_PROVIDER= fi_info -l 2>/dev/null | grep -cE "^(tcp|udp|shm|srd):")
 [ "$n" -eq 4 ]
 record "fi_info -l lists tcp, udp, shm and srd together" $?
 
+echo "== fi_pingpong over srd (loopback)"
+pingpong() { # name ep size
+    local port=$((20000 + RANDOM % 20000))
+    timeout 120 fi_pingpong -p srd -e "$2" -S "$3" -I 20 -B "$port" >"$log_dir/pp-$1-srv.log" 2>&1 &
+    local srv=$!
+    sleep 0.3
+    timeout 120 fi_pingpong -p srd -e "$2" -S "$3" -I 20 -P "$port" 127.0.0.1 >"$log_dir/pp-$1-cli.log" 2>&1
+    local rc=$?
+    wait "$srv"; local rs=$?
+    [ "$rc" -eq 0 ] && [ "$rs" -eq 0 ] && grep -q "=20" "$log_dir/pp-$1-cli.log"
+}
+pingpong dgram-64 dgram 64; record "fi_pingpong -e dgram 64 B" $?
+for s in 1 4096 65536 1048576 8388608; do
+    pingpong "rdm-$s" rdm "$s"; record "fi_pingpong -e rdm $s B" $?
+done
+
+echo "== MPI suite over srd (Open MPI pml cm + mtl ofi)"
+run_mpi() { # label, extra run.sh args
+    local label=$1; shift
+    mpi-tests/run.sh --timeout 300 "$@" >"$log_dir/mpi-$label.log" 2>&1
+    while read -r st name _; do
+        record "mpi $label $name" "$([ "$st" = PASS ] && echo 0 || echo 1)"
+    done < <(grep -E "^(PASS|FAIL) " "$log_dir/mpi-$label.log")
+}
+run_mpi lossless
+run_mpi loss5 --no-build --env FI_SRD_DROP_RATE=0.05
+
 if ((failed)); then
     echo "failures: ${failures[*]}"
     echo "logs in $log_dir"
