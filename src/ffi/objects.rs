@@ -431,8 +431,10 @@ unsafe fn write_entry(format: u32, dst: *mut u8, e: &Entry) {
     }
 }
 
-/// Reads after this many empty polls give the CPU away (oversubscribed jobs).
-const YIELD_AFTER: u32 = 32;
+/// After finding nothing for this long, reads give the CPU away on every
+/// empty poll, so oversubscribed jobs move; before that they spin, so a
+/// reply that arrives within a round trip is seen at once.
+const YIELD_AFTER: Duration = Duration::from_micros(200);
 
 #[unsafe(no_mangle)]
 pub extern "C" fn srd_rs_cq_read(
@@ -470,7 +472,7 @@ pub extern "C" fn srd_rs_cq_read(
             });
             match r {
                 Ok(n) => {
-                    cq.empty_polls.store(0, Ordering::Relaxed);
+                    cq.idle_since.store(0, Ordering::Relaxed);
                     return Ok(n as isize);
                 }
                 Err(Error::Again) if blocking != 0 => {
@@ -482,7 +484,7 @@ pub extern "C" fn srd_rs_cq_read(
                     wait_fds(&fds, Duration::from_millis(1));
                 }
                 Err(Error::Again) => {
-                    if cq.empty_polls.fetch_add(1, Ordering::Relaxed) >= YIELD_AFTER {
+                    if cq.idle_for() >= YIELD_AFTER {
                         // SAFETY: plain syscall.
                         unsafe { libc::sched_yield() };
                     }

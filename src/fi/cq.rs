@@ -60,8 +60,9 @@ pub struct Cq {
     inner: Mutex<Inner>,
     eps: Mutex<Vec<Weak<dyn Progress>>>,
     signaled: AtomicBool,
-    /// Consecutive reads that found nothing (to yield the CPU when idle).
-    pub empty_polls: std::sync::atomic::AtomicU32,
+    /// When reads started finding nothing (ns since `clock`, 0 = not idle).
+    pub idle_since: std::sync::atomic::AtomicU64,
+    clock: std::time::Instant,
 }
 
 impl std::fmt::Debug for Cq {
@@ -123,7 +124,8 @@ impl Cq {
             }),
             eps: Mutex::new(Vec::new()),
             signaled: AtomicBool::new(false),
-            empty_polls: std::sync::atomic::AtomicU32::new(0),
+            idle_since: std::sync::atomic::AtomicU64::new(0),
+            clock: std::time::Instant::now(),
         })
     }
 
@@ -228,6 +230,17 @@ impl Cq {
     pub fn has_entries(&self) -> bool {
         let g = self.lock();
         !g.ok.is_empty() || !g.err.is_empty()
+    }
+
+    /// How long reads have found nothing (starts the idle clock if not running).
+    pub fn idle_for(&self) -> std::time::Duration {
+        let now = (self.clock.elapsed().as_nanos() as u64).max(1);
+        let since = self.idle_since.load(Ordering::Relaxed);
+        if since == 0 {
+            self.idle_since.store(now, Ordering::Relaxed);
+            return std::time::Duration::ZERO;
+        }
+        std::time::Duration::from_nanos(now - since)
     }
 
     pub fn signal(&self) {

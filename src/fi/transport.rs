@@ -94,8 +94,11 @@ impl Transport {
     pub fn pump(&mut self) -> bool {
         let now = self.now();
         let mut moved = false;
+        // One poll(2) over all paths tells whether any recvmmsg is worth a
+        // system call (idle polling then costs one syscall, not one per path).
+        let readable = self.udp.wait_readable(Some(Duration::ZERO)).unwrap_or(true);
         // Receive up to a few batches so a burst does not starve sending.
-        for _ in 0..4 {
+        for _ in 0..if readable { 4 } else { 0 } {
             match self.udp.recv_batch(&mut self.rx) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
