@@ -681,6 +681,7 @@ pub extern "C" fn srd_rs_cntr_wait(cntr: *mut c_void, threshold: u64, timeout: c
 
 // ---------------------------------------------------------------- MR ----
 
+#[allow(clippy::too_many_arguments)] // mirrors fi_mr_regv's parameters
 fn register(
     domain: *mut c_void,
     iov: &[b::iovec],

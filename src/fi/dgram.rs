@@ -244,11 +244,11 @@ impl Dgram {
                 Opcode::Send => self.send_done(c),
                 Opcode::Recv => self.recv_done(c, av),
             };
-            if let Some(d) = done {
-                if let Err(d) = deliver(sink, d) {
-                    self.stash.push_back(d);
-                    break;
-                }
+            if let Some(d) = done
+                && let Err(d) = deliver(sink, d)
+            {
+                self.stash.push_back(d);
+                break;
             }
         }
     }
@@ -373,6 +373,7 @@ impl Dgram {
     }
 }
 
+#[allow(clippy::result_large_err)] // the Err hands the completion back to be kept
 fn deliver(sink: &Sink, d: Done) -> std::result::Result<(), Done> {
     match d {
         Done::Ok(dir, e, report) => sink

@@ -378,15 +378,15 @@ pub fn narrow(prov: &Info, hints: Option<&Info>) -> Info {
             od.resource_mgmt = hd.resource_mgmt;
         }
     }
-    if let (Some(ht), Some(ot)) = (&h.tx, out.tx.as_mut()) {
-        if ht.size != 0 {
-            ot.size = ht.size;
-        }
+    if let (Some(ht), Some(ot)) = (&h.tx, out.tx.as_mut())
+        && ht.size != 0
+    {
+        ot.size = ht.size;
     }
-    if let (Some(hr), Some(or)) = (&h.rx, out.rx.as_mut()) {
-        if hr.size != 0 {
-            or.size = hr.size;
-        }
+    if let (Some(hr), Some(or)) = (&h.rx, out.rx.as_mut())
+        && hr.size != 0
+    {
+        or.size = hr.size;
     }
     if h.addr_format == b::FI_ADDR_STR {
         out.addr_format = b::FI_ADDR_STR;

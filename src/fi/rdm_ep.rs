@@ -321,10 +321,10 @@ impl RdmEp {
             self.repost();
             busy |= self.transmit();
             let now = self.t.now();
-            if let Some(r) = self.rdm.as_mut() {
-                if r.poll_timeout().is_some_and(|t| t <= now) {
-                    r.handle_timeout(now);
-                }
+            if let Some(r) = self.rdm.as_mut()
+                && r.poll_timeout().is_some_and(|t| t <= now)
+            {
+                r.handle_timeout(now);
             }
             self.t.pump();
             if !busy {
@@ -455,10 +455,10 @@ impl RdmEp {
                 remote_qkey: route.qkey,
                 data: &self.out[..tx.len],
             };
-            if self.t.dev.post_send(self.qpn, wr).is_err() {
-                if let Some(r) = self.rdm.as_mut() {
-                    r.on_send_complete(tx.token, Err(TxError::Io));
-                }
+            if self.t.dev.post_send(self.qpn, wr).is_err()
+                && let Some(r) = self.rdm.as_mut()
+            {
+                r.on_send_complete(tx.token, Err(TxError::Io));
             }
         }
         any
@@ -548,6 +548,6 @@ fn map_rdm(e: RdmError) -> Error {
         RdmError::Again => Error::Again,
         RdmError::UnknownPeer | RdmError::InvalidArgument => Error::Inval,
         RdmError::TooLong => Error::MsgSize,
-        RdmError::NoMessage => Error::Os(b::FI_ENOMSG as i32),
+        RdmError::NoMessage => Error::Os(b::FI_ENOMSG),
     }
 }

@@ -55,10 +55,8 @@ impl Sink {
 
     /// Delivers a success; `Err(Again)` if the CQ is full (keep it).
     pub fn ok(&self, d: Dir, e: Entry, report: bool) -> Result<()> {
-        if report {
-            if let Some(cq) = self.cq(d) {
-                cq.push(e)?;
-            }
+        if report && let Some(cq) = self.cq(d) {
+            cq.push(e)?;
         }
         if let Some(c) = self.cntr(d) {
             c.inc();
