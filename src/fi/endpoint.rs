@@ -121,6 +121,7 @@ impl Endpoint {
                 Engine::Dgram(Box::new(Dgram::open(
                     t,
                     prefix,
+                    payload.saturating_sub(offer::DGRAM_HEADER_RESERVE),
                     tx_size.min(offer::DGRAM_QUEUE),
                     rx_size.min(offer::DGRAM_QUEUE),
                     host_id(),
