@@ -137,7 +137,10 @@ fn dgram_cancel_of_a_posted_receive_is_ecanceled() {
     // A message sent now meets no receive: the canceled one does not take it.
     assert_eq!(p.a.send(b"late", p.a.peer, 1), 0);
     let got = p.drain(100);
-    assert!(got[3].is_empty(), "canceled receive completed again: {got:?}");
+    assert!(
+        got[3].is_empty(),
+        "canceled receive completed again: {got:?}"
+    );
 }
 
 #[test]

@@ -69,7 +69,14 @@ fn enable_needs_an_av_and_cqs() {
     assert_eq!(ep_bind(ep, fid_of(cq2), b::FI_TRANSMIT), -b::FI_EINVAL);
     // The domain is busy while children are open.
     assert_eq!(close(fid_of(dom)), EBUSY);
-    for f in [fid_of(ep), fid_of(cq), fid_of(cq2), fid_of(av), fid_of(dom), fid_of(fab)] {
+    for f in [
+        fid_of(ep),
+        fid_of(cq),
+        fid_of(cq2),
+        fid_of(av),
+        fid_of(dom),
+        fid_of(fab),
+    ] {
         assert_eq!(close(f), 0);
     }
 }
@@ -100,7 +107,11 @@ fn bind_checks_its_fid_and_flags() {
         ..Opts::rdm()
     });
     let ep = p.a.ep;
-    assert_eq!(ep_bind(ep, null(), b::FI_TRANSMIT), -b::FI_EINVAL, "NULL fid");
+    assert_eq!(
+        ep_bind(ep, null(), b::FI_TRANSMIT),
+        -b::FI_EINVAL,
+        "NULL fid"
+    );
     // A fid that is not ours, with a CQ's class.
     let mut foreign_ops: b::fi_ops = Default::default();
     let mut foreign = b::fid {
@@ -108,7 +119,11 @@ fn bind_checks_its_fid_and_flags() {
         context: void(),
         ops: &mut foreign_ops,
     };
-    assert_eq!(ep_bind(ep, &mut foreign, b::FI_TRANSMIT), -b::FI_EINVAL, "foreign fid");
+    assert_eq!(
+        ep_bind(ep, &mut foreign, b::FI_TRANSMIT),
+        -b::FI_EINVAL,
+        "foreign fid"
+    );
     // One of ours of a class endpoints do not bind.
     assert_eq!(ep_bind(ep, fid_of(p.dom), 0), -b::FI_EINVAL, "domain");
     assert_eq!(ep_bind(ep, fid_of(p.b.ep), 0), -b::FI_EINVAL, "endpoint");
@@ -116,12 +131,24 @@ fn bind_checks_its_fid_and_flags() {
     let dom = p.dom;
     let cq = cq_open(dom, b::FI_CQ_FORMAT_TAGGED, 0).unwrap();
     assert_eq!(ep_bind(ep, fid_of(cq), 0), -b::FI_EINVAL, "no direction");
-    assert_eq!(ep_bind(ep, fid_of(cq), b::FI_TRANSMIT | (1 << 62)), -b::FI_EINVAL, "bad flag");
+    assert_eq!(
+        ep_bind(ep, fid_of(cq), b::FI_TRANSMIT | (1 << 62)),
+        -b::FI_EINVAL,
+        "bad flag"
+    );
     // A direction that already has a CQ.
-    assert_eq!(ep_bind(ep, fid_of(cq), b::FI_TRANSMIT), -b::FI_EINVAL, "second tx cq");
+    assert_eq!(
+        ep_bind(ep, fid_of(cq), b::FI_TRANSMIT),
+        -b::FI_EINVAL,
+        "second tx cq"
+    );
     // A counter with no event kind.
     let c = cntr_open(dom).unwrap();
-    assert_eq!(ep_bind(ep, fid_of(c), 0), -b::FI_EINVAL, "cntr without flags");
+    assert_eq!(
+        ep_bind(ep, fid_of(c), 0),
+        -b::FI_EINVAL,
+        "cntr without flags"
+    );
     // Binding the CQ to a NULL endpoint through the fid ops of the CQ itself.
     // SAFETY: cq is open; its bind rejects what it cannot take.
     let rc = unsafe { ((*(*cq).fid.ops).bind.unwrap())(&mut (*cq).fid, fid_of(ep), 0) };
@@ -138,12 +165,21 @@ fn null_pointers_are_einval() {
     // fi_av_insert with a NULL address and count 1.
     let mut fa = 0u64;
     // SAFETY: the provider must reject NULL addr.
-    let rc = unsafe { ((*(*p.a.av).ops).insert.unwrap())(p.a.av, std::ptr::null(), 1, &mut fa, 0, void()) };
+    let rc = unsafe {
+        ((*(*p.a.av).ops).insert.unwrap())(p.a.av, std::ptr::null(), 1, &mut fa, 0, void())
+    };
     assert_eq!(rc, -b::FI_EINVAL);
     // Unknown insert flags.
     // SAFETY: name is a valid address.
     let rc = unsafe {
-        ((*(*p.a.av).ops).insert.unwrap())(p.a.av, p.b.name.as_ptr().cast(), 1, &mut fa, 1 << 60, void())
+        ((*(*p.a.av).ops).insert.unwrap())(
+            p.a.av,
+            p.b.name.as_ptr().cast(),
+            1,
+            &mut fa,
+            1 << 60,
+            void(),
+        )
     };
     assert_eq!(rc, -b::FI_EINVAL);
     // fi_cq_read with a NULL buffer and count > 0.
@@ -161,7 +197,9 @@ fn null_pointers_are_einval() {
     let mut small = [0u8; 4];
     let mut len = small.len();
     // SAFETY: small has len bytes.
-    let rc = unsafe { ((*(*p.a.ep).cm).getname.unwrap())(&mut (*p.a.ep).fid, small.as_mut_ptr().cast(), &mut len) };
+    let rc = unsafe {
+        ((*(*p.a.ep).cm).getname.unwrap())(&mut (*p.a.ep).fid, small.as_mut_ptr().cast(), &mut len)
+    };
     assert_eq!(rc, -(b::FI_ETOOSMALL as c_int));
     assert_eq!(len, p.a.name.len());
     // A send with a NULL iov and count 1.
@@ -183,25 +221,43 @@ fn null_pointers_are_einval() {
     let n = unsafe { ((*(*p.a.ep).msg).sendv.unwrap())(p.a.ep, &iov, null(), 1, p.a.peer, void()) };
     assert_eq!(n, EINVAL_);
     // More iovs than iov_limit.
-    let iovs = [b::iovec { iov_base: void(), iov_len: 0 }; 64];
+    let iovs = [b::iovec {
+        iov_base: void(),
+        iov_len: 0,
+    }; 64];
     // SAFETY: as above.
-    let n = unsafe { ((*(*p.a.ep).msg).sendv.unwrap())(p.a.ep, iovs.as_ptr(), null(), 64, p.a.peer, void()) };
+    let n = unsafe {
+        ((*(*p.a.ep).msg).sendv.unwrap())(p.a.ep, iovs.as_ptr(), null(), 64, p.a.peer, void())
+    };
     assert_eq!(n, EINVAL_);
     // Options: NULL value, unknown level.
     // SAFETY: as above.
     let rc = unsafe {
-        ((*(*p.a.ep).ops).setopt.unwrap())(&mut (*p.a.ep).fid, b::FI_OPT_ENDPOINT as c_int, b::FI_OPT_MIN_MULTI_RECV as c_int, std::ptr::null(), 8)
+        ((*(*p.a.ep).ops).setopt.unwrap())(
+            &mut (*p.a.ep).fid,
+            b::FI_OPT_ENDPOINT as c_int,
+            b::FI_OPT_MIN_MULTI_RECV as c_int,
+            std::ptr::null(),
+            8,
+        )
     };
     assert_eq!(rc, -b::FI_EINVAL);
     let v = 1usize;
     // SAFETY: as above.
     let rc = unsafe {
-        ((*(*p.a.ep).ops).setopt.unwrap())(&mut (*p.a.ep).fid, 12345, 0, (&v as *const usize).cast(), 8)
+        ((*(*p.a.ep).ops).setopt.unwrap())(
+            &mut (*p.a.ep).fid,
+            12345,
+            0,
+            (&v as *const usize).cast(),
+            8,
+        )
     };
     assert_eq!(rc, -(b::FI_ENOPROTOOPT as c_int));
     // Open calls with NULL out-pointers.
     // SAFETY: as above.
-    let rc = unsafe { ((*(*p.dom).ops).cq_open.unwrap())(p.dom, std::ptr::null_mut(), null(), void()) };
+    let rc =
+        unsafe { ((*(*p.dom).ops).cq_open.unwrap())(p.dom, std::ptr::null_mut(), null(), void()) };
     assert_eq!(rc, -b::FI_EINVAL);
     // SAFETY: as above.
     let rc = unsafe { ((*(*p.dom).ops).endpoint.unwrap())(p.dom, p.info.0, null(), void()) };
@@ -217,14 +273,18 @@ fn bad_addresses_and_av_operations() {
     let junk = [0xA5u8; 40];
     let mut fa = 0u64;
     // SAFETY: junk holds one 40-byte record.
-    let rc = unsafe { ((*(*p.a.av).ops).insert.unwrap())(p.a.av, junk.as_ptr().cast(), 1, &mut fa, 0, void()) };
+    let rc = unsafe {
+        ((*(*p.a.av).ops).insert.unwrap())(p.a.av, junk.as_ptr().cast(), 1, &mut fa, 0, void())
+    };
     assert_eq!(rc, 0);
     assert_eq!(fa, ADDR_UNSPEC);
     // Lookup returns what was inserted.
     let mut out = [0u8; 64];
     let mut len = out.len();
     // SAFETY: out has len bytes.
-    let rc = unsafe { ((*(*p.a.av).ops).lookup.unwrap())(p.a.av, p.a.peer, out.as_mut_ptr().cast(), &mut len) };
+    let rc = unsafe {
+        ((*(*p.a.av).ops).lookup.unwrap())(p.a.av, p.a.peer, out.as_mut_ptr().cast(), &mut len)
+    };
     assert_eq!(rc, 0);
     assert_eq!(&out[..len], &p.b.name[..]);
     // Send to an fi_addr that is not in the AV.
@@ -296,17 +356,40 @@ fn mr_registration_and_bad_arguments() {
     assert_eq!(rc, 0);
     assert!(!mr.is_null());
     // SAFETY: mr is open.
-    assert!(!unsafe { (*mr).mem_desc }.is_null(), "a descriptor for data calls");
+    assert!(
+        !unsafe { (*mr).mem_desc }.is_null(),
+        "a descriptor for data calls"
+    );
     // NULL output pointer, unknown flags.
     // SAFETY: as above.
     let rc = unsafe {
-        ((*(*p.dom).mr).reg.unwrap())(&mut (*p.dom).fid, buf.as_ptr().cast(), buf.len(), b::FI_SEND, 0, 0, 0, null(), void())
+        ((*(*p.dom).mr).reg.unwrap())(
+            &mut (*p.dom).fid,
+            buf.as_ptr().cast(),
+            buf.len(),
+            b::FI_SEND,
+            0,
+            0,
+            0,
+            null(),
+            void(),
+        )
     };
     assert_eq!(rc, -b::FI_EINVAL);
     let mut mr2: *mut b::fid_mr = null();
     // SAFETY: as above.
     let rc = unsafe {
-        ((*(*p.dom).mr).reg.unwrap())(&mut (*p.dom).fid, buf.as_ptr().cast(), buf.len(), b::FI_SEND, 0, 0, 1 << 60, &mut mr2, void())
+        ((*(*p.dom).mr).reg.unwrap())(
+            &mut (*p.dom).fid,
+            buf.as_ptr().cast(),
+            buf.len(),
+            b::FI_SEND,
+            0,
+            0,
+            1 << 60,
+            &mut mr2,
+            void(),
+        )
     };
     assert_eq!(rc, -b::FI_EINVAL);
     assert_eq!(close(fid_of(mr)), 0);

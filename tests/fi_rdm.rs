@@ -82,12 +82,29 @@ fn rdm_zero_length_with_null_buffer() {
     let null = std::ptr::null();
     // SAFETY: zero-length operations with NULL buffers are valid.
     let rc = unsafe {
-        ((*(*p.b.ep).tagged).recv.unwrap())(p.b.ep, std::ptr::null_mut(), 0, std::ptr::null_mut(), ADDR_UNSPEC, 3, 0, 1 as *mut _)
+        ((*(*p.b.ep).tagged).recv.unwrap())(
+            p.b.ep,
+            std::ptr::null_mut(),
+            0,
+            std::ptr::null_mut(),
+            ADDR_UNSPEC,
+            3,
+            0,
+            1 as *mut _,
+        )
     };
     assert_eq!(rc, 0);
     // SAFETY: as above.
     let rc = unsafe {
-        ((*(*p.a.ep).tagged).send.unwrap())(p.a.ep, null, 0, std::ptr::null_mut(), p.a.peer, 3, 2 as *mut _)
+        ((*(*p.a.ep).tagged).send.unwrap())(
+            p.a.ep,
+            null,
+            0,
+            std::ptr::null_mut(),
+            p.a.peer,
+            3,
+            2 as *mut _,
+        )
     };
     assert_eq!(rc, 0);
     let got = p.wait(1, 1, 10);
@@ -105,7 +122,11 @@ fn rdm_tag_matching_with_ignore_bits() {
     assert_eq!(p.a.tsend(b"this-one", p.a.peer, 0x1234, 11), 0);
     let got = p.wait(2, 1, 10);
     let rx = &got[3][0];
-    assert_eq!((rx.err, rx.ctx, rx.tag, rx.len), (0, 1, 0x1234, 8), "{rx:?}");
+    assert_eq!(
+        (rx.err, rx.ctx, rx.tag, rx.len),
+        (0, 1, 0x1234, 8),
+        "{rx:?}"
+    );
     assert_eq!(&wild[..8], b"this-one");
     // The other waits as unexpected until a receive for it appears.
     assert!(p.drain(30)[3].is_empty());
@@ -133,7 +154,10 @@ fn rdm_directed_receive_versus_any_source() {
     let cqs = [p.a.txcq, p.a.rxcq, p.b.txcq, p.b.rxcq, c.txcq, c.rxcq];
     assert!(progress_until(&cqs, &mut got, 10, |g| g[0].len() == 1));
     let _ = progress_until(&cqs, &mut got, 0, |_| false);
-    assert!(got[3].is_empty(), "A's message matched a receive directed at C: {got:?}");
+    assert!(
+        got[3].is_empty(),
+        "A's message matched a receive directed at C: {got:?}"
+    );
     // Any source takes A's message.
     assert_eq!(p.b.trecv(&mut any, ADDR_UNSPEC, 7, 0, 0xA), 0);
     assert!(progress_until(&cqs, &mut got, 10, |g| g[3].len() == 1));
@@ -154,7 +178,18 @@ fn rdm_directed_receive_versus_any_source() {
 fn rdm_same_tag_messages_match_in_send_order() {
     let p = Pair::new(&Opts::rdm());
     // Mixed protocols: eager, medium and long-CTS messages with one tag.
-    let sizes = [10usize, 70_000, 5, 200_000, 3000, 65_536, 1, 1 << 20, 100, 40_000];
+    let sizes = [
+        10usize,
+        70_000,
+        5,
+        200_000,
+        3000,
+        65_536,
+        1,
+        1 << 20,
+        100,
+        40_000,
+    ];
     let msgs: Vec<Vec<u8>> = sizes
         .iter()
         .enumerate()
@@ -172,7 +207,10 @@ fn rdm_same_tag_messages_match_in_send_order() {
     for e in &got[3] {
         assert_eq!(e.err, 0, "{e:?}");
         let i = e.ctx - 200;
-        assert_eq!(e.len, sizes[i], "receive {i} got the message of another send");
+        assert_eq!(
+            e.len, sizes[i],
+            "receive {i} got the message of another send"
+        );
         assert!(bufs[i][..sizes[i]] == msgs[i][..], "receive {i} bytes");
     }
     let mut tx: Vec<usize> = got[0].iter().map(|e| e.ctx).collect();
@@ -201,17 +239,29 @@ fn rdm_inject_buffer_reusable_and_no_tx_completion() {
     let got = p.wait(0, 4, 10);
     let rx = &got[3];
     assert!(rx.iter().all(|e| e.err == 0), "{rx:?}");
-    assert_eq!((rx[0].ctx, rx[0].len, rx[0].flags), (1, 1000, b::FI_RECV | b::FI_MSG));
+    assert_eq!(
+        (rx[0].ctx, rx[0].len, rx[0].flags),
+        (1, 1000, b::FI_RECV | b::FI_MSG)
+    );
     assert_eq!(r1[..1000], orig[..]);
     assert_eq!(rx[1].flags, b::FI_RECV | b::FI_MSG | b::FI_REMOTE_CQ_DATA);
     assert_eq!(rx[1].data, 0xDA7A);
     assert_eq!(r2[..1000], orig[..]);
-    assert_eq!((rx[2].len, rx[2].tag, rx[2].flags), (10, 9, b::FI_RECV | b::FI_TAGGED));
-    assert_eq!(rx[3].flags, b::FI_RECV | b::FI_TAGGED | b::FI_REMOTE_CQ_DATA);
+    assert_eq!(
+        (rx[2].len, rx[2].tag, rx[2].flags),
+        (10, 9, b::FI_RECV | b::FI_TAGGED)
+    );
+    assert_eq!(
+        rx[3].flags,
+        b::FI_RECV | b::FI_TAGGED | b::FI_REMOTE_CQ_DATA
+    );
     assert_eq!((rx[3].data, rx[3].len), (0xBEEF, 20));
     assert_eq!(r4[..20], orig[..20]);
     let later = p.drain(50);
-    assert!(got[0].is_empty() && later[0].is_empty(), "inject produced a tx completion");
+    assert!(
+        got[0].is_empty() && later[0].is_empty(),
+        "inject produced a tx completion"
+    );
     // Above inject_size: -FI_EMSGSIZE.
     // SAFETY: info has tx_attr.
     let inject_size = unsafe { (*(*p.info.0).tx_attr).inject_size };
@@ -242,7 +292,10 @@ fn rdm_senddata_sets_remote_cq_data_in_data_and_tagged_formats() {
         assert_eq!(rx[0].data, 0x1122_3344_5566_7788);
         assert_eq!(rx[0].len, d1.len());
         assert!(r1 == d1);
-        assert_eq!(rx[1].flags, b::FI_RECV | b::FI_TAGGED | b::FI_REMOTE_CQ_DATA);
+        assert_eq!(
+            rx[1].flags,
+            b::FI_RECV | b::FI_TAGGED | b::FI_REMOTE_CQ_DATA
+        );
         assert_eq!(rx[1].data, 0x99);
         if format == b::FI_CQ_FORMAT_TAGGED {
             assert_eq!(rx[1].tag, 0x77);
@@ -280,7 +333,10 @@ fn rdm_cancel_posted_receives() {
     assert_eq!(cancel(p.b.ep, 0x52), 0);
     let mut got: [Vec<Cqe>; 4] = Default::default();
     assert!(progress_until(&p.cqs(), &mut got, 5, |g| g[3].len() == 2));
-    for (e, ctx, kind) in [(&got[3][0], 0x51, b::FI_TAGGED), (&got[3][1], 0x52, b::FI_MSG)] {
+    for (e, ctx, kind) in [
+        (&got[3][0], 0x51, b::FI_TAGGED),
+        (&got[3][1], 0x52, b::FI_MSG),
+    ] {
         assert_eq!((e.err, e.ctx), (b::FI_ECANCELED, ctx), "{e:?}");
         assert_ne!(e.flags & kind, 0);
     }
@@ -322,8 +378,16 @@ fn rdm_selective_completion_and_counters() {
     for k in 0..4 {
         got[k].extend(more[k].iter().cloned());
     }
-    assert_eq!(got[0].iter().map(|e| e.ctx).collect::<Vec<_>>(), [11], "tx: {got:?}");
-    assert_eq!(got[3].iter().map(|e| e.ctx).collect::<Vec<_>>(), [2], "rx: {got:?}");
+    assert_eq!(
+        got[0].iter().map(|e| e.ctx).collect::<Vec<_>>(),
+        [11],
+        "tx: {got:?}"
+    );
+    assert_eq!(
+        got[3].iter().map(|e| e.ctx).collect::<Vec<_>>(),
+        [2],
+        "rx: {got:?}"
+    );
     assert_eq!(&r[0][..5], b"quiet");
     assert_eq!(&r[1][..4], b"loud");
     assert_eq!(cntr_read(p.a.txcntr), 2);
@@ -333,7 +397,10 @@ fn rdm_selective_completion_and_counters() {
     let t = Instant::now();
     assert_eq!(cntr_wait(p.b.rxcntr, 3, 100), ETIMEDOUT);
     let el = t.elapsed();
-    assert!(el >= Duration::from_millis(90) && el < Duration::from_secs(3), "{el:?}");
+    assert!(
+        el >= Duration::from_millis(90) && el < Duration::from_secs(3),
+        "{el:?}"
+    );
 }
 
 #[test]
@@ -357,7 +424,10 @@ fn rdm_multi_recv_buffer_takes_several_messages() {
         assert_eq!((e.err, e.ctx, e.len), (0, 0x3, 1000), "{e:?}");
         let off = e.buf - base;
         assert!(off + 1000 <= 4096, "entry {i} outside the buffer");
-        assert!(big[off..off + 1000] == msgs[i][..], "message {i} at offset {off}");
+        assert!(
+            big[off..off + 1000] == msgs[i][..],
+            "message {i} at offset {off}"
+        );
         offs.push(off);
         // 4096 - 3*1000 = 1096 >= 1024: released only by the fourth.
         let released = e.flags & b::FI_MULTI_RECV != 0;
@@ -379,7 +449,10 @@ fn rdm_multi_recv_buffer_takes_several_messages() {
 /// One FI_PEEK and its completion.
 fn peek_once(p: &Pair, tag: u64, ctx: usize, flags: u64) -> Cqe {
     let mut got: [Vec<Cqe>; 4] = Default::default();
-    assert_eq!(p.b.trecvmsg(&mut [], ADDR_UNSPEC, tag, 0, ctx, b::FI_PEEK | flags), 0);
+    assert_eq!(
+        p.b.trecvmsg(&mut [], ADDR_UNSPEC, tag, 0, ctx, b::FI_PEEK | flags),
+        0
+    );
     assert!(progress_until(&p.cqs(), &mut got, 5, |g| !g[3].is_empty()));
     assert_eq!(got[3].len(), 1, "{got:?}");
     got[3].pop().unwrap()
@@ -413,8 +486,14 @@ fn rdm_peek_claim_discard_on_unexpected_messages() {
     // Plain peek: reports, leaves the message.
     let e = peek(&p, 1, 20, 0);
     assert_eq!((e.err, e.ctx, e.len, e.tag), (0, 20, 300, 1), "{e:?}");
-    assert_eq!(e.flags & (b::FI_RECV | b::FI_TAGGED), b::FI_RECV | b::FI_TAGGED);
-    assert_eq!((e.flags & b::FI_REMOTE_CQ_DATA, e.data), (b::FI_REMOTE_CQ_DATA, 0xD1));
+    assert_eq!(
+        e.flags & (b::FI_RECV | b::FI_TAGGED),
+        b::FI_RECV | b::FI_TAGGED
+    );
+    assert_eq!(
+        (e.flags & b::FI_REMOTE_CQ_DATA, e.data),
+        (b::FI_REMOTE_CQ_DATA, 0xD1)
+    );
     let e = peek(&p, 1, 21, 0);
     assert_eq!((e.ctx, e.len), (21, 300), "still there");
     // Peek + claim, then receive the claimed message by context.
@@ -423,11 +502,18 @@ fn rdm_peek_claim_discard_on_unexpected_messages() {
     let e = peek_once(&p, 1, 23, 0);
     assert_eq!(e.err, b::FI_ENOMSG, "claimed message is no longer visible");
     let mut buf = vec![0u8; 300];
-    assert_eq!(p.b.trecvmsg(&mut buf, ADDR_UNSPEC, 1, 0, 22, b::FI_CLAIM), 0);
+    assert_eq!(
+        p.b.trecvmsg(&mut buf, ADDR_UNSPEC, 1, 0, 22, b::FI_CLAIM),
+        0
+    );
     let mut got: [Vec<Cqe>; 4] = Default::default();
     assert!(progress_until(&p.cqs(), &mut got, 5, |g| !g[3].is_empty()));
     let e = &got[3][0];
-    assert_eq!((e.err, e.ctx, e.len, e.tag, e.data), (0, 22, 300, 1, 0xD1), "{e:?}");
+    assert_eq!(
+        (e.err, e.ctx, e.len, e.tag, e.data),
+        (0, 22, 300, 1, 0xD1),
+        "{e:?}"
+    );
     assert!(buf == m1);
     // Peek + discard: gone.
     let e = peek(&p, 2, 30, b::FI_DISCARD);
@@ -438,7 +524,10 @@ fn rdm_peek_claim_discard_on_unexpected_messages() {
     assert_eq!(p.a.tsend(&m2, p.a.peer, 3, 13), 0);
     let e = peek(&p, 3, 40, b::FI_CLAIM);
     assert_eq!((e.err, e.len), (0, 200));
-    assert_eq!(p.b.trecvmsg(&mut [], ADDR_UNSPEC, 3, 0, 40, b::FI_CLAIM | b::FI_DISCARD), 0);
+    assert_eq!(
+        p.b.trecvmsg(&mut [], ADDR_UNSPEC, 3, 0, 40, b::FI_CLAIM | b::FI_DISCARD),
+        0
+    );
     let mut got: [Vec<Cqe>; 4] = Default::default();
     assert!(progress_until(&p.cqs(), &mut got, 5, |g| !g[3].is_empty()));
     assert_eq!((got[3][0].err, got[3][0].ctx), (0, 40));
@@ -466,7 +555,11 @@ fn rdm_unknown_sender_with_source_err_is_eaddrnotavail() {
     let got = p.wait(1, 1, 10);
     assert_eq!(got[0][0].err, 0, "{:?}", got[0][0]);
     let e = &got[3][0];
-    assert_eq!((e.err, e.ctx, e.len, e.tag), (b::FI_EADDRNOTAVAIL, 0x5E, 500, 8), "{e:?}");
+    assert_eq!(
+        (e.err, e.ctx, e.len, e.tag),
+        (b::FI_EADDRNOTAVAIL, 0x5E, 500, 8),
+        "{e:?}"
+    );
     assert_eq!(e.err_data, p.a.name, "err_data holds the sender's address");
     assert!(rbuf == data, "the data is placed");
 }
@@ -515,7 +608,9 @@ fn rdm_cq_of_four_delivers_sixteen_completions() {
         // Keep each message alive until its completion: eager copies, so
         // a local clone is enough for this test's sizes only if the
         // provider copied; wait for the tx completion to be safe.
-        assert!(progress_until(&p.cqs(), &mut got, 10, |g| g[0].iter().any(|e| e.ctx == 200 + i)));
+        assert!(progress_until(&p.cqs(), &mut got, 10, |g| g[0]
+            .iter()
+            .any(|e| e.ctx == 200 + i)));
     }
     assert!(progress_until(&p.cqs(), &mut got, 10, |g| g[3].len() >= 16));
     let _ = p.drain(30);
@@ -563,7 +658,11 @@ fn rdm_cq_of_four_with_sixteen_pending_at_once() {
         }
     }
     rx.sort();
-    assert_eq!(rx, (100..116).collect::<Vec<_>>(), "all 16 delivered, none dropped");
+    assert_eq!(
+        rx,
+        (100..116).collect::<Vec<_>>(),
+        "all 16 delivered, none dropped"
+    );
     for (i, b) in bufs.iter().enumerate() {
         assert!(b[..50] == msgs[i][..]);
     }
@@ -576,11 +675,20 @@ fn rdm_cq_sread_times_out_with_eagain() {
     let t = Instant::now();
     // SAFETY: room for one entry.
     let n = unsafe {
-        ((*(*p.b.rxcq).ops).sread.unwrap())(p.b.rxcq, (&mut e as *mut b::fi_cq_tagged_entry).cast(), 1, std::ptr::null(), 200)
+        ((*(*p.b.rxcq).ops).sread.unwrap())(
+            p.b.rxcq,
+            (&mut e as *mut b::fi_cq_tagged_entry).cast(),
+            1,
+            std::ptr::null(),
+            200,
+        )
     };
     let el = t.elapsed();
     assert_eq!(n, EAGAIN);
-    assert!(el >= Duration::from_millis(150) && el < Duration::from_secs(3), "{el:?}");
+    assert!(
+        el >= Duration::from_millis(150) && el < Duration::from_secs(3),
+        "{el:?}"
+    );
     // And a blocking read returns as soon as something arrives.
     let mut rbuf = vec![0u8; 8];
     assert_eq!(p.b.recv(&mut rbuf, ADDR_UNSPEC, 5), 0);
@@ -589,7 +697,13 @@ fn rdm_cq_sread_times_out_with_eagain() {
     for _ in 0..50 {
         // SAFETY: as above.
         n = unsafe {
-            ((*(*p.b.rxcq).ops).sread.unwrap())(p.b.rxcq, (&mut e as *mut b::fi_cq_tagged_entry).cast(), 1, std::ptr::null(), 100)
+            ((*(*p.b.rxcq).ops).sread.unwrap())(
+                p.b.rxcq,
+                (&mut e as *mut b::fi_cq_tagged_entry).cast(),
+                1,
+                std::ptr::null(),
+                100,
+            )
         };
         if n == 1 {
             break;
@@ -607,12 +721,26 @@ fn rdm_cq_strerror_gives_a_string() {
         let mut buf = [0 as std::os::raw::c_char; 128];
         // SAFETY: buf has 128 bytes.
         let s = unsafe {
-            ((*(*p.b.rxcq).ops).strerror.unwrap())(p.b.rxcq, prov_errno, std::ptr::null(), buf.as_mut_ptr(), buf.len())
+            ((*(*p.b.rxcq).ops).strerror.unwrap())(
+                p.b.rxcq,
+                prov_errno,
+                std::ptr::null(),
+                buf.as_mut_ptr(),
+                buf.len(),
+            )
         };
         assert!(!s.is_null());
         assert!(!common::cstr(s).is_empty(), "strerror({prov_errno})");
         // SAFETY: as above, without a buffer: a static string.
-        let s = unsafe { ((*(*p.b.rxcq).ops).strerror.unwrap())(p.b.rxcq, prov_errno, std::ptr::null(), std::ptr::null_mut(), 0) };
+        let s = unsafe {
+            ((*(*p.b.rxcq).ops).strerror.unwrap())(
+                p.b.rxcq,
+                prov_errno,
+                std::ptr::null(),
+                std::ptr::null_mut(),
+                0,
+            )
+        };
         assert!(!common::cstr(s).is_empty());
     }
 }
@@ -636,7 +764,10 @@ fn rdm_peer_that_does_not_poll_for_a_while_is_not_unreachable() {
         }
     }
     if let Some((e, when)) = &early {
-        assert_eq!(e.err, 0, "send failed after {when:?} while the peer was not polling: {e:?}");
+        assert_eq!(
+            e.err, 0,
+            "send failed after {when:?} while the peer was not polling: {e:?}"
+        );
     }
     let got = p.wait(usize::from(early.is_none()), 1, 10);
     assert_eq!(&rbuf[..8], b"patience");

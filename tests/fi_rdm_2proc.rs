@@ -44,7 +44,9 @@ fn child_role() {
     }
     let mut n = Node::new(&Opts::rdm());
     let mut line = String::new();
-    std::io::stdin().read_line(&mut line).expect("parent address");
+    std::io::stdin()
+        .read_line(&mut line)
+        .expect("parent address");
     n.s.peer = av_insert(n.s.av, &unhex(line.trim()));
     println!("\nADDR:{}", hex(&n.s.name));
     std::io::stdout().flush().unwrap();
@@ -52,7 +54,10 @@ fn child_role() {
         for it in 0..ITERS {
             let tag = (size as u64) << 8 | it as u64;
             let got = recv_one(&n, size, tag);
-            assert!(got == pattern(size, seed(size, it, false)), "child: bad data at {size}");
+            assert!(
+                got == pattern(size, seed(size, it, false)),
+                "child: bad data at {size}"
+            );
             send_one(&n, &pattern(size, seed(size, it, true)), tag);
         }
     }
@@ -107,8 +112,15 @@ fn rdm_pingpong_between_two_processes() {
             let got = n.wait(1, 1, 30);
             assert_eq!(got[0][0].err, 0, "ping {size}: {:?}", got[0][0]);
             let e = &got[1][0];
-            assert_eq!((e.err, e.len, e.tag, e.src), (0, size, tag, n.s.peer), "pong {size}: {e:?}");
-            assert!(pong == pattern(size, seed(size, it, true)), "pong bytes at {size}");
+            assert_eq!(
+                (e.err, e.len, e.tag, e.src),
+                (0, size, tag, n.s.peer),
+                "pong {size}: {e:?}"
+            );
+            assert!(
+                pong == pattern(size, seed(size, it, true)),
+                "pong bytes at {size}"
+            );
         }
     }
     let done = loop {
@@ -131,6 +143,9 @@ fn rdm_pingpong_between_two_processes() {
         std::thread::sleep(Duration::from_millis(10));
     };
     assert!(done, "child did not finish");
-    assert!(status.is_some_and(|s| s.success()), "child exit: {status:?}");
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "child exit: {status:?}"
+    );
     eprintln!("two-process pingpong took {:?}", t.elapsed());
 }

@@ -124,11 +124,7 @@ pub fn av_open(dom: *mut b::fid_domain, ty: u32) -> Result<*mut b::fid_av, c_int
     if rc == 0 { Ok(av) } else { Err(rc) }
 }
 
-pub fn cq_open(
-    dom: *mut b::fid_domain,
-    format: u32,
-    size: usize,
-) -> Result<*mut b::fid_cq, c_int> {
+pub fn cq_open(dom: *mut b::fid_domain, format: u32, size: usize) -> Result<*mut b::fid_cq, c_int> {
     let mut attr = b::fi_cq_attr {
         size,
         format,
@@ -167,9 +163,7 @@ pub fn ep_bind(ep: *mut b::fid_ep, bfid: *mut b::fid, flags: u64) -> c_int {
 
 pub fn enable(ep: *mut b::fid_ep) -> c_int {
     // SAFETY: as above.
-    unsafe {
-        ((*(*ep).fid.ops).control.unwrap())(&mut (*ep).fid, b::FI_ENABLE as c_int, void())
-    }
+    unsafe { ((*(*ep).fid.ops).control.unwrap())(&mut (*ep).fid, b::FI_ENABLE as c_int, void()) }
 }
 
 pub fn getname(ep: *mut b::fid_ep) -> Vec<u8> {
@@ -187,7 +181,8 @@ pub fn getname(ep: *mut b::fid_ep) -> Vec<u8> {
 pub fn av_insert(av: *mut b::fid_av, addr: &[u8]) -> u64 {
     let mut fa = 0u64;
     // SAFETY: addr holds one address.
-    let rc = unsafe { ((*(*av).ops).insert.unwrap())(av, addr.as_ptr().cast(), 1, &mut fa, 0, void()) };
+    let rc =
+        unsafe { ((*(*av).ops).insert.unwrap())(av, addr.as_ptr().cast(), 1, &mut fa, 0, void()) };
     assert_eq!(rc, 1, "fi_av_insert");
     fa
 }
@@ -231,7 +226,14 @@ pub fn poll_cq(cq: *mut b::fid_cq) -> Option<Cqe> {
     let mut e = b::fi_cq_tagged_entry::default();
     let mut src = ADDR_UNSPEC;
     // SAFETY: room for one entry of any format.
-    let n = unsafe { ((*(*cq).ops).readfrom.unwrap())(cq, (&mut e as *mut b::fi_cq_tagged_entry).cast(), 1, &mut src) };
+    let n = unsafe {
+        ((*(*cq).ops).readfrom.unwrap())(
+            cq,
+            (&mut e as *mut b::fi_cq_tagged_entry).cast(),
+            1,
+            &mut src,
+        )
+    };
     if n == 1 {
         return Some(Cqe {
             ctx: e.op_context as usize,
@@ -324,14 +326,22 @@ pub struct Side {
 }
 
 impl Side {
-    fn open(dom: *mut b::fid_domain, info: *mut b::fi_info, o: &Opts) -> Side {
+    pub fn open(dom: *mut b::fid_domain, info: *mut b::fi_info, o: &Opts) -> Side {
         let av = av_open(dom, b::FI_AV_TABLE).expect("fi_av_open");
         let txcq = cq_open(dom, o.cq_format, o.cq_size).expect("fi_cq_open tx");
         let rxcq = cq_open(dom, o.cq_format, o.cq_size).expect("fi_cq_open rx");
         let ep = endpoint(dom, info).expect("fi_endpoint");
         assert_eq!(ep_bind(ep, fid_of(av), 0), 0, "bind av");
-        assert_eq!(ep_bind(ep, fid_of(txcq), b::FI_TRANSMIT | o.tx_bind), 0, "bind tx cq");
-        assert_eq!(ep_bind(ep, fid_of(rxcq), b::FI_RECV | o.rx_bind), 0, "bind rx cq");
+        assert_eq!(
+            ep_bind(ep, fid_of(txcq), b::FI_TRANSMIT | o.tx_bind),
+            0,
+            "bind tx cq"
+        );
+        assert_eq!(
+            ep_bind(ep, fid_of(rxcq), b::FI_RECV | o.rx_bind),
+            0,
+            "bind rx cq"
+        );
         let (mut txcntr, mut rxcntr) = (null(), null());
         if o.cntrs {
             txcntr = cntr_open(dom).expect("cntr");
@@ -380,27 +390,59 @@ impl Side {
     pub fn send(&self, buf: &[u8], dest: u64, ctx: usize) -> isize {
         // SAFETY: buf outlives the operation (callers wait for completion).
         unsafe {
-            ((*(*self.ep).msg).send.unwrap())(self.ep, buf.as_ptr().cast(), buf.len(), void(), dest, ctx as *mut c_void)
+            ((*(*self.ep).msg).send.unwrap())(
+                self.ep,
+                buf.as_ptr().cast(),
+                buf.len(),
+                void(),
+                dest,
+                ctx as *mut c_void,
+            )
         }
     }
     pub fn senddata(&self, buf: &[u8], data: u64, dest: u64, ctx: usize) -> isize {
         // SAFETY: as above.
         unsafe {
-            ((*(*self.ep).msg).senddata.unwrap())(self.ep, buf.as_ptr().cast(), buf.len(), void(), data, dest, ctx as *mut c_void)
+            ((*(*self.ep).msg).senddata.unwrap())(
+                self.ep,
+                buf.as_ptr().cast(),
+                buf.len(),
+                void(),
+                data,
+                dest,
+                ctx as *mut c_void,
+            )
         }
     }
     pub fn inject(&self, buf: &[u8], dest: u64) -> isize {
         // SAFETY: copied during the call.
-        unsafe { ((*(*self.ep).msg).inject.unwrap())(self.ep, buf.as_ptr().cast(), buf.len(), dest) }
+        unsafe {
+            ((*(*self.ep).msg).inject.unwrap())(self.ep, buf.as_ptr().cast(), buf.len(), dest)
+        }
     }
     pub fn injectdata(&self, buf: &[u8], data: u64, dest: u64) -> isize {
         // SAFETY: copied during the call.
-        unsafe { ((*(*self.ep).msg).injectdata.unwrap())(self.ep, buf.as_ptr().cast(), buf.len(), data, dest) }
+        unsafe {
+            ((*(*self.ep).msg).injectdata.unwrap())(
+                self.ep,
+                buf.as_ptr().cast(),
+                buf.len(),
+                data,
+                dest,
+            )
+        }
     }
     pub fn recv(&self, buf: &mut [u8], src: u64, ctx: usize) -> isize {
         // SAFETY: buf outlives the operation.
         unsafe {
-            ((*(*self.ep).msg).recv.unwrap())(self.ep, buf.as_mut_ptr().cast(), buf.len(), void(), src, ctx as *mut c_void)
+            ((*(*self.ep).msg).recv.unwrap())(
+                self.ep,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                void(),
+                src,
+                ctx as *mut c_void,
+            )
         }
     }
     pub fn recvmsg(&self, buf: &mut [u8], src: u64, ctx: usize, flags: u64) -> isize {
@@ -440,23 +482,55 @@ impl Side {
     pub fn tsend(&self, buf: &[u8], dest: u64, tag: u64, ctx: usize) -> isize {
         // SAFETY: as above.
         unsafe {
-            ((*(*self.ep).tagged).send.unwrap())(self.ep, buf.as_ptr().cast(), buf.len(), void(), dest, tag, ctx as *mut c_void)
+            ((*(*self.ep).tagged).send.unwrap())(
+                self.ep,
+                buf.as_ptr().cast(),
+                buf.len(),
+                void(),
+                dest,
+                tag,
+                ctx as *mut c_void,
+            )
         }
     }
     pub fn tsenddata(&self, buf: &[u8], data: u64, dest: u64, tag: u64, ctx: usize) -> isize {
         // SAFETY: as above.
         unsafe {
-            ((*(*self.ep).tagged).senddata.unwrap())(self.ep, buf.as_ptr().cast(), buf.len(), void(), data, dest, tag, ctx as *mut c_void)
+            ((*(*self.ep).tagged).senddata.unwrap())(
+                self.ep,
+                buf.as_ptr().cast(),
+                buf.len(),
+                void(),
+                data,
+                dest,
+                tag,
+                ctx as *mut c_void,
+            )
         }
     }
     pub fn tinject(&self, buf: &[u8], dest: u64, tag: u64) -> isize {
         // SAFETY: copied during the call.
-        unsafe { ((*(*self.ep).tagged).inject.unwrap())(self.ep, buf.as_ptr().cast(), buf.len(), dest, tag) }
+        unsafe {
+            ((*(*self.ep).tagged).inject.unwrap())(
+                self.ep,
+                buf.as_ptr().cast(),
+                buf.len(),
+                dest,
+                tag,
+            )
+        }
     }
     pub fn tinjectdata(&self, buf: &[u8], data: u64, dest: u64, tag: u64) -> isize {
         // SAFETY: copied during the call.
         unsafe {
-            ((*(*self.ep).tagged).injectdata.unwrap())(self.ep, buf.as_ptr().cast(), buf.len(), data, dest, tag)
+            ((*(*self.ep).tagged).injectdata.unwrap())(
+                self.ep,
+                buf.as_ptr().cast(),
+                buf.len(),
+                data,
+                dest,
+                tag,
+            )
         }
     }
     pub fn trecv(&self, buf: &mut [u8], src: u64, tag: u64, ignore: u64, ctx: usize) -> isize {
@@ -475,14 +549,26 @@ impl Side {
         }
     }
     #[allow(clippy::too_many_arguments)]
-    pub fn trecvmsg(&self, buf: &mut [u8], src: u64, tag: u64, ignore: u64, ctx: usize, flags: u64) -> isize {
+    pub fn trecvmsg(
+        &self,
+        buf: &mut [u8],
+        src: u64,
+        tag: u64,
+        ignore: u64,
+        ctx: usize,
+        flags: u64,
+    ) -> isize {
         let iov = b::iovec {
             iov_base: buf.as_mut_ptr().cast(),
             iov_len: buf.len(),
         };
         let mut desc = void();
         let msg = b::fi_msg_tagged {
-            msg_iov: if buf.is_empty() { std::ptr::null() } else { &iov },
+            msg_iov: if buf.is_empty() {
+                std::ptr::null()
+            } else {
+                &iov
+            },
             desc: &mut desc,
             iov_count: usize::from(!buf.is_empty()),
             addr: src,
@@ -495,7 +581,15 @@ impl Side {
         unsafe { ((*(*self.ep).tagged).recvmsg.unwrap())(self.ep, &msg, flags) }
     }
     #[allow(clippy::too_many_arguments)]
-    pub fn tsendmsg(&self, buf: &[u8], dest: u64, tag: u64, ctx: usize, data: u64, flags: u64) -> isize {
+    pub fn tsendmsg(
+        &self,
+        buf: &[u8],
+        dest: u64,
+        tag: u64,
+        ctx: usize,
+        data: u64,
+        flags: u64,
+    ) -> isize {
         let iov = b::iovec {
             iov_base: buf.as_ptr() as *mut c_void,
             iov_len: buf.len(),
@@ -560,7 +654,13 @@ impl Pair {
         if o.b_knows_a {
             b.peer = av_insert(b.av, &a.name);
         }
-        Pair { info, fab, dom, a, b }
+        Pair {
+            info,
+            fab,
+            dom,
+            a,
+            b,
+        }
     }
 
     /// All four CQs: [a.tx, a.rx, b.tx, b.rx].
@@ -572,7 +672,9 @@ impl Pair {
     /// `brx` (others collected too). Returns [a.tx, a.rx, b.tx, b.rx].
     pub fn wait(&self, atx: usize, brx: usize, secs: u64) -> [Vec<Cqe>; 4] {
         let mut got: [Vec<Cqe>; 4] = Default::default();
-        let ok = progress_until(&self.cqs(), &mut got, secs, |g| g[0].len() >= atx && g[3].len() >= brx);
+        let ok = progress_until(&self.cqs(), &mut got, secs, |g| {
+            g[0].len() >= atx && g[3].len() >= brx
+        });
         assert!(
             ok,
             "timed out waiting for {atx} tx / {brx} rx completions: got {} / {}: {got:?}",
@@ -613,5 +715,55 @@ impl Drop for Pair {
 pub fn pattern(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
         .map(|i| (i as u32).wrapping_mul(2_654_435_761).rotate_left(7) as u8 ^ seed)
+        .collect()
+}
+
+/// One endpoint with its own fabric and domain (the two-process tests).
+pub struct Node {
+    pub info: InfoList,
+    pub fab: *mut b::fid_fabric,
+    pub dom: *mut b::fid_domain,
+    pub s: Side,
+}
+
+impl Node {
+    pub fn new(o: &Opts) -> Node {
+        let info = lo_info(o);
+        // SAFETY: info is a valid entry.
+        let fab = fabric(unsafe { &*info.0 }).expect("fi_fabric");
+        let dom = domain(fab, info.0).expect("fi_domain");
+        let s = Side::open(dom, info.0, o);
+        Node { info, fab, dom, s }
+    }
+
+    /// Progresses until the tx CQ has `tx` and the rx CQ `rx` entries.
+    pub fn wait(&self, tx: usize, rx: usize, secs: u64) -> [Vec<Cqe>; 2] {
+        let mut got: [Vec<Cqe>; 2] = Default::default();
+        let ok = progress_until(&[self.s.txcq, self.s.rxcq], &mut got, secs, |g| {
+            g[0].len() >= tx && g[1].len() >= rx
+        });
+        assert!(ok, "timed out waiting for {tx} tx / {rx} rx: {got:?}");
+        got
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        self.s.close();
+        assert_eq!(close(fid_of(self.dom)), 0, "close domain");
+        assert_eq!(close(fid_of(self.fab)), 0, "close fabric");
+    }
+}
+
+pub fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+pub fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len() / 2)
+        .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).expect("hex"))
         .collect()
 }
