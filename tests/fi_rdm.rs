@@ -90,7 +90,7 @@ fn rdm_zero_length_with_null_buffer() {
             ADDR_UNSPEC,
             3,
             0,
-            1 as *mut _,
+            std::ptr::without_provenance_mut(1),
         )
     };
     assert_eq!(rc, 0);
@@ -103,7 +103,7 @@ fn rdm_zero_length_with_null_buffer() {
             std::ptr::null_mut(),
             p.a.peer,
             3,
-            2 as *mut _,
+            std::ptr::without_provenance_mut(2),
         )
     };
     assert_eq!(rc, 0);

@@ -168,7 +168,7 @@ fn rdm_scatter_gather_sends_and_receives() {
                 ADDR_UNSPEC,
                 4,
                 0,
-                1 as *mut c_void,
+                std::ptr::without_provenance_mut(1),
             );
             assert_eq!(r, 0);
             let r = ((*(*p.a.ep).tagged).sendv.unwrap())(
@@ -178,7 +178,7 @@ fn rdm_scatter_gather_sends_and_receives() {
                 3,
                 p.a.peer,
                 4,
-                2 as *mut c_void,
+                std::ptr::without_provenance_mut(2),
             );
             assert_eq!(r, 0);
         }
