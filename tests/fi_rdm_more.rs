@@ -342,3 +342,57 @@ fn rdm_without_directed_recv_the_source_is_ignored() {
     let got = p.wait(1, 1, 10);
     assert_eq!((got[3][0].err, got[3][0].ctx), (0, 1));
 }
+
+#[test]
+fn rdm_unknown_sender_without_source_err_is_a_success_with_addr_notavail() {
+    let o = Opts {
+        b_knows_a: false,
+        ..Opts::rdm()
+    };
+    assert_eq!(o.caps & b::FI_SOURCE_ERR, 0);
+    let p = Pair::new(&o);
+    // SAFETY: info is valid.
+    assert_eq!(unsafe { (*p.info.0).caps } & b::FI_SOURCE_ERR, 0);
+    let mut rbuf = vec![0u8; 16];
+    assert_eq!(p.b.trecv(&mut rbuf, ADDR_UNSPEC, 1, 0, 1), 0);
+    assert_eq!(p.a.tsend(b"anon", p.a.peer, 1, 2), 0);
+    let got = p.wait(1, 1, 10);
+    let e = &got[3][0];
+    assert_eq!((e.err, e.len, e.src), (0, 4, ADDR_UNSPEC), "{e:?}");
+    assert_eq!(&rbuf[..4], b"anon");
+}
+
+#[test]
+fn rdm_cq_signal_wakes_a_blocked_sread() {
+    let p = Pair::new(&Opts::rdm());
+    #[derive(Clone, Copy)]
+    struct Cq(*mut b::fid_cq);
+    // SAFETY: the provider is FI_THREAD_SAFE; only the pointer moves.
+    unsafe impl Send for Cq {}
+    let cq = Cq(p.b.rxcq);
+    let t = Instant::now();
+    let waiter = std::thread::spawn(move || {
+        let cq = cq;
+        let mut e = b::fi_cq_tagged_entry::default();
+        // SAFETY: room for one entry; the CQ outlives the thread (joined).
+        unsafe {
+            ((*(*cq.0).ops).sread.unwrap())(
+                cq.0,
+                (&mut e as *mut b::fi_cq_tagged_entry).cast(),
+                1,
+                std::ptr::null(),
+                10_000,
+            )
+        }
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    // SAFETY: the CQ is open.
+    assert_eq!(unsafe { ((*(*p.b.rxcq).ops).signal.unwrap())(p.b.rxcq) }, 0);
+    let n = waiter.join().unwrap();
+    assert_eq!(n, EAGAIN);
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "sread returned after {:?}",
+        t.elapsed()
+    );
+}
