@@ -396,3 +396,88 @@ fn rdm_cq_signal_wakes_a_blocked_sread() {
         t.elapsed()
     );
 }
+
+#[test]
+fn rdm_multi_recv_with_medium_and_long_messages() {
+    let p = Pair::new(&Opts {
+        min_multi_recv: Some(4096),
+        ..Opts::rdm()
+    });
+    let mut big = vec![0u8; 2 << 20];
+    let base = big.as_ptr() as usize;
+    assert_eq!(p.b.recvmsg(&mut big, ADDR_UNSPEC, 9, b::FI_MULTI_RECV), 0);
+    let sizes = [100usize, 70_000, 300_000, 5, 1 << 20];
+    let msgs: Vec<Vec<u8>> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| pattern(n, i as u8))
+        .collect();
+    for (i, m) in msgs.iter().enumerate() {
+        assert_eq!(p.a.send(m, p.a.peer, 10 + i), 0);
+    }
+    let got = p.wait(sizes.len(), sizes.len(), 20);
+    let mut spans = vec![];
+    for e in &got[3] {
+        assert_eq!((e.err, e.ctx), (0, 9), "{e:?}");
+        let i = sizes.iter().position(|&n| n == e.len).expect("a sent size");
+        let off = e.buf - base;
+        assert!(big[off..off + e.len] == msgs[i][..], "message {i} at {off}");
+        spans.push((off, off + e.len));
+    }
+    spans.sort();
+    assert!(
+        spans.windows(2).all(|w| w[0].1 <= w[1].0),
+        "overlapping placements {spans:?}"
+    );
+}
+
+#[test]
+fn rdm_claim_and_discard_long_messages() {
+    let p = Pair::new(&Opts::rdm());
+    let long = pattern(1 << 20, 7);
+    assert_eq!(p.a.tsend(&long, p.a.peer, 1, 11), 0);
+    assert_eq!(p.a.tsend(&long, p.a.peer, 2, 12), 0);
+    // Peek until the first is visible, claim it, receive it.
+    let mut got: [Vec<Cqe>; 4] = Default::default();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let e = loop {
+        assert_eq!(
+            p.b.trecvmsg(&mut [], ADDR_UNSPEC, 1, 0, 20, b::FI_PEEK | b::FI_CLAIM),
+            0
+        );
+        assert!(progress_until(&p.cqs(), &mut got, 5, |g| !g[3].is_empty()));
+        let e = got[3].pop().unwrap();
+        if e.err != b::FI_ENOMSG || Instant::now() > deadline {
+            break e;
+        }
+    };
+    assert_eq!((e.err, e.len, e.tag), (0, 1 << 20, 1), "{e:?}");
+    let mut buf = vec![0u8; 1 << 20];
+    assert_eq!(
+        p.b.trecvmsg(&mut buf, ADDR_UNSPEC, 1, 0, 20, b::FI_CLAIM),
+        0
+    );
+    assert!(progress_until(&p.cqs(), &mut got, 10, |g| !g[3].is_empty()));
+    assert_eq!((got[3][0].err, got[3][0].len), (0, 1 << 20));
+    assert!(buf == long);
+    // Discard the second: its sender still completes.
+    let e = loop {
+        assert_eq!(
+            p.b.trecvmsg(&mut [], ADDR_UNSPEC, 2, 0, 30, b::FI_PEEK | b::FI_DISCARD),
+            0
+        );
+        let mut g: [Vec<Cqe>; 4] = Default::default();
+        assert!(progress_until(&p.cqs(), &mut g, 5, |g| !g[3].is_empty()));
+        got[0].extend(g[0].iter().cloned());
+        let e = g[3].pop().unwrap();
+        if e.err != b::FI_ENOMSG || Instant::now() > deadline {
+            break e;
+        }
+    };
+    assert_eq!((e.err, e.len), (0, 1 << 20));
+    assert!(
+        progress_until(&p.cqs(), &mut got, 10, |g| g[0].len() >= 2),
+        "sender completions {got:?}"
+    );
+    assert!(got[0].iter().all(|e| e.err == 0), "{got:?}");
+}
