@@ -121,3 +121,43 @@ fn dgram_cq_sread_times_out_and_wakes() {
     assert_eq!(n, 1);
     assert_eq!((e.op_context as usize, e.len), (5, 4));
 }
+
+#[test]
+fn dgram_prefix_truncation_and_counters_on_errors() {
+    let p = Pair::new(&Opts {
+        prefix: true,
+        cntrs: true,
+        ..Opts::dgram()
+    });
+    let mut sbuf = vec![0u8; 40];
+    sbuf.extend_from_slice(&pattern(300, 1));
+    let mut rbuf = vec![0u8; 40 + 100];
+    assert_eq!(p.b.recv(&mut rbuf, ADDR_UNSPEC, 1), 0);
+    assert_eq!(p.a.send(&sbuf, p.a.peer, 2), 0);
+    let got = p.wait(1, 1, 10);
+    let e = &got[3][0];
+    assert_eq!(e.err, b::FI_ETRUNC as i32, "{e:?}");
+    assert_eq!((e.len, e.olen), (140, 200));
+    assert_eq!(rbuf[40..], sbuf[40..140]);
+    assert_eq!((cntr_read(p.b.rxcntr), cntr_readerr(p.b.rxcntr)), (0, 1));
+    assert_eq!(cntr_read(p.a.txcntr), 1);
+}
+
+#[test]
+fn dgram_message_without_a_posted_receive_is_dropped() {
+    let p = Pair::new(&Opts::dgram());
+    assert_eq!(p.a.send(b"nobody", p.a.peer, 1), 0);
+    let got = p.drain(100);
+    assert_eq!(got[0].len(), 1);
+    let mut rbuf = vec![0u8; 16];
+    assert_eq!(p.b.recv(&mut rbuf, ADDR_UNSPEC, 2), 0);
+    let later = p.drain(100);
+    assert!(
+        later[3].is_empty(),
+        "a dropped datagram was delivered late: {later:?}"
+    );
+    assert_eq!(p.a.send(b"fresh", p.a.peer, 3), 0);
+    let got = p.wait(1, 1, 10);
+    assert_eq!(&rbuf[..5], b"fresh");
+    assert_eq!(got[3][0].len, 5);
+}

@@ -181,3 +181,86 @@ fn thread_safe_endpoint_used_from_several_threads() {
     }
     assert!(got[3].iter().all(|e| e.err == 0));
 }
+
+#[test]
+fn eq_open_bind_write_read() {
+    let mut p = Pair::new(&Opts {
+        enable: false,
+        ..Opts::rdm()
+    });
+    let mut attr = b::fi_eq_attr {
+        wait_obj: b::FI_WAIT_UNSPEC,
+        ..Default::default()
+    };
+    let mut eq: *mut b::fid_eq = null();
+    // SAFETY: fabric ops populated.
+    let rc = unsafe { ((*(*p.fab).ops).eq_open.unwrap())(p.fab, &mut attr, &mut eq, void()) };
+    assert_eq!(rc, 0);
+    assert_eq!(ep_bind(p.a.ep, fid_of(eq), 0), 0);
+    assert_eq!(enable(p.a.ep), 0);
+    let mut ev = 0u32;
+    let mut buf = [0u8; 64];
+    // SAFETY: eq is open; buf has 64 bytes.
+    unsafe {
+        let ops = &*(*eq).ops;
+        let n = (ops.read.unwrap())(eq, &mut ev, buf.as_mut_ptr().cast(), buf.len(), 0);
+        assert_eq!(n, EAGAIN, "nothing yet");
+        let msg = *b"hello-eq";
+        let n = (ops.write.unwrap())(eq, b::FI_NOTIFY, msg.as_ptr().cast(), msg.len(), 0);
+        assert_eq!(n, 8);
+        let n = (ops.read.unwrap())(eq, &mut ev, buf.as_mut_ptr().cast(), buf.len(), 0);
+        assert_eq!((n, ev), (8, b::FI_NOTIFY));
+        assert_eq!(&buf[..8], b"hello-eq");
+        let mut err = b::fi_eq_err_entry::default();
+        assert_eq!((ops.readerr.unwrap())(eq, &mut err, 0), EAGAIN);
+        let t = Instant::now();
+        let n = (ops.sread.unwrap())(eq, &mut ev, buf.as_mut_ptr().cast(), buf.len(), 50, 0);
+        assert_eq!(n, EAGAIN);
+        assert!(t.elapsed() < Duration::from_secs(3));
+    }
+    p.a.close();
+    assert_eq!(close(fid_of(eq)), 0);
+}
+
+#[test]
+fn av_straddr_and_batch_insert_with_sync_err() {
+    let p = Pair::new(&Opts::rdm());
+    let mut s = [0 as std::os::raw::c_char; 128];
+    let mut len = s.len();
+    // SAFETY: name is one address; s has len bytes.
+    let r = unsafe {
+        ((*(*p.a.av).ops).straddr.unwrap())(
+            p.a.av,
+            p.b.name.as_ptr().cast(),
+            s.as_mut_ptr(),
+            &mut len,
+        )
+    };
+    assert!(!r.is_null());
+    let text = cstr(r);
+    assert!(!text.is_empty() && len == text.len() + 1, "{text:?} {len}");
+    assert!(text.contains("127.0.0.1"), "{text}");
+    // Two good addresses and a bad one in one call; FI_SYNC_ERR reports each.
+    let mut recs = p.a.name.clone();
+    recs.extend_from_slice(&[0xEEu8; 40]);
+    recs.extend_from_slice(&p.b.name);
+    let mut fas = [0u64; 3];
+    let mut errs = [7i32; 3];
+    // SAFETY: 3 records of 40 bytes; fas and errs have 3 slots.
+    let n = unsafe {
+        ((*(*p.a.av).ops).insert.unwrap())(
+            p.a.av,
+            recs.as_ptr().cast(),
+            3,
+            fas.as_mut_ptr(),
+            b::FI_SYNC_ERR,
+            errs.as_mut_ptr().cast(),
+        )
+    };
+    assert_eq!(n, 2);
+    assert_eq!(errs[0], 0);
+    assert_ne!(errs[1], 0);
+    assert_eq!(errs[2], 0);
+    assert_eq!(fas[1], ADDR_UNSPEC);
+    assert!(fas[0] != ADDR_UNSPEC && fas[2] != ADDR_UNSPEC && fas[0] != fas[2]);
+}
