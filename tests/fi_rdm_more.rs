@@ -525,3 +525,61 @@ fn rdm_send_to_a_removed_fi_addr_is_einval_after_use() {
     assert_eq!(p.a.tsend(b"stale", old, 1, 3), -(b::FI_EINVAL as isize));
     assert_eq!(p.a.send(b"stale", old, 4), -(b::FI_EINVAL as isize));
 }
+
+#[test]
+fn rdm_completion_levels_all_complete_with_data_intact() {
+    let p = Pair::new(&Opts::rdm());
+    for level in [
+        b::FI_INJECT_COMPLETE,
+        b::FI_TRANSMIT_COMPLETE,
+        b::FI_DELIVERY_COMPLETE,
+    ] {
+        for size in [0usize, 100, 70_000, 1 << 20] {
+            let m = pattern(size, size as u8);
+            let mut buf = vec![0u8; size.max(1)];
+            assert_eq!(p.b.trecv(&mut buf, ADDR_UNSPEC, 6, 0, 1), 0);
+            assert_eq!(
+                p.a.tsendmsg(&m, p.a.peer, 6, 2, 0, level | b::FI_COMPLETION),
+                0
+            );
+            let got = p.wait(1, 1, 20);
+            assert_eq!(
+                (got[0][0].err, got[0][0].ctx),
+                (0, 2),
+                "level {level:#x} size {size}"
+            );
+            assert_eq!((got[3][0].err, got[3][0].len), (0, size));
+            assert!(buf[..size] == m[..]);
+        }
+    }
+}
+
+#[test]
+fn rdm_cancel_of_a_multi_recv_buffer_releases_it() {
+    let p = Pair::new(&Opts {
+        min_multi_recv: Some(64),
+        ..Opts::rdm()
+    });
+    let mut big = vec![0u8; 8192];
+    assert_eq!(
+        p.b.recvmsg(&mut big, ADDR_UNSPEC, 0x31, b::FI_MULTI_RECV),
+        0
+    );
+    assert_eq!(p.a.send(&pattern(1000, 1), p.a.peer, 1), 0);
+    let got = p.wait(1, 1, 10);
+    assert_eq!((got[3][0].err, got[3][0].len), (0, 1000));
+    assert_eq!(got[3][0].flags & b::FI_MULTI_RECV, 0, "still has room");
+    assert_eq!(cancel(p.b.ep, 0x31), 0);
+    let mut got: [Vec<Cqe>; 4] = Default::default();
+    assert!(progress_until(&p.cqs(), &mut got, 5, |g| !g[3].is_empty()));
+    let e = &got[3][0];
+    assert_eq!((e.err, e.ctx), (b::FI_ECANCELED, 0x31), "{e:?}");
+    assert_ne!(
+        e.flags & b::FI_MULTI_RECV,
+        0,
+        "the cancel releases the buffer"
+    );
+    // Released: a new message finds no receive.
+    assert_eq!(p.a.send(b"after", p.a.peer, 2), 0);
+    assert!(p.drain(50)[3].is_empty());
+}
