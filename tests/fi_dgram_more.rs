@@ -161,3 +161,24 @@ fn dgram_message_without_a_posted_receive_is_dropped() {
     assert_eq!(&rbuf[..5], b"fresh");
     assert_eq!(got[3][0].len, 5);
 }
+
+#[test]
+fn one_counter_for_both_directions() {
+    let mut p = Pair::new(&Opts {
+        enable: false,
+        ..Opts::dgram()
+    });
+    let c = cntr_open(p.dom).unwrap();
+    for s in [&p.a, &p.b] {
+        assert_eq!(ep_bind(s.ep, common::fid_of(c), b::FI_SEND | b::FI_RECV), 0);
+        assert_eq!(enable(s.ep), 0);
+    }
+    let mut rbuf = vec![0u8; 16];
+    assert_eq!(p.b.recv(&mut rbuf, ADDR_UNSPEC, 1), 0);
+    assert_eq!(p.a.send(b"count", p.a.peer, 2), 0);
+    let _ = p.wait(1, 1, 10);
+    assert_eq!(cntr_read(c), 2, "one send and one receive");
+    p.a.close();
+    p.b.close();
+    assert_eq!(common::close(common::fid_of(c)), 0);
+}

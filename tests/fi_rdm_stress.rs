@@ -145,3 +145,34 @@ fn rdm_more_sends_than_tx_size_all_complete() {
     assert!(got[0].iter().chain(&got[3]).all(|e| e.err == 0));
     assert!(bufs.iter().all(|b| *b == m));
 }
+
+#[test]
+fn rdm_cq_of_four_delivers_sixteen_error_entries() {
+    let p = Pair::new(&Opts {
+        cq_size: 4,
+        ..Opts::rdm()
+    });
+    let mut bufs: Vec<Vec<u8>> = (0..16).map(|_| vec![0u8; 10]).collect();
+    for (i, b) in bufs.iter_mut().enumerate() {
+        assert_eq!(p.b.trecv(b, ADDR_UNSPEC, 1, 0, 100 + i), 0);
+    }
+    let msgs: Vec<Vec<u8>> = (0..16).map(|i| pattern(50, i as u8)).collect();
+    let mut got: [Vec<Cqe>; 4] = Default::default();
+    for (i, m) in msgs.iter().enumerate() {
+        let rc = post_retry(&p.cqs(), &mut got, || p.a.tsend(m, p.a.peer, 1, 200 + i));
+        assert_eq!(rc, 0);
+    }
+    // Let the sender finish while B's small CQ is not read.
+    let mut tx: [Vec<Cqe>; 1] = Default::default();
+    let _ = progress_until(&[p.a.txcq], &mut tx, 5, |g| g[0].len() + got[0].len() >= 16);
+    assert!(progress_until(&p.cqs(), &mut got, 10, |g| g[3].len() >= 16));
+    let _ = p.drain(30);
+    let mut ctxs: Vec<usize> = got[3].iter().map(|e| e.ctx).collect();
+    ctxs.sort();
+    assert_eq!(ctxs, (100..116).collect::<Vec<_>>(), "all 16 error entries");
+    assert!(
+        got[3]
+            .iter()
+            .all(|e| e.err == srd_fi::ffi::bindings::FI_ETRUNC as i32 && e.olen == 40)
+    );
+}
