@@ -135,6 +135,11 @@ impl Dgram {
     }
 
     pub fn send(&mut self, av: &Av, op: SendOp) -> Result<()> {
+        if op.flags & b::FI_REMOTE_CQ_DATA != 0 {
+            // A UD datagram has no room for remote CQ data here (the entry
+            // says cq_data_size 0); dropping it silently would lie.
+            return Err(Error::NoSys);
+        }
         let peer = av.lookup(op.dest).ok_or(Error::Inval)?;
         if peer.kind != Kind::Dgram {
             return Err(Error::Inval);

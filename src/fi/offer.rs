@@ -208,7 +208,11 @@ pub fn dgram_entry(iface: &Iface, params: &Params, prefix: bool) -> Info {
             tx_ctx_cnt: 1,
             rx_ctx_cnt: 1,
         }),
-        domain: Some(domain(iface, caps)),
+        domain: Some(DomainAttr {
+            // Datagrams carry no remote CQ data (fi_senddata: -FI_ENOSYS).
+            cq_data_size: 0,
+            ..domain(iface, caps)
+        }),
         fabric: Some(fabric()),
     }
 }
