@@ -182,3 +182,30 @@ fn one_counter_for_both_directions() {
     p.b.close();
     assert_eq!(common::close(common::fid_of(c)), 0);
 }
+
+#[test]
+fn dgram_senddata_carries_the_data_or_is_refused() {
+    let p = Pair::new(&Opts::dgram());
+    let mut rbuf = vec![0u8; 16];
+    assert_eq!(p.b.recv(&mut rbuf, ADDR_UNSPEC, 1), 0);
+    let rc = p.a.senddata(b"data", 0x5151, p.a.peer, 2);
+    if rc == 0 {
+        let got = p.wait(1, 1, 10);
+        let e = &got[3][0];
+        assert_eq!(
+            (e.flags & b::FI_REMOTE_CQ_DATA, e.data),
+            (b::FI_REMOTE_CQ_DATA, 0x5151),
+            "fi_senddata accepted but the data was dropped: {e:?}"
+        );
+    } else {
+        assert!(
+            rc == -(b::FI_ENOSYS as isize) || rc == -(b::FI_EINVAL as isize),
+            "{rc}"
+        );
+        // SAFETY: info has domain_attr.
+        let cq_data = unsafe { (*(*p.info.0).domain_attr).cq_data_size };
+        assert_eq!(cq_data, 0, "refused, so none is advertised");
+        // Nothing was sent.
+        assert!(p.drain(30)[3].is_empty());
+    }
+}
