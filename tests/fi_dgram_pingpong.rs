@@ -9,7 +9,7 @@ fn fi_pingpong_dgram_64() {
     let args = [
         "-p", "srd", "-d", "lo", "-e", "dgram", "-S", "64", "-I", "10",
     ];
-    if let Some(f) = common::pingpong::run(&args, 47630, Duration::from_secs(60)) {
+    if let Some(f) = common::pingpong::run(&args, Duration::from_secs(60)) {
         panic!("{f}");
     }
 }
@@ -19,7 +19,7 @@ fn fi_pingpong_dgram_with_integrity_checks() {
     let args = [
         "-p", "srd", "-d", "lo", "-e", "dgram", "-c", "-S", "1024", "-I", "10",
     ];
-    if let Some(f) = common::pingpong::run(&args, 47631, Duration::from_secs(60)) {
+    if let Some(f) = common::pingpong::run(&args, Duration::from_secs(60)) {
         panic!("{f}");
     }
 }

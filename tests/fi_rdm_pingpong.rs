@@ -8,20 +8,17 @@ use std::time::Duration;
 #[test]
 fn fi_pingpong_rdm_sizes() {
     let mut failures = vec![];
-    for (i, (size, iters)) in [
+    for (size, iters) in [
         ("1", "10"),
         ("4096", "10"),
         ("65536", "10"),
         ("1048576", "5"),
         ("8388608", "3"),
-    ]
-    .into_iter()
-    .enumerate()
-    {
+    ] {
         let args = [
             "-p", "srd", "-d", "lo", "-e", "rdm", "-S", size, "-I", iters,
         ];
-        if let Some(f) = common::pingpong::run(&args, 47610 + i as u16, Duration::from_secs(60)) {
+        if let Some(f) = common::pingpong::run(&args, Duration::from_secs(60)) {
             failures.push(f);
         }
     }
@@ -33,7 +30,7 @@ fn fi_pingpong_rdm_tagged_with_integrity_checks() {
     let args = [
         "-p", "srd", "-d", "lo", "-e", "rdm", "-m", "tagged", "-c", "-S", "65536", "-I", "10",
     ];
-    if let Some(f) = common::pingpong::run(&args, 47620, Duration::from_secs(60)) {
+    if let Some(f) = common::pingpong::run(&args, Duration::from_secs(60)) {
         panic!("{f}");
     }
 }

@@ -52,9 +52,20 @@ fn wait_bounded(mut ch: Child, limit: Duration) -> Option<Output> {
     }
 }
 
-/// Runs one server/client pair; returns a failure description or None.
-pub fn run(args: &[&str], port: u16, limit: Duration) -> Option<String> {
+/// A TCP port that is free now (other test runs on this machine may use
+/// fixed ones such as fi_pingpong's default 47592).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("an ephemeral port")
+}
+
+/// Runs one server/client pair on a free control port; returns a failure
+/// description or None.
+pub fn run(args: &[&str], limit: Duration) -> Option<String> {
     super::init();
+    let port = free_port();
     let server = command(args, port, true)
         .spawn()
         .expect("fi_pingpong (libfabric-bin) runs");
