@@ -79,9 +79,13 @@ pub(crate) fn close(rs: *mut c_void, fclass: usize) -> Result<c_int> {
             b::FI_CLASS_EP => object::close::<Endpoint>(rs)?,
             b::FI_CLASS_EQ => object::close::<crate::fi::eq::Eq>(rs)?,
             b::FI_CLASS_MR => {
-                let mr = object::borrow::<MrObj>(rs)?;
+                // Our own borrow must be gone before close counts references.
+                let (domain, key) = {
+                    let mr = object::borrow::<MrObj>(rs)?;
+                    (mr.domain.clone(), mr.region.key)
+                };
                 object::close::<MrObj>(rs)?;
-                let _ = mr.domain.mrs.deregister(mr.region.key);
+                let _ = domain.mrs.deregister(key);
             }
             _ => return Err(Error::Inval),
         }

@@ -46,6 +46,8 @@ pub struct Dgram {
     qpn: u32,
     /// Bytes of the UD prefix the application's buffers carry (0 or 40).
     prefix: usize,
+    /// Largest payload accepted: the max_msg_size fi_info advertised.
+    max_msg: usize,
     ahs: HashMap<DeviceAddr, Ah>,
     sends: Slab<PendingSend>,
     recvs: Slab<PendingRecv>,
@@ -57,9 +59,13 @@ pub struct Dgram {
 }
 
 impl Dgram {
+    /// `max_msg`: the advertised ep_attr->max_msg_size (clipped to what
+    /// the device carries).
+    #[allow(clippy::too_many_arguments)]
     pub fn open(
         t: Transport,
         prefix: usize,
+        max_msg: usize,
         tx: usize,
         rx: usize,
         host_id: u64,
@@ -86,7 +92,9 @@ impl Dgram {
             dev.modify_qp(qpn, s).map_err(bad)?;
         }
         let buf_len = dev.max_payload() + srd::UD_PREFIX;
+        let max_msg = max_msg.min(dev.max_payload());
         Ok(Dgram {
+            max_msg,
             scratch: Vec::with_capacity(dev.max_payload()),
             rx_pool: (0..rx.min(256)).map(|_| vec![0u8; buf_len]).collect(),
             t,
@@ -115,7 +123,7 @@ impl Dgram {
     }
 
     pub fn max_msg(&self) -> usize {
-        self.t.dev.max_payload()
+        self.max_msg
     }
 
     pub fn tx_room(&self) -> usize {
@@ -127,6 +135,11 @@ impl Dgram {
     }
 
     pub fn send(&mut self, av: &Av, op: SendOp) -> Result<()> {
+        if op.flags & b::FI_REMOTE_CQ_DATA != 0 {
+            // A UD datagram has no room for remote CQ data here (the entry
+            // says cq_data_size 0); dropping it silently would lie.
+            return Err(Error::NoSys);
+        }
         let peer = av.lookup(op.dest).ok_or(Error::Inval)?;
         if peer.kind != Kind::Dgram {
             return Err(Error::Inval);
@@ -136,7 +149,7 @@ impl Dgram {
             return Err(Error::Inval);
         }
         let payload = total - self.prefix;
-        if payload > self.t.dev.max_payload() {
+        if payload > self.max_msg {
             return Err(Error::MsgSize);
         }
         if self.tx_room() == 0 {

@@ -105,7 +105,7 @@ impl Endpoint {
         let caps = if info.caps != 0 {
             info.caps
         } else {
-            offer::RDM_CAPS
+            offer::RDM_CAPS & !b::FI_SOURCE_ERR
         };
         let engine = match ep_type {
             t if t == b::FI_EP_DGRAM => {
@@ -121,6 +121,7 @@ impl Endpoint {
                 Engine::Dgram(Box::new(Dgram::open(
                     t,
                     prefix,
+                    payload.saturating_sub(offer::DGRAM_HEADER_RESERVE),
                     tx_size.min(offer::DGRAM_QUEUE),
                     rx_size.min(offer::DGRAM_QUEUE),
                     host_id(),
@@ -143,7 +144,10 @@ impl Endpoint {
             st: Mutex::new(State {
                 enabled: false,
                 av: None,
-                sink: Sink::default(),
+                sink: Sink {
+                    source_err: caps & b::FI_SOURCE_ERR != 0,
+                    ..Sink::default()
+                },
                 tx_flags,
                 rx_flags,
                 min_multi_recv: 16384,

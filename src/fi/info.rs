@@ -343,11 +343,18 @@ pub fn narrow(prov: &Info, hints: Option<&Info>) -> Info {
     if let Some(r) = out.rx.as_mut() {
         r.op_flags = hrx;
     }
+    // FI_SOURCE_ERR changes what completions say (error entries for
+    // senders not in the AV), so it is in force only when asked for.
+    if !hints.is_some_and(|h| h.caps & b::FI_SOURCE_ERR != 0) {
+        drop_caps(&mut out, b::FI_SOURCE_ERR);
+    }
     let Some(h) = hints else {
         return out;
     };
     if h.caps != 0 {
-        out.caps = (h.caps & PRIMARY_CAPS) | (prov.caps & SECONDARY_CAPS);
+        out.caps = (h.caps & PRIMARY_CAPS)
+            | (prov.caps & SECONDARY_CAPS & !b::FI_SOURCE_ERR)
+            | (h.caps & b::FI_SOURCE_ERR);
         // Asking for MSG or TAGGED without SEND/RECV means both directions.
         out.caps = add_directions(out.caps);
         // Only the secondary caps asked for are in force; offering the rest
@@ -392,6 +399,16 @@ pub fn narrow(prov: &Info, hints: Option<&Info>) -> Info {
         out.addr_format = b::FI_ADDR_STR;
     }
     out
+}
+
+fn drop_caps(out: &mut Info, caps: u64) {
+    out.caps &= !caps;
+    if let Some(tx) = out.tx.as_mut() {
+        tx.caps &= !caps;
+    }
+    if let Some(rx) = out.rx.as_mut() {
+        rx.caps &= !caps;
+    }
 }
 
 fn add_directions(caps: u64) -> u64 {

@@ -193,7 +193,9 @@ pub fn dgram_entry(iface: &Iface, params: &Params, prefix: bool) -> Info {
             op_flags: b::FI_COMPLETION | b::FI_INJECT | b::FI_INJECT_COMPLETE,
             msg_order: 0,
             comp_order: b::FI_ORDER_NONE,
-            inject_size: 0,
+            // A send copies its payload when posted, so any message is an
+            // inject (fi_inject was accepted while this said 0).
+            inject_size: max_msg,
             size: DGRAM_QUEUE,
             iov_limit: IOV_LIMIT,
             rma_iov_limit: 0,
@@ -221,7 +223,11 @@ pub fn dgram_entry(iface: &Iface, params: &Params, prefix: bool) -> Info {
             tx_ctx_cnt: 1,
             rx_ctx_cnt: 1,
         }),
-        domain: Some(domain(iface, caps)),
+        domain: Some(DomainAttr {
+            // Datagrams carry no remote CQ data (fi_senddata: -FI_ENOSYS).
+            cq_data_size: 0,
+            ..domain(iface, caps)
+        }),
         fabric: Some(fabric()),
     }
 }

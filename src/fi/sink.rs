@@ -21,6 +21,10 @@ pub struct Sink {
     pub rx_selective: bool,
     pub send_cntr: Option<Arc<Cntr>>,
     pub recv_cntr: Option<Arc<Cntr>>,
+    /// The endpoint has FI_SOURCE_ERR: unknown senders are error entries
+    /// (FI_EADDRNOTAVAIL). Without it they are successes from
+    /// FI_ADDR_NOTAVAIL (fi_cq(3)).
+    pub source_err: bool,
 }
 
 impl Sink {
@@ -66,6 +70,12 @@ impl Sink {
 
     /// Delivers an error; `Err(Again)` if the CQ is full (keep it).
     pub fn err(&self, d: Dir, e: ErrEntry) -> Result<()> {
+        if !self.source_err && e.err == crate::ffi::bindings::FI_EADDRNOTAVAIL {
+            // The data arrived; only the sender is unknown. (The engine
+            // reports these errors even for receives that selective
+            // completion would keep quiet; so does this success.)
+            return self.ok(d, e.entry, true);
+        }
         if let Some(cq) = self.cq(d) {
             cq.push_err(e)?;
         }

@@ -10,6 +10,9 @@ use std::path::PathBuf;
 use std::ptr;
 use std::sync::Once;
 
+pub mod fab;
+pub mod pingpong;
+
 pub const API: u32 = (1 << 16) | 17;
 
 /// A folder holding `libsrd-fi.so` → the cdylib cargo built beside this
