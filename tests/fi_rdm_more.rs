@@ -509,7 +509,6 @@ fn rdm_av_remove_and_reinsert_keeps_the_conversation_going() {
 }
 
 #[test]
-#[ignore = "reason: rdm_ep.rs caches fi_addr -> peer (by_fi) and never drops it on fi_av_remove: a send to a removed fi_addr still succeeds"]
 fn rdm_send_to_a_removed_fi_addr_is_einval_after_use() {
     let p = Pair::new(&Opts::rdm());
     let mut buf = vec![0u8; 16];

@@ -76,7 +76,7 @@ pub(crate) fn close(rs: *mut c_void, fclass: usize) -> Result<c_int> {
             b::FI_CLASS_AV => object::close::<Av>(rs)?,
             b::FI_CLASS_CQ => object::close::<Cq>(rs)?,
             b::FI_CLASS_CNTR => object::close::<Cntr>(rs)?,
-            b::FI_CLASS_EP => object::close::<Endpoint>(rs)?,
+            b::FI_CLASS_EP => close_endpoint(rs)?,
             b::FI_CLASS_EQ => object::close::<crate::fi::eq::Eq>(rs)?,
             b::FI_CLASS_MR => {
                 // Our own borrow must be gone before close counts references.
@@ -91,6 +91,22 @@ pub(crate) fn close(rs: *mut c_void, fclass: usize) -> Result<c_int> {
         }
     }
     Ok(0)
+}
+
+/// Closes an endpoint; its keepalive thread may hold a reference for the
+/// length of one progress round, so a busy answer is retried briefly.
+///
+/// # Safety
+/// As for `object::close`.
+unsafe fn close_endpoint(rs: *mut c_void) -> Result<()> {
+    for _ in 0..1000 {
+        // SAFETY: per the contract.
+        match unsafe { object::close::<Endpoint>(rs) } {
+            Err(Error::Busy) => std::thread::sleep(Duration::from_micros(100)),
+            r => return r,
+        }
+    }
+    Err(Error::Busy)
 }
 
 pub(crate) fn bind(rs: *mut c_void, fclass: usize, bfid: *mut b::fid, flags: u64) -> Result<c_int> {

@@ -30,6 +30,9 @@ pub struct Av {
     /// Address bytes accepted by insert: binary (FI_FORMAT_UNSPEC) or string.
     pub addr_format: u32,
     inner: RwLock<Inner>,
+    /// Bumped by every removal, so endpoints caching fi_addr → peer know
+    /// when to revalidate.
+    removals: std::sync::atomic::AtomicU64,
     /// Upper bound on entries (attr->count is a hint; this protects memory).
     pub max_entries: usize,
 }
@@ -55,6 +58,7 @@ impl Av {
                 slots: Vec::with_capacity(count_hint.min(1 << 16)),
                 by_sender: HashMap::new(),
             }),
+            removals: std::sync::atomic::AtomicU64::new(0),
             max_entries: 1 << 24,
         })
     }
@@ -118,7 +122,14 @@ impl Av {
         if g.by_sender.get(&(a.sock, a.qpn)) == Some(&fi_addr) {
             g.by_sender.remove(&(a.sock, a.qpn));
         }
+        self.removals
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
         Ok(())
+    }
+
+    /// Number of removals so far (see `removals`).
+    pub fn removals(&self) -> u64 {
+        self.removals.load(std::sync::atomic::Ordering::Acquire)
     }
 
     pub fn lookup(&self, fi_addr: u64) -> Option<EpAddr> {

@@ -16,8 +16,9 @@ use super::rdm_ep::RdmEp;
 use super::sink::Sink;
 use super::transport::Transport;
 use crate::ffi::bindings as b;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The data path of one endpoint.
 pub enum Engine {
@@ -43,6 +44,9 @@ pub struct Endpoint {
     pub caps: u64,
     pub iov_limit: usize,
     weak: Weak<Endpoint>,
+    /// When the application last drove progress (ns since `clock`).
+    last_progress: AtomicU64,
+    clock: Instant,
     st: Mutex<State>,
 }
 
@@ -135,12 +139,15 @@ impl Endpoint {
         };
         let tx_flags = info.tx.as_ref().map_or(b::FI_COMPLETION, |t| t.op_flags);
         let rx_flags = info.rx.as_ref().map_or(b::FI_COMPLETION, |r| r.op_flags);
-        Ok(Arc::new_cyclic(|weak| Endpoint {
+        let interval = params.progress_interval_ms;
+        let ep = Arc::new_cyclic(|weak| Endpoint {
             domain,
             ep_type,
             caps,
             iov_limit,
             weak: weak.clone(),
+            last_progress: AtomicU64::new(0),
+            clock: Instant::now(),
             st: Mutex::new(State {
                 enabled: false,
                 av: None,
@@ -153,7 +160,15 @@ impl Endpoint {
                 min_multi_recv: 16384,
                 engine,
             }),
-        }))
+        });
+        if interval > 0 && ep_type == b::FI_EP_RDM {
+            start_keepalive(Arc::downgrade(&ep), Duration::from_millis(interval));
+        }
+        Ok(ep)
+    }
+
+    fn now_ns(&self) -> u64 {
+        u64::try_from(self.clock.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 
     pub fn lock(&self) -> MutexGuard<'_, State> {
@@ -333,19 +348,57 @@ impl Endpoint {
     }
 }
 
-impl Progress for Endpoint {
-    fn progress(&self) {
-        let mut st = self.lock();
+/// Keeps an endpoint answering the network while the application is busy
+/// elsewhere: a software device acknowledges only when it runs, and a peer
+/// that went unacknowledged for the retry budget would see its sends fail.
+/// The thread only steps in when no progress happened for `every`, takes the
+/// endpoint lock without waiting, and ends with the endpoint.
+fn start_keepalive(ep: Weak<Endpoint>, every: Duration) {
+    let spawned = std::thread::Builder::new()
+        .name("srd-keepalive".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(every);
+                let Some(ep) = ep.upgrade() else { return };
+                let idle = ep
+                    .now_ns()
+                    .saturating_sub(ep.last_progress.load(Ordering::Relaxed));
+                if idle >= every.as_nanos() as u64
+                    && let Ok(mut st) = ep.st.try_lock()
+                {
+                    ep.progress_locked(&mut st);
+                }
+            }
+        });
+    if spawned.is_err() {
+        crate::srd_log!(
+            Warn,
+            EpCtrl,
+            "no keepalive thread: peers may time out while the application computes"
+        );
+    }
+}
+
+impl Endpoint {
+    fn progress_locked(&self, st: &mut State) {
+        self.last_progress.store(self.now_ns(), Ordering::Relaxed);
         if !st.enabled {
             return;
         }
         let State {
             av, engine, sink, ..
-        } = &mut *st;
+        } = st;
         match engine {
             Engine::Dgram(d) => d.progress(sink, av.as_ref()),
             Engine::Rdm(r) => r.progress(sink, av.as_ref()),
         }
+    }
+}
+
+impl Progress for Endpoint {
+    fn progress(&self) {
+        let mut st = self.lock();
+        self.progress_locked(&mut st);
     }
 
     fn wait_fds(&self, out: &mut Vec<i32>) {

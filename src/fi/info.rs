@@ -345,7 +345,7 @@ pub fn narrow(prov: &Info, hints: Option<&Info>) -> Info {
     }
     // FI_SOURCE_ERR changes what completions say (error entries for
     // senders not in the AV), so it is in force only when asked for.
-    if !hints.is_some_and(|h| h.caps & b::FI_SOURCE_ERR != 0) {
+    if hints.is_none_or(|h| h.caps & b::FI_SOURCE_ERR == 0) {
         drop_caps(&mut out, b::FI_SOURCE_ERR);
     }
     let Some(h) = hints else {

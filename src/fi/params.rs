@@ -43,6 +43,12 @@ pub const DEFS: &[Def] = &[
         help: "Largest UDP payload the device sends, in bytes; 0 takes it from the interface MTU (loopback: 65507).",
     },
     Def {
+        name: "progress_interval_ms",
+        kind: Kind::Int,
+        default: "10",
+        help: "Milliseconds without application progress after which a helper thread answers the network for an RDM endpoint (acks, retransmissions), so peers do not time out while the application computes; 0 disables it.",
+    },
+    Def {
         name: "drop_rate",
         kind: Kind::Str,
         default: "0",
@@ -64,6 +70,7 @@ pub struct Params {
     pub mtu: usize,
     pub drop_rate: f64,
     pub drop_seed: u64,
+    pub progress_interval_ms: u64,
 }
 
 impl Default for Params {
@@ -104,6 +111,7 @@ impl Params {
                 .filter(|r| (0.0..=1.0).contains(r))
                 .unwrap_or(0.0),
             drop_seed: num("drop_seed"),
+            progress_interval_ms: num("progress_interval_ms"),
         }
     }
 

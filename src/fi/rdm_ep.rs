@@ -67,6 +67,8 @@ pub struct RdmEp {
     rx_size: usize,
     nonce: u64,
     host_id: u64,
+    /// `Av::removals()` when `by_fi` was last checked.
+    av_removals: u64,
 }
 
 impl RdmEp {
@@ -129,6 +131,7 @@ impl RdmEp {
             rx_size,
             nonce: super::endpoint::random_u64(),
             host_id: super::endpoint::host_id(),
+            av_removals: 0,
         };
         ep.repost();
         Ok(ep)
@@ -170,6 +173,7 @@ impl RdmEp {
 
     /// The protocol peer for an AV entry, created on first use.
     fn peer_of(&mut self, av: &Av, fi_addr: u64) -> Result<PeerIdx> {
+        self.revalidate(av);
         let i = usize::try_from(fi_addr).map_err(|_| Error::Inval)?;
         if let Some(Some(p)) = self.by_fi.get(i) {
             return Ok(*p);
@@ -180,10 +184,8 @@ impl RdmEp {
         }
         let rdm = self.rdm.as_mut().ok_or(Error::OpBadState)?;
         let bytes = a.to_bytes();
-        let p = match rdm.lookup_peer(&bytes) {
-            Some(p) => p,
-            None => rdm.insert_peer(&bytes).map_err(map_rdm)?,
-        };
+        // Also marks a peer first learned from the network as an AV peer.
+        let p = rdm.insert_peer(&bytes).map_err(map_rdm)?;
         if self.by_fi.len() <= i {
             self.by_fi.resize(i + 1, None);
         }
@@ -374,11 +376,46 @@ impl RdmEp {
     /// The protocol peer of a datagram's sender, if known (or in the AV).
     fn sender(&mut self, av: Option<&Arc<Av>>, dev: DeviceAddr, qpn: u32) -> Option<PeerIdx> {
         if let Some(&p) = self.by_dev.get(&(dev, qpn)) {
+            let in_av = self
+                .fi_of
+                .get(p as usize)
+                .is_some_and(|&f| f != ADDR_NOTAVAIL);
+            if in_av {
+                return Some(p);
+            }
+            // A sender first learned from the network: once the application
+            // inserts it into the AV, the protocol must know it as an AV peer.
+            if let Some(fi) = av.and_then(|av| av.find(&(dev.socket(), qpn)))
+                && let Some(av) = av
+            {
+                return self.peer_of(av, fi).ok().or(Some(p));
+            }
             return Some(p);
         }
         let av = av?;
         let fi = av.find(&(dev.socket(), qpn))?;
         self.peer_of(av, fi).ok()
+    }
+
+    /// Forgets cached fi_addr → peer mappings whose AV entries were removed.
+    fn revalidate(&mut self, av: &Av) {
+        let seen = av.removals();
+        if seen == self.av_removals {
+            return;
+        }
+        self.av_removals = seen;
+        for i in 0..self.by_fi.len() {
+            let Some(p) = self.by_fi[i] else { continue };
+            if av.lookup(i as u64).is_none() {
+                self.by_fi[i] = None;
+                if let Some(f) = self.fi_of.get_mut(p as usize) {
+                    *f = ADDR_NOTAVAIL;
+                }
+                if let Some(r) = self.rdm.as_mut() {
+                    let _ = r.remove_peer(p);
+                }
+            }
+        }
     }
 
     fn deliver(&mut self, now: u64, src: Option<PeerIdx>, buf: Vec<u8>, len: usize) {
