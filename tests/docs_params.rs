@@ -5,7 +5,8 @@ use srd_fi::fi::params::DEFS;
 
 #[test]
 fn readme_documents_every_parameter() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     let listed: Vec<String> = readme
         .lines()
         .filter_map(|l| l.strip_prefix("| FI_SRD_"))

@@ -444,6 +444,49 @@ fn rnr_recovers_when_receive_posted_before_limit() {
 }
 
 #[test]
+fn rnr_waits_do_not_use_up_the_loss_retry_limit() {
+    // The receiver stays without buffers for many more RNR rounds than the
+    // loss-retry limit allows retransmissions: the send must still succeed
+    // once a receive is posted (RNR waits are bounded by their own limit).
+    let cfg = DeviceConfig {
+        rnr_retry_limit: u32::MAX,
+        retry_limit: 4,
+        ..DeviceConfig::default()
+    };
+    let mut net = setup(lossy(0, 17), cfg.clone(), 2, QpType::Srd);
+    send(&mut net, 0, 1, 55, QKEY, None).unwrap();
+    let mut early = Vec::new();
+    run_until(&mut net, 200 * MS, |n| {
+        early.extend(drain(n, 0));
+        false
+    });
+    assert!(
+        early.is_empty(),
+        "no completion while the receiver is not ready: {early:?}"
+    );
+    let naks = net.sim.devices[0].stats().rnr_naks_received;
+    assert!(naks > u64::from(cfg.retry_limit) + 1, "{naks} RNR rounds");
+    let qp1 = net.nodes[1].qp;
+    net.sim.devices[1]
+        .post_recv(
+            qp1,
+            RecvWr {
+                wr_id: 1,
+                buf: vec![0; 128],
+            },
+        )
+        .unwrap();
+    let mut cs = Vec::new();
+    assert!(run_until(&mut net, 50 * MS, |n| {
+        cs.extend(drain(n, 0));
+        !cs.is_empty()
+    }));
+    assert_eq!(cs[0].status, WcStatus::Success);
+    let r = drain(&mut net, 1);
+    assert_eq!(check_message(&r[0].buf.as_ref().unwrap()[..r[0].len]), 55);
+}
+
+#[test]
 fn corruption_duplication_reordering_are_survived() {
     let net_cfg = NetConfig {
         seed: 16,

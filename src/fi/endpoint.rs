@@ -395,6 +395,21 @@ impl Endpoint {
     }
 }
 
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        let st = self.st.get_mut().unwrap_or_else(|e| e.into_inner());
+        if !st.enabled {
+            return;
+        }
+        let State {
+            av, engine, sink, ..
+        } = st;
+        if let Engine::Rdm(r) = engine {
+            r.linger(sink, av.as_ref(), Duration::from_millis(100));
+        }
+    }
+}
+
 impl Progress for Endpoint {
     fn progress(&self) {
         let mut st = self.lock();

@@ -82,6 +82,12 @@ impl RdmEp {
         let mut t = Transport::open(domain.iface.addr, udp_payload, params, |c| {
             c.sq_depth = 4096;
             c.rq_depth = RX_DEPTH as u32;
+            // A receiver that is alive but has no buffer posted (the RDM layer
+            // holding back unexpected messages) is waited for, with the
+            // device's bounded backoff, as an InfiniBand RNR retry count of 7
+            // means "forever"; a receiver that is gone answers nothing and
+            // fails the sends through the retry limit.
+            c.rnr_retry_limit = u32::MAX;
         })?;
         let dev = &mut t.dev;
         let bad = |_| Error::Inval;
@@ -569,6 +575,25 @@ impl RdmEp {
             return f;
         }
         ADDR_NOTAVAIL
+    }
+
+    /// Before the endpoint goes away: keeps answering for a short while so
+    /// acknowledgements we owe reach their senders and our own last packets
+    /// get theirs (a peer would otherwise see its final sends fail).
+    pub fn linger(&mut self, sink: &Sink, av: Option<&Arc<Av>>, max: Duration) {
+        let start = std::time::Instant::now();
+        let mut quiet_rounds = 0;
+        while start.elapsed() < max {
+            self.progress(sink, av);
+            let u = self.t.dev.usage();
+            let idle = u.in_flight == 0 && u.queued == 0 && u.ctrl_queued == 0;
+            quiet_rounds = if idle { quiet_rounds + 1 } else { 0 };
+            // Idle for a couple of delayed-ack periods: nothing is owed.
+            if quiet_rounds >= 3 {
+                break;
+            }
+            self.t.wait(Duration::from_micros(200));
+        }
     }
 
     pub fn wait(&self, d: Duration) {

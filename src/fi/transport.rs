@@ -55,6 +55,7 @@ impl Transport {
             ucfg = ucfg.with_drops(params.drop_rate, params.drop_seed, Default::default());
         }
         let udp = UdpBackend::open(ucfg)?;
+        crate::srd::backend::crc::install();
         let mut cfg = DeviceConfig {
             addr: DeviceAddr::new(*udp.local_addr(0).ip(), udp.local_addr(0).port()),
             paths: u8::try_from(udp.paths()).unwrap_or(1),

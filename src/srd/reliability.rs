@@ -330,11 +330,15 @@ impl TxWindow {
         Some(slot.rnr)
     }
 
+    /// Counts an RNR NAK for `psn`. The packet reached the receiver, so
+    /// its loss-retry count starts over: waiting for a receive buffer is
+    /// bounded by the RNR limit, not by the retry limit.
     pub fn bump_rnr(&mut self, psn: u32) -> Option<u32> {
         let i = self.idx(psn);
         self.get(psn)?;
         let s = self.slot_mut(i)?;
         s.rnr += 1;
+        s.retries = 0;
         Some(s.rnr)
     }
 
