@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # A cluster of network namespaces on this machine, for tests across "hosts".
 #
-#   netns-cluster.sh up N [--loss P]   hosts h1..hN, 10.77.0.1..N/24 on eth0 (MTU 1500)
-#   netns-cluster.sh loss P            drop P% of outgoing UDP on every host (0 = none)
+#   netns-cluster.sh up N [--loss P] [--proto udp|all]
+#                                      hosts h1..hN, 10.77.0.1..N/24 on eth0 (MTU 1500)
+#   netns-cluster.sh loss P [--proto udp|all]
+#                                      drop P% of outgoing UDP (or all IP) packets
+#                                      on every host's eth0 (0 = none)
 #   netns-cluster.sh status            what exists now
 #   netns-cluster.sh down              remove everything `up` made (idempotent)
 #   netns-cluster.sh exec HOST CMD...  run CMD in HOST (network + hostname HOST)
@@ -11,7 +14,8 @@
 # bridge living in its own namespace (srdbr), so the root namespace gets no
 # link, no address and no route: 10.77.0.0/24 exists only inside the cluster.
 # Loss is an nftables rule in each host's output chain that matches UDP only,
-# so TCP control connections (mpirun, fi_pingpong's OOB) stay whole.
+# so TCP control connections (mpirun, fi_pingpong's OOB) stay whole; with
+# --proto all it drops TCP too (to compare with the tcp provider).
 # /etc/netns/hK/hosts (bind-mounted by `ip netns exec`) resolves h1..hN.
 set -Eeuo pipefail
 
@@ -28,18 +32,23 @@ hosts() { [ -f "$STATE/hosts" ] && cat "$STATE/hosts" || true; }
 
 ns_exists() { ip netns list | awk '{print $1}' | grep -qx "$1"; }
 
-set_loss() { # host percent
-    local h=$1 p=$2
+set_loss() { # host percent proto
+    local h=$1 p=$2 match="meta l4proto udp "
+    [ "$3" = all ] && match=""
     ip netns exec "$h" nft delete table inet "$NFT_TABLE" 2>/dev/null || true
     [ "$p" -eq 0 ] && return 0
     ip netns exec "$h" nft -f - <<EOF
 table inet $NFT_TABLE {
     chain output {
         type filter hook output priority 0; policy accept;
-        oifname "eth0" meta l4proto udp numgen random mod 100 < $p drop
+        oifname "eth0" ${match}numgen random mod 100 < $p counter drop
     }
 }
 EOF
+}
+
+check_proto() {
+    [ "$1" = udp ] || [ "$1" = all ] || die "--proto must be udp or all, got '$1'"
 }
 
 check_percent() {
@@ -59,17 +68,19 @@ cmd_down() {
 }
 
 cmd_up() {
-    local n=${1:-} loss=0
+    local n=${1:-} loss=0 proto=udp
     [[ "$n" =~ ^[0-9]+$ ]] && [ "$n" -ge 1 ] && [ "$n" -le 250 ] || die "usage: up N [--loss P] (1 <= N <= 250)"
     shift
     while [ $# -gt 0 ]; do
         case $1 in
             --loss) [ $# -ge 2 ] || die "--loss needs a value"; loss=$2; shift 2 ;;
             --loss=*) loss=${1#--loss=}; shift ;;
+            --proto) [ $# -ge 2 ] || die "--proto needs a value"; proto=$2; shift 2 ;;
             *) die "unknown option $1" ;;
         esac
     done
     check_percent "$loss"
+    check_proto "$proto"
 
     [ -f "$STATE/hosts" ] && cmd_down           # replace our own previous cluster
     local i
@@ -101,32 +112,39 @@ cmd_up() {
         ip -n "$BRNS" link set "v$h" master "$BR" up
         ip -n "$h" addr add "$SUBNET.$i/24" dev eth0
         ip -n "$h" link set eth0 up
-        set_loss "$h" "$loss"
+        set_loss "$h" "$loss" "$proto"
     done
-    echo "$loss" >"$STATE/loss"
+    echo "$loss% ($proto)" >"$STATE/loss"
     trap - ERR
     # STP is off on the bridge, so its ports forward at once: no wait needed.
-    echo "cluster up: $n hosts (h1..h$n = $SUBNET.1..$n/24), UDP loss $loss%"
+    echo "cluster up: $n hosts (h1..h$n = $SUBNET.1..$n/24), loss $loss% ($proto)"
 }
 
 cmd_loss() {
-    local p=${1:-}
-    [ -n "$p" ] || die "usage: loss P"
+    local p=${1:-} proto=udp
+    [ -n "$p" ] || die "usage: loss P [--proto udp|all]"
+    shift
+    if [ $# -gt 0 ]; then
+        [ "$1" = --proto ] && [ $# -eq 2 ] || die "usage: loss P [--proto udp|all]"
+        proto=$2
+    fi
     check_percent "$p"
+    check_proto "$proto"
     [ -f "$STATE/hosts" ] || die "no cluster is up"
     local h
-    for h in $(hosts); do set_loss "$h" "$p"; done
-    echo "$p" >"$STATE/loss"
-    echo "UDP loss now $p% on every host's eth0 output"
+    for h in $(hosts); do set_loss "$h" "$p" "$proto"; done
+    echo "$p% ($proto)" >"$STATE/loss"
+    echo "loss now $p% ($proto) on every host's eth0 output"
 }
 
 cmd_status() {
     if [ ! -f "$STATE/hosts" ]; then echo "no cluster"; return 0; fi
-    echo "hosts: $(hosts | tr '\n' ' ')  loss: $(cat "$STATE/loss" 2>/dev/null || echo ?)%"
+    echo "hosts: $(hosts | tr '\n' ' ')  loss: $(cat "$STATE/loss" 2>/dev/null || echo ?)"
     local h
     for h in $(hosts); do
         if ns_exists "$h"; then
-            printf '%-4s %s\n' "$h" "$(ip -n "$h" -br addr show eth0 2>/dev/null | tr -s ' ')"
+            printf '%-4s %s  dropped: %s\n' "$h" "$(ip -n "$h" -br -4 addr show eth0 2>/dev/null | tr -s ' ')" \
+                "$(ip netns exec "$h" nft list table inet "$NFT_TABLE" 2>/dev/null | grep -o 'packets [0-9]*' || echo none)"
         else
             printf '%-4s missing\n' "$h"
         fi
@@ -148,5 +166,5 @@ case ${1:-} in
     loss) shift; cmd_loss "$@" ;;
     status) cmd_status ;;
     exec) shift; cmd_exec "$@" ;;
-    *) sed -n '4,8s/^# \{0,1\}//p' "$0"; exit 2 ;;
+    *) sed -n '4,11s/^# \{0,1\}//p' "$0"; exit 2 ;;
 esac
