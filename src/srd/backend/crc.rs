@@ -52,7 +52,7 @@ mod tests {
             return; // no SSE4.2: the tables are the implementation
         }
         let data: Vec<u8> = (0..10_016u32)
-            .map(|i| (i * 2654435761u32 >> 13) as u8)
+            .map(|i| (i.wrapping_mul(2654435761u32) >> 13) as u8)
             .collect();
         for len in [0, 1, 7, 8, 9, 63, 64, 65, 1500, 9999] {
             for start in [0, 1, 3] {
