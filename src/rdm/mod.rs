@@ -52,6 +52,7 @@
 //! never answers anything (no packet, no datagram acknowledged) fails the
 //! sends toward it with FI_ETIMEDOUT after `handshake_timeout_ns`.
 
+pub mod atomic;
 mod endpoint;
 mod handshake;
 pub mod matcher;
@@ -59,11 +60,15 @@ pub mod peer;
 pub mod pool;
 mod proto;
 pub mod reorder;
+mod rma;
+mod rma_target;
 mod rx;
 mod tx;
 
 pub use endpoint::Endpoint;
+pub use atomic::{AtomicKind, AtomicOp, Datatype};
 pub use peer::PeerIdx;
+pub use rma::{RemoteCounts, RmaTarget};
 
 use crate::ffi::iov::UserIov;
 
@@ -111,6 +116,11 @@ pub struct Config {
     pub max_peers: usize,
     /// Our own raw address, sent in handshakes and early REQs.
     pub local_addr: Vec<u8>,
+    /// RMA target side: reads being served and atomic responses waiting,
+    /// each at most this many (a request beyond is deferred:
+    /// `PacketOutcome::Deferred`). Writes in progress are bounded by the
+    /// initiators' `tx_size` instead (never deferred).
+    pub rma_target_max: usize,
 }
 
 impl Default for Config {
@@ -134,6 +144,7 @@ impl Default for Config {
             rx_selective: false,
             max_peers: 65536,
             local_addr: Vec::new(),
+            rma_target_max: 1024,
         }
     }
 }
@@ -233,6 +244,8 @@ pub struct Stats {
     pub timeouts: u64,
     pub unsupported: u64,
     pub errors_after_inject: u64,
+    /// RMA/atomic requests refused at the target (key, range, access).
+    pub rma_refused: u64,
 }
 
 /// Largest medium message any peer may send (Config::medium_max is clamped
