@@ -110,9 +110,15 @@ fn equal(a: V, b: V) -> bool {
 
 fn arith(a: V, b: V, mul: bool) -> V {
     match (a, b) {
-        (V::I(x, w, s), V::I(y, ..)) => {
-            V::I(if mul { x.wrapping_mul(y) } else { x.wrapping_add(y) }, w, s)
-        }
+        (V::I(x, w, s), V::I(y, ..)) => V::I(
+            if mul {
+                x.wrapping_mul(y)
+            } else {
+                x.wrapping_add(y)
+            },
+            w,
+            s,
+        ),
         (V::F32(x), V::F32(y)) => V::F32(if mul { x * y } else { x + y }),
         (V::F64(x), V::F64(y)) => V::F64(if mul { x * y } else { x + y }),
         (V::C32(a, b), V::C32(c, d)) => {
@@ -152,11 +158,31 @@ fn reference(op: AtomicOp, dt: Datatype, addr: &[u8], buf: &[u8], cmp: &[u8]) ->
     let mut out = Vec::new();
     for i in 0..addr.len() / sz {
         let a = decode(dt, &addr[i * sz..]);
-        let b = if buf.is_empty() { a } else { decode(dt, &buf[i * sz..]) };
-        let c = if cmp.is_empty() { a } else { decode(dt, &cmp[i * sz..]) };
+        let b = if buf.is_empty() {
+            a
+        } else {
+            decode(dt, &buf[i * sz..])
+        };
+        let c = if cmp.is_empty() {
+            a
+        } else {
+            decode(dt, &cmp[i * sz..])
+        };
         let new = match op {
-            AtomicOp::Min => if less(b, a) { b } else { a },
-            AtomicOp::Max => if less(a, b) { b } else { a },
+            AtomicOp::Min => {
+                if less(b, a) {
+                    b
+                } else {
+                    a
+                }
+            }
+            AtomicOp::Max => {
+                if less(a, b) {
+                    b
+                } else {
+                    a
+                }
+            }
             AtomicOp::Sum => arith(a, b, false),
             AtomicOp::Prod => arith(a, b, true),
             AtomicOp::Lor => boolean(a, truth(a) || truth(b)),
@@ -167,12 +193,48 @@ fn reference(op: AtomicOp, dt: Datatype, addr: &[u8], buf: &[u8], cmp: &[u8]) ->
             AtomicOp::Bxor => bits(a, b, |x, y| x ^ y),
             AtomicOp::Read => a,
             AtomicOp::Write => b,
-            AtomicOp::Cswap => if equal(c, a) { b } else { a },
-            AtomicOp::CswapNe => if !equal(c, a) { b } else { a },
-            AtomicOp::CswapLe => if less(c, a) || equal(c, a) { b } else { a },
-            AtomicOp::CswapLt => if less(c, a) { b } else { a },
-            AtomicOp::CswapGe => if less(a, c) || equal(c, a) { b } else { a },
-            AtomicOp::CswapGt => if less(a, c) { b } else { a },
+            AtomicOp::Cswap => {
+                if equal(c, a) {
+                    b
+                } else {
+                    a
+                }
+            }
+            AtomicOp::CswapNe => {
+                if !equal(c, a) {
+                    b
+                } else {
+                    a
+                }
+            }
+            AtomicOp::CswapLe => {
+                if less(c, a) || equal(c, a) {
+                    b
+                } else {
+                    a
+                }
+            }
+            AtomicOp::CswapLt => {
+                if less(c, a) {
+                    b
+                } else {
+                    a
+                }
+            }
+            AtomicOp::CswapGe => {
+                if less(a, c) || equal(c, a) {
+                    b
+                } else {
+                    a
+                }
+            }
+            AtomicOp::CswapGt => {
+                if less(a, c) {
+                    b
+                } else {
+                    a
+                }
+            }
             AtomicOp::Mswap => {
                 let m = bits(b, c, |x, y| x & y);
                 let keep = bits(a, c, |x, y| x & !y);
@@ -188,7 +250,10 @@ fn reference(op: AtomicOp, dt: Datatype, addr: &[u8], buf: &[u8], cmp: &[u8]) ->
 /// libfabric's software atomics.
 fn expected_valid(op: AtomicOp, dt: Datatype, kind: AtomicKind) -> bool {
     use AtomicOp::*;
-    let compare_op = matches!(op, Cswap | CswapNe | CswapLe | CswapLt | CswapGe | CswapGt | Mswap);
+    let compare_op = matches!(
+        op,
+        Cswap | CswapNe | CswapLe | CswapLt | CswapGe | CswapGt | Mswap
+    );
     let in_family = match kind {
         AtomicKind::Write => !compare_op && op != Read,
         AtomicKind::Fetch => !compare_op,
@@ -308,7 +373,11 @@ fn every_op_on_every_type_matches_the_reference() {
                     reg.with(KEY, |r| {
                         r.bytes_mut()[addr as usize..addr as usize + n].copy_from_slice(&init)
                     });
-                    let operand_arg = if op == AtomicOp::Read { &[][..] } else { &operand[..] };
+                    let operand_arg = if op == AtomicOp::Read {
+                        &[][..]
+                    } else {
+                        &operand[..]
+                    };
                     let result = (kind != AtomicKind::Write).then(|| owned(n));
                     net.eps[0]
                         .atomic(
@@ -352,7 +421,11 @@ fn every_op_on_every_type_matches_the_reference() {
                         "{op:?} {dt:?} {kind:?} init {init:?} operand {operand:?} cmp {cmp:?}"
                     );
                     // Nothing around the target changed.
-                    assert!(mem[..addr as usize].iter().all(|&b| b == rma_common::POISON));
+                    assert!(
+                        mem[..addr as usize]
+                            .iter()
+                            .all(|&b| b == rma_common::POISON)
+                    );
                     if kind != AtomicKind::Write {
                         assert_eq!(c.iov.as_ref().unwrap().to_vec(), init, "fetched old values");
                     }
@@ -521,10 +594,36 @@ fn atomic_access_errors_leave_memory_untouched() {
     // Allowed accesses on the same regions work.
     let res = owned(8);
     net.eps[0]
-        .atomic(net.now, p, AtomicOp::Read, Datatype::Uint64, &[], None, Some(res), 0, 2, 1, 1, 0)
+        .atomic(
+            net.now,
+            p,
+            AtomicOp::Read,
+            Datatype::Uint64,
+            &[],
+            None,
+            Some(res),
+            0,
+            2,
+            1,
+            1,
+            0,
+        )
         .unwrap();
     net.eps[0]
-        .atomic(net.now, p, AtomicOp::Write, Datatype::Uint64, &one, None, None, 0, 3, 1, 2, 0)
+        .atomic(
+            net.now,
+            p,
+            AtomicOp::Write,
+            Datatype::Uint64,
+            &one,
+            None,
+            None,
+            0,
+            3,
+            1,
+            2,
+            0,
+        )
         .unwrap();
     net.run(10_000);
     assert!(net.take(0).iter().all(|c| c.err.is_none()));
@@ -561,17 +660,56 @@ fn bad_arguments_are_refused_at_post() {
         "operand too short"
     );
     assert_eq!(
-        ep.atomic(now, p, AtomicOp::Cswap, u8t, &[1], Some(&[1]), None, 0, KEY, 1, 0, 0),
+        ep.atomic(
+            now,
+            p,
+            AtomicOp::Cswap,
+            u8t,
+            &[1],
+            Some(&[1]),
+            None,
+            0,
+            KEY,
+            1,
+            0,
+            0
+        ),
         Err(RdmError::InvalidArgument),
         "compare without result"
     );
     assert_eq!(
-        ep.atomic(now, p, AtomicOp::Read, u8t, &[], None, None, 0, KEY, 1, 0, 0),
+        ep.atomic(
+            now,
+            p,
+            AtomicOp::Read,
+            u8t,
+            &[],
+            None,
+            None,
+            0,
+            KEY,
+            1,
+            0,
+            0
+        ),
         Err(RdmError::InvalidArgument),
         "read without result"
     );
     assert_eq!(
-        ep.atomic(now, p, sum, u8t, &[1], None, Some(owned(0)), 0, KEY, 1, 0, 0),
+        ep.atomic(
+            now,
+            p,
+            sum,
+            u8t,
+            &[1],
+            None,
+            Some(owned(0)),
+            0,
+            KEY,
+            1,
+            0,
+            0
+        ),
         Err(RdmError::InvalidArgument),
         "result too short"
     );
@@ -584,7 +722,20 @@ fn inject_atomic_is_silent_and_copied() {
     reg.with(KEY, |r| r.bytes_mut()[..8].fill(0));
     let mut v = 9u64.to_ne_bytes();
     net.eps[0]
-        .atomic(net.now, p, AtomicOp::Sum, Datatype::Uint64, &v, None, None, 0, KEY, 1, 0, FI_INJECT)
+        .atomic(
+            net.now,
+            p,
+            AtomicOp::Sum,
+            Datatype::Uint64,
+            &v,
+            None,
+            None,
+            0,
+            KEY,
+            1,
+            0,
+            FI_INJECT,
+        )
         .unwrap();
     v.fill(0);
     net.run(10_000);

@@ -12,9 +12,7 @@ use rma_common::{POISON, RO, RW, Registry, WO};
 use srd_fi::ffi::bindings::*;
 use srd_fi::ffi::iov::UserIov;
 use srd_fi::rdm::{Completion, Config, PacketOutcome, RdmError};
-use srd_fi::wire::rdm::{
-    OpRef, RTW_LEN, RtaRepr, RtwRepr, emit_rta, emit_rtw,
-};
+use srd_fi::wire::rdm::{OpRef, RTW_LEN, RtaRepr, RtwRepr, emit_rta, emit_rtw};
 
 const KEY: u64 = 0x1111;
 
@@ -46,7 +44,16 @@ fn write_then_read_every_size() {
         let off = 7 + k as u64; // unaligned on purpose
         let data = pattern(k as u64 + 50, len);
         net.eps[0]
-            .write(net.now, p, UserIov::from_vec(data.clone()), off, KEY, None, k as u64, 0)
+            .write(
+                net.now,
+                p,
+                UserIov::from_vec(data.clone()),
+                off,
+                KEY,
+                None,
+                k as u64,
+                0,
+            )
             .unwrap();
         net.run(400_000);
         let c = one(net.take(0), "write");
@@ -55,8 +62,15 @@ fn write_then_read_every_size() {
         assert_eq!((c.context, c.len), (k as u64, len));
         assert_eq!(c.iov.unwrap().to_vec(), data, "source handed back");
         let mem = reg.bytes(KEY);
-        assert_eq!(&mem[off as usize..off as usize + len], &data[..], "len {len}");
-        assert!(net.take(1).is_empty(), "no target completion without CQ data");
+        assert_eq!(
+            &mem[off as usize..off as usize + len],
+            &data[..],
+            "len {len}"
+        );
+        assert!(
+            net.take(1).is_empty(),
+            "no target completion without CQ data"
+        );
 
         net.eps[0]
             .read(net.now, p, owned(len), off, KEY, 1000 + k as u64, 0)
@@ -90,12 +104,23 @@ fn small_mtu_and_small_window() {
     let p = net.peer(0, 1);
     let data = pattern(3, 1 << 20);
     net.eps[0]
-        .write(net.now, p, UserIov::from_vec(data.clone()), 0, KEY, None, 1, 0)
+        .write(
+            net.now,
+            p,
+            UserIov::from_vec(data.clone()),
+            0,
+            KEY,
+            None,
+            1,
+            0,
+        )
         .unwrap();
     net.run(400_000);
     assert!(one(net.take(0), "write").err.is_none());
     assert_eq!(reg.bytes(KEY), data);
-    net.eps[0].read(net.now, p, owned(1 << 20), 0, KEY, 2, 0).unwrap();
+    net.eps[0]
+        .read(net.now, p, owned(1 << 20), 0, KEY, 2, 0)
+        .unwrap();
     net.run(400_000);
     assert_eq!(one(net.take(0), "read").iov.unwrap().to_vec(), data);
 }
@@ -108,13 +133,24 @@ fn virtual_address_mode() {
     let p = net.peer(0, 1);
     let data = pattern(9, 30_000);
     net.eps[0]
-        .write(net.now, p, UserIov::from_vec(data.clone()), base + 500, KEY, None, 1, 0)
+        .write(
+            net.now,
+            p,
+            UserIov::from_vec(data.clone()),
+            base + 500,
+            KEY,
+            None,
+            1,
+            0,
+        )
         .unwrap();
     net.run(100_000);
     assert!(one(net.take(0), "write").err.is_none());
     assert_eq!(&reg.bytes(KEY)[500..30_500], &data[..]);
     // An offset (not an address) is outside the region in this mode.
-    net.eps[0].read(net.now, p, owned(10), 500, KEY, 2, 0).unwrap();
+    net.eps[0]
+        .read(net.now, p, owned(10), 500, KEY, 2, 0)
+        .unwrap();
     net.run(100_000);
     let c = one(net.take(0), "read");
     assert_eq!(c.err.unwrap().errno, FI_EINVAL);
@@ -147,7 +183,7 @@ fn remote_cq_data_completes_at_target() {
             .unwrap();
         net.run(200_000);
         let t = one(net.take(1), "target");
-        assert_eq!(t.flags, FI_REMOTE_WRITE as u64 | FI_RMA | FI_REMOTE_CQ_DATA);
+        assert_eq!(t.flags, FI_REMOTE_WRITE | FI_RMA | FI_REMOTE_CQ_DATA);
         assert_eq!(t.data, 0xabcd_0000 + k as u64);
         assert_eq!(t.len, len);
         assert_eq!(t.src, Some(q));
@@ -212,7 +248,15 @@ fn access_errors_leave_memory_untouched() {
         let mut dst = vec![0x11u8; len];
         dst[0] = 0x22;
         net.eps[0]
-            .read(net.now, p, UserIov::from_vec(dst.clone()), addr, key, i as u64, 0)
+            .read(
+                net.now,
+                p,
+                UserIov::from_vec(dst.clone()),
+                addr,
+                key,
+                i as u64,
+                0,
+            )
             .unwrap();
         net.run(200_000);
         let c = one(net.take(0), "read");
@@ -246,7 +290,16 @@ fn long_write_does_not_stall_small_sends() {
     let p = net.peer(0, 1);
     let data = pattern(4, 8 << 20);
     net.eps[0]
-        .write(net.now, p, UserIov::from_vec(data.clone()), 0, KEY, None, 999, 0)
+        .write(
+            net.now,
+            p,
+            UserIov::from_vec(data.clone()),
+            0,
+            KEY,
+            None,
+            999,
+            0,
+        )
         .unwrap();
     // Let the write get going, then send small messages behind it.
     for _ in 0..5 {
@@ -254,7 +307,9 @@ fn long_write_does_not_stall_small_sends() {
     }
     let n = 20u64;
     for k in 0..n {
-        net.eps[1].recv(net.now, owned(64), None, 100 + k, 0).unwrap();
+        net.eps[1]
+            .recv(net.now, owned(64), None, 100 + k, 0)
+            .unwrap();
         net.eps[0]
             .send(net.now, p, UserIov::from_vec(pattern(k, 64)), None, k, 0)
             .unwrap();
@@ -299,12 +354,23 @@ fn long_write_is_windowed() {
     reg.add(KEY, 8 << 20, RW, None);
     let p = net.peer(0, 1);
     let q = net.peer(1, 0);
-    net.eps[0].write(net.now, p, owned(1), 0, KEY, None, 1, 0).unwrap();
+    net.eps[0]
+        .write(net.now, p, owned(1), 0, KEY, None, 1, 0)
+        .unwrap();
     net.run(10_000);
     net.take(0);
     let data = pattern(5, 8 << 20);
     net.eps[0]
-        .write(net.now, p, UserIov::from_vec(data.clone()), 0, KEY, None, 2, 0)
+        .write(
+            net.now,
+            p,
+            UserIov::from_vec(data.clone()),
+            0,
+            KEY,
+            None,
+            2,
+            0,
+        )
         .unwrap();
     let mut buf = vec![0u8; net.mtu];
     let mut pkts = Vec::new();
@@ -312,13 +378,15 @@ fn long_write_is_windowed() {
         pkts.push((buf[..t.len].to_vec(), t.token));
         assert!(pkts.len() < 10_000);
     }
-    let window = (cfg(0).cts_window / (net.mtu - RTW_LEN)) as usize;
+    let window = cfg(0).cts_window / (net.mtu - RTW_LEN);
     assert_eq!(pkts.len(), window, "one window of packets");
     net.eps[1].recv(net.now, owned(64), None, 50, 0).unwrap();
     net.eps[0]
         .send(net.now, p, UserIov::from_vec(pattern(1, 64)), None, 3, 0)
         .unwrap();
-    let t = net.eps[0].poll_transmit(net.now, &mut buf).expect("the send");
+    let t = net.eps[0]
+        .poll_transmit(net.now, &mut buf)
+        .expect("the send");
     assert_eq!(buf[1], 1, "a REQ, not more write data");
     assert!(net.eps[0].poll_transmit(net.now, &mut buf).is_none());
     // The send arrives first and completes.
@@ -336,7 +404,9 @@ fn long_write_is_windowed() {
         );
         net.eps[0].on_send_complete(tok, Ok(()));
     }
-    let t = net.eps[0].poll_transmit(net.now, &mut buf).expect("more data");
+    let t = net.eps[0]
+        .poll_transmit(net.now, &mut buf)
+        .expect("more data");
     assert_eq!(
         net.eps[1].handle_packet(net.now, Some(q), &buf[..t.len]),
         PacketOutcome::Consumed
@@ -404,7 +474,9 @@ fn inject_write_copies_and_reports_silently() {
         Err(RdmError::TooLong)
     );
     // An injected write that fails is reported.
-    net.eps[0].inject_write(net.now, p, &[1; 8], 0, 42, None).unwrap();
+    net.eps[0]
+        .inject_write(net.now, p, &[1; 8], 0, 42, None)
+        .unwrap();
     net.run(10_000);
     let c = one(net.take(0), "inject err");
     assert!(c.report);
@@ -444,9 +516,19 @@ fn target_side_limit_defers_without_loss() {
     reg.add(KEY, 8 << 20, RW, None);
     let p = net.peer(0, 1);
     let data: Vec<_> = (0..6).map(|k| pattern(k, 500_000)).collect();
-    for k in 0..6 {
+    for (k, d) in data.iter().enumerate() {
+        let addr = k as u64 * 600_000;
         net.eps[0]
-            .write(net.now, p, UserIov::from_vec(data[k].clone()), k as u64 * 600_000, KEY, None, k as u64, 0)
+            .write(
+                net.now,
+                p,
+                UserIov::from_vec(d.clone()),
+                addr,
+                KEY,
+                None,
+                k as u64,
+                0,
+            )
             .unwrap();
         net.eps[0]
             .read(net.now, p, owned(300_000), 0, KEY, 100 + k as u64, 0)
@@ -456,6 +538,10 @@ fn target_side_limit_defers_without_loss() {
     let cs = net.take(0);
     assert_eq!(cs.len(), 12);
     assert!(cs.iter().all(|c| c.err.is_none()));
+    assert!(
+        net.eps[1].stats().deferred > 0,
+        "reads beyond the limit waited"
+    );
     let mem = reg.bytes(KEY);
     for k in 0..6 {
         assert_eq!(&mem[k * 600_000..k * 600_000 + 500_000], &data[k][..]);
@@ -468,14 +554,18 @@ fn transport_failure_fails_rma() {
     reg.add(KEY, 1 << 20, RW, None);
     let p = net.peer(0, 1);
     // Handshake first, then the transport gives up.
-    net.eps[0].write(net.now, p, owned(1), 0, KEY, None, 1, 0).unwrap();
+    net.eps[0]
+        .write(net.now, p, owned(1), 0, KEY, None, 1, 0)
+        .unwrap();
     net.run(10_000);
     assert!(one(net.take(0), "w").err.is_none());
     net.fail_to.insert(1);
     net.eps[0]
         .write(net.now, p, owned(500_000), 0, KEY, None, 2, 0)
         .unwrap();
-    net.eps[0].read(net.now, p, owned(10), 0, KEY, 3, 0).unwrap();
+    net.eps[0]
+        .read(net.now, p, owned(10), 0, KEY, 3, 0)
+        .unwrap();
     net.run(10_000);
     let cs = net.take(0);
     assert_eq!(cs.len(), 2);
@@ -491,7 +581,9 @@ fn malformed_rma_packets_are_dropped_and_counted() {
     reg.add(KEY, 4096, RW, None);
     let p = net.peer(0, 1);
     // Make the endpoints know each other.
-    net.eps[0].write(net.now, p, owned(1), 0, KEY, None, 1, 0).unwrap();
+    net.eps[0]
+        .write(net.now, p, owned(1), 0, KEY, None, 1, 0)
+        .unwrap();
     net.run(10_000);
     net.take(0);
     let before = reg.backing(KEY);
@@ -538,7 +630,10 @@ fn malformed_rma_packets_are_dropped_and_counted() {
     let bad5 = rta(&|a| a.datatype = 99, 8);
     let bad6 = rta(&|_| {}, 5);
     let bad7 = rta(&|a| a.kind = 9, 8);
-    for (i, b) in [bad1, bad2, bad3, bad4, bad5, bad6, bad7].iter().enumerate() {
+    for (i, b) in [bad1, bad2, bad3, bad4, bad5, bad6, bad7]
+        .iter()
+        .enumerate()
+    {
         assert_eq!(
             net.inject_raw(1, Some(0), b),
             PacketOutcome::Dropped,

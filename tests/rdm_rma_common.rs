@@ -8,9 +8,9 @@ use srd_fi::ffi::iov::UserIov;
 use srd_fi::rdm::RmaTarget;
 use std::sync::{Arc, Mutex};
 
-pub const RW: u64 = FI_REMOTE_READ as u64 | FI_REMOTE_WRITE as u64;
-pub const RO: u64 = FI_REMOTE_READ as u64;
-pub const WO: u64 = FI_REMOTE_WRITE as u64;
+pub const RW: u64 = FI_REMOTE_READ | FI_REMOTE_WRITE;
+pub const RO: u64 = FI_REMOTE_READ;
+pub const WO: u64 = FI_REMOTE_WRITE;
 
 pub struct Region {
     pub key: u64,

@@ -265,8 +265,16 @@ pub fn supported(op: AtomicOp, dt: Datatype, kind: AtomicKind) -> bool {
 
 /// Bytes of operands an RTA of `kind` carries for `count` elements.
 pub fn operand_len(op: AtomicOp, dt: Datatype, kind: AtomicKind, count: usize) -> usize {
-    let n = if op == AtomicOp::Read { 0 } else { count * dt.size() };
-    if kind == AtomicKind::Compare { 2 * n } else { n }
+    let n = if op == AtomicOp::Read {
+        0
+    } else {
+        count * dt.size()
+    };
+    if kind == AtomicKind::Compare {
+        2 * n
+    } else {
+        n
+    }
 }
 
 /// Arithmetic on one element type.
@@ -422,10 +430,7 @@ macro_rules! complex_elem {
                 Cplx(self.0 + o.0, self.1 + o.1)
             }
             fn mul(self, o: Self) -> Self {
-                Cplx(
-                    self.0 * o.0 - self.1 * o.1,
-                    self.0 * o.1 + self.1 * o.0,
-                )
+                Cplx(self.0 * o.0 - self.1 * o.1, self.0 * o.1 + self.1 * o.0)
             }
             fn truth(self) -> bool {
                 self.0 != 0.0 || self.1 != 0.0
@@ -577,8 +582,16 @@ mod tests {
         assert!(!supported(AtomicOp::Cswap, Datatype::Int32, Fetch));
         assert!(supported(AtomicOp::Mswap, Datatype::Uint64, Compare));
         assert!(!supported(AtomicOp::Mswap, Datatype::Float, Compare));
-        assert!(!supported(AtomicOp::CswapLt, Datatype::FloatComplex, Compare));
-        assert!(supported(AtomicOp::CswapNe, Datatype::FloatComplex, Compare));
+        assert!(!supported(
+            AtomicOp::CswapLt,
+            Datatype::FloatComplex,
+            Compare
+        ));
+        assert!(supported(
+            AtomicOp::CswapNe,
+            Datatype::FloatComplex,
+            Compare
+        ));
         assert!(supported(AtomicOp::Write, Datatype::LongDouble, Write));
         assert!(!supported(AtomicOp::Sum, Datatype::LongDouble, Write));
     }
@@ -586,7 +599,13 @@ mod tests {
     #[test]
     fn executes_examples() {
         let mut t = 5i32.to_ne_bytes();
-        execute(AtomicOp::Sum, Datatype::Int32, &mut t, &7i32.to_ne_bytes(), &[]);
+        execute(
+            AtomicOp::Sum,
+            Datatype::Int32,
+            &mut t,
+            &7i32.to_ne_bytes(),
+            &[],
+        );
         assert_eq!(i32::from_ne_bytes(t), 12);
         execute(
             AtomicOp::CswapGt,

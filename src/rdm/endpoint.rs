@@ -7,6 +7,8 @@ use super::peer::{INITIAL_WINDOW, PeerIdx, PeerTable};
 use super::pool::{ChunkStore, Slab};
 use super::proto::{self, Cutoffs};
 use super::reorder::Overflow;
+use super::rma::{RemoteCounts, RmaOp, RmaQ, RmaTarget};
+use super::rma_target::{ReadOut, WriteIn};
 use super::rx::{RxMsg, RxOp};
 use super::tx::TxOp;
 use super::{Completion, CompletionError, Config, MAX_MEDIUM, RdmError, Stats};
@@ -15,8 +17,6 @@ use crate::ffi::bindings::{
     FI_TRANSMIT_COMPLETE,
 };
 use crate::ffi::iov::UserIov;
-use super::rma::{RemoteCounts, RmaOp, RmaQ, RmaTarget};
-use super::rma_target::{ReadOut, WriteIn};
 use crate::wire::rdm::{DATA_LEN, MAX_ADDR_LEN, OpRef, REQ_LEN};
 use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasherDefault;

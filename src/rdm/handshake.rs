@@ -14,7 +14,8 @@ use super::endpoint::{Ctrl, Endpoint};
 use super::peer::{INITIAL_WINDOW, PeerIdx};
 use crate::ffi::bindings::FI_ETIMEDOUT;
 use crate::wire::rdm::{
-    FEATURE_DELIVERY_COMPLETE, FEATURE_LONG_CTS, FEATURE_RMA, HS_REPLY, HandshakeRepr, VERSION, emit_handshake,
+    FEATURE_DELIVERY_COMPLETE, FEATURE_LONG_CTS, FEATURE_RMA, HS_REPLY, HandshakeRepr, VERSION,
+    emit_handshake,
 };
 
 /// What this build supports.

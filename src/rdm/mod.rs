@@ -52,6 +52,21 @@
 //! never answers anything (no packet, no datagram acknowledged) fails the
 //! sends toward it with FI_ETIMEDOUT after `handshake_timeout_ns`.
 
+//! # RMA and atomics (emulated)
+//! Initiator: `write`, `inject_write`, `read`, `atomic` (module `rma`).
+//! Target: the glue installs its memory registry with `set_rma_target`
+//! (trait [`RmaTarget`]); requests are checked against it for their whole
+//! range before any byte moves. Every operation completes at the
+//! initiator on the target's answer (WRITERSP / last READRSP / ATOMRSP),
+//! so FI_TRANSMIT_COMPLETE and FI_DELIVERY_COMPLETE hold for all of them
+//! and refused accesses come back as error completions (FI_EACCES,
+//! FI_EINVAL; FI_EOPNOTSUPP when the target has no registry or the peer
+//! predates RMA). The target reports only writes with remote CQ data as
+//! completions (FI_REMOTE_WRITE|FI_RMA|FI_REMOTE_CQ_DATA); counter events
+//! for FI_REMOTE_READ / FI_REMOTE_WRITE come from `take_remote_counts`.
+//! Large writes and reads keep at most `cts_window` bytes in the
+//! transport and take turns with sends in `poll_transmit`.
+
 pub mod atomic;
 mod endpoint;
 mod handshake;
@@ -65,8 +80,8 @@ mod rma_target;
 mod rx;
 mod tx;
 
-pub use endpoint::Endpoint;
 pub use atomic::{AtomicKind, AtomicOp, Datatype};
+pub use endpoint::Endpoint;
 pub use peer::PeerIdx;
 pub use rma::{RemoteCounts, RmaTarget};
 

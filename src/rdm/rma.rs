@@ -28,8 +28,8 @@ use crate::ffi::bindings::{
 };
 use crate::ffi::iov::UserIov;
 use crate::wire::rdm::{
-    FEATURE_RMA, OpRef, RSP_LEN, RTA_LEN, RTW_CQ_DATA, RTW_LEN, ReadRspRepr, RspRepr,
-    RtaRepr, RtrRepr, RtwRepr, emit_rta, emit_rtr, emit_rtw,
+    FEATURE_RMA, OpRef, RSP_LEN, RTA_LEN, RTW_CQ_DATA, RTW_LEN, ReadRspRepr, RspRepr, RtaRepr,
+    RtrRepr, RtwRepr, emit_rta, emit_rtr, emit_rtw,
 };
 
 /// The glue's memory registry, consulted by the target side of RMA and
@@ -222,7 +222,10 @@ impl Endpoint {
         let per = if kind == AtomicKind::Compare { 2 } else { 1 } * dt.size();
         let req = (self.cfg.mtu - RTA_LEN) / per;
         let rsp = (self.cfg.mtu - RSP_LEN) / dt.size();
-        Some(req.min(rsp).max(1))
+        // A request and its response each fit one packet (a tiny MTU may
+        // leave no room for the widest types).
+        let max = req.min(rsp);
+        (max > 0).then_some(max)
     }
 
     /// fi_atomic / fi_fetch_atomic / fi_compare_atomic (and their msg and
@@ -308,8 +311,21 @@ impl Endpoint {
         }
         let silent = iov.is_none() && result.is_none() && inject;
         self.post_rma_inner(
-            now, peer, kind, len, iov, result, inject, inject_src, &[], rma_addr, key, data,
-            context, flags, silent,
+            now,
+            peer,
+            kind,
+            len,
+            iov,
+            result,
+            inject,
+            inject_src,
+            &[],
+            rma_addr,
+            key,
+            data,
+            context,
+            flags,
+            silent,
         )
     }
 
@@ -364,9 +380,9 @@ impl Endpoint {
         if self.rma.is_full() {
             return Err(RdmError::Again);
         }
-        let errno = p.broken.or_else(|| {
-            (p.hs_recv && p.features & FEATURE_RMA == 0).then_some(FI_EOPNOTSUPP)
-        });
+        let errno = p
+            .broken
+            .or_else(|| (p.hs_recv && p.features & FEATURE_RMA == 0).then_some(FI_EOPNOTSUPP));
         if let Some(errno) = errno {
             self.push_error(context, cq_flags(kind), errno, 0, result.or(iov));
             return Ok(());
@@ -640,8 +656,7 @@ impl Endpoint {
     }
 
     pub(super) fn on_atom_rsp(&mut self, peer: PeerIdx, h: RspRepr, payload: &[u8]) {
-        let Some(idx) = self.rma_op_for(peer, h.op, |k| matches!(k, RmaKind::Atomic { .. }))
-        else {
+        let Some(idx) = self.rma_op_for(peer, h.op, |k| matches!(k, RmaKind::Atomic { .. })) else {
             return;
         };
         if h.status != 0 {

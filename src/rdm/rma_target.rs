@@ -17,8 +17,7 @@ use super::pool::NIL;
 use super::rma::RmaQ;
 use super::{Completion, PacketOutcome, TxError, TxInfo};
 use crate::ffi::bindings::{
-    FI_EACCES, FI_EINVAL, FI_EOPNOTSUPP, FI_REMOTE_CQ_DATA, FI_REMOTE_READ, FI_REMOTE_WRITE,
-    FI_RMA,
+    FI_EACCES, FI_EINVAL, FI_EOPNOTSUPP, FI_REMOTE_CQ_DATA, FI_REMOTE_READ, FI_REMOTE_WRITE, FI_RMA,
 };
 use crate::wire::rdm::{
     OpRef, READRSP_LEN, RSP_LEN, RTW_CQ_DATA, ReadRspRepr, RspRepr, RtaRepr, RtrRepr, RtwRepr,
@@ -60,7 +59,7 @@ impl Endpoint {
         let Some(t) = self.rma_target.as_mut() else {
             return FI_EOPNOTSUPP as u32;
         };
-        match t.resolve(key, addr, total as usize, FI_REMOTE_WRITE as u64) {
+        match t.resolve(key, addr, total as usize, FI_REMOTE_WRITE) {
             Ok(mut iov) if iov.len() as u64 == total => {
                 iov.copy_in(off as usize, data);
                 0
@@ -131,7 +130,7 @@ impl Endpoint {
             if h.flags & RTW_CQ_DATA != 0 {
                 self.cq.push_back(Completion {
                     context: 0,
-                    flags: FI_REMOTE_WRITE as u64 | FI_RMA | FI_REMOTE_CQ_DATA,
+                    flags: FI_REMOTE_WRITE | FI_RMA | FI_REMOTE_CQ_DATA,
                     len: h.total_len as usize,
                     buf: 0,
                     data: h.cq_data,
@@ -158,7 +157,7 @@ impl Endpoint {
         } else {
             match self.rma_target.as_mut() {
                 None => FI_EOPNOTSUPP as u32,
-                Some(t) => match t.resolve(h.key, h.addr, h.len as usize, FI_REMOTE_READ as u64) {
+                Some(t) => match t.resolve(h.key, h.addr, h.len as usize, FI_REMOTE_READ) {
                     Ok(iov) if iov.len() as u64 == h.len => 0,
                     Ok(_) => FI_EINVAL as u32,
                     Err(e) => status_of(e),
@@ -219,7 +218,7 @@ impl Endpoint {
         // read instead of being read after its release.
         let got = match self.rma_target.as_mut() {
             None => Err(FI_EOPNOTSUPP),
-            Some(t) => t.resolve(r.key, r.addr + r.next_off, n, FI_REMOTE_READ as u64),
+            Some(t) => t.resolve(r.key, r.addr + r.next_off, n, FI_REMOTE_READ),
         };
         let len = match got {
             Ok(iov) if iov.len() == n => {
@@ -365,7 +364,7 @@ impl Endpoint {
         let Some(t) = self.rma_target.as_mut() else {
             return FI_EOPNOTSUPP as u32;
         };
-        let mut iov = match t.resolve(h.key, h.addr, n, access as u64) {
+        let mut iov = match t.resolve(h.key, h.addr, n, access) {
             Ok(iov) if iov.len() == n => iov,
             Ok(_) => return FI_EINVAL as u32,
             Err(e) => return status_of(e),

@@ -891,6 +891,7 @@ mod tests {
             count: 1,
         };
         let n = emit_rta(&mut buf, &a);
+        buf[n..n + 16].fill(0);
         assert_eq!(
             parse(&buf[..n + 16]).unwrap(),
             Repr::Rta {
