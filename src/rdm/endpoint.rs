@@ -7,6 +7,8 @@ use super::peer::{INITIAL_WINDOW, PeerIdx, PeerTable};
 use super::pool::{ChunkStore, Slab};
 use super::proto::{self, Cutoffs};
 use super::reorder::Overflow;
+use super::rma::{RemoteCounts, RmaOp, RmaQ, RmaTarget};
+use super::rma_target::{ReadOut, WriteIn};
 use super::rx::{RxMsg, RxOp};
 use super::tx::TxOp;
 use super::{Completion, CompletionError, Config, MAX_MEDIUM, RdmError, Stats};
@@ -15,7 +17,7 @@ use crate::ffi::bindings::{
     FI_TRANSMIT_COMPLETE,
 };
 use crate::ffi::iov::UserIov;
-use crate::wire::rdm::{DATA_LEN, MAX_ADDR_LEN, REQ_LEN};
+use crate::wire::rdm::{DATA_LEN, MAX_ADDR_LEN, OpRef, REQ_LEN};
 use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasherDefault;
 
@@ -33,6 +35,26 @@ pub(super) enum Ctrl {
         msg_id: u32,
         tx_id: u32,
     },
+    /// RMA target: a write's status.
+    WriteRsp {
+        peer: PeerIdx,
+        op: OpRef,
+        status: u32,
+    },
+    /// RMA target: an atomic's status; `buf` (index in `rsp_bufs`, or
+    /// NIL) holds the fetched values.
+    AtomRsp {
+        peer: PeerIdx,
+        op: OpRef,
+        status: u32,
+        buf: u32,
+    },
+    /// RMA target: a read that sends no data (refused, or zero bytes).
+    ReadDone {
+        peer: PeerIdx,
+        op: OpRef,
+        status: u32,
+    },
 }
 
 /// Token kinds (top byte of a token).
@@ -41,6 +63,8 @@ pub(super) const TOK_CTS: u64 = 2;
 pub(super) const TOK_HS: u64 = 3;
 pub(super) const TOK_RECEIPT: u64 = 4;
 pub(super) const TOK_CREDIT: u64 = 5;
+pub(super) const TOK_RMA: u64 = 6;
+pub(super) const TOK_SERVE: u64 = 7;
 
 /// kind (8 bits) | generation (24 bits) | index (32 bits): a token of a
 /// freed and reused slot is recognised as stale.
@@ -93,6 +117,31 @@ pub struct Endpoint {
     /// Peers with a handshake deadline running.
     pub(super) hs_pending: Vec<PeerIdx>,
     pub(super) stats: Stats,
+    // ---- RMA and atomics (rma.rs, rma_target.rs) ----
+    /// The glue's memory registry (target side).
+    pub(super) rma_target: Option<Box<dyn RmaTarget + Send>>,
+    /// Initiator operations, their generations and copied payloads
+    /// (FI_INJECT data, atomic operands; one reusable buffer per slot).
+    pub(super) rma: Slab<RmaOp>,
+    pub(super) rma_gen: Vec<u32>,
+    pub(super) rma_bufs: Vec<Vec<u8>>,
+    /// RMA packets to send (initiator ops and reads being served).
+    pub(super) rmaq: VecDeque<RmaQ>,
+    /// Ops waiting for their peer's handshake (RMA packets carry no
+    /// address: the target must know us first).
+    pub(super) rma_wait: Vec<(u32, u32)>,
+    /// poll_transmit alternates between sends and RMA.
+    pub(super) rma_turn: bool,
+    /// Target: multi-packet writes being placed, by (peer, tx_id, gen).
+    pub(super) wr_in: HashMap<(PeerIdx, u32, u32), WriteIn>,
+    /// Target: reads being served.
+    pub(super) rd_out: Slab<ReadOut>,
+    pub(super) rd_gen: Vec<u32>,
+    /// Target: fetched values waiting in ATOMRSPs.
+    pub(super) rsp_bufs: Vec<Vec<u8>>,
+    pub(super) rsp_free: Vec<u32>,
+    pub(super) scratch: Vec<u8>,
+    pub(super) remote: RemoteCounts,
 }
 
 impl Endpoint {
@@ -107,6 +156,7 @@ impl Endpoint {
             .reorder_window
             .clamp(INITIAL_WINDOW as usize, u16::MAX as usize);
         cfg.rx_size = cfg.rx_size.max(1);
+        cfg.rma_target_max = cfg.rma_target_max.max(1);
         let eager_fit = cfg.mtu - REQ_LEN - cfg.local_addr.len();
         let cut = Cutoffs {
             eager_max: cfg.eager_max.min(eager_fit),
@@ -150,6 +200,20 @@ impl Endpoint {
             cq: VecDeque::with_capacity(cfg.tx_size + cfg.rx_size + 64),
             hs_pending: Vec::new(),
             stats: Stats::default(),
+            rma_target: None,
+            rma: Slab::with_capacity(cfg.tx_size),
+            rma_gen: vec![0; cfg.tx_size],
+            rma_bufs: (0..cfg.tx_size).map(|_| Vec::new()).collect(),
+            rmaq: VecDeque::with_capacity(cfg.tx_size + cfg.rma_target_max),
+            rma_wait: Vec::new(),
+            rma_turn: false,
+            wr_in: HashMap::with_capacity(cfg.rma_target_max.min(4096)),
+            rd_out: Slab::with_capacity(cfg.rma_target_max),
+            rd_gen: vec![0; cfg.rma_target_max],
+            rsp_bufs: Vec::new(),
+            rsp_free: Vec::new(),
+            scratch: Vec::new(),
+            remote: RemoteCounts::default(),
             cfg,
         }
     }
@@ -400,7 +464,7 @@ impl Endpoint {
 
     /// Operations in flight (tests, shutdown).
     pub fn pending_ops(&self) -> (usize, usize) {
-        (self.tx.len(), self.rx.len())
+        (self.tx.len() + self.rma.len(), self.rx.len())
     }
 
     /// Bytes held for unexpected and out-of-order messages.

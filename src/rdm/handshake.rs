@@ -14,11 +14,12 @@ use super::endpoint::{Ctrl, Endpoint};
 use super::peer::{INITIAL_WINDOW, PeerIdx};
 use crate::ffi::bindings::FI_ETIMEDOUT;
 use crate::wire::rdm::{
-    FEATURE_DELIVERY_COMPLETE, FEATURE_LONG_CTS, HS_REPLY, HandshakeRepr, VERSION, emit_handshake,
+    FEATURE_DELIVERY_COMPLETE, FEATURE_LONG_CTS, FEATURE_RMA, HS_REPLY, HandshakeRepr, VERSION,
+    emit_handshake,
 };
 
 /// What this build supports.
-pub const FEATURES: u64 = FEATURE_DELIVERY_COMPLETE | FEATURE_LONG_CTS;
+pub const FEATURES: u64 = FEATURE_DELIVERY_COMPLETE | FEATURE_LONG_CTS | FEATURE_RMA;
 
 impl Endpoint {
     /// We are about to send to `peer`.
@@ -61,6 +62,7 @@ impl Endpoint {
             p.tx_window = u32::from(hdr.window).max(INITIAL_WINDOW);
             // Sends blocked on the initial window may go now.
             self.release_blocked(peer);
+            self.release_rma(peer);
         }
         self.ensure_handshake(peer);
     }

@@ -52,6 +52,22 @@
 //! never answers anything (no packet, no datagram acknowledged) fails the
 //! sends toward it with FI_ETIMEDOUT after `handshake_timeout_ns`.
 
+//! # RMA and atomics (emulated)
+//! Initiator: `write`, `inject_write`, `read`, `atomic` (module `rma`).
+//! Target: the glue installs its memory registry with `set_rma_target`
+//! (trait [`RmaTarget`]); requests are checked against it for their whole
+//! range before any byte moves. Every operation completes at the
+//! initiator on the target's answer (WRITERSP / last READRSP / ATOMRSP),
+//! so FI_TRANSMIT_COMPLETE and FI_DELIVERY_COMPLETE hold for all of them
+//! and refused accesses come back as error completions (FI_EACCES,
+//! FI_EINVAL; FI_EOPNOTSUPP when the target has no registry or the peer
+//! predates RMA). The target reports only writes with remote CQ data as
+//! completions (FI_REMOTE_WRITE|FI_RMA|FI_REMOTE_CQ_DATA); counter events
+//! for FI_REMOTE_READ / FI_REMOTE_WRITE come from `take_remote_counts`.
+//! Large writes and reads keep at most `cts_window` bytes in the
+//! transport and take turns with sends in `poll_transmit`.
+
+pub mod atomic;
 mod endpoint;
 mod handshake;
 pub mod matcher;
@@ -59,11 +75,15 @@ pub mod peer;
 pub mod pool;
 mod proto;
 pub mod reorder;
+mod rma;
+mod rma_target;
 mod rx;
 mod tx;
 
+pub use atomic::{AtomicKind, AtomicOp, Datatype};
 pub use endpoint::Endpoint;
 pub use peer::PeerIdx;
+pub use rma::{RemoteCounts, RmaTarget};
 
 use crate::ffi::iov::UserIov;
 
@@ -111,6 +131,11 @@ pub struct Config {
     pub max_peers: usize,
     /// Our own raw address, sent in handshakes and early REQs.
     pub local_addr: Vec<u8>,
+    /// RMA target side: reads being served and atomic responses waiting,
+    /// each at most this many (a request beyond is deferred:
+    /// `PacketOutcome::Deferred`). Writes in progress are bounded by the
+    /// initiators' `tx_size` instead (never deferred).
+    pub rma_target_max: usize,
 }
 
 impl Default for Config {
@@ -134,6 +159,7 @@ impl Default for Config {
             rx_selective: false,
             max_peers: 65536,
             local_addr: Vec::new(),
+            rma_target_max: 1024,
         }
     }
 }
@@ -233,6 +259,8 @@ pub struct Stats {
     pub timeouts: u64,
     pub unsupported: u64,
     pub errors_after_inject: u64,
+    /// RMA/atomic requests refused at the target (key, range, access).
+    pub rma_refused: u64,
 }
 
 /// Largest medium message any peer may send (Config::medium_max is clamped

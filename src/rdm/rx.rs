@@ -152,6 +152,21 @@ impl Endpoint {
                 self.on_credit(peer, c);
                 PacketOutcome::Consumed
             }
+            Repr::Rtw { hdr, payload } => self.on_rtw(peer, hdr, payload),
+            Repr::Rtr(hdr) => self.on_rtr(peer, hdr),
+            Repr::Rta { hdr, payload } => self.on_rta(peer, hdr, payload),
+            Repr::ReadRsp { hdr, payload } => {
+                self.on_read_rsp(peer, hdr, payload);
+                PacketOutcome::Consumed
+            }
+            Repr::WriteRsp(r) => {
+                self.on_write_rsp(peer, r);
+                PacketOutcome::Consumed
+            }
+            Repr::AtomRsp { hdr, payload } => {
+                self.on_atom_rsp(peer, hdr, payload);
+                PacketOutcome::Consumed
+            }
             Repr::Unknown(_) => {
                 self.stats.unknown_type += 1;
                 PacketOutcome::Dropped

@@ -3,7 +3,8 @@
 //! FI_DELIVERY_COMPLETE the receiver) has confirmed them.
 
 use super::endpoint::{
-    Ctrl, Endpoint, TOK_CREDIT, TOK_CTS, TOK_HS, TOK_RECEIPT, TOK_TX, token, untoken,
+    Ctrl, Endpoint, TOK_CREDIT, TOK_CTS, TOK_HS, TOK_RECEIPT, TOK_RMA, TOK_SERVE, TOK_TX, token,
+    untoken,
 };
 use super::peer::PeerIdx;
 use super::proto::{self, longcts};
@@ -71,6 +72,21 @@ impl Endpoint {
                 return Some(t);
             }
         }
+        // Sends and RMA take turns, so neither a long write nor a long
+        // message holds the other back.
+        self.rma_turn = !self.rma_turn;
+        if self.rma_turn
+            && let Some(t) = self.poll_rma(out)
+        {
+            return Some(t);
+        }
+        if let Some(t) = self.poll_sends(out) {
+            return Some(t);
+        }
+        self.poll_rma(out)
+    }
+
+    fn poll_sends(&mut self, out: &mut [u8]) -> Option<TxInfo> {
         while let Some((idx, generation)) = self.txq.pop_front() {
             if self.tx_gen[idx as usize] != generation {
                 continue;
@@ -174,6 +190,9 @@ impl Endpoint {
                     token: token(TOK_RECEIPT, 0, peer),
                 })
             }
+            Ctrl::WriteRsp { .. } | Ctrl::AtomRsp { .. } | Ctrl::ReadDone { .. } => {
+                self.emit_rma_ctrl(c, out)
+            }
         }
     }
 
@@ -215,6 +234,8 @@ impl Endpoint {
                     }
                 }
             }
+            TOK_RMA => self.rma_sent(generation, idx, res),
+            TOK_SERVE => self.serve_sent(generation, idx, res),
             TOK_HS | TOK_RECEIPT | TOK_CREDIT => match res {
                 Ok(()) => self.mark_alive(idx),
                 Err(e) => self.peer_failed(idx, e),
@@ -228,7 +249,7 @@ impl Endpoint {
     /// msg_id, or the sender for a lost CTS or CREDIT), so — as when a
     /// device reports a peer unreachable — every operation with it fails
     /// now and later sends to it fail at once with the same error.
-    fn peer_failed(&mut self, peer: PeerIdx, e: TxError) {
+    pub(super) fn peer_failed(&mut self, peer: PeerIdx, e: TxError) {
         self.stats.send_failures += 1;
         let Some(p) = self.peers.get_mut(peer) else {
             return;
@@ -363,6 +384,7 @@ impl Endpoint {
 
     /// Fails every send toward `peer` (transport gave up, timeout).
     pub(super) fn fail_peer_ops(&mut self, peer: PeerIdx, errno: i32, prov_errno: i32) {
+        self.fail_peer_rma(peer, errno, prov_errno);
         let mut i = 0;
         while i < self.tx.capacity() as u32 {
             if self.tx.get(i).is_some_and(|op| op.peer == peer) {

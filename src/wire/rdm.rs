@@ -47,6 +47,24 @@ pub const RECEIPT_LEN: usize = BASE_LEN + 8;
 pub const HANDSHAKE_LEN: usize = BASE_LEN + 12;
 /// CREDIT: next_msg_id u32, reserved u32.
 pub const CREDIT_LEN: usize = BASE_LEN + 8;
+/// RTW (emulated write, one per packet): tx_id u32, op_gen u32, key u64,
+/// addr u64, total_len u64, offset u64, cq_data u64; data follows.
+pub const RTW_LEN: usize = BASE_LEN + 48;
+/// RTR (emulated read): tx_id u32, op_gen u32, key u64, addr u64, len u64.
+pub const RTR_LEN: usize = BASE_LEN + 32;
+/// RTA (atomic): tx_id u32, op_gen u32, key u64, addr u64, op u8,
+/// datatype u8, kind u8, reserved u8, count u32; operands follow (then the
+/// compare operands for the compare kind).
+pub const RTA_LEN: usize = BASE_LEN + 32;
+/// READRSP: tx_id u32, op_gen u32, offset u64, status u32, reserved u32;
+/// data follows.
+pub const READRSP_LEN: usize = BASE_LEN + 24;
+/// WRITERSP / ATOMRSP: tx_id u32, op_gen u32, status u32, reserved u32;
+/// ATOMRSP carries the fetched values after it.
+pub const RSP_LEN: usize = BASE_LEN + 16;
+
+/// RTW flags.
+pub const RTW_CQ_DATA: u16 = 1 << 0;
 
 /// REQ flags.
 pub const REQ_TAGGED: u16 = 1 << 0;
@@ -63,6 +81,8 @@ pub const HS_REPLY: u16 = 1 << 0;
 /// Feature bits exchanged at handshake.
 pub const FEATURE_DELIVERY_COMPLETE: u64 = 1 << 0;
 pub const FEATURE_LONG_CTS: u64 = 1 << 1;
+/// RTW/RTR/RTA and their responses are understood.
+pub const FEATURE_RMA: u64 = 1 << 2;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PacketType {
@@ -74,6 +94,18 @@ pub enum PacketType {
     /// Receiver → sender: messages below `next_msg_id` reached matching, so
     /// the sender may start messages up to `next_msg_id + window`.
     Credit,
+    /// Emulated RMA write data (initiator → target).
+    Rtw,
+    /// Emulated RMA read request.
+    Rtr,
+    /// Atomic request.
+    Rta,
+    /// Read data (target → initiator), or a read's error status.
+    ReadRsp,
+    /// A write was placed (or refused): its status.
+    WriteRsp,
+    /// An atomic was executed (or refused): status and fetched values.
+    AtomRsp,
     Unknown(u8),
 }
 
@@ -86,6 +118,12 @@ impl From<u8> for PacketType {
             4 => PacketType::Receipt,
             5 => PacketType::Handshake,
             6 => PacketType::Credit,
+            7 => PacketType::Rtw,
+            8 => PacketType::Rtr,
+            9 => PacketType::Rta,
+            10 => PacketType::ReadRsp,
+            11 => PacketType::WriteRsp,
+            12 => PacketType::AtomRsp,
             x => PacketType::Unknown(x),
         }
     }
@@ -100,6 +138,12 @@ impl From<PacketType> for u8 {
             PacketType::Receipt => 4,
             PacketType::Handshake => 5,
             PacketType::Credit => 6,
+            PacketType::Rtw => 7,
+            PacketType::Rtr => 8,
+            PacketType::Rta => 9,
+            PacketType::ReadRsp => 10,
+            PacketType::WriteRsp => 11,
+            PacketType::AtomRsp => 12,
             PacketType::Unknown(x) => x,
         }
     }
@@ -192,6 +236,11 @@ impl<T: AsRef<[u8]>> Packet<T> {
             PacketType::Receipt => RECEIPT_LEN,
             PacketType::Handshake => HANDSHAKE_LEN,
             PacketType::Credit => CREDIT_LEN,
+            PacketType::Rtw => RTW_LEN,
+            PacketType::Rtr => RTR_LEN,
+            PacketType::Rta => RTA_LEN,
+            PacketType::ReadRsp => READRSP_LEN,
+            PacketType::WriteRsp | PacketType::AtomRsp => RSP_LEN,
             PacketType::Unknown(_) => BASE_LEN,
         };
         if b.len() < fixed {
@@ -275,6 +324,64 @@ pub struct CreditRepr {
     pub next_msg_id: u32,
 }
 
+/// The initiator's operation an RMA packet belongs to: slot and
+/// generation (a reused slot is told apart).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct OpRef {
+    pub tx_id: u32,
+    pub op_gen: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RtwRepr {
+    pub flags: u16,
+    pub op: OpRef,
+    pub key: u64,
+    /// Target address of the write's first byte (not of this packet's).
+    pub addr: u64,
+    pub total_len: u64,
+    /// Offset of this packet's data in the write.
+    pub offset: u64,
+    pub cq_data: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RtrRepr {
+    pub op: OpRef,
+    pub key: u64,
+    pub addr: u64,
+    pub len: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RtaRepr {
+    pub op: OpRef,
+    pub key: u64,
+    pub addr: u64,
+    /// fi_op value.
+    pub atomic_op: u8,
+    /// fi_datatype value.
+    pub datatype: u8,
+    /// 0 write, 1 fetch, 2 compare.
+    pub kind: u8,
+    pub count: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadRspRepr {
+    pub op: OpRef,
+    pub offset: u64,
+    /// 0, or a positive FI_E* value (then no data follows).
+    pub status: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RspRepr {
+    pub op: OpRef,
+    /// 0, or a positive FI_E* value.
+    pub status: u32,
+}
+
 /// One parsed packet: the header, the sender address it carries (if any)
 /// and its data.
 #[derive(Debug, PartialEq, Eq)]
@@ -295,7 +402,34 @@ pub enum Repr<'a> {
         addr: &'a [u8],
     },
     Credit(CreditRepr),
+    Rtw {
+        hdr: RtwRepr,
+        payload: &'a [u8],
+    },
+    Rtr(RtrRepr),
+    Rta {
+        hdr: RtaRepr,
+        /// Operands, then compare operands (compare kind).
+        payload: &'a [u8],
+    },
+    ReadRsp {
+        hdr: ReadRspRepr,
+        payload: &'a [u8],
+    },
+    WriteRsp(RspRepr),
+    AtomRsp {
+        hdr: RspRepr,
+        /// Fetched values (fetch and compare kinds).
+        payload: &'a [u8],
+    },
     Unknown(u8),
+}
+
+fn op_ref(b: &[u8]) -> OpRef {
+    OpRef {
+        tx_id: rd32(b, 4),
+        op_gen: rd32(b, 8),
+    }
 }
 
 impl<'a> Repr<'a> {
@@ -359,6 +493,77 @@ impl<'a> Repr<'a> {
             PacketType::Credit => Repr::Credit(CreditRepr {
                 next_msg_id: rd32(b, 4),
             }),
+            PacketType::Rtw => {
+                let hdr = RtwRepr {
+                    flags,
+                    op: op_ref(b),
+                    key: rd64(b, 12),
+                    addr: rd64(b, 20),
+                    total_len: rd64(b, 28),
+                    offset: rd64(b, 36),
+                    cq_data: rd64(b, 44),
+                };
+                let payload = &b[RTW_LEN..];
+                let end = hdr.offset.checked_add(payload.len() as u64);
+                if end.is_none_or(|e| e > hdr.total_len)
+                    || hdr.addr.checked_add(hdr.total_len).is_none()
+                {
+                    return Err(WireError::Malformed);
+                }
+                Repr::Rtw { hdr, payload }
+            }
+            PacketType::Rtr => {
+                let hdr = RtrRepr {
+                    op: op_ref(b),
+                    key: rd64(b, 12),
+                    addr: rd64(b, 20),
+                    len: rd64(b, 28),
+                };
+                if hdr.addr.checked_add(hdr.len).is_none() {
+                    return Err(WireError::Malformed);
+                }
+                Repr::Rtr(hdr)
+            }
+            PacketType::Rta => Repr::Rta {
+                hdr: RtaRepr {
+                    op: op_ref(b),
+                    key: rd64(b, 12),
+                    addr: rd64(b, 20),
+                    atomic_op: b[28],
+                    datatype: b[29],
+                    kind: b[30],
+                    count: rd32(b, 32),
+                },
+                payload: &b[RTA_LEN..],
+            },
+            PacketType::ReadRsp => {
+                let hdr = ReadRspRepr {
+                    op: op_ref(b),
+                    offset: rd64(b, 12),
+                    status: rd32(b, 20),
+                };
+                let payload = &b[READRSP_LEN..];
+                if hdr.status != 0 && !payload.is_empty() {
+                    return Err(WireError::Malformed);
+                }
+                Repr::ReadRsp { hdr, payload }
+            }
+            PacketType::WriteRsp => {
+                if b.len() != RSP_LEN {
+                    return Err(WireError::Malformed);
+                }
+                Repr::WriteRsp(RspRepr {
+                    op: op_ref(b),
+                    status: rd32(b, 12),
+                })
+            }
+            PacketType::AtomRsp => Repr::AtomRsp {
+                hdr: RspRepr {
+                    op: op_ref(b),
+                    status: rd32(b, 12),
+                },
+                payload: &b[RSP_LEN..],
+            },
             PacketType::Unknown(t) => Repr::Unknown(t),
         })
     }
@@ -436,6 +641,71 @@ pub fn emit_handshake(out: &mut [u8], h: &HandshakeRepr, addr: &[u8]) -> usize {
     wr64(out, 8, h.features);
     out[HANDSHAKE_LEN..HANDSHAKE_LEN + alen].copy_from_slice(&addr[..alen]);
     HANDSHAKE_LEN + alen
+}
+
+fn emit_op(out: &mut [u8], op: OpRef) {
+    wr32(out, 4, op.tx_id);
+    wr32(out, 8, op.op_gen);
+}
+
+/// Writes an RTW header; the data goes at the returned offset.
+pub fn emit_rtw(out: &mut [u8], h: &RtwRepr) -> usize {
+    emit_base(out, PacketType::Rtw, h.flags);
+    emit_op(out, h.op);
+    wr64(out, 12, h.key);
+    wr64(out, 20, h.addr);
+    wr64(out, 28, h.total_len);
+    wr64(out, 36, h.offset);
+    wr64(out, 44, h.cq_data);
+    RTW_LEN
+}
+
+pub fn emit_rtr(out: &mut [u8], h: &RtrRepr) -> usize {
+    emit_base(out, PacketType::Rtr, 0);
+    emit_op(out, h.op);
+    wr64(out, 12, h.key);
+    wr64(out, 20, h.addr);
+    wr64(out, 28, h.len);
+    RTR_LEN
+}
+
+/// Writes an RTA header; the operands go at the returned offset.
+pub fn emit_rta(out: &mut [u8], h: &RtaRepr) -> usize {
+    emit_base(out, PacketType::Rta, 0);
+    emit_op(out, h.op);
+    wr64(out, 12, h.key);
+    wr64(out, 20, h.addr);
+    out[28] = h.atomic_op;
+    out[29] = h.datatype;
+    out[30] = h.kind;
+    out[31] = 0;
+    wr32(out, 32, h.count);
+    RTA_LEN
+}
+
+/// Writes a READRSP header; the data goes at the returned offset.
+pub fn emit_readrsp(out: &mut [u8], h: &ReadRspRepr) -> usize {
+    emit_base(out, PacketType::ReadRsp, 0);
+    emit_op(out, h.op);
+    wr64(out, 12, h.offset);
+    wr32(out, 20, h.status);
+    wr32(out, 24, 0);
+    READRSP_LEN
+}
+
+/// Writes a WRITERSP (`atomic == false`) or ATOMRSP header; ATOMRSP's
+/// fetched values go at the returned offset.
+pub fn emit_rsp(out: &mut [u8], h: &RspRepr, atomic: bool) -> usize {
+    let t = if atomic {
+        PacketType::AtomRsp
+    } else {
+        PacketType::WriteRsp
+    };
+    emit_base(out, t, 0);
+    emit_op(out, h.op);
+    wr32(out, 12, h.status);
+    wr32(out, 16, 0);
+    RSP_LEN
 }
 
 #[cfg(test)]
@@ -570,6 +840,106 @@ mod tests {
         );
         for cut in 0..n {
             assert!(parse(&hs[..cut]).is_err(), "cut {cut}");
+        }
+    }
+
+    #[test]
+    fn rma_round_trips_and_rejections() {
+        let mut buf = [0u8; 128];
+        let op = OpRef {
+            tx_id: 3,
+            op_gen: 4,
+        };
+        let w = RtwRepr {
+            flags: RTW_CQ_DATA,
+            op,
+            key: 0x1234,
+            addr: 0x1000,
+            total_len: 10,
+            offset: 6,
+            cq_data: 99,
+        };
+        let n = emit_rtw(&mut buf, &w);
+        buf[n..n + 4].copy_from_slice(b"abcd");
+        assert_eq!(
+            parse(&buf[..n + 4]).unwrap(),
+            Repr::Rtw {
+                hdr: w,
+                payload: b"abcd"
+            }
+        );
+        // Data past total_len.
+        assert_eq!(parse(&buf[..n + 5]), Err(WireError::Malformed));
+        let r = RtrRepr {
+            op,
+            key: 7,
+            addr: 8,
+            len: 9,
+        };
+        let n = emit_rtr(&mut buf, &r);
+        assert_eq!(parse(&buf[..n]).unwrap(), Repr::Rtr(r));
+        let mut bad = buf;
+        bad[20..28].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert_eq!(parse(&bad[..n]), Err(WireError::Malformed));
+        let a = RtaRepr {
+            op,
+            key: 1,
+            addr: 2,
+            atomic_op: 12,
+            datatype: 7,
+            kind: 2,
+            count: 1,
+        };
+        let n = emit_rta(&mut buf, &a);
+        buf[n..n + 16].fill(0);
+        assert_eq!(
+            parse(&buf[..n + 16]).unwrap(),
+            Repr::Rta {
+                hdr: a,
+                payload: &[0; 16]
+            }
+        );
+        let rr = ReadRspRepr {
+            op,
+            offset: 5,
+            status: 0,
+        };
+        let n = emit_readrsp(&mut buf, &rr);
+        buf[n] = 1;
+        assert_eq!(
+            parse(&buf[..n + 1]).unwrap(),
+            Repr::ReadRsp {
+                hdr: rr,
+                payload: &[1]
+            }
+        );
+        let rs = RspRepr { op, status: 13 };
+        let n = emit_rsp(&mut buf, &rs, false);
+        assert_eq!(parse(&buf[..n]).unwrap(), Repr::WriteRsp(rs));
+        let n = emit_rsp(&mut buf, &rs, true);
+        assert_eq!(
+            parse(&buf[..n]).unwrap(),
+            Repr::AtomRsp {
+                hdr: rs,
+                payload: &[]
+            }
+        );
+        for t in 7..=12u8 {
+            for cut in 0..RTW_LEN.min(READRSP_LEN) {
+                let mut b = [0u8; 64];
+                b[0] = VERSION;
+                b[1] = t;
+                let fixed = match PacketType::from(t) {
+                    PacketType::Rtw => RTW_LEN,
+                    PacketType::Rtr => RTR_LEN,
+                    PacketType::Rta => RTA_LEN,
+                    PacketType::ReadRsp => READRSP_LEN,
+                    _ => RSP_LEN,
+                };
+                if cut < fixed {
+                    assert!(parse(&b[..cut]).is_err(), "type {t} cut {cut}");
+                }
+            }
         }
     }
 }

@@ -1,0 +1,725 @@
+//! Emulated RMA and atomics, initiator side (DESIGN §4: RTW, RTR, RTA).
+//!
+//! RMA packets are not part of a peer's msg_id sequence (fi_rma ordering
+//! is not promised beyond what we advertise) and carry no sender address,
+//! so an operation waits for its peer's handshake before its first packet.
+//!
+//! - Write: RTW packets, each self-describing (key, target address, total
+//!   length, offset). At most `cts_window` bytes are in the transport at
+//!   once per write (paced by the transport's acknowledgements), so a large
+//!   write shares the link with small traffic as long-CTS messages do. The
+//!   target answers with one WRITERSP when every byte is placed (or the
+//!   access was refused): every write completes on it, so FI_TRANSMIT_ and
+//!   FI_DELIVERY_COMPLETE both hold, and errors reach the initiator.
+//! - Read: one RTR; the target streams READRSP packets (same window) or a
+//!   READRSP with an error status.
+//! - Atomic: one RTA with the operands (count limited to one packet); the
+//!   target executes it when the packet is processed and answers with an
+//!   ATOMRSP carrying the old values for the fetch and compare kinds.
+//!
+//! The target side is in `rma_target`.
+
+use super::atomic::{self, AtomicKind, AtomicOp, Datatype};
+use super::endpoint::{Endpoint, TOK_RMA, token};
+use super::peer::PeerIdx;
+use super::{Completion, CompletionError, RdmError, TxError, TxInfo};
+use crate::ffi::bindings::{
+    FI_ATOMIC, FI_COMPLETION, FI_EINVAL, FI_EOPNOTSUPP, FI_INJECT, FI_READ, FI_RMA, FI_WRITE,
+};
+use crate::ffi::iov::UserIov;
+use crate::wire::rdm::{
+    FEATURE_RMA, OpRef, RSP_LEN, RTA_LEN, RTW_CQ_DATA, RTW_LEN, ReadRspRepr, RspRepr, RtaRepr,
+    RtrRepr, RtwRepr, emit_rta, emit_rtr, emit_rtw,
+};
+
+/// The glue's memory registry, consulted by the target side of RMA and
+/// atomics. `access` is FI_REMOTE_READ, FI_REMOTE_WRITE or both; the
+/// registration must grant every bit. On success return a view over
+/// exactly `[addr, addr + len)` of the registered memory (with
+/// FI_MR_VIRT_ADDR `addr` is a virtual address inside the region,
+/// otherwise an offset from its start). Errors are positive FI_E*:
+/// FI_EACCES for an unknown key or missing access, FI_EINVAL for a range
+/// outside the region. The endpoint uses the view only within the call
+/// that obtained it (never keeps it), and never calls with `len == 0`.
+pub trait RmaTarget {
+    fn resolve(&mut self, key: u64, addr: u64, len: usize, access: u64) -> Result<UserIov, i32>;
+}
+
+/// Remote operations that targeted this endpoint's memory successfully,
+/// since the last `take_remote_counts` (for FI_REMOTE_READ /
+/// FI_REMOTE_WRITE counters). Writes and atomics count as writes,
+/// reads and FI_ATOMIC_READ as reads; one per operation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RemoteCounts {
+    pub reads: u64,
+    pub writes: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RmaKind {
+    Write,
+    Read,
+    Atomic {
+        op: AtomicOp,
+        dt: Datatype,
+        kind: AtomicKind,
+        count: u32,
+    },
+}
+
+/// One initiator operation.
+#[derive(Debug)]
+pub(crate) struct RmaOp {
+    pub peer: PeerIdx,
+    pub context: u64,
+    pub kind: RmaKind,
+    pub key: u64,
+    pub addr: u64,
+    pub len: u64,
+    pub data: Option<u64>,
+    /// Write source / read destination, handed back at completion.
+    pub iov: Option<UserIov>,
+    /// Fetch/compare atomics: where the old values go.
+    pub result: Option<UserIov>,
+    /// The payload was copied to `rma_bufs[slot]` (inject, atomics).
+    pub copied: bool,
+    pub next_off: u64,
+    pub started: bool,
+    pub sent_pkts: u32,
+    pub acked_pkts: u32,
+    /// Read: bytes arrived.
+    pub received: u64,
+    pub report: bool,
+    pub queued: bool,
+}
+
+/// An entry of `rmaq`: (slot, generation) of an initiator op or of a read
+/// being served.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum RmaQ {
+    Op(u32, u32),
+    Serve(u32, u32),
+}
+
+fn cq_flags(kind: RmaKind) -> u64 {
+    match kind {
+        RmaKind::Write => FI_RMA | FI_WRITE,
+        RmaKind::Read => FI_RMA | FI_READ,
+        RmaKind::Atomic {
+            kind: AtomicKind::Write,
+            ..
+        } => FI_ATOMIC | FI_WRITE,
+        RmaKind::Atomic { .. } => FI_ATOMIC | FI_READ,
+    }
+}
+
+impl Endpoint {
+    /// Installs the memory registry that RMA and atomics from peers use.
+    /// Without one, every such request is refused with FI_EOPNOTSUPP.
+    pub fn set_rma_target(&mut self, t: Box<dyn RmaTarget + Send>) {
+        self.rma_target = Some(t);
+    }
+
+    /// Counts of remote reads/writes since the last call (counters).
+    pub fn take_remote_counts(&mut self) -> RemoteCounts {
+        std::mem::take(&mut self.remote)
+    }
+
+    /// fi_write/fi_writemsg/fi_writedata. `data`: remote CQ data (the
+    /// target gets an FI_REMOTE_WRITE|FI_RMA|FI_REMOTE_CQ_DATA completion).
+    /// FI_INJECT copies the data now (≤ inject_size).
+    #[allow(clippy::too_many_arguments)]
+    pub fn write(
+        &mut self,
+        now: u64,
+        peer: PeerIdx,
+        iov: UserIov,
+        rma_addr: u64,
+        key: u64,
+        data: Option<u64>,
+        context: u64,
+        flags: u64,
+    ) -> Result<(), RdmError> {
+        let len = iov.len();
+        self.post_rma(
+            now,
+            peer,
+            RmaKind::Write,
+            len as u64,
+            Some(iov),
+            None,
+            &[],
+            rma_addr,
+            key,
+            data,
+            context,
+            flags,
+        )
+    }
+
+    /// fi_inject_write/fi_inject_writedata: copied now, no CQ event (a
+    /// `report == false` completion for counters; errors are reported).
+    pub fn inject_write(
+        &mut self,
+        now: u64,
+        peer: PeerIdx,
+        buf: &[u8],
+        rma_addr: u64,
+        key: u64,
+        data: Option<u64>,
+    ) -> Result<(), RdmError> {
+        self.post_rma(
+            now,
+            peer,
+            RmaKind::Write,
+            buf.len() as u64,
+            None,
+            None,
+            buf,
+            rma_addr,
+            key,
+            data,
+            0,
+            FI_INJECT,
+        )
+    }
+
+    /// fi_read/fi_readmsg: `iov.len()` bytes from the target into `iov`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn read(
+        &mut self,
+        now: u64,
+        peer: PeerIdx,
+        iov: UserIov,
+        rma_addr: u64,
+        key: u64,
+        context: u64,
+        flags: u64,
+    ) -> Result<(), RdmError> {
+        let len = iov.len();
+        self.post_rma(
+            now,
+            peer,
+            RmaKind::Read,
+            len as u64,
+            Some(iov),
+            None,
+            &[],
+            rma_addr,
+            key,
+            None,
+            context,
+            flags & !FI_INJECT,
+        )
+    }
+
+    /// Largest `count` of one atomic of this (op, datatype, kind), or
+    /// `None` if it is not supported (fi_atomicvalid, fi_query_atomic).
+    pub fn atomic_valid(&self, op: AtomicOp, dt: Datatype, kind: AtomicKind) -> Option<usize> {
+        if !atomic::supported(op, dt, kind) {
+            return None;
+        }
+        let per = if kind == AtomicKind::Compare { 2 } else { 1 } * dt.size();
+        let req = (self.cfg.mtu - RTA_LEN) / per;
+        let rsp = (self.cfg.mtu - RSP_LEN) / dt.size();
+        // A request and its response each fit one packet (a tiny MTU may
+        // leave no room for the widest types).
+        let max = req.min(rsp);
+        (max > 0).then_some(max)
+    }
+
+    /// fi_atomic / fi_fetch_atomic / fi_compare_atomic (and their msg and
+    /// inject forms). The kind follows from the arguments: a compare op
+    /// (CSWAP*, MSWAP) needs `compare` and `result`; `result` alone is a
+    /// fetch; neither is a base atomic. `operand` (ignored for
+    /// FI_ATOMIC_READ) and `compare` hold `count` values and are copied
+    /// now; `result` receives the old values and comes back in the
+    /// completion. Executed once at the target, in the order requests
+    /// arrive there.
+    #[allow(clippy::too_many_arguments)]
+    pub fn atomic(
+        &mut self,
+        now: u64,
+        peer: PeerIdx,
+        op: AtomicOp,
+        dt: Datatype,
+        operand: &[u8],
+        compare: Option<&[u8]>,
+        result: Option<UserIov>,
+        rma_addr: u64,
+        key: u64,
+        count: usize,
+        context: u64,
+        flags: u64,
+    ) -> Result<(), RdmError> {
+        let kind = match (compare.is_some(), result.is_some()) {
+            (true, true) => AtomicKind::Compare,
+            (false, true) => AtomicKind::Fetch,
+            (false, false) => AtomicKind::Write,
+            (true, false) => return Err(RdmError::InvalidArgument),
+        };
+        let max = self
+            .atomic_valid(op, dt, kind)
+            .ok_or(RdmError::InvalidArgument)?;
+        if count == 0 || count > max {
+            return Err(RdmError::InvalidArgument);
+        }
+        let n = count * dt.size();
+        if (op != AtomicOp::Read && operand.len() < n)
+            || compare.is_some_and(|c| c.len() < n)
+            || result.as_ref().is_some_and(|r| r.len() < n)
+        {
+            return Err(RdmError::InvalidArgument);
+        }
+        // Operands, then compare values: the RTA payload, copied now.
+        let src_op = if op == AtomicOp::Read {
+            &[][..]
+        } else {
+            &operand[..n]
+        };
+        let src_cmp = compare.map_or(&[][..], |c| &c[..n]);
+        let kind = RmaKind::Atomic {
+            op,
+            dt,
+            kind,
+            count: count as u32,
+        };
+        self.post_rma_copy(
+            now, peer, kind, n as u64, result, src_op, src_cmp, rma_addr, key, context, flags,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn post_rma(
+        &mut self,
+        now: u64,
+        peer: PeerIdx,
+        kind: RmaKind,
+        len: u64,
+        iov: Option<UserIov>,
+        result: Option<UserIov>,
+        inject_src: &[u8],
+        rma_addr: u64,
+        key: u64,
+        data: Option<u64>,
+        context: u64,
+        flags: u64,
+    ) -> Result<(), RdmError> {
+        let inject = flags & FI_INJECT != 0;
+        if inject && len as usize > self.cfg.inject_size {
+            return Err(RdmError::TooLong);
+        }
+        let silent = iov.is_none() && result.is_none() && inject;
+        self.post_rma_inner(
+            now,
+            peer,
+            kind,
+            len,
+            iov,
+            result,
+            inject,
+            inject_src,
+            &[],
+            rma_addr,
+            key,
+            data,
+            context,
+            flags,
+            silent,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn post_rma_copy(
+        &mut self,
+        now: u64,
+        peer: PeerIdx,
+        kind: RmaKind,
+        len: u64,
+        result: Option<UserIov>,
+        a: &[u8],
+        b: &[u8],
+        rma_addr: u64,
+        key: u64,
+        context: u64,
+        flags: u64,
+    ) -> Result<(), RdmError> {
+        // fi_inject_atomic: no event (results are not allowed with it).
+        let silent = flags & FI_INJECT != 0 && result.is_none();
+        self.post_rma_inner(
+            now, peer, kind, len, None, result, true, a, b, rma_addr, key, None, context, flags,
+            silent,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn post_rma_inner(
+        &mut self,
+        now: u64,
+        peer: PeerIdx,
+        kind: RmaKind,
+        len: u64,
+        iov: Option<UserIov>,
+        result: Option<UserIov>,
+        copy: bool,
+        src_a: &[u8],
+        src_b: &[u8],
+        rma_addr: u64,
+        key: u64,
+        data: Option<u64>,
+        context: u64,
+        flags: u64,
+        silent: bool,
+    ) -> Result<(), RdmError> {
+        let Some(p) = self.peers.get(peer) else {
+            return Err(RdmError::UnknownPeer);
+        };
+        if rma_addr.checked_add(len).is_none() {
+            return Err(RdmError::InvalidArgument);
+        }
+        if self.rma.is_full() {
+            return Err(RdmError::Again);
+        }
+        let errno = p
+            .broken
+            .or_else(|| (p.hs_recv && p.features & FEATURE_RMA == 0).then_some(FI_EOPNOTSUPP));
+        if let Some(errno) = errno {
+            self.push_error(context, cq_flags(kind), errno, 0, result.or(iov));
+            return Ok(());
+        }
+        let report = !silent && (!self.cfg.tx_selective || flags & FI_COMPLETION != 0);
+        let op = RmaOp {
+            peer,
+            context,
+            kind,
+            key,
+            addr: rma_addr,
+            len,
+            data,
+            iov: None,
+            result,
+            copied: copy,
+            next_off: 0,
+            started: false,
+            sent_pkts: 0,
+            acked_pkts: 0,
+            received: 0,
+            report,
+            queued: true,
+        };
+        let Ok(idx) = self.rma.insert(op) else {
+            return Err(RdmError::Again);
+        };
+        if copy {
+            let buf = &mut self.rma_bufs[idx as usize];
+            buf.clear();
+            match &iov {
+                Some(v) => {
+                    buf.resize(len as usize, 0);
+                    v.copy_out(0, buf);
+                }
+                None => {
+                    buf.extend_from_slice(src_a);
+                    buf.extend_from_slice(src_b);
+                }
+            }
+        }
+        if let Some(op) = self.rma.get_mut(idx) {
+            op.iov = iov;
+        }
+        let generation = self.rma_gen[idx as usize];
+        if self.peers.get(peer).is_some_and(|p| p.hs_recv) {
+            self.rmaq.push_back(RmaQ::Op(idx, generation));
+        } else {
+            self.rma_wait.push((idx, generation));
+        }
+        self.contact(now, peer);
+        Ok(())
+    }
+
+    /// Packets a write or read response stream may have in the transport.
+    pub(super) fn rma_window_pkts(&self) -> u32 {
+        let per = (self.cfg.mtu - RTW_LEN).max(1);
+        (self.cfg.cts_window / per).clamp(1, u32::MAX as usize) as u32
+    }
+
+    /// The peer's handshake arrived: its waiting RMA ops may go.
+    pub(super) fn release_rma(&mut self, peer: PeerIdx) {
+        let mut i = 0;
+        while i < self.rma_wait.len() {
+            let (idx, generation) = self.rma_wait[i];
+            let live = self.rma_gen[idx as usize] == generation && self.rma.get(idx).is_some();
+            if !live {
+                self.rma_wait.swap_remove(i);
+                continue;
+            }
+            if self.rma.get(idx).is_some_and(|op| op.peer == peer) {
+                self.rma_wait.swap_remove(i);
+                let no_rma = self
+                    .peers
+                    .get(peer)
+                    .is_some_and(|p| p.features & FEATURE_RMA == 0);
+                if no_rma {
+                    self.finish_rma(idx, Some((FI_EOPNOTSUPP, 0)));
+                } else {
+                    self.rmaq.push_back(RmaQ::Op(idx, generation));
+                }
+                continue;
+            }
+            i += 1;
+        }
+    }
+
+    /// The next RMA packet (initiator ops and reads served), if any.
+    pub(super) fn poll_rma(&mut self, out: &mut [u8]) -> Option<TxInfo> {
+        while let Some(q) = self.rmaq.pop_front() {
+            let t = match q {
+                RmaQ::Op(idx, generation) => self.emit_op(idx, generation, out),
+                RmaQ::Serve(idx, generation) => self.emit_serve(idx, generation, out),
+            };
+            if t.is_some() {
+                return t;
+            }
+        }
+        None
+    }
+
+    fn emit_op(&mut self, idx: u32, generation: u32, out: &mut [u8]) -> Option<TxInfo> {
+        if self.rma_gen[idx as usize] != generation {
+            return None;
+        }
+        let window = self.rma_window_pkts();
+        let op = self.rma.get_mut(idx)?;
+        op.queued = false;
+        let oref = OpRef {
+            tx_id: idx,
+            op_gen: generation,
+        };
+        let len = match op.kind {
+            RmaKind::Write => {
+                if op.started && op.next_off >= op.len {
+                    return None;
+                }
+                if op.sent_pkts.wrapping_sub(op.acked_pkts) >= window {
+                    return None; // requeued by an acknowledgement
+                }
+                let hdr = RtwRepr {
+                    flags: if op.data.is_some() { RTW_CQ_DATA } else { 0 },
+                    op: oref,
+                    key: op.key,
+                    addr: op.addr,
+                    total_len: op.len,
+                    offset: op.next_off,
+                    cq_data: op.data.unwrap_or(0),
+                };
+                let at = emit_rtw(out, &hdr);
+                let n = ((op.len - op.next_off) as usize).min(out.len() - at);
+                let off = op.next_off as usize;
+                let dst = &mut out[at..at + n];
+                if op.copied {
+                    dst.copy_from_slice(&self.rma_bufs[idx as usize][off..off + n]);
+                } else if let Some(iov) = &op.iov {
+                    iov.copy_out(off, dst);
+                }
+                op.next_off += n as u64;
+                at + n
+            }
+            RmaKind::Read => {
+                if op.started {
+                    return None;
+                }
+                emit_rtr(
+                    out,
+                    &RtrRepr {
+                        op: oref,
+                        key: op.key,
+                        addr: op.addr,
+                        len: op.len,
+                    },
+                )
+            }
+            RmaKind::Atomic {
+                op: aop,
+                dt,
+                kind,
+                count,
+            } => {
+                if op.started {
+                    return None;
+                }
+                let at = emit_rta(
+                    out,
+                    &RtaRepr {
+                        op: oref,
+                        key: op.key,
+                        addr: op.addr,
+                        atomic_op: aop.to_fi() as u8,
+                        datatype: dt.to_fi() as u8,
+                        kind: kind.to_wire(),
+                        count,
+                    },
+                );
+                let src = &self.rma_bufs[idx as usize];
+                if out.len() < at + src.len() {
+                    return None;
+                }
+                out[at..at + src.len()].copy_from_slice(src);
+                at + src.len()
+            }
+        };
+        op.started = true;
+        op.sent_pkts += 1;
+        if op.kind == RmaKind::Write
+            && op.next_off < op.len
+            && op.sent_pkts.wrapping_sub(op.acked_pkts) < window
+        {
+            op.queued = true;
+            self.rmaq.push_back(RmaQ::Op(idx, generation));
+        }
+        Some(TxInfo {
+            peer: op.peer,
+            len,
+            token: token(TOK_RMA, generation, idx),
+        })
+    }
+
+    /// Transport verdict on an initiator RMA packet.
+    pub(super) fn rma_sent(&mut self, generation: u32, idx: u32, res: Result<(), TxError>) {
+        if self.rma_gen.get(idx as usize) != Some(&generation) {
+            return;
+        }
+        let Some(op) = self.rma.get_mut(idx) else {
+            return;
+        };
+        let peer = op.peer;
+        match res {
+            Ok(()) => {
+                op.acked_pkts += 1;
+                if op.kind == RmaKind::Write && op.next_off < op.len && !op.queued {
+                    op.queued = true;
+                    self.rmaq.push_back(RmaQ::Op(idx, generation));
+                }
+                self.mark_alive(peer);
+            }
+            Err(e) => self.peer_failed(peer, e),
+        }
+    }
+
+    /// The live initiator op a response names, or `None` (stale, counted).
+    fn rma_op_for(&mut self, peer: PeerIdx, r: OpRef, want: fn(RmaKind) -> bool) -> Option<u32> {
+        let ok = self.rma_gen.get(r.tx_id as usize) == Some(&r.op_gen)
+            && self
+                .rma
+                .get(r.tx_id)
+                .is_some_and(|op| op.peer == peer && want(op.kind) && op.started);
+        if !ok {
+            self.stats.stale += 1;
+            return None;
+        }
+        Some(r.tx_id)
+    }
+
+    pub(super) fn on_write_rsp(&mut self, peer: PeerIdx, r: RspRepr) {
+        let Some(idx) = self.rma_op_for(peer, r.op, |k| k == RmaKind::Write) else {
+            return;
+        };
+        let err = (r.status != 0).then_some((r.status as i32, 0));
+        self.finish_rma(idx, err);
+    }
+
+    pub(super) fn on_read_rsp(&mut self, peer: PeerIdx, h: ReadRspRepr, payload: &[u8]) {
+        let Some(idx) = self.rma_op_for(peer, h.op, |k| k == RmaKind::Read) else {
+            return;
+        };
+        if h.status != 0 {
+            self.finish_rma(idx, Some((h.status as i32, 0)));
+            return;
+        }
+        let Some(op) = self.rma.get_mut(idx) else {
+            return;
+        };
+        let fits = h
+            .offset
+            .checked_add(payload.len() as u64)
+            .is_some_and(|e| e <= op.len);
+        if !fits {
+            self.stats.malformed += 1;
+            return;
+        }
+        if let Some(iov) = op.iov.as_mut() {
+            iov.copy_in(h.offset as usize, payload);
+        }
+        op.received += payload.len() as u64;
+        if op.received >= op.len {
+            self.finish_rma(idx, None);
+        }
+    }
+
+    pub(super) fn on_atom_rsp(&mut self, peer: PeerIdx, h: RspRepr, payload: &[u8]) {
+        let Some(idx) = self.rma_op_for(peer, h.op, |k| matches!(k, RmaKind::Atomic { .. })) else {
+            return;
+        };
+        if h.status != 0 {
+            self.finish_rma(idx, Some((h.status as i32, 0)));
+            return;
+        }
+        let Some(op) = self.rma.get_mut(idx) else {
+            return;
+        };
+        if let Some(res) = op.result.as_mut() {
+            if payload.len() as u64 != op.len {
+                self.stats.malformed += 1;
+                self.finish_rma(idx, Some((FI_EINVAL, 0)));
+                return;
+            }
+            res.copy_in(0, payload);
+        }
+        self.finish_rma(idx, None);
+    }
+
+    /// Completes initiator op `idx` (with `err`: (errno, prov_errno)).
+    pub(super) fn finish_rma(&mut self, idx: u32, err: Option<(i32, i32)>) {
+        let g = &mut self.rma_gen[idx as usize];
+        *g = (*g + 1) & 0xff_ffff;
+        let Some(mut op) = self.rma.remove(idx) else {
+            return;
+        };
+        let report = op.report || err.is_some();
+        self.cq.push_back(Completion {
+            context: op.context,
+            flags: cq_flags(op.kind),
+            len: if err.is_some() { 0 } else { op.len as usize },
+            buf: 0,
+            data: 0,
+            tag: 0,
+            src: None,
+            report,
+            err: err.map(|(errno, prov_errno)| CompletionError {
+                errno,
+                prov_errno,
+                olen: 0,
+                err_data: Vec::new(),
+            }),
+            iov: op.result.take().or(op.iov.take()),
+        });
+    }
+
+    /// Fails every RMA op toward `peer` and stops serving its reads.
+    pub(super) fn fail_peer_rma(&mut self, peer: PeerIdx, errno: i32, prov_errno: i32) {
+        let mut i = 0;
+        while i < self.rma.capacity() as u32 {
+            if self.rma.get(i).is_some_and(|op| op.peer == peer) {
+                self.finish_rma(i, Some((errno, prov_errno)));
+            }
+            i += 1;
+        }
+        self.wr_in.retain(|&(p, _, _), _| p != peer);
+        let mut i = 0;
+        while i < self.rd_out.capacity() as u32 {
+            if self.rd_out.get(i).is_some_and(|r| r.peer == peer) {
+                self.free_serve(i);
+            }
+            i += 1;
+        }
+    }
+}

@@ -1,0 +1,433 @@
+//! Emulated RMA and atomics, target side: placing RTW data, serving RTR
+//! reads with READRSP packets, executing RTA atomics, and answering.
+//!
+//! Every request is checked against the glue's registry (`RmaTarget`) for
+//! its whole range before a byte moves, so a refused request (unknown
+//! key, missing access, out of range) leaves memory untouched and is
+//! answered with its errno. Reads being served and atomic responses are
+//! at most `Config::rma_target_max` each; a request that would need more
+//! is deferred (`PacketOutcome::Deferred`), never dropped — safe, since
+//! what frees them needs no incoming packet. Writes in progress (a
+//! counter per multi-packet write) are never deferred: see `on_rtw`.
+
+use super::atomic::{self, AtomicKind, AtomicOp, Datatype};
+use super::endpoint::{Ctrl, Endpoint, TOK_SERVE, token};
+use super::peer::PeerIdx;
+use super::pool::NIL;
+use super::rma::RmaQ;
+use super::{Completion, PacketOutcome, TxError, TxInfo};
+use crate::ffi::bindings::{
+    FI_EACCES, FI_EINVAL, FI_EOPNOTSUPP, FI_REMOTE_CQ_DATA, FI_REMOTE_READ, FI_REMOTE_WRITE, FI_RMA,
+};
+use crate::wire::rdm::{
+    OpRef, READRSP_LEN, RSP_LEN, RTW_CQ_DATA, ReadRspRepr, RspRepr, RtaRepr, RtrRepr, RtwRepr,
+    emit_readrsp, emit_rsp,
+};
+
+/// A multi-packet write being placed.
+#[derive(Debug)]
+pub(crate) struct WriteIn {
+    pub total: u64,
+    pub received: u64,
+    /// 0, or the errno every packet of it gets (nothing placed).
+    pub status: u32,
+}
+
+/// A read being served.
+#[derive(Debug)]
+pub(crate) struct ReadOut {
+    pub peer: PeerIdx,
+    pub op: OpRef,
+    pub key: u64,
+    pub addr: u64,
+    pub len: u64,
+    pub next_off: u64,
+    pub sent_pkts: u32,
+    pub acked_pkts: u32,
+    pub queued: bool,
+}
+
+/// A registry's errno as a wire status (never 0 for an error).
+fn status_of(e: i32) -> u32 {
+    if e > 0 { e as u32 } else { FI_EACCES as u32 }
+}
+
+impl Endpoint {
+    /// Copies `data` to `[addr + off ..)` after checking the whole write
+    /// `[addr, addr + total)`; returns the status.
+    fn place_write(&mut self, key: u64, addr: u64, total: u64, off: u64, data: &[u8]) -> u32 {
+        let Some(t) = self.rma_target.as_mut() else {
+            return FI_EOPNOTSUPP as u32;
+        };
+        match t.resolve(key, addr, total as usize, FI_REMOTE_WRITE) {
+            Ok(mut iov) if iov.len() as u64 == total => {
+                iov.copy_in(off as usize, data);
+                0
+            }
+            Ok(_) => FI_EINVAL as u32,
+            Err(e) => status_of(e),
+        }
+    }
+
+    pub(super) fn on_rtw(&mut self, peer: PeerIdx, h: RtwRepr, payload: &[u8]) -> PacketOutcome {
+        let single = h.offset == 0 && payload.len() as u64 == h.total_len;
+        let key = (peer, h.op.tx_id, h.op.op_gen);
+        if single {
+            let status = if h.total_len == 0 {
+                self.check_empty()
+            } else {
+                self.place_write(h.key, h.addr, h.total_len, 0, payload)
+            };
+            self.write_done(peer, h, status);
+            return PacketOutcome::Consumed;
+        }
+        let status = match self.wr_in.get(&key) {
+            Some(w) if w.total != h.total_len => {
+                self.stats.malformed += 1;
+                return PacketOutcome::Dropped;
+            }
+            Some(w) => w.status,
+            // Never deferred: the packets of writes already under way
+            // could be stuck behind deferred ones in the glue's held
+            // buffers. Entries are bounded by the initiators' operation
+            // pools (one per write in progress) and dropped with a peer.
+            None => 0,
+        };
+        let status = if status == 0 {
+            self.place_write(h.key, h.addr, h.total_len, h.offset, payload)
+        } else {
+            status
+        };
+        let w = self.wr_in.entry(key).or_insert(WriteIn {
+            total: h.total_len,
+            received: 0,
+            status: 0,
+        });
+        if w.status == 0 {
+            w.status = status;
+        }
+        w.received += payload.len() as u64;
+        if w.received >= w.total {
+            let status = w.status;
+            self.wr_in.remove(&key);
+            self.write_done(peer, h, status);
+        }
+        PacketOutcome::Consumed
+    }
+
+    /// Zero-byte requests touch no memory; they need RMA enabled only.
+    fn check_empty(&self) -> u32 {
+        if self.rma_target.is_some() {
+            0
+        } else {
+            FI_EOPNOTSUPP as u32
+        }
+    }
+
+    fn write_done(&mut self, peer: PeerIdx, h: RtwRepr, status: u32) {
+        if status == 0 {
+            self.remote.writes += 1;
+            if h.flags & RTW_CQ_DATA != 0 {
+                self.cq.push_back(Completion {
+                    context: 0,
+                    flags: FI_REMOTE_WRITE | FI_RMA | FI_REMOTE_CQ_DATA,
+                    len: h.total_len as usize,
+                    buf: 0,
+                    data: h.cq_data,
+                    tag: 0,
+                    src: Some(peer),
+                    report: true,
+                    err: None,
+                    iov: None,
+                });
+            }
+        } else {
+            self.stats.rma_refused += 1;
+        }
+        self.ctrl.push_back(Ctrl::WriteRsp {
+            peer,
+            op: h.op,
+            status,
+        });
+    }
+
+    pub(super) fn on_rtr(&mut self, peer: PeerIdx, h: RtrRepr) -> PacketOutcome {
+        let status = if h.len == 0 {
+            self.check_empty()
+        } else {
+            match self.rma_target.as_mut() {
+                None => FI_EOPNOTSUPP as u32,
+                Some(t) => match t.resolve(h.key, h.addr, h.len as usize, FI_REMOTE_READ) {
+                    Ok(iov) if iov.len() as u64 == h.len => 0,
+                    Ok(_) => FI_EINVAL as u32,
+                    Err(e) => status_of(e),
+                },
+            }
+        };
+        if status != 0 || h.len == 0 {
+            if status == 0 {
+                self.remote.reads += 1;
+            } else {
+                self.stats.rma_refused += 1;
+            }
+            self.ctrl.push_back(Ctrl::ReadDone {
+                peer,
+                op: h.op,
+                status,
+            });
+            return PacketOutcome::Consumed;
+        }
+        let r = ReadOut {
+            peer,
+            op: h.op,
+            key: h.key,
+            addr: h.addr,
+            len: h.len,
+            next_off: 0,
+            sent_pkts: 0,
+            acked_pkts: 0,
+            queued: true,
+        };
+        let Ok(i) = self.rd_out.insert(r) else {
+            return PacketOutcome::Deferred;
+        };
+        self.remote.reads += 1;
+        self.rmaq.push_back(RmaQ::Serve(i, self.rd_gen[i as usize]));
+        PacketOutcome::Consumed
+    }
+
+    /// The next READRSP of served read `i`.
+    pub(super) fn emit_serve(&mut self, i: u32, generation: u32, out: &mut [u8]) -> Option<TxInfo> {
+        if self.rd_gen[i as usize] != generation {
+            return None;
+        }
+        let window = self.rma_window_pkts();
+        let r = self.rd_out.get_mut(i)?;
+        r.queued = false;
+        if r.next_off >= r.len || r.sent_pkts.wrapping_sub(r.acked_pkts) >= window {
+            return None;
+        }
+        let at = READRSP_LEN;
+        let n = ((r.len - r.next_off) as usize).min(out.len() - at);
+        let mut hdr = ReadRspRepr {
+            op: r.op,
+            offset: r.next_off,
+            status: 0,
+        };
+        // Resolved again per packet: a region closed meanwhile fails the
+        // read instead of being read after its release.
+        let got = match self.rma_target.as_mut() {
+            None => Err(FI_EOPNOTSUPP),
+            Some(t) => t.resolve(r.key, r.addr + r.next_off, n, FI_REMOTE_READ),
+        };
+        let len = match got {
+            Ok(iov) if iov.len() == n => {
+                emit_readrsp(out, &hdr);
+                iov.copy_out(0, &mut out[at..at + n]);
+                r.next_off += n as u64;
+                at + n
+            }
+            Ok(_) | Err(_) => {
+                hdr.status = match got {
+                    Err(e) => status_of(e),
+                    Ok(_) => FI_EINVAL as u32,
+                };
+                r.next_off = r.len;
+                emit_readrsp(out, &hdr)
+            }
+        };
+        r.sent_pkts += 1;
+        let peer = r.peer;
+        if r.next_off < r.len && r.sent_pkts.wrapping_sub(r.acked_pkts) < window {
+            r.queued = true;
+            self.rmaq.push_back(RmaQ::Serve(i, generation));
+        }
+        Some(TxInfo {
+            peer,
+            len,
+            token: token(TOK_SERVE, generation, i),
+        })
+    }
+
+    /// Transport verdict on a READRSP.
+    pub(super) fn serve_sent(&mut self, generation: u32, i: u32, res: Result<(), TxError>) {
+        if self.rd_gen.get(i as usize) != Some(&generation) {
+            return;
+        }
+        let window = self.rma_window_pkts();
+        let Some(r) = self.rd_out.get_mut(i) else {
+            return;
+        };
+        let peer = r.peer;
+        match res {
+            Ok(()) => {
+                r.acked_pkts += 1;
+                if r.next_off >= r.len && r.acked_pkts == r.sent_pkts {
+                    self.free_serve(i);
+                } else if r.next_off < r.len
+                    && !r.queued
+                    && r.sent_pkts.wrapping_sub(r.acked_pkts) < window
+                {
+                    r.queued = true;
+                    self.rmaq.push_back(RmaQ::Serve(i, generation));
+                }
+                self.mark_alive(peer);
+            }
+            Err(e) => {
+                self.free_serve(i);
+                self.peer_failed(peer, e);
+            }
+        }
+    }
+
+    pub(super) fn free_serve(&mut self, i: u32) {
+        if self.rd_out.remove(i).is_some() {
+            let g = &mut self.rd_gen[i as usize];
+            *g = (*g + 1) & 0xff_ffff;
+        }
+    }
+
+    pub(super) fn on_rta(&mut self, peer: PeerIdx, h: RtaRepr, payload: &[u8]) -> PacketOutcome {
+        let parsed = (
+            AtomicOp::from_fi(u32::from(h.atomic_op)),
+            Datatype::from_fi(u32::from(h.datatype)),
+            AtomicKind::from_wire(h.kind),
+        );
+        let (Some(op), Some(dt), Some(kind)) = parsed else {
+            self.stats.malformed += 1;
+            return PacketOutcome::Dropped;
+        };
+        let count = h.count as usize;
+        let n = count.saturating_mul(dt.size());
+        let fetch = kind != AtomicKind::Write;
+        if count == 0
+            || payload.len() != atomic::operand_len(op, dt, kind, count)
+            || (fetch && RSP_LEN + n > self.cfg.mtu)
+        {
+            self.stats.malformed += 1;
+            return PacketOutcome::Dropped;
+        }
+        let mut buf = NIL;
+        if fetch {
+            buf = match self.rsp_free.pop() {
+                Some(b) => b,
+                None if self.rsp_bufs.len() < self.cfg.rma_target_max => {
+                    self.rsp_bufs.push(Vec::new());
+                    (self.rsp_bufs.len() - 1) as u32
+                }
+                None => return PacketOutcome::Deferred,
+            };
+        }
+        let status = self.run_atomic(h, op, dt, kind, n, payload, buf);
+        if status != 0 {
+            self.stats.rma_refused += 1;
+            if buf != NIL {
+                self.rsp_free.push(buf);
+                buf = NIL;
+            }
+        } else if op == AtomicOp::Read {
+            self.remote.reads += 1;
+        } else {
+            self.remote.writes += 1;
+        }
+        self.ctrl.push_back(Ctrl::AtomRsp {
+            peer,
+            op: h.op,
+            status,
+            buf,
+        });
+        PacketOutcome::Consumed
+    }
+
+    /// Executes one atomic; the old values go to `rsp_bufs[buf]`.
+    #[allow(clippy::too_many_arguments)]
+    fn run_atomic(
+        &mut self,
+        h: RtaRepr,
+        op: AtomicOp,
+        dt: Datatype,
+        kind: AtomicKind,
+        n: usize,
+        payload: &[u8],
+        buf: u32,
+    ) -> u32 {
+        if !atomic::supported(op, dt, kind) {
+            return FI_EOPNOTSUPP as u32;
+        }
+        let access = if op == AtomicOp::Read {
+            FI_REMOTE_READ
+        } else if kind == AtomicKind::Write {
+            FI_REMOTE_WRITE
+        } else {
+            FI_REMOTE_READ | FI_REMOTE_WRITE
+        };
+        let Some(t) = self.rma_target.as_mut() else {
+            return FI_EOPNOTSUPP as u32;
+        };
+        let mut iov = match t.resolve(h.key, h.addr, n, access) {
+            Ok(iov) if iov.len() == n => iov,
+            Ok(_) => return FI_EINVAL as u32,
+            Err(e) => return status_of(e),
+        };
+        let scratch = &mut self.scratch;
+        scratch.clear();
+        scratch.resize(n, 0);
+        iov.copy_out(0, scratch);
+        if let Some(b) = self.rsp_bufs.get_mut(buf as usize) {
+            b.clear();
+            b.extend_from_slice(scratch);
+        }
+        let (operand, compare) = if kind == AtomicKind::Compare {
+            payload.split_at(n)
+        } else {
+            (payload, &[][..])
+        };
+        atomic::execute(op, dt, scratch, operand, compare);
+        if op != AtomicOp::Read {
+            iov.copy_in(0, scratch);
+        }
+        0
+    }
+
+    /// Builds the datagram of an RMA control packet.
+    pub(super) fn emit_rma_ctrl(&mut self, c: Ctrl, out: &mut [u8]) -> Option<TxInfo> {
+        use super::endpoint::TOK_RECEIPT;
+        let (peer, len) = match c {
+            Ctrl::WriteRsp { peer, op, status } => {
+                (peer, emit_rsp(out, &RspRepr { op, status }, false))
+            }
+            Ctrl::ReadDone { peer, op, status } => (
+                peer,
+                emit_readrsp(
+                    out,
+                    &ReadRspRepr {
+                        op,
+                        offset: 0,
+                        status,
+                    },
+                ),
+            ),
+            Ctrl::AtomRsp {
+                peer,
+                op,
+                status,
+                buf,
+            } => {
+                let at = emit_rsp(out, &RspRepr { op, status }, true);
+                let mut len = at;
+                if let Some(b) = self.rsp_bufs.get(buf as usize) {
+                    out[at..at + b.len()].copy_from_slice(b);
+                    len += b.len();
+                    self.rsp_free.push(buf);
+                }
+                (peer, len)
+            }
+            _ => return None,
+        };
+        Some(TxInfo {
+            peer,
+            len,
+            token: token(TOK_RECEIPT, 0, peer),
+        })
+    }
+}
