@@ -1,5 +1,4 @@
-/* Endpoint: control, CM, msg and tagged ops; RMA and atomic slots answer
- * -FI_ENOSYS until those operations are built. */
+/* Endpoint: control, CM, msg, tagged, RMA and atomic ops. */
 #include <stdlib.h>
 #include "srd_shim.h"
 
@@ -271,24 +270,94 @@ static struct fi_ops_tagged srd_ep_tagged_ops = {
 	.injectdata = srd_tag_injectdata,
 };
 
-/* ---- RMA and atomics: not built yet ---- */
+/* ---- RMA ---- */
 
 static ssize_t rma_read(struct fid_ep *ep, void *buf, size_t len, void *desc, fi_addr_t src_addr,
-			uint64_t addr, uint64_t key, void *context) { return -FI_ENOSYS; }
+			uint64_t addr, uint64_t key, void *context)
+{
+	void *rs = EP_RS(ep);
+	struct iovec iov = ONE_IOV(buf, len);
+	struct fi_rma_iov r = { .addr = addr, .len = len, .key = key };
+	return rs ? srd_rs_ep_rma(rs, 1, &iov, &desc, 1, src_addr, &r, 1, 0, context, 0, SRD_OP_DEFAULT) : -FI_EINVAL;
+}
+
 static ssize_t rma_readv(struct fid_ep *ep, const struct iovec *iov, void **desc, size_t count,
-			 fi_addr_t src_addr, uint64_t addr, uint64_t key, void *context) { return -FI_ENOSYS; }
-static ssize_t rma_readmsg(struct fid_ep *ep, const struct fi_msg_rma *msg, uint64_t flags) { return -FI_ENOSYS; }
+			 fi_addr_t src_addr, uint64_t addr, uint64_t key, void *context)
+{
+	void *rs = EP_RS(ep);
+	size_t len = 0;
+	for (size_t i = 0; iov && i < count; i++)
+		len += iov[i].iov_len;
+	struct fi_rma_iov r = { .addr = addr, .len = len, .key = key };
+	return rs ? srd_rs_ep_rma(rs, 1, iov, desc, count, src_addr, &r, 1, 0, context, 0, SRD_OP_DEFAULT) : -FI_EINVAL;
+}
+
+static ssize_t rma_readmsg(struct fid_ep *ep, const struct fi_msg_rma *msg, uint64_t flags)
+{
+	void *rs = EP_RS(ep);
+	if (!rs || !msg)
+		return -FI_EINVAL;
+	return srd_rs_ep_rma(rs, 1, msg->msg_iov, msg->desc, msg->iov_count, msg->addr, msg->rma_iov,
+			     msg->rma_iov_count, msg->data, msg->context, flags, SRD_OP_MSG);
+}
+
 static ssize_t rma_write(struct fid_ep *ep, const void *buf, size_t len, void *desc, fi_addr_t dest_addr,
-			 uint64_t addr, uint64_t key, void *context) { return -FI_ENOSYS; }
+			 uint64_t addr, uint64_t key, void *context)
+{
+	void *rs = EP_RS(ep);
+	struct iovec iov = ONE_IOV(buf, len);
+	struct fi_rma_iov r = { .addr = addr, .len = len, .key = key };
+	return rs ? srd_rs_ep_rma(rs, 0, &iov, &desc, 1, dest_addr, &r, 1, 0, context, 0, SRD_OP_DEFAULT) : -FI_EINVAL;
+}
+
 static ssize_t rma_writev(struct fid_ep *ep, const struct iovec *iov, void **desc, size_t count,
-			  fi_addr_t dest_addr, uint64_t addr, uint64_t key, void *context) { return -FI_ENOSYS; }
-static ssize_t rma_writemsg(struct fid_ep *ep, const struct fi_msg_rma *msg, uint64_t flags) { return -FI_ENOSYS; }
+			  fi_addr_t dest_addr, uint64_t addr, uint64_t key, void *context)
+{
+	void *rs = EP_RS(ep);
+	size_t len = 0;
+	for (size_t i = 0; iov && i < count; i++)
+		len += iov[i].iov_len;
+	struct fi_rma_iov r = { .addr = addr, .len = len, .key = key };
+	return rs ? srd_rs_ep_rma(rs, 0, iov, desc, count, dest_addr, &r, 1, 0, context, 0, SRD_OP_DEFAULT) : -FI_EINVAL;
+}
+
+static ssize_t rma_writemsg(struct fid_ep *ep, const struct fi_msg_rma *msg, uint64_t flags)
+{
+	void *rs = EP_RS(ep);
+	if (!rs || !msg)
+		return -FI_EINVAL;
+	return srd_rs_ep_rma(rs, 0, msg->msg_iov, msg->desc, msg->iov_count, msg->addr, msg->rma_iov,
+			     msg->rma_iov_count, msg->data, msg->context, flags, SRD_OP_MSG);
+}
+
 static ssize_t rma_inject(struct fid_ep *ep, const void *buf, size_t len, fi_addr_t dest_addr,
-			  uint64_t addr, uint64_t key) { return -FI_ENOSYS; }
+			  uint64_t addr, uint64_t key)
+{
+	void *rs = EP_RS(ep);
+	struct iovec iov = ONE_IOV(buf, len);
+	struct fi_rma_iov r = { .addr = addr, .len = len, .key = key };
+	return rs ? srd_rs_ep_rma(rs, 0, &iov, NULL, 1, dest_addr, &r, 1, 0, NULL, 0, SRD_OP_INJECT) : -FI_EINVAL;
+}
+
 static ssize_t rma_writedata(struct fid_ep *ep, const void *buf, size_t len, void *desc, uint64_t data,
-			     fi_addr_t dest_addr, uint64_t addr, uint64_t key, void *context) { return -FI_ENOSYS; }
+			     fi_addr_t dest_addr, uint64_t addr, uint64_t key, void *context)
+{
+	void *rs = EP_RS(ep);
+	struct iovec iov = ONE_IOV(buf, len);
+	struct fi_rma_iov r = { .addr = addr, .len = len, .key = key };
+	return rs ? srd_rs_ep_rma(rs, 0, &iov, &desc, 1, dest_addr, &r, 1, data, context,
+				  FI_REMOTE_CQ_DATA, SRD_OP_DEFAULT) : -FI_EINVAL;
+}
+
 static ssize_t rma_injectdata(struct fid_ep *ep, const void *buf, size_t len, uint64_t data,
-			      fi_addr_t dest_addr, uint64_t addr, uint64_t key) { return -FI_ENOSYS; }
+			      fi_addr_t dest_addr, uint64_t addr, uint64_t key)
+{
+	void *rs = EP_RS(ep);
+	struct iovec iov = ONE_IOV(buf, len);
+	struct fi_rma_iov r = { .addr = addr, .len = len, .key = key };
+	return rs ? srd_rs_ep_rma(rs, 0, &iov, NULL, 1, dest_addr, &r, 1, data, NULL,
+				  FI_REMOTE_CQ_DATA, SRD_OP_INJECT) : -FI_EINVAL;
+}
 
 static struct fi_ops_rma srd_ep_rma_ops = {
 	.size = sizeof(struct fi_ops_rma),
@@ -297,44 +366,153 @@ static struct fi_ops_rma srd_ep_rma_ops = {
 	.inject = rma_inject, .writedata = rma_writedata, .injectdata = rma_injectdata,
 };
 
+/* ---- atomics ---- */
+
+#define ONE_IOC(buf, n) { .addr = (void *)(buf), .count = (n) }
+
 static ssize_t at_write(struct fid_ep *ep, const void *buf, size_t count, void *desc, fi_addr_t dest_addr,
-			uint64_t addr, uint64_t key, enum fi_datatype dt, enum fi_op op, void *context) { return -FI_ENOSYS; }
+			uint64_t addr, uint64_t key, enum fi_datatype dt, enum fi_op op, void *context)
+{
+	void *rs = EP_RS(ep);
+	struct fi_ioc ioc = ONE_IOC(buf, count);
+	struct fi_rma_ioc r = { .addr = addr, .count = count, .key = key };
+	return rs ? srd_rs_ep_atomic(rs, 0, &ioc, 1, NULL, 0, NULL, 0, dest_addr, &r, 1, dt, op, 0,
+				     context, 0, SRD_OP_DEFAULT) : -FI_EINVAL;
+}
+
 static ssize_t at_writev(struct fid_ep *ep, const struct fi_ioc *iov, void **desc, size_t count,
 			 fi_addr_t dest_addr, uint64_t addr, uint64_t key, enum fi_datatype dt,
-			 enum fi_op op, void *context) { return -FI_ENOSYS; }
-static ssize_t at_writemsg(struct fid_ep *ep, const struct fi_msg_atomic *msg, uint64_t flags) { return -FI_ENOSYS; }
+			 enum fi_op op, void *context)
+{
+	void *rs = EP_RS(ep);
+	size_t n = 0;
+	for (size_t i = 0; iov && i < count; i++)
+		n += iov[i].count;
+	struct fi_rma_ioc r = { .addr = addr, .count = n, .key = key };
+	return rs ? srd_rs_ep_atomic(rs, 0, iov, count, NULL, 0, NULL, 0, dest_addr, &r, 1, dt, op, 0,
+				     context, 0, SRD_OP_DEFAULT) : -FI_EINVAL;
+}
+
+static ssize_t at_writemsg(struct fid_ep *ep, const struct fi_msg_atomic *msg, uint64_t flags)
+{
+	void *rs = EP_RS(ep);
+	if (!rs || !msg)
+		return -FI_EINVAL;
+	return srd_rs_ep_atomic(rs, 0, msg->msg_iov, msg->iov_count, NULL, 0, NULL, 0, msg->addr,
+				msg->rma_iov, msg->rma_iov_count, msg->datatype, msg->op, msg->data,
+				msg->context, flags, SRD_OP_MSG);
+}
+
 static ssize_t at_inject(struct fid_ep *ep, const void *buf, size_t count, fi_addr_t dest_addr,
-			 uint64_t addr, uint64_t key, enum fi_datatype dt, enum fi_op op) { return -FI_ENOSYS; }
+			 uint64_t addr, uint64_t key, enum fi_datatype dt, enum fi_op op)
+{
+	void *rs = EP_RS(ep);
+	struct fi_ioc ioc = ONE_IOC(buf, count);
+	struct fi_rma_ioc r = { .addr = addr, .count = count, .key = key };
+	return rs ? srd_rs_ep_atomic(rs, 0, &ioc, 1, NULL, 0, NULL, 0, dest_addr, &r, 1, dt, op, 0,
+				     NULL, 0, SRD_OP_INJECT) : -FI_EINVAL;
+}
+
 static ssize_t at_readwrite(struct fid_ep *ep, const void *buf, size_t count, void *desc, void *result,
 			    void *result_desc, fi_addr_t dest_addr, uint64_t addr, uint64_t key,
-			    enum fi_datatype dt, enum fi_op op, void *context) { return -FI_ENOSYS; }
+			    enum fi_datatype dt, enum fi_op op, void *context)
+{
+	void *rs = EP_RS(ep);
+	struct fi_ioc ioc = ONE_IOC(buf, count), res = ONE_IOC(result, count);
+	struct fi_rma_ioc r = { .addr = addr, .count = count, .key = key };
+	return rs ? srd_rs_ep_atomic(rs, 1, &ioc, buf ? 1 : 0, NULL, 0, &res, 1, dest_addr, &r, 1, dt, op,
+				     0, context, 0, SRD_OP_DEFAULT) : -FI_EINVAL;
+}
+
 static ssize_t at_readwritev(struct fid_ep *ep, const struct fi_ioc *iov, void **desc, size_t count,
 			     struct fi_ioc *resultv, void **result_desc, size_t result_count,
 			     fi_addr_t dest_addr, uint64_t addr, uint64_t key, enum fi_datatype dt,
-			     enum fi_op op, void *context) { return -FI_ENOSYS; }
+			     enum fi_op op, void *context)
+{
+	void *rs = EP_RS(ep);
+	size_t n = 0;
+	for (size_t i = 0; resultv && i < result_count; i++)
+		n += resultv[i].count;
+	struct fi_rma_ioc r = { .addr = addr, .count = n, .key = key };
+	return rs ? srd_rs_ep_atomic(rs, 1, iov, count, NULL, 0, resultv, result_count, dest_addr, &r, 1,
+				     dt, op, 0, context, 0, SRD_OP_DEFAULT) : -FI_EINVAL;
+}
+
 static ssize_t at_readwritemsg(struct fid_ep *ep, const struct fi_msg_atomic *msg, struct fi_ioc *resultv,
-			       void **result_desc, size_t result_count, uint64_t flags) { return -FI_ENOSYS; }
+			       void **result_desc, size_t result_count, uint64_t flags)
+{
+	void *rs = EP_RS(ep);
+	if (!rs || !msg)
+		return -FI_EINVAL;
+	return srd_rs_ep_atomic(rs, 1, msg->msg_iov, msg->iov_count, NULL, 0, resultv, result_count,
+				msg->addr, msg->rma_iov, msg->rma_iov_count, msg->datatype, msg->op,
+				msg->data, msg->context, flags, SRD_OP_MSG);
+}
+
 static ssize_t at_compwrite(struct fid_ep *ep, const void *buf, size_t count, void *desc,
 			    const void *compare, void *compare_desc, void *result, void *result_desc,
 			    fi_addr_t dest_addr, uint64_t addr, uint64_t key, enum fi_datatype dt,
-			    enum fi_op op, void *context) { return -FI_ENOSYS; }
+			    enum fi_op op, void *context)
+{
+	void *rs = EP_RS(ep);
+	struct fi_ioc ioc = ONE_IOC(buf, count), cmp = ONE_IOC(compare, count), res = ONE_IOC(result, count);
+	struct fi_rma_ioc r = { .addr = addr, .count = count, .key = key };
+	return rs ? srd_rs_ep_atomic(rs, 2, &ioc, 1, &cmp, 1, &res, 1, dest_addr, &r, 1, dt, op, 0,
+				     context, 0, SRD_OP_DEFAULT) : -FI_EINVAL;
+}
+
 static ssize_t at_compwritev(struct fid_ep *ep, const struct fi_ioc *iov, void **desc, size_t count,
 			     const struct fi_ioc *comparev, void **compare_desc, size_t compare_count,
 			     struct fi_ioc *resultv, void **result_desc, size_t result_count,
 			     fi_addr_t dest_addr, uint64_t addr, uint64_t key, enum fi_datatype dt,
-			     enum fi_op op, void *context) { return -FI_ENOSYS; }
+			     enum fi_op op, void *context)
+{
+	void *rs = EP_RS(ep);
+	size_t n = 0;
+	for (size_t i = 0; iov && i < count; i++)
+		n += iov[i].count;
+	struct fi_rma_ioc r = { .addr = addr, .count = n, .key = key };
+	return rs ? srd_rs_ep_atomic(rs, 2, iov, count, comparev, compare_count, resultv, result_count,
+				     dest_addr, &r, 1, dt, op, 0, context, 0, SRD_OP_DEFAULT) : -FI_EINVAL;
+}
+
 static ssize_t at_compwritemsg(struct fid_ep *ep, const struct fi_msg_atomic *msg,
 			       const struct fi_ioc *comparev, void **compare_desc, size_t compare_count,
 			       struct fi_ioc *resultv, void **result_desc, size_t result_count,
-			       uint64_t flags) { return -FI_ENOSYS; }
-static int at_valid(struct fid_ep *ep, enum fi_datatype dt, enum fi_op op, size_t *count) { return -FI_ENOSYS; }
+			       uint64_t flags)
+{
+	void *rs = EP_RS(ep);
+	if (!rs || !msg)
+		return -FI_EINVAL;
+	return srd_rs_ep_atomic(rs, 2, msg->msg_iov, msg->iov_count, comparev, compare_count, resultv,
+				result_count, msg->addr, msg->rma_iov, msg->rma_iov_count, msg->datatype,
+				msg->op, msg->data, msg->context, flags, SRD_OP_MSG);
+}
+
+static int at_writevalid(struct fid_ep *ep, enum fi_datatype dt, enum fi_op op, size_t *count)
+{
+	void *rs = EP_RS(ep);
+	return rs ? srd_rs_ep_atomicvalid(rs, 0, dt, op, count) : -FI_EINVAL;
+}
+
+static int at_readwritevalid(struct fid_ep *ep, enum fi_datatype dt, enum fi_op op, size_t *count)
+{
+	void *rs = EP_RS(ep);
+	return rs ? srd_rs_ep_atomicvalid(rs, 1, dt, op, count) : -FI_EINVAL;
+}
+
+static int at_compwritevalid(struct fid_ep *ep, enum fi_datatype dt, enum fi_op op, size_t *count)
+{
+	void *rs = EP_RS(ep);
+	return rs ? srd_rs_ep_atomicvalid(rs, 2, dt, op, count) : -FI_EINVAL;
+}
 
 static struct fi_ops_atomic srd_ep_atomic_ops = {
 	.size = sizeof(struct fi_ops_atomic),
 	.write = at_write, .writev = at_writev, .writemsg = at_writemsg, .inject = at_inject,
 	.readwrite = at_readwrite, .readwritev = at_readwritev, .readwritemsg = at_readwritemsg,
 	.compwrite = at_compwrite, .compwritev = at_compwritev, .compwritemsg = at_compwritemsg,
-	.writevalid = at_valid, .readwritevalid = at_valid, .compwritevalid = at_valid,
+	.writevalid = at_writevalid, .readwritevalid = at_readwritevalid, .compwritevalid = at_compwritevalid,
 };
 
 struct fid_ep *srd_shim_new_ep(void *rs, void *context, int ep_type, uint64_t caps)

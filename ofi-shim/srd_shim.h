@@ -118,6 +118,18 @@ ssize_t srd_rs_ep_send(void *ep, const struct iovec *iov, void **desc, size_t co
 ssize_t srd_rs_ep_recv(void *ep, const struct iovec *iov, void **desc, size_t count,
 		       fi_addr_t addr, uint64_t tag, uint64_t ignore, void *context,
 		       uint64_t flags, int tagged, int mode);
+/* RMA: one entry for read and write forms; `rma_iov` has rma_count ranges. */
+ssize_t srd_rs_ep_rma(void *ep, int is_read, const struct iovec *iov, void **desc, size_t count,
+		      fi_addr_t addr, const struct fi_rma_iov *rma_iov, size_t rma_count,
+		      uint64_t data, void *context, uint64_t flags, int mode);
+/* Atomics: kind 0 = write, 1 = fetch (readwrite), 2 = compare. */
+ssize_t srd_rs_ep_atomic(void *ep, int kind, const struct fi_ioc *iov, size_t count,
+			 const struct fi_ioc *comparev, size_t compare_count,
+			 struct fi_ioc *resultv, size_t result_count, fi_addr_t addr,
+			 const struct fi_rma_ioc *rma_iov, size_t rma_count,
+			 enum fi_datatype datatype, enum fi_op op, uint64_t data,
+			 void *context, uint64_t flags, int mode);
+int srd_rs_ep_atomicvalid(void *ep, int kind, enum fi_datatype datatype, enum fi_op op, size_t *count);
 ssize_t srd_rs_ep_cancel(void *ep, void *context);
 int srd_rs_ep_getopt(void *ep, int level, int optname, void *optval, size_t *optlen);
 int srd_rs_ep_setopt(void *ep, int level, int optname, const void *optval, size_t optlen);

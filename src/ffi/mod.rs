@@ -19,6 +19,7 @@ pub mod guard;
 pub mod info;
 pub mod iov;
 pub mod log;
+pub mod mr_target;
 pub mod object;
 // Entry points take raw pointers from C by design; each checks them for NULL
 // before use and documents its ownership rules.
@@ -26,3 +27,5 @@ pub mod object;
 pub mod objects;
 #[allow(clippy::not_unsafe_ptr_arg_deref)]
 pub mod prov;
+#[allow(clippy::not_unsafe_ptr_arg_deref, clippy::too_many_arguments)]
+pub mod rma;

@@ -1099,23 +1099,6 @@ pub extern "C" fn srd_rs_ep_getname(
     })
 }
 
-/// fi_query_atomic: no atomic operations are offered yet.
-#[unsafe(no_mangle)]
-pub extern "C" fn srd_rs_query_atomic(
-    _domain: *mut c_void,
-    _datatype: b::fi_datatype,
-    _op: b::fi_op,
-    attr: *mut b::fi_atomic_attr,
-    _flags: u64,
-) -> c_int {
-    guard::call(|| {
-        if attr.is_null() {
-            return Err(Error::Inval);
-        }
-        Err(Error::NoSys)
-    })
-}
-
 // ---------------------------------------------------------------- EQ ----
 
 unsafe extern "C" {

@@ -220,23 +220,27 @@ impl Endpoint {
 
     /// fi_ep_bind of a counter with FI_SEND / FI_RECV (RMA kinds not offered).
     pub fn bind_cntr(&self, c: Arc<Cntr>, flags: u64) -> Result<()> {
-        let known = b::FI_SEND | b::FI_RECV;
+        let rma = b::FI_READ | b::FI_WRITE | b::FI_REMOTE_READ | b::FI_REMOTE_WRITE;
+        let known = b::FI_SEND | b::FI_RECV | rma;
         if flags == 0 || flags & !known != 0 {
-            return Err(
-                if flags & (b::FI_READ | b::FI_WRITE | b::FI_REMOTE_READ | b::FI_REMOTE_WRITE) != 0
-                {
-                    Error::NoSys
-                } else {
-                    Error::Inval
-                },
-            );
+            return Err(Error::Inval);
+        }
+        if flags & rma != 0 && self.ep_type != b::FI_EP_RDM {
+            return Err(Error::NoSys);
         }
         let mut st = self.lock();
-        if flags & b::FI_SEND != 0 {
-            st.sink.send_cntr = Some(c.clone());
-        }
-        if flags & b::FI_RECV != 0 {
-            st.sink.recv_cntr = Some(c.clone());
+        let sink = &mut st.sink;
+        for (bit, slot) in [
+            (b::FI_SEND, &mut sink.send_cntr),
+            (b::FI_RECV, &mut sink.recv_cntr),
+            (b::FI_READ, &mut sink.read_cntr),
+            (b::FI_WRITE, &mut sink.write_cntr),
+            (b::FI_REMOTE_READ, &mut sink.remote_read_cntr),
+            (b::FI_REMOTE_WRITE, &mut sink.remote_write_cntr),
+        ] {
+            if flags & bit != 0 {
+                *slot = Some(c.clone());
+            }
         }
         c.attach(self.as_progress());
         Ok(())
@@ -261,7 +265,12 @@ impl Endpoint {
             ..
         } = &mut *st;
         if let Engine::Rdm(r) = engine {
-            r.enable(sink, *min_multi_recv);
+            let target = crate::ffi::mr_target::MrTarget {
+                domain: self.domain.clone(),
+                virt_addr: self.domain.mr_mode() & b::FI_MR_VIRT_ADDR as i32 != 0
+                    || self.domain.mr_mode() == b::FI_MR_BASIC as i32,
+            };
+            r.enable(sink, *min_multi_recv, Box::new(target));
         }
         Ok(())
     }
@@ -336,6 +345,51 @@ impl Endpoint {
             (Engine::Rdm(r), true) => r.tx_room(),
             (Engine::Rdm(r), false) => r.rx_room(),
         })
+    }
+
+    /// fi_read / fi_write family.
+    pub fn rma(&self, op: super::ops::RmaOp) -> Result<()> {
+        let mut st = self.lock();
+        if !st.enabled {
+            return Err(Error::OpBadState);
+        }
+        let State {
+            av, engine, sink, ..
+        } = &mut *st;
+        let av = av.as_ref().ok_or(Error::OpBadState)?;
+        match engine {
+            Engine::Rdm(r) => r.rma(sink, av, op),
+            Engine::Dgram(_) => Err(Error::NoSys),
+        }
+    }
+
+    /// fi_atomic family.
+    pub fn atomic(&self, a: super::ops::AtomicReq) -> Result<()> {
+        let mut st = self.lock();
+        if !st.enabled {
+            return Err(Error::OpBadState);
+        }
+        let State {
+            av, engine, sink, ..
+        } = &mut *st;
+        let av = av.as_ref().ok_or(Error::OpBadState)?;
+        match engine {
+            Engine::Rdm(r) => r.atomic(sink, av, a),
+            Engine::Dgram(_) => Err(Error::NoSys),
+        }
+    }
+
+    /// fi_atomicvalid family: the largest count, or None if unsupported.
+    pub fn atomic_valid(
+        &self,
+        op: crate::rdm::AtomicOp,
+        dt: crate::rdm::Datatype,
+        kind: crate::rdm::AtomicKind,
+    ) -> Option<usize> {
+        match &self.lock().engine {
+            Engine::Rdm(r) => r.atomic_valid(op, dt, kind),
+            Engine::Dgram(_) => None,
+        }
     }
 
     /// Waits briefly for network input (blocking CQ and counter reads).

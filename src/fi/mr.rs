@@ -83,6 +83,12 @@ impl Registry {
         g.remove(&key).map(|_| ()).ok_or(Error::NoEnt)
     }
 
+    /// Runs `f` on the region of `key` without copying it.
+    pub fn with<R>(&self, key: u64, f: impl FnOnce(&Region) -> R) -> Option<R> {
+        let g = self.regions.lock().unwrap_or_else(|e| e.into_inner());
+        g.get(&key).map(f)
+    }
+
     pub fn get(&self, key: u64) -> Option<Region> {
         self.regions
             .lock()

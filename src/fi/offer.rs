@@ -26,6 +26,12 @@ pub const IOV_LIMIT: usize = 4;
 /// Capabilities of the RDM endpoint.
 pub const RDM_CAPS: u64 = b::FI_MSG
     | b::FI_TAGGED
+    | b::FI_RMA
+    | b::FI_ATOMIC
+    | b::FI_READ
+    | b::FI_WRITE
+    | b::FI_REMOTE_READ
+    | b::FI_REMOTE_WRITE
     | b::FI_SEND
     | b::FI_RECV
     | b::FI_SOURCE
@@ -134,7 +140,14 @@ pub fn rdm_entry(iface: &Iface) -> Info {
         src_addr: Some(src_addr(iface, Kind::Rdm)),
         dest_addr: None,
         tx: Some(TxAttr {
-            caps: caps & !(b::FI_RECV | b::FI_MULTI_RECV | b::FI_DIRECTED_RECV | b::FI_SOURCE),
+            caps: caps
+                & !(b::FI_RECV
+                    | b::FI_MULTI_RECV
+                    | b::FI_DIRECTED_RECV
+                    | b::FI_SOURCE
+                    | b::FI_SOURCE_ERR
+                    | b::FI_REMOTE_READ
+                    | b::FI_REMOTE_WRITE),
             mode: 0,
             op_flags: b::FI_COMPLETION
                 | b::FI_INJECT
@@ -146,10 +159,10 @@ pub fn rdm_entry(iface: &Iface) -> Info {
             inject_size: RDM_INJECT,
             size: RDM_TX_SIZE,
             iov_limit: IOV_LIMIT,
-            rma_iov_limit: 0,
+            rma_iov_limit: 1,
         }),
         rx: Some(RxAttr {
-            caps: caps & !b::FI_SEND,
+            caps: caps & !(b::FI_SEND | b::FI_READ | b::FI_WRITE),
             mode: 0,
             op_flags: b::FI_COMPLETION | b::FI_MULTI_RECV,
             msg_order: b::FI_ORDER_SAS,

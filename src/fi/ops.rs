@@ -30,3 +30,35 @@ pub struct RecvOp {
     pub tagged: bool,
     pub report: bool,
 }
+
+/// An RMA read or write of one remote range.
+#[derive(Debug)]
+pub struct RmaOp {
+    pub read: bool,
+    pub iov: UserIov,
+    pub dest: u64,
+    pub addr: u64,
+    pub key: u64,
+    pub data: u64,
+    pub context: usize,
+    pub flags: u64,
+    pub report: bool,
+}
+
+/// An atomic operation on `count` elements at one remote address.
+#[derive(Debug)]
+pub struct AtomicReq {
+    pub op: crate::rdm::AtomicOp,
+    pub datatype: crate::rdm::Datatype,
+    /// Operand bytes (copied at post).
+    pub operand: smallvec::SmallVec<[u8; 64]>,
+    pub compare: Option<smallvec::SmallVec<[u8; 64]>>,
+    pub result: Option<UserIov>,
+    pub count: usize,
+    pub dest: u64,
+    pub addr: u64,
+    pub key: u64,
+    pub context: usize,
+    pub flags: u64,
+    pub report: bool,
+}

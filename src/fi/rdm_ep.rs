@@ -8,7 +8,7 @@ use super::av::{ADDR_NOTAVAIL, Av};
 use super::cq::{Entry, ErrEntry};
 use super::errno::{Error, Result};
 use super::fabric::Domain;
-use super::ops::{RecvOp, SendOp};
+use super::ops::{AtomicReq, RecvOp, RmaOp, SendOp};
 use super::params::Params;
 use super::sink::{Dir, Sink};
 use super::transport::Transport;
@@ -156,13 +156,132 @@ impl RdmEp {
 
     /// Creates the protocol engine (selective-completion settings are known
     /// once CQs are bound).
-    pub fn enable(&mut self, sink: &Sink, min_multi_recv: usize) {
+    pub fn enable(
+        &mut self,
+        sink: &Sink,
+        min_multi_recv: usize,
+        target: Box<dyn rdm::RmaTarget + Send>,
+    ) {
         let mut cfg = self.cfg.clone();
         cfg.min_multi_recv = min_multi_recv;
         cfg.tx_selective = sink.tx_selective;
         cfg.rx_selective = sink.rx_selective;
         cfg.local_addr = self.name().to_bytes().to_vec();
-        self.rdm = Some(rdm::Endpoint::new(cfg));
+        let mut r = rdm::Endpoint::new(cfg);
+        r.set_rma_target(target);
+        self.rdm = Some(r);
+    }
+
+    /// fi_read / fi_write and their forms.
+    pub fn rma(&mut self, sink: &Sink, av: &Arc<Av>, op: RmaOp) -> Result<()> {
+        let peer = self.peer_of(av, op.dest)?;
+        let now = self.t.now();
+        let data = (op.flags & b::FI_REMOTE_CQ_DATA != 0).then_some(op.data);
+        let rdm = self.rdm.as_mut().ok_or(Error::OpBadState)?;
+        let res = if op.read {
+            rdm.read(
+                now,
+                peer,
+                op.iov,
+                op.addr,
+                op.key,
+                op.context as u64,
+                op.flags,
+            )
+        } else if !op.report && op.flags & b::FI_INJECT != 0 && op.context == 0 {
+            let mut tmp = [0u8; super::offer::RDM_INJECT];
+            let n = op.iov.len();
+            if n > tmp.len() {
+                return Err(Error::MsgSize);
+            }
+            op.iov.copy_out(0, &mut tmp[..n]);
+            rdm.inject_write(now, peer, &tmp[..n], op.addr, op.key, data)
+        } else {
+            rdm.write(
+                now,
+                peer,
+                op.iov,
+                op.addr,
+                op.key,
+                data,
+                op.context as u64,
+                op.flags,
+            )
+        };
+        self.after_post(sink, av, res)
+    }
+
+    /// fi_atomic, fi_fetch_atomic, fi_compare_atomic and their forms.
+    pub fn atomic(&mut self, sink: &Sink, av: &Arc<Av>, a: AtomicReq) -> Result<()> {
+        let peer = self.peer_of(av, a.dest)?;
+        let now = self.t.now();
+        let rdm = self.rdm.as_mut().ok_or(Error::OpBadState)?;
+        let flags = if a.report {
+            a.flags
+        } else {
+            a.flags | b::FI_INJECT
+        };
+        let res = rdm.atomic(
+            now,
+            peer,
+            a.op,
+            a.datatype,
+            &a.operand,
+            a.compare.as_deref(),
+            a.result,
+            a.addr,
+            a.key,
+            a.count,
+            a.context as u64,
+            flags,
+        );
+        self.after_post(sink, av, res)
+    }
+
+    /// Largest element count of an atomic, or None when unsupported.
+    pub fn atomic_valid(
+        &self,
+        op: rdm::AtomicOp,
+        dt: rdm::Datatype,
+        kind: rdm::AtomicKind,
+    ) -> Option<usize> {
+        match &self.rdm {
+            Some(r) => r.atomic_valid(op, dt, kind),
+            // Before fi_enable: the same rule with this endpoint's MTU and a
+            // conservative header allowance.
+            None => {
+                if !rdm::atomic::supported(op, dt, kind) {
+                    return None;
+                }
+                let per = dt.size()
+                    * if kind == rdm::AtomicKind::Compare {
+                        2
+                    } else {
+                        1
+                    };
+                let n = self.cfg.mtu.saturating_sub(128) / per.max(1);
+                (n > 0).then_some(n)
+            }
+        }
+    }
+
+    fn after_post(
+        &mut self,
+        sink: &Sink,
+        av: &Arc<Av>,
+        res: std::result::Result<(), RdmError>,
+    ) -> Result<()> {
+        match res {
+            Ok(()) => {
+                self.progress(sink, Some(av));
+                Ok(())
+            }
+            Err(RdmError::Again) => {
+                self.progress(sink, Some(av));
+                Err(Error::Again)
+            }
+            Err(e) => Err(map_rdm(e)),
+        }
     }
 
     pub fn tx_room(&self) -> usize {
@@ -340,6 +459,10 @@ impl RdmEp {
             }
         }
         self.completions(sink, av);
+        if let Some(r) = self.rdm.as_mut() {
+            let c = r.take_remote_counts();
+            sink.remote(c.reads, c.writes);
+        }
     }
 
     fn device_completions(&mut self, av: Option<&Arc<Av>>) -> bool {
@@ -521,10 +644,13 @@ impl RdmEp {
                     }
                 }
             };
-            let dir = if c.flags & b::FI_SEND != 0 {
-                Dir::Tx
-            } else {
+            // Receives and remote-write completions (CQ data at the target)
+            // go to the receive side; sends, RMA and atomics we initiated to
+            // the transmit side.
+            let dir = if c.flags & (b::FI_RECV | b::FI_REMOTE_WRITE | b::FI_REMOTE_READ) != 0 {
                 Dir::Rx
+            } else {
+                Dir::Tx
             };
             let src = c.src.map_or(ADDR_NOTAVAIL, |p| self.fi_addr_of(av, p));
             let entry = Entry {

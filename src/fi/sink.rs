@@ -21,6 +21,12 @@ pub struct Sink {
     pub rx_selective: bool,
     pub send_cntr: Option<Arc<Cntr>>,
     pub recv_cntr: Option<Arc<Cntr>>,
+    /// FI_READ / FI_WRITE: RMA and atomics this endpoint initiated.
+    pub read_cntr: Option<Arc<Cntr>>,
+    pub write_cntr: Option<Arc<Cntr>>,
+    /// FI_REMOTE_READ / FI_REMOTE_WRITE: peers' RMA and atomics on our memory.
+    pub remote_read_cntr: Option<Arc<Cntr>>,
+    pub remote_write_cntr: Option<Arc<Cntr>>,
     /// The endpoint has FI_SOURCE_ERR: unknown senders are error entries
     /// (FI_EADDRNOTAVAIL). Without it they are successes from
     /// FI_ADDR_NOTAVAIL (fi_cq(3)).
@@ -58,14 +64,41 @@ impl Sink {
     }
 
     /// Delivers a success; `Err(Again)` if the CQ is full (keep it).
+    /// The counter an operation with completion `flags` counts in.
+    fn cntr_for(&self, d: Dir, flags: u64) -> Option<&Arc<Cntr>> {
+        use crate::ffi::bindings as b;
+        if flags & b::FI_REMOTE_WRITE != 0 {
+            // Counted through `remote`, once per operation, not here.
+            None
+        } else if flags & (b::FI_RMA | b::FI_ATOMIC) != 0 {
+            if flags & b::FI_READ != 0 {
+                self.read_cntr.as_ref()
+            } else {
+                self.write_cntr.as_ref()
+            }
+        } else {
+            self.cntr(d)
+        }
+    }
+
     pub fn ok(&self, d: Dir, e: Entry, report: bool) -> Result<()> {
         if report && let Some(cq) = self.cq(d) {
             cq.push(e)?;
         }
-        if let Some(c) = self.cntr(d) {
+        if let Some(c) = self.cntr_for(d, e.flags) {
             c.inc();
         }
         Ok(())
+    }
+
+    /// Counts peers' completed accesses to our memory.
+    pub fn remote(&self, reads: u64, writes: u64) {
+        if let (Some(c), true) = (&self.remote_read_cntr, reads > 0) {
+            c.add(reads, false);
+        }
+        if let (Some(c), true) = (&self.remote_write_cntr, writes > 0) {
+            c.add(writes, false);
+        }
     }
 
     /// Delivers an error; `Err(Again)` if the CQ is full (keep it).
@@ -76,10 +109,11 @@ impl Sink {
             // completion would keep quiet; so does this success.)
             return self.ok(d, e.entry, true);
         }
+        let flags = e.entry.flags;
         if let Some(cq) = self.cq(d) {
             cq.push_err(e)?;
         }
-        if let Some(c) = self.cntr(d) {
+        if let Some(c) = self.cntr_for(d, flags) {
             c.inc_err();
         }
         Ok(())

@@ -643,7 +643,11 @@ pub struct Pair {
 
 impl Pair {
     pub fn new(o: &Opts) -> Pair {
-        let info = lo_info(o);
+        Pair::with_info(lo_info(o), o)
+    }
+
+    /// A pair opened from `info` (e.g. with an edited mr_mode).
+    pub fn with_info(info: InfoList, o: &Opts) -> Pair {
         // SAFETY: info is a valid entry.
         let fab = fabric(unsafe { &*info.0 }).expect("fi_fabric");
         let dom = domain(fab, info.0).expect("fi_domain");
