@@ -4,4 +4,5 @@
 //! datagrams. `udp` carries them between hosts over nonblocking UDP sockets
 //! with recvmmsg/sendmmsg batching and several source ports (multipath).
 
+pub mod shm;
 pub mod udp;
