@@ -134,12 +134,22 @@ impl Rng {
     }
 }
 
-/// Packet `seq` of `len` bytes from `sender`: fills `buf[..len]`.
+/// Bytes `j as u8` for j in 0..256 + 128 KiB: every packet pattern is a
+/// slice of it, so fill and check are memcpy/memcmp even in debug builds.
+fn table() -> &'static [u8] {
+    static T: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    T.get_or_init(|| (0..256 + (128 << 10)).map(|j| j as u8).collect())
+}
+
+fn key(sender: u8, seq: u64) -> usize {
+    (seq as u8).wrapping_mul(31).wrapping_add(sender) as usize
+}
+
+/// Packet `seq` from `sender` filling `buf` (≤ 128 KiB): byte i is
+/// `key + i`, then (if it fits) the sender and the sequence number up front.
 pub fn fill(buf: &mut [u8], sender: u8, seq: u64) {
-    let k = (seq as u8).wrapping_mul(31).wrapping_add(sender);
-    for (i, b) in buf.iter_mut().enumerate() {
-        *b = k.wrapping_add(i as u8);
-    }
+    let k = key(sender, seq);
+    buf.copy_from_slice(&table()[k..k + buf.len()]);
     if buf.len() >= 9 {
         buf[0] = sender;
         buf[1..9].copy_from_slice(&seq.to_le_bytes());
@@ -147,13 +157,12 @@ pub fn fill(buf: &mut [u8], sender: u8, seq: u64) {
 }
 
 pub fn check(data: &[u8], sender: u8, seq: u64) -> bool {
-    let k = (seq as u8).wrapping_mul(31).wrapping_add(sender);
+    let k = key(sender, seq);
+    let t = &table()[k..k + data.len()];
     if data.len() >= 9 {
-        data[0] == sender
-            && data[1..9] == seq.to_le_bytes()
-            && data[9..].iter().enumerate().all(|(i, &b)| b == k.wrapping_add((i + 9) as u8))
+        data[0] == sender && data[1..9] == seq.to_le_bytes() && data[9..] == t[9..]
     } else {
-        data.iter().enumerate().all(|(i, &b)| b == k.wrapping_add(i as u8))
+        data == t
     }
 }
 
