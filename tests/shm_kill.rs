@@ -9,7 +9,12 @@ use shm_common::{Kid, fmt_token, hear, role, say, shm_files, uid};
 use srd_fi::srd::backend::shm::{CmaMode, ShmConfig, ShmEndpoint, process_gone};
 
 fn open() -> ShmEndpoint {
-    ShmEndpoint::open(ShmConfig { slots: 8, slot_size: 256, cma: CmaMode::Off }).expect("open")
+    ShmEndpoint::open(ShmConfig {
+        slots: 8,
+        slot_size: 256,
+        cma: CmaMode::Off,
+    })
+    .expect("open")
 }
 
 #[test]
@@ -22,14 +27,20 @@ fn kill9_leaves_no_segment_after_next_open() {
         std::thread::sleep(Duration::from_secs(60));
         return;
     }
-    let mut kids: Vec<Kid> = (0..2).map(|_| Kid::spawn("kill9_leaves_no_segment_after_next_open", "sleeper", &[])).collect();
+    let mut kids: Vec<Kid> = (0..2)
+        .map(|_| Kid::spawn("kill9_leaves_no_segment_after_next_open", "sleeper", &[]))
+        .collect();
     let mut prefixes = Vec::new();
     for k in &mut kids {
         let _ = k.token();
         let name = k.expect("name")[0].clone();
         let prefix = format!("srd-{}-{}-", uid(), k.pid());
         assert!(name.starts_with(&prefix));
-        assert_eq!(shm_files(&prefix), [name], "segment exists while the child runs");
+        assert_eq!(
+            shm_files(&prefix),
+            [name],
+            "segment exists while the child runs"
+        );
         prefixes.push(prefix);
     }
     for k in &mut kids {
@@ -42,7 +53,10 @@ fn kill9_leaves_no_segment_after_next_open() {
     let ep = open();
     assert_eq!(ep.stats().swept, 2);
     for p in &prefixes {
-        assert!(shm_files(p).is_empty(), "open() swept the dead rank's segment {p}");
+        assert!(
+            shm_files(p).is_empty(),
+            "open() swept the dead rank's segment {p}"
+        );
     }
     // Our own live segment is not swept by a second open.
     let ep2 = open();

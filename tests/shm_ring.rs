@@ -11,7 +11,12 @@ use shm_common::{Rng, check, fill, shm_files, uid};
 use srd_fi::srd::backend::shm::{CmaMode, ShmConfig, ShmEndpoint, ShmError, ShmToken};
 
 fn open(slots: usize, slot_size: usize) -> ShmEndpoint {
-    ShmEndpoint::open(ShmConfig { slots, slot_size, cma: CmaMode::Off }).expect("open")
+    ShmEndpoint::open(ShmConfig {
+        slots,
+        slot_size,
+        cma: CmaMode::Off,
+    })
+    .expect("open")
 }
 
 #[test]
@@ -21,7 +26,10 @@ fn send_recv_contents_and_sender() {
     let pb = a.connect(b.token()).unwrap();
     assert_eq!(a.connect(b.token()).unwrap(), pb, "connect is idempotent");
     let mut buf = vec![0u8; 4096];
-    for (seq, len) in [0usize, 1, 8, 9, 63, 64, 100, 4095, 4096].into_iter().enumerate() {
+    for (seq, len) in [0usize, 1, 8, 9, 63, 64, 100, 4095, 4096]
+        .into_iter()
+        .enumerate()
+    {
         fill(&mut buf[..len], 1, seq as u64);
         a.send(pb, &buf[..len]).unwrap();
     }
@@ -32,7 +40,10 @@ fn send_recv_contents_and_sender() {
         assert_eq!(*src, a.token());
         assert!(check(d, 1, seq as u64), "packet {seq} corrupt");
     }
-    assert_eq!(got.iter().map(|g| g.1.len()).collect::<Vec<_>>(), [0, 1, 8, 9, 63, 64, 100, 4095, 4096]);
+    assert_eq!(
+        got.iter().map(|g| g.1.len()).collect::<Vec<_>>(),
+        [0, 1, 8, 9, 63, 64, 100, 4095, 4096]
+    );
     assert_eq!(b.recv(|_, _| panic!("nothing more")), 0);
     assert_eq!(a.send(pb, &vec![0u8; 4097]), Err(ShmError::TooLong));
     assert_eq!(a.stats().sent, 9);
@@ -41,7 +52,10 @@ fn send_recv_contents_and_sender() {
 
 #[test]
 fn token_bytes_round_trip() {
-    let t = ShmToken { pid: 0x1234_5678, nonce: 0xdead_beef_0bad_f00d };
+    let t = ShmToken {
+        pid: 0x1234_5678,
+        nonce: 0xdead_beef_0bad_f00d,
+    };
     assert_eq!(ShmToken::from_bytes(&t.to_bytes()), t);
 }
 
@@ -57,7 +71,10 @@ fn full_back_pressure_then_recovery() {
         assert_eq!(a.send(pb, &[9; 10]), Err(ShmError::Full));
     }
     assert_eq!(a.stats().full, 100);
-    assert!(a.stats().liveness_checks >= 1 && a.stats().liveness_checks <= 2, "liveness checks are rate-limited");
+    assert!(
+        a.stats().liveness_checks >= 1 && a.stats().liveness_checks <= 2,
+        "liveness checks are rate-limited"
+    );
     // Receive one: exactly one slot frees up.
     let mut seen = Vec::new();
     // Drain only the first packet by receiving everything and re-sending later.
@@ -68,7 +85,11 @@ fn full_back_pressure_then_recovery() {
     }
     assert_eq!(a.send(pb, &[9; 10]), Err(ShmError::Full));
     assert_eq!(b.recv(|_, d| seen.push(d[0])), 4);
-    assert_eq!(seen, [0, 1, 2, 3, 4, 5, 6, 7], "nothing dropped, order kept");
+    assert_eq!(
+        seen,
+        [0, 1, 2, 3, 4, 5, 6, 7],
+        "nothing dropped, order kept"
+    );
     // Interleaved: ring wraps many times.
     let mut next = 8u64;
     let mut want = 8u64;
@@ -99,7 +120,10 @@ fn segment_private_unlinked_on_drop_and_peer_gone() {
     assert_eq!(a.send(pb, b"x"), Err(ShmError::PeerGone));
     assert!(!a.peer_alive(pb));
     assert!(a.connect(tok).is_err(), "reconnect to a closed peer fails");
-    let bogus = ShmToken { pid: tok.pid, nonce: tok.nonce ^ 1 };
+    let bogus = ShmToken {
+        pid: tok.pid,
+        nonce: tok.nonce ^ 1,
+    };
     let e = a.connect(bogus).unwrap_err();
     assert_eq!(e.kind(), std::io::ErrorKind::NotFound);
 }

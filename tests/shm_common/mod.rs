@@ -105,7 +105,10 @@ pub fn fmt_token(t: ShmToken) -> String {
 
 pub fn parse_token(s: &str) -> ShmToken {
     let (p, n) = s.split_once(':').expect("pid:nonce");
-    ShmToken { pid: p.parse().expect("pid"), nonce: u64::from_str_radix(n, 16).expect("nonce") }
+    ShmToken {
+        pid: p.parse().expect("pid"),
+        nonce: u64::from_str_radix(n, 16).expect("nonce"),
+    }
 }
 
 /// Child side: announce a line to the parent.

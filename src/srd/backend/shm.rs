@@ -60,7 +60,14 @@ impl CmaMode {
     /// `FI_SRD_SHM_CMA`: "0", "off", "no" or "false" → `Off`, else `Auto`.
     pub fn from_env() -> CmaMode {
         match std::env::var("FI_SRD_SHM_CMA") {
-            Ok(v) if matches!(v.to_ascii_lowercase().as_str(), "0" | "off" | "no" | "false") => CmaMode::Off,
+            Ok(v)
+                if matches!(
+                    v.to_ascii_lowercase().as_str(),
+                    "0" | "off" | "no" | "false"
+                ) =>
+            {
+                CmaMode::Off
+            }
             _ => CmaMode::Auto,
         }
     }
@@ -78,7 +85,11 @@ pub struct ShmConfig {
 
 impl Default for ShmConfig {
     fn default() -> Self {
-        ShmConfig { slots: DEFAULT_SLOTS, slot_size: DEFAULT_SLOT_SIZE, cma: CmaMode::Auto }
+        ShmConfig {
+            slots: DEFAULT_SLOTS,
+            slot_size: DEFAULT_SLOT_SIZE,
+            cma: CmaMode::Auto,
+        }
     }
 }
 
@@ -199,9 +210,19 @@ impl ShmEndpoint {
     /// Creates this endpoint's receive ring segment (sweeping leftovers of
     /// dead processes first) and probes CMA unless `cfg.cma` is `Off`.
     pub fn open(cfg: ShmConfig) -> io::Result<ShmEndpoint> {
-        let slots = cfg.slots.max(2).checked_next_power_of_two().unwrap_or(usize::MAX);
-        if slots > layout::MAX_SLOTS as usize || cfg.slot_size == 0 || cfg.slot_size > layout::MAX_SLOT_SIZE as usize {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "bad ring geometry"));
+        let slots = cfg
+            .slots
+            .max(2)
+            .checked_next_power_of_two()
+            .unwrap_or(usize::MAX);
+        if slots > layout::MAX_SLOTS as usize
+            || cfg.slot_size == 0
+            || cfg.slot_size > layout::MAX_SLOT_SIZE as usize
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "bad ring geometry",
+            ));
         }
         let uid = segment::uid();
         let pid = segment::pid();
@@ -236,7 +257,10 @@ impl ShmEndpoint {
             linked: true,
             cma,
             peers: Vec::new(),
-            stats: ShmStats { swept, ..ShmStats::default() },
+            stats: ShmStats {
+                swept,
+                ..ShmStats::default()
+            },
             own,
         })
     }
@@ -275,7 +299,10 @@ impl ShmEndpoint {
     pub fn connect(&mut self, peer: ShmToken) -> io::Result<ShmPeer> {
         if let Some(i) = self.peers.iter().position(|p| p.token == peer) {
             if self.peers[i].gone {
-                return Err(io::Error::new(io::ErrorKind::ConnectionRefused, "peer is gone"));
+                return Err(io::Error::new(
+                    io::ErrorKind::ConnectionRefused,
+                    "peer is gone",
+                ));
             }
             return Ok(ShmPeer(i as u32));
         }
@@ -285,10 +312,16 @@ impl ShmEndpoint {
         let (ring, g) = unsafe { Ring::attach(map.base, map.len) }
             .map_err(|why| io::Error::new(io::ErrorKind::InvalidData, why))?;
         if g.owner_pid != peer.pid || g.nonce != peer.nonce {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "segment does not match token"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "segment does not match token",
+            ));
         }
         if ring.state() != STATE_OPEN || !segment::owner_alive(&map.fd) {
-            return Err(io::Error::new(io::ErrorKind::ConnectionRefused, "peer is gone"));
+            return Err(io::Error::new(
+                io::ErrorKind::ConnectionRefused,
+                "peer is gone",
+            ));
         }
         self.peers.push(PeerMap {
             token: peer,
@@ -333,7 +366,7 @@ impl ShmEndpoint {
             return Err(ShmError::PeerGone);
         }
         p.sends = p.sends.wrapping_add(1);
-        if p.sends % LIVENESS_EVERY == 0 {
+        if p.sends.is_multiple_of(LIVENESS_EVERY) {
             self.stats.liveness_checks += 1;
             if !segment::owner_alive(&p.map.fd) {
                 p.gone = true;
@@ -351,7 +384,7 @@ impl ShmEndpoint {
                 self.stats.full += 1;
                 let streak = p.full_streak;
                 p.full_streak = p.full_streak.wrapping_add(1);
-                if streak % FULL_CHECK_EVERY == 0 {
+                if streak.is_multiple_of(FULL_CHECK_EVERY) {
                     self.stats.liveness_checks += 1;
                     if !segment::owner_alive(&p.map.fd) {
                         p.gone = true;

@@ -41,8 +41,14 @@ pub(crate) fn probe() -> bool {
 pub(crate) fn read(pid: u32, remote_addr: usize, dst: &mut [u8]) -> io::Result<()> {
     let mut done = 0;
     while done < dst.len() {
-        let local = libc::iovec { iov_base: dst[done..].as_mut_ptr().cast(), iov_len: dst.len() - done };
-        let remote = libc::iovec { iov_base: (remote_addr + done) as *mut libc::c_void, iov_len: dst.len() - done };
+        let local = libc::iovec {
+            iov_base: dst[done..].as_mut_ptr().cast(),
+            iov_len: dst.len() - done,
+        };
+        let remote = libc::iovec {
+            iov_base: (remote_addr + done) as *mut libc::c_void,
+            iov_len: dst.len() - done,
+        };
         // SAFETY: `local` describes writable memory we own; the kernel checks
         // the remote range against the target's mappings.
         let n = unsafe { libc::process_vm_readv(pid as libc::pid_t, &local, 1, &remote, 1, 0) };
@@ -54,7 +60,10 @@ pub(crate) fn read(pid: u32, remote_addr: usize, dst: &mut [u8]) -> io::Result<(
             return Err(e);
         }
         if n == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "process_vm_readv moved nothing"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "process_vm_readv moved nothing",
+            ));
         }
         done += n as usize;
     }
@@ -65,8 +74,14 @@ pub(crate) fn read(pid: u32, remote_addr: usize, dst: &mut [u8]) -> io::Result<(
 pub(crate) fn write(pid: u32, remote_addr: usize, src: &[u8]) -> io::Result<()> {
     let mut done = 0;
     while done < src.len() {
-        let local = libc::iovec { iov_base: src[done..].as_ptr() as *mut libc::c_void, iov_len: src.len() - done };
-        let remote = libc::iovec { iov_base: (remote_addr + done) as *mut libc::c_void, iov_len: src.len() - done };
+        let local = libc::iovec {
+            iov_base: src[done..].as_ptr() as *mut libc::c_void,
+            iov_len: src.len() - done,
+        };
+        let remote = libc::iovec {
+            iov_base: (remote_addr + done) as *mut libc::c_void,
+            iov_len: src.len() - done,
+        };
         // SAFETY: `local` describes readable memory we own (the kernel only
         // reads it); the kernel checks the remote range.
         let n = unsafe { libc::process_vm_writev(pid as libc::pid_t, &local, 1, &remote, 1, 0) };
@@ -78,7 +93,10 @@ pub(crate) fn write(pid: u32, remote_addr: usize, src: &[u8]) -> io::Result<()> 
             return Err(e);
         }
         if n == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "process_vm_writev moved nothing"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "process_vm_writev moved nothing",
+            ));
         }
         done += n as usize;
     }

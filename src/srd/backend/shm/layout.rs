@@ -134,7 +134,10 @@ impl Ring {
     ///
     /// # Safety
     /// `base` points to a readable and writable mapping of `len ≥ HEADER` bytes.
-    pub(crate) unsafe fn attach(base: *mut u8, len: usize) -> Result<(Ring, Geometry), &'static str> {
+    pub(crate) unsafe fn attach(
+        base: *mut u8,
+        len: usize,
+    ) -> Result<(Ring, Geometry), &'static str> {
         // SAFETY: `len ≥ HEADER`, so these header reads stay in the mapping.
         let (magic, version, slots, slot_size, stride, pid, flags, nonce) = unsafe {
             (
@@ -154,7 +157,11 @@ impl Ring {
         if version != VERSION {
             return Err("unsupported version");
         }
-        if !slots.is_power_of_two() || slots > MAX_SLOTS || slot_size == 0 || slot_size > MAX_SLOT_SIZE {
+        if !slots.is_power_of_two()
+            || slots > MAX_SLOTS
+            || slot_size == 0
+            || slot_size > MAX_SLOT_SIZE
+        {
             return Err("bad geometry");
         }
         if stride as usize != stride_for(slot_size as usize)
@@ -162,7 +169,13 @@ impl Ring {
         {
             return Err("size mismatch");
         }
-        let g = Geometry { slots, slot_size, owner_pid: pid, flags, nonce };
+        let g = Geometry {
+            slots,
+            slot_size,
+            owner_pid: pid,
+            flags,
+            nonce,
+        };
         let ring = Ring {
             base,
             mask: slots as u64 - 1,
@@ -222,7 +235,8 @@ impl Ring {
             let seq = self.seq(pos).load(Ordering::Acquire);
             let diff = seq.wrapping_sub(pos) as i64;
             if diff == 0 {
-                match enq.compare_exchange_weak(pos, pos + 1, Ordering::Relaxed, Ordering::Relaxed) {
+                match enq.compare_exchange_weak(pos, pos + 1, Ordering::Relaxed, Ordering::Relaxed)
+                {
                     Ok(_) => break,
                     Err(cur) => pos = cur,
                 }
@@ -252,7 +266,11 @@ impl Ring {
     ///
     /// # Safety
     /// Only the ring's single consumer calls this, with its own `head`.
-    pub(crate) unsafe fn pop(&self, head: u64, f: &mut impl FnMut(u32, u64, &[u8])) -> Option<bool> {
+    pub(crate) unsafe fn pop(
+        &self,
+        head: u64,
+        f: &mut impl FnMut(u32, u64, &[u8]),
+    ) -> Option<bool> {
         let seq = self.seq(head);
         if seq.load(Ordering::Acquire) != head + 1 {
             return None;

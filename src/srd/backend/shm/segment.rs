@@ -58,7 +58,11 @@ pub(crate) fn random_nonce() -> io::Result<u64> {
 }
 
 fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
-    if r < 0 { Err(io::Error::last_os_error()) } else { Ok(r) }
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
 }
 
 /// A shared mapping of a whole segment file; unmapped on drop.
@@ -94,7 +98,11 @@ fn map(fd: OwnedFd, len: usize) -> io::Result<Mapping> {
     if p == libc::MAP_FAILED {
         return Err(io::Error::last_os_error());
     }
-    Ok(Mapping { base: p.cast(), len, fd })
+    Ok(Mapping {
+        base: p.cast(),
+        len,
+        fd,
+    })
 }
 
 /// Creates, locks, sizes (with reserved pages: no SIGBUS on a full tmpfs)
@@ -142,7 +150,10 @@ pub(crate) fn create(path: &CString, len: usize) -> io::Result<Mapping> {
 pub(crate) fn open(path: &CString, min_len: usize) -> io::Result<Mapping> {
     // SAFETY: path is NUL-terminated.
     let fd = cvt(unsafe {
-        libc::open(path.as_ptr(), libc::O_RDWR | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        libc::open(
+            path.as_ptr(),
+            libc::O_RDWR | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        )
     })?;
     // SAFETY: fd was just returned by open.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
@@ -151,11 +162,17 @@ pub(crate) fn open(path: &CString, min_len: usize) -> io::Result<Mapping> {
     // SAFETY: fd is open, st is writable.
     cvt(unsafe { libc::fstat(fd.as_raw_fd(), &mut st) })?;
     if st.st_mode & libc::S_IFMT != libc::S_IFREG || st.st_uid != uid() || st.st_mode & 0o077 != 0 {
-        return Err(io::Error::new(io::ErrorKind::PermissionDenied, "segment is not a private file of ours"));
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "segment is not a private file of ours",
+        ));
     }
     let len = st.st_size as usize;
     if len < min_len {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "segment too short"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "segment too short",
+        ));
     }
     map(fd, len)
 }
@@ -192,18 +209,30 @@ pub(crate) fn process_gone(pid: u32) -> bool {
 /// (its owner locked it first) and its lock can be taken now (pid reused).
 pub(crate) fn sweep(uid: u32, me: u32) -> usize {
     let prefix = format!("srd-{uid}-");
-    let Ok(dir) = std::fs::read_dir(DIR) else { return 0 };
+    let Ok(dir) = std::fs::read_dir(DIR) else {
+        return 0;
+    };
     let mut removed = 0;
     for ent in dir.flatten() {
         let fname = ent.file_name();
-        let Some(fname) = fname.to_str() else { continue };
-        let Some(rest) = fname.strip_prefix(&prefix) else { continue };
-        let Some((pid_s, nonce_s)) = rest.split_once('-') else { continue };
-        let (Ok(pid), Ok(_)) = (pid_s.parse::<u32>(), u64::from_str_radix(nonce_s, 16)) else { continue };
+        let Some(fname) = fname.to_str() else {
+            continue;
+        };
+        let Some(rest) = fname.strip_prefix(&prefix) else {
+            continue;
+        };
+        let Some((pid_s, nonce_s)) = rest.split_once('-') else {
+            continue;
+        };
+        let (Ok(pid), Ok(_)) = (pid_s.parse::<u32>(), u64::from_str_radix(nonce_s, 16)) else {
+            continue;
+        };
         if pid == me {
             continue;
         }
-        let Ok(cpath) = CString::new(format!("{DIR}/{fname}")) else { continue };
+        let Ok(cpath) = CString::new(format!("{DIR}/{fname}")) else {
+            continue;
+        };
         if pid_dead(pid) || lock_free_and_initialized(&cpath) {
             // SAFETY: path is NUL-terminated; the owner is gone.
             if unsafe { libc::unlink(cpath.as_ptr()) } == 0 {
@@ -216,7 +245,12 @@ pub(crate) fn sweep(uid: u32, me: u32) -> usize {
 
 fn lock_free_and_initialized(path: &CString) -> bool {
     // SAFETY: path is NUL-terminated.
-    let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC) };
+    let fd = unsafe {
+        libc::open(
+            path.as_ptr(),
+            libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        )
+    };
     if fd < 0 {
         return false;
     }
@@ -228,7 +262,14 @@ fn lock_free_and_initialized(path: &CString) -> bool {
     }
     let mut state = [0u8; 4];
     // SAFETY: reading 4 bytes into a 4-byte buffer at a fixed offset.
-    let n = unsafe { libc::pread(fd.as_raw_fd(), state.as_mut_ptr().cast(), 4, OFF_STATE as libc::off_t) };
+    let n = unsafe {
+        libc::pread(
+            fd.as_raw_fd(),
+            state.as_mut_ptr().cast(),
+            4,
+            OFF_STATE as libc::off_t,
+        )
+    };
     // The lock goes away with the fd.
     n == 4 && u32::from_ne_bytes(state) != STATE_CREATING
 }
