@@ -25,7 +25,7 @@ const QUIT: u8 = b'q';
 /// Empty polls before a waiting loop starts yielding the CPU (DESIGN §9:
 /// this machine runs 2 cores shared with other jobs; spinning alone lets a
 /// descheduled peer wait for a whole time slice).
-const SPINS: u32 = 256;
+const SPINS: u32 = 1 << 14;
 
 /// Polls `ep` until `f` sees the awaited packet, yielding after SPINS misses.
 fn wait_for(ep: &mut ShmEndpoint, kind: u8) {
@@ -138,11 +138,35 @@ fn spawn(role: &str, parent: Option<ShmToken>) -> (Child, ChildStdin, BufReader<
     (c, i, o)
 }
 
-/// Mean estimate (ns) criterion wrote for benchmark `id` in this run.
-fn mean_ns(id: &str) -> Option<f64> {
+/// Source and destination of `n` bytes for the memcpy references, 2 KiB
+/// apart modulo 4 KiB: two separate heap blocks can land 16 bytes apart
+/// modulo 4 KiB, where loads alias earlier stores ("4K aliasing") and a
+/// 64 KiB copy runs ~10x slower than it should.
+struct Apart {
+    buf: Vec<u8>,
+    n: usize,
+}
+
+impl Apart {
+    fn split(&mut self) -> (&[u8], &mut [u8]) {
+        let base = self.buf.as_ptr() as usize;
+        let a = (4096 - base % 4096) % 4096;
+        let b = a + (self.n + 4095) / 4096 * 4096 + 2048;
+        let (lo, hi) = self.buf.split_at_mut(b);
+        (&lo[a..a + self.n], &mut hi[..self.n])
+    }
+}
+
+fn apart(n: usize) -> Apart {
+    Apart { buf: vec![0x33u8; 2 * n + 3 * 4096], n }
+}
+
+/// Median estimate (ns) criterion wrote for benchmark `id` in this run (the
+/// median: on a shared 2-core machine the mean carries descheduling spikes).
+fn median_ns(id: &str) -> Option<f64> {
     let path = format!("target/criterion/{id}/new/estimates.json");
     let s = std::fs::read_to_string(path).ok()?;
-    let i = s.find("\"mean\"")?;
+    let i = s.find("\"median\"")?;
     let j = s[i..].find("\"point_estimate\":")? + i + 17;
     let end = s[j..].find([',', '}'])? + j;
     s[j..end].trim().parse().ok()
@@ -215,12 +239,12 @@ fn main() {
             t0.elapsed()
         })
     });
-    let src = vec![0x33u8; BULK];
-    let mut dst = vec![0u8; BULK];
+    let mut bufs = apart(BULK);
     g.bench_function("memcpy_64KiB", |b| {
         b.iter(|| {
-            dst.copy_from_slice(black_box(&src));
-            black_box(&mut dst);
+            let (src, dst) = bufs.split();
+            dst.copy_from_slice(black_box(src));
+            black_box(dst);
         })
     });
     g.finish();
@@ -240,11 +264,12 @@ fn main() {
     } else {
         eprintln!("CMA not permitted here: skipping cma_read_1MiB");
     }
-    let src = vec![0x11u8; CMA_LEN];
+    let mut bufs = apart(CMA_LEN);
     g.bench_function("memcpy_1MiB", |b| {
         b.iter(|| {
-            dst.copy_from_slice(black_box(&src));
-            black_box(&mut dst);
+            let (src, dst) = bufs.split();
+            dst.copy_from_slice(black_box(src));
+            black_box(dst);
         })
     });
     g.finish();
@@ -253,8 +278,8 @@ fn main() {
     let _ = child.wait();
     drop(cin.flush());
 
-    let ns = mean_ns;
-    println!("\nshm ratios (same run):");
+    let ns = median_ns;
+    println!("\nshm ratios (same run, medians):");
     if let (Some(r), Some(pp)) = (
         ns("shm_latency/ring_8B_one_way"),
         ns("shm_latency/pipe_8B_one_way"),
