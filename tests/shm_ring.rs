@@ -211,3 +211,56 @@ fn mpsc_threads_per_sender_order() {
         assert_eq!(next[&t], PER);
     }
 }
+
+/// Files that only look like segments are refused, not mapped blindly; a
+/// dead-looking name of another live endpoint is never swept.
+#[test]
+fn foreign_or_corrupt_segments_are_refused() {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut a = open(8, 128);
+    let me = std::process::id();
+    let write = |nonce: u64, mode: u32, bytes: &[u8]| {
+        let path = format!("/dev/shm/srd-{}-{}-{:016x}", uid(), me, nonce);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&path)
+            .unwrap();
+        std::io::Write::write_all(&mut f, bytes).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        path
+    };
+    let junk = write(0x5eed_0001, 0o600, &[0xabu8; 4096]);
+    let short = write(0x5eed_0002, 0o600, &[0u8; 16]);
+    let open_mode = write(0x5eed_0003, 0o644, &[0u8; 4096]);
+    let tok = |nonce| ShmToken { pid: me, nonce };
+    assert_eq!(
+        a.connect(tok(0x5eed_0001)).unwrap_err().kind(),
+        std::io::ErrorKind::InvalidData
+    );
+    assert_eq!(
+        a.connect(tok(0x5eed_0002)).unwrap_err().kind(),
+        std::io::ErrorKind::InvalidData
+    );
+    assert_eq!(
+        a.connect(tok(0x5eed_0003)).unwrap_err().kind(),
+        std::io::ErrorKind::PermissionDenied
+    );
+    // A valid segment under a token whose nonce does not match its header.
+    let b = open(8, 128);
+    let real = format!("/dev/shm/{}", b.name());
+    let copy = format!("/dev/shm/srd-{}-{}-{:016x}", uid(), me, 0x5eed_0004u64);
+    std::fs::copy(&real, &copy).unwrap();
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert_eq!(
+        a.connect(tok(0x5eed_0004)).unwrap_err().kind(),
+        std::io::ErrorKind::InvalidData
+    );
+    // Our own pid's files are never swept by our own open.
+    let _c = open(8, 128);
+    for p in [junk, short, open_mode, copy] {
+        assert!(std::path::Path::new(&p).exists(), "{p} swept");
+        std::fs::remove_file(p).unwrap();
+    }
+}
