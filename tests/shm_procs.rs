@@ -335,3 +335,89 @@ fn forced_fallback_moves_bulk_through_the_ring() {
     assert!(got == patterned(3), "ring copy contents");
     kid.wait_ok(LIMIT);
 }
+
+// ---------------------------------------------------------------------------
+// A sender that dies between claiming a slot and publishing it.
+
+/// Child: claims slot 0 of the ring in $SEG the way a producer does (CAS on
+/// the enqueue counter at offset 128, its pid into the slot at 256 + 12),
+/// then dies by SIGKILL before publishing.
+fn claim_and_die() -> ! {
+    use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+    let path = std::ffi::CString::new(std::env::var("SEG").unwrap()).unwrap();
+    // SAFETY: plain open/mmap of a segment file; the offsets are the
+    // documented layout (header 256 B, enqueue counter at 128, slot 0 at
+    // 256 with the writer pid at +12), 8- and 4-aligned in a page-aligned map.
+    unsafe {
+        let fd = libc::open(path.as_ptr(), libc::O_RDWR);
+        assert!(fd >= 0);
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            fd,
+            0,
+        );
+        assert_ne!(p, libc::MAP_FAILED);
+        let base = p as *mut u8;
+        let enq = &*(base.add(128) as *const AtomicU64);
+        enq.compare_exchange(0, 1, Ordering::Relaxed, Ordering::Relaxed)
+            .expect("fresh ring");
+        (*(base.add(256 + 12) as *const AtomicU32)).store(std::process::id(), Ordering::Relaxed);
+        libc::raise(libc::SIGKILL);
+    }
+    unreachable!()
+}
+
+#[test]
+fn slot_of_a_sender_killed_mid_push_is_skipped() {
+    if role().as_deref() == Some("claimer") {
+        claim_and_die();
+    }
+    let mut rx = open(8, 256, CmaMode::Off);
+    let mut kid = Kid::spawn(
+        "slot_of_a_sender_killed_mid_push_is_skipped",
+        "claimer",
+        &[("SEG", format!("/dev/shm/{}", rx.name()))],
+    );
+    let t0 = Instant::now();
+    while kid.child.try_wait().unwrap().is_none() {
+        assert!(t0.elapsed() < LIMIT);
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    // A live sender's packets land behind the abandoned slot.
+    let mut tx = open(8, 256, CmaMode::Off);
+    let p = tx.connect(rx.token()).unwrap();
+    for i in 0..3u8 {
+        tx.send(p, &[i; 5]).unwrap();
+    }
+    let mut got = Vec::new();
+    let mut polls = 0u32;
+    while got.len() < 3 {
+        assert!(
+            t0.elapsed() < LIMIT,
+            "receiver stuck behind the dead sender's slot"
+        );
+        rx.recv(|src, d| got.push((src, d.to_vec())));
+        polls += 1;
+    }
+    assert!(
+        polls >= 1024,
+        "skipped only after a run of empty polls ({polls})"
+    );
+    assert_eq!(rx.stats().abandoned, 1);
+    assert_eq!(
+        got,
+        (0..3u8)
+            .map(|i| (tx.token(), vec![i; 5]))
+            .collect::<Vec<_>>()
+    );
+    // The ring keeps working across the skipped slot's reuse.
+    for round in 0..40u8 {
+        tx.send(p, &[round]).unwrap();
+        let mut one = Vec::new();
+        rx.recv(|_, d| one.push(d[0]));
+        assert_eq!(one, [round]);
+    }
+}

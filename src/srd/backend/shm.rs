@@ -19,11 +19,13 @@
 //! included). [`ShmEndpoint::unlink`] removes the name early once every peer
 //! has connected.
 //!
-//! Limitation: a sender killed in the middle of a push (between claiming a
-//! slot and publishing it, a few hundred nanoseconds) leaves the slot
-//! unpublished, and the receiver stops at it: later packets from every
-//! sender stay in the ring. The RDM layer then sees no progress from those
-//! peers and fails their operations by its own timeouts.
+//! A sender killed in the middle of a push (between claiming a slot and
+//! publishing it) leaves the slot unpublished; the receiver notices after
+//! [`STUCK_CHECK_EVERY`] empty polls, checks the writer's pid (written into
+//! the slot right after the claim) and skips the slot if that process is
+//! gone, so one dead sender cannot stall the others. (If it died in the few
+//! instructions between the claim and writing its pid, the slot stays stuck:
+//! the receiver then sees no progress and the RDM layer's timeouts apply.)
 
 mod cma;
 mod layout;
@@ -42,6 +44,9 @@ pub const DEFAULT_SLOTS: usize = 128;
 pub const DEFAULT_SLOT_SIZE: usize = 64 << 10;
 /// A send checks the receiver's liveness once per this many packets to it.
 pub const LIVENESS_EVERY: u32 = 1 << 16;
+/// Consecutive empty polls of `recv` between checks for a slot claimed by
+/// a dead sender (one shared-counter load; a kill(pid, 0) if one is found).
+pub const STUCK_CHECK_EVERY: u32 = 1024;
 /// While a peer's ring stays full, one `Full` in this many checks liveness.
 const FULL_CHECK_EVERY: u32 = 64;
 
@@ -175,6 +180,8 @@ pub struct ShmStats {
     pub liveness_checks: u64,
     /// Segments of dead owners removed by `open`.
     pub swept: u64,
+    /// Slots skipped because their writer died before publishing them.
+    pub abandoned: u64,
 }
 
 #[derive(Debug)]
@@ -196,6 +203,7 @@ pub struct ShmEndpoint {
     token: ShmToken,
     ring: Ring,
     head: u64,
+    empty_polls: u32,
     path: CString,
     linked: bool,
     cma: bool,
@@ -253,6 +261,7 @@ impl ShmEndpoint {
             token: ShmToken { pid, nonce },
             ring,
             head: 0,
+            empty_polls: 0,
             path,
             linked: true,
             cma,
@@ -426,7 +435,17 @@ impl ShmEndpoint {
             // SAFETY: this endpoint is the ring's only consumer and `head`
             // is its private position.
             match unsafe { self.ring.pop(self.head, &mut deliver) } {
-                None => break,
+                None => {
+                    if n == 0 {
+                        self.empty_polls = self.empty_polls.wrapping_add(1);
+                        if self.empty_polls.is_multiple_of(STUCK_CHECK_EVERY)
+                            && self.skip_abandoned()
+                        {
+                            continue;
+                        }
+                    }
+                    break;
+                }
                 Some(ok) => {
                     if !ok {
                         self.stats.bad += 1;
@@ -439,6 +458,20 @@ impl ShmEndpoint {
         self.stats.received += got;
         self.stats.received_bytes += bytes;
         n
+    }
+
+    /// Skips the head slot if a dead sender claimed it and never published.
+    fn skip_abandoned(&mut self) -> bool {
+        match self.ring.writer(self.head) {
+            Some(pid) if pid != 0 && pid != self.token.pid && segment::process_gone(pid) => {
+                // SAFETY: we are the only consumer; the writer is dead.
+                unsafe { self.ring.skip(self.head) };
+                self.head += 1;
+                self.stats.abandoned += 1;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Removes the segment's name now (peers already connected keep

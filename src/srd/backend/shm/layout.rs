@@ -17,7 +17,13 @@
 //!  32     nonce u64, 40 state u32 (0 creating, 1 open, 2 closed)
 //! 128     enqueue_pos u64 (its own 128-byte pair of lines: producers' CAS)
 //! 256     slot[0], slot[1], ... each `stride` bytes (a multiple of 64):
-//!           0 seq u64 | 8 len u32 | 12 src_pid u32 | 16 src_nonce u64 | 24 - | 32 data
+//!           0 seq u64 | 8 len u32 | 12 writer pid u32 | 16 writer nonce u64 | 24 - | 32 data
+//! ```
+//! A producer stores its pid into the slot right after claiming it, and the
+//! consumer clears it when freeing the slot: if a producer dies between claim
+//! and publish, the consumer finds the slot claimed, unpublished, and owned by
+//! a dead pid, and skips it instead of waiting forever (`Ring::skip`).
+//! ```text
 //! ```
 //! An 8-byte packet and its slot header share one cache line, so a message
 //! costs one line transfer to the consumer and one back.
@@ -246,13 +252,14 @@ impl Ring {
                 pos = enq.load(Ordering::Relaxed);
             }
         }
+        // First thing after the claim: who is writing (see `writer`).
+        self.writer_pid(pos).store(src_pid, Ordering::Relaxed);
         let slot = self.slot(pos);
         // SAFETY: winning the CAS at `pos` while `seq == pos` gives this
         // producer exclusive use of the slot until it publishes `pos + 1`;
         // the data region holds slot_size ≥ data.len() bytes.
         unsafe {
             ptr::write(slot.add(8) as *mut u32, data.len() as u32);
-            ptr::write(slot.add(12) as *mut u32, src_pid);
             ptr::write(slot.add(16) as *mut u64, src_nonce);
             ptr::copy_nonoverlapping(data.as_ptr(), slot.add(SLOT_HEADER), data.len());
         }
@@ -278,20 +285,54 @@ impl Ring {
         let slot = self.slot(head);
         // SAFETY: `seq == head + 1` (acquire) means a producer finished the
         // slot and no producer touches it until we store `head + slots`.
-        let (len, pid, nonce) = unsafe {
+        let (len, nonce) = unsafe {
             (
                 ptr::read(slot.add(8) as *const u32) as usize,
-                ptr::read(slot.add(12) as *const u32),
                 ptr::read(slot.add(16) as *const u64),
             )
         };
+        let pid = self.writer_pid(head).load(Ordering::Relaxed);
         let ok = len <= self.slot_size;
         if ok {
             // SAFETY: as above; len ≤ slot_size keeps the slice in the slot.
             let data = unsafe { std::slice::from_raw_parts(slot.add(SLOT_HEADER), len) };
             f(pid, nonce, data);
         }
-        seq.store(head + self.slots, Ordering::Release);
+        self.free(head);
         Some(ok)
+    }
+
+    fn writer_pid(&self, pos: u64) -> &AtomicU32 {
+        // SAFETY: bytes 12..16 of a slot (4-aligned) inside the mapping; the
+        // field is only accessed atomically.
+        unsafe { &*(self.slot(pos).add(12) as *const AtomicU32) }
+    }
+
+    /// Consumer: hands slot `head` back to producers (writer cleared first,
+    /// so a non-zero writer always belongs to the current claim).
+    fn free(&self, head: u64) {
+        self.writer_pid(head).store(0, Ordering::Relaxed);
+        self.seq(head).store(head + self.slots, Ordering::Release);
+    }
+
+    /// Consumer: if slot `head` was claimed by a producer that has not
+    /// published it, that producer's pid (0 if it has not even written it).
+    pub(crate) fn writer(&self, head: u64) -> Option<u32> {
+        if self.seq(head).load(Ordering::Acquire) != head
+            || self.enq().load(Ordering::Relaxed) <= head
+        {
+            return None;
+        }
+        Some(self.writer_pid(head).load(Ordering::Relaxed))
+    }
+
+    /// Consumer: gives up on slot `head`, claimed by a producer that died
+    /// before publishing it. The caller has made sure the writer is dead:
+    /// a live one would later write into a slot handed to someone else.
+    ///
+    /// # Safety
+    /// Only the ring's single consumer calls this, with its own `head`.
+    pub(crate) unsafe fn skip(&self, head: u64) {
+        self.free(head);
     }
 }
