@@ -151,7 +151,7 @@ impl Apart {
     fn split(&mut self) -> (&[u8], &mut [u8]) {
         let base = self.buf.as_ptr() as usize;
         let a = (4096 - base % 4096) % 4096;
-        let b = a + (self.n + 4095) / 4096 * 4096 + 2048;
+        let b = a + self.n.div_ceil(4096) * 4096 + 2048;
         let (lo, hi) = self.buf.split_at_mut(b);
         (&lo[a..a + self.n], &mut hi[..self.n])
     }
