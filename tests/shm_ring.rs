@@ -264,3 +264,9 @@ fn foreign_or_corrupt_segments_are_refused() {
         std::fs::remove_file(p).unwrap();
     }
 }
+
+#[test]
+fn endpoint_is_send() {
+    fn assert_send<T: Send>() {}
+    assert_send::<ShmEndpoint>();
+}

@@ -14,6 +14,15 @@
 //! a system call. Liveness costs a system call (flock) only when a peer's
 //! ring is full, and once every [`LIVENESS_EVERY`] sends to a peer.
 //!
+//! Addressing: a [`ShmToken`] (pid + 64-bit random nonce, 12 bytes) names
+//! an endpoint among the processes of one user on one host; the uid is
+//! implied (a peer of another user is not found, and the caller falls back
+//! to the network path).
+//!
+//! NUMA: the owner reserves (posix_fallocate) and initializes its ring when
+//! it opens, so tmpfs places the pages on the receiver's node by first touch;
+//! no explicit binding.
+//!
 //! Lifetime: the owner holds an flock on its segment while alive and unlinks
 //! it on drop; `open` sweeps segments of this uid whose owner died (SIGKILL
 //! included). [`ShmEndpoint::unlink`] removes the name early once every peer
