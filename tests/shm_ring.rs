@@ -270,3 +270,38 @@ fn endpoint_is_send() {
     fn assert_send<T: Send>() {}
     assert_send::<ShmEndpoint>();
 }
+
+/// A declined packet stays at the head of the ring (no copy, no loss) and
+/// the ring fills behind it: back-pressure reaches the senders.
+#[test]
+fn declined_packet_stays_in_the_ring() {
+    let mut a = open(4, 64);
+    let mut b = open(4, 64);
+    let pb = a.connect(b.token()).unwrap();
+    for i in 0..3u8 {
+        a.send(pb, &[i]).unwrap();
+    }
+    let mut seen = Vec::new();
+    let n = b.recv_while(|_, d| {
+        seen.push(d[0]);
+        d[0] != 1
+    });
+    assert_eq!(
+        (n, seen.as_slice()),
+        (1, &[0u8, 1][..]),
+        "stops at the declined packet"
+    );
+    // Declined again: nothing consumed, the ring keeps it.
+    assert_eq!(b.recv_while(|_, _| false), 0);
+    a.send(pb, &[3]).unwrap();
+    a.send(pb, &[4]).unwrap();
+    assert_eq!(
+        a.send(pb, &[5]),
+        Err(ShmError::Full),
+        "1, 2, 3, 4 occupy the 4 slots"
+    );
+    seen.clear();
+    assert_eq!(b.recv(|_, d| seen.push(d[0])), 4);
+    assert_eq!(seen, [1, 2, 3, 4]);
+    assert_eq!(b.stats().received, 5);
+}

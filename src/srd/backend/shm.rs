@@ -44,7 +44,7 @@ use std::ffi::CString;
 use std::fmt;
 use std::io;
 
-use layout::{FLAG_CMA, Geometry, HEADER, Push, Ring, STATE_CLOSED, STATE_OPEN};
+use layout::{FLAG_CMA, Geometry, HEADER, Pop, Push, Ring, STATE_CLOSED, STATE_OPEN};
 use segment::Mapping;
 
 /// Default number of slots per receive ring.
@@ -432,20 +432,36 @@ impl ShmEndpoint {
     /// `f(sender, bytes)` for each, in order per sender. `bytes` points into
     /// the ring and is only valid during the call. Returns how many.
     pub fn recv(&mut self, mut f: impl FnMut(ShmToken, &[u8])) -> usize {
+        self.recv_while(|src, d| {
+            f(src, d);
+            true
+        })
+    }
+
+    /// As [`recv`](Self::recv), but `f` may decline a packet by returning
+    /// false: it stays at the head of the ring (its slot is not freed),
+    /// draining stops, and the next call offers it again. This is how the
+    /// glue honours `PacketOutcome::Deferred` without copying: the ring
+    /// fills and senders see `Full`. Returns how many were consumed.
+    pub fn recv_while(&mut self, mut f: impl FnMut(ShmToken, &[u8]) -> bool) -> usize {
         let mut n = 0;
         let max = self.ring.slots();
-        let (mut got, mut bytes) = (0u64, 0u64);
+        let mut bytes = 0u64;
         let mut deliver = |pid: u32, nonce: u64, data: &[u8]| {
-            bytes += data.len() as u64;
-            got += 1;
-            f(ShmToken { pid, nonce }, data)
+            let taken = f(ShmToken { pid, nonce }, data);
+            if taken {
+                bytes += data.len() as u64;
+            }
+            taken
         };
-        while n < max {
+        let mut steps = 0;
+        while steps < max {
+            steps += 1;
             // SAFETY: this endpoint is the ring's only consumer and `head`
             // is its private position.
             match unsafe { self.ring.pop(self.head, &mut deliver) } {
-                None => {
-                    if n == 0 {
+                Pop::Empty => {
+                    if steps == 1 {
                         self.empty_polls = self.empty_polls.wrapping_add(1);
                         if self.empty_polls.is_multiple_of(STUCK_CHECK_EVERY)
                             && self.skip_abandoned()
@@ -455,16 +471,18 @@ impl ShmEndpoint {
                     }
                     break;
                 }
-                Some(ok) => {
-                    if !ok {
-                        self.stats.bad += 1;
-                    }
+                Pop::Kept => break,
+                Pop::Bad => {
+                    self.stats.bad += 1;
+                    self.head += 1;
+                }
+                Pop::Consumed => {
                     self.head += 1;
                     n += 1;
                 }
             }
         }
-        self.stats.received += got;
+        self.stats.received += n as u64;
         self.stats.received_bytes += bytes;
         n
     }

@@ -78,6 +78,17 @@ pub(crate) struct Geometry {
     pub nonce: u64,
 }
 
+/// Outcome of a consumer's attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pop {
+    Empty,
+    Consumed,
+    /// The callback declined the packet: still in the ring.
+    Kept,
+    /// Impossible length: freed, not delivered.
+    Bad,
+}
+
 /// Outcome of a producer's attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Push {
@@ -268,19 +279,15 @@ impl Ring {
     }
 
     /// Consumer: if the slot at `head` is published, hands its contents to
-    /// `f` and frees it. Returns `None` when nothing is ready, `Some(false)`
-    /// for a slot with a bad length (freed, not delivered).
+    /// `f`; frees the slot unless `f` returns false (the packet then stays
+    /// at the head of the ring and is offered again by the next call).
     ///
     /// # Safety
     /// Only the ring's single consumer calls this, with its own `head`.
-    pub(crate) unsafe fn pop(
-        &self,
-        head: u64,
-        f: &mut impl FnMut(u32, u64, &[u8]),
-    ) -> Option<bool> {
+    pub(crate) unsafe fn pop(&self, head: u64, f: &mut impl FnMut(u32, u64, &[u8]) -> bool) -> Pop {
         let seq = self.seq(head);
         if seq.load(Ordering::Acquire) != head + 1 {
-            return None;
+            return Pop::Empty;
         }
         let slot = self.slot(head);
         // SAFETY: `seq == head + 1` (acquire) means a producer finished the
@@ -292,14 +299,17 @@ impl Ring {
             )
         };
         let pid = self.writer_pid(head).load(Ordering::Relaxed);
-        let ok = len <= self.slot_size;
-        if ok {
-            // SAFETY: as above; len ≤ slot_size keeps the slice in the slot.
-            let data = unsafe { std::slice::from_raw_parts(slot.add(SLOT_HEADER), len) };
-            f(pid, nonce, data);
+        if len > self.slot_size {
+            self.free(head);
+            return Pop::Bad;
+        }
+        // SAFETY: as above; len ≤ slot_size keeps the slice in the slot.
+        let data = unsafe { std::slice::from_raw_parts(slot.add(SLOT_HEADER), len) };
+        if !f(pid, nonce, data) {
+            return Pop::Kept;
         }
         self.free(head);
-        Some(ok)
+        Pop::Consumed
     }
 
     fn writer_pid(&self, pos: u64) -> &AtomicU32 {
