@@ -5,4 +5,5 @@
 //! with recvmmsg/sendmmsg batching and several source ports (multipath).
 
 pub mod crc;
+pub mod shm;
 pub mod udp;
