@@ -158,7 +158,10 @@ impl Apart {
 }
 
 fn apart(n: usize) -> Apart {
-    Apart { buf: vec![0x33u8; 2 * n + 3 * 4096], n }
+    Apart {
+        buf: vec![0x33u8; 2 * n + 3 * 4096],
+        n,
+    }
 }
 
 /// Median estimate (ns) criterion wrote for benchmark `id` in this run (the

@@ -10,11 +10,11 @@
 //! 10  u16  reserved (0)
 //! 12  u32  QPN
 //! 16  u32  QKey
-//! 20  u32  reserved (0)
+//! 20  u32  process id (with the nonce: the shared-memory ring's name)
 //! 24  u64  host identity (same value = same host: shared memory reaches it)
 //! 32  u64  endpoint nonce (random per endpoint; names its shared-memory ring)
 //! ```
-//! String form (FI_ADDR_STR): `fi_srd://<ip>:<port>/<qpn>/<qkey>/<kind>/<host hex>/<nonce hex>`.
+//! String form (FI_ADDR_STR): `fi_srd://<ip>:<port>/<qpn>/<qkey>/<kind>/<host hex>/<nonce hex>[/<pid>]`.
 
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -38,6 +38,8 @@ pub struct EpAddr {
     pub qkey: u32,
     pub host_id: u64,
     pub nonce: u64,
+    /// Process id (0: no shared-memory ring to offer).
+    pub pid: u32,
 }
 
 /// Why an address was refused.
@@ -61,6 +63,7 @@ impl EpAddr {
         b[8..10].copy_from_slice(&self.sock.port().to_le_bytes());
         b[12..16].copy_from_slice(&self.qpn.to_le_bytes());
         b[16..20].copy_from_slice(&self.qkey.to_le_bytes());
+        b[20..24].copy_from_slice(&self.pid.to_le_bytes());
         b[24..32].copy_from_slice(&self.host_id.to_le_bytes());
         b[32..40].copy_from_slice(&self.nonce.to_le_bytes());
         b
@@ -92,6 +95,7 @@ impl EpAddr {
             qkey: u32_at(16),
             host_id: u64_at(24),
             nonce: u64_at(32),
+            pid: u32_at(20),
         })
     }
 
@@ -119,6 +123,10 @@ impl EpAddr {
         };
         let host_id = num(16)?;
         let nonce = num(16)?;
+        let pid = match parts.next() {
+            None => 0,
+            Some(p) => p.parse::<u32>().map_err(|_| AddrError::Syntax)?,
+        };
         Ok(EpAddr {
             kind,
             sock,
@@ -126,6 +134,7 @@ impl EpAddr {
             qkey,
             host_id,
             nonce,
+            pid,
         })
     }
 }
@@ -140,7 +149,11 @@ impl fmt::Display for EpAddr {
             f,
             "fi_srd://{}/{}/{}/{}/{:x}/{:x}",
             self.sock, self.qpn, self.qkey, kind, self.host_id, self.nonce
-        )
+        )?;
+        if self.pid != 0 {
+            write!(f, "/{}", self.pid)?;
+        }
+        Ok(())
     }
 }
 
@@ -156,6 +169,7 @@ mod tests {
             qkey: 0x1234_5678,
             host_id: 0xdead_beef_cafe_f00d,
             nonce: 42,
+            pid: 0,
         }
     }
 

@@ -119,6 +119,7 @@ impl Dgram {
             qkey: DGRAM_QKEY,
             host_id: self.host_id,
             nonce: self.nonce,
+            pid: 0,
         }
     }
 

@@ -128,6 +128,7 @@ pub fn getinfo(
                     qkey: 0,
                     host_id: 0,
                     nonce: 0,
+                    pid: 0,
                 }
                 .to_bytes()
                 .to_vec(),

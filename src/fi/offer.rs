@@ -89,6 +89,7 @@ pub fn src_addr(iface: &Iface, kind: Kind) -> Vec<u8> {
         qkey: 0,
         host_id: 0,
         nonce: 0,
+        pid: 0,
     }
     .to_bytes()
     .to_vec()

@@ -49,6 +49,18 @@ pub const DEFS: &[Def] = &[
         help: "Milliseconds without application progress after which a helper thread answers the network for an RDM endpoint (acks, retransmissions), so peers do not time out while the application computes; 0 disables it.",
     },
     Def {
+        name: "shm",
+        kind: Kind::Bool,
+        default: "1",
+        help: "Carry traffic between endpoints on the same host over shared-memory rings; 0 sends it over UDP like any other peer.",
+    },
+    Def {
+        name: "shm_cma",
+        kind: Kind::Bool,
+        default: "1",
+        help: "Let same-host bulk transfers use process_vm_readv/writev (cross-memory attach) where the kernel permits; 0 copies through the rings.",
+    },
+    Def {
         name: "drop_rate",
         kind: Kind::Str,
         default: "0",
@@ -71,6 +83,8 @@ pub struct Params {
     pub drop_rate: f64,
     pub drop_seed: u64,
     pub progress_interval_ms: u64,
+    pub shm: bool,
+    pub shm_cma: bool,
 }
 
 impl Default for Params {
@@ -112,6 +126,8 @@ impl Params {
                 .unwrap_or(0.0),
             drop_seed: num("drop_seed"),
             progress_interval_ms: num("progress_interval_ms"),
+            shm: !matches!(text("shm").trim(), "0" | "false" | "no" | "off"),
+            shm_cma: !matches!(text("shm_cma").trim(), "0" | "false" | "no" | "off"),
         }
     }
 

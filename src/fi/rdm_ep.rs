@@ -14,9 +14,11 @@ use super::sink::{Dir, Sink};
 use super::transport::Transport;
 use crate::ffi::bindings as b;
 use crate::rdm::{self, PacketOutcome, PeerIdx, RdmError, TxError};
+use crate::srd::backend::shm::{ShmConfig, ShmEndpoint, ShmError, ShmPeer, ShmToken};
 use crate::srd::{
     self, Ah, DeviceAddr, Opcode, Pd, QpAttr, QpState, QpType, RecvWr, SendWr, WcStatus,
 };
+use smallvec::SmallVec;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,6 +47,19 @@ struct Route {
 
 pub struct RdmEp {
     t: Transport,
+    /// Same-host peers: shared-memory rings (None when FI_SRD_SHM=0 or
+    /// /dev/shm is unusable; then every peer goes over UDP).
+    shm: Option<ShmEndpoint>,
+    shm_routes: Vec<Option<ShmPeer>>,
+    by_shm: HashMap<ShmToken, PeerIdx>,
+    /// Packets a full ring could not take yet, in order, with their tokens.
+    shm_pending: VecDeque<(ShmPeer, Vec<u8>, u64)>,
+    shm_bufs: Vec<Vec<u8>>,
+    /// UDP sockets were last polled at (ns); polling is rationed while
+    /// shared memory carries the traffic.
+    last_udp_poll: u64,
+    /// Datagrams were posted to the device since the last pump.
+    udp_dirty: bool,
     pd: Pd,
     cq: srd::Cq,
     qpn: u32,
@@ -108,6 +123,30 @@ impl RdmEp {
             dev.modify_qp(qpn, s).map_err(bad)?;
         }
         let mtu = dev.max_payload();
+        let shm = if params.shm {
+            let cfg = ShmConfig {
+                slots: 512,
+                slot_size: mtu,
+                cma: if params.shm_cma {
+                    crate::srd::backend::shm::CmaMode::Auto
+                } else {
+                    crate::srd::backend::shm::CmaMode::Off
+                },
+            };
+            match ShmEndpoint::open(cfg) {
+                Ok(e) => Some(e),
+                Err(e) => {
+                    crate::srd_log!(
+                        Warn,
+                        EpCtrl,
+                        "no shared-memory ring ({e}); same-host peers use UDP"
+                    );
+                    None
+                }
+            }
+        } else {
+            None
+        };
         let cfg = rdm::Config {
             mtu,
             tx_size,
@@ -118,6 +157,13 @@ impl RdmEp {
         };
         let mut ep = RdmEp {
             t,
+            shm,
+            shm_routes: Vec::new(),
+            by_shm: HashMap::new(),
+            shm_pending: VecDeque::new(),
+            shm_bufs: Vec::new(),
+            last_udp_poll: 0,
+            udp_dirty: false,
             pd,
             cq,
             qpn,
@@ -150,7 +196,8 @@ impl RdmEp {
             qpn: self.qpn,
             qkey: RDM_QKEY,
             host_id: self.host_id,
-            nonce: self.nonce,
+            nonce: self.shm.as_ref().map_or(self.nonce, |s| s.token().nonce),
+            pid: self.shm.as_ref().map_or(0, |s| s.token().pid),
         }
     }
 
@@ -325,6 +372,7 @@ impl RdmEp {
         if self.fi_of.len() <= pi {
             self.fi_of.resize(pi + 1, ADDR_NOTAVAIL);
             self.routes.resize(pi + 1, None);
+            self.shm_routes.resize(pi + 1, None);
         }
         if let Some(f) = fi_addr {
             self.fi_of[pi] = f;
@@ -336,6 +384,20 @@ impl RdmEp {
                 .and_then(|r| r.peer_addr(p))
                 .and_then(|b| EpAddr::from_bytes(b).ok());
             if let Some(a) = addr {
+                // Same host: the peer's ring, if it offers one we can open.
+                if let Some(shm) = self.shm.as_mut()
+                    && a.host_id == self.host_id
+                    && a.pid != 0
+                {
+                    let token = ShmToken {
+                        pid: a.pid,
+                        nonce: a.nonce,
+                    };
+                    if let Ok(sp) = shm.connect(token) {
+                        self.shm_routes[pi] = Some(sp);
+                        self.by_shm.insert(token, p);
+                    }
+                }
                 let dev = DeviceAddr::new(*a.sock.ip(), a.sock.port());
                 if let Ok(ah) = self.t.dev.create_ah(self.pd, dev) {
                     self.routes[pi] = Some(Route {
@@ -442,8 +504,9 @@ impl RdmEp {
             return;
         }
         for _ in 0..4 {
-            self.t.pump();
+            self.poll_udp(false);
             let mut busy = self.device_completions(av);
+            busy |= self.shm_receive();
             busy |= self.retry_deferred();
             self.repost();
             busy |= self.transmit();
@@ -453,7 +516,9 @@ impl RdmEp {
             {
                 r.handle_timeout(now);
             }
-            self.t.pump();
+            if self.udp_dirty {
+                self.poll_udp(true);
+            }
             if !busy {
                 break;
             }
@@ -462,6 +527,76 @@ impl RdmEp {
         if let Some(r) = self.rdm.as_mut() {
             let c = r.take_remote_counts();
             sink.remote(c.reads, c.writes);
+        }
+    }
+
+    /// Moves UDP datagrams. Without shared memory every call polls; with it,
+    /// the sockets are polled at most every 20 µs unless datagrams wait to
+    /// go out, so same-host traffic does not pay a system call per poll.
+    fn poll_udp(&mut self, force: bool) {
+        let now = self.t.now();
+        if force
+            || self.shm.is_none()
+            || self.udp_dirty
+            || now.saturating_sub(self.last_udp_poll) >= 20_000
+        {
+            self.last_udp_poll = now;
+            self.udp_dirty = false;
+            self.t.pump();
+        }
+    }
+
+    /// Drains our shared-memory ring into the protocol. A packet the
+    /// protocol defers stays in the ring (senders then see it full).
+    fn shm_receive(&mut self) -> bool {
+        let Some(shm) = self.shm.as_mut() else {
+            return false;
+        };
+        let Some(r) = self.rdm.as_mut() else {
+            return false;
+        };
+        if !self.deferred.is_empty() {
+            // UDP packets wait for the application; keep rings behind them.
+            return false;
+        }
+        let now = self.t.now();
+        let by_shm = &mut self.by_shm;
+        let mut learned: SmallVec<[(PeerIdx, ShmToken); 4]> = SmallVec::new();
+        let n = shm.recv_while(|tok, bytes| {
+            let src = by_shm.get(&tok).copied();
+            match r.handle_packet(now, src, bytes) {
+                PacketOutcome::Deferred => false,
+                PacketOutcome::NewPeer(p) => {
+                    by_shm.insert(tok, p);
+                    learned.push((p, tok));
+                    true
+                }
+                PacketOutcome::Consumed | PacketOutcome::Dropped => true,
+            }
+        });
+        for (p, _) in learned {
+            self.note_peer(p, None);
+        }
+        n > 0
+    }
+
+    /// Sends packets that waited for room in a peer's ring.
+    fn flush_shm(&mut self) {
+        let Some(shm) = self.shm.as_mut() else { return };
+        while let Some((peer, buf, token)) = self.shm_pending.pop_front() {
+            match shm.send(peer, &buf) {
+                Err(ShmError::Full) => {
+                    self.shm_pending.push_front((peer, buf, token));
+                    return;
+                }
+                res => {
+                    let res = res.map_err(|_| TxError::Unreachable);
+                    if let Some(r) = self.rdm.as_mut() {
+                        r.on_send_complete(token, res);
+                    }
+                    self.shm_bufs.push(buf);
+                }
+            }
         }
     }
 
@@ -594,7 +729,8 @@ impl RdmEp {
     fn transmit(&mut self) -> bool {
         let mut any = false;
         let now = self.t.now();
-        while self.t.dev.send_room(self.qpn) > 0 {
+        self.flush_shm();
+        while self.t.dev.send_room(self.qpn) > 0 && self.shm_pending.len() < 64 {
             let Some(r) = self.rdm.as_mut() else { break };
             let Some(tx) = r.poll_transmit(now, &mut self.out) else {
                 break;
@@ -606,6 +742,31 @@ impl RdmEp {
                 .is_none_or(|x| x.is_none())
             {
                 self.note_peer(tx.peer, None);
+            }
+            if let Some(sp) = self.shm_routes.get(tx.peer as usize).copied().flatten()
+                && let Some(shm) = self.shm.as_mut()
+            {
+                let data = &self.out[..tx.len];
+                let res = if self.shm_pending.is_empty() {
+                    shm.send(sp, data)
+                } else {
+                    Err(ShmError::Full)
+                };
+                match res {
+                    Err(ShmError::Full) => {
+                        let mut buf = self.shm_bufs.pop().unwrap_or_default();
+                        buf.clear();
+                        buf.extend_from_slice(data);
+                        self.shm_pending.push_back((sp, buf, tx.token));
+                    }
+                    res => {
+                        let res = res.map_err(|_| TxError::Unreachable);
+                        if let Some(r) = self.rdm.as_mut() {
+                            r.on_send_complete(tx.token, res);
+                        }
+                    }
+                }
+                continue;
             }
             let route = self.routes.get(tx.peer as usize).copied().flatten();
             let Some(route) = route else {
@@ -621,10 +782,12 @@ impl RdmEp {
                 remote_qkey: route.qkey,
                 data: &self.out[..tx.len],
             };
-            if self.t.dev.post_send(self.qpn, wr).is_err()
-                && let Some(r) = self.rdm.as_mut()
-            {
-                r.on_send_complete(tx.token, Err(TxError::Io));
+            if self.t.dev.post_send(self.qpn, wr).is_err() {
+                if let Some(r) = self.rdm.as_mut() {
+                    r.on_send_complete(tx.token, Err(TxError::Io));
+                }
+            } else {
+                self.udp_dirty = true;
             }
         }
         any
