@@ -169,6 +169,7 @@ mod tests {
             qkey: 2,
             host_id: 3,
             nonce: 4,
+            pid: 0,
         }
     }
 
