@@ -72,8 +72,17 @@ run_mpi() { # label, extra run.sh args
         record "mpi $label $name" "$([ "$st" = PASS ] && echo 0 || echo 1)"
     done < <(grep -E "^(PASS|FAIL) " "$log_dir/mpi-$label.log")
 }
-run_mpi lossless
-run_mpi loss5 --no-build --env FI_SRD_DROP_RATE=0.05
+run_mpi shm
+run_mpi udp --no-build --env FI_SRD_SHM=0
+run_mpi udp-loss5 --no-build --env FI_SRD_SHM=0 --env FI_SRD_DROP_RATE=0.05
+
+echo "== across network namespaces (veth, nftables loss)"
+bash scripts/test-netns.sh >"$log_dir/netns.log" 2>&1
+while read -r st name; do
+    record "netns: $name" "$([ "$st" = PASS ] && echo 0 || echo 1)"
+done < <(grep -E "^(PASS|FAIL) " "$log_dir/netns.log")
+grep -qE "^[0-9]+ passed, 0 failed" "$log_dir/netns.log"
+record "netns suite finished cleanly" $?
 
 if ((failed)); then
     echo "failures: ${failures[*]}"
