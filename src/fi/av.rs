@@ -21,6 +21,8 @@ pub type SenderKey = (SocketAddrV4, u32);
 struct Inner {
     slots: Vec<Option<EpAddr>>,
     by_sender: HashMap<SenderKey, u64>,
+    /// (pid, nonce) of same-host endpoints: how shared-memory senders are found.
+    by_token: HashMap<(u32, u64), u64>,
 }
 
 /// An address vector.
@@ -57,6 +59,7 @@ impl Av {
             inner: RwLock::new(Inner {
                 slots: Vec::with_capacity(count_hint.min(1 << 16)),
                 by_sender: HashMap::new(),
+                by_token: HashMap::new(),
             }),
             removals: std::sync::atomic::AtomicU64::new(0),
             max_entries: 1 << 24,
@@ -82,6 +85,9 @@ impl Av {
                     let idx = g.slots.len() as u64;
                     g.slots.push(Some(a));
                     g.by_sender.entry((a.sock, a.qpn)).or_insert(idx);
+                    if a.pid != 0 {
+                        g.by_token.entry((a.pid, a.nonce)).or_insert(idx);
+                    }
                     ok += 1;
                     out(Inserted::Ok(idx));
                 }
@@ -100,6 +106,9 @@ impl Av {
         let idx = g.slots.len() as u64;
         g.slots.push(Some(a));
         g.by_sender.entry((a.sock, a.qpn)).or_insert(idx);
+        if a.pid != 0 {
+            g.by_token.entry((a.pid, a.nonce)).or_insert(idx);
+        }
         Ok(idx)
     }
 
@@ -122,6 +131,9 @@ impl Av {
         if g.by_sender.get(&(a.sock, a.qpn)) == Some(&fi_addr) {
             g.by_sender.remove(&(a.sock, a.qpn));
         }
+        if g.by_token.get(&(a.pid, a.nonce)) == Some(&fi_addr) {
+            g.by_token.remove(&(a.pid, a.nonce));
+        }
         self.removals
             .fetch_add(1, std::sync::atomic::Ordering::Release);
         Ok(())
@@ -141,6 +153,12 @@ impl Av {
     pub fn find(&self, key: &SenderKey) -> Option<u64> {
         let g = self.inner.read().unwrap_or_else(|e| e.into_inner());
         g.by_sender.get(key).copied()
+    }
+
+    /// The fi_addr of a same-host endpoint by its ring token.
+    pub fn find_token(&self, pid: u32, nonce: u64) -> Option<u64> {
+        let g = self.inner.read().unwrap_or_else(|e| e.into_inner());
+        g.by_token.get(&(pid, nonce)).copied()
     }
 
     pub fn len(&self) -> usize {

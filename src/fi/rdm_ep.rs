@@ -506,7 +506,7 @@ impl RdmEp {
         for _ in 0..4 {
             self.poll_udp(false);
             let mut busy = self.device_completions(av);
-            busy |= self.shm_receive();
+            busy |= self.shm_receive(av);
             busy |= self.retry_deferred();
             self.repost();
             busy |= self.transmit();
@@ -547,37 +547,60 @@ impl RdmEp {
     }
 
     /// Drains our shared-memory ring into the protocol. A packet the
-    /// protocol defers stays in the ring (senders then see it full).
-    fn shm_receive(&mut self) -> bool {
-        let Some(shm) = self.shm.as_mut() else {
-            return false;
-        };
-        let Some(r) = self.rdm.as_mut() else {
-            return false;
-        };
-        if !self.deferred.is_empty() {
-            // UDP packets wait for the application; keep rings behind them.
-            return false;
-        }
-        let now = self.t.now();
-        let by_shm = &mut self.by_shm;
-        let mut learned: SmallVec<[(PeerIdx, ShmToken); 4]> = SmallVec::new();
-        let n = shm.recv_while(|tok, bytes| {
-            let src = by_shm.get(&tok).copied();
-            match r.handle_packet(now, src, bytes) {
-                PacketOutcome::Deferred => false,
-                PacketOutcome::NewPeer(p) => {
-                    by_shm.insert(tok, p);
-                    learned.push((p, tok));
-                    true
-                }
-                PacketOutcome::Consumed | PacketOutcome::Dropped => true,
+    /// protocol defers stays in the ring (senders then see it full). A
+    /// sender not yet known by its ring token is looked up in the AV first,
+    /// and a sender learned from the network is promoted once the AV has it.
+    fn shm_receive(&mut self, av: Option<&Arc<Av>>) -> bool {
+        let mut any = false;
+        let mut not_in_av: SmallVec<[ShmToken; 4]> = SmallVec::new();
+        for _ in 0..8 {
+            if !self.deferred.is_empty() {
+                // UDP packets wait for the application; keep rings behind them.
+                return any;
             }
-        });
-        for (p, _) in learned {
-            self.note_peer(p, None);
+            let (Some(shm), Some(r)) = (self.shm.as_mut(), self.rdm.as_mut()) else {
+                return any;
+            };
+            let now = self.t.now();
+            let (by_shm, fi_of) = (&mut self.by_shm, &self.fi_of);
+            let mut learned: SmallVec<[PeerIdx; 4]> = SmallVec::new();
+            let mut resolve: Option<(ShmToken, u64)> = None;
+            let n = shm.recv_while(|tok, bytes| {
+                let src = by_shm.get(&tok).copied();
+                let in_av =
+                    src.is_some_and(|p| fi_of.get(p as usize).is_some_and(|&f| f != ADDR_NOTAVAIL));
+                if !in_av
+                    && !not_in_av.contains(&tok)
+                    && let Some(fi) = av.and_then(|a| a.find_token(tok.pid, tok.nonce))
+                {
+                    resolve = Some((tok, fi));
+                    return false;
+                }
+                match r.handle_packet(now, src, bytes) {
+                    PacketOutcome::Deferred => false,
+                    PacketOutcome::NewPeer(p) => {
+                        by_shm.insert(tok, p);
+                        learned.push(p);
+                        true
+                    }
+                    PacketOutcome::Consumed | PacketOutcome::Dropped => true,
+                }
+            });
+            any |= n > 0;
+            for p in learned {
+                self.note_peer(p, None);
+            }
+            match resolve {
+                Some((tok, fi)) => match av.map(|a| self.peer_of(a, fi)) {
+                    Some(Ok(p)) => {
+                        self.by_shm.insert(tok, p);
+                    }
+                    _ => not_in_av.push(tok),
+                },
+                None => return any,
+            }
         }
-        n > 0
+        any
     }
 
     /// Sends packets that waited for room in a peer's ring.
