@@ -15,6 +15,7 @@ use crate::fi::errno::{Error, Result};
 use crate::fi::fabric::Domain;
 use crate::fi::mr::Region;
 use crate::fi::ops::{RecvOp, SendOp};
+use crate::fi::sink::Dir;
 use std::ffi::{c_char, c_void};
 use std::os::raw::c_int;
 use std::sync::Arc;
@@ -47,9 +48,10 @@ pub struct MrObj {
     pub region: Region,
 }
 
-const SRD_OP_DEFAULT: c_int = 0;
-const SRD_OP_MSG: c_int = 1;
-const SRD_OP_INJECT: c_int = 2;
+// The `mode` of a data call (ofi-shim/srd_shim.h).
+pub(crate) const SRD_OP_DEFAULT: c_int = 0;
+pub(crate) const SRD_OP_MSG: c_int = 1;
+pub(crate) const SRD_OP_INJECT: c_int = 2;
 
 /// Hands `obj` to a new fid made by `make`, or releases it if that fails.
 fn publish<T, F>(
@@ -853,11 +855,36 @@ pub extern "C" fn srd_rs_endpoint(
     })
 }
 
+/// Flags in force for a data call and whether its success is reported:
+/// `fi_send`-style calls take the endpoint's default op_flags, `*msg` calls
+/// exactly the flags given, inject calls never complete.
+pub(crate) fn resolve_flags(
+    ep: &Endpoint,
+    dir: Dir,
+    flags: u64,
+    mode: c_int,
+) -> Result<(u64, bool)> {
+    let st = ep.lock();
+    let defaults = match dir {
+        Dir::Tx => st.tx_flags,
+        Dir::Rx => st.rx_flags,
+    };
+    Ok(match mode {
+        SRD_OP_DEFAULT => {
+            let f = defaults | flags;
+            (f, st.sink.reports(dir, f))
+        }
+        SRD_OP_MSG => (flags, st.sink.reports(dir, flags)),
+        SRD_OP_INJECT if dir == Dir::Tx => (flags | b::FI_INJECT, false),
+        _ => return Err(Error::Inval),
+    })
+}
+
 /// Builds the iov of a data call.
 ///
 /// # Safety
 /// `iov` holds `count` iovecs valid until the operation completes.
-unsafe fn user_iov(iov: *const b::iovec, count: usize, limit: usize) -> Result<UserIov> {
+pub(crate) unsafe fn user_iov(iov: *const b::iovec, count: usize, limit: usize) -> Result<UserIov> {
     if count == 0 {
         return Ok(UserIov::empty());
     }
@@ -896,18 +923,7 @@ pub extern "C" fn srd_rs_ep_send(
         let ep = unsafe { object::borrow::<Endpoint>(ep)? };
         // SAFETY: the application's iovecs (contract of the data calls).
         let iov = unsafe { user_iov(iov, count, ep.iov_limit)? };
-        let (flags, report) = {
-            let st = ep.lock();
-            match mode {
-                SRD_OP_DEFAULT => {
-                    let f = st.tx_flags | flags;
-                    (f, st.sink.reports(crate::fi::sink::Dir::Tx, f))
-                }
-                SRD_OP_MSG => (flags, st.sink.reports(crate::fi::sink::Dir::Tx, flags)),
-                SRD_OP_INJECT => (flags | b::FI_INJECT, false),
-                _ => return Err(Error::Inval),
-            }
-        };
+        let (flags, report) = resolve_flags(&ep, Dir::Tx, flags, mode)?;
         if flags & b::FI_INJECT != 0
             && iov.len() > crate::fi::offer::RDM_INJECT
             && ep.ep_type == b::FI_EP_RDM
@@ -947,17 +963,7 @@ pub extern "C" fn srd_rs_ep_recv(
         let ep = unsafe { object::borrow::<Endpoint>(ep)? };
         // SAFETY: the application's iovecs (contract of the data calls).
         let iov = unsafe { user_iov(iov, count, ep.iov_limit)? };
-        let (flags, report) = {
-            let st = ep.lock();
-            match mode {
-                SRD_OP_DEFAULT => {
-                    let f = st.rx_flags | flags;
-                    (f, st.sink.reports(crate::fi::sink::Dir::Rx, f))
-                }
-                SRD_OP_MSG => (flags, st.sink.reports(crate::fi::sink::Dir::Rx, flags)),
-                _ => return Err(Error::Inval),
-            }
-        };
+        let (flags, report) = resolve_flags(&ep, Dir::Rx, flags, mode)?;
         // Without FI_DIRECTED_RECV the source address is ignored.
         let src = if ep.caps & b::FI_DIRECTED_RECV != 0 {
             addr

@@ -6,6 +6,7 @@ use super::bindings as b;
 use super::guard;
 use super::iov::UserIov;
 use super::object;
+use super::objects::{resolve_flags, user_iov};
 use crate::fi::endpoint::Endpoint;
 use crate::fi::errno::{Error, Result};
 use crate::fi::fabric::Domain;
@@ -16,25 +17,7 @@ use smallvec::SmallVec;
 use std::ffi::c_void;
 use std::os::raw::c_int;
 
-const SRD_OP_DEFAULT: c_int = 0;
-const SRD_OP_MSG: c_int = 1;
-const SRD_OP_INJECT: c_int = 2;
-
 const NOT_SUPPORTED: Error = Error::Os(b::FI_EOPNOTSUPP);
-
-/// Flags in force and whether success is reported, per call form.
-fn resolve_flags(ep: &Endpoint, flags: u64, mode: c_int) -> Result<(u64, bool)> {
-    let st = ep.lock();
-    Ok(match mode {
-        SRD_OP_DEFAULT => {
-            let f = st.tx_flags | flags;
-            (f, st.sink.reports(Dir::Tx, f))
-        }
-        SRD_OP_MSG => (flags, st.sink.reports(Dir::Tx, flags)),
-        SRD_OP_INJECT => (flags | b::FI_INJECT, false),
-        _ => return Err(Error::Inval),
-    })
-}
 
 /// One remote range (rma_iov_limit is 1).
 ///
@@ -71,7 +54,7 @@ pub extern "C" fn srd_rs_ep_rma(
         if iov.len() != range.len {
             return Err(Error::Inval);
         }
-        let (flags, report) = resolve_flags(&ep, flags, mode)?;
+        let (flags, report) = resolve_flags(&ep, Dir::Tx, flags, mode)?;
         if is_read != 0 && flags & b::FI_INJECT != 0 {
             return Err(Error::Inval);
         }
@@ -88,28 +71,6 @@ pub extern "C" fn srd_rs_ep_rma(
         })?;
         Ok(0)
     })
-}
-
-/// # Safety
-/// `iov` holds `count` iovecs valid until the operation completes.
-unsafe fn user_iov(iov: *const b::iovec, count: usize, limit: usize) -> Result<UserIov> {
-    if count == 0 {
-        return Ok(UserIov::empty());
-    }
-    if iov.is_null() || count > limit {
-        return Err(Error::Inval);
-    }
-    // SAFETY: per the contract.
-    let list = unsafe { std::slice::from_raw_parts(iov, count) };
-    let segs: SmallVec<[(*mut u8, usize); 4]> = list
-        .iter()
-        .map(|v| (v.iov_base as *mut u8, v.iov_len))
-        .collect();
-    if segs.iter().any(|&(p, l)| p.is_null() && l > 0) {
-        return Err(Error::Inval);
-    }
-    // SAFETY: buffers stay valid until completion (libfabric's rule).
-    Ok(unsafe { UserIov::from_raw(&segs) })
 }
 
 /// (address, bytes) pieces of caller memory.
@@ -209,7 +170,7 @@ pub extern "C" fn srd_rs_ep_atomic(
         {
             return Err(Error::Inval);
         }
-        let (flags, report) = resolve_flags(&ep, flags, mode)?;
+        let (flags, report) = resolve_flags(&ep, Dir::Tx, flags, mode)?;
         if kind >= 1 && flags & b::FI_INJECT != 0 {
             return Err(Error::Inval);
         }

@@ -28,19 +28,7 @@ impl Cntr {
         if events != b::FI_CNTR_EVENTS_COMP || flags != 0 {
             return Err(Error::Inval);
         }
-        let wait_obj = match wait_obj {
-            w if w == b::FI_WAIT_NONE
-                || w == b::FI_WAIT_UNSPEC
-                || w == b::FI_WAIT_YIELD
-                || w == b::FI_WAIT_MUTEX_COND =>
-            {
-                w
-            }
-            w if w == b::FI_WAIT_FD || w == b::FI_WAIT_SET || w == b::FI_WAIT_POLLFD => {
-                return Err(Error::NoSys);
-            }
-            _ => return Err(Error::Inval),
-        };
+        let wait_obj = super::cq::check_wait_obj(wait_obj)?;
         Ok(Cntr {
             value: AtomicU64::new(0),
             err: AtomicU64::new(0),

@@ -74,6 +74,25 @@ impl std::fmt::Debug for Cq {
     }
 }
 
+/// The wait objects CQs and counters support: blocking reads poll the
+/// endpoints' sockets themselves; an fd for the application to poll would
+/// need a progress thread signalling it, which is not offered.
+pub fn check_wait_obj(w: u32) -> Result<u32> {
+    match w {
+        w if w == b::FI_WAIT_NONE
+            || w == b::FI_WAIT_UNSPEC
+            || w == b::FI_WAIT_YIELD
+            || w == b::FI_WAIT_MUTEX_COND =>
+        {
+            Ok(w)
+        }
+        w if w == b::FI_WAIT_FD || w == b::FI_WAIT_SET || w == b::FI_WAIT_POLLFD => {
+            Err(Error::NoSys)
+        }
+        _ => Err(Error::Inval),
+    }
+}
+
 pub const DEFAULT_SIZE: usize = 4096;
 pub const MAX_SIZE: usize = 1 << 20;
 
@@ -95,20 +114,7 @@ impl Cq {
             // FI_AFFINITY is a hint; nothing else is defined for cq_open.
             return Err(Error::Inval);
         }
-        let wait_obj = match wait_obj {
-            w if w == b::FI_WAIT_NONE
-                || w == b::FI_WAIT_UNSPEC
-                || w == b::FI_WAIT_YIELD
-                || w == b::FI_WAIT_MUTEX_COND =>
-            {
-                w
-            }
-            // An fd the application could poll needs a progress thread.
-            w if w == b::FI_WAIT_FD || w == b::FI_WAIT_SET || w == b::FI_WAIT_POLLFD => {
-                return Err(Error::NoSys);
-            }
-            _ => return Err(Error::Inval),
-        };
+        let wait_obj = check_wait_obj(wait_obj)?;
         let size = match size {
             0 => DEFAULT_SIZE,
             s if s > MAX_SIZE => return Err(Error::Inval),

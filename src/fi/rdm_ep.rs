@@ -435,18 +435,7 @@ impl RdmEp {
         } else {
             rdm.send(now, peer, op.iov, data, op.context as u64, op.flags)
         };
-        match res {
-            Ok(()) => {
-                // Start the message now: latency matters more than batching.
-                self.progress(sink, Some(av));
-                Ok(())
-            }
-            Err(RdmError::Again) => {
-                self.progress(sink, Some(av));
-                Err(Error::Again)
-            }
-            Err(e) => Err(map_rdm(e)),
-        }
+        self.after_post(sink, av, res)
     }
 
     pub fn recv(&mut self, sink: &Sink, av: &Arc<Av>, op: RecvOp) -> Result<()> {
@@ -470,13 +459,7 @@ impl RdmEp {
         } else {
             rdm.recv(now, op.iov, src, op.context as u64, op.flags)
         };
-        match res {
-            Ok(()) => {
-                self.progress(sink, Some(av));
-                Ok(())
-            }
-            Err(e) => Err(map_rdm(e)),
-        }
+        self.after_post(sink, av, res)
     }
 
     pub fn cancel(&mut self, _sink: &Sink, context: usize) -> bool {
