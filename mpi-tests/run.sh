@@ -11,7 +11,7 @@ LOGDIR="$HERE/logs"
 # One-sided over btl ofi (DESIGN §8): pml cm + mtl ofi keep point-to-point,
 # osc rdma drives btl ofi's RMA and atomics. FI_LOG_LEVEL=info makes srd log
 # each remote-access MR it registers and, when it is closed, how many remote
-# requests it served (check_btl_srd).
+# accesses it served (check_btl_srd).
 OSC_RDMA="--mca btl ofi,self --mca osc rdma --mca osc_rdma_btls ofi -x FI_LOG_LEVEL=info -x FI_LOG_PROV=srd"
 
 # name | default ranks | binary | arguments | extra mpirun arguments | what it checks
@@ -149,13 +149,13 @@ check_provider() {
 
 # btl ofi is the only srd user that registers memory for remote access (mtl
 # ofi asks for mr_mode 0), and srd logs "MR key K closed after serving N
-# remote RMA/atomic requests" at info level. Requires N > 0 for at least np
+# remote RMA/atomic accesses" at info level. Requires N > 0 for at least np
 # MRs, i.e. every rank's window was reached through srd.
 check_btl_srd() {
   local log=$1 np=$2 served
   served=$(grep -a -o 'srd:mr:.*closed after serving [0-9]* remote' "$log" |
            grep -o 'serving [0-9]*' | awk '$2 > 0 { n++; s += $2 } END { printf "%d %d", n, s }')
-  BTL_SEEN="${served% *} MRs served ${served#* } requests"
+  BTL_SEEN="${served% *} MRs served ${served#* } accesses"
   [ "${served% *}" -ge "$np" ]
 }
 
@@ -199,7 +199,7 @@ for t in "${TESTS[@]}"; do
   case "$xmpi" in
     *"btl ofi"*)
       if [ "$PROV" = srd ] && ! check_btl_srd "$log" "$np"; then
-        why="${why:+$why; }btl ofi check: wanted srd MRs serving remote requests on $np ranks, saw $BTL_SEEN"
+        why="${why:+$why; }btl ofi check: wanted srd MRs serving remote accesses on $np ranks, saw $BTL_SEEN"
       fi ;;
   esac
   if [ -z "$why" ]; then

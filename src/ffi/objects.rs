@@ -89,7 +89,7 @@ pub(crate) fn close(rs: *mut c_void, fclass: usize) -> Result<c_int> {
                     crate::srd_log!(
                         Info,
                         Mr,
-                        "MR key {key:#x} closed after serving {served} remote RMA/atomic requests"
+                        "MR key {key:#x} closed after serving {served} remote RMA/atomic accesses"
                     );
                 }
             }

@@ -20,8 +20,9 @@ pub struct Region {
 pub const ACCESS_ALL: u64 =
     b::FI_SEND | b::FI_RECV | b::FI_READ | b::FI_WRITE | b::FI_REMOTE_READ | b::FI_REMOTE_WRITE;
 
-/// A registration and how many remote RMA/atomic requests it has served
-/// (reported when it is closed: evidence of who used the window).
+/// A registration and how many remote accesses it has served (a write, an
+/// atomic, or one piece of a read served in pieces), reported when it is
+/// closed: evidence of who used the window.
 #[derive(Debug)]
 struct Slot {
     region: Region,
@@ -92,7 +93,7 @@ impl Registry {
         Ok(r)
     }
 
-    /// Removes `key`; returns how many remote requests it served.
+    /// Removes `key`; returns how many remote accesses it served.
     pub fn deregister(&self, key: u64) -> Result<u64> {
         let mut g = self.regions.lock().unwrap_or_else(|e| e.into_inner());
         g.remove(&key).map(|s| s.served).ok_or(Error::NoEnt)
@@ -104,8 +105,8 @@ impl Registry {
         g.get(&key).map(|s| f(&s.region))
     }
 
-    /// As [`Registry::with`] for a remote request: an `Ok` from `f` counts
-    /// as one request served by the region.
+    /// As [`Registry::with`] for a remote access: an `Ok` from `f` counts
+    /// as one access served by the region.
     pub fn serve<R, E>(
         &self,
         key: u64,
