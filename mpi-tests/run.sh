@@ -8,6 +8,12 @@ REPO=$(cd "$HERE/.." && pwd)
 BIN="$HERE/bin"
 LOGDIR="$HERE/logs"
 
+# One-sided over btl ofi (DESIGN §8): pml cm + mtl ofi keep point-to-point,
+# osc rdma drives btl ofi's RMA and atomics. FI_LOG_LEVEL=info makes srd log
+# each remote-access MR it registers and, when it is closed, how many remote
+# accesses it served (check_btl_srd).
+OSC_RDMA="--mca btl ofi,self --mca osc rdma --mca osc_rdma_btls ofi -x FI_LOG_LEVEL=info -x FI_LOG_PROV=srd"
+
 # name | default ranks | binary | arguments | extra mpirun arguments | what it checks
 TESTS=(
   "pingpong|2|pingpong|||point-to-point at every size around protocol cut-offs 0 B..64 MiB; Send, Isend/Irecv, Ssend"
@@ -19,6 +25,8 @@ TESTS=(
   "stress8|8|stress|||random matching stress, 8 ranks, exact/partial/full wildcard receives"
   "stress16|16|stress|||random matching stress, 16 ranks oversubscribed"
   "onesided|3|onesided||--mca osc pt2pt|Put, Get, Accumulate, Fetch_and_op, Compare_and_swap (osc pt2pt over pml cm)"
+  "onesided_rdma|3|onesided_rdma|-o rdma -g -m 1000|$OSC_RDMA|Put/Get/Acc/Get_acc/FOP/CAS x fence/lock/lock_all/PSCW, contiguous+strided (osc rdma over btl ofi)"
+  "onesided_pt2pt|3|onesided_rdma|-o pt2pt -m 1000|--mca osc pt2pt|the same through osc pt2pt over pml cm"
 )
 
 usage() {
@@ -79,7 +87,7 @@ done
 if [ "$LIST" = 1 ]; then
   for t in "${TESTS[@]}"; do
     IFS='|' read -r name np bin args xmpi desc <<<"$t"
-    printf '%-12s np=%-3s %s\n' "$name" "$np" "$desc"
+    printf '%-14s np=%-3s %s\n' "$name" "$np" "$desc"
   done
   exit 0
 fi
@@ -110,7 +118,7 @@ if [ "$PROV" = srd ] || [ -n "$PPATH_GIVEN" ]; then
   MPIRUN_ARGS+=(-x "FI_PROVIDER_PATH=$PPATH")
 fi
 # Open MPI's ofi components skip tcp, udp, shm, sockets, ... by default.
-[ "$PROV" != srd ] && MPIRUN_ARGS+=(--mca mtl_ofi_provider_exclude none)
+[ "$PROV" != srd ] && MPIRUN_ARGS+=(--mca mtl_ofi_provider_exclude none --mca btl_ofi_provider_exclude none)
 [ -n "$HOSTS" ] && MPIRUN_ARGS+=(--host "$HOSTS")
 [ -n "$AGENT" ] && MPIRUN_ARGS+=(--mca plm_rsh_agent "$AGENT")
 for e in "${ENVS[@]}"; do MPIRUN_ARGS+=(-x "$e"); done
@@ -137,6 +145,18 @@ check_provider() {
   done <<<"$seen"
   PROV_SEEN=$(sort -u <<<"$seen" | tr '\n' ' ')
   [ $bad -eq 0 ] && [ $ok -ge "$np" ]
+}
+
+# btl ofi is the only srd user that registers memory for remote access (mtl
+# ofi asks for mr_mode 0), and srd logs "MR key K closed after serving N
+# remote RMA/atomic accesses" at info level. Requires N > 0 for at least np
+# MRs, i.e. every rank's window was reached through srd.
+check_btl_srd() {
+  local log=$1 np=$2 served
+  served=$(grep -a -o 'srd:mr:.*closed after serving [0-9]* remote' "$log" |
+           grep -o 'serving [0-9]*' | awk '$2 > 0 { n++; s += $2 } END { printf "%d %d", n, s }')
+  BTL_SEEN="${served% *} MRs served ${served#* } accesses"
+  [ "${served% *}" -ge "$np" ]
 }
 
 # The most telling line of a failed run's log.
@@ -175,11 +195,18 @@ for t in "${TESTS[@]}"; do
   if ! check_provider "$log" "$np"; then
     why="${why:+$why; }provider check: wanted $PROV on $np ranks, saw '${PROV_SEEN% }'"
   fi
+  BTL_SEEN=""
+  case "$xmpi" in
+    *"btl ofi"*)
+      if [ "$PROV" = srd ] && ! check_btl_srd "$log" "$np"; then
+        why="${why:+$why; }btl ofi check: wanted srd MRs serving remote accesses on $np ranks, saw $BTL_SEEN"
+      fi ;;
+  esac
   if [ -z "$why" ]; then
-    printf 'PASS %-12s %7.2fs  np=%s prov=%s\n' "$name" "$secs" "$np" "${PROV_SEEN% }"
+    printf 'PASS %-14s %7.2fs  np=%s prov=%s%s\n' "$name" "$secs" "$np" "${PROV_SEEN% }" "${BTL_SEEN:+ btl ofi: $BTL_SEEN}"
     pass=$((pass + 1))
   else
-    printf 'FAIL %-12s %7.2fs  np=%s %s\n' "$name" "$secs" "$np" "$why"
+    printf 'FAIL %-14s %7.2fs  np=%s %s\n' "$name" "$secs" "$np" "$why"
     fail=$((fail + 1))
   fi
 done

@@ -20,7 +20,7 @@ pub struct MrTarget {
 impl RmaTarget for MrTarget {
     fn resolve(&mut self, key: u64, addr: u64, len: usize, access: u64) -> Result<UserIov, i32> {
         let virt = self.virt_addr;
-        let res = self.domain.mrs.with(key, |r| {
+        let res = self.domain.mrs.serve(key, |r| {
             if r.access & access != access {
                 return Err(b::FI_EACCES);
             }

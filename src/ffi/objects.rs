@@ -87,7 +87,13 @@ pub(crate) fn close(rs: *mut c_void, fclass: usize) -> Result<c_int> {
                     (mr.domain.clone(), mr.region.key)
                 };
                 object::close::<MrObj>(rs)?;
-                let _ = domain.mrs.deregister(key);
+                if let Ok(served) = domain.mrs.deregister(key) {
+                    crate::srd_log!(
+                        Info,
+                        Mr,
+                        "MR key {key:#x} closed after serving {served} remote RMA/atomic accesses"
+                    );
+                }
             }
             _ => return Err(Error::Inval),
         }
@@ -737,6 +743,15 @@ fn register(
         &mut random_u64,
     )?;
     let key = region.key;
+    if region.access & (b::FI_REMOTE_READ | b::FI_REMOTE_WRITE) != 0 {
+        let len: usize = region.iov.iter().map(|s| s.1).sum();
+        crate::srd_log!(
+            Info,
+            Mr,
+            "MR key {key:#x} registered for remote access: {len} bytes, access {:#x}",
+            region.access
+        );
+    }
     let obj = Arc::new(MrObj { domain: d, region });
     let rs = object::into_raw(obj);
     // The descriptor handed to data calls is the object itself.

@@ -20,10 +20,19 @@ pub struct Region {
 pub const ACCESS_ALL: u64 =
     b::FI_SEND | b::FI_RECV | b::FI_READ | b::FI_WRITE | b::FI_REMOTE_READ | b::FI_REMOTE_WRITE;
 
+/// A registration and how many remote accesses it has served (a write, an
+/// atomic, or one piece of a read served in pieces), reported when it is
+/// closed: evidence of who used the window.
+#[derive(Debug)]
+struct Slot {
+    region: Region,
+    served: u64,
+}
+
 /// The key registry of one domain.
 #[derive(Debug, Default)]
 pub struct Registry {
-    regions: Mutex<HashMap<u64, Region>>,
+    regions: Mutex<HashMap<u64, Slot>>,
 }
 
 /// Random, unguessable 64-bit keys from the kernel (getrandom), never 0.
@@ -74,19 +83,42 @@ impl Registry {
             access,
             offset,
         };
-        g.insert(key, r.clone());
+        g.insert(
+            key,
+            Slot {
+                region: r.clone(),
+                served: 0,
+            },
+        );
         Ok(r)
     }
 
-    pub fn deregister(&self, key: u64) -> Result<()> {
+    /// Removes `key`; returns how many remote accesses it served.
+    pub fn deregister(&self, key: u64) -> Result<u64> {
         let mut g = self.regions.lock().unwrap_or_else(|e| e.into_inner());
-        g.remove(&key).map(|_| ()).ok_or(Error::NoEnt)
+        g.remove(&key).map(|s| s.served).ok_or(Error::NoEnt)
     }
 
     /// Runs `f` on the region of `key` without copying it.
     pub fn with<R>(&self, key: u64, f: impl FnOnce(&Region) -> R) -> Option<R> {
         let g = self.regions.lock().unwrap_or_else(|e| e.into_inner());
-        g.get(&key).map(f)
+        g.get(&key).map(|s| f(&s.region))
+    }
+
+    /// As [`Registry::with`] for a remote access: an `Ok` from `f` counts
+    /// as one access served by the region.
+    pub fn serve<R, E>(
+        &self,
+        key: u64,
+        f: impl FnOnce(&Region) -> std::result::Result<R, E>,
+    ) -> Option<std::result::Result<R, E>> {
+        let mut g = self.regions.lock().unwrap_or_else(|e| e.into_inner());
+        let slot = g.get_mut(&key)?;
+        let res = f(&slot.region);
+        if res.is_ok() {
+            slot.served += 1;
+        }
+        Some(res)
     }
 
     pub fn get(&self, key: u64) -> Option<Region> {
@@ -94,7 +126,7 @@ impl Registry {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(&key)
-            .cloned()
+            .map(|s| s.region.clone())
     }
 
     pub fn len(&self) -> usize {
@@ -140,7 +172,16 @@ mod tests {
             reg.register(vec![(0x10, 8)], 1 << 60, 0, 44, false, &mut rand)
                 .is_err()
         );
-        reg.deregister(42).unwrap();
+        let ok: Option<std::result::Result<(), ()>> = reg.serve(42, |_| Ok(()));
+        assert_eq!(ok, Some(Ok(())));
+        let bad: Option<std::result::Result<(), ()>> = reg.serve(42, |_| Err(()));
+        assert_eq!(bad, Some(Err(())));
+        assert!(reg.serve(41, |_| Ok::<(), ()>(())).is_none());
+        assert_eq!(
+            reg.deregister(42),
+            Ok(1),
+            "only the successful request counts"
+        );
         assert_eq!(reg.deregister(42), Err(Error::NoEnt));
         assert_eq!(reg.len(), 2);
     }
