@@ -460,6 +460,9 @@ impl Drop for Endpoint {
         } = st;
         if let Engine::Rdm(r) = engine {
             r.linger(sink, av.as_ref(), Duration::from_millis(100));
+            if self.domain.params.stats {
+                eprintln!("{}", r.stats_line());
+            }
         }
     }
 }

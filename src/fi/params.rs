@@ -61,6 +61,12 @@ pub const DEFS: &[Def] = &[
         help: "Let same-host bulk transfers use process_vm_readv/writev (cross-memory attach) where the kernel permits; 0 copies through the rings.",
     },
     Def {
+        name: "stats",
+        kind: Kind::Bool,
+        default: "0",
+        help: "Print each RDM endpoint's counters (datagrams, retransmits, RNR, duplicates, drops, shared-memory traffic) to stderr when it closes.",
+    },
+    Def {
         name: "drop_rate",
         kind: Kind::Str,
         default: "0",
@@ -85,6 +91,7 @@ pub struct Params {
     pub progress_interval_ms: u64,
     pub shm: bool,
     pub shm_cma: bool,
+    pub stats: bool,
 }
 
 impl Default for Params {
@@ -128,6 +135,7 @@ impl Params {
             progress_interval_ms: num("progress_interval_ms"),
             shm: !matches!(text("shm").trim(), "0" | "false" | "no" | "off"),
             shm_cma: !matches!(text("shm_cma").trim(), "0" | "false" | "no" | "off"),
+            stats: matches!(text("stats").trim(), "1" | "true" | "yes" | "on"),
         }
     }
 

@@ -891,6 +891,44 @@ impl RdmEp {
         }
     }
 
+    /// One line of counters for FI_SRD_STATS=1.
+    pub fn stats_line(&self) -> String {
+        let d = self.t.dev.stats();
+        let u = self.t.udp.stats();
+        let mut line = format!(
+            "srd rdm {}: udp tx {} rx {} dgrams, drops injected {}; srd data tx {} rx {}, acks tx {} rx {}, retransmits {} (rto {}), rnr naks tx {} rx {}, dups {}, bad packets {}",
+            self.name(),
+            u.tx_datagrams,
+            u.rx_datagrams,
+            u.rx_dropped_injected + u.tx_dropped_injected,
+            d.tx_data,
+            d.rx_data,
+            d.tx_acks,
+            d.rx_acks,
+            d.retransmits,
+            d.rto_events,
+            d.rnr_naks_sent,
+            d.rnr_naks_received,
+            d.duplicates,
+            d.drops(),
+        );
+        if let Some(r) = &self.rdm {
+            let s = r.stats();
+            line += &format!(
+                "; rdm malformed {} stale {} deferred {} send failures {} timeouts {}",
+                s.malformed, s.stale, s.deferred, s.send_failures, s.timeouts
+            );
+        }
+        if let Some(shm) = &self.shm {
+            let s = shm.stats();
+            line += &format!(
+                "; shm sent {} received {} full {} abandoned {}",
+                s.sent, s.received, s.full, s.abandoned
+            );
+        }
+        line
+    }
+
     pub fn wait(&self, d: Duration) {
         self.t.wait(d);
     }
