@@ -49,6 +49,12 @@ pub const DEFS: &[Def] = &[
         help: "Milliseconds without application progress after which a helper thread answers the network for an RDM endpoint (acks, retransmissions), so peers do not time out while the application computes; 0 disables it.",
     },
     Def {
+        name: "retry_limit",
+        kind: Kind::Int,
+        default: "50",
+        help: "Consecutive retransmission timeouts (RTO 1-100 ms, doubling) after which a silent peer is declared unreachable and operations toward it fail; about 5 s at the default.",
+    },
+    Def {
         name: "shm",
         kind: Kind::Bool,
         default: "1",
@@ -89,6 +95,7 @@ pub struct Params {
     pub drop_rate: f64,
     pub drop_seed: u64,
     pub progress_interval_ms: u64,
+    pub retry_limit: u32,
     pub shm: bool,
     pub shm_cma: bool,
     pub stats: bool,
@@ -133,6 +140,7 @@ impl Params {
                 .unwrap_or(0.0),
             drop_seed: num("drop_seed"),
             progress_interval_ms: num("progress_interval_ms"),
+            retry_limit: u32::try_from(num("retry_limit")).unwrap_or(u32::MAX).max(1),
             shm: !matches!(text("shm").trim(), "0" | "false" | "no" | "off"),
             shm_cma: !matches!(text("shm_cma").trim(), "0" | "false" | "no" | "off"),
             stats: matches!(text("stats").trim(), "1" | "true" | "yes" | "on"),

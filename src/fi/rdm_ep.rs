@@ -103,6 +103,7 @@ impl RdmEp {
             // means "forever"; a receiver that is gone answers nothing and
             // fails the sends through the retry limit.
             c.rnr_retry_limit = u32::MAX;
+            c.retry_limit = params.retry_limit;
         })?;
         let dev = &mut t.dev;
         let bad = |_| Error::Inval;
