@@ -15,6 +15,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 UNITS = {"lat": "us", "bw": "MB/s", "bibw": "MB/s", "mr": "msgs/s"}
@@ -44,7 +45,7 @@ def fmt(test, v):
         return f"{v:.2f}"
     if test == "mr":
         return f"{v / 1e3:.0f}k"
-    return f"{v:.2f}" if v < 10 else f"{v:.0f}"
+    return f"{v:.3g}" if v < 10 else f"{v:.0f}"
 
 
 def load(raw):
@@ -127,7 +128,7 @@ def plot_matplotlib(rows, paths, png, subtitle):
         ax.set_ylabel(unit)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
-    fig.suptitle(f"srd-fabric scripts/bench, {subtitle}")
+    fig.suptitle(f"srd-fabric scripts/bench\n{subtitle}")
     fig.tight_layout()
     fig.savefig(png, dpi=90)
 
@@ -166,8 +167,7 @@ def main():
     paths, ratios = (NETNS, NETNS_RATIOS) if a.netns else (SAME_HOST, SAME_HOST_RATIOS)
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     load_avg = " ".join(open("/proc/loadavg").read().split()[:3])
-    where = "2 namespaces (h1, h2), veth + bridge, MTU 1500; -5 = 5% loss of all IP packets" if a.netns \
-        else "same host"
+    where = "2 namespaces (veth + bridge, MTU 1500; -5: 5% loss of all IP)" if a.netns else "same host"
     subtitle = f"{a.mode}, {where}, {when}, load {load_avg}"
 
     csv_path = os.path.join(a.out, "results.csv")
@@ -201,7 +201,8 @@ def main():
         plot_matplotlib(rows, paths, png, subtitle)
     except Exception as e:  # noqa: BLE001 - any failure: try the next plotter
         try:
-            plot_gnuplot(rows, paths, png, subtitle, a.out)
+            with tempfile.TemporaryDirectory() as tmp:
+                plot_gnuplot(rows, paths, png, subtitle, tmp)
         except Exception as e2:  # noqa: BLE001
             png = None
             print(f"\nno plot (matplotlib: {e}; gnuplot: {e2})")
