@@ -1,8 +1,9 @@
 /* Latency and bandwidth between rank 0 and rank 1, OSU style, our own code.
  *
- *   latbw [-l] [-b] [-m maxsize] [-i iters]
+ *   latbw [-l] [-b] [-m maxsize] [-i iters] [-f factor]
  *     -l  one-way latency (half the round trip of blocking ping-pong), us
  *     -b  bandwidth: a window of 64 nonblocking sends, then one reply, MB/s
+ *     -f  size step: 0 B, 1 B, then times factor (default 2), ending on maxsize
  * Prints "lat <size> <usec>" and "bw <size> <MB/s>" lines from rank 0.
  * Every received message is checked at its first and last byte. */
 #include <mpi.h>
@@ -30,7 +31,7 @@ static void check(const char *buf, size_t s, char want, const char *what)
 int main(int argc, char **argv)
 {
     int rank, np, lat = 0, bw = 0, base = 1000;
-    size_t maxsize = 4u << 20;
+    size_t maxsize = 4u << 20, factor = 2;
     MPI_Init(&argc, &argv);
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &np);
@@ -39,7 +40,9 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "-b")) bw = 1;
         else if (!strcmp(argv[i], "-m") && i + 1 < argc) maxsize = strtoull(argv[++i], NULL, 0);
         else if (!strcmp(argv[i], "-i") && i + 1 < argc) base = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "-f") && i + 1 < argc) factor = strtoull(argv[++i], NULL, 0);
     }
+    if (factor < 2) factor = 2;
     if (!lat && !bw) lat = bw = 1;
     if (np < 2) {
         if (!rank) fprintf(stderr, "latbw needs 2 ranks\n");
@@ -47,7 +50,7 @@ int main(int argc, char **argv)
     }
     char *sbuf = malloc(maxsize ? maxsize : 1), *rbuf = malloc(maxsize ? maxsize : 1);
     MPI_Request req[WINDOW];
-    for (size_t s = 0; s <= maxsize; s = s ? s * 2 : 1) {
+    for (size_t s = 0; s <= maxsize;) {
         int iters = iters_for(s, base);
         memset(sbuf, 'a' + (int)(s % 26), s);
         char want = 'a' + (int)(s % 26);
@@ -93,15 +96,13 @@ int main(int argc, char **argv)
                 }
             }
             double t = MPI_Wtime() - t0;
-            if (rank == 0) printf("bw %zu %.1f\n", s, (double)s * WINDOW * n / t / 1e6);
+            if (rank == 0) printf("bw %zu %.3f\n", s, (double)s * WINDOW * n / t / 1e6);
         } else if (bw && s > 0) {
             MPI_Barrier(MPI_COMM_WORLD);
         }
         fflush(stdout);
         if (s == maxsize) break;
-        if (s * 2 > maxsize && s != maxsize) { /* end on maxsize exactly */
-            if (s < maxsize) { s = maxsize / 2; }
-        }
+        s = !s ? 1 : s * factor > maxsize ? maxsize : s * factor; /* end on maxsize exactly */
     }
     free(sbuf);
     free(rbuf);
