@@ -58,11 +58,18 @@ impl std::fmt::Debug for Endpoint {
     }
 }
 
-/// Host identity: same value on every endpoint of this host (boot id).
+/// Host identity: the same value on every endpoint of this host and network
+/// namespace (boot id and the namespace's inode). Endpoints in different
+/// network namespaces are treated as different hosts, so they talk over the
+/// network they are given rather than through shared memory.
 pub fn host_id() -> u64 {
     static ID: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     *ID.get_or_init(|| {
-        let text = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
+        let mut text =
+            std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
+        if let Ok(ns) = std::fs::read_link("/proc/self/ns/net") {
+            text.push_str(&ns.to_string_lossy());
+        }
         // FNV-1a over the boot id: stable for the host, differs across hosts.
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
         for c in text.trim().bytes() {
