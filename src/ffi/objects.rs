@@ -330,13 +330,7 @@ pub extern "C" fn srd_rs_av_lookup(
         // SAFETY: av is our AV.
         let av = unsafe { object::borrow::<Av>(av)? };
         let a = av.lookup(fi_addr).ok_or(Error::Inval)?;
-        let bytes = if av.addr_format == b::FI_ADDR_STR {
-            let mut v = a.to_string().into_bytes();
-            v.push(0);
-            v
-        } else {
-            a.to_bytes().to_vec()
-        };
+        let bytes = a.encode(av.addr_format);
         // SAFETY: addrlen is non-null; addr has *addrlen bytes (or is NULL).
         unsafe {
             let room = *addrlen;
@@ -1099,14 +1093,7 @@ pub extern "C" fn srd_rs_ep_getname(
         }
         // SAFETY: ep is ours.
         let ep = unsafe { object::borrow::<Endpoint>(ep)? };
-        let name = ep.name();
-        let bytes = if ep.domain.info.addr_format == b::FI_ADDR_STR {
-            let mut v = name.to_string().into_bytes();
-            v.push(0);
-            v
-        } else {
-            name.to_bytes().to_vec()
-        };
+        let bytes = ep.name().encode(ep.domain.info.addr_format);
         // SAFETY: addrlen non-null; addr has *addrlen bytes when non-null.
         unsafe {
             let room = *addrlen;

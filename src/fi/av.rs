@@ -113,12 +113,7 @@ impl Av {
     }
 
     fn parse(&self, rec: &[u8]) -> Option<EpAddr> {
-        if self.addr_format == b::FI_ADDR_STR {
-            let end = rec.iter().position(|&c| c == 0).unwrap_or(rec.len());
-            EpAddr::from_str_form(std::str::from_utf8(&rec[..end]).ok()?).ok()
-        } else {
-            EpAddr::from_bytes(rec).ok()
-        }
+        EpAddr::decode(self.addr_format, rec)
     }
 
     pub fn remove(&self, fi_addr: u64) -> Result<()> {

@@ -11,9 +11,7 @@ use super::sink::{Dir, Sink};
 use super::slab::Slab;
 use super::transport::Transport;
 use crate::ffi::bindings as b;
-use crate::srd::{
-    self, Ah, DeviceAddr, Opcode, Pd, QpAttr, QpState, QpType, RecvWr, SendWr, WcStatus,
-};
+use crate::srd::{self, Ah, DeviceAddr, Opcode, Pd, QpType, RecvWr, SendWr, WcStatus};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
@@ -72,25 +70,13 @@ impl Dgram {
         nonce: u64,
     ) -> Result<Dgram> {
         let mut t = t;
-        let dev = &mut t.dev;
-        let bad = |_| Error::Inval;
-        let pd = dev.alloc_pd().map_err(bad)?;
-        let depth = u32::try_from(tx + rx).unwrap_or(u32::MAX);
-        let cq = dev.create_cq(depth).map_err(bad)?;
-        let qpn = dev
-            .create_qp(QpAttr {
-                pd,
-                qp_type: QpType::Ud,
-                qkey: DGRAM_QKEY,
-                send_cq: cq,
-                recv_cq: cq,
-                sq_depth: u32::try_from(tx).unwrap_or(1024),
-                rq_depth: u32::try_from(rx).unwrap_or(1024),
-            })
-            .map_err(bad)?;
-        for s in [QpState::Init, QpState::Rtr, QpState::Rts] {
-            dev.modify_qp(qpn, s).map_err(bad)?;
-        }
+        let (pd, cq, qpn) = t.open_qp(
+            QpType::Ud,
+            DGRAM_QKEY,
+            u32::try_from(tx).unwrap_or(1024),
+            u32::try_from(rx).unwrap_or(1024),
+        )?;
+        let dev = &t.dev;
         let buf_len = dev.max_payload() + srd::UD_PREFIX;
         let max_msg = max_msg.min(dev.max_payload());
         Ok(Dgram {

@@ -19,16 +19,6 @@ pub struct Request<'a> {
     pub flags: u64,
 }
 
-/// Parses an address given in hints (binary or FI_ADDR_STR per format).
-pub fn parse_addr(format: u32, bytes: &[u8]) -> Option<EpAddr> {
-    if format == b::FI_ADDR_STR {
-        let s = std::str::from_utf8(bytes).ok()?;
-        EpAddr::from_str_form(s).ok()
-    } else {
-        EpAddr::from_bytes(bytes).ok()
-    }
-}
-
 /// Resolves `node`/`service` to an IPv4 socket address: a dotted quad or
 /// "localhost", or our string address form.
 fn resolve_node(node: &str, service: Option<&str>) -> Option<SocketAddrV4> {
@@ -71,10 +61,14 @@ pub fn getinfo(
     let mut want_dest: Option<EpAddr> = None;
     if let Some(h) = hints {
         if let Some(bytes) = &h.src_addr {
-            want_src = Some(parse_addr(h.addr_format, bytes).ok_or(Error::NoData)?.sock);
+            want_src = Some(
+                EpAddr::decode(h.addr_format, bytes)
+                    .ok_or(Error::NoData)?
+                    .sock,
+            );
         }
         if let Some(bytes) = &h.dest_addr {
-            want_dest = Some(parse_addr(h.addr_format, bytes).ok_or(Error::NoData)?);
+            want_dest = Some(EpAddr::decode(h.addr_format, bytes).ok_or(Error::NoData)?);
         }
     }
     if let Some(node) = req.node {
@@ -160,11 +154,7 @@ fn entry_ip(e: &Info) -> Option<Ipv4Addr> {
 
 fn to_str_form(bin: &[u8]) -> Vec<u8> {
     match EpAddr::from_bytes(bin) {
-        Ok(a) => {
-            let mut v = a.to_string().into_bytes();
-            v.push(0);
-            v
-        }
+        Ok(a) => a.encode(b::FI_ADDR_STR),
         Err(_) => bin.to_vec(),
     }
 }

@@ -15,9 +15,7 @@ use super::transport::Transport;
 use crate::ffi::bindings as b;
 use crate::rdm::{self, PacketOutcome, PeerIdx, RdmError, TxError};
 use crate::srd::backend::shm::{ShmConfig, ShmEndpoint, ShmError, ShmPeer, ShmToken};
-use crate::srd::{
-    self, Ah, DeviceAddr, Opcode, Pd, QpAttr, QpState, QpType, RecvWr, SendWr, WcStatus,
-};
+use crate::srd::{self, Ah, DeviceAddr, Opcode, Pd, QpType, RecvWr, SendWr, WcStatus};
 use smallvec::SmallVec;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -105,24 +103,8 @@ impl RdmEp {
             c.rnr_retry_limit = u32::MAX;
             c.retry_limit = params.retry_limit;
         })?;
-        let dev = &mut t.dev;
-        let bad = |_| Error::Inval;
-        let pd = dev.alloc_pd().map_err(bad)?;
-        let cq = dev.create_cq(4096 + RX_DEPTH as u32).map_err(bad)?;
-        let qpn = dev
-            .create_qp(QpAttr {
-                pd,
-                qp_type: QpType::Srd,
-                qkey: RDM_QKEY,
-                send_cq: cq,
-                recv_cq: cq,
-                sq_depth: 4096,
-                rq_depth: RX_DEPTH as u32,
-            })
-            .map_err(bad)?;
-        for s in [QpState::Init, QpState::Rtr, QpState::Rts] {
-            dev.modify_qp(qpn, s).map_err(bad)?;
-        }
+        let (pd, cq, qpn) = t.open_qp(QpType::Srd, RDM_QKEY, 4096, RX_DEPTH as u32)?;
+        let dev = &t.dev;
         let mtu = dev.max_payload();
         let shm = if params.shm {
             let cfg = ShmConfig {

@@ -5,7 +5,7 @@
 use super::errno::{Error, Result};
 use super::params::Params;
 use crate::srd::backend::udp::{RecvBatch, SendItem, UdpBackend, UdpConfig};
-use crate::srd::{Device, DeviceAddr, DeviceConfig};
+use crate::srd::{Cq as SrdCq, Device, DeviceAddr, DeviceConfig, Pd, QpAttr, QpState, QpType, Qpn};
 use crate::wire::srd::DATA_HEADER_LEN;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
@@ -78,6 +78,38 @@ impl Transport {
             udp,
             epoch: Instant::now(),
         })
+    }
+
+    /// Creates the endpoint's one QP, with its PD and a CQ deep enough for
+    /// both queues, and brings it to RTS.
+    pub fn open_qp(
+        &mut self,
+        qp_type: QpType,
+        qkey: u32,
+        sq_depth: u32,
+        rq_depth: u32,
+    ) -> Result<(Pd, SrdCq, Qpn)> {
+        let dev = &mut self.dev;
+        let bad = |_| Error::Inval;
+        let pd = dev.alloc_pd().map_err(bad)?;
+        let cq = dev
+            .create_cq(sq_depth.saturating_add(rq_depth))
+            .map_err(bad)?;
+        let qpn = dev
+            .create_qp(QpAttr {
+                pd,
+                qp_type,
+                qkey,
+                send_cq: cq,
+                recv_cq: cq,
+                sq_depth,
+                rq_depth,
+            })
+            .map_err(bad)?;
+        for s in [QpState::Init, QpState::Rtr, QpState::Rts] {
+            dev.modify_qp(qpn, s).map_err(bad)?;
+        }
+        Ok((pd, cq, qpn))
     }
 
     /// Monotonic nanoseconds since open.
