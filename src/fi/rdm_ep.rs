@@ -220,12 +220,14 @@ impl RdmEp {
             )
         } else if !op.report && op.flags & b::FI_INJECT != 0 && op.context == 0 {
             let mut tmp = [0u8; super::offer::RDM_INJECT];
-            let n = op.iov.len();
-            if n > tmp.len() {
-                return Err(Error::MsgSize);
-            }
-            op.iov.copy_out(0, &mut tmp[..n]);
-            rdm.inject_write(now, peer, &tmp[..n], op.addr, op.key, data)
+            rdm.inject_write(
+                now,
+                peer,
+                stage_inject(&op.iov, &mut tmp)?,
+                op.addr,
+                op.key,
+                data,
+            )
         } else {
             rdm.write(
                 now,
@@ -403,15 +405,11 @@ impl RdmEp {
         let res = if !op.report && op.flags & b::FI_INJECT != 0 && op.context == 0 {
             // fi_inject: copied now, never completes.
             let mut tmp = [0u8; super::offer::RDM_INJECT];
-            let n = op.iov.len();
-            if n > tmp.len() {
-                return Err(Error::MsgSize);
-            }
-            op.iov.copy_out(0, &mut tmp[..n]);
+            let buf = stage_inject(&op.iov, &mut tmp)?;
             if op.tagged {
-                rdm.tinject(now, peer, &tmp[..n], op.tag, data)
+                rdm.tinject(now, peer, buf, op.tag, data)
             } else {
-                rdm.inject(now, peer, &tmp[..n], data)
+                rdm.inject(now, peer, buf, data)
             }
         } else if op.tagged {
             rdm.tsend(now, peer, op.iov, op.tag, data, op.context as u64, op.flags)
@@ -919,6 +917,20 @@ impl RdmEp {
     pub fn fds(&self, out: &mut Vec<i32>) {
         self.t.fds(out);
     }
+}
+
+/// Copies an inject payload out of the caller's buffers (which are free
+/// again once the call returns); -FI_EMSGSIZE above the inject size.
+fn stage_inject<'a>(
+    iov: &crate::ffi::iov::UserIov,
+    tmp: &'a mut [u8; super::offer::RDM_INJECT],
+) -> Result<&'a [u8]> {
+    let n = iov.len();
+    if n > tmp.len() {
+        return Err(Error::MsgSize);
+    }
+    iov.copy_out(0, &mut tmp[..n]);
+    Ok(&tmp[..n])
 }
 
 fn map_rdm(e: RdmError) -> Error {
