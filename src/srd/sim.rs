@@ -5,7 +5,19 @@
 //! duplicated, corrupted (one bit flipped), delayed with jitter (which
 //! reorders) or swallowed by a black-holed path. Same seed, same run: there
 //! is no wall clock and no global randomness. Device `i` has address
-//! `10.0.0.(i+1)`, port `BASE_PORT`; its path `p` sends from `BASE_PORT + p`.
+//! `10.0.h.l` with `h·256 + l = i + 1` (so `10.0.0.(i+1)` below 255 devices),
+//! port `BASE_PORT`; its path `p` sends from `BASE_PORT + p`.
+//!
+//! By default the network has infinite capacity: every datagram takes
+//! `delay + jitter`. `Sim::set_links` turns it into a switched network with
+//! a shared bottleneck per receiver (`LinkConfig`): link rate, a bounded
+//! switch queue with tail drop, and send-side back-pressure at each NIC, so
+//! incast and all-to-all congest for real.
+//!
+//! `Sim::set_tracked(true)` makes a step cost O(devices touched) instead of
+//! O(devices): only devices that received, timed out or were `touch`ed are
+//! flushed, and timers come from a heap. The caller then reaches devices
+//! through `dev(i)` (or calls `touch(i)` after using `devices[i]`).
 
 use super::{Device, DeviceAddr, DeviceConfig, SrdError};
 use std::cmp::Reverse;
@@ -76,6 +88,65 @@ pub struct NetStats {
     pub corrupted: u64,
     pub blackholed: u64,
     pub undeliverable: u64,
+    /// Datagrams a full switch queue dropped (links only).
+    pub queue_drops: u64,
+    /// Largest switch-queue backlog any port reached, in bytes (links only).
+    pub max_queue_bytes: u64,
+}
+
+/// A switched network: every device hangs off one switch by a full-duplex
+/// link of `rate` bytes per second.
+///
+/// A datagram leaves its device's NIC after those queued before it (one
+/// serialisation time each), crosses the switch, waits in the FIFO of the
+/// output port toward its destination and is serialised again on that
+/// link, then arrives `delay + jitter` later. The output port holds at most
+/// `queue_bytes`; an arrival that does not fit is dropped (tail drop), as a
+/// shallow-buffered datacenter switch does. Many senders toward one
+/// receiver therefore share that receiver's link rate: the bottleneck.
+///
+/// The NIC holds at most `nic_bytes` not yet serialised; past that the
+/// simulator stops draining the device's `poll_transmit` until it drains
+/// (a full socket send buffer), so a device cannot queue unboundedly
+/// ahead of its own link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkConfig {
+    /// Bytes per second of every link.
+    pub rate: u64,
+    /// Switch buffer per output port, in bytes.
+    pub queue_bytes: u64,
+    /// NIC send queue per device, in bytes.
+    pub nic_bytes: u64,
+}
+
+impl LinkConfig {
+    /// Nanoseconds to serialise `len` bytes (rounded up).
+    pub fn ser_ns(&self, len: u64) -> u64 {
+        let rate = u128::from(self.rate.max(1));
+        let ns = (u128::from(len) * 1_000_000_000).div_ceil(rate);
+        u64::try_from(ns).unwrap_or(u64::MAX)
+    }
+}
+
+/// What one switch output port (toward one device) did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PortStats {
+    /// Datagrams and bytes forwarded onto the link.
+    pub forwarded: u64,
+    pub forwarded_bytes: u64,
+    /// Datagrams dropped because the queue was full.
+    pub drops: u64,
+    /// Largest backlog seen, in bytes.
+    pub max_queue_bytes: u64,
+}
+
+/// Where a datagram in transit is headed next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// Arriving at the switch (links only): queue or drop at the port.
+    Switch,
+    /// Arriving at the destination device.
+    Deliver,
 }
 
 #[derive(Debug)]
@@ -84,6 +155,7 @@ struct InTransit {
     to_path: u8,
     src: SocketAddrV4,
     len: usize,
+    stage: Stage,
 }
 
 /// A black hole: datagrams sent from `device`'s `path` vanish from `from`
@@ -96,6 +168,20 @@ pub struct BlackHole {
     pub until: u64,
 }
 
+/// Per-device state of the link model.
+#[derive(Debug, Clone, Copy, Default)]
+struct Link {
+    /// When the NIC finishes serialising what it holds.
+    nic_free: u64,
+    /// A wake-up is scheduled for when the NIC has room again.
+    nic_wait: bool,
+    /// When the switch port toward this device finishes its backlog.
+    port_free: u64,
+    port: PortStats,
+}
+
+type Heap = BinaryHeap<Reverse<(u64, u64, usize)>>;
+
 #[derive(Debug)]
 pub struct Sim {
     pub now: u64,
@@ -103,7 +189,7 @@ pub struct Sim {
     pub net: NetConfig,
     pub stats: NetStats,
     rng: Rng,
-    queue: BinaryHeap<Reverse<(u64, u64, usize)>>,
+    queue: Heap,
     slots: Vec<(InTransit, Vec<u8>)>,
     free: Vec<usize>,
     seq: u64,
@@ -112,12 +198,25 @@ pub struct Sim {
     /// Devices currently unplugged: nothing in or out.
     down: Vec<bool>,
     blackholed_from: Vec<u64>,
+    link: Option<LinkConfig>,
+    links: Vec<Link>,
+    /// NIC wake-ups: (time, device).
+    nic_wake: BinaryHeap<Reverse<(u64, usize)>>,
+    tracked: bool,
+    /// Devices to flush and re-read the timer of (tracked mode).
+    dirty: Vec<usize>,
+    is_dirty: Vec<bool>,
+    /// Device timers (tracked mode): heap of (time, device), validated
+    /// against `timer_at` (stale entries are skipped).
+    timers: BinaryHeap<Reverse<(u64, usize)>>,
+    timer_at: Vec<Option<u64>>,
 }
 
-/// The simulated address of device `i`.
+/// The simulated address of device `i` (up to 65 534 devices).
 pub fn device_addr(i: usize) -> DeviceAddr {
-    let last = u8::try_from(i + 1).unwrap_or(255);
-    DeviceAddr::new(Ipv4Addr::new(10, 0, 0, last), BASE_PORT)
+    let n = u16::try_from(i + 1).unwrap_or(u16::MAX);
+    let [hi, lo] = n.to_be_bytes();
+    DeviceAddr::new(Ipv4Addr::new(10, 0, hi, lo), BASE_PORT)
 }
 
 impl Sim {
@@ -147,7 +246,56 @@ impl Sim {
             black_holes: Vec::new(),
             down: vec![false; n],
             blackholed_from: vec![0; n],
+            link: None,
+            links: vec![Link::default(); n],
+            nic_wake: BinaryHeap::new(),
+            tracked: false,
+            dirty: Vec::new(),
+            is_dirty: vec![false; n],
+            timers: BinaryHeap::new(),
+            timer_at: vec![None; n],
         })
+    }
+
+    /// Switches the link model on (`Some`) or off (`None`, the default:
+    /// infinite capacity).
+    pub fn set_links(&mut self, link: Option<LinkConfig>) {
+        self.link = link;
+    }
+
+    pub fn links(&self) -> Option<LinkConfig> {
+        self.link
+    }
+
+    /// What the switch port toward `device` did (links only).
+    pub fn port_stats(&self, device: usize) -> PortStats {
+        self.links.get(device).map(|l| l.port).unwrap_or_default()
+    }
+
+    /// Tracked mode: steps touch only the devices that have work (see the
+    /// module docs). Every device is marked to be looked at once.
+    pub fn set_tracked(&mut self, on: bool) {
+        self.tracked = on;
+        for i in 0..self.devices.len() {
+            self.touch(i);
+        }
+    }
+
+    /// Marks device `i` as changed from outside (posted sends or receives,
+    /// modified QPs): the next step flushes it and re-reads its timer.
+    pub fn touch(&mut self, i: usize) {
+        if let Some(d) = self.is_dirty.get_mut(i)
+            && !*d
+        {
+            *d = true;
+            self.dirty.push(i);
+        }
+    }
+
+    /// Device `i`, marked as touched.
+    pub fn dev(&mut self, i: usize) -> &mut Device {
+        self.touch(i);
+        &mut self.devices[i]
     }
 
     pub fn add_black_hole(&mut self, b: BlackHole) {
@@ -159,6 +307,7 @@ impl Sim {
         if let Some(d) = self.down.get_mut(device) {
             *d = down;
         }
+        self.touch(device);
     }
 
     /// Datagrams from `device` swallowed by black holes.
@@ -173,10 +322,11 @@ impl Sim {
 
     fn locate(&self, dst: SocketAddrV4) -> Option<(usize, u8)> {
         let o = dst.ip().octets();
-        if o[..3] != [10, 0, 0] {
+        if o[..2] != [10, 0] {
             return None;
         }
-        let i = usize::from(o[3]).checked_sub(1)?;
+        let n = usize::from(u16::from_be_bytes([o[2], o[3]]));
+        let i = n.checked_sub(1)?;
         let path = u8::try_from(dst.port().checked_sub(BASE_PORT)?).ok()?;
         (i < self.devices.len()).then_some((i, path))
     }
@@ -197,6 +347,7 @@ impl Sim {
                         to_path: 0,
                         src: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
                         len: 0,
+                        stage: Stage::Deliver,
                     },
                     Vec::new(),
                 ));
@@ -208,21 +359,80 @@ impl Sim {
             buf.clear();
             buf.extend_from_slice(data);
         }
+        self.schedule(at, slot);
+    }
+
+    fn schedule(&mut self, at: u64, slot: usize) {
         self.seq += 1;
         self.queue.push(Reverse((at, self.seq, slot)));
     }
 
-    /// Drains every device's `poll_transmit` into the network.
-    pub fn flush(&mut self) {
-        let mut out = std::mem::take(&mut self.out);
-        for i in 0..self.devices.len() {
-            while let Some(t) = self
+    /// Has device `i`'s NIC room for another datagram now?
+    fn nic_room(&self, i: usize) -> bool {
+        let Some(l) = self.link else { return true };
+        let free = self.links.get(i).map_or(0, |x| x.nic_free);
+        free <= self.now.saturating_add(l.ser_ns(l.nic_bytes))
+    }
+
+    /// Drains one device's `poll_transmit` into the network (as far as its
+    /// NIC takes).
+    fn flush_one(&mut self, i: usize, out: &mut [u8]) {
+        loop {
+            if !self.nic_room(i) {
+                if let (Some(l), Some(x)) = (self.link, self.links.get_mut(i))
+                    && !x.nic_wait
+                {
+                    x.nic_wait = true;
+                    let at = x.nic_free.saturating_sub(l.ser_ns(l.nic_bytes));
+                    self.nic_wake.push(Reverse((at.max(self.now + 1), i)));
+                }
+                return;
+            }
+            let Some(t) = self
                 .devices
                 .get_mut(i)
-                .and_then(|d| d.poll_transmit(self.now, &mut out))
-            {
-                let len = t.len.min(out.len());
-                self.route(i, t.path, t.dst, out.get_mut(..len).unwrap_or(&mut []));
+                .and_then(|d| d.poll_transmit(self.now, out))
+            else {
+                return;
+            };
+            let len = t.len.min(out.len());
+            self.route(i, t.path, t.dst, out.get_mut(..len).unwrap_or(&mut []));
+        }
+    }
+
+    /// Drains every device's `poll_transmit` into the network (tracked mode:
+    /// only the devices touched since the last flush) and re-reads the
+    /// timers of what it flushed.
+    pub fn flush(&mut self) {
+        let mut out = std::mem::take(&mut self.out);
+        if self.tracked {
+            let mut dirty = std::mem::take(&mut self.dirty);
+            for &i in &dirty {
+                self.flush_one(i, &mut out);
+            }
+            for &i in &dirty {
+                if let Some(d) = self.is_dirty.get_mut(i) {
+                    *d = false;
+                }
+                let t = self.devices.get(i).and_then(|d| d.poll_timeout());
+                if let Some(slot) = self.timer_at.get_mut(i)
+                    && *slot != t
+                {
+                    *slot = t;
+                    if let Some(t) = t {
+                        self.timers.push(Reverse((t, i)));
+                    }
+                }
+            }
+            dirty.clear();
+            // Flushing touched nothing else, but keep what arrived meanwhile.
+            dirty.append(&mut self.dirty);
+            self.dirty = dirty;
+        } else {
+            self.dirty.clear();
+            self.is_dirty.fill(false);
+            for i in 0..self.devices.len() {
+                self.flush_one(i, &mut out);
             }
         }
         self.out = out;
@@ -234,6 +444,13 @@ impl Sim {
             return;
         }
         self.stats.sent += 1;
+        // The NIC serialises it whatever becomes of it downstream.
+        let mut depart = self.now;
+        if let (Some(l), Some(x)) = (self.link, self.links.get_mut(from)) {
+            let len = u64::try_from(data.len()).unwrap_or(u64::MAX);
+            x.nic_free = x.nic_free.max(self.now).saturating_add(l.ser_ns(len));
+            depart = x.nic_free;
+        }
         if self.blackholed(from, path) {
             self.stats.blackholed += 1;
             if let Some(c) = self.blackholed_from.get_mut(from) {
@@ -258,12 +475,12 @@ impl Sim {
         self.stats.duplicated += copies - 1;
         let len = data.len();
         for _ in 0..copies {
-            let jitter = if self.net.jitter > 0 {
-                self.rng.below(self.net.jitter)
+            // Same draw order as without links: jitter, then corruption.
+            let (at, stage) = if self.link.is_some() {
+                (depart, Stage::Switch)
             } else {
-                0
+                (self.now + self.net.delay + self.jitter(), Stage::Deliver)
             };
-            let at = self.now + self.net.delay + jitter;
             let corrupt = len > 0 && self.rng.chance_ppm(self.net.corrupt_ppm);
             let flip = if corrupt {
                 self.stats.corrupted += 1;
@@ -277,16 +494,14 @@ impl Sim {
             {
                 *b ^= 1 << bit;
             }
-            self.enqueue(
-                at,
-                InTransit {
-                    to,
-                    to_path,
-                    src,
-                    len,
-                },
-                data,
-            );
+            let t = InTransit {
+                to,
+                to_path,
+                src,
+                len,
+                stage,
+            };
+            self.enqueue(at, t, data);
             // Undo the flip so a duplicate is an intact copy.
             if let Some((byte, bit)) = flip
                 && let Some(b) = data.get_mut(byte)
@@ -296,11 +511,71 @@ impl Sim {
         }
     }
 
-    /// The next time anything happens: a delivery or a device timer.
+    fn jitter(&mut self) -> u64 {
+        if self.net.jitter > 0 {
+            self.rng.below(self.net.jitter)
+        } else {
+            0
+        }
+    }
+
+    /// A datagram reaches the switch port toward its destination: queue it
+    /// behind the port's backlog, or drop it if the queue is full.
+    fn at_switch(&mut self, slot: usize) {
+        let Some(l) = self.link else { return };
+        let Some((meta, _)) = self.slots.get(slot) else {
+            return;
+        };
+        let (to, len) = (meta.to, u64::try_from(meta.len).unwrap_or(u64::MAX));
+        let now = self.now;
+        let Some(x) = self.links.get_mut(to) else {
+            self.free.push(slot);
+            return;
+        };
+        // Bytes still queued ahead of it (those not yet serialised).
+        let backlog_ns = x.port_free.saturating_sub(now);
+        let backlog = u64::try_from(u128::from(backlog_ns) * u128::from(l.rate) / 1_000_000_000)
+            .unwrap_or(u64::MAX);
+        if backlog.saturating_add(len) > l.queue_bytes {
+            x.port.drops += 1;
+            self.stats.queue_drops += 1;
+            self.free.push(slot);
+            return;
+        }
+        x.port.max_queue_bytes = x.port.max_queue_bytes.max(backlog + len);
+        self.stats.max_queue_bytes = self.stats.max_queue_bytes.max(backlog + len);
+        x.port_free = x.port_free.max(now).saturating_add(l.ser_ns(len));
+        x.port.forwarded += 1;
+        x.port.forwarded_bytes += len;
+        let at = x.port_free + self.net.delay + self.jitter();
+        if let Some((meta, _)) = self.slots.get_mut(slot) {
+            meta.stage = Stage::Deliver;
+        }
+        self.schedule(at, slot);
+    }
+
+    /// Drops stale entries off the top of the timer heap.
+    fn prune_timers(&mut self) {
+        while let Some(&Reverse((t, i))) = self.timers.peek() {
+            if self.timer_at.get(i).copied().flatten() == Some(t) {
+                break;
+            }
+            self.timers.pop();
+        }
+    }
+
+    /// The next time anything happens: a delivery, a NIC with room again
+    /// or a device timer.
     pub fn next_event(&self) -> Option<u64> {
         let net = self.queue.peek().map(|Reverse((t, _, _))| *t);
-        let timers = self.devices.iter().filter_map(|d| d.poll_timeout()).min();
-        [net, timers].into_iter().flatten().min()
+        let nic = self.nic_wake.peek().map(|Reverse((t, _))| *t);
+        let timers = if self.tracked {
+            // May be a stale (early) entry: a harmless extra step.
+            self.timers.peek().map(|Reverse((t, _))| *t)
+        } else {
+            self.devices.iter().filter_map(|d| d.poll_timeout()).min()
+        };
+        [net, nic, timers].into_iter().flatten().min()
     }
 
     /// Flushes, advances the clock to the next event (never past `limit`),
@@ -308,6 +583,7 @@ impl Sim {
     /// false when nothing is scheduled before `limit`.
     pub fn step(&mut self, limit: u64) -> bool {
         self.flush();
+        self.prune_timers();
         let Some(t) = self.next_event() else {
             return false;
         };
@@ -321,6 +597,11 @@ impl Sim {
                 break;
             }
             self.queue.pop();
+            let stage = self.slots.get(slot).map(|(m, _)| m.stage);
+            if stage == Some(Stage::Switch) {
+                self.at_switch(slot);
+                continue;
+            }
             self.free.push(slot);
             let Some((meta, data)) = self.slots.get(slot) else {
                 continue;
@@ -334,11 +615,41 @@ impl Sim {
             if let Some(dev) = self.devices.get_mut(to) {
                 dev.handle_datagram(self.now, to_path, src, data.get(..len).unwrap_or(&[]));
             }
+            self.touch(to);
+        }
+        while let Some(&Reverse((at, i))) = self.nic_wake.peek() {
+            if at > self.now {
+                break;
+            }
+            self.nic_wake.pop();
+            if let Some(x) = self.links.get_mut(i) {
+                x.nic_wait = false;
+            }
+            self.touch(i);
         }
         let now = self.now;
-        for d in &mut self.devices {
-            if d.poll_timeout().is_some_and(|t| t <= now) {
-                d.handle_timeout(now);
+        if self.tracked {
+            while let Some(&Reverse((at, i))) = self.timers.peek() {
+                if at > now {
+                    break;
+                }
+                self.timers.pop();
+                if self.timer_at.get(i).copied().flatten() != Some(at) {
+                    continue;
+                }
+                if let Some(slot) = self.timer_at.get_mut(i) {
+                    *slot = None;
+                }
+                if let Some(d) = self.devices.get_mut(i) {
+                    d.handle_timeout(now);
+                }
+                self.touch(i);
+            }
+        } else {
+            for d in &mut self.devices {
+                if d.poll_timeout().is_some_and(|t| t <= now) {
+                    d.handle_timeout(now);
+                }
             }
         }
         self.flush();
