@@ -57,6 +57,17 @@ impl Rtt {
         self.has_sample.then_some(self.srtt)
     }
 
+    /// The retransmission timeout without backoff.
+    pub fn base_rto(&self) -> u64 {
+        let base = if self.has_sample {
+            self.srtt
+                .saturating_add(self.rttvar.saturating_mul(4).max(1))
+        } else {
+            self.initial_rto
+        };
+        base.clamp(self.min_rto, self.max_rto)
+    }
+
     /// The current retransmission timeout, backoff included.
     pub fn rto(&self) -> u64 {
         let base = if self.has_sample {
@@ -70,9 +81,28 @@ impl Rtt {
     }
 }
 
-/// AIMD congestion window in packets: slow start to `ssthresh`, then +1 per
-/// window of acks; halved on loss at most once per window of transmissions,
-/// cut to the floor on a timeout.
+/// Fixed-point unit of the delay-based window: 1/1024 packet.
+const FP: u64 = 1024;
+/// Smallest delay-based window: one packet per 8 round trips. Lower
+/// starves a sender for many RTOs' worth of time after a loss burst; a
+/// thousand senders at the floor offer 125 packets per RTT, and the RTT
+/// then includes the queue they build, so they slow down further.
+const MIN_FP: u64 = FP / 8;
+
+/// Congestion window in packets.
+///
+/// Loss-based (AIMD, `target == 0`): slow start to `ssthresh`, then +1 per
+/// window of acks; halved on loss at most once per window of
+/// transmissions, cut to the floor on a timeout.
+///
+/// Delay-based (`target > 0`, after Swift): each ack's RTT sample is
+/// compared with the target. Below it the window grows (slow start, then
+/// +1 packet per RTT); above it the window shrinks in proportion to the
+/// excess, at most once per RTT and by at most half. The window is kept in
+/// 1/1024 packets and may fall below one packet: the device then sends one
+/// packet per `srtt / cwnd` (pacing), so a thousand senders into one
+/// receiver share its link without overflowing the switch queue. Losses
+/// and timeouts still halve it.
 #[derive(Debug, Clone)]
 pub(crate) struct Cwnd {
     cwnd: u32,
@@ -84,10 +114,21 @@ pub(crate) struct Cwnd {
     /// Losses of packets sent before this transmission count are part of the
     /// loss event that already cut the window.
     recovery_until: u64,
+    /// Delay-based mode: target RTT in ns (0: off), window and slow-start
+    /// threshold in 1/1024 packets, time of the last decrease.
+    target: u64,
+    w: u64,
+    ss_w: u64,
+    last_decrease: u64,
 }
 
 impl Cwnd {
+    #[cfg(test)]
     pub fn new(init: u32, min: u32, max: u32) -> Self {
+        Self::with_target(init, min, max, 0)
+    }
+
+    pub fn with_target(init: u32, min: u32, max: u32, target: u64) -> Self {
         let min = min.max(1);
         let max = max.max(min);
         let init = init.clamp(min, max);
@@ -99,14 +140,35 @@ impl Cwnd {
             max,
             init,
             recovery_until: 0,
+            target,
+            w: u64::from(init) * FP,
+            ss_w: u64::from(max) * FP,
+            last_decrease: 0,
         }
     }
 
+    /// Packets allowed in flight (at least one).
     pub fn get(&self) -> u32 {
-        self.cwnd
+        if self.target > 0 {
+            u32::try_from((self.w / FP).max(1)).unwrap_or(u32::MAX)
+        } else {
+            self.cwnd
+        }
+    }
+
+    /// Below one packet (delay mode): the gap to leave between packets,
+    /// `srtt / cwnd`.
+    pub fn pacing_gap(&self, srtt: u64) -> Option<u64> {
+        (self.target > 0 && self.w < FP).then(|| {
+            let gap = u128::from(srtt) * u128::from(FP) / u128::from(self.w.max(1));
+            u64::try_from(gap).unwrap_or(u64::MAX)
+        })
     }
 
     pub fn on_ack(&mut self) {
+        if self.target > 0 {
+            return;
+        }
         if self.cwnd < self.ssthresh {
             self.cwnd = (self.cwnd + 1).min(self.max);
         } else {
@@ -118,9 +180,44 @@ impl Cwnd {
         }
     }
 
+    /// Delay mode: one ack newly covering `acked` packets, with an RTT
+    /// sample if it had a usable one (Karn).
+    pub fn on_ack_delay(&mut self, acked: u32, rtt: Option<u64>, now: u64) {
+        if self.target == 0 || acked == 0 {
+            return;
+        }
+        let Some(rtt) = rtt else { return };
+        let acked = u64::from(acked);
+        let max = u64::from(self.max) * FP;
+        if rtt <= self.target {
+            let inc = if self.w < self.ss_w {
+                acked * FP
+            } else if self.w >= FP {
+                acked * FP * FP / self.w
+            } else {
+                // Below one packet acks are rare: +1/4 packet each, so a
+                // window at the floor is back to one packet in 4 acks.
+                acked * FP / 4
+            };
+            self.w = (self.w + inc).min(max);
+        } else if now.saturating_sub(self.last_decrease) >= rtt {
+            // Swift: w *= 1 - beta·(rtt - target)/rtt, beta = 0.8, at
+            // most halving.
+            let excess = u128::from(rtt - self.target);
+            let cut = (excess * 8 * u128::from(FP) / (10 * u128::from(rtt))).min(512);
+            let keep = u128::from(FP) - cut;
+            let w = u128::from(self.w) * keep / u128::from(FP);
+            self.w = u64::try_from(w).unwrap_or(MIN_FP).max(MIN_FP);
+            self.ss_w = self.w;
+            self.last_decrease = now;
+        }
+    }
+
     /// A packet last sent as transmission `tx_seq` was lost; `next_tx_seq` is
     /// the counter's current value.
-    pub fn on_loss(&mut self, tx_seq: u64, next_tx_seq: u64) {
+    /// In delay mode a loss halves the window at most once per `srtt` (below
+    /// one packet every packet is a window of its own).
+    pub fn on_loss(&mut self, tx_seq: u64, next_tx_seq: u64, now: u64, srtt: u64) {
         if tx_seq < self.recovery_until {
             return;
         }
@@ -128,6 +225,11 @@ impl Cwnd {
         self.cwnd = (self.cwnd / 2).max(self.min);
         self.ssthresh = self.cwnd;
         self.acked = 0;
+        if self.target > 0 && now.saturating_sub(self.last_decrease) >= srtt {
+            self.w = (self.w / 2).max(MIN_FP);
+            self.ss_w = self.w;
+            self.last_decrease = now;
+        }
     }
 
     pub fn on_timeout(&mut self, next_tx_seq: u64) {
@@ -137,10 +239,12 @@ impl Cwnd {
         self.recovery_until = next_tx_seq;
         self.cwnd = self.min;
         self.acked = 0;
+        self.w = (self.w / 2).clamp(MIN_FP, FP);
+        self.ss_w = self.w;
     }
 
     pub fn reset(&mut self) {
-        *self = Cwnd::new(self.init, self.min, self.max);
+        *self = Cwnd::with_target(self.init, self.min, self.max, self.target);
     }
 }
 
@@ -178,9 +282,9 @@ mod tests {
             c.on_ack();
         }
         assert_eq!(c.get(), 16, "slow start doubles per window");
-        c.on_loss(10, 20);
+        c.on_loss(10, 20, 0, 0);
         assert_eq!(c.get(), 8);
-        c.on_loss(15, 25);
+        c.on_loss(15, 25, 0, 0);
         assert_eq!(c.get(), 8, "one cut per loss event");
         for _ in 0..8 {
             c.on_ack();
@@ -188,5 +292,30 @@ mod tests {
         assert_eq!(c.get(), 9, "congestion avoidance: +1 per window");
         c.on_timeout(30);
         assert_eq!(c.get(), 2);
+    }
+
+    #[test]
+    fn delay_mode_tracks_the_target_and_paces_below_one_packet() {
+        let mut c = Cwnd::with_target(4, 1, 64, 50_000);
+        c.on_ack_delay(4, Some(10_000), 0);
+        assert_eq!(c.get(), 8, "slow start below the target");
+        assert!(c.pacing_gap(10_000).is_none());
+        // Far above the target: cut by at most half, once per RTT.
+        c.on_ack_delay(1, Some(500_000), 1_000_000);
+        assert_eq!(c.get(), 4);
+        c.on_ack_delay(1, Some(500_000), 1_000_001);
+        assert_eq!(c.get(), 4, "one decrease per RTT");
+        for k in 0..8u64 {
+            c.on_ack_delay(1, Some(500_000), 2_000_000 + k * 1_000_000);
+        }
+        assert_eq!(c.get(), 1, "floor of the in-flight limit");
+        let gap = c.pacing_gap(10_000).expect("paced below one packet");
+        assert!(gap > 10_000, "{gap}");
+        // Back under the target: it grows again (+1/4 packet per ack).
+        for _ in 0..4 {
+            c.on_ack_delay(1, Some(10_000), 20_000_000);
+        }
+        assert!(c.pacing_gap(10_000).is_none());
+        assert!(c.get() >= 1);
     }
 }

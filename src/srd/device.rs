@@ -4,6 +4,7 @@ use super::multipath::PathEvent;
 use super::objects::{AhEntry, CqEntry, MrEntry, QpEntry, RKEY_BIT, Table};
 use super::peer::{EpochCheck, Peer};
 use super::pool::Pool;
+use super::reliability::Slot;
 use super::{
     Access, Ah, Completion, Cq, DeviceAddr, DeviceConfig, MAX_PATHS, Mr, Opcode, Pd, PeerInfo,
     QpAttr, QpState, QpType, Qpn, RX_WINDOW, RecvWr, SendWr, SrdError, Stats, Transmit, UD_PREFIX,
@@ -11,7 +12,8 @@ use super::{
 };
 use crate::wire::WireError;
 use crate::wire::srd::{self as w, Body, NakReason, Packet, PacketType, Repr, flags};
-use std::collections::{HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::SocketAddrV4;
 
 /// Later transmissions that must be acked before an older one counts as lost.
@@ -39,7 +41,22 @@ pub struct Device {
     nak_queue: VecDeque<(u32, u32, NakReason)>,
     /// Peers with data to send, served round-robin.
     ready: VecDeque<u32>,
+    /// Peer timers: (time, peer), earliest first. An entry is live when it
+    /// matches the peer's `timer_at`; others are stale and skipped. Each
+    /// peer's live entry is a lower bound of its next deadline, so
+    /// `poll_timeout` is O(1) and `handle_timeout` visits only due peers,
+    /// whatever the number of peers.
+    timers: BinaryHeap<Reverse<(u64, u32)>>,
+    /// Scratch for `handle_timeout`: peers due now.
+    due: Vec<u32>,
+    /// Send-window rings of peers that went idle, for the next busy peer
+    /// (at most `SPARE_RINGS`): idle peers hold no ring, and a few busy
+    /// peers at a time allocate nothing.
+    spare_rings: Vec<Vec<Slot>>,
 }
+
+/// Spare send-window rings a device keeps (each `window` slots).
+const SPARE_RINGS: usize = 16;
 
 fn count_wire_error(stats: &mut Stats, e: WireError) {
     match e {
@@ -77,6 +94,9 @@ impl Device {
             ack_queue: VecDeque::new(),
             nak_queue: VecDeque::new(),
             ready: VecDeque::new(),
+            timers: BinaryHeap::new(),
+            due: Vec::new(),
+            spare_rings: Vec::new(),
             cfg,
         })
     }
@@ -133,7 +153,7 @@ impl Device {
             paths_alive: p.paths.alive(),
             dead_paths,
             srtt: p.rtt.srtt(),
-            rto: p.rtt.rto(),
+            rto: p.rto(),
             cwnd: p.cwnd.get(),
             in_flight: p.tx.in_flight,
             outstanding: p.tx.outstanding(),
@@ -569,6 +589,7 @@ impl Device {
         p.paths.reset();
         p.consecutive_timeouts = 0;
         p.rnr_next = None;
+        p.pace_until = None;
         self.stats.peer_resets += 1;
         match status {
             WcStatus::RnrRetryExceeded => self.stats.rnr_retry_exceeded += 1,
@@ -695,6 +716,7 @@ impl Device {
             self.queue_ack(pi);
         } else if p.ack_deadline.is_none() {
             p.ack_deadline = Some(now.saturating_add(ack_delay));
+            self.arm(pi);
         }
     }
 
@@ -832,14 +854,25 @@ impl Device {
                 ack_one(p, cum.wrapping_add(1 + 64 * k + j));
             }
         }
-        if let Some((_, sent_at, false)) = newest {
-            p.rtt.sample(now.saturating_sub(sent_at));
+        let sample = match newest {
+            Some((_, sent_at, false)) => Some(now.saturating_sub(sent_at)),
+            _ => None,
+        };
+        if let Some(r) = sample {
+            p.rtt.sample(r);
         }
+        p.cwnd.on_ack_delay(acked, sample, now);
         if acked > 0 {
             p.rtt.progress();
             p.consecutive_timeouts = 0;
         }
         p.tx.advance_una();
+        if p.tx.pending.is_empty()
+            && let Some(ring) = p.tx.take_ring()
+            && self.spare_rings.len() < SPARE_RINGS
+        {
+            self.spare_rings.push(ring);
+        }
         // Fast retransmit: the oldest transmission is lost once DUPTHRESH
         // later ones were acked and it is older than 1.5 smoothed RTTs
         // (reordering allowance for multipath).
@@ -850,12 +883,15 @@ impl Device {
             };
             stats.fast_retransmits += 1;
             let next_tx = p.tx.tx_count;
-            p.cwnd.on_loss(tx_seq, next_tx);
+            let srtt = p.rtt.srtt().unwrap_or(0);
+            p.cwnd.on_loss(tx_seq, next_tx, now, srtt);
             if p.paths.on_loss(path, now) == PathEvent::Failed {
                 stats.path_failures += 1;
             }
         }
         self.mark_ready(pi);
+        // The RTT sample and the backoff reset can bring the RTO earlier.
+        self.arm(pi);
     }
 
     fn on_nak(&mut self, now: u64, from: DeviceAddr, epoch: u32, psn: u32, reason: NakReason) {
@@ -895,7 +931,7 @@ impl Device {
                 if p.tx.mark_rnr(psn, at).is_some() {
                     p.rnr_next = Some(p.rnr_next.map_or(at, |x| x.min(at)));
                 }
-                return;
+                return self.arm(pi);
             }
             NakReason::BadQpn => WcStatus::RemoteInvalidQpn,
             NakReason::BadQkey => WcStatus::RemoteQkey,
@@ -907,55 +943,113 @@ impl Device {
             self.complete_send(r.buf, status);
         }
         self.mark_ready(pi);
+        self.arm(pi);
     }
 
-    /// The earliest time `handle_timeout` has work (acks to flush, RTOs,
-    /// RNR waits). `None`: no timer armed.
+    /// The earliest time `handle_timeout` may have work (acks to flush,
+    /// RTOs, RNR waits); it can be early (a deadline moved later), never
+    /// late. `None`: no timer armed. O(1).
     pub fn poll_timeout(&self) -> Option<u64> {
-        self.peers.iter().filter_map(|p| p.next_deadline()).min()
+        self.timers.peek().map(|Reverse((t, _))| *t)
+    }
+
+    /// Puts peer `pi`'s next deadline on the timer heap unless its live
+    /// entry is already at or before it. Called wherever a deadline can
+    /// appear or move earlier.
+    fn arm(&mut self, pi: u32) {
+        let Some(p) = self.peers.get_mut(ix(pi)) else {
+            return;
+        };
+        let Some(d) = p.next_deadline() else { return };
+        if p.timer_at.is_some_and(|t| t <= d) {
+            return;
+        }
+        p.timer_at = Some(d);
+        self.timers.push(Reverse((d, pi)));
+        // Stale entries leave as their time comes; should deadlines keep
+        // moving earlier, rebuild so the heap stays O(peers).
+        if self.timers.len() > 4 * self.peers.len() + 64 {
+            self.timers.clear();
+            for (i, p) in (0u32..).zip(self.peers.iter()) {
+                if let Some(t) = p.timer_at {
+                    self.timers.push(Reverse((t, i)));
+                }
+            }
+        }
     }
 
     /// Runs every timer due at `now`.
     pub fn handle_timeout(&mut self, now: u64) {
+        let mut due = std::mem::take(&mut self.due);
+        due.clear();
+        while let Some(&Reverse((t, pi))) = self.timers.peek() {
+            if t > now {
+                break;
+            }
+            self.timers.pop();
+            if let Some(p) = self.peers.get_mut(ix(pi))
+                && p.timer_at == Some(t)
+            {
+                p.timer_at = None;
+                due.push(pi);
+            }
+        }
+        for &pi in &due {
+            self.peer_timeout(pi, now);
+            self.arm(pi);
+        }
+        self.due = due;
+    }
+
+    /// Runs peer `pi`'s timers due at `now`.
+    fn peer_timeout(&mut self, pi: u32, now: u64) {
         let retry_limit = self.cfg.retry_limit;
-        for pi in 0..u32::try_from(self.peers.len()).unwrap_or(0) {
-            let Some(p) = self.peer_mut(pi) else { continue };
-            if p.ack_deadline.is_some_and(|d| d <= now) {
-                self.queue_ack(pi);
-            }
-            let Some(p) = self.peer_mut(pi) else { continue };
-            if p.rnr_next.is_some_and(|d| d <= now) {
-                p.rnr_next = p.tx.rnr_due(now);
-                self.mark_ready(pi);
-            }
-            let Some(p) = self.peers.get_mut(ix(pi)) else {
-                continue;
+        let Some(p) = self.peer_mut(pi) else { return };
+        if p.ack_deadline.is_some_and(|d| d <= now) {
+            self.queue_ack(pi);
+        }
+        let Some(p) = self.peer_mut(pi) else { return };
+        if p.rnr_next.is_some_and(|d| d <= now) {
+            p.rnr_next = p.tx.rnr_due(now);
+            self.mark_ready(pi);
+        }
+        let Some(p) = self.peer_mut(pi) else { return };
+        if p.pace_until.is_some_and(|d| d <= now) {
+            p.pace_until = None;
+            self.mark_ready(pi);
+        }
+        let Some(p) = self.peers.get_mut(ix(pi)) else {
+            return;
+        };
+        let (rto, base) = (p.rto(), p.rtt.base_rto());
+        let mut lost = 0u32;
+        // The backed-off timeout decides whether the timer fired; once it
+        // did, every packet out for longer than the plain RTO is lost too.
+        // Otherwise each older packet behind the head would wait for a
+        // timeout doubled once more, and a window lost in one congestion
+        // burst would take exponentially long to recover.
+        while let Some(psn) = p.tx.expired(now, if lost == 0 { rto } else { base }) {
+            let Some((path, _)) = p.tx.mark_lost(psn) else {
+                break;
             };
-            let rto = p.rtt.rto();
-            let mut lost = 0u32;
-            while let Some(psn) = p.tx.expired(now, rto) {
-                let Some((path, _)) = p.tx.mark_lost(psn) else {
-                    break;
-                };
-                lost += 1;
-                if p.paths.on_loss(path, now) == PathEvent::Failed {
-                    self.stats.path_failures += 1;
-                }
+            lost += 1;
+            if p.paths.on_loss(path, now) == PathEvent::Failed {
+                self.stats.path_failures += 1;
             }
-            if lost == 0 {
-                continue;
-            }
-            self.stats.rto_events += 1;
-            p.rtt.back_off();
-            let next = p.tx.tx_count;
-            p.cwnd.on_timeout(next);
-            p.consecutive_timeouts += 1;
-            let give_up = p.consecutive_timeouts > retry_limit;
-            if give_up {
-                self.fail_peer(pi, WcStatus::RetryExceeded);
-            } else {
-                self.mark_ready(pi);
-            }
+        }
+        if lost == 0 {
+            return;
+        }
+        self.stats.rto_events += 1;
+        p.rtt.back_off();
+        let next = p.tx.tx_count;
+        p.cwnd.on_timeout(next);
+        p.consecutive_timeouts += 1;
+        let give_up = p.consecutive_timeouts > retry_limit;
+        if give_up {
+            self.fail_peer(pi, WcStatus::RetryExceeded);
+        } else {
+            self.mark_ready(pi);
         }
     }
 
@@ -1074,6 +1168,12 @@ impl Device {
             (psn, Some(s.path))
         } else {
             let buf = p.tx.pending.pop_front()?;
+            if p.tx.ringless()
+                && let Some(ring) = self.spare_rings.pop()
+                && let Some(back) = p.tx.give_ring(ring)
+            {
+                self.spare_rings.push(back);
+            }
             match p.tx.assign(buf) {
                 Some(psn) => (psn, None),
                 None => {
@@ -1084,6 +1184,9 @@ impl Device {
         };
         let path = p.paths.choose(now, avoid);
         p.tx.on_transmit(psn, now, path);
+        if let Some(gap) = p.rtt.srtt().and_then(|s| p.cwnd.pacing_gap(s)) {
+            p.pace_until = Some(now.saturating_add(gap));
+        }
         let una = p.tx.una;
         let dst = p.addr.socket();
         let more = p.can_send();
@@ -1091,6 +1194,7 @@ impl Device {
             p.in_ready = true;
             self.ready.push_back(pi);
         }
+        self.arm(pi);
         let buf = self.peers.get(usize::try_from(pi).ok()?)?.tx.buf_of(psn)?;
         let b = self.pool.get(buf)?;
         // Ask for an immediate ack when nothing follows (so the tail of a

@@ -92,6 +92,11 @@ pub struct DeviceConfig {
     pub cwnd_init: u32,
     pub cwnd_min: u32,
     pub cwnd_max: u32,
+    /// Delay-based congestion control: target RTT in ns, 0 = off (loss-based
+    /// AIMD only). With a target the window follows RTT samples, may drop
+    /// below one packet (then paced), and incast stays near link rate
+    /// (docs/srd-spec.md, congestion control).
+    pub cc_target_delay: u64,
     /// Ack after this many newly received packets...
     pub ack_every: u32,
     /// ...or after this delay, whichever comes first.
@@ -134,6 +139,7 @@ impl Default for DeviceConfig {
             cwnd_init: 32,
             cwnd_min: 16,
             cwnd_max: 256,
+            cc_target_delay: 0,
             ack_every: 16,
             ack_delay: 20_000,
             path_fail_threshold: 6,

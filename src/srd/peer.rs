@@ -27,6 +27,12 @@ pub(crate) struct Peer {
     pub in_ready: bool,
     /// Earliest end of an RNR wait, while packets are parked.
     pub rnr_next: Option<u64>,
+    /// The time of this peer's live entry in the device's timer heap (a
+    /// lower bound of `next_deadline`), if it has one.
+    pub timer_at: Option<u64>,
+    /// Delay-based congestion control below one packet per RTT: no new
+    /// data packet before this time.
+    pub pace_until: Option<u64>,
 }
 
 /// How a packet's epoch relates to what we know of its sender.
@@ -46,7 +52,12 @@ impl Peer {
             tx: TxWindow::new(cfg.window),
             rx: RxWindow::new(),
             rtt: Rtt::new(cfg.min_rto, cfg.max_rto, cfg.initial_rto),
-            cwnd: Cwnd::new(cfg.cwnd_init, cfg.cwnd_min, cfg.cwnd_max.min(cfg.window)),
+            cwnd: Cwnd::with_target(
+                cfg.cwnd_init,
+                cfg.cwnd_min,
+                cfg.cwnd_max.min(cfg.window),
+                cfg.cc_target_delay,
+            ),
             paths: Paths::new(cfg.paths, cfg.path_fail_threshold, cfg.path_probe_interval),
             consecutive_timeouts: 0,
             rx_unacked: 0,
@@ -54,6 +65,8 @@ impl Peer {
             ack_queued: false,
             in_ready: false,
             rnr_next: None,
+            timer_at: None,
+            pace_until: None,
         }
     }
 
@@ -75,16 +88,21 @@ impl Peer {
 
     /// Can this peer put a data packet on the wire now?
     pub fn can_send(&mut self) -> bool {
-        if self.tx.in_flight >= self.cwnd.get() {
+        if self.tx.in_flight >= self.cwnd.get() || self.pace_until.is_some() {
             return false;
         }
         self.tx.has_retx() || (!self.tx.pending.is_empty() && self.tx.has_room())
     }
 
+    /// The retransmission timeout in force, backoff included.
+    pub fn rto(&self) -> u64 {
+        self.rtt.rto()
+    }
+
     /// Earliest timer of this peer.
     pub fn next_deadline(&self) -> Option<u64> {
-        let rto = self.tx.deadline(self.rtt.rto());
-        [rto, self.ack_deadline, self.rnr_next]
+        let rto = self.tx.deadline(self.rto());
+        [rto, self.ack_deadline, self.rnr_next, self.pace_until]
             .into_iter()
             .flatten()
             .min()

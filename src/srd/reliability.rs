@@ -115,6 +115,35 @@ impl TxWindow {
         self.slots.get_mut(usize::try_from(i).ok()?)
     }
 
+    /// Gives up the slot ring of an idle window (nothing outstanding), so
+    /// a peer that went quiet holds no ring; the device keeps a few spare
+    /// rings for the next busy peer. `None` while busy or ringless.
+    pub fn take_ring(&mut self) -> Option<Vec<Slot>> {
+        if self.outstanding() != 0 || self.slots.is_empty() {
+            return None;
+        }
+        self.retx.clear();
+        self.head = NONE;
+        self.tail = NONE;
+        Some(std::mem::take(&mut self.slots))
+    }
+
+    /// Has no ring (never sent, or idle and parked).
+    pub fn ringless(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// Installs a spare ring (all slots free) before the next `assign`;
+    /// hands it back if this window has one or the size differs.
+    pub fn give_ring(&mut self, mut ring: Vec<Slot>) -> Option<Vec<Slot>> {
+        if !self.slots.is_empty() || ring.len() != usize::try_from(self.size).ok()? {
+            return Some(ring);
+        }
+        ring.fill(FREE_SLOT);
+        self.slots = ring;
+        None
+    }
+
     /// PSNs assigned and not yet acked.
     pub fn outstanding(&self) -> u32 {
         self.next_psn.wrapping_sub(self.una)

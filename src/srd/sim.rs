@@ -210,6 +210,10 @@ pub struct Sim {
     /// against `timer_at` (stale entries are skipped).
     timers: BinaryHeap<Reverse<(u64, usize)>>,
     timer_at: Vec<Option<u64>>,
+    /// Devices that received a datagram or ran a timer since the caller
+    /// last asked (`take_active`): those whose CQs may have new entries.
+    active: Vec<usize>,
+    is_active: Vec<bool>,
 }
 
 /// The simulated address of device `i` (up to 65 534 devices).
@@ -254,6 +258,8 @@ impl Sim {
             is_dirty: vec![false; n],
             timers: BinaryHeap::new(),
             timer_at: vec![None; n],
+            active: Vec::new(),
+            is_active: vec![false; n],
         })
     }
 
@@ -290,6 +296,26 @@ impl Sim {
             *d = true;
             self.dirty.push(i);
         }
+    }
+
+    fn mark_active(&mut self, i: usize) {
+        if let Some(a) = self.is_active.get_mut(i)
+            && !*a
+        {
+            *a = true;
+            self.active.push(i);
+        }
+    }
+
+    /// Moves into `out` the devices that received a datagram or ran a timer
+    /// since the last call (the only ones whose CQs can have grown).
+    pub fn take_active(&mut self, out: &mut Vec<usize>) {
+        for &i in &self.active {
+            if let Some(a) = self.is_active.get_mut(i) {
+                *a = false;
+            }
+        }
+        out.append(&mut self.active);
     }
 
     /// Device `i`, marked as touched.
@@ -616,6 +642,7 @@ impl Sim {
                 dev.handle_datagram(self.now, to_path, src, data.get(..len).unwrap_or(&[]));
             }
             self.touch(to);
+            self.mark_active(to);
         }
         while let Some(&Reverse((at, i))) = self.nic_wake.peek() {
             if at > self.now {
@@ -644,11 +671,15 @@ impl Sim {
                     d.handle_timeout(now);
                 }
                 self.touch(i);
+                self.mark_active(i);
             }
         } else {
-            for d in &mut self.devices {
-                if d.poll_timeout().is_some_and(|t| t <= now) {
+            for i in 0..self.devices.len() {
+                if let Some(d) = self.devices.get_mut(i)
+                    && d.poll_timeout().is_some_and(|t| t <= now)
+                {
                     d.handle_timeout(now);
+                    self.mark_active(i);
                 }
             }
         }

@@ -1,0 +1,111 @@
+//! Scale report (full sizes) over the simulator's switched network: 1024
+//! SRD devices all-to-all and a 10/100/1000:1 incast, with the default
+//! device configuration and the datacenter profile (delay-based congestion
+//! control). Prints a markdown table (benches/README.md, "Scale"). Virtual
+//! time, so the figures are deterministic; wall time only says how long
+//! the simulation took. `cargo bench --bench srd_scale [-- quick]`.
+
+#[path = "../tests/common/scale.rs"]
+mod scale;
+
+use scale::{Pattern, Workload};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Instant;
+
+struct Counting;
+static LIVE: AtomicI64 = AtomicI64::new(0);
+
+fn isize_of(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+// SAFETY: forwards to the system allocator unchanged; only counts bytes.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        LIVE.fetch_add(isize_of(l.size()), Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        LIVE.fetch_sub(isize_of(l.size()), Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
+        LIVE.fetch_add(isize_of(n) - isize_of(l.size()), Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(p, l, n) }
+    }
+}
+
+#[global_allocator]
+static A: Counting = Counting;
+
+fn live() -> i64 {
+    LIVE.load(Ordering::Relaxed)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    // `cargo bench` passes --bench; "quick" skips the 1024-device runs.
+    let quick = args.iter().any(|a| a == "quick");
+    let mut runs: Vec<Workload> = Vec::new();
+    for dc in [false, true] {
+        for senders in [10usize, 100, 1000] {
+            let mut w = Workload::new(senders + 1, Pattern::Incast { senders }, 64, 4096);
+            if dc {
+                w.dev = scale::datacenter(w.dev);
+            }
+            runs.push(w);
+        }
+    }
+    let a2a = if quick { 128 } else { 1024 };
+    for dc in [false, true] {
+        let mut w = Workload::new(a2a, Pattern::AllToAll, 1, 4096);
+        if dc {
+            w.dev = scale::datacenter(w.dev);
+        }
+        runs.push(w);
+    }
+    println!(
+        "links {} Gb/s, switch queue {} KiB per port, NIC queue {} KiB, propagation {} ns",
+        scale::default_link().rate * 8 / 1_000_000_000,
+        scale::default_link().queue_bytes / 1024,
+        scale::default_link().nic_bytes / 1024,
+        scale::default_net(1).delay
+    );
+    println!("{}", scale::Report::header());
+    for mut w in runs {
+        w.live_bytes = Some(live);
+        let t = Instant::now();
+        let r = std::panic::catch_unwind(|| scale::run(&w));
+        match r {
+            Ok(r) => {
+                println!("{}", r.row());
+                eprintln!(
+                    "  {} devices, {} datagrams, first/last sender done {:.3}/{:.3} ms, {} fast retx, {} RNR NAKs, {} idle peers, send pool {} KiB, wall {:.1?}",
+                    r.devices,
+                    r.datagrams,
+                    r.first_finish as f64 / 1e6,
+                    r.last_finish as f64 / 1e6,
+                    r.fast_retransmits,
+                    r.rnr_naks,
+                    r.idle_peers,
+                    r.pool_bytes / 1024,
+                    t.elapsed()
+                );
+            }
+            Err(_) => println!(
+                "| {:?} x{} | {} | FAILED (see the panic above) |",
+                w.pattern,
+                w.devices,
+                if w.dev.cc_target_delay > 0 {
+                    "datacenter"
+                } else {
+                    "default"
+                }
+            ),
+        }
+    }
+}
