@@ -3,7 +3,7 @@
 //! device configuration and the datacenter profile (delay-based congestion
 //! control). Prints a markdown table (benches/README.md, "Scale"). Virtual
 //! time, so the figures are deterministic; wall time only says how long
-//! the simulation took. `cargo bench --bench srd_scale [-- quick]`.
+//! the simulation took. `cargo bench --bench srd_scale [-- quick|incast]`.
 
 #[path = "../tests/common/scale.rs"]
 mod scale;
@@ -48,8 +48,10 @@ fn live() -> i64 {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    // `cargo bench` passes --bench; "quick" skips the 1024-device runs.
+    // `cargo bench` passes --bench; "quick" runs all-to-all at 128 devices
+    // instead of 1024, "incast" skips all-to-all.
     let quick = args.iter().any(|a| a == "quick");
+    let incast_only = args.iter().any(|a| a == "incast");
     let mut runs: Vec<Workload> = Vec::new();
     for dc in [false, true] {
         for senders in [10usize, 100, 1000] {
@@ -61,7 +63,7 @@ fn main() {
         }
     }
     let a2a = if quick { 128 } else { 1024 };
-    for dc in [false, true] {
+    for dc in [false, true].into_iter().filter(|_| !incast_only) {
         let mut w = Workload::new(a2a, Pattern::AllToAll, 1, 4096);
         if dc {
             w.dev = scale::datacenter(w.dev);

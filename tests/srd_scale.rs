@@ -96,3 +96,96 @@ fn incast_100_to_1() {
         assert!(per_peer <= 2048.0, "{per_peer} bytes per idle peer");
     }
 }
+
+/// The RDM engine above the device: bytes an endpoint holds per peer after
+/// one message each way with each of 1000 peers (AV entry, msg_id state,
+/// reorder window, credit state), against an endpoint that never talked,
+/// and the fixed cost of an endpoint. The transport is an ideal pump (the
+/// device's share is measured above): this isolates the per-peer state of
+/// the RDM layer, the part that grows with the job size.
+#[test]
+fn rdm_bytes_per_idle_peer() {
+    use srd_fi::ffi::iov::UserIov;
+    use srd_fi::rdm::{Config, Endpoint};
+    const PEERS: usize = 1000;
+    let cfg = |a: &[u8]| Config {
+        local_addr: a.to_vec(),
+        ..Config::default()
+    };
+    let small = |a: &[u8]| Config {
+        local_addr: a.to_vec(),
+        tx_size: 4,
+        rx_size: 4,
+        unexp_max_count: 8,
+        unexp_max_bytes: 1 << 14,
+        reorder_max_bytes: 1 << 14,
+        reorder_overflow: 4,
+        cts_window: 1 << 14,
+        max_peers: 4,
+        rma_target_max: 1,
+        ..Config::default()
+    };
+    let base = {
+        let before = live();
+        let e = Endpoint::new(cfg(b"r"));
+        let after = live();
+        drop(e);
+        after - before
+    };
+    let mut r = Endpoint::new(cfg(b"r"));
+    let addrs: Vec<Vec<u8>> = (0..PEERS)
+        .map(|j| format!("s{j:05}").into_bytes())
+        .collect();
+    let mut senders: Vec<(Endpoint, u32)> = addrs
+        .iter()
+        .map(|a| {
+            let mut e = Endpoint::new(small(a));
+            let pr = e.insert_peer(b"r").unwrap();
+            (e, pr)
+        })
+        .collect();
+    let in_r: Vec<u32> = addrs.iter().map(|a| r.insert_peer(a).unwrap()).collect();
+    let mut buf = vec![0u8; 8192];
+    let mut rx = [0u8; 8];
+    for (j, (s, pr)) in senders.iter_mut().enumerate() {
+        s.inject(0, *pr, &(j as u64).to_le_bytes(), None).unwrap();
+        r.inject(0, in_r[j], &(j as u64).to_le_bytes(), None)
+            .unwrap();
+        // Both ways until quiet: request, handshake, credit.
+        for _ in 0..8 {
+            let mut moved = 0;
+            while let Some(t) = s.poll_transmit(0, &mut buf) {
+                r.handle_packet(0, Some(in_r[j]), &buf[..t.len]);
+                s.on_send_complete(t.token, Ok(()));
+                moved += 1;
+            }
+            while let Some(t) = r.poll_transmit(0, &mut buf) {
+                assert_eq!(t.peer, in_r[j]);
+                s.handle_packet(0, Some(*pr), &buf[..t.len]);
+                r.on_send_complete(t.token, Ok(()));
+                moved += 1;
+            }
+            if moved == 0 {
+                break;
+            }
+        }
+        // SAFETY: `rx` outlives the receive, which completes below (the
+        // message is already waiting as unexpected) before `rx` is reused.
+        let iov = unsafe { UserIov::from_raw(&[(rx.as_mut_ptr(), 8)]) };
+        r.recv(0, iov, None, j as u64, 0).unwrap();
+        let mut got = 0;
+        while let Some(c) = r.poll_completion() {
+            assert!(c.err.is_none(), "{:?}", c.err);
+            got += 1;
+        }
+        assert_eq!(got, 2, "send and receive of peer {j}");
+        assert_eq!(u64::from_le_bytes(rx), j as u64);
+        while s.poll_completion().is_some() {}
+    }
+    let before = live();
+    drop(r);
+    let held = before - live();
+    let per_peer = (held - base) as f64 / PEERS as f64;
+    println!("RDM endpoint: {base} bytes fixed, {per_peer:.0} bytes per idle peer ({PEERS} peers)");
+    assert!(per_peer <= 2048.0, "{per_peer} bytes per idle peer");
+}

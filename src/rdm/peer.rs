@@ -55,7 +55,9 @@ pub struct PeerTable {
 impl PeerTable {
     pub fn new(max: usize) -> Self {
         PeerTable {
-            peers: Slab::with_capacity(max),
+            // Not preallocated: max_peers (65 536 by default) entries would
+            // cost ~10 MB per endpoint before it knows a single peer.
+            peers: Slab::lazy(max),
             by_addr: HashMap::new(),
         }
     }

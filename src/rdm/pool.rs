@@ -27,6 +27,18 @@ impl<T> Slab<T> {
         }
     }
 
+    /// A slab bounded by `cap` that allocates as it fills (amortised
+    /// doubling) instead of up front: for tables whose bound is far above
+    /// their usual size (peers: 65 536 allowed, a few used).
+    pub fn lazy(cap: usize) -> Self {
+        Slab {
+            entries: Vec::new(),
+            free: Vec::new(),
+            cap,
+            used: 0,
+        }
+    }
+
     /// Stores `v`; `Err(v)` when full.
     pub fn insert(&mut self, v: T) -> Result<u32, T> {
         if let Some(i) = self.free.pop() {

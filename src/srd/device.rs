@@ -1160,7 +1160,17 @@ impl Device {
         }
         let (psn, avoid) = if let Some(psn) = p.tx.pop_retx() {
             let s = p.tx.note_retry(psn)?;
-            if s.retries > retry_limit {
+            // A peer that keeps acking other packets since the last timeout
+            // is reachable: losses then are congestion (an incast drops the
+            // same packet again and again), so the packet gets a larger
+            // budget before the peer is declared failed.
+            let alive = p.consecutive_timeouts == 0;
+            let budget = if alive {
+                retry_limit.saturating_mul(4)
+            } else {
+                retry_limit
+            };
+            if s.retries > budget {
                 self.fail_peer(pi, WcStatus::RetryExceeded);
                 return None;
             }
