@@ -46,6 +46,14 @@ fn live() -> i64 {
     LIVE.load(Ordering::Relaxed)
 }
 
+/// The allocator counts every thread: tests measuring memory run one at a
+/// time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn check_common(r: &scale::Report, w: &Workload) {
     println!("{}", r.row());
     // Device queues stay within their configured bounds.
@@ -59,6 +67,7 @@ fn check_common(r: &scale::Report, w: &Workload) {
 /// messages), default device configuration.
 #[test]
 fn all_to_all_128() {
+    let _serial = serial();
     let mut w = Workload::new(128, Pattern::AllToAll, 2, 4096);
     w.live_bytes = Some(live);
     let r = scale::run(&w);
@@ -79,6 +88,7 @@ fn all_to_all_128() {
 /// and the receiver holds little per idle sender.
 #[test]
 fn incast_100_to_1() {
+    let _serial = serial();
     for senders in [10usize, 100] {
         let mut w = Workload::new(senders + 1, Pattern::Incast { senders }, 64, 4096);
         w.dev = scale::datacenter(w.dev);
@@ -105,6 +115,7 @@ fn incast_100_to_1() {
 /// the RDM layer, the part that grows with the job size.
 #[test]
 fn rdm_bytes_per_idle_peer() {
+    let _serial = serial();
     use srd_fi::ffi::iov::UserIov;
     use srd_fi::rdm::{Config, Endpoint};
     const PEERS: usize = 1000;

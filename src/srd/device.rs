@@ -1160,11 +1160,11 @@ impl Device {
         }
         let (psn, avoid) = if let Some(psn) = p.tx.pop_retx() {
             let s = p.tx.note_retry(psn)?;
-            // A peer that keeps acking other packets since the last timeout
+            // A peer that acked something within the last two RTO periods
             // is reachable: losses then are congestion (an incast drops the
             // same packet again and again), so the packet gets a larger
             // budget before the peer is declared failed.
-            let alive = p.consecutive_timeouts == 0;
+            let alive = p.consecutive_timeouts < 2;
             let budget = if alive {
                 retry_limit.saturating_mul(4)
             } else {

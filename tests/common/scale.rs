@@ -406,7 +406,7 @@ pub fn run(w: &Workload) -> Report {
             );
         }
         steps += 1;
-        if steps % 4096 == 0 {
+        if steps.is_multiple_of(4096) {
             // Gauges are O(peers) to read: sample them.
             for d in &sim.devices {
                 let u = d.usage();
