@@ -531,6 +531,31 @@ impl ShmEndpoint {
     }
 }
 
+/// Vectored cross-memory transfer with process `pid`: `read` copies its
+/// `remote` segments into the `local` ones (process_vm_readv), otherwise
+/// the other way (process_vm_writev), in order, as many bytes as the
+/// shorter list holds. Errors are the kernel's (EPERM when ptrace rules
+/// refuse, ESRCH when the process is gone, EFAULT for unmapped ranges).
+///
+/// # Safety
+/// Every local `(address, length)` must be valid for writes (`read`) or
+/// reads (otherwise) of `length` bytes during the call, and not be
+/// accessed concurrently.
+pub unsafe fn cma_transfer(
+    read: bool,
+    pid: u32,
+    local: &[(usize, usize)],
+    remote: &[(usize, usize)],
+) -> io::Result<()> {
+    let dir = if read {
+        cma::Dir::Read
+    } else {
+        cma::Dir::Write
+    };
+    // SAFETY: forwarded from this function's contract.
+    unsafe { cma::transfer(dir, pid, local, remote) }
+}
+
 impl Drop for ShmEndpoint {
     fn drop(&mut self) {
         self.ring.set_state(STATE_CLOSED);
