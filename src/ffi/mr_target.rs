@@ -71,7 +71,7 @@ pub struct CmaCopier;
 
 /// `len` bytes of `iov` from `off`, as raw (address, length) segments;
 /// `None` when the iov is not caller memory or too short.
-fn window(iov: &UserIov, off: usize, len: usize) -> Option<SmallVec<[(usize, usize); 4]>> {
+fn window(iov: &UserIov, off: usize, len: usize) -> Option<RawSegs> {
     let mut out = SmallVec::new();
     let (mut skip, mut left) = (off, len);
     for (a, l) in iov.raw_segments() {
@@ -90,7 +90,11 @@ fn window(iov: &UserIov, off: usize, len: usize) -> Option<SmallVec<[(usize, usi
     (left == 0).then_some(out)
 }
 
-fn remote_segs(remote: &[(u64, u64)]) -> Option<(SmallVec<[(usize, usize); 4]>, usize)> {
+/// (address, length) segments for a CMA transfer.
+type RawSegs = SmallVec<[(usize, usize); 4]>;
+
+/// The peer's segments as addresses of this machine, and their total.
+fn remote_segs(remote: &[(u64, u64)]) -> Option<(RawSegs, usize)> {
     let mut total = 0usize;
     let mut out = SmallVec::new();
     for &(a, l) in remote {

@@ -912,8 +912,15 @@ impl RdmEp {
         if let Some(r) = &self.rdm {
             let s = r.stats();
             line += &format!(
-                "; rdm malformed {} stale {} deferred {} send failures {} timeouts {}",
-                s.malformed, s.stale, s.deferred, s.send_failures, s.timeouts
+                "; rdm malformed {} stale {} deferred {} send failures {} timeouts {}; cma copies {} fallbacks {} errors {}",
+                s.malformed,
+                s.stale,
+                s.deferred,
+                s.send_failures,
+                s.timeouts,
+                s.cma_copies,
+                s.cma_fallbacks,
+                s.cma_errors
             );
         }
         if let Some(shm) = &self.shm {
