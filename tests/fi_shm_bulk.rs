@@ -33,6 +33,8 @@ const SIZES: [usize; 10] = [
     8 << 20,
 ];
 const RMA_LEN: usize = 1 << 20;
+/// FI_SRD_SHM_CMA_MIN for the children (SIZES straddle it).
+const CMA_MIN: usize = 32_768;
 const KEY: u64 = 0x5eed;
 const SECS: u64 = 60;
 
@@ -275,6 +277,7 @@ fn spawn(role: &str, cma: bool) -> Kid {
         .env(ROLE, role)
         .env("FI_SRD_SHM_CMA", if cma { "1" } else { "0" })
         .env("FI_SRD_SHM", "1")
+        .env("FI_SRD_SHM_CMA_MIN", CMA_MIN.to_string())
         .env("FI_SRD_STATS", "1")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -362,7 +365,7 @@ fn run(cma: bool) {
     if cma {
         // The server read the client's sends ≥ threshold and served the
         // RMA; the client read the server's echoes.
-        let big = SIZES.iter().filter(|&&s| s >= 32_768).count() as u64 * 2;
+        let big = SIZES.iter().filter(|&&s| s >= CMA_MIN).count() as u64 * 2;
         assert_eq!(copies(&serr), big + 2, "server copies:\n{serr}");
         assert_eq!(copies(&cerr), big, "client copies:\n{cerr}");
     } else {

@@ -69,7 +69,7 @@ pub const DEFS: &[Def] = &[
     Def {
         name: "shm_cma_min",
         kind: Kind::Size,
-        default: "32768",
+        default: "16384",
         help: "Same-host messages and RMA transfers of at least this many bytes are copied once with cross-memory attach (the receiver or RMA target reads/writes the peer's buffer) instead of through the rings; 0 never.",
     },
     Def {

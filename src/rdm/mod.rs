@@ -183,7 +183,7 @@ impl Default for Config {
             max_peers: 65536,
             local_addr: Vec::new(),
             rma_target_max: 1024,
-            cma_min: 64 * 1024,
+            cma_min: 16 * 1024,
             pid: 0,
         }
     }
