@@ -73,6 +73,7 @@ run_mpi() { # label, extra run.sh args
     done < <(grep -E "^(PASS|FAIL) " "$log_dir/mpi-$label.log")
 }
 run_mpi shm
+run_mpi shm-nocma --no-build --env FI_SRD_SHM_CMA=0
 run_mpi udp --no-build --env FI_SRD_SHM=0
 run_mpi udp-loss5 --no-build --env FI_SRD_SHM=0 --env FI_SRD_DROP_RATE=0.05
 

@@ -5,7 +5,8 @@
 use super::bindings as b;
 use super::iov::UserIov;
 use crate::fi::fabric::Domain;
-use crate::rdm::RmaTarget;
+use crate::rdm::{Cma, CmaError, RmaTarget};
+use crate::srd::backend::shm::cma_transfer;
 use smallvec::SmallVec;
 use std::sync::Arc;
 
@@ -59,5 +60,85 @@ impl RmaTarget for MrTarget {
             // the call that resolved it.
             Some(Ok(segs)) => Ok(unsafe { UserIov::from_raw(&segs) }),
         }
+    }
+}
+
+/// Single copies between processes of this host for the RDM engine: the
+/// local side is a `UserIov` over caller or registered memory, the remote
+/// side the segments a peer described; process_vm_readv / writev move the
+/// bytes (shm backend).
+pub struct CmaCopier;
+
+/// `len` bytes of `iov` from `off`, as raw (address, length) segments;
+/// `None` when the iov is not caller memory or too short.
+fn window(iov: &UserIov, off: usize, len: usize) -> Option<RawSegs> {
+    let mut out = SmallVec::new();
+    let (mut skip, mut left) = (off, len);
+    for (a, l) in iov.raw_segments() {
+        if left == 0 {
+            break;
+        }
+        if skip >= l {
+            skip -= l;
+            continue;
+        }
+        let n = (l - skip).min(left);
+        out.push((a + skip, n));
+        left -= n;
+        skip = 0;
+    }
+    (left == 0).then_some(out)
+}
+
+/// (address, length) segments for a CMA transfer.
+type RawSegs = SmallVec<[(usize, usize); 4]>;
+
+/// The peer's segments as addresses of this machine, and their total.
+fn remote_segs(remote: &[(u64, u64)]) -> Option<(RawSegs, usize)> {
+    let mut total = 0usize;
+    let mut out = SmallVec::new();
+    for &(a, l) in remote {
+        let (a, l) = (usize::try_from(a).ok()?, usize::try_from(l).ok()?);
+        total = total.checked_add(l)?;
+        out.push((a, l));
+    }
+    Some((out, total))
+}
+
+fn cma_error(e: std::io::Error) -> CmaError {
+    match e.raw_os_error() {
+        Some(libc::EPERM | libc::EACCES | libc::ENOSYS | libc::EOPNOTSUPP) => CmaError::Denied,
+        Some(libc::ESRCH) => CmaError::Gone,
+        _ => CmaError::Fault,
+    }
+}
+
+impl Cma for CmaCopier {
+    fn read(
+        &mut self,
+        pid: u32,
+        remote: &[(u64, u64)],
+        dst: &mut UserIov,
+        off: usize,
+    ) -> Result<(), CmaError> {
+        let (remote, len) = remote_segs(remote).ok_or(CmaError::Fault)?;
+        let local = window(dst, off, len).ok_or(CmaError::Denied)?;
+        // SAFETY: `local` lies inside `dst`, caller memory valid until its
+        // operation completes (UserIov::from_raw's contract), which the
+        // engine holds exclusively (`&mut`) during this call.
+        unsafe { cma_transfer(true, pid, &local, &remote) }.map_err(cma_error)
+    }
+
+    fn write(
+        &mut self,
+        pid: u32,
+        remote: &[(u64, u64)],
+        src: &UserIov,
+        off: usize,
+    ) -> Result<(), CmaError> {
+        let (remote, len) = remote_segs(remote).ok_or(CmaError::Fault)?;
+        let local = window(src, off, len).ok_or(CmaError::Denied)?;
+        // SAFETY: as in `read`; the kernel only reads the local side.
+        unsafe { cma_transfer(false, pid, &local, &remote) }.map_err(cma_error)
     }
 }

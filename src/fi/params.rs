@@ -67,6 +67,12 @@ pub const DEFS: &[Def] = &[
         help: "Let same-host bulk transfers use process_vm_readv/writev (cross-memory attach) where the kernel permits; 0 copies through the rings.",
     },
     Def {
+        name: "shm_cma_min",
+        kind: Kind::Size,
+        default: "16384",
+        help: "Same-host messages and RMA transfers of at least this many bytes are copied once with cross-memory attach (the receiver or RMA target reads/writes the peer's buffer) instead of through the rings; 0 never.",
+    },
+    Def {
         name: "stats",
         kind: Kind::Bool,
         default: "0",
@@ -98,6 +104,7 @@ pub struct Params {
     pub retry_limit: u32,
     pub shm: bool,
     pub shm_cma: bool,
+    pub shm_cma_min: usize,
     pub stats: bool,
 }
 
@@ -143,6 +150,7 @@ impl Params {
             retry_limit: u32::try_from(num("retry_limit")).unwrap_or(u32::MAX).max(1),
             shm: !matches!(text("shm").trim(), "0" | "false" | "no" | "off"),
             shm_cma: !matches!(text("shm_cma").trim(), "0" | "false" | "no" | "off"),
+            shm_cma_min: num("shm_cma_min") as usize,
             stats: matches!(text("stats").trim(), "1" | "true" | "yes" | "on"),
         }
     }

@@ -33,6 +33,10 @@ const RX_DEPTH: usize = 128;
 /// larger datagrams, and a packet the device has acked must never meet a
 /// buffer it does not fit.
 const RX_BUF: usize = crate::srd::backend::udp::MAX_UDP_PAYLOAD - crate::wire::srd::DATA_HEADER_LEN;
+/// Shared-memory ring geometry: packets to same-host peers may be this
+/// large whatever the interface MTU (`rdm::Endpoint::set_peer_link`).
+const SHM_SLOTS: usize = 256;
+const SHM_SLOT: usize = 64 << 10;
 
 /// Where a protocol peer is on the device.
 #[derive(Clone, Copy, Debug)]
@@ -108,8 +112,8 @@ impl RdmEp {
         let mtu = dev.max_payload();
         let shm = if params.shm {
             let cfg = ShmConfig {
-                slots: 512,
-                slot_size: mtu,
+                slots: SHM_SLOTS,
+                slot_size: SHM_SLOT.max(mtu),
                 cma: if params.shm_cma {
                     crate::srd::backend::shm::CmaMode::Auto
                 } else {
@@ -136,8 +140,11 @@ impl RdmEp {
             rx_size,
             eager_max: mtu,
             inject_size: super::offer::RDM_INJECT,
+            cma_min: params.shm_cma_min,
+            pid: std::process::id(),
             ..rdm::Config::default()
         };
+        let out_len = shm.as_ref().map_or(mtu, |s| s.slot_size().max(mtu));
         let mut ep = RdmEp {
             t,
             shm,
@@ -160,7 +167,7 @@ impl RdmEp {
             free_bufs: Vec::new(),
             posted: 0,
             deferred: VecDeque::new(),
-            out: vec![0u8; mtu],
+            out: vec![0u8; out_len],
             stash: None,
             tx_size,
             rx_size,
@@ -199,6 +206,9 @@ impl RdmEp {
         cfg.local_addr = self.name().to_bytes().to_vec();
         let mut r = rdm::Endpoint::new(cfg);
         r.set_rma_target(target);
+        if self.shm.as_ref().is_some_and(ShmEndpoint::cma_enabled) {
+            r.set_cma(Box::new(crate::ffi::mr_target::CmaCopier));
+        }
         self.rdm = Some(r);
     }
 
@@ -381,6 +391,12 @@ impl RdmEp {
                     if let Ok(sp) = shm.connect(token) {
                         self.shm_routes[pi] = Some(sp);
                         self.by_shm.insert(token, p);
+                        // Ring-slot packets; single copies if CMA works both ways.
+                        let mtu = shm.peer_slot_size(sp).min(self.out.len());
+                        let cma = shm.peer_cma(sp).then_some(a.pid);
+                        if let Some(r) = self.rdm.as_mut() {
+                            let _ = r.set_peer_link(p, mtu, cma);
+                        }
                     }
                 }
                 let dev = DeviceAddr::new(*a.sock.ip(), a.sock.port());
@@ -896,8 +912,15 @@ impl RdmEp {
         if let Some(r) = &self.rdm {
             let s = r.stats();
             line += &format!(
-                "; rdm malformed {} stale {} deferred {} send failures {} timeouts {}",
-                s.malformed, s.stale, s.deferred, s.send_failures, s.timeouts
+                "; rdm malformed {} stale {} deferred {} send failures {} timeouts {}; cma copies {} fallbacks {} errors {}",
+                s.malformed,
+                s.stale,
+                s.deferred,
+                s.send_failures,
+                s.timeouts,
+                s.cma_copies,
+                s.cma_fallbacks,
+                s.cma_errors
             );
         }
         if let Some(shm) = &self.shm {

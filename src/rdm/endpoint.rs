@@ -17,7 +17,7 @@ use crate::ffi::bindings::{
     FI_TRANSMIT_COMPLETE,
 };
 use crate::ffi::iov::UserIov;
-use crate::wire::rdm::{DATA_LEN, MAX_ADDR_LEN, OpRef, REQ_LEN};
+use crate::wire::rdm::{DATA_LEN, MAX_ADDR_LEN, OpRef, Proto, REQ_LEN};
 use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasherDefault;
 
@@ -35,11 +35,19 @@ pub(super) enum Ctrl {
         msg_id: u32,
         tx_id: u32,
     },
-    /// RMA target: a write's status.
+    /// Long-read receiver: the message was read (or not: `status`).
+    Fin {
+        peer: PeerIdx,
+        msg_id: u32,
+        tx_id: u32,
+        status: u32,
+    },
+    /// RMA target: a write's status (`flags`: RSP_NO_CMA).
     WriteRsp {
         peer: PeerIdx,
         op: OpRef,
         status: u32,
+        flags: u16,
     },
     /// RMA target: an atomic's status; `buf` (index in `rsp_bufs`, or
     /// NIL) holds the fetched values.
@@ -49,11 +57,13 @@ pub(super) enum Ctrl {
         status: u32,
         buf: u32,
     },
-    /// RMA target: a read that sends no data (refused, or zero bytes).
+    /// RMA target: a read that sends no data (refused, zero bytes, or
+    /// placed with CMA: `flags` READRSP_PLACED).
     ReadDone {
         peer: PeerIdx,
         op: OpRef,
         status: u32,
+        flags: u16,
     },
 }
 
@@ -142,6 +152,8 @@ pub struct Endpoint {
     pub(super) rsp_free: Vec<u32>,
     pub(super) scratch: Vec<u8>,
     pub(super) remote: RemoteCounts,
+    /// The glue's single-copy access to same-host peers (module `cma`).
+    pub(super) cma: Option<Box<dyn super::Cma + Send>>,
 }
 
 impl Endpoint {
@@ -214,6 +226,7 @@ impl Endpoint {
             rsp_free: Vec::new(),
             scratch: Vec::new(),
             remote: RemoteCounts::default(),
+            cma: None,
             cfg,
         }
     }
@@ -348,7 +361,7 @@ impl Endpoint {
             self.push_error(context, flags, errno, 0, iov);
             return Ok(());
         }
-        let proto = proto::choose(self.cut, len);
+        let proto = self.choose_proto(peer, len, iov.as_ref(), inject);
         let report = !silent && (!self.cfg.tx_selective || flags & FI_COMPLETION != 0);
         let early = inject
             && (flags & FI_INJECT_COMPLETE != 0
@@ -419,6 +432,38 @@ impl Endpoint {
         self.txq.push_back((idx, self.tx_gen[idx as usize]));
         self.contact(now, peer);
         Ok(())
+    }
+
+    /// The protocol of a `len`-byte send to `peer`: long-read when CMA
+    /// reaches it and the buffer can be described, else by size, with
+    /// eager up to one packet of that peer's link.
+    fn choose_proto(
+        &self,
+        peer: PeerIdx,
+        len: usize,
+        iov: Option<&UserIov>,
+        inject: bool,
+    ) -> Proto {
+        let mtu = self.peer_mtu(peer);
+        let addr = self.cfg.local_addr.len();
+        if !inject
+            && self.cma_candidate(peer, len)
+            && let Some(segs) = iov.and_then(super::cma::describe)
+            && REQ_LEN + addr + super::cma::desc_len(&segs) <= mtu
+        {
+            return Proto::LongRead;
+        }
+        let mut cut = self.cut;
+        if mtu > self.cfg.mtu {
+            // Eager as "one packet" follows the link; a smaller configured
+            // eager limit stays.
+            let fit = |m: usize| m - REQ_LEN - addr;
+            if cut.eager_max >= fit(self.cfg.mtu) {
+                cut.eager_max = fit(mtu);
+                cut.medium_max = cut.medium_max.max(cut.eager_max);
+            }
+        }
+        proto::choose(cut, len)
     }
 
     // ---- completions ---------------------------------------------------

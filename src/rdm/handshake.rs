@@ -14,12 +14,12 @@ use super::endpoint::{Ctrl, Endpoint};
 use super::peer::{INITIAL_WINDOW, PeerIdx};
 use crate::ffi::bindings::FI_ETIMEDOUT;
 use crate::wire::rdm::{
-    FEATURE_DELIVERY_COMPLETE, FEATURE_LONG_CTS, FEATURE_RMA, HS_REPLY, HandshakeRepr, VERSION,
-    emit_handshake,
+    FEATURE_CMA, FEATURE_DELIVERY_COMPLETE, FEATURE_LONG_CTS, FEATURE_RMA, HS_REPLY, HandshakeRepr,
+    VERSION, emit_handshake,
 };
 
 /// What this build supports.
-pub const FEATURES: u64 = FEATURE_DELIVERY_COMPLETE | FEATURE_LONG_CTS | FEATURE_RMA;
+pub const FEATURES: u64 = FEATURE_DELIVERY_COMPLETE | FEATURE_LONG_CTS | FEATURE_RMA | FEATURE_CMA;
 
 impl Endpoint {
     /// We are about to send to `peer`.

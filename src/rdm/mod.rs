@@ -67,7 +67,24 @@
 //! Large writes and reads keep at most `cts_window` bytes in the
 //! transport and take turns with sends in `poll_transmit`.
 
+//! # Same-host peers: packet size and single copy (module `cma`)
+//! The glue tells the endpoint what it knows of a peer's link with
+//! `set_peer_link(peer, mtu, cma_pid)`: packets to it may be `mtu` bytes
+//! (a shared-memory ring slot rather than a UDP datagram; eager then
+//! carries up to one such packet), and with `cma_pid` the peer is a process
+//! of this host whose memory CMA may reach. Then, once the peer's
+//! handshake shows FEATURE_CMA, messages of at least `Config::cma_min`
+//! bytes use the long-read protocol (the REQ carries a description of the
+//! sender's buffer; the receiver, after matching, reads it straight into
+//! the receive buffer through the glue's [`Cma`] and answers FIN), and
+//! RMA writes/reads that large are done by the target with one CMA copy.
+//! When the copy is refused (EPERM, ENOSYS, CMA off) the receiver falls
+//! back to long-CTS for that message (a CTS for a long-read REQ turns it
+//! into a long-CTS send) and the target to packets, and the sender stops
+//! trying CMA with that peer.
+
 pub mod atomic;
+mod cma;
 mod endpoint;
 mod handshake;
 pub mod matcher;
@@ -81,6 +98,7 @@ mod rx;
 mod tx;
 
 pub use atomic::{AtomicKind, AtomicOp, Datatype};
+pub use cma::{Cma, CmaError};
 pub use endpoint::Endpoint;
 pub use peer::PeerIdx;
 pub use rma::{RemoteCounts, RmaTarget};
@@ -136,6 +154,11 @@ pub struct Config {
     /// `PacketOutcome::Deferred`). Writes in progress are bounded by the
     /// initiators' `tx_size` instead (never deferred).
     pub rma_target_max: usize,
+    /// Messages and RMA transfers of at least this many bytes to a peer
+    /// with CMA (`set_peer_link`) are moved with one CMA copy; 0 never.
+    pub cma_min: usize,
+    /// Our process id, stated in CMA descriptors (0: not stated).
+    pub pid: u32,
 }
 
 impl Default for Config {
@@ -160,6 +183,8 @@ impl Default for Config {
             max_peers: 65536,
             local_addr: Vec::new(),
             rma_target_max: 1024,
+            cma_min: 16 * 1024,
+            pid: 0,
         }
     }
 }
@@ -261,6 +286,12 @@ pub struct Stats {
     pub errors_after_inject: u64,
     /// RMA/atomic requests refused at the target (key, range, access).
     pub rma_refused: u64,
+    /// Messages received and RMA transfers served with one CMA copy.
+    pub cma_copies: u64,
+    /// CMA copies refused (EPERM, ENOSYS, no CMA here): moved in packets.
+    pub cma_fallbacks: u64,
+    /// CMA copies that failed otherwise (peer gone, bad address).
+    pub cma_errors: u64,
 }
 
 /// Largest medium message any peer may send (Config::medium_max is clamped

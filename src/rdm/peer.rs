@@ -44,6 +44,10 @@ pub struct Peer {
     /// The transport gave up on a datagram to it: errno for every
     /// operation with it from then on.
     pub broken: Option<i32>,
+    /// Largest packet to it (0: `Config::mtu`), set by the glue.
+    pub mtu: usize,
+    /// Its pid when CMA may reach its memory (same host), set by the glue.
+    pub cma_pid: Option<u32>,
 }
 
 #[derive(Debug)]
@@ -93,6 +97,8 @@ impl PeerTable {
                 rx_advertised: 0,
                 credit_queued: false,
                 broken: None,
+                mtu: 0,
+                cma_pid: None,
             })
             .ok()?;
         self.by_addr.insert(addr.to_vec(), i);

@@ -20,6 +20,7 @@
 //! The target side is in `rma_target`.
 
 use super::atomic::{self, AtomicKind, AtomicOp, Datatype};
+use super::cma;
 use super::endpoint::{Endpoint, TOK_RMA, token};
 use super::peer::PeerIdx;
 use super::{Completion, CompletionError, RdmError, TxError, TxInfo};
@@ -28,8 +29,9 @@ use crate::ffi::bindings::{
 };
 use crate::ffi::iov::UserIov;
 use crate::wire::rdm::{
-    FEATURE_RMA, OpRef, RSP_LEN, RTA_LEN, RTW_CQ_DATA, RTW_LEN, ReadRspRepr, RspRepr, RtaRepr,
-    RtrRepr, RtwRepr, emit_rta, emit_rtr, emit_rtw,
+    FEATURE_RMA, OpRef, READRSP_PLACED, RSP_LEN, RSP_NO_CMA, RTA_LEN, RTR_CMA, RTR_LEN, RTW_CMA,
+    RTW_CQ_DATA, RTW_LEN, ReadRspRepr, RspRepr, RtaRepr, RtrRepr, RtwRepr, emit_cma_desc, emit_rta,
+    emit_rtr, emit_rtw,
 };
 
 /// The glue's memory registry, consulted by the target side of RMA and
@@ -91,6 +93,10 @@ pub(crate) struct RmaOp {
     pub received: u64,
     pub report: bool,
     pub queued: bool,
+    /// The request asked the target to copy with CMA (RTW_CMA/RTR_CMA).
+    pub cma: bool,
+    /// The target refused CMA for it: move the data in packets.
+    pub no_cma: bool,
 }
 
 /// An entry of `rmaq`: (slot, generation) of an initiator op or of a read
@@ -406,6 +412,8 @@ impl Endpoint {
             received: 0,
             report,
             queued: true,
+            cma: false,
+            no_cma: false,
         };
         let Ok(idx) = self.rma.insert(op) else {
             return Err(RdmError::Again);
@@ -437,10 +445,26 @@ impl Endpoint {
         Ok(())
     }
 
-    /// Packets a write or read response stream may have in the transport.
-    pub(super) fn rma_window_pkts(&self) -> u32 {
-        let per = (self.cfg.mtu - RTW_LEN).max(1);
+    /// Packets a write or read response stream to `peer` may have in the
+    /// transport.
+    pub(super) fn rma_window_pkts(&self, peer: PeerIdx) -> u32 {
+        let per = (self.peer_mtu(peer) - RTW_LEN).max(1);
         (self.cfg.cts_window / per).clamp(1, u32::MAX as usize) as u32
+    }
+
+    /// The CMA descriptor segments of RMA op `idx` if it should ask the
+    /// target for a single copy (large enough, CMA reaches the peer, the
+    /// buffer describable and the request fitting one packet).
+    fn rma_cma_segs(&self, idx: u32, hdr: usize, lim: usize) -> Option<cma::Segs> {
+        let op = self.rma.get(idx)?;
+        if op.started || op.copied || op.no_cma || !self.cma_candidate(op.peer, op.len as usize) {
+            return None;
+        }
+        if !matches!(op.kind, RmaKind::Write | RmaKind::Read) {
+            return None;
+        }
+        let segs = op.iov.as_ref().and_then(cma::describe)?;
+        (hdr + cma::desc_len(&segs) <= lim).then_some(segs)
     }
 
     /// The peer's handshake arrived: its waiting RMA ops may go.
@@ -488,7 +512,12 @@ impl Endpoint {
         if self.rma_gen[idx as usize] != generation {
             return None;
         }
-        let window = self.rma_window_pkts();
+        let peer = self.rma.get(idx)?.peer;
+        let window = self.rma_window_pkts(peer);
+        let lim = self.peer_mtu(peer).min(out.len());
+        let out = &mut out[..lim];
+        let cma_segs = self.rma_cma_segs(idx, RTW_LEN.max(RTR_LEN), lim);
+        let pid = self.cfg.pid;
         let op = self.rma.get_mut(idx)?;
         op.queued = false;
         let oref = OpRef {
@@ -496,6 +525,36 @@ impl Endpoint {
             op_gen: generation,
         };
         let len = match op.kind {
+            RmaKind::Write if let Some(segs) = cma_segs => {
+                // One request; the target copies the data from us.
+                let hdr = RtwRepr {
+                    flags: RTW_CMA | if op.data.is_some() { RTW_CQ_DATA } else { 0 },
+                    op: oref,
+                    key: op.key,
+                    addr: op.addr,
+                    total_len: op.len,
+                    offset: 0,
+                    cq_data: op.data.unwrap_or(0),
+                };
+                let at = emit_rtw(out, &hdr);
+                op.cma = true;
+                op.next_off = op.len;
+                at + emit_cma_desc(&mut out[at..], pid, &segs)
+            }
+            RmaKind::Read if let Some(segs) = cma_segs => {
+                let at = emit_rtr(
+                    out,
+                    &RtrRepr {
+                        flags: RTR_CMA,
+                        op: oref,
+                        key: op.key,
+                        addr: op.addr,
+                        len: op.len,
+                    },
+                );
+                op.cma = true;
+                at + emit_cma_desc(&mut out[at..], pid, &segs)
+            }
             RmaKind::Write => {
                 if op.started && op.next_off >= op.len {
                     return None;
@@ -531,6 +590,7 @@ impl Endpoint {
                 emit_rtr(
                     out,
                     &RtrRepr {
+                        flags: 0,
                         op: oref,
                         key: op.key,
                         addr: op.addr,
@@ -623,6 +683,26 @@ impl Endpoint {
         let Some(idx) = self.rma_op_for(peer, r.op, |k| k == RmaKind::Write) else {
             return;
         };
+        if r.flags & RSP_NO_CMA != 0 {
+            // The target could not read our memory: send the data.
+            let Some(op) = self.rma.get_mut(idx) else {
+                return;
+            };
+            if !op.cma {
+                self.stats.stale += 1;
+                return;
+            }
+            op.cma = false;
+            op.no_cma = true;
+            op.next_off = 0;
+            let queue = !op.queued;
+            op.queued = true;
+            self.cma_refused(peer);
+            if queue {
+                self.rmaq.push_back(RmaQ::Op(idx, r.op.op_gen));
+            }
+            return;
+        }
         let err = (r.status != 0).then_some((r.status as i32, 0));
         self.finish_rma(idx, err);
     }
@@ -634,6 +714,23 @@ impl Endpoint {
         if h.status != 0 {
             self.finish_rma(idx, Some((h.status as i32, 0)));
             return;
+        }
+        let Some(op) = self.rma.get_mut(idx) else {
+            return;
+        };
+        if h.flags & READRSP_PLACED != 0 {
+            // The target wrote every byte into our buffer.
+            if !op.cma {
+                self.stats.malformed += 1;
+                return;
+            }
+            self.finish_rma(idx, None);
+            return;
+        }
+        if op.cma {
+            // Served in packets: the target could not write to us.
+            op.cma = false;
+            self.cma_refused(peer);
         }
         let Some(op) = self.rma.get_mut(idx) else {
             return;

@@ -11,17 +11,19 @@
 //! counter per multi-packet write) are never deferred: see `on_rtw`.
 
 use super::atomic::{self, AtomicKind, AtomicOp, Datatype};
+use super::cma::{self, CmaError};
 use super::endpoint::{Ctrl, Endpoint, TOK_SERVE, token};
 use super::peer::PeerIdx;
 use super::pool::NIL;
 use super::rma::RmaQ;
 use super::{Completion, PacketOutcome, TxError, TxInfo};
 use crate::ffi::bindings::{
-    FI_EACCES, FI_EINVAL, FI_EOPNOTSUPP, FI_REMOTE_CQ_DATA, FI_REMOTE_READ, FI_REMOTE_WRITE, FI_RMA,
+    FI_EACCES, FI_EHOSTUNREACH, FI_EINVAL, FI_EIO, FI_EOPNOTSUPP, FI_REMOTE_CQ_DATA,
+    FI_REMOTE_READ, FI_REMOTE_WRITE, FI_RMA,
 };
 use crate::wire::rdm::{
-    OpRef, READRSP_LEN, RSP_LEN, RTW_CQ_DATA, ReadRspRepr, RspRepr, RtaRepr, RtrRepr, RtwRepr,
-    emit_readrsp, emit_rsp,
+    CmaDesc, OpRef, READRSP_LEN, READRSP_PLACED, RSP_LEN, RSP_NO_CMA, RTW_CMA, RTW_CQ_DATA,
+    ReadRspRepr, RspRepr, RtaRepr, RtrRepr, RtwRepr, emit_readrsp, emit_rsp,
 };
 
 /// A multi-packet write being placed.
@@ -47,6 +49,14 @@ pub(crate) struct ReadOut {
     pub queued: bool,
 }
 
+/// The wire status of a failed copy.
+fn cma_errno(e: CmaError) -> u32 {
+    match e {
+        CmaError::Gone => FI_EHOSTUNREACH as u32,
+        _ => FI_EIO as u32,
+    }
+}
+
 /// A registry's errno as a wire status (never 0 for an error).
 fn status_of(e: i32) -> u32 {
     if e > 0 { e as u32 } else { FI_EACCES as u32 }
@@ -70,6 +80,9 @@ impl Endpoint {
     }
 
     pub(super) fn on_rtw(&mut self, peer: PeerIdx, h: RtwRepr, payload: &[u8]) -> PacketOutcome {
+        if h.flags & RTW_CMA != 0 {
+            return self.on_rtw_cma(peer, h, payload);
+        }
         let single = h.offset == 0 && payload.len() as u64 == h.total_len;
         let key = (peer, h.op.tx_id, h.op.op_gen);
         if single {
@@ -115,6 +128,52 @@ impl Endpoint {
         PacketOutcome::Consumed
     }
 
+    /// A write whose data we copy from the initiator's memory (RTW_CMA):
+    /// checked against the registry first, as every write.
+    fn on_rtw_cma(&mut self, peer: PeerIdx, h: RtwRepr, payload: &[u8]) -> PacketOutcome {
+        let Ok(desc) = CmaDesc::parse(payload, h.total_len) else {
+            self.stats.malformed += 1;
+            return PacketOutcome::Dropped;
+        };
+        let pid = self.cma_pid_for(peer, &desc);
+        let segs = cma::clip(desc.segments(), h.total_len);
+        let got = match self.rma_target.as_mut() {
+            None => Err(FI_EOPNOTSUPP as u32),
+            Some(t) => match t.resolve(h.key, h.addr, h.total_len as usize, FI_REMOTE_WRITE) {
+                Ok(iov) if iov.len() as u64 == h.total_len => Ok(iov),
+                Ok(_) => Err(FI_EINVAL as u32),
+                Err(e) => Err(status_of(e)),
+            },
+        };
+        let mut iov = match got {
+            Ok(iov) => iov,
+            Err(status) => {
+                self.write_done(peer, h, status);
+                return PacketOutcome::Consumed;
+            }
+        };
+        let res = match (pid, self.cma.as_mut()) {
+            (Some(pid), Some(c)) => c.read(pid, &segs, &mut iov, 0),
+            _ => Err(CmaError::Denied),
+        };
+        cma::count(&mut self.stats, res);
+        match res {
+            Ok(()) => self.write_done(peer, h, 0),
+            Err(CmaError::Denied) => {
+                // Nothing placed: the initiator sends the data instead.
+                self.cma_refused(peer);
+                self.ctrl.push_back(Ctrl::WriteRsp {
+                    peer,
+                    op: h.op,
+                    status: 0,
+                    flags: RSP_NO_CMA,
+                });
+            }
+            Err(e) => self.write_done(peer, h, cma_errno(e)),
+        }
+        PacketOutcome::Consumed
+    }
+
     /// Zero-byte requests touch no memory; they need RMA enabled only.
     fn check_empty(&self) -> u32 {
         if self.rma_target.is_some() {
@@ -148,10 +207,45 @@ impl Endpoint {
             peer,
             op: h.op,
             status,
+            flags: 0,
         });
     }
 
-    pub(super) fn on_rtr(&mut self, peer: PeerIdx, h: RtrRepr) -> PacketOutcome {
+    /// A read whose data we may write into the initiator's buffer (RTR_CMA,
+    /// range already checked): `Some(status)` when answered, `None` when
+    /// CMA was refused and the read is to be served in packets.
+    fn serve_cma(&mut self, peer: PeerIdx, h: &RtrRepr, desc: &CmaDesc<'_>) -> Option<u32> {
+        let pid = self.cma_pid_for(peer, desc);
+        let segs = cma::clip(desc.segments(), h.len);
+        let res = match (pid, self.rma_target.as_mut()) {
+            (Some(pid), Some(t)) => {
+                match t.resolve(h.key, h.addr, h.len as usize, FI_REMOTE_READ) {
+                    Ok(iov) if iov.len() as u64 == h.len => match self.cma.as_mut() {
+                        Some(c) => c.write(pid, &segs, &iov, 0),
+                        None => Err(CmaError::Denied),
+                    },
+                    _ => Err(CmaError::Denied),
+                }
+            }
+            _ => Err(CmaError::Denied),
+        };
+        cma::count(&mut self.stats, res);
+        match res {
+            Ok(()) => Some(0),
+            Err(CmaError::Denied) => {
+                self.cma_refused(peer);
+                None
+            }
+            Err(e) => Some(cma_errno(e)),
+        }
+    }
+
+    pub(super) fn on_rtr(
+        &mut self,
+        peer: PeerIdx,
+        h: RtrRepr,
+        desc: Option<CmaDesc<'_>>,
+    ) -> PacketOutcome {
         let status = if h.len == 0 {
             self.check_empty()
         } else {
@@ -174,6 +268,21 @@ impl Endpoint {
                 peer,
                 op: h.op,
                 status,
+                flags: 0,
+            });
+            return PacketOutcome::Consumed;
+        }
+        if let Some(d) = desc
+            && let Some(status) = self.serve_cma(peer, &h, &d)
+        {
+            if status == 0 {
+                self.remote.reads += 1;
+            }
+            self.ctrl.push_back(Ctrl::ReadDone {
+                peer,
+                op: h.op,
+                status,
+                flags: if status == 0 { READRSP_PLACED } else { 0 },
             });
             return PacketOutcome::Consumed;
         }
@@ -201,7 +310,10 @@ impl Endpoint {
         if self.rd_gen[i as usize] != generation {
             return None;
         }
-        let window = self.rma_window_pkts();
+        let peer = self.rd_out.get(i)?.peer;
+        let window = self.rma_window_pkts(peer);
+        let lim = self.peer_mtu(peer).min(out.len());
+        let out = &mut out[..lim];
         let r = self.rd_out.get_mut(i)?;
         r.queued = false;
         if r.next_off >= r.len || r.sent_pkts.wrapping_sub(r.acked_pkts) >= window {
@@ -210,6 +322,7 @@ impl Endpoint {
         let at = READRSP_LEN;
         let n = ((r.len - r.next_off) as usize).min(out.len() - at);
         let mut hdr = ReadRspRepr {
+            flags: 0,
             op: r.op,
             offset: r.next_off,
             status: 0,
@@ -254,7 +367,10 @@ impl Endpoint {
         if self.rd_gen.get(i as usize) != Some(&generation) {
             return;
         }
-        let window = self.rma_window_pkts();
+        let Some(peer) = self.rd_out.get(i).map(|r| r.peer) else {
+            return;
+        };
+        let window = self.rma_window_pkts(peer);
         let Some(r) = self.rd_out.get_mut(i) else {
             return;
         };
@@ -393,14 +509,23 @@ impl Endpoint {
     pub(super) fn emit_rma_ctrl(&mut self, c: Ctrl, out: &mut [u8]) -> Option<TxInfo> {
         use super::endpoint::TOK_RECEIPT;
         let (peer, len) = match c {
-            Ctrl::WriteRsp { peer, op, status } => {
-                (peer, emit_rsp(out, &RspRepr { op, status }, false))
-            }
-            Ctrl::ReadDone { peer, op, status } => (
+            Ctrl::WriteRsp {
+                peer,
+                op,
+                status,
+                flags,
+            } => (peer, emit_rsp(out, &RspRepr { flags, op, status }, false)),
+            Ctrl::ReadDone {
+                peer,
+                op,
+                status,
+                flags,
+            } => (
                 peer,
                 emit_readrsp(
                     out,
                     &ReadRspRepr {
+                        flags,
                         op,
                         offset: 0,
                         status,
@@ -413,7 +538,15 @@ impl Endpoint {
                 status,
                 buf,
             } => {
-                let at = emit_rsp(out, &RspRepr { op, status }, true);
+                let at = emit_rsp(
+                    out,
+                    &RspRepr {
+                        flags: 0,
+                        op,
+                        status,
+                    },
+                    true,
+                );
                 let mut len = at;
                 if let Some(b) = self.rsp_bufs.get(buf as usize) {
                     out[at..at + b.len()].copy_from_slice(b);

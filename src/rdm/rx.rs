@@ -2,6 +2,7 @@
 //! them to posted receives, placing data, and the receive-side calls
 //! (recv/trecv, FI_PEEK/FI_CLAIM/FI_DISCARD, FI_MULTI_RECV, cancel).
 
+use super::cma::{self, CmaError, Segs};
 use super::endpoint::{Ctrl, Endpoint, msg_key};
 use super::matcher::Handle;
 use super::peer::PeerIdx;
@@ -10,13 +11,13 @@ use super::proto::longcts;
 use super::reorder::{self, Place, Window};
 use super::{Completion, CompletionError, MAX_MEDIUM, PROV_ERR_VERSION, PacketOutcome, RdmError};
 use crate::ffi::bindings::{
-    FI_CLAIM, FI_COMPLETION, FI_DISCARD, FI_EADDRNOTAVAIL, FI_ECANCELED, FI_EIO, FI_ENOMSG,
-    FI_ETRUNC, FI_MSG, FI_MULTI_RECV, FI_PEEK, FI_RECV, FI_REMOTE_CQ_DATA, FI_TAGGED,
+    FI_CLAIM, FI_COMPLETION, FI_DISCARD, FI_EADDRNOTAVAIL, FI_ECANCELED, FI_EHOSTUNREACH, FI_EIO,
+    FI_ENOMSG, FI_ETRUNC, FI_MSG, FI_MULTI_RECV, FI_PEEK, FI_RECV, FI_REMOTE_CQ_DATA, FI_TAGGED,
 };
 use crate::ffi::iov::UserIov;
 use crate::wire::rdm::{
-    DataRepr, Packet, PacketType, Proto, REQ_CQ_DATA, REQ_RECEIPT, REQ_TAGGED, Repr, ReqRepr,
-    WireError,
+    CmaDesc, DataRepr, Packet, PacketType, Proto, REQ_CQ_DATA, REQ_RECEIPT, REQ_TAGGED, Repr,
+    ReqRepr, WireError,
 };
 
 /// One posted receive.
@@ -80,6 +81,9 @@ pub(crate) struct RxMsg {
     pub granted: u64,
     pub cts_out: u32,
     pub cts_queued: bool,
+    /// Long-read: the sender's buffer and the pid its descriptor states.
+    pub desc: Segs,
+    pub desc_pid: u32,
 }
 
 fn kind_flags(tagged: bool) -> u64 {
@@ -153,7 +157,7 @@ impl Endpoint {
                 PacketOutcome::Consumed
             }
             Repr::Rtw { hdr, payload } => self.on_rtw(peer, hdr, payload),
-            Repr::Rtr(hdr) => self.on_rtr(peer, hdr),
+            Repr::Rtr { hdr, desc } => self.on_rtr(peer, hdr, desc),
             Repr::Rta { hdr, payload } => self.on_rta(peer, hdr, payload),
             Repr::ReadRsp { hdr, payload } => {
                 self.on_read_rsp(peer, hdr, payload);
@@ -165,6 +169,10 @@ impl Endpoint {
             }
             Repr::AtomRsp { hdr, payload } => {
                 self.on_atom_rsp(peer, hdr, payload);
+                PacketOutcome::Consumed
+            }
+            Repr::Fin(f) => {
+                self.on_fin(peer, f);
                 PacketOutcome::Consumed
             }
             Repr::Unknown(_) => {
@@ -202,12 +210,24 @@ impl Endpoint {
         {
             return self.msg_data(m, hdr.offset, payload);
         }
+        let mut desc = Segs::new();
+        let mut desc_pid = 0;
         let ok = match hdr.proto {
             Proto::Eager => hdr.offset == 0 && payload.len() as u64 == hdr.total_len,
             // Bounds what one out-of-order message can make us store.
             Proto::Medium => hdr.total_len <= MAX_MEDIUM as u64,
             Proto::LongCts => payload.is_empty(),
-            Proto::LongRead | Proto::Unknown(_) => {
+            // The payload describes the sender's buffer (checked by the
+            // parser); it is kept with the message, not stored as data.
+            Proto::LongRead => match CmaDesc::parse(payload, hdr.total_len) {
+                Ok(d) => {
+                    desc = cma::clip(d.segments(), hdr.total_len);
+                    desc_pid = d.pid;
+                    true
+                }
+                Err(_) => false,
+            },
+            Proto::Unknown(_) => {
                 self.stats.unsupported += 1;
                 return PacketOutcome::Dropped;
             }
@@ -216,6 +236,11 @@ impl Endpoint {
             self.stats.malformed += 1;
             return PacketOutcome::Dropped;
         }
+        let payload = if hdr.proto == Proto::LongRead {
+            &[][..]
+        } else {
+            payload
+        };
         let window = self.cfg.reorder_window;
         let p = match self.peers.get_mut(peer) {
             Some(p) => p,
@@ -277,6 +302,8 @@ impl Endpoint {
             granted: 0,
             cts_out: 0,
             cts_queued: false,
+            desc,
+            desc_pid,
         };
         // The slab's capacity is a sizing hint: the limits above bound the
         // stored messages, receives bound the attached ones, and the credit
@@ -497,6 +524,13 @@ impl Endpoint {
 
     /// Completes `m` when all its data is in; asks for more (CTS) if not.
     pub(super) fn msg_progress(&mut self, m: u32) {
+        let Some(msg) = self.msgs.get(m) else {
+            return;
+        };
+        let placing = matches!(msg.state, MsgState::Attached(_) | MsgState::Discard);
+        if placing && msg.proto == Proto::LongRead && msg.received < msg.total {
+            self.long_read(m);
+        }
         let Some(msg) = self.msgs.get_mut(m) else {
             return;
         };
@@ -507,7 +541,15 @@ impl Endpoint {
             if msg.proto == Proto::Medium {
                 self.inflight.remove(&msg_key(msg.peer, msg.msg_id));
             }
-            if msg.want_receipt {
+            if msg.proto == Proto::LongRead {
+                // The sender completes on it (it also stands for a receipt).
+                self.ctrl.push_back(Ctrl::Fin {
+                    peer: msg.peer,
+                    msg_id: msg.msg_id,
+                    tx_id: msg.tx_id,
+                    status: 0,
+                });
+            } else if msg.want_receipt {
                 self.ctrl.push_back(Ctrl::Receipt {
                     peer: msg.peer,
                     msg_id: msg.msg_id,
@@ -534,6 +576,75 @@ impl Endpoint {
             && !msg.cts_queued
         {
             self.free_msg(m);
+        }
+    }
+
+    /// Long-read message `m` is matched (or discarded): copy what fits
+    /// from the sender's memory. Refused → the message turns long-CTS
+    /// (the caller's `msg_progress` then grants); failed → the receive
+    /// and the send fail.
+    fn long_read(&mut self, m: u32) {
+        let Some(msg) = self.msgs.get(m) else {
+            return;
+        };
+        let rx = match msg.state {
+            MsgState::Attached(rx) => rx,
+            _ => {
+                // Discarded: nothing to copy, the sender may complete.
+                if let Some(msg) = self.msgs.get_mut(m) {
+                    msg.received = msg.total;
+                }
+                return;
+            }
+        };
+        let n = (msg.cap as u64).min(msg.total);
+        let (peer, base) = (msg.peer, msg.base);
+        let pid = self
+            .peers
+            .get(peer)
+            .and_then(|p| p.cma_pid)
+            .filter(|&pid| self.cma.is_some() && (msg.desc_pid == 0 || msg.desc_pid == pid));
+        let res = match pid {
+            None => Err(CmaError::Denied),
+            Some(_) if n == 0 => Ok(()),
+            Some(pid) => {
+                let segs = cma::clip(msg.desc.iter().copied(), n);
+                match (
+                    self.cma.as_mut(),
+                    self.rx.get_mut(rx).and_then(|o| o.iov.as_mut()),
+                ) {
+                    (Some(c), Some(iov)) => c.read(pid, &segs, iov, base),
+                    _ => Err(CmaError::Denied),
+                }
+            }
+        };
+        cma::count(&mut self.stats, res);
+        let Some(msg) = self.msgs.get_mut(m) else {
+            return;
+        };
+        match res {
+            Ok(()) => msg.received = msg.total,
+            Err(CmaError::Denied) => {
+                msg.proto = Proto::LongCts;
+                self.cma_refused(peer);
+            }
+            Err(e) => {
+                let errno = if e == CmaError::Gone {
+                    FI_EHOSTUNREACH
+                } else {
+                    FI_EIO
+                };
+                self.ctrl.push_back(Ctrl::Fin {
+                    peer,
+                    msg_id: msg.msg_id,
+                    tx_id: msg.tx_id,
+                    status: errno as u32,
+                });
+                // Not a long-read any more as far as completion goes: the
+                // FIN is out already.
+                msg.proto = Proto::LongCts;
+                self.fail_msg(m, errno);
+            }
         }
     }
 

@@ -12,8 +12,8 @@ use super::{Completion, CompletionError, TxError, TxInfo};
 use crate::ffi::bindings::{FI_EHOSTUNREACH, FI_EIO, FI_MSG, FI_SEND, FI_TAGGED};
 use crate::ffi::iov::UserIov;
 use crate::wire::rdm::{
-    CREDIT_LEN, CTS_LEN, CreditRepr, CtsRepr, HANDSHAKE_LEN, Proto, RECEIPT_LEN, ReceiptRepr,
-    emit_credit, emit_cts, emit_receipt,
+    CREDIT_LEN, CTS_LEN, CreditRepr, CtsRepr, FIN_LEN, FinRepr, HANDSHAKE_LEN, Proto, RECEIPT_LEN,
+    ReceiptRepr, emit_credit, emit_cts, emit_fin, emit_receipt,
 };
 
 /// One send operation.
@@ -61,14 +61,16 @@ impl Endpoint {
     /// The next datagram to send, written into `out`, which must hold
     /// `Config::mtu` bytes (a smaller buffer gets nothing: every packet is
     /// built to fit the MTU, and one that did not fit would be lost).
-    /// Control packets go first: they unblock peers.
+    /// Packets to a peer with a larger link (`set_peer_link`) use as much
+    /// of `out` as that link takes. Control packets go first: they
+    /// unblock peers.
     pub fn poll_transmit(&mut self, _now: u64, out: &mut [u8]) -> Option<TxInfo> {
         if out.len() < self.cfg.mtu {
             return None;
         }
-        let out = &mut out[..self.cfg.mtu];
+        let mtu = self.cfg.mtu;
         while let Some(c) = self.ctrl.pop_front() {
-            if let Some(t) = self.emit_ctrl(c, out) {
+            if let Some(t) = self.emit_ctrl(c, &mut out[..mtu]) {
                 return Some(t);
             }
         }
@@ -107,8 +109,10 @@ impl Endpoint {
             // Until the peer's handshake shows it knows us, REQs carry our
             // address so it can identify us (EFA does the same).
             let addr = (!peer.hs_recv).then_some(self.cfg.local_addr.as_slice());
+            let lim = peer.mtu.max(self.cfg.mtu).min(out.len());
             let inject = &self.inject_bufs[idx as usize];
-            let Some(len) = proto::emit(op, idx, inject, addr, out) else {
+            let pid = self.cfg.pid;
+            let Some(len) = proto::emit(op, idx, inject, pid, addr, &mut out[..lim]) else {
                 continue;
             };
             op.sent_pkts += 1;
@@ -184,6 +188,29 @@ impl Endpoint {
                     return None;
                 }
                 let len = emit_receipt(out, &ReceiptRepr { msg_id, tx_id });
+                Some(TxInfo {
+                    peer,
+                    len,
+                    token: token(TOK_RECEIPT, 0, peer),
+                })
+            }
+            Ctrl::Fin {
+                peer,
+                msg_id,
+                tx_id,
+                status,
+            } => {
+                if out.len() < FIN_LEN {
+                    return None;
+                }
+                let len = emit_fin(
+                    out,
+                    &FinRepr {
+                        msg_id,
+                        tx_id,
+                        status,
+                    },
+                );
                 Some(TxInfo {
                     peer,
                     len,
@@ -318,10 +345,19 @@ impl Endpoint {
             self.stats.stale += 1;
             return;
         };
-        if op.peer != peer || op.msg_id != c.msg_id || op.proto != Proto::LongCts {
+        let long_read = op.proto == Proto::LongRead;
+        if op.peer != peer || op.msg_id != c.msg_id || !(op.proto == Proto::LongCts || long_read) {
             self.stats.stale += 1;
             return;
         }
+        if long_read {
+            // The receiver could not read our memory: send the data.
+            op.proto = Proto::LongCts;
+            self.cma_refused(peer);
+        }
+        let Some(op) = self.tx.get_mut(c.tx_id) else {
+            return;
+        };
         longcts::on_cts(op, c.rx_id, c.grant_end);
         if !op.queued && proto::has_more(op) {
             op.queued = true;
@@ -380,6 +416,26 @@ impl Endpoint {
         }
         op.receipt_got = true;
         self.finish_tx(r.tx_id, None);
+    }
+
+    /// Long-read: the receiver copied the message (or could not).
+    pub(super) fn on_fin(&mut self, peer: PeerIdx, f: FinRepr) {
+        let Some(op) = self.tx.get_mut(f.tx_id) else {
+            self.stats.stale += 1;
+            return;
+        };
+        if op.peer != peer || op.msg_id != f.msg_id || op.proto != Proto::LongRead || !op.req_sent {
+            self.stats.stale += 1;
+            return;
+        }
+        if f.status != 0 {
+            self.finish_tx(f.tx_id, Some((f.status as i32, 0)));
+            return;
+        }
+        // Every byte is placed: sent, and delivered.
+        op.next_off = op.len;
+        op.receipt_got = true;
+        self.finish_tx(f.tx_id, None);
     }
 
     /// Fails every send toward `peer` (transport gave up, timeout).

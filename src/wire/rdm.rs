@@ -63,8 +63,30 @@ pub const READRSP_LEN: usize = BASE_LEN + 24;
 /// ATOMRSP carries the fetched values after it.
 pub const RSP_LEN: usize = BASE_LEN + 16;
 
+/// FIN (long-read done): msg_id u32, tx_id u32, status u32, reserved u32.
+pub const FIN_LEN: usize = BASE_LEN + 16;
+
 /// RTW flags.
 pub const RTW_CQ_DATA: u16 = 1 << 0;
+/// The payload is a [`CmaDesc`] of the initiator's source buffer, not data:
+/// the target reads it with CMA (offset 0, one packet).
+pub const RTW_CMA: u16 = 1 << 1;
+/// RTR flag: a [`CmaDesc`] of the initiator's destination buffer follows;
+/// the target may write the data there with CMA.
+pub const RTR_CMA: u16 = 1 << 0;
+/// READRSP flag: every byte of the read was written into the initiator's
+/// buffer with CMA (status 0, no payload).
+pub const READRSP_PLACED: u16 = 1 << 0;
+/// WRITERSP flag: the target could not read the initiator's memory (CMA
+/// refused); nothing was written, send the data as RTW packets.
+pub const RSP_NO_CMA: u16 = 1 << 0;
+
+/// Most segments a [`CmaDesc`] may list.
+pub const MAX_CMA_SEGS: usize = 64;
+/// Bytes of a [`CmaDesc`] before its segments: pid u32, count u32.
+pub const CMA_DESC_HDR: usize = 8;
+/// Bytes per segment of a [`CmaDesc`]: address u64, length u64.
+pub const CMA_SEG_LEN: usize = 16;
 
 /// REQ flags.
 pub const REQ_TAGGED: u16 = 1 << 0;
@@ -83,6 +105,9 @@ pub const FEATURE_DELIVERY_COMPLETE: u64 = 1 << 0;
 pub const FEATURE_LONG_CTS: u64 = 1 << 1;
 /// RTW/RTR/RTA and their responses are understood.
 pub const FEATURE_RMA: u64 = 1 << 2;
+/// Long-read REQs, FIN, and the CMA forms of RTW/RTR are understood
+/// (whether CMA works between two processes is found out per transfer).
+pub const FEATURE_CMA: u64 = 1 << 3;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PacketType {
@@ -106,6 +131,8 @@ pub enum PacketType {
     WriteRsp,
     /// An atomic was executed (or refused): status and fetched values.
     AtomRsp,
+    /// Receiver → sender: a long-read message was read (or failed).
+    Fin,
     Unknown(u8),
 }
 
@@ -124,6 +151,7 @@ impl From<u8> for PacketType {
             10 => PacketType::ReadRsp,
             11 => PacketType::WriteRsp,
             12 => PacketType::AtomRsp,
+            13 => PacketType::Fin,
             x => PacketType::Unknown(x),
         }
     }
@@ -144,6 +172,7 @@ impl From<PacketType> for u8 {
             PacketType::ReadRsp => 10,
             PacketType::WriteRsp => 11,
             PacketType::AtomRsp => 12,
+            PacketType::Fin => 13,
             PacketType::Unknown(x) => x,
         }
     }
@@ -158,7 +187,9 @@ pub enum Proto {
     Medium,
     /// REQ without data; the receiver pulls DATA with CTS credits.
     LongCts,
-    /// Reserved for the receiver reading the sender's memory (shm CMA).
+    /// REQ carrying a [`CmaDesc`] of the sender's buffer instead of data;
+    /// the receiver reads it with CMA and answers FIN (or falls back to
+    /// CTS/DATA, as long-CTS).
     LongRead,
     Unknown(u8),
 }
@@ -241,6 +272,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
             PacketType::Rta => RTA_LEN,
             PacketType::ReadRsp => READRSP_LEN,
             PacketType::WriteRsp | PacketType::AtomRsp => RSP_LEN,
+            PacketType::Fin => FIN_LEN,
             PacketType::Unknown(_) => BASE_LEN,
         };
         if b.len() < fixed {
@@ -347,6 +379,7 @@ pub struct RtwRepr {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RtrRepr {
+    pub flags: u16,
     pub op: OpRef,
     pub key: u64,
     pub addr: u64,
@@ -369,6 +402,7 @@ pub struct RtaRepr {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReadRspRepr {
+    pub flags: u16,
     pub op: OpRef,
     pub offset: u64,
     /// 0, or a positive FI_E* value (then no data follows).
@@ -377,9 +411,87 @@ pub struct ReadRspRepr {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RspRepr {
+    pub flags: u16,
     pub op: OpRef,
     /// 0, or a positive FI_E* value.
     pub status: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FinRepr {
+    pub msg_id: u32,
+    pub tx_id: u32,
+    /// 0, or a positive FI_E* value (the receiver could not read).
+    pub status: u32,
+}
+
+/// A checked description of memory in a process of this host, read or
+/// written with CMA (process_vm_readv/writev):
+///
+/// ```text
+/// 0  pid   u32   (the process owning the memory; 0: not stated)
+/// 4  count u32   (segments, 1..=MAX_CMA_SEGS)
+/// 8  count × (address u64, length u64)
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CmaDesc<'a> {
+    pub pid: u32,
+    segs: &'a [u8],
+}
+
+impl<'a> CmaDesc<'a> {
+    /// Checks the layout and that the lengths add up to `total` without
+    /// overflow (and every segment's end fits the address space).
+    pub fn parse(b: &'a [u8], total: u64) -> Result<CmaDesc<'a>, WireError> {
+        if b.len() < CMA_DESC_HDR {
+            return Err(WireError::Truncated);
+        }
+        let n = rd32(b, 4) as usize;
+        if n == 0 || n > MAX_CMA_SEGS || b.len() != CMA_DESC_HDR + n * CMA_SEG_LEN {
+            return Err(WireError::Malformed);
+        }
+        let d = CmaDesc {
+            pid: rd32(b, 0),
+            segs: &b[CMA_DESC_HDR..],
+        };
+        let mut sum = 0u64;
+        for (a, l) in d.segments() {
+            a.checked_add(l).ok_or(WireError::Malformed)?;
+            sum = sum.checked_add(l).ok_or(WireError::Malformed)?;
+        }
+        if sum != total {
+            return Err(WireError::Malformed);
+        }
+        Ok(d)
+    }
+
+    pub fn count(&self) -> usize {
+        self.segs.len() / CMA_SEG_LEN
+    }
+
+    /// (address, length) of each segment, in order.
+    pub fn segments(&self) -> impl Iterator<Item = (u64, u64)> + 'a {
+        self.segs
+            .chunks_exact(CMA_SEG_LEN)
+            .map(|c| (rd64(c, 0), rd64(c, 8)))
+    }
+}
+
+/// Bytes of a descriptor with `n` segments.
+pub fn cma_desc_len(n: usize) -> usize {
+    CMA_DESC_HDR + n * CMA_SEG_LEN
+}
+
+/// Writes a descriptor; `out` must hold `cma_desc_len(segs.len())` bytes.
+pub fn emit_cma_desc(out: &mut [u8], pid: u32, segs: &[(u64, u64)]) -> usize {
+    wr32(out, 0, pid);
+    wr32(out, 4, segs.len() as u32);
+    for (i, &(a, l)) in segs.iter().enumerate() {
+        let at = CMA_DESC_HDR + i * CMA_SEG_LEN;
+        wr64(out, at, a);
+        wr64(out, at + 8, l);
+    }
+    cma_desc_len(segs.len())
 }
 
 /// One parsed packet: the header, the sender address it carries (if any)
@@ -406,7 +518,11 @@ pub enum Repr<'a> {
         hdr: RtwRepr,
         payload: &'a [u8],
     },
-    Rtr(RtrRepr),
+    Rtr {
+        hdr: RtrRepr,
+        /// With RTR_CMA: the initiator's destination buffer.
+        desc: Option<CmaDesc<'a>>,
+    },
     Rta {
         hdr: RtaRepr,
         /// Operands, then compare operands (compare kind).
@@ -422,6 +538,7 @@ pub enum Repr<'a> {
         /// Fetched values (fetch and compare kinds).
         payload: &'a [u8],
     },
+    Fin(FinRepr),
     Unknown(u8),
 }
 
@@ -450,7 +567,13 @@ impl<'a> Repr<'a> {
                     offset: rd64(b, 40),
                 };
                 let payload = &b[REQ_LEN + alen..];
-                if hdr
+                if hdr.proto == Proto::LongRead {
+                    // The payload describes the data; it is not data.
+                    if hdr.offset != 0 {
+                        return Err(WireError::Malformed);
+                    }
+                    CmaDesc::parse(payload, hdr.total_len)?;
+                } else if hdr
                     .offset
                     .checked_add(payload.len() as u64)
                     .is_none_or(|e| e > hdr.total_len)
@@ -504,16 +627,25 @@ impl<'a> Repr<'a> {
                     cq_data: rd64(b, 44),
                 };
                 let payload = &b[RTW_LEN..];
-                let end = hdr.offset.checked_add(payload.len() as u64);
-                if end.is_none_or(|e| e > hdr.total_len)
-                    || hdr.addr.checked_add(hdr.total_len).is_none()
-                {
+                if hdr.addr.checked_add(hdr.total_len).is_none() {
                     return Err(WireError::Malformed);
+                }
+                if flags & RTW_CMA != 0 {
+                    if hdr.offset != 0 {
+                        return Err(WireError::Malformed);
+                    }
+                    CmaDesc::parse(payload, hdr.total_len)?;
+                } else {
+                    let end = hdr.offset.checked_add(payload.len() as u64);
+                    if end.is_none_or(|e| e > hdr.total_len) {
+                        return Err(WireError::Malformed);
+                    }
                 }
                 Repr::Rtw { hdr, payload }
             }
             PacketType::Rtr => {
                 let hdr = RtrRepr {
+                    flags,
                     op: op_ref(b),
                     key: rd64(b, 12),
                     addr: rd64(b, 20),
@@ -522,7 +654,12 @@ impl<'a> Repr<'a> {
                 if hdr.addr.checked_add(hdr.len).is_none() {
                     return Err(WireError::Malformed);
                 }
-                Repr::Rtr(hdr)
+                let desc = if flags & RTR_CMA != 0 {
+                    Some(CmaDesc::parse(&b[RTR_LEN..], hdr.len)?)
+                } else {
+                    None
+                };
+                Repr::Rtr { hdr, desc }
             }
             PacketType::Rta => Repr::Rta {
                 hdr: RtaRepr {
@@ -538,12 +675,14 @@ impl<'a> Repr<'a> {
             },
             PacketType::ReadRsp => {
                 let hdr = ReadRspRepr {
+                    flags,
                     op: op_ref(b),
                     offset: rd64(b, 12),
                     status: rd32(b, 20),
                 };
                 let payload = &b[READRSP_LEN..];
-                if hdr.status != 0 && !payload.is_empty() {
+                let placed = flags & READRSP_PLACED != 0;
+                if (hdr.status != 0 || placed) && !payload.is_empty() {
                     return Err(WireError::Malformed);
                 }
                 Repr::ReadRsp { hdr, payload }
@@ -553,17 +692,24 @@ impl<'a> Repr<'a> {
                     return Err(WireError::Malformed);
                 }
                 Repr::WriteRsp(RspRepr {
+                    flags,
                     op: op_ref(b),
                     status: rd32(b, 12),
                 })
             }
             PacketType::AtomRsp => Repr::AtomRsp {
                 hdr: RspRepr {
+                    flags,
                     op: op_ref(b),
                     status: rd32(b, 12),
                 },
                 payload: &b[RSP_LEN..],
             },
+            PacketType::Fin => Repr::Fin(FinRepr {
+                msg_id: rd32(b, 4),
+                tx_id: rd32(b, 8),
+                status: rd32(b, 12),
+            }),
             PacketType::Unknown(t) => Repr::Unknown(t),
         })
     }
@@ -660,8 +806,10 @@ pub fn emit_rtw(out: &mut [u8], h: &RtwRepr) -> usize {
     RTW_LEN
 }
 
+/// Writes an RTR header; with RTR_CMA the descriptor goes at the returned
+/// offset.
 pub fn emit_rtr(out: &mut [u8], h: &RtrRepr) -> usize {
-    emit_base(out, PacketType::Rtr, 0);
+    emit_base(out, PacketType::Rtr, h.flags);
     emit_op(out, h.op);
     wr64(out, 12, h.key);
     wr64(out, 20, h.addr);
@@ -685,7 +833,7 @@ pub fn emit_rta(out: &mut [u8], h: &RtaRepr) -> usize {
 
 /// Writes a READRSP header; the data goes at the returned offset.
 pub fn emit_readrsp(out: &mut [u8], h: &ReadRspRepr) -> usize {
-    emit_base(out, PacketType::ReadRsp, 0);
+    emit_base(out, PacketType::ReadRsp, h.flags);
     emit_op(out, h.op);
     wr64(out, 12, h.offset);
     wr32(out, 20, h.status);
@@ -701,11 +849,20 @@ pub fn emit_rsp(out: &mut [u8], h: &RspRepr, atomic: bool) -> usize {
     } else {
         PacketType::WriteRsp
     };
-    emit_base(out, t, 0);
+    emit_base(out, t, h.flags);
     emit_op(out, h.op);
     wr32(out, 12, h.status);
     wr32(out, 16, 0);
     RSP_LEN
+}
+
+pub fn emit_fin(out: &mut [u8], f: &FinRepr) -> usize {
+    emit_base(out, PacketType::Fin, 0);
+    wr32(out, 4, f.msg_id);
+    wr32(out, 8, f.tx_id);
+    wr32(out, 12, f.status);
+    wr32(out, 16, 0);
+    FIN_LEN
 }
 
 #[cfg(test)]
@@ -871,13 +1028,14 @@ mod tests {
         // Data past total_len.
         assert_eq!(parse(&buf[..n + 5]), Err(WireError::Malformed));
         let r = RtrRepr {
+            flags: 0,
             op,
             key: 7,
             addr: 8,
             len: 9,
         };
         let n = emit_rtr(&mut buf, &r);
-        assert_eq!(parse(&buf[..n]).unwrap(), Repr::Rtr(r));
+        assert_eq!(parse(&buf[..n]).unwrap(), Repr::Rtr { hdr: r, desc: None });
         let mut bad = buf;
         bad[20..28].copy_from_slice(&u64::MAX.to_le_bytes());
         assert_eq!(parse(&bad[..n]), Err(WireError::Malformed));
@@ -900,6 +1058,7 @@ mod tests {
             }
         );
         let rr = ReadRspRepr {
+            flags: 0,
             op,
             offset: 5,
             status: 0,
@@ -913,7 +1072,11 @@ mod tests {
                 payload: &[1]
             }
         );
-        let rs = RspRepr { op, status: 13 };
+        let rs = RspRepr {
+            flags: 0,
+            op,
+            status: 13,
+        };
         let n = emit_rsp(&mut buf, &rs, false);
         assert_eq!(parse(&buf[..n]).unwrap(), Repr::WriteRsp(rs));
         let n = emit_rsp(&mut buf, &rs, true);
@@ -941,5 +1104,128 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn cma_forms_round_trip_and_reject_bad_descriptors() {
+        let mut buf = [0u8; 256];
+        let segs = [(0x1000u64, 100u64), (0x9000, 28)];
+        // Long-read REQ: the payload is a descriptor summing to total_len.
+        let hdr = ReqRepr {
+            flags: REQ_TAGGED,
+            proto: Proto::LongRead,
+            msg_id: 1,
+            tx_id: 2,
+            tag: 3,
+            cq_data: 0,
+            total_len: 128,
+            offset: 0,
+        };
+        let at = emit_req(&mut buf, &hdr, None);
+        let n = at + emit_cma_desc(&mut buf[at..], 4242, &segs);
+        match parse(&buf[..n]).unwrap() {
+            Repr::Req {
+                hdr: h, payload, ..
+            } => {
+                assert_eq!(h.proto, Proto::LongRead);
+                let d = CmaDesc::parse(payload, 128).unwrap();
+                assert_eq!(d.pid, 4242);
+                assert_eq!(d.count(), 2);
+                assert_eq!(d.segments().collect::<Vec<_>>(), segs.to_vec());
+            }
+            r => panic!("{r:?}"),
+        }
+        // Lengths not adding up, truncated, zero or too many segments.
+        let mut bad = buf;
+        bad[32..40].copy_from_slice(&129u64.to_le_bytes());
+        assert_eq!(parse(&bad[..n]), Err(WireError::Malformed));
+        assert!(parse(&buf[..n - 1]).is_err());
+        let mut bad = buf;
+        bad[at + 4..at + 8].copy_from_slice(&0u32.to_le_bytes());
+        assert_eq!(parse(&bad[..n]), Err(WireError::Malformed));
+        let mut bad = buf;
+        bad[at + 4..at + 8].copy_from_slice(&((MAX_CMA_SEGS + 1) as u32).to_le_bytes());
+        assert_eq!(parse(&bad[..n]), Err(WireError::Malformed));
+        // A segment wrapping the address space.
+        let wrap = [(u64::MAX - 4, 128u64)];
+        let m = at + emit_cma_desc(&mut buf[at..], 1, &wrap);
+        assert_eq!(parse(&buf[..m]), Err(WireError::Malformed));
+        // RTW with RTW_CMA, RTR with RTR_CMA.
+        let op = OpRef {
+            tx_id: 5,
+            op_gen: 6,
+        };
+        let w = RtwRepr {
+            flags: RTW_CMA,
+            op,
+            key: 9,
+            addr: 0x5000,
+            total_len: 128,
+            offset: 0,
+            cq_data: 0,
+        };
+        let at = emit_rtw(&mut buf, &w);
+        let n = at + emit_cma_desc(&mut buf[at..], 7, &segs);
+        match parse(&buf[..n]).unwrap() {
+            Repr::Rtw { hdr, payload } => {
+                assert_eq!(hdr, w);
+                assert_eq!(CmaDesc::parse(payload, 128).unwrap().count(), 2);
+            }
+            r => panic!("{r:?}"),
+        }
+        let mut bad = buf;
+        bad[36..44].copy_from_slice(&1u64.to_le_bytes()); // offset 1
+        assert_eq!(parse(&bad[..n]), Err(WireError::Malformed));
+        let r = RtrRepr {
+            flags: RTR_CMA,
+            op,
+            key: 9,
+            addr: 0x5000,
+            len: 128,
+        };
+        let at = emit_rtr(&mut buf, &r);
+        let n = at + emit_cma_desc(&mut buf[at..], 7, &segs);
+        match parse(&buf[..n]).unwrap() {
+            Repr::Rtr { hdr, desc } => {
+                assert_eq!(hdr, r);
+                assert_eq!(desc.unwrap().pid, 7);
+            }
+            r => panic!("{r:?}"),
+        }
+        // RTR_CMA without its descriptor.
+        assert!(parse(&buf[..at]).is_err());
+        // READRSP_PLACED carries no data; FIN and RSP_NO_CMA round trip.
+        let rr = ReadRspRepr {
+            flags: READRSP_PLACED,
+            op,
+            offset: 0,
+            status: 0,
+        };
+        let n = emit_readrsp(&mut buf, &rr);
+        assert_eq!(
+            parse(&buf[..n]).unwrap(),
+            Repr::ReadRsp {
+                hdr: rr,
+                payload: &[]
+            }
+        );
+        assert_eq!(parse(&buf[..n + 1]), Err(WireError::Malformed));
+        let f = FinRepr {
+            msg_id: 1,
+            tx_id: 2,
+            status: 5,
+        };
+        let n = emit_fin(&mut buf, &f);
+        assert_eq!(parse(&buf[..n]).unwrap(), Repr::Fin(f));
+        for cut in 0..n {
+            assert!(parse(&buf[..cut]).is_err(), "fin cut {cut}");
+        }
+        let rs = RspRepr {
+            flags: RSP_NO_CMA,
+            op,
+            status: 0,
+        };
+        let n = emit_rsp(&mut buf, &rs, false);
+        assert_eq!(parse(&buf[..n]).unwrap(), Repr::WriteRsp(rs));
     }
 }

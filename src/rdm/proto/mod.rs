@@ -2,13 +2,13 @@
 //! and how its packets are built. The receive side of every protocol goes
 //! through `rx` (REQ, DATA) since they share matching and placement.
 //!
-//! A long-read protocol (the receiver reads the sender's memory over CMA on
-//! the shared-memory path) will be `proto::longread`, selected in `choose`
-//! when the peer advertises the feature; the wire already reserves
-//! `Proto::LongRead`, which receivers today drop as unsupported.
+//! Long-read (the receiver reads the sender's memory with CMA) is chosen
+//! by the endpoint before the size cut-offs, for peers CMA reaches
+//! (`Endpoint::choose_proto`).
 
 pub mod eager;
 pub mod longcts;
+pub mod longread;
 pub mod medium;
 
 use super::tx::TxOp;
@@ -83,6 +83,7 @@ pub fn emit(
     op: &mut TxOp,
     tx_id: u32,
     inject: &[u8],
+    pid: u32,
     addr: Option<&[u8]>,
     out: &mut [u8],
 ) -> Option<usize> {
@@ -90,7 +91,8 @@ pub fn emit(
         Proto::Eager => eager::emit(op, tx_id, inject, addr, out),
         Proto::Medium => medium::emit(op, tx_id, inject, addr, out),
         Proto::LongCts => longcts::emit(op, tx_id, inject, addr, out),
-        Proto::LongRead | Proto::Unknown(_) => None,
+        Proto::LongRead => longread::emit(op, tx_id, pid, addr, out),
+        Proto::Unknown(_) => None,
     }
 }
 
@@ -99,7 +101,9 @@ pub fn has_more(op: &TxOp) -> bool {
     match op.proto {
         Proto::Eager | Proto::Medium => !op.req_sent || op.next_off < op.len,
         Proto::LongCts => !op.req_sent || op.next_off < op.granted.min(op.len),
-        Proto::LongRead | Proto::Unknown(_) => false,
+        // The receiver moves the data; a FIN marks it all sent.
+        Proto::LongRead => !op.req_sent,
+        Proto::Unknown(_) => false,
     }
 }
 

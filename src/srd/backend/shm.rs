@@ -265,6 +265,7 @@ impl ShmEndpoint {
         // SAFETY: `own` is a fresh private-so-far mapping of `len` bytes
         // (page aligned), and `len` is what `init` expects for `g`.
         let ring = unsafe { Ring::init(own.base, g) };
+        ring.set_owner_base();
         ring.set_state(STATE_OPEN);
         Ok(ShmEndpoint {
             token: ShmToken { pid, nonce },
@@ -341,10 +342,18 @@ impl ShmEndpoint {
                 "peer is gone",
             ));
         }
+        // CMA only if it reaches that very process: its ring's nonce, read
+        // from its address space, matches (a pid from another pid
+        // namespace, or a refusal, turns it off for this peer).
+        let cma = g.flags & FLAG_CMA != 0 && self.cma && {
+            let mut b = [0u8; 8];
+            let at = ring.owner_base() as usize + layout::OFF_NONCE;
+            cma::read(peer.pid, at, &mut b).is_ok() && u64::from_ne_bytes(b) == peer.nonce
+        };
         self.peers.push(PeerMap {
             token: peer,
             ring,
-            cma: g.flags & FLAG_CMA != 0,
+            cma,
             gone: false,
             sends: 0,
             full_streak: 0,
@@ -362,7 +371,8 @@ impl ShmEndpoint {
         self.peers[peer.index()].ring.slot_size()
     }
 
-    /// Whether both ends may use CMA: the peer's probe passed and ours did.
+    /// Whether both ends may use CMA: the peer's probe passed, ours did,
+    /// and a CMA read of the peer's ring header at connect found it.
     pub fn peer_cma(&self, peer: ShmPeer) -> bool {
         self.cma && self.peers[peer.index()].cma
     }
@@ -529,6 +539,31 @@ impl ShmEndpoint {
         }
         cma::write(self.peers[peer.index()].token.pid, remote_addr, src)
     }
+}
+
+/// Vectored cross-memory transfer with process `pid`: `read` copies its
+/// `remote` segments into the `local` ones (process_vm_readv), otherwise
+/// the other way (process_vm_writev), in order, as many bytes as the
+/// shorter list holds. Errors are the kernel's (EPERM when ptrace rules
+/// refuse, ESRCH when the process is gone, EFAULT for unmapped ranges).
+///
+/// # Safety
+/// Every local `(address, length)` must be valid for writes (`read`) or
+/// reads (otherwise) of `length` bytes during the call, and not be
+/// accessed concurrently.
+pub unsafe fn cma_transfer(
+    read: bool,
+    pid: u32,
+    local: &[(usize, usize)],
+    remote: &[(usize, usize)],
+) -> io::Result<()> {
+    let dir = if read {
+        cma::Dir::Read
+    } else {
+        cma::Dir::Write
+    };
+    // SAFETY: forwarded from this function's contract.
+    unsafe { cma::transfer(dir, pid, local, remote) }
 }
 
 impl Drop for ShmEndpoint {

@@ -15,6 +15,7 @@
 //!   8     version u32, 12 slots u32 (power of two), 16 slot_size u32,
 //!  20     stride u32, 24 owner_pid u32, 28 flags u32 (bit 0: owner can use CMA)
 //!  32     nonce u64, 40 state u32 (0 creating, 1 open, 2 closed)
+//!  48     owner_base u64: where the owner maps this segment (CMA check)
 //! 128     enqueue_pos u64 (its own 128-byte pair of lines: producers' CAS)
 //! 256     slot[0], slot[1], ... each `stride` bytes (a multiple of 64):
 //!           0 seq u64 | 8 len u32 | 12 writer pid u32 | 16 writer nonce u64 | 24 - | 32 data
@@ -48,6 +49,7 @@ pub(crate) const OFF_PID: usize = 24;
 pub(crate) const OFF_FLAGS: usize = 28;
 pub(crate) const OFF_NONCE: usize = 32;
 pub(crate) const OFF_STATE: usize = 40;
+pub(crate) const OFF_BASE: usize = 48;
 const OFF_ENQ: usize = 128;
 
 pub(crate) const STATE_CREATING: u32 = 0;
@@ -232,6 +234,21 @@ impl Ring {
         // SAFETY: a slot starts 64-aligned inside the mapping; its first 8
         // bytes are the sequence number, only ever accessed atomically.
         unsafe { &*(self.slot(pos) as *const AtomicU64) }
+    }
+
+    /// The address of this segment in its owner's address space: a peer
+    /// that reads the nonce there with CMA and finds its own copy's value
+    /// knows the pid it has names the owner, in its own pid namespace.
+    pub(crate) fn owner_base(&self) -> u64 {
+        // SAFETY: 8-aligned header offset inside the mapping; written once
+        // before the state is published (release/acquire on `state`).
+        unsafe { ptr::read_volatile(self.base.add(OFF_BASE) as *const u64) }
+    }
+
+    /// Owner, before publishing the state.
+    pub(crate) fn set_owner_base(&self) {
+        // SAFETY: as in `owner_base`; only the owner writes it, once.
+        unsafe { ptr::write_volatile(self.base.add(OFF_BASE) as *mut u64, self.base as u64) }
     }
 
     pub(crate) fn state(&self) -> u32 {
