@@ -24,7 +24,7 @@ const HWLOC_MEMBIND_BYNODESET: c_int = 1 << 5;
 #[cfg(test)]
 const HWLOC_TYPE_DEPTH_NUMANODE: c_int = -3;
 
-#[link(name = "hwloc")]
+// Linked by build.rs (pkg-config hwloc >= 2.0).
 unsafe extern "C" {
     fn hwloc_topology_init(topology: *mut Topology) -> c_int;
     fn hwloc_topology_load(topology: Topology) -> c_int;
