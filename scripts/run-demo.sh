@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The main job: build the provider, install it where libfabric finds it
-# (FI_PROVIDER_PATH), then run a 2-rank MPI ping-pong and bandwidth test over
-# srd (Open MPI pml cm + mtl ofi) and, in the same run, over the tcp provider
-# through the same Open MPI path, and print both side by side.
+# (scripts/install.sh: libfabric's provider directory, so no FI_PROVIDER_PATH
+# is needed; without root, FI_PROVIDER_PATH points at the build), then run a
+# 2-rank MPI ping-pong and bandwidth test over srd (Open MPI pml cm + mtl ofi)
+# and, in the same run, over the tcp provider through the same Open MPI path,
+# and print both side by side.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,8 +12,13 @@ MAX=${MAX:-4194304}
 scripts/install-deps.sh
 echo "== building srd-fabric (release)"
 cargo build --release --quiet
-export FI_PROVIDER_PATH="$PWD/target/release/libfabric"
-echo "== provider installed: $FI_PROVIDER_PATH/libsrd-fi.so"
+if [ "$(id -u)" -eq 0 ] && scripts/install.sh | sed 's/^/   /'; then
+    unset FI_PROVIDER_PATH
+    echo "== provider installed for the system libfabric (scripts/install.sh --uninstall removes it)"
+else
+    export FI_PROVIDER_PATH="$PWD/target/release/libfabric"
+    echo "== provider used from the build: FI_PROVIDER_PATH=$FI_PROVIDER_PATH"
+fi
 fi_info -p srd | grep -E "provider|domain|type" | paste - - - | sort -u | sed 's/^/   /'
 
 out=target/demo
@@ -23,7 +30,7 @@ run() { # provider label -> $out/<label>.txt
     local prov=$1 label=$2 extra=()
     [ "$prov" = srd ] || extra=(--mca mtl_ofi_provider_exclude none)
     echo "== running MPI latency/bandwidth over $label (sizes up to $MAX B)"
-    timeout 600 "${MPIRUN[@]}" "${extra[@]}" --mca mtl_ofi_verbose 1 -x FI_PROVIDER="$prov" -x FI_PROVIDER_PATH \
+    timeout 600 "${MPIRUN[@]}" "${extra[@]}" --mca mtl_ofi_verbose 1 -x FI_PROVIDER="$prov" ${FI_PROVIDER_PATH:+-x FI_PROVIDER_PATH} \
         "$out/latbw" -m "$MAX" 2>"$out/$label.err" | tee "$out/$label.txt" | while read -r kind size val; do
         printf '\r   %-4s %9s B  %10s' "$kind" "$size" "$val"
     done

@@ -48,6 +48,31 @@ n=$(FI_PROVIDER= fi_info -l 2>/dev/null | grep -cE "^(tcp|udp|shm|srd):")
 [ "$n" -eq 4 ]
 record "fi_info -l lists tcp, udp, shm and srd together" $?
 
+echo "== manual page and scripts/install.sh (system paths)"
+warn=$( { groff -man -ww -z man/fi_srd.7; MANWIDTH=80 man --warnings -l man/fi_srd.7 >/dev/null; } 2>&1)
+[ -z "$warn" ] && MANWIDTH=80 man -l man/fi_srd.7 2>/dev/null | grep -q "RUNTIME PARAMETERS"
+record "man/fi_srd.7 renders without warnings" $?
+# install.sh replaces an install left by an interrupted run; the tests above
+# and below use FI_PROVIDER_PATH, which makes libfabric ignore its own
+# provider directory, so an installed copy never shadows the build.
+scripts/install.sh >"$log_dir/install.log" 2>&1
+rc=$?
+manifest=/usr/share/srd-fabric/install-manifest
+installed=$(sed -n 's/^f //p' "$manifest" 2>/dev/null)
+[ "$rc" -eq 0 ] && env -u FI_PROVIDER_PATH fi_info -p srd 2>/dev/null | grep -q "provider: srd"
+record "install.sh: fi_info finds srd without FI_PROVIDER_PATH" $?
+[ "$(man -w fi_srd 2>/dev/null)" = /usr/share/man/man7/fi_srd.7.gz ]
+record "install.sh: man -w fi_srd finds the installed page" $?
+[ "$(fi_info -l 2>/dev/null | grep -c '^srd:')" -eq 1 ]
+record "install.sh: installed copy plus FI_PROVIDER_PATH registers srd once" $?
+scripts/install.sh --uninstall >>"$log_dir/install.log" 2>&1
+rc=$?
+left=0
+for f in $installed "$manifest"; do [ -e "$f" ] && left=1; done
+[ "$rc" -eq 0 ] && [ -n "$installed" ] && [ "$left" -eq 0 ] &&
+    ! env -u FI_PROVIDER_PATH fi_info -p srd >/dev/null 2>&1 && ! man -w fi_srd >/dev/null 2>&1
+record "install.sh --uninstall removes srd and every installed file" $?
+
 echo "== fi_pingpong over srd (loopback)"
 pingpong() { # name ep size
     local port=$((20000 + RANDOM % 20000))

@@ -106,6 +106,8 @@ pub unsafe fn from_c(h: *const b::fi_info) -> Info {
                 prov_version: f.prov_version,
                 api_version: f.api_version,
             }),
+            // Hints' NIC attributes are not matched.
+            nic: None,
         }
     }
 }
@@ -224,6 +226,11 @@ pub fn to_c(i: &Info) -> *mut b::fi_info {
             of.prov_version = f.prov_version;
             of.api_version = f.api_version;
         }
+    }
+    if let Some(n) = &i.nic {
+        // NULL when out of memory: the entry then has no nic, as when
+        // nothing is known about it.
+        o.nic = super::nic::to_c(n);
     }
     p
 }

@@ -20,6 +20,7 @@ pub mod info;
 pub mod iov;
 pub mod log;
 pub mod mr_target;
+pub mod nic;
 pub mod object;
 // Entry points take raw pointers from C by design; each checks them for NULL
 // before use and documents its ownership rules.

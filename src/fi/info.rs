@@ -96,6 +96,9 @@ pub struct Info {
     pub ep: Option<EpAttr>,
     pub domain: Option<DomainAttr>,
     pub fabric: Option<FabricAttr>,
+    /// The NIC behind the domain (`fi_info->nic`); offered entries carry
+    /// it, hints' NIC attributes are not matched.
+    pub nic: Option<super::nic::Nic>,
 }
 
 /// libfabric's primary capabilities: an application must ask for these.

@@ -187,6 +187,7 @@ pub fn rdm_entry(iface: &Iface) -> Info {
         }),
         domain: Some(domain(iface, caps)),
         fabric: Some(fabric()),
+        nic: None,
     }
 }
 
@@ -243,6 +244,7 @@ pub fn dgram_entry(iface: &Iface, params: &Params, prefix: bool) -> Info {
             ..domain(iface, caps)
         }),
         fabric: Some(fabric()),
+        nic: None,
     }
 }
 
@@ -251,9 +253,15 @@ pub fn dgram_entry(iface: &Iface, params: &Params, prefix: bool) -> Info {
 pub fn entries(ifaces: &[Iface], params: &Params, explicit: Option<&str>) -> Vec<Info> {
     let mut out = Vec::new();
     for i in usable(ifaces, params, explicit) {
-        out.push(rdm_entry(i));
-        out.push(dgram_entry(i, params, false));
-        out.push(dgram_entry(i, params, true));
+        let nic = super::nic::probe(&i.name, i.addr, i.mtu as usize);
+        for mut e in [
+            rdm_entry(i),
+            dgram_entry(i, params, false),
+            dgram_entry(i, params, true),
+        ] {
+            e.nic = Some(nic.clone());
+            out.push(e);
+        }
     }
     out
 }

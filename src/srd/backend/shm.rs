@@ -38,6 +38,7 @@
 
 mod cma;
 mod layout;
+mod numa;
 mod segment;
 
 use std::ffi::CString;

@@ -105,8 +105,10 @@ fn map(fd: OwnedFd, len: usize) -> io::Result<Mapping> {
     })
 }
 
-/// Creates, locks, sizes (with reserved pages: no SIGBUS on a full tmpfs)
-/// and maps a new segment.
+/// Creates, locks, sizes and maps a new segment, places it on the NUMA
+/// node of this (the receiving) process, then allocates its pages (reserved
+/// up front: no SIGBUS on a full tmpfs). Placement comes before allocation:
+/// tmpfs allocates under the file's policy set through the mapping.
 pub(crate) fn create(path: &CString, len: usize) -> io::Result<Mapping> {
     // SAFETY: path is NUL-terminated; flags create a new file or fail.
     let fd = cvt(unsafe {
@@ -130,14 +132,22 @@ pub(crate) fn create(path: &CString, len: usize) -> io::Result<Mapping> {
                     return Err(e);
                 }
             }
-            let r = libc::posix_fallocate(fd.as_raw_fd(), 0, len as libc::off_t);
-            if r != 0 {
-                return Err(io::Error::from_raw_os_error(r));
-            }
+            cvt(libc::ftruncate(fd.as_raw_fd(), len as libc::off_t))?;
         }
         Ok(())
     };
-    let res = setup().and_then(|_| map(fd, len));
+    let allocate = |m: Mapping| -> io::Result<Mapping> {
+        if let Err(e) = super::numa::place(m.base, m.len) {
+            crate::srd_log!(Info, EpCtrl, "shared-memory ring left unplaced: {e}");
+        }
+        // SAFETY: plain syscall on the mapping's fd.
+        let r = unsafe { libc::posix_fallocate(m.fd.as_raw_fd(), 0, len as libc::off_t) };
+        if r != 0 {
+            return Err(io::Error::from_raw_os_error(r));
+        }
+        Ok(m)
+    };
+    let res = setup().and_then(|_| map(fd, len)).and_then(allocate);
     if res.is_err() {
         // SAFETY: path is NUL-terminated; removing the file we created.
         unsafe { libc::unlink(path.as_ptr()) };
