@@ -73,6 +73,18 @@ pub const DEFS: &[Def] = &[
         help: "Print each RDM endpoint's counters (datagrams, retransmits, RNR, duplicates, drops, shared-memory traffic) to stderr when it closes.",
     },
     Def {
+        name: "stats_page",
+        kind: Kind::Bool,
+        default: "1",
+        help: "Publish each RDM endpoint's counters and peer table in /dev/shm/srd-stats-<uid>-<pid>-<n> (mode 0600) for the srd-stat tool; 0 turns the page off.",
+    },
+    Def {
+        name: "dump",
+        kind: Kind::Bool,
+        default: "0",
+        help: "Print each RDM endpoint's counters, peer table and resources (QPs, AHs, MRs, peers with path and state) to stderr when it closes.",
+    },
+    Def {
         name: "drop_rate",
         kind: Kind::Str,
         default: "0",
@@ -99,6 +111,8 @@ pub struct Params {
     pub shm: bool,
     pub shm_cma: bool,
     pub stats: bool,
+    pub stats_page: bool,
+    pub dump: bool,
 }
 
 impl Default for Params {
@@ -144,6 +158,8 @@ impl Params {
             shm: !matches!(text("shm").trim(), "0" | "false" | "no" | "off"),
             shm_cma: !matches!(text("shm_cma").trim(), "0" | "false" | "no" | "off"),
             stats: matches!(text("stats").trim(), "1" | "true" | "yes" | "on"),
+            stats_page: !matches!(text("stats_page").trim(), "0" | "false" | "no" | "off"),
+            dump: matches!(text("dump").trim(), "1" | "true" | "yes" | "on"),
         }
     }
 

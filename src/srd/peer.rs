@@ -27,6 +27,8 @@ pub(crate) struct Peer {
     pub in_ready: bool,
     /// Earliest end of an RNR wait, while packets are parked.
     pub rnr_next: Option<u64>,
+    /// Monitoring counters.
+    pub counters: super::PeerCounters,
 }
 
 /// How a packet's epoch relates to what we know of its sender.
@@ -54,6 +56,7 @@ impl Peer {
             ack_queued: false,
             in_ready: false,
             rnr_next: None,
+            counters: super::PeerCounters::default(),
         }
     }
 

@@ -38,7 +38,7 @@
 
 mod cma;
 mod layout;
-mod segment;
+pub(crate) mod segment;
 
 use std::ffi::CString;
 use std::fmt;
