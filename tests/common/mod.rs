@@ -11,6 +11,7 @@ use std::ptr;
 use std::sync::Once;
 
 pub mod fab;
+pub mod stats;
 pub mod pingpong;
 
 pub const API: u32 = (1 << 16) | 17;
