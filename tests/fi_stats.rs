@@ -47,7 +47,8 @@ fn srd_stat_reads_the_live_counters() {
     assert_eq!(p.a.recv(&mut one, ADDR_UNSPEC, 3), 0);
     assert_eq!(p.b.send(b"hello", p.b.peer, 4), 0);
     let mut got: [Vec<Cqe>; 4] = Default::default();
-    assert!(progress_until(&p.cqs(), &mut got, 20, |g| g[1].len() == 1 && g[2].len() == 1));
+    assert!(progress_until(&p.cqs(), &mut got, 20, |g| g[1].len() == 1
+        && g[2].len() == 1));
     assert_eq!(&one, b"hello");
     // Nothing drives progress from here on but the keepalive threads,
     // which publish.
@@ -117,7 +118,12 @@ fn stats_and_dump_print_at_close() {
         return;
     }
     let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_exchange_and_close", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "child_exchange_and_close",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(ROLE, "1")
         .env("FI_SRD_STATS", "1")
         .env("FI_SRD_DUMP", "1")

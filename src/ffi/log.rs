@@ -183,3 +183,22 @@ macro_rules! srd_log {
         }
     }};
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn once_per_sender_and_kind_and_bounded() {
+        let mut o = Once::new(2);
+        let a = Once::key(SocketAddrV4::new([10, 0, 0, 1].into(), 5));
+        let b = Once::key(SocketAddrV4::new([10, 0, 0, 1].into(), 6));
+        assert!(o.first(a, "checksum"));
+        assert!(!o.first(a, "checksum"));
+        assert!(o.first(a, "bad_qkey"));
+        // Full: new pairs are no longer remembered or reported.
+        assert!(!o.first(b, "checksum"));
+        assert!(!o.first(b, "checksum"));
+        assert_eq!(o.seen.len(), 2);
+    }
+}

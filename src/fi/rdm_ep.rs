@@ -482,6 +482,7 @@ impl RdmEp {
             self.t.pump();
             return;
         }
+        let mut now = 0;
         for _ in 0..4 {
             self.poll_udp(false);
             let mut busy = self.device_completions(av);
@@ -489,7 +490,7 @@ impl RdmEp {
             busy |= self.retry_deferred();
             self.repost();
             busy |= self.transmit();
-            let now = self.t.now();
+            now = self.t.now();
             if let Some(r) = self.rdm.as_mut()
                 && r.poll_timeout().is_some_and(|t| t <= now)
             {
@@ -509,7 +510,7 @@ impl RdmEp {
             self.obs.remote_reads += c.reads;
             self.obs.remote_writes += c.writes;
         }
-        let now = self.t.now();
+        // `now` is from the last round: fresh enough for a few-ms cadence.
         if now.saturating_sub(self.obs.last_publish) >= super::stats::PUBLISH_EVERY_NS {
             self.publish(now);
         }
@@ -1112,6 +1113,15 @@ impl RdmEp {
                 "-"
             };
             row.state = state.map_or("-", |s| s.0);
+            if self.obs.last_state.len() <= i {
+                self.obs.last_state.resize(i + 1, "-");
+            }
+            if self.obs.last_state[i] != row.state {
+                self.obs.last_state[i] = row.state;
+                if matches!(row.state, "up" | "broken") {
+                    crate::srd_log!(Info, EpCtrl, "peer {p} is {}: {}", row.state, row.addr);
+                }
+            }
             let d = info.map(|x| x.counters).unwrap_or_default();
             let v = [
                 c.tx_pkts,
@@ -1142,11 +1152,11 @@ impl RdmEp {
     /// Writes the counters to the live page.
     fn publish(&mut self, now: u64) {
         self.obs.last_publish = now;
+        let total = self.peer_rows();
         if self.obs.page.is_none() {
             return;
         }
         let values = self.counters().map(|c| c.1);
-        let total = self.peer_rows();
         if let Some(page) = self.obs.page.as_mut() {
             page.publish(&values, &self.obs.rows, total);
         }
@@ -1224,7 +1234,7 @@ impl std::fmt::Display for ShmSender {
 /// Debug line for one RDM packet (callers check `debug_data()` first).
 fn log_packet(dir: &str, peer: Option<PeerIdx>, bytes: &[u8], via: &str) {
     use crate::wire::rdm::PacketType;
-    let kind = bytes.get(1).map(|&t| PacketType::from(t));
+    let kind = PacketType::from(bytes.get(1).copied().unwrap_or(0));
     let peer = peer.map_or_else(|| "?".to_string(), |p| p.to_string());
     crate::srd_log!(
         Debug,

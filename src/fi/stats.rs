@@ -595,6 +595,8 @@ pub struct Observer {
     pub rows: Vec<PeerRow>,
     /// The protocol's drop counters when a drop was last explained.
     pub rdm_seen: crate::rdm::Stats,
+    /// Each peer's protocol state when last published (for Info logs).
+    pub last_state: Vec<&'static str>,
     /// The domain, for its MR count.
     pub domain: Option<std::sync::Arc<super::fabric::Domain>>,
 }

@@ -11,8 +11,8 @@ use std::ptr;
 use std::sync::Once;
 
 pub mod fab;
-pub mod stats;
 pub mod pingpong;
+pub mod stats;
 
 pub const API: u32 = (1 << 16) | 17;
 

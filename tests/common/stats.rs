@@ -5,7 +5,7 @@
 use srd_fi::fi::addr::EpAddr;
 use srd_fi::fi::stats::{self, Snapshot};
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// The page of the endpoint named `name` (fi_getname bytes) in this process.
@@ -26,7 +26,7 @@ pub fn page_of(name: &[u8]) -> PathBuf {
 /// Reads the page until `done` holds (the owner publishes every few ms
 /// while progress runs); `poll` drives progress between reads.
 pub fn wait_for(
-    page: &PathBuf,
+    page: &Path,
     secs: u64,
     mut poll: impl FnMut(),
     mut done: impl FnMut(&Snapshot) -> bool,
@@ -45,21 +45,24 @@ pub fn wait_for(
 
 /// A counter of a snapshot (panics on an unknown name: typos fail).
 pub fn ctr(s: &Snapshot, name: &str) -> u64 {
-    s.get(name)
-        .unwrap_or_else(|| panic!("no counter {name}"))
+    s.get(name).unwrap_or_else(|| panic!("no counter {name}"))
 }
+
+/// One endpoint's counters by name, and its peer rows' values by
+/// "<fi_addr> <field>".
+pub type RawEp = (HashMap<String, u64>, HashMap<String, u64>);
 
 /// Runs `srd-stat --raw <our pid>` and returns, per endpoint page
 /// ("ep<N>"), its counters by name and its peer rows' values
 /// (keyed by "<fi_addr> <field>").
-pub fn srd_stat_raw() -> HashMap<String, (HashMap<String, u64>, HashMap<String, u64>)> {
+pub fn srd_stat_raw() -> HashMap<String, RawEp> {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_srd-stat"))
         .args(["--raw", &std::process::id().to_string()])
         .output()
         .expect("run srd-stat");
     assert!(out.status.success(), "srd-stat failed: {out:?}");
     let text = String::from_utf8(out.stdout).unwrap();
-    let mut m: HashMap<String, (HashMap<String, u64>, HashMap<String, u64>)> = HashMap::new();
+    let mut m: HashMap<String, RawEp> = HashMap::new();
     for l in text.lines() {
         let f: Vec<&str> = l.split_whitespace().collect();
         match f.as_slice() {
