@@ -1022,7 +1022,10 @@ impl RdmEp {
         let names: Vec<&str> = self.counters().iter().map(|c| c.0).collect();
         let local = self.name().to_string();
         match super::stats::StatsPage::create("rdm", &local, &names, super::stats::PEER_FIELDS) {
-            Ok(p) => self.obs.page = Some(p),
+            Ok(p) => {
+                self.obs.page = Some(p);
+                self.publish(self.t.now());
+            }
             Err(e) => crate::srd_log!(
                 Warn,
                 EpCtrl,
