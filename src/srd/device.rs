@@ -59,10 +59,6 @@ fn wire_reason(e: WireError) -> &'static str {
     }
 }
 
-fn count<T>(it: impl Iterator<Item = T>) -> u32 {
-    u32::try_from(it.count()).unwrap_or(u32::MAX)
-}
-
 fn count_wire_error(stats: &mut Stats, e: WireError) {
     match e {
         WireError::Truncated => stats.drop_truncated += 1,
@@ -131,10 +127,10 @@ impl Device {
                 .unwrap_or(u32::MAX),
             peers: u32::try_from(self.peers.len()).unwrap_or(u32::MAX),
             tx_buffers_high_water: self.tx_high_water,
-            qps: count(self.qps.iter()),
-            ahs: count(self.ahs.iter()),
-            mrs: count(self.mrs.iter()),
-            cqs: count(self.cqs.iter()),
+            qps: self.qps.len(),
+            ahs: self.ahs.len(),
+            mrs: self.mrs.len(),
+            cqs: self.cqs.len(),
             ..Usage::default()
         };
         for p in &self.peers {
@@ -1164,6 +1160,7 @@ impl Device {
         };
         let path = p.paths.choose(now, avoid);
         p.tx.on_transmit(psn, now, path);
+        p.counters.tx_data += 1;
         let una = p.tx.una;
         let dst = p.addr.socket();
         let more = p.can_send();
@@ -1189,9 +1186,6 @@ impl Device {
         let r = self.header(PacketType::SrdData, fl, path, body, b.data.len());
         let len = r.emit(out, &b.data)?;
         self.stats.tx_data += 1;
-        if let Some(p) = self.peers.get_mut(usize::try_from(pi).ok()?) {
-            p.counters.tx_data += 1;
-        }
         Some(Transmit { path, dst, len })
     }
 }
