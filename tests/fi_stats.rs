@@ -41,6 +41,9 @@ fn exchange(p: &Pair, rounds: usize) -> (u64, u64) {
 fn srd_stat_reads_the_live_counters() {
     let p = Pair::new(&Opts::rdm());
     let (pa, pb) = (page_of(&p.a.name), page_of(&p.b.name));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&pa).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "page private to its user");
     let (msgs, bytes) = exchange(&p, 3);
     // B answers once so both directions have traffic.
     let mut one = [0u8; 5];
