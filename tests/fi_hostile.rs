@@ -81,7 +81,17 @@ fn quiet(p: &Pair, pa: &Path, pb: &Path) -> Snapshot {
         }
     };
     wait_for(pa, 20, poll, |s| ctr(s, "in_flight") == 0);
-    wait_for(pb, 20, poll, |s| ctr(s, "in_flight") == 0)
+    // And nothing still on its way: B's receive count holds over a few
+    // publishes.
+    let mut last = None;
+    wait_for(pb, 20, poll, |s| {
+        let now = (ctr(s, "udp_rx_pkts"), ctr(s, "in_flight"), s.publishes);
+        let steady = matches!(last, Some((rx, 0, seen)) if rx == now.0 && now.2 >= seen + 3);
+        if last.is_none_or(|(rx, inf, _)| rx != now.0 || inf != 0) {
+            last = Some(now);
+        }
+        steady
+    })
 }
 
 /// The forger: a raw UDP socket with its own SRD identity.
