@@ -2,9 +2,11 @@
 //! Outside a process that loaded us through the core (unit tests), messages
 //! go nowhere.
 
+use std::collections::HashSet;
 use std::ffi::CString;
+use std::net::SocketAddrV4;
 use std::os::raw::{c_char, c_int};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 static LOADED: AtomicBool = AtomicBool::new(false);
 
@@ -75,6 +77,97 @@ pub fn log(level: Level, subsys: Subsys, func: &str, line: u32, msg: &str) {
     };
 }
 
+/// Whether per-packet debug messages are wanted: `enabled(Debug, EpData)`
+/// asked once and cached, so a disabled hot path pays one relaxed load.
+/// (The core reads FI_LOG_LEVEL once at start-up; it does not change.)
+pub fn debug_data() -> bool {
+    // 0: not asked yet, 1: off, 2: on.
+    static CACHED: AtomicU8 = AtomicU8::new(0);
+    match CACHED.load(Ordering::Relaxed) {
+        1 => false,
+        2 => true,
+        _ => {
+            if !LOADED.load(Ordering::Acquire) {
+                return false;
+            }
+            let on = enabled(Level::Debug, Subsys::EpData);
+            CACHED.store(if on { 2 } else { 1 }, Ordering::Relaxed);
+            on
+        }
+    }
+}
+
+/// Remembers which (peer, kind) pairs were already warned about, so a
+/// flood of bad packets gives one line per sender and kind. Bounded: past
+/// `cap` pairs it says so once and stays quiet.
+#[derive(Debug)]
+pub struct Once {
+    seen: HashSet<(u64, &'static str)>,
+    cap: usize,
+    full_noted: bool,
+}
+
+impl Default for Once {
+    fn default() -> Self {
+        Once::new(1024)
+    }
+}
+
+impl Once {
+    pub fn new(cap: usize) -> Once {
+        Once {
+            seen: HashSet::new(),
+            cap,
+            full_noted: false,
+        }
+    }
+
+    /// A key for a UDP sender.
+    pub fn key(a: SocketAddrV4) -> u64 {
+        (u64::from(u32::from(*a.ip())) << 16) | u64::from(a.port())
+    }
+
+    /// True the first time `(peer, kind)` is seen (and while there is room).
+    pub fn first(&mut self, peer: u64, kind: &'static str) -> bool {
+        if self.seen.contains(&(peer, kind)) {
+            return false;
+        }
+        if self.seen.len() >= self.cap {
+            if !self.full_noted {
+                self.full_noted = true;
+                warn(
+                    "more senders of bad packets than warnings kept: further ones are only counted",
+                );
+            }
+            return false;
+        }
+        self.seen.insert((peer, kind));
+        true
+    }
+
+    /// Warns (subsystem EpData) about a dropped packet, once per sender
+    /// and kind; the counters keep the totals.
+    pub fn warn_drop(
+        &mut self,
+        peer: u64,
+        from: &dyn std::fmt::Display,
+        kind: &'static str,
+        what: &str,
+    ) {
+        if enabled(Level::Warn, Subsys::EpData) && self.first(peer, kind) {
+            log(
+                Level::Warn,
+                Subsys::EpData,
+                "srd",
+                0,
+                &format!(
+                    "dropped {what} from {from} ({kind}); further ones from it are only counted"
+                ),
+            );
+        }
+    }
+}
+
 /// Shorthand for a core-subsystem warning.
 pub fn warn(msg: &str) {
     log(Level::Warn, Subsys::Core, "srd", 0, msg);
@@ -89,4 +182,23 @@ macro_rules! srd_log {
             $crate::ffi::log::log(Level::$lvl, Subsys::$sub, module_path!(), line!(), &format!($($arg)*));
         }
     }};
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn once_per_sender_and_kind_and_bounded() {
+        let mut o = Once::new(2);
+        let a = Once::key(SocketAddrV4::new([10, 0, 0, 1].into(), 5));
+        let b = Once::key(SocketAddrV4::new([10, 0, 0, 1].into(), 6));
+        assert!(o.first(a, "checksum"));
+        assert!(!o.first(a, "checksum"));
+        assert!(o.first(a, "bad_qkey"));
+        // Full: new pairs are no longer remembered or reported.
+        assert!(!o.first(b, "checksum"));
+        assert!(!o.first(b, "checksum"));
+        assert_eq!(o.seen.len(), 2);
+    }
 }

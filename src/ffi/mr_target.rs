@@ -16,27 +16,32 @@ pub struct MrTarget {
     /// FI_MR_VIRT_ADDR: remote addresses are virtual addresses inside the
     /// region; otherwise byte offsets from its start.
     pub virt_addr: bool,
+    /// Refusals by reason, published with the endpoint's counters.
+    pub refused: Arc<crate::fi::stats::TargetCounters>,
 }
 
 impl RmaTarget for MrTarget {
     fn resolve(&mut self, key: u64, addr: u64, len: usize, access: u64) -> Result<UserIov, i32> {
         let virt = self.virt_addr;
+        let refused = &*self.refused;
+        let count = crate::fi::stats::TargetCounters::count;
         let res = self.domain.mrs.serve(key, |r| {
             if r.access & access != access {
+                count(&refused.bad_access);
                 return Err(b::FI_EACCES);
             }
             let total: usize = r.iov.iter().map(|s| s.1).sum();
             let base = r.iov.first().map_or(0, |s| s.0 as u64);
-            let start = if virt {
-                addr.checked_sub(base).ok_or(b::FI_EINVAL)?
-            } else {
-                addr
+            let range = || {
+                let start = if virt { addr.checked_sub(base)? } else { addr };
+                let start = usize::try_from(start).ok()?;
+                let end = start.checked_add(len)?;
+                (end <= total).then_some((start, end))
             };
-            let start = usize::try_from(start).map_err(|_| b::FI_EINVAL)?;
-            let end = start.checked_add(len).ok_or(b::FI_EINVAL)?;
-            if end > total {
+            let Some((start, end)) = range() else {
+                count(&refused.bad_range);
                 return Err(b::FI_EINVAL);
-            }
+            };
             // The requested bytes, segment by segment.
             let mut segs: SmallVec<[(*mut u8, usize); 4]> = SmallVec::new();
             let mut off = 0usize;
@@ -52,7 +57,10 @@ impl RmaTarget for MrTarget {
             Ok(segs)
         });
         match res {
-            None => Err(b::FI_EACCES),
+            None => {
+                count(&refused.bad_key);
+                Err(b::FI_EACCES)
+            }
             Some(Err(e)) => Err(e),
             // SAFETY: the segments lie inside a region the application
             // registered for remote access (checked above) and keeps valid

@@ -272,7 +272,9 @@ impl Endpoint {
             ..
         } = &mut *st;
         if let Engine::Rdm(r) = engine {
+            let refused = r.observe(self.domain.clone());
             let target = crate::ffi::mr_target::MrTarget {
+                refused,
                 domain: self.domain.clone(),
                 virt_addr: self.domain.mr_mode() & b::FI_MR_VIRT_ADDR as i32 != 0
                     || self.domain.mr_mode() == b::FI_MR_BASIC as i32,
@@ -469,6 +471,9 @@ impl Drop for Endpoint {
             r.linger(sink, av.as_ref(), Duration::from_millis(100));
             if self.domain.params.stats {
                 eprintln!("{}", r.stats_line());
+            }
+            if self.domain.params.dump {
+                eprint!("{}", r.dump());
             }
         }
     }

@@ -20,4 +20,5 @@ pub mod params;
 pub mod rdm_ep;
 pub mod sink;
 pub mod slab;
+pub mod stats;
 pub mod transport;

@@ -79,6 +79,18 @@ pub const DEFS: &[Def] = &[
         help: "Print each RDM endpoint's counters (datagrams, retransmits, RNR, duplicates, drops, shared-memory traffic) to stderr when it closes.",
     },
     Def {
+        name: "stats_page",
+        kind: Kind::Bool,
+        default: "1",
+        help: "Publish each RDM endpoint's counters and peer table in /dev/shm/srd-stats-<uid>-<pid>-<n> (mode 0600) for the srd-stat tool; 0 turns the page off.",
+    },
+    Def {
+        name: "dump",
+        kind: Kind::Bool,
+        default: "0",
+        help: "Print each RDM endpoint's counters, peer table and resources (QPs, AHs, MRs, peers with path and state) to stderr when it closes.",
+    },
+    Def {
         name: "drop_rate",
         kind: Kind::Str,
         default: "0",
@@ -106,6 +118,8 @@ pub struct Params {
     pub shm_cma: bool,
     pub shm_cma_min: usize,
     pub stats: bool,
+    pub stats_page: bool,
+    pub dump: bool,
 }
 
 impl Default for Params {
@@ -152,6 +166,8 @@ impl Params {
             shm_cma: !matches!(text("shm_cma").trim(), "0" | "false" | "no" | "off"),
             shm_cma_min: num("shm_cma_min") as usize,
             stats: matches!(text("stats").trim(), "1" | "true" | "yes" | "on"),
+            stats_page: !matches!(text("stats_page").trim(), "0" | "false" | "no" | "off"),
+            dump: matches!(text("dump").trim(), "1" | "true" | "yes" | "on"),
         }
     }
 

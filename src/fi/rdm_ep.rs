@@ -11,6 +11,7 @@ use super::fabric::Domain;
 use super::ops::{AtomicReq, RecvOp, RmaOp, SendOp};
 use super::params::Params;
 use super::sink::{Dir, Sink};
+use super::stats::Observer;
 use super::transport::Transport;
 use crate::ffi::bindings as b;
 use crate::rdm::{self, PacketOutcome, PeerIdx, RdmError, TxError};
@@ -86,6 +87,8 @@ pub struct RdmEp {
     host_id: u64,
     /// `Av::removals()` when `by_fi` was last checked.
     av_removals: u64,
+    /// Counters, the live stats page and drop warnings (stats.rs).
+    obs: Observer,
 }
 
 impl RdmEp {
@@ -174,7 +177,9 @@ impl RdmEp {
             nonce: super::endpoint::random_u64(),
             host_id: super::endpoint::host_id(),
             av_removals: 0,
+            obs: Observer::default(),
         };
+        ep.open_page(params);
         ep.repost();
         Ok(ep)
     }
@@ -315,6 +320,11 @@ impl RdmEp {
     ) -> Result<()> {
         match res {
             Ok(()) => {
+                if let Some(r) = &self.rdm {
+                    let (t, rx) = r.pending_ops();
+                    Observer::high_water(&mut self.obs.hw_tx_ops, t);
+                    Observer::high_water(&mut self.obs.hw_rx_ops, rx);
+                }
                 self.progress(sink, Some(av));
                 Ok(())
             }
@@ -399,6 +409,7 @@ impl RdmEp {
                         }
                     }
                 }
+                self.note_addr(p, &a);
                 let dev = DeviceAddr::new(*a.sock.ip(), a.sock.port());
                 if let Ok(ah) = self.t.dev.create_ah(self.pd, dev) {
                     self.routes[pi] = Some(Route {
@@ -415,6 +426,7 @@ impl RdmEp {
 
     pub fn send(&mut self, sink: &Sink, av: &Arc<Av>, op: SendOp) -> Result<()> {
         let peer = self.peer_of(av, op.dest)?;
+        let n = op.iov.len();
         let now = self.t.now();
         let data = (op.flags & b::FI_REMOTE_CQ_DATA != 0).then_some(op.data);
         let rdm = self.rdm.as_mut().ok_or(Error::OpBadState)?;
@@ -432,6 +444,9 @@ impl RdmEp {
         } else {
             rdm.send(now, peer, op.iov, data, op.context as u64, op.flags)
         };
+        if res.is_ok() {
+            self.obs.tx_msg(peer, n);
+        }
         self.after_post(sink, av, res)
     }
 
@@ -483,6 +498,7 @@ impl RdmEp {
             self.t.pump();
             return;
         }
+        let mut now = 0;
         for _ in 0..4 {
             self.poll_udp(false);
             let mut busy = self.device_completions(av);
@@ -490,7 +506,7 @@ impl RdmEp {
             busy |= self.retry_deferred();
             self.repost();
             busy |= self.transmit();
-            let now = self.t.now();
+            now = self.t.now();
             if let Some(r) = self.rdm.as_mut()
                 && r.poll_timeout().is_some_and(|t| t <= now)
             {
@@ -507,6 +523,12 @@ impl RdmEp {
         if let Some(r) = self.rdm.as_mut() {
             let c = r.take_remote_counts();
             sink.remote(c.reads, c.writes);
+            self.obs.remote_reads += c.reads;
+            self.obs.remote_writes += c.writes;
+        }
+        // `now` is from the last round: fresh enough for a few-ms cadence.
+        if now.saturating_sub(self.obs.last_publish) >= super::stats::PUBLISH_EVERY_NS {
+            self.publish(now);
         }
     }
 
@@ -523,6 +545,7 @@ impl RdmEp {
             self.last_udp_poll = now;
             self.udp_dirty = false;
             self.t.pump();
+            self.log_device_drops();
         }
     }
 
@@ -542,7 +565,7 @@ impl RdmEp {
                 return any;
             };
             let now = self.t.now();
-            let (by_shm, fi_of) = (&mut self.by_shm, &self.fi_of);
+            let (by_shm, fi_of, obs) = (&mut self.by_shm, &self.fi_of, &mut self.obs);
             let mut learned: SmallVec<[PeerIdx; 4]> = SmallVec::new();
             let mut resolve: Option<(ShmToken, u64)> = None;
             let n = shm.recv_while(|tok, bytes| {
@@ -556,16 +579,33 @@ impl RdmEp {
                     resolve = Some((tok, fi));
                     return false;
                 }
-                match r.handle_packet(now, src, bytes) {
-                    PacketOutcome::Deferred => false,
+                let out = r.handle_packet(now, src, bytes);
+                match out {
+                    PacketOutcome::Deferred => return false,
                     PacketOutcome::NewPeer(p) => {
                         by_shm.insert(tok, p);
                         learned.push(p);
-                        true
+                        obs.rx_pkt(Some(p), bytes.len());
                     }
-                    PacketOutcome::Consumed | PacketOutcome::Dropped => true,
+                    PacketOutcome::Consumed => obs.rx_pkt(src, bytes.len()),
+                    PacketOutcome::Dropped => {
+                        obs.rx_pkt(src, bytes.len());
+                        let why = obs.rdm_drop_reason(r.stats());
+                        let key = 1 << 63 | u64::from(tok.pid);
+                        obs.once
+                            .warn_drop(key, &ShmSender(tok.pid), why, "RDM packet");
+                    }
                 }
+                if crate::ffi::log::debug_data() {
+                    log_packet("rx", src, bytes, "shm");
+                }
+                true
             });
+            if let Some(r) = self.rdm.as_ref() {
+                let (u, ro) = r.stored_bytes();
+                Observer::high_water(&mut self.obs.hw_unexp_bytes, u);
+                Observer::high_water(&mut self.obs.hw_reorder_bytes, ro);
+            }
             any |= n > 0;
             for p in learned {
                 self.note_peer(p, None);
@@ -633,7 +673,7 @@ impl RdmEp {
                     }
                     let src = c.src.and_then(|(dev, qpn)| self.sender(av, dev, qpn));
                     let len = c.len.min(buf.len());
-                    self.deliver(now, src, buf, len);
+                    self.deliver(now, src, c.src.map(|s| s.0), buf, len);
                 }
             }
         }
@@ -685,21 +725,47 @@ impl RdmEp {
         }
     }
 
-    fn deliver(&mut self, now: u64, src: Option<PeerIdx>, buf: Vec<u8>, len: usize) {
+    fn deliver(
+        &mut self,
+        now: u64,
+        src: Option<PeerIdx>,
+        from: Option<DeviceAddr>,
+        buf: Vec<u8>,
+        len: usize,
+    ) {
         if !self.deferred.is_empty() {
             // Keep arrival order behind what already waits.
             self.deferred.push_back((src, buf, len));
+            Observer::high_water(&mut self.obs.hw_rx_held, self.deferred.len());
             return;
         }
         let Some(r) = self.rdm.as_mut() else { return };
         let out = r.handle_packet(now, src, &buf[..len]);
+        let (u, ro) = r.stored_bytes();
+        Observer::high_water(&mut self.obs.hw_unexp_bytes, u);
+        Observer::high_water(&mut self.obs.hw_reorder_bytes, ro);
+        if crate::ffi::log::debug_data() {
+            log_packet("rx", src, &buf[..len], "udp");
+        }
         match out {
-            PacketOutcome::Deferred => self.deferred.push_back((src, buf, len)),
+            PacketOutcome::Deferred => {
+                self.deferred.push_back((src, buf, len));
+                Observer::high_water(&mut self.obs.hw_rx_held, self.deferred.len());
+            }
             PacketOutcome::NewPeer(p) => {
+                self.obs.rx_pkt(Some(p), len);
                 self.note_peer(p, None);
                 self.free_bufs.push(buf);
             }
-            PacketOutcome::Consumed | PacketOutcome::Dropped => self.free_bufs.push(buf),
+            PacketOutcome::Consumed => {
+                self.obs.rx_pkt(src, len);
+                self.free_bufs.push(buf);
+            }
+            PacketOutcome::Dropped => {
+                self.obs.rx_pkt(src, len);
+                self.warn_rdm_drop(from);
+                self.free_bufs.push(buf);
+            }
         }
     }
 
@@ -717,11 +783,16 @@ impl RdmEp {
                 }
                 PacketOutcome::NewPeer(p) => {
                     any = true;
+                    self.obs.rx_pkt(Some(p), len);
                     self.note_peer(p, None);
                     self.free_bufs.push(buf);
                 }
-                _ => {
+                out => {
                     any = true;
+                    self.obs.rx_pkt(src, len);
+                    if out == PacketOutcome::Dropped {
+                        self.warn_rdm_drop(None);
+                    }
                     self.free_bufs.push(buf);
                 }
             }
@@ -739,6 +810,19 @@ impl RdmEp {
                 break;
             };
             any = true;
+            self.obs.tx_pkt(tx.peer, tx.len);
+            if crate::ffi::log::debug_data() {
+                let via = if self
+                    .shm_routes
+                    .get(tx.peer as usize)
+                    .is_some_and(|x| x.is_some())
+                {
+                    "shm"
+                } else {
+                    "udp"
+                };
+                log_packet("tx", Some(tx.peer), &self.out[..tx.len], via);
+            }
             if self
                 .routes
                 .get(tx.peer as usize)
@@ -769,6 +853,7 @@ impl RdmEp {
                         }
                     }
                 }
+                Observer::high_water(&mut self.obs.hw_shm_pending, self.shm_pending.len());
                 continue;
             }
             let route = self.routes.get(tx.peer as usize).copied().flatten();
@@ -819,6 +904,7 @@ impl RdmEp {
                 Dir::Tx
             };
             let src = c.src.map_or(ADDR_NOTAVAIL, |p| self.fi_addr_of(av, p));
+            let received = (c.err.is_none() && c.flags & b::FI_RECV != 0).then_some((c.src, c.len));
             let entry = Entry {
                 context: c.context as usize,
                 flags: c.flags,
@@ -844,6 +930,9 @@ impl RdmEp {
             if res.is_err() {
                 self.stash = Some(c);
                 return;
+            }
+            if let Some((p, len)) = received {
+                self.obs.rx_msg(p, len);
             }
         }
     }
@@ -930,6 +1019,8 @@ impl RdmEp {
                 s.sent, s.received, s.full, s.abandoned
             );
         }
+        line += "; counters: ";
+        line += &super::stats::counters_line(&self.counters());
         line
     }
 
@@ -940,6 +1031,243 @@ impl RdmEp {
     pub fn fds(&self, out: &mut Vec<i32>) {
         self.t.fds(out);
     }
+}
+
+// ---- observability: counters, the live stats page, logging (fi::stats) ----
+
+impl RdmEp {
+    /// Creates the live stats page (FI_SRD_STATS_PAGE); without one the
+    /// endpoint still counts (FI_SRD_STATS, FI_SRD_DUMP).
+    fn open_page(&mut self, params: &Params) {
+        if !params.stats_page {
+            return;
+        }
+        let names: Vec<&str> = self.counters().iter().map(|c| c.0).collect();
+        let local = self.name().to_string();
+        match super::stats::StatsPage::create("rdm", &local, &names, super::stats::PEER_FIELDS) {
+            Ok(p) => {
+                self.obs.page = Some(p);
+                self.publish(self.t.now());
+            }
+            Err(e) => crate::srd_log!(
+                Warn,
+                EpCtrl,
+                "no stats page ({e}); srd-stat cannot see {local}"
+            ),
+        }
+    }
+
+    /// Gives the endpoint its domain (for the MR count) and returns the
+    /// counters the MR lookup fills with refused accesses.
+    pub fn observe(&mut self, domain: Arc<Domain>) -> Arc<super::stats::TargetCounters> {
+        self.obs.domain = Some(domain);
+        self.obs.target.clone()
+    }
+
+    /// The live page's file, if any.
+    pub fn stats_page(&self) -> Option<std::path::PathBuf> {
+        self.obs.page.as_ref().map(|p| p.path())
+    }
+
+    /// A peer got a route: remember its address text and say so.
+    fn note_addr(&mut self, p: PeerIdx, a: &EpAddr) {
+        let i = p as usize;
+        if i < 1 << 16 {
+            if self.obs.addr_text.len() <= i {
+                self.obs.addr_text.resize(i + 1, String::new());
+            }
+            self.obs.addr_text[i] = a.to_string();
+        }
+        let via = if self.shm_routes.get(i).is_some_and(|x| x.is_some()) {
+            "shared memory"
+        } else {
+            "UDP"
+        };
+        let known = if self.fi_of.get(i).is_some_and(|&f| f != ADDR_NOTAVAIL) {
+            "AV peer"
+        } else {
+            "sender not in the AV"
+        };
+        crate::srd_log!(
+            Info,
+            EpCtrl,
+            "{}: peer {p} ({known}) {a} over {via}",
+            self.name()
+        );
+    }
+
+    /// Every endpoint counter (names and values, page order).
+    fn counters(&self) -> [(&'static str, u64); super::stats::RDM_COUNTER_COUNT] {
+        let src = super::stats::Sources {
+            obs: Some(&self.obs),
+            dev: self.t.dev.stats().clone(),
+            usage: self.t.dev.usage(),
+            udp: *self.t.udp.stats(),
+            rdm: self
+                .rdm
+                .as_ref()
+                .map(|r| r.stats().clone())
+                .unwrap_or_default(),
+            shm: self.shm.as_ref().map(|s| *s.stats()).unwrap_or_default(),
+            mrs: self.obs.domain.as_ref().map_or(0, |d| d.mrs.len() as u64),
+            rx_posted: self.posted as u64,
+        };
+        super::stats::rdm_counters(&src)
+    }
+
+    /// The per-peer table, into `self.obs.rows`.
+    fn peer_rows(&mut self) -> usize {
+        let n = self.fi_of.len();
+        let keep = n.min(super::stats::MAX_PEERS);
+        self.obs.rows.resize_with(keep, Default::default);
+        for i in 0..keep {
+            let p = i as PeerIdx;
+            let route = self.routes.get(i).copied().flatten();
+            let info = route.and_then(|r| self.t.dev.peer_info(r.dev));
+            let c = self.obs.peers.get(i).copied().unwrap_or_default();
+            let state = self.rdm.as_ref().and_then(|r| r.peer_state(p));
+            let row = &mut self.obs.rows[i];
+            row.addr.clear();
+            row.addr
+                .push_str(self.obs.addr_text.get(i).map_or("", |s| s.as_str()));
+            row.fi_addr = self.fi_of[i];
+            row.path = if self.shm_routes.get(i).is_some_and(|x| x.is_some()) {
+                "shm"
+            } else if route.is_some() {
+                "udp"
+            } else {
+                "-"
+            };
+            row.state = state.map_or("-", |s| s.0);
+            if self.obs.last_state.len() <= i {
+                self.obs.last_state.resize(i + 1, "-");
+            }
+            if self.obs.last_state[i] != row.state {
+                self.obs.last_state[i] = row.state;
+                if matches!(row.state, "up" | "broken") {
+                    crate::srd_log!(Info, EpCtrl, "peer {p} is {}: {}", row.state, row.addr);
+                }
+            }
+            let d = info.map(|x| x.counters).unwrap_or_default();
+            let v = [
+                c.tx_pkts,
+                c.tx_bytes,
+                c.rx_pkts,
+                c.rx_bytes,
+                c.tx_msgs,
+                c.tx_msg_bytes,
+                c.rx_msgs,
+                c.rx_msg_bytes,
+                d.tx_data,
+                d.rx_data,
+                d.retransmits,
+                d.rnr_naks_sent,
+                d.rnr_naks_received,
+                d.duplicates,
+                d.drops,
+                info.and_then(|x| x.srtt).map_or(0, |t| t / 1000),
+                info.map_or(0, |x| x.rto / 1000),
+                info.map_or(0, |x| u64::from(x.cwnd)),
+                info.map_or(0, |x| u64::from(x.in_flight)),
+            ];
+            row.values[..v.len()].copy_from_slice(&v);
+        }
+        n
+    }
+
+    /// Writes the counters to the live page.
+    fn publish(&mut self, now: u64) {
+        self.obs.last_publish = now;
+        let total = self.peer_rows();
+        if self.obs.page.is_none() {
+            return;
+        }
+        let values = self.counters().map(|c| c.1);
+        if let Some(page) = self.obs.page.as_mut() {
+            page.publish(&values, &self.obs.rows, total);
+        }
+    }
+
+    /// The counters, peer table and resources as text (FI_SRD_DUMP=1 at close).
+    pub fn dump(&mut self) -> String {
+        let now = self.t.now();
+        self.publish(now);
+        let total = self.peer_rows();
+        let snap = super::stats::Snapshot {
+            pid: std::process::id(),
+            ep: 0,
+            kind: "rdm".into(),
+            local: self.name().to_string(),
+            updated_ns: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64),
+            publishes: 0,
+            alive: true,
+            counters: self
+                .counters()
+                .iter()
+                .map(|(n, v)| (n.to_string(), *v))
+                .collect(),
+            peer_fields: super::stats::PEER_FIELDS
+                .iter()
+                .map(|f| f.to_string())
+                .collect(),
+            peers: self
+                .obs
+                .rows
+                .iter()
+                .map(|r| super::stats::PeerSnap {
+                    addr: r.addr.clone(),
+                    fi_addr: r.fi_addr,
+                    path: r.path.into(),
+                    state: r.state.into(),
+                    values: r.values[..super::stats::PEER_FIELDS.len()].to_vec(),
+                })
+                .collect(),
+            peers_total: total as u64,
+        };
+        super::stats::render(&snap, false, true)
+    }
+
+    /// Warns once per sender and reason about datagrams the device dropped.
+    fn log_device_drops(&mut self) {
+        let obs = &mut self.obs;
+        for e in self.t.dev.take_drop_events() {
+            let key = crate::ffi::log::Once::key(e.from);
+            obs.once.warn_drop(key, &e.from, e.reason, "SRD datagram");
+        }
+    }
+
+    /// Warns once per sender and reason about a packet the protocol dropped.
+    fn warn_rdm_drop(&mut self, from: Option<DeviceAddr>) {
+        let Some(r) = self.rdm.as_ref() else { return };
+        let why = self.obs.rdm_drop_reason(r.stats());
+        let sock = from.map_or(std::net::SocketAddrV4::new(0.into(), 0), |d| d.socket());
+        let key = crate::ffi::log::Once::key(sock);
+        self.obs.once.warn_drop(key, &sock, why, "RDM packet");
+    }
+}
+
+/// A shared-memory sender, for messages.
+struct ShmSender(u32);
+
+impl std::fmt::Display for ShmSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "shared-memory sender pid {}", self.0)
+    }
+}
+
+/// Debug line for one RDM packet (callers check `debug_data()` first).
+fn log_packet(dir: &str, peer: Option<PeerIdx>, bytes: &[u8], via: &str) {
+    use crate::wire::rdm::PacketType;
+    let kind = PacketType::from(bytes.get(1).copied().unwrap_or(0));
+    let peer = peer.map_or_else(|| "?".to_string(), |p| p.to_string());
+    crate::srd_log!(
+        Debug,
+        EpData,
+        "{dir} {kind:?} peer {peer} {} B via {via}",
+        bytes.len()
+    );
 }
 
 /// Copies an inject payload out of the caller's buffers (which are free

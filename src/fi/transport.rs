@@ -136,7 +136,11 @@ impl Transport {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
                     moved = true;
+                    let debug = crate::ffi::log::debug_data();
                     for item in self.rx.iter() {
+                        if debug {
+                            log_datagram("rx", item.src, item.data);
+                        }
                         self.dev
                             .handle_datagram(now, item.path, item.src, item.data);
                     }
@@ -161,6 +165,9 @@ impl Transport {
                 let i = self.tx.len;
                 match self.dev.poll_transmit(now, &mut self.tx.bufs[i]) {
                     Some(t) => {
+                        if crate::ffi::log::debug_data() {
+                            log_datagram("tx", t.dst, &self.tx.bufs[i][..t.len]);
+                        }
                         self.tx.meta[i] = (t.path, t.dst, t.len);
                         self.tx.len += 1;
                     }
@@ -234,4 +241,27 @@ fn epoch_seed() -> u32 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(1, |d| d.as_millis());
     (ms as u32).max(1)
+}
+
+/// Debug line for one SRD datagram (callers check `debug_data()` first).
+fn log_datagram(dir: &str, peer: SocketAddrV4, bytes: &[u8]) {
+    use crate::wire::srd::{Packet, PacketType};
+    let what = match Packet::new_checked(bytes) {
+        Ok(p) => match p.packet_type() {
+            PacketType::SrdData | PacketType::UdData => {
+                format!("{:?} psn {} qpn {}", p.packet_type(), p.psn(), p.dst_qpn())
+            }
+            PacketType::Ack => format!("Ack cum {} sack words {}", p.cum_psn(), p.sack_words()),
+            PacketType::Nak => format!("Nak psn {} {:?}", p.nak_psn(), p.nak_reason()),
+            t => format!("{t:?}"),
+        },
+        Err(e) => format!("unparsable ({e:?})"),
+    };
+    let peer_dir = if dir == "tx" { "to" } else { "from" };
+    crate::srd_log!(
+        Debug,
+        EpData,
+        "srd {dir} {what}, {} B {peer_dir} {peer}",
+        bytes.len()
+    );
 }

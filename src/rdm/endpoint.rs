@@ -516,6 +516,22 @@ impl Endpoint {
     pub fn stored_bytes(&self) -> (usize, usize) {
         (self.unexp_bytes, self.reorder_bytes)
     }
+
+    /// What the endpoint knows of a peer (monitoring): one of "new",
+    /// "hs_sent" (our handshake went, none came back), "hs_recv", "up"
+    /// (both ways), "broken" (the transport gave up on it); and whether
+    /// the application's AV holds it.
+    pub fn peer_state(&self, peer: PeerIdx) -> Option<(&'static str, bool)> {
+        let p = self.peers.get(peer)?;
+        let s = match (p.broken.is_some(), p.hs_sent, p.hs_recv) {
+            (true, _, _) => "broken",
+            (false, true, true) => "up",
+            (false, false, true) => "hs_recv",
+            (false, true, false) => "hs_sent",
+            (false, false, false) => "new",
+        };
+        Some((s, p.in_av))
+    }
 }
 
 #[cfg(test)]

@@ -6,9 +6,9 @@ use super::peer::{EpochCheck, Peer};
 use super::pool::Pool;
 use super::reliability::Slot;
 use super::{
-    Access, Ah, Completion, Cq, DeviceAddr, DeviceConfig, MAX_PATHS, Mr, Opcode, Pd, PeerInfo,
-    QpAttr, QpState, QpType, Qpn, RX_WINDOW, RecvWr, SendWr, SrdError, Stats, Transmit, UD_PREFIX,
-    Usage, WcStatus,
+    Access, Ah, Completion, Cq, DeviceAddr, DeviceConfig, DropEvent, MAX_PATHS, Mr, Opcode, Pd,
+    PeerInfo, QpAttr, QpState, QpType, Qpn, RX_WINDOW, RecvWr, SendWr, SrdError, Stats, Transmit,
+    UD_PREFIX, Usage, WcStatus,
 };
 use crate::wire::WireError;
 use crate::wire::srd::{self as w, Body, NakReason, Packet, PacketType, Repr, flags};
@@ -18,6 +18,9 @@ use std::net::SocketAddrV4;
 
 /// Later transmissions that must be acked before an older one counts as lost.
 const DUPTHRESH: u64 = 3;
+/// Drop events kept for the glue between two `take_drop_events` calls;
+/// beyond, drops are only counted.
+const DROP_EVENTS: usize = 32;
 
 /// One software SRD device. See the module docs of `srd` for the I/O face.
 #[derive(Debug)]
@@ -53,6 +56,21 @@ pub struct Device {
     /// (at most `SPARE_RINGS`): idle peers hold no ring, and a few busy
     /// peers at a time allocate nothing.
     spare_rings: Vec<Vec<Slot>>,
+    /// Recent drops with their senders (bounded, for logging).
+    drop_events: Vec<DropEvent>,
+    /// Most send buffers in use at once.
+    tx_high_water: u32,
+}
+
+/// The drop counter name (without `drop_`) of a parse error.
+fn wire_reason(e: WireError) -> &'static str {
+    match e {
+        WireError::Truncated => "truncated",
+        WireError::BadVersion(_) => "bad_version",
+        WireError::UnknownType(_) => "unknown_type",
+        WireError::Malformed => "malformed",
+        WireError::Checksum => "checksum",
+    }
 }
 
 /// Spare send-window rings a device keeps (each `window` slots).
@@ -97,6 +115,8 @@ impl Device {
             timers: BinaryHeap::new(),
             due: Vec::new(),
             spare_rings: Vec::new(),
+            drop_events: Vec::new(),
+            tx_high_water: 0,
             cfg,
         })
     }
@@ -126,6 +146,11 @@ impl Device {
             ctrl_queued: u32::try_from(self.nak_queue.len() + self.ack_queue.len())
                 .unwrap_or(u32::MAX),
             peers: u32::try_from(self.peers.len()).unwrap_or(u32::MAX),
+            tx_buffers_high_water: self.tx_high_water,
+            qps: self.qps.len(),
+            ahs: self.ahs.len(),
+            mrs: self.mrs.len(),
+            cqs: self.cqs.len(),
             ..Usage::default()
         };
         for p in &self.peers {
@@ -157,7 +182,29 @@ impl Device {
             cwnd: p.cwnd.get(),
             in_flight: p.tx.in_flight,
             outstanding: p.tx.outstanding(),
+            counters: p.counters,
         })
+    }
+
+    /// Drops since the last call, with their senders (at most 32 kept in
+    /// between; the counters in `stats()` have them all).
+    pub fn take_drop_events(&mut self) -> std::vec::Drain<'_, DropEvent> {
+        self.drop_events.drain(..)
+    }
+
+    fn note_drop(&mut self, from: SocketAddrV4, reason: &'static str) {
+        if self.drop_events.len() < DROP_EVENTS {
+            self.drop_events.push(DropEvent { from, reason });
+        }
+    }
+
+    /// Counts a drop of a parsed packet against its sender's peer entry too.
+    fn peer_drop(&mut self, pi: u32, reason: &'static str) {
+        if let Some(p) = self.peer_mut(pi) {
+            p.counters.drops += 1;
+            let from = p.addr.socket();
+            self.note_drop(from, reason);
+        }
     }
 
     // ---------------------------------------------------------------- verbs
@@ -460,6 +507,7 @@ impl Device {
         if let Some(q) = self.qps.get_mut(qpn) {
             q.sq_outstanding += 1;
         }
+        self.tx_high_water = self.tx_high_water.max(self.pool.in_use());
         match qp_type {
             QpType::Ud => self.ud_queue.push_back(id),
             QpType::Srd => {
@@ -607,13 +655,16 @@ impl Device {
     /// sender is identified by the SRD header. Never panics; every rejected
     /// datagram increments exactly one drop counter.
     pub fn handle_datagram(&mut self, now: u64, path: u8, src: SocketAddrV4, bytes: &[u8]) {
-        let _ = (path, src);
+        let _ = path;
         self.stats.rx_packets += 1;
         self.stats.rx_bytes += u64::try_from(bytes.len()).unwrap_or(u64::MAX);
         let parsed = Packet::new_checked(bytes).and_then(|p| Repr::parse(&p).map(|r| (p, r)));
         let (pkt, repr) = match parsed {
             Ok(x) => x,
-            Err(e) => return count_wire_error(&mut self.stats, e),
+            Err(e) => {
+                count_wire_error(&mut self.stats, e);
+                return self.note_drop(src, wire_reason(e));
+            }
         };
         let from = DeviceAddr::new(repr.src_ip, repr.src_port);
         match (repr.packet_type, repr.body) {
@@ -630,7 +681,10 @@ impl Device {
                 },
             ) => self.on_ack(now, from, repr.epoch, cum_psn, sack_words, &sack),
             (_, Body::Nak { psn, reason }) => self.on_nak(now, from, repr.epoch, psn, reason),
-            _ => self.stats.drop_malformed += 1,
+            _ => {
+                self.stats.drop_malformed += 1;
+                self.note_drop(src, "malformed");
+            }
         }
     }
 
@@ -638,11 +692,13 @@ impl Device {
     fn known_peer(&mut self, from: DeviceAddr, epoch: u32, create: bool) -> Option<u32> {
         let Some(pi) = self.peer_index(from, create) else {
             self.stats.drop_unknown_peer += 1;
+            self.note_drop(from.socket(), "unknown_peer");
             return None;
         };
         let p = self.peer_mut(pi)?;
         if p.check_epoch(epoch) == EpochCheck::Stale {
             self.stats.drop_stale_epoch += 1;
+            self.peer_drop(pi, "stale_epoch");
             return None;
         }
         Some(pi)
@@ -671,12 +727,13 @@ impl Device {
             super::reliability::RxCheck::New => {}
             super::reliability::RxCheck::Duplicate => {
                 // Our ack was probably lost: ack again now.
+                p.counters.duplicates += 1;
                 self.stats.duplicates += 1;
                 return self.queue_ack(pi);
             }
             super::reliability::RxCheck::OutOfWindow => {
                 self.stats.drop_out_of_window += 1;
-                return;
+                return self.peer_drop(pi, "out_of_window");
             }
         }
         // Checks of the destination QP: errors are NAKed, and the PSN is not
@@ -697,10 +754,24 @@ impl Device {
         };
         if let Err(reason) = verdict {
             match reason {
-                NakReason::BadState => self.stats.drop_bad_state += 1,
-                NakReason::BadQkey => self.stats.drop_bad_qkey += 1,
-                NakReason::BadQpn => self.stats.drop_unknown_qp += 1,
-                _ => self.stats.rnr_naks_sent += 1,
+                NakReason::BadState => {
+                    self.stats.drop_bad_state += 1;
+                    self.peer_drop(pi, "bad_state");
+                }
+                NakReason::BadQkey => {
+                    self.stats.drop_bad_qkey += 1;
+                    self.peer_drop(pi, "bad_qkey");
+                }
+                NakReason::BadQpn => {
+                    self.stats.drop_unknown_qp += 1;
+                    self.peer_drop(pi, "unknown_qp");
+                }
+                _ => {
+                    self.stats.rnr_naks_sent += 1;
+                    if let Some(p) = self.peer_mut(pi) {
+                        p.counters.rnr_naks_sent += 1;
+                    }
+                }
             }
             return self.queue_nak(pi, psn, reason);
         }
@@ -709,6 +780,7 @@ impl Device {
         let ack_delay = self.cfg.ack_delay;
         let Some(p) = self.peer_mut(pi) else { return };
         p.rx.mark(psn);
+        p.counters.rx_data += 1;
         p.rx_unacked += 1;
         let now_ack =
             r.flags & flags::ACK_REQ != 0 || p.rx_unacked >= ack_every || p.rx.has_holes();
@@ -732,12 +804,14 @@ impl Device {
         };
         let Some(q) = self.qps.get(dst_qpn).filter(|q| q.qp_type == QpType::Ud) else {
             self.stats.drop_unknown_qp += 1;
-            return;
+            return self.note_drop(from.socket(), "unknown_qp");
         };
         if !q.state.can_receive() {
             self.stats.drop_bad_state += 1;
+            self.note_drop(from.socket(), "bad_state");
         } else if q.qkey != qkey {
             self.stats.drop_bad_qkey += 1;
+            self.note_drop(from.socket(), "bad_qkey");
         } else if q.rq.is_empty() {
             self.stats.drop_no_recv += 1;
         } else {
@@ -811,7 +885,7 @@ impl Device {
         let (una, next) = (p.tx.una, p.tx.next_psn);
         if cum.wrapping_sub(una) > next.wrapping_sub(una) && !super::psn_lt(cum, una) {
             stats.drop_bad_ack += 1;
-            return;
+            return self.peer_drop(pi, "bad_ack");
         }
         stats.rx_acks += 1;
         let mut done = Completer {
@@ -909,7 +983,7 @@ impl Device {
         let Some(slot) = p.tx.get(psn).copied() else {
             // Stale (already acked or abandoned) or forged.
             self.stats.drop_bad_ack += 1;
-            return;
+            return self.peer_drop(pi, "bad_ack");
         };
         self.stats.rx_naks += 1;
         // Any answer proves the peer and this path alive.
@@ -921,6 +995,7 @@ impl Device {
         let status = match reason {
             NakReason::Rnr => {
                 self.stats.rnr_naks_received += 1;
+                p.counters.rnr_naks_received += 1;
                 let n = p.tx.bump_rnr(psn).unwrap_or(u32::MAX);
                 if n > rnr_limit {
                     return self.fail_peer(pi, WcStatus::RnrRetryExceeded);
@@ -1175,6 +1250,7 @@ impl Device {
                 return None;
             }
             self.stats.retransmits += 1;
+            p.counters.retransmits += 1;
             (psn, Some(s.path))
         } else {
             let buf = p.tx.pending.pop_front()?;
@@ -1197,6 +1273,7 @@ impl Device {
         if let Some(gap) = p.rtt.srtt().and_then(|s| p.cwnd.pacing_gap(s)) {
             p.pace_until = Some(now.saturating_add(gap));
         }
+        p.counters.tx_data += 1;
         let una = p.tx.una;
         let dst = p.addr.socket();
         let more = p.can_send();

@@ -360,6 +360,13 @@ pub struct Usage {
     pub cq_entries: u32,
     /// Receive WRs posted.
     pub recv_posted: u32,
+    /// Most send buffers ever in use at once.
+    pub tx_buffers_high_water: u32,
+    /// Live objects: QPs, AHs, MRs, CQs.
+    pub qps: u32,
+    pub ahs: u32,
+    pub mrs: u32,
+    pub cqs: u32,
 }
 
 /// A snapshot of the state a device holds for one remote device.
@@ -375,6 +382,30 @@ pub struct PeerInfo {
     pub in_flight: u32,
     /// PSNs assigned and not acked.
     pub outstanding: u32,
+    pub counters: PeerCounters,
+}
+
+/// Per-peer counters of a device, for monitoring.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PeerCounters {
+    /// SRD data packets sent to / accepted from the peer.
+    pub tx_data: u64,
+    pub rx_data: u64,
+    pub retransmits: u64,
+    pub rnr_naks_sent: u64,
+    pub rnr_naks_received: u64,
+    pub duplicates: u64,
+    /// Its packets refused after parsing (QP, QKey, state, window, epoch).
+    pub drops: u64,
+}
+
+/// One dropped datagram, as `Device::take_drop_events` reports it: the
+/// sender (from the SRD header when it parsed, else the UDP source) and
+/// the reason (the name of the drop counter it went to, without `drop_`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DropEvent {
+    pub from: SocketAddrV4,
+    pub reason: &'static str,
 }
 
 /// `a < b` in 32-bit serial-number arithmetic (RFC 1982).

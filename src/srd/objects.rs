@@ -183,6 +183,11 @@ impl<T> Table<T> {
         v
     }
 
+    /// Live entries.
+    pub fn len(&self) -> u32 {
+        self.len
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = &T> {
         self.slots.iter().filter_map(|s| s.1.as_ref())
     }

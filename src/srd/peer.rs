@@ -33,6 +33,8 @@ pub(crate) struct Peer {
     /// Delay-based congestion control below one packet per RTT: no new
     /// data packet before this time.
     pub pace_until: Option<u64>,
+    /// Monitoring counters.
+    pub counters: super::PeerCounters,
 }
 
 /// How a packet's epoch relates to what we know of its sender.
@@ -67,6 +69,7 @@ impl Peer {
             rnr_next: None,
             timer_at: None,
             pace_until: None,
+            counters: super::PeerCounters::default(),
         }
     }
 

@@ -12,6 +12,7 @@ use std::sync::Once;
 
 pub mod fab;
 pub mod pingpong;
+pub mod stats;
 
 pub const API: u32 = (1 << 16) | 17;
 

@@ -39,7 +39,7 @@
 mod cma;
 mod layout;
 mod numa;
-mod segment;
+pub(crate) mod segment;
 
 use std::ffi::CString;
 use std::fmt;

@@ -83,6 +83,18 @@ impl Drop for Mapping {
     }
 }
 
+impl Mapping {
+    /// The mapping as 64-bit words, each accessed atomically (other
+    /// processes read and write it concurrently). Used by the stats pages.
+    pub(crate) fn words(&self) -> &[std::sync::atomic::AtomicU64] {
+        // SAFETY: mmap returned page-aligned memory, valid for `len` bytes
+        // until `self` is dropped (the slice borrows `self`); AtomicU64 has
+        // the size and alignment of u64, and every access through it is
+        // atomic, so concurrent writers in other processes are no data race.
+        unsafe { std::slice::from_raw_parts(self.base.cast(), self.len / 8) }
+    }
+}
+
 fn map(fd: OwnedFd, len: usize) -> io::Result<Mapping> {
     // SAFETY: fresh shared mapping of a file we hold open; no fixed address.
     let p = unsafe {
