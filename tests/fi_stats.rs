@@ -71,7 +71,9 @@ fn srd_stat_reads_the_live_counters() {
     assert_eq!(ca["tx_pkts"], cb["rx_pkts"]);
     assert_eq!(cb["tx_pkts"], ca["rx_pkts"]);
     assert_eq!(ca["tx_bytes"], cb["rx_bytes"]);
-    assert!(ca["tx_pkts"] >= msgs && ca["tx_bytes"] >= bytes);
+    // Message bytes travel in datagrams, or (same host, large) as one
+    // cross-memory copy the receiver makes.
+    assert!(ca["tx_pkts"] >= msgs && ca["tx_bytes"] + cb["cma_bytes"] >= bytes);
     // The same numbers in the per-peer rows (A's AV entry for B, B's for A).
     let pa_b = |f: &str| peers_a[&format!("{} {f}", p.a.peer)];
     let pb_a = |f: &str| peers_b[&format!("{} {f}", p.b.peer)];

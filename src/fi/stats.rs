@@ -693,7 +693,7 @@ pub struct Sources<'a> {
 }
 
 /// Number of endpoint counters.
-pub const RDM_COUNTER_COUNT: usize = 79;
+pub const RDM_COUNTER_COUNT: usize = 83;
 
 /// The endpoint counters, names and values in page order. Drop reasons
 /// are summed across layers where the same fault can show at either
@@ -767,6 +767,10 @@ pub fn rdm_counters(s: &Sources<'_>) -> [(&'static str, u64); RDM_COUNTER_COUNT]
             "drop_injected",
             s.udp.rx_dropped_injected + s.udp.tx_dropped_injected,
         ),
+        ("cma_copies", r.cma_copies),
+        ("cma_bytes", r.cma_bytes),
+        ("cma_fallbacks", r.cma_fallbacks),
+        ("cma_errors", r.cma_errors),
         ("rma_refused", r.rma_refused),
         ("rma_bad_key", ld(&t.bad_key)),
         ("rma_bad_range", ld(&t.bad_range)),

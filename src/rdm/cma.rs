@@ -142,10 +142,13 @@ impl Endpoint {
     }
 }
 
-/// Counts the outcome of one copy.
-pub(super) fn count(stats: &mut Stats, r: Result<(), CmaError>) {
+/// Counts the outcome of one copy of `bytes`.
+pub(super) fn count(stats: &mut Stats, r: Result<(), CmaError>, bytes: u64) {
     match r {
-        Ok(()) => stats.cma_copies += 1,
+        Ok(()) => {
+            stats.cma_copies += 1;
+            stats.cma_bytes += bytes;
+        }
         Err(CmaError::Denied) => stats.cma_fallbacks += 1,
         Err(_) => stats.cma_errors += 1,
     }

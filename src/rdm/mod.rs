@@ -288,6 +288,8 @@ pub struct Stats {
     pub rma_refused: u64,
     /// Messages received and RMA transfers served with one CMA copy.
     pub cma_copies: u64,
+    /// Bytes moved by those copies.
+    pub cma_bytes: u64,
     /// CMA copies refused (EPERM, ENOSYS, no CMA here): moved in packets.
     pub cma_fallbacks: u64,
     /// CMA copies that failed otherwise (peer gone, bad address).

@@ -156,7 +156,7 @@ impl Endpoint {
             (Some(pid), Some(c)) => c.read(pid, &segs, &mut iov, 0),
             _ => Err(CmaError::Denied),
         };
-        cma::count(&mut self.stats, res);
+        cma::count(&mut self.stats, res, h.total_len);
         match res {
             Ok(()) => self.write_done(peer, h, 0),
             Err(CmaError::Denied) => {
@@ -229,7 +229,7 @@ impl Endpoint {
             }
             _ => Err(CmaError::Denied),
         };
-        cma::count(&mut self.stats, res);
+        cma::count(&mut self.stats, res, h.len);
         match res {
             Ok(()) => Some(0),
             Err(CmaError::Denied) => {

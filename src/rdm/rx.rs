@@ -618,7 +618,7 @@ impl Endpoint {
                 }
             }
         };
-        cma::count(&mut self.stats, res);
+        cma::count(&mut self.stats, res, n);
         let Some(msg) = self.msgs.get_mut(m) else {
             return;
         };
