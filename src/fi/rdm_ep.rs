@@ -109,6 +109,9 @@ impl RdmEp {
             // fails the sends through the retry limit.
             c.rnr_retry_limit = u32::MAX;
             c.retry_limit = params.retry_limit;
+            // As many peers as the RDM engine addresses: a job's size, not
+            // the device's default, bounds them.
+            c.max_peers = rdm::Config::default().max_peers as u32;
         })?;
         let (pd, cq, qpn) = t.open_qp(QpType::Srd, RDM_QKEY, 4096, RX_DEPTH as u32)?;
         let dev = &t.dev;
