@@ -289,6 +289,12 @@ impl UdpBackend {
     /// Waits until some path is readable or `timeout` passes (None: forever).
     /// Returns whether a path is readable. EINTR returns `Ok(false)`.
     pub fn wait_readable(&self, timeout: Option<Duration>) -> io::Result<bool> {
+        Ok(self.readable_paths(timeout)? != 0)
+    }
+
+    /// Like `wait_readable`, but says which paths are readable: bit `p` of
+    /// the result is set when path `p` has something to receive.
+    pub fn readable_paths(&self, timeout: Option<Duration>) -> io::Result<u32> {
         let mut fds = [libc::pollfd {
             fd: -1,
             events: 0,
@@ -308,11 +314,26 @@ impl UdpBackend {
         if r < 0 {
             let e = io::Error::last_os_error();
             return match sys::classify(&e) {
-                ErrKind::Interrupted => Ok(false),
+                ErrKind::Interrupted => Ok(0),
                 _ => Err(e),
             };
         }
-        Ok(r > 0)
+        let mut mask = 0u32;
+        for (i, pfd) in fds.iter().take(self.paths.len()).enumerate() {
+            if pfd.revents != 0 {
+                mask |= 1 << i;
+            }
+        }
+        Ok(mask)
+    }
+
+    /// Bit mask of all paths (for `recv_batch_paths`).
+    pub fn all_paths(&self) -> u32 {
+        if self.paths.len() >= 32 {
+            u32::MAX
+        } else {
+            (1u32 << self.paths.len()) - 1
+        }
     }
 
     /// Receives whatever is waiting on all paths (nonblocking), up to the
@@ -323,6 +344,15 @@ impl UdpBackend {
     /// With GRO on, the batch's slots must hold 65507 bytes (a coalesced
     /// read), else `InvalidInput`.
     pub fn recv_batch(&mut self, batch: &mut RecvBatch) -> io::Result<usize> {
+        let all = self.all_paths();
+        self.recv_batch_paths(batch, all)
+    }
+
+    /// `recv_batch` restricted to the paths whose bit is set in `mask`
+    /// (e.g. from `readable_paths`): a path known to be empty costs no
+    /// system call. Peers send to path 0, so a caller that knows nothing
+    /// else may read path 0 alone and look at the others now and then.
+    pub fn recv_batch_paths(&mut self, batch: &mut RecvBatch, mask: u32) -> io::Result<usize> {
         batch.clear();
         if self.gro && batch.slot_size() < MAX_UDP_PAYLOAD {
             return Err(io::Error::new(
@@ -341,6 +371,9 @@ impl UdpBackend {
                 break;
             }
             let p = (start + step) % np;
+            if mask & (1 << p) == 0 {
+                continue;
+            }
             let fd = self.paths[p].fd.as_raw_fd();
             let mut retries = 0;
             while used < cap {
