@@ -252,7 +252,7 @@ impl Cq {
         let since = self.idle_since.load(Ordering::Relaxed);
         let n = self.empty_reads.load(Ordering::Relaxed).wrapping_add(1);
         self.empty_reads.store(n, Ordering::Relaxed);
-        if since != 0 && n % 16 != 0 {
+        if since != 0 && !n.is_multiple_of(16) {
             return std::time::Duration::from_nanos(self.idle_last.load(Ordering::Relaxed));
         }
         let now = (self.clock.elapsed().as_nanos() as u64).max(1);

@@ -135,7 +135,7 @@ impl Transport {
         // odd peers) are looked at with one poll(2) every few rounds.
         self.pumps = self.pumps.wrapping_add(1);
         let mut mask = 1u32;
-        if self.pumps % 16 == 0 && self.udp.paths() > 1 {
+        if self.pumps.is_multiple_of(16) && self.udp.paths() > 1 {
             mask |= self.udp.readable_paths(Some(Duration::ZERO)).unwrap_or(0);
         }
         // Receive up to a few batches so a burst does not starve sending.

@@ -35,6 +35,8 @@ use sys::ErrKind;
 
 /// Most paths (local sockets) one backend opens.
 pub const MAX_PATHS: usize = 16;
+/// Datagrams asked for by the first recvmmsg on a path in `recv_batch`.
+const FIRST_READ: usize = 4;
 /// Most datagrams handed to one sendmmsg call.
 pub const SEND_CHUNK: usize = 64;
 /// Default requested SO_RCVBUF / SO_SNDBUF.
@@ -376,9 +378,14 @@ impl UdpBackend {
             }
             let fd = self.paths[p].fd.as_raw_fd();
             let mut retries = 0;
+            // The first read of a path asks for a few datagrams (preparing
+            // all slots costs more than an empty read's system call); once
+            // one comes back full, the rest of the batch.
+            let mut chunk = FIRST_READ;
             while used < cap {
-                let want = cap - used;
-                let hdrs = batch.headers_from(used);
+                let want = (cap - used).min(chunk);
+                chunk = cap;
+                let hdrs = batch.headers(used, want);
                 // SAFETY: `hdrs` holds `want` headers whose name/iov pointers
                 // were just set to slots of `batch` this `&mut` borrow owns;
                 // a null timeout is allowed.
