@@ -720,6 +720,39 @@ mod tests {
     }
 
     #[test]
+    fn reads_only_the_paths_asked_for() {
+        let mut a = UdpBackend::open(UdpConfig::new(Ipv4Addr::LOCALHOST, 1)).unwrap();
+        let mut b = UdpBackend::open(UdpConfig::new(Ipv4Addr::LOCALHOST, 3)).unwrap();
+        assert_eq!(b.all_paths(), 0b111);
+        // Six datagrams to b's path 2 (more than the first read asks for).
+        for i in 0..6u8 {
+            assert!(a.send_to(0, b.local_addr(2), &[i; 10]).unwrap());
+        }
+        let mut mask = 0;
+        for _ in 0..1000 {
+            mask = b.readable_paths(Some(Duration::from_millis(10))).unwrap();
+            if mask != 0 {
+                break;
+            }
+        }
+        assert_eq!(mask, 0b100, "only path 2 has data");
+        let mut batch = RecvBatch::new(8, 64);
+        assert_eq!(b.recv_batch_paths(&mut batch, 0b011).unwrap(), 0);
+        let mut got = Vec::new();
+        for _ in 0..1000 {
+            b.recv_batch_paths(&mut batch, 0b100).unwrap();
+            got.extend(batch.iter().map(|d| (d.path, d.data[0], d.data.len())));
+            if got.len() >= 6 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let want: Vec<_> = (0..6u8).map(|i| (2u8, i, 10usize)).collect();
+        assert_eq!(got, want);
+        assert_eq!(b.readable_paths(Some(Duration::ZERO)).unwrap(), 0);
+    }
+
+    #[test]
     fn errno_classes() {
         let k = |n| sys::classify(&io::Error::from_raw_os_error(n));
         assert_eq!(k(libc::EINTR), ErrKind::Interrupted);
