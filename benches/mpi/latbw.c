@@ -1,9 +1,10 @@
 /* Latency and bandwidth between rank 0 and rank 1, OSU style, our own code.
  *
- *   latbw [-l] [-b] [-m maxsize] [-i iters] [-f factor]
+ *   latbw [-l] [-b] [-m maxsize] [-i iters] [-f factor] [-s size,size,...]
  *     -l  one-way latency (half the round trip of blocking ping-pong), us
  *     -b  bandwidth: a window of 64 nonblocking sends, then one reply, MB/s
  *     -f  size step: 0 B, 1 B, then times factor (default 2), ending on maxsize
+ *     -s  exactly these sizes instead (those above maxsize are skipped)
  * Prints "lat <size> <usec>" and "bw <size> <MB/s>" lines from rank 0.
  * Every received message is checked at its first and last byte. */
 #include <mpi.h>
@@ -32,6 +33,8 @@ int main(int argc, char **argv)
 {
     int rank, np, lat = 0, bw = 0, base = 1000;
     size_t maxsize = 4u << 20, factor = 2;
+    size_t list[32];
+    int nlist = 0;
     MPI_Init(&argc, &argv);
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &np);
@@ -41,6 +44,13 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "-m") && i + 1 < argc) maxsize = strtoull(argv[++i], NULL, 0);
         else if (!strcmp(argv[i], "-i") && i + 1 < argc) base = atoi(argv[++i]);
         else if (!strcmp(argv[i], "-f") && i + 1 < argc) factor = strtoull(argv[++i], NULL, 0);
+        else if (!strcmp(argv[i], "-s") && i + 1 < argc) {
+            for (char *p = argv[++i]; *p && nlist < 32;) {
+                list[nlist++] = strtoull(p, &p, 0);
+                if (*p == ',') p++;
+                else break;
+            }
+        }
     }
     if (factor < 2) factor = 2;
     if (!lat && !bw) lat = bw = 1;
@@ -48,9 +58,20 @@ int main(int argc, char **argv)
         if (!rank) fprintf(stderr, "latbw needs 2 ranks\n");
         MPI_Abort(MPI_COMM_WORLD, 1);
     }
+    if (nlist) {
+        int k = 0;
+        for (int j = 0; j < nlist; j++)
+            if (list[j] <= maxsize) list[k++] = list[j];
+        nlist = k;
+        if (!nlist) {
+            MPI_Finalize();
+            return 0;
+        }
+    }
     char *sbuf = malloc(maxsize ? maxsize : 1), *rbuf = malloc(maxsize ? maxsize : 1);
     MPI_Request req[WINDOW];
-    for (size_t s = 0; s <= maxsize;) {
+    int li = 0;
+    for (size_t s = nlist ? list[0] : 0; s <= maxsize;) {
         int iters = iters_for(s, base);
         memset(sbuf, 'a' + (int)(s % 26), s);
         char want = 'a' + (int)(s % 26);
@@ -101,6 +122,11 @@ int main(int argc, char **argv)
             MPI_Barrier(MPI_COMM_WORLD);
         }
         fflush(stdout);
+        if (nlist) {
+            if (++li == nlist) break;
+            s = list[li];
+            continue;
+        }
         if (s == maxsize) break;
         s = !s ? 1 : s * factor > maxsize ? maxsize : s * factor; /* end on maxsize exactly */
     }

@@ -18,7 +18,7 @@ use super::transport::Transport;
 use crate::ffi::bindings as b;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The data path of one endpoint.
 pub enum Engine {
@@ -44,9 +44,10 @@ pub struct Endpoint {
     pub caps: u64,
     pub iov_limit: usize,
     weak: Weak<Endpoint>,
-    /// When the application last drove progress (ns since `clock`).
-    last_progress: AtomicU64,
-    clock: Instant,
+    /// Progress rounds so far (the keepalive thread steps in only when
+    /// this did not move for a whole interval; a counter, so a progress
+    /// round reads no clock for it).
+    rounds: AtomicU64,
     st: Mutex<State>,
 }
 
@@ -153,8 +154,7 @@ impl Endpoint {
             caps,
             iov_limit,
             weak: weak.clone(),
-            last_progress: AtomicU64::new(0),
-            clock: Instant::now(),
+            rounds: AtomicU64::new(0),
             st: Mutex::new(State {
                 enabled: false,
                 av: None,
@@ -172,10 +172,6 @@ impl Endpoint {
             start_keepalive(Arc::downgrade(&ep), Duration::from_millis(interval));
         }
         Ok(ep)
-    }
-
-    fn now_ns(&self) -> u64 {
-        u64::try_from(self.clock.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 
     pub fn lock(&self) -> MutexGuard<'_, State> {
@@ -420,16 +416,17 @@ fn start_keepalive(ep: Weak<Endpoint>, every: Duration) {
     let spawned = std::thread::Builder::new()
         .name("srd-keepalive".into())
         .spawn(move || {
+            let mut seen = u64::MAX;
             loop {
                 std::thread::sleep(every);
                 let Some(ep) = ep.upgrade() else { return };
-                let idle = ep
-                    .now_ns()
-                    .saturating_sub(ep.last_progress.load(Ordering::Relaxed));
-                if idle >= every.as_nanos() as u64
-                    && let Ok(mut st) = ep.st.try_lock()
-                {
+                // No round since the last look, a whole interval ago.
+                let rounds = ep.rounds.load(Ordering::Relaxed);
+                let idle = rounds == seen;
+                seen = rounds;
+                if idle && let Ok(mut st) = ep.st.try_lock() {
                     ep.progress_locked(&mut st);
+                    seen = ep.rounds.load(Ordering::Relaxed);
                 }
             }
         });
@@ -444,7 +441,9 @@ fn start_keepalive(ep: Weak<Endpoint>, every: Duration) {
 
 impl Endpoint {
     fn progress_locked(&self, st: &mut State) {
-        self.last_progress.store(self.now_ns(), Ordering::Relaxed);
+        // Under the endpoint lock: a plain load and store, no atomic RMW.
+        let n = self.rounds.load(Ordering::Relaxed);
+        self.rounds.store(n.wrapping_add(1), Ordering::Relaxed);
         if !st.enabled {
             return;
         }

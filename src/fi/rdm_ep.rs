@@ -14,11 +14,13 @@ use super::sink::{Dir, Sink};
 use super::stats::Observer;
 use super::transport::Transport;
 use crate::ffi::bindings as b;
+use crate::rdm::matcher::TagHasher;
 use crate::rdm::{self, PacketOutcome, PeerIdx, RdmError, TxError};
 use crate::srd::backend::shm::{ShmConfig, ShmEndpoint, ShmError, ShmPeer, ShmToken};
 use crate::srd::{self, Ah, DeviceAddr, Opcode, Pd, QpType, RecvWr, SendWr, WcStatus};
 use smallvec::SmallVec;
 use std::collections::{HashMap, VecDeque};
+use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -63,6 +65,8 @@ pub struct RdmEp {
     last_udp_poll: u64,
     /// Datagrams were posted to the device since the last pump.
     udp_dirty: bool,
+    /// UDP moved something recently: poll it on every round until then (ns).
+    udp_hot_until: u64,
     pd: Pd,
     cq: srd::Cq,
     qpn: u32,
@@ -74,12 +78,15 @@ pub struct RdmEp {
     fi_of: Vec<u64>,
     routes: Vec<Option<Route>>,
     /// (device address, QPN) of a sender → protocol peer.
-    by_dev: HashMap<(DeviceAddr, u32), PeerIdx>,
+    by_dev: HashMap<(DeviceAddr, u32), PeerIdx, BuildHasherDefault<TagHasher>>,
     buf_len: usize,
     free_bufs: Vec<Vec<u8>>,
     posted: usize,
     deferred: VecDeque<(Option<PeerIdx>, Vec<u8>, usize)>,
     out: Vec<u8>,
+    /// Staging for inject payloads (a fresh zeroed array per call cost a
+    /// 4 KiB memset per send).
+    inject_tmp: Box<[u8; super::offer::RDM_INJECT]>,
     stash: Option<rdm::Completion>,
     tx_size: usize,
     rx_size: usize,
@@ -112,6 +119,9 @@ impl RdmEp {
             // As many peers as the RDM engine addresses: a job's size, not
             // the device's default, bounds them.
             c.max_peers = rdm::Config::default().max_peers as u32;
+            // A request is usually answered within a few µs (the reply
+            // then carries the ack along in its batch).
+            c.ack_req_delay = 10_000;
         })?;
         let (pd, cq, qpn) = t.open_qp(QpType::Srd, RDM_QKEY, 4096, RX_DEPTH as u32)?;
         let dev = &t.dev;
@@ -160,6 +170,7 @@ impl RdmEp {
             shm_bufs: Vec::new(),
             last_udp_poll: 0,
             udp_dirty: false,
+            udp_hot_until: 0,
             pd,
             cq,
             qpn,
@@ -168,12 +179,13 @@ impl RdmEp {
             by_fi: Vec::new(),
             fi_of: Vec::new(),
             routes: Vec::new(),
-            by_dev: HashMap::new(),
+            by_dev: HashMap::default(),
             buf_len: RX_BUF.max(mtu),
             free_bufs: Vec::new(),
             posted: 0,
             deferred: VecDeque::new(),
             out: vec![0u8; out_len],
+            inject_tmp: Box::new([0u8; super::offer::RDM_INJECT]),
             stash: None,
             tx_size,
             rx_size,
@@ -237,11 +249,10 @@ impl RdmEp {
                 op.flags,
             )
         } else if !op.report && op.flags & b::FI_INJECT != 0 && op.context == 0 {
-            let mut tmp = [0u8; super::offer::RDM_INJECT];
             rdm.inject_write(
                 now,
                 peer,
-                stage_inject(&op.iov, &mut tmp)?,
+                stage_inject(&op.iov, &mut self.inject_tmp)?,
                 op.addr,
                 op.key,
                 data,
@@ -328,7 +339,10 @@ impl RdmEp {
                     Observer::high_water(&mut self.obs.hw_tx_ops, t);
                     Observer::high_water(&mut self.obs.hw_rx_ops, rx);
                 }
-                self.progress(sink, Some(av));
+                // Put the new packets on their way; receiving is left to
+                // the CQ reads (a full progress round per post doubled the
+                // cost of a small send).
+                self.post_progress(sink, av);
                 Ok(())
             }
             Err(RdmError::Again) => {
@@ -435,8 +449,7 @@ impl RdmEp {
         let rdm = self.rdm.as_mut().ok_or(Error::OpBadState)?;
         let res = if !op.report && op.flags & b::FI_INJECT != 0 && op.context == 0 {
             // fi_inject: copied now, never completes.
-            let mut tmp = [0u8; super::offer::RDM_INJECT];
-            let buf = stage_inject(&op.iov, &mut tmp)?;
+            let buf = stage_inject(&op.iov, &mut self.inject_tmp)?;
             if op.tagged {
                 rdm.tinject(now, peer, buf, op.tag, data)
             } else {
@@ -495,31 +508,36 @@ impl RdmEp {
         }
     }
 
-    /// One progress round: I/O, device completions, protocol, CQ.
+    /// One progress round: I/O, device completions, protocol, CQ. The clock
+    /// is read once per round (a read costs ~30 ns here, and a round that
+    /// finds nothing must stay cheap: it is what a polling reader spins on).
     pub fn progress(&mut self, sink: &Sink, av: Option<&Arc<Av>>) {
         if self.rdm.is_none() {
             self.t.pump();
             return;
         }
-        let mut now = 0;
+        let mut now = self.t.now();
         for _ in 0..4 {
-            self.poll_udp(false);
-            let mut busy = self.device_completions(av);
-            busy |= self.shm_receive(av);
-            busy |= self.retry_deferred();
+            let polled = self.poll_udp(now, false);
+            let mut busy = self.device_completions(av, now);
+            busy |= self.shm_receive(av, now);
+            busy |= self.retry_deferred(now);
             self.repost();
-            busy |= self.transmit();
-            now = self.t.now();
+            busy |= self.transmit(now);
             if let Some(r) = self.rdm.as_mut()
                 && r.poll_timeout().is_some_and(|t| t <= now)
             {
                 r.handle_timeout(now);
             }
             if self.udp_dirty {
-                self.poll_udp(true);
+                self.poll_udp(now, true);
             }
             if !busy {
                 break;
+            }
+            if polled || self.udp_dirty {
+                // System calls were made: time moved.
+                now = self.t.now();
             }
         }
         self.completions(sink, av);
@@ -535,28 +553,47 @@ impl RdmEp {
         }
     }
 
-    /// Moves UDP datagrams. Without shared memory every call polls; with it,
-    /// the sockets are polled at most every 20 µs unless datagrams wait to
-    /// go out, so same-host traffic does not pay a system call per poll.
-    fn poll_udp(&mut self, force: bool) {
+    /// The part of a progress round a new operation needs: its packets
+    /// out (shared memory, or the device and the sockets) and any
+    /// completion that produced (e.g. an inject into a ring).
+    fn post_progress(&mut self, sink: &Sink, av: &Arc<Av>) {
         let now = self.t.now();
+        self.transmit(now);
+        if self.udp_dirty {
+            self.poll_udp(now, true);
+        }
+        self.completions(sink, Some(av));
+    }
+
+    /// Moves UDP datagrams. Without shared memory, or while UDP traffic
+    /// flowed within the last millisecond, every call polls; otherwise the
+    /// sockets are polled at most every 20 µs unless datagrams wait to go
+    /// out, so same-host traffic does not pay a system call per poll.
+    /// Returns whether the sockets were polled.
+    fn poll_udp(&mut self, now: u64, force: bool) -> bool {
         if force
             || self.shm.is_none()
             || self.udp_dirty
+            || now < self.udp_hot_until
             || now.saturating_sub(self.last_udp_poll) >= 20_000
         {
             self.last_udp_poll = now;
             self.udp_dirty = false;
-            self.t.pump();
+            let got = self.t.pump();
             self.log_device_drops();
+            if got {
+                self.udp_hot_until = now.saturating_add(1_000_000);
+            }
+            return true;
         }
+        false
     }
 
     /// Drains our shared-memory ring into the protocol. A packet the
     /// protocol defers stays in the ring (senders then see it full). A
     /// sender not yet known by its ring token is looked up in the AV first,
     /// and a sender learned from the network is promoted once the AV has it.
-    fn shm_receive(&mut self, av: Option<&Arc<Av>>) -> bool {
+    fn shm_receive(&mut self, av: Option<&Arc<Av>>, now: u64) -> bool {
         let mut any = false;
         let mut not_in_av: SmallVec<[ShmToken; 4]> = SmallVec::new();
         for _ in 0..8 {
@@ -567,7 +604,6 @@ impl RdmEp {
             let (Some(shm), Some(r)) = (self.shm.as_mut(), self.rdm.as_mut()) else {
                 return any;
             };
-            let now = self.t.now();
             let (by_shm, fi_of, obs) = (&mut self.by_shm, &self.fi_of, &mut self.obs);
             let mut learned: SmallVec<[PeerIdx; 4]> = SmallVec::new();
             let mut resolve: Option<(ShmToken, u64)> = None;
@@ -646,9 +682,8 @@ impl RdmEp {
         }
     }
 
-    fn device_completions(&mut self, av: Option<&Arc<Av>>) -> bool {
+    fn device_completions(&mut self, av: Option<&Arc<Av>>, now: u64) -> bool {
         let mut any = false;
-        let now = self.t.now();
         while let Some(c) = self.t.dev.poll_cq(self.cq) {
             any = true;
             match c.opcode {
@@ -772,9 +807,8 @@ impl RdmEp {
         }
     }
 
-    fn retry_deferred(&mut self) -> bool {
+    fn retry_deferred(&mut self, now: u64) -> bool {
         let mut any = false;
-        let now = self.t.now();
         while let Some((src, buf, len)) = self.deferred.pop_front() {
             let Some(r) = self.rdm.as_mut() else {
                 return any;
@@ -803,9 +837,8 @@ impl RdmEp {
         any
     }
 
-    fn transmit(&mut self) -> bool {
+    fn transmit(&mut self, now: u64) -> bool {
         let mut any = false;
-        let now = self.t.now();
         self.flush_shm();
         while self.t.dev.send_room(self.qpn) > 0 && self.shm_pending.len() < 64 {
             let Some(r) = self.rdm.as_mut() else { break };
@@ -889,9 +922,8 @@ impl RdmEp {
             let c = match self.stash.take() {
                 Some(c) => c,
                 None => {
-                    if !(sink.room(Dir::Tx) && sink.room(Dir::Rx)) {
-                        return;
-                    }
+                    // No room check up front (two CQ locks per idle round):
+                    // a completion the CQ cannot take waits in `stash`.
                     match self.rdm.as_mut().and_then(|r| r.poll_completion()) {
                         Some(c) => c,
                         None => return,

@@ -28,6 +28,8 @@ pub struct Transport {
     rx: RecvBatch,
     tx: TxQueue,
     epoch: Instant,
+    /// Pump rounds (the non-primary paths are polled every 16th).
+    pumps: u32,
 }
 
 impl std::fmt::Debug for Transport {
@@ -77,6 +79,7 @@ impl Transport {
             dev,
             udp,
             epoch: Instant::now(),
+            pumps: 0,
         })
     }
 
@@ -127,12 +130,17 @@ impl Transport {
     pub fn pump(&mut self) -> bool {
         let now = self.now();
         let mut moved = false;
-        // One poll(2) over all paths tells whether any recvmmsg is worth a
-        // system call (idle polling then costs one syscall, not one per path).
-        let readable = self.udp.wait_readable(Some(Duration::ZERO)).unwrap_or(true);
+        // Peers send to path 0: read it directly (an empty read costs one
+        // system call, as a poll(2) would). The other paths (ICMP errors,
+        // odd peers) are looked at with one poll(2) every few rounds.
+        self.pumps = self.pumps.wrapping_add(1);
+        let mut mask = 1u32;
+        if self.pumps.is_multiple_of(16) && self.udp.paths() > 1 {
+            mask |= self.udp.readable_paths(Some(Duration::ZERO)).unwrap_or(0);
+        }
         // Receive up to a few batches so a burst does not starve sending.
-        for _ in 0..if readable { 4 } else { 0 } {
-            match self.udp.recv_batch(&mut self.rx) {
+        for _ in 0..4 {
+            match self.udp.recv_batch_paths(&mut self.rx, mask) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
                     moved = true;

@@ -14,6 +14,7 @@ use crate::wire::WireError;
 use crate::wire::srd::{self as w, Body, NakReason, Packet, PacketType, Repr, flags};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::hash::BuildHasherDefault;
 use std::net::SocketAddrV4;
 
 /// Later transmissions that must be acked before an older one counts as lost.
@@ -33,7 +34,9 @@ pub struct Device {
     cqs: Table<CqEntry>,
     qps: Table<QpEntry>,
     peers: Vec<Peer>,
-    peer_map: HashMap<DeviceAddr, u32>,
+    /// Looked up once per received datagram: a cheap hasher, not SipHash
+    /// (the keys are peers' addresses, bounded by `max_peers`).
+    peer_map: HashMap<DeviceAddr, u32, BuildHasherDefault<AddrHasher>>,
     pool: Pool,
     /// UD sends awaiting transmission (send buffer ids).
     ud_queue: VecDeque<u32>,
@@ -105,7 +108,7 @@ impl Device {
             cqs: Table::new(cfg.max_cqs),
             qps: Table::new(cfg.max_qps),
             peers: Vec::new(),
-            peer_map: HashMap::new(),
+            peer_map: HashMap::default(),
             pool: Pool::new(cfg.tx_buffers, cfg.max_payload),
             ud_queue: VecDeque::new(),
             ud_next_path: 0,
@@ -778,17 +781,21 @@ impl Device {
         self.deliver(dst_qpn, from, src_qpn, payload, 0);
         let ack_every = self.cfg.ack_every;
         let ack_delay = self.cfg.ack_delay;
+        let req_delay = self.cfg.ack_req_delay;
         let Some(p) = self.peer_mut(pi) else { return };
         p.rx.mark(psn);
         p.counters.rx_data += 1;
         p.rx_unacked += 1;
-        let now_ack =
-            r.flags & flags::ACK_REQ != 0 || p.rx_unacked >= ack_every || p.rx.has_holes();
+        let req = r.flags & flags::ACK_REQ != 0;
+        let now_ack = (req && req_delay == 0) || p.rx_unacked >= ack_every || p.rx.has_holes();
         if now_ack {
             self.queue_ack(pi);
-        } else if p.ack_deadline.is_none() {
-            p.ack_deadline = Some(now.saturating_add(ack_delay));
-            self.arm(pi);
+        } else {
+            let due = now.saturating_add(if req { req_delay } else { ack_delay });
+            if p.ack_deadline.is_none_or(|d| d > due) {
+                p.ack_deadline = Some(due);
+                self.arm(pi);
+            }
         }
     }
 
@@ -1268,6 +1275,10 @@ impl Device {
                 }
             }
         };
+        // An ack owed to this peer goes out right behind the last packet of
+        // a burst, in the same batch, rather than on its own timer (not
+        // behind every packet: a stream both ways would ack each one).
+        let owes_ack = p.ack_deadline.is_some() && !p.ack_queued;
         let path = p.paths.choose(now, avoid);
         p.tx.on_transmit(psn, now, path);
         if let Some(gap) = p.rtt.srtt().and_then(|s| p.cwnd.pacing_gap(s)) {
@@ -1282,6 +1293,9 @@ impl Device {
             self.ready.push_back(pi);
         }
         self.arm(pi);
+        if owes_ack && !more {
+            self.queue_ack(pi);
+        }
         let buf = self.peers.get(usize::try_from(pi).ok()?)?.tx.buf_of(psn)?;
         let b = self.pool.get(buf)?;
         // Ask for an immediate ack when nothing follows (so the tail of a
@@ -1361,4 +1375,39 @@ fn completion(
 /// an impossible miss simply finds nothing).
 fn ix(i: u32) -> usize {
     usize::try_from(i).unwrap_or(usize::MAX)
+}
+
+/// A multiplicative hasher for the small fixed-size keys of the device's
+/// maps (addresses), much cheaper per lookup than the default SipHash.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct AddrHasher(u64);
+
+impl std::hash::Hasher for AddrHasher {
+    fn finish(&self) -> u64 {
+        let x = self.0;
+        (x ^ (x >> 29)).wrapping_mul(0xbf58_476d_1ce4_e5b9)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.write_u64(u64::from_le_bytes(w));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut w = [0u8; 8];
+            w[..rest.len()].copy_from_slice(rest);
+            self.write_u64(u64::from_le_bytes(w) ^ ((rest.len() as u64) << 59));
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(23) ^ v).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+    fn write_u32(&mut self, v: u32) {
+        self.write_u64(u64::from(v));
+    }
+    fn write_u16(&mut self, v: u16) {
+        self.write_u64(u64::from(v) | 1 << 32);
+    }
 }

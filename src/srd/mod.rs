@@ -101,6 +101,11 @@ pub struct DeviceConfig {
     pub ack_every: u32,
     /// ...or after this delay, whichever comes first.
     pub ack_delay: u64,
+    /// A packet asking for an immediate ack (ACK_REQ) is acked within this
+    /// delay rather than at once; data sent to that peer meanwhile takes the
+    /// owed ack along in the same batch (a request answered quickly costs
+    /// one datagram each way instead of two). 0: at once.
+    pub ack_req_delay: u64,
     /// Consecutive losses on a path after which it is excluded.
     pub path_fail_threshold: u32,
     /// An excluded path is probed with one packet after this long.
@@ -142,6 +147,7 @@ impl Default for DeviceConfig {
             cc_target_delay: 0,
             ack_every: 16,
             ack_delay: 20_000,
+            ack_req_delay: 0,
             path_fail_threshold: 6,
             path_probe_interval: 50_000_000,
             max_peers: 1024,

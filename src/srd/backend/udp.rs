@@ -35,6 +35,8 @@ use sys::ErrKind;
 
 /// Most paths (local sockets) one backend opens.
 pub const MAX_PATHS: usize = 16;
+/// Datagrams asked for by the first recvmmsg on a path in `recv_batch`.
+const FIRST_READ: usize = 4;
 /// Most datagrams handed to one sendmmsg call.
 pub const SEND_CHUNK: usize = 64;
 /// Default requested SO_RCVBUF / SO_SNDBUF.
@@ -289,6 +291,12 @@ impl UdpBackend {
     /// Waits until some path is readable or `timeout` passes (None: forever).
     /// Returns whether a path is readable. EINTR returns `Ok(false)`.
     pub fn wait_readable(&self, timeout: Option<Duration>) -> io::Result<bool> {
+        Ok(self.readable_paths(timeout)? != 0)
+    }
+
+    /// Like `wait_readable`, but says which paths are readable: bit `p` of
+    /// the result is set when path `p` has something to receive.
+    pub fn readable_paths(&self, timeout: Option<Duration>) -> io::Result<u32> {
         let mut fds = [libc::pollfd {
             fd: -1,
             events: 0,
@@ -308,11 +316,26 @@ impl UdpBackend {
         if r < 0 {
             let e = io::Error::last_os_error();
             return match sys::classify(&e) {
-                ErrKind::Interrupted => Ok(false),
+                ErrKind::Interrupted => Ok(0),
                 _ => Err(e),
             };
         }
-        Ok(r > 0)
+        let mut mask = 0u32;
+        for (i, pfd) in fds.iter().take(self.paths.len()).enumerate() {
+            if pfd.revents != 0 {
+                mask |= 1 << i;
+            }
+        }
+        Ok(mask)
+    }
+
+    /// Bit mask of all paths (for `recv_batch_paths`).
+    pub fn all_paths(&self) -> u32 {
+        if self.paths.len() >= 32 {
+            u32::MAX
+        } else {
+            (1u32 << self.paths.len()) - 1
+        }
     }
 
     /// Receives whatever is waiting on all paths (nonblocking), up to the
@@ -323,6 +346,15 @@ impl UdpBackend {
     /// With GRO on, the batch's slots must hold 65507 bytes (a coalesced
     /// read), else `InvalidInput`.
     pub fn recv_batch(&mut self, batch: &mut RecvBatch) -> io::Result<usize> {
+        let all = self.all_paths();
+        self.recv_batch_paths(batch, all)
+    }
+
+    /// `recv_batch` restricted to the paths whose bit is set in `mask`
+    /// (e.g. from `readable_paths`): a path known to be empty costs no
+    /// system call. Peers send to path 0, so a caller that knows nothing
+    /// else may read path 0 alone and look at the others now and then.
+    pub fn recv_batch_paths(&mut self, batch: &mut RecvBatch, mask: u32) -> io::Result<usize> {
         batch.clear();
         if self.gro && batch.slot_size() < MAX_UDP_PAYLOAD {
             return Err(io::Error::new(
@@ -341,11 +373,19 @@ impl UdpBackend {
                 break;
             }
             let p = (start + step) % np;
+            if mask & (1 << p) == 0 {
+                continue;
+            }
             let fd = self.paths[p].fd.as_raw_fd();
             let mut retries = 0;
+            // The first read of a path asks for a few datagrams (preparing
+            // all slots costs more than an empty read's system call); once
+            // one comes back full, the rest of the batch.
+            let mut chunk = FIRST_READ;
             while used < cap {
-                let want = cap - used;
-                let hdrs = batch.headers_from(used);
+                let want = (cap - used).min(chunk);
+                chunk = cap;
+                let hdrs = batch.headers(used, want);
                 // SAFETY: `hdrs` holds `want` headers whose name/iov pointers
                 // were just set to slots of `batch` this `&mut` borrow owns;
                 // a null timeout is allowed.
@@ -677,6 +717,39 @@ mod tests {
             let err = UdpBackend::open(UdpConfig::new(Ipv4Addr::LOCALHOST, paths)).unwrap_err();
             assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
         }
+    }
+
+    #[test]
+    fn reads_only_the_paths_asked_for() {
+        let mut a = UdpBackend::open(UdpConfig::new(Ipv4Addr::LOCALHOST, 1)).unwrap();
+        let mut b = UdpBackend::open(UdpConfig::new(Ipv4Addr::LOCALHOST, 3)).unwrap();
+        assert_eq!(b.all_paths(), 0b111);
+        // Six datagrams to b's path 2 (more than the first read asks for).
+        for i in 0..6u8 {
+            assert!(a.send_to(0, b.local_addr(2), &[i; 10]).unwrap());
+        }
+        let mut mask = 0;
+        for _ in 0..1000 {
+            mask = b.readable_paths(Some(Duration::from_millis(10))).unwrap();
+            if mask != 0 {
+                break;
+            }
+        }
+        assert_eq!(mask, 0b100, "only path 2 has data");
+        let mut batch = RecvBatch::new(8, 64);
+        assert_eq!(b.recv_batch_paths(&mut batch, 0b011).unwrap(), 0);
+        let mut got = Vec::new();
+        for _ in 0..1000 {
+            b.recv_batch_paths(&mut batch, 0b100).unwrap();
+            got.extend(batch.iter().map(|d| (d.path, d.data[0], d.data.len())));
+            if got.len() >= 6 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let want: Vec<_> = (0..6u8).map(|i| (2u8, i, 10usize)).collect();
+        assert_eq!(got, want);
+        assert_eq!(b.readable_paths(Some(Duration::ZERO)).unwrap(), 0);
     }
 
     #[test]

@@ -39,7 +39,7 @@ struct Meta {
 /// repeatedly; each call replaces the previous contents.
 pub struct RecvBatch {
     // Heap memory the kernel writes into; `iovs`/`hdrs` hold raw pointers into
-    // `buf`, `names`, `iovs` and `ctrl`, refreshed by `headers_from` before
+    // `buf`, `names`, `iovs` and `ctrl`, refreshed by `headers` before
     // each call.
     buf: Box<[u8]>,
     names: Box<[libc::sockaddr_in]>,
@@ -82,7 +82,7 @@ impl RecvBatch {
         let buf = vec![0u8; slots * slot_size].into_boxed_slice();
         // SAFETY: sockaddr_in, iovec and mmsghdr are plain C structs for
         // which all-zero (null pointers, zero lengths) is a valid value; the
-        // pointers are filled in by `headers_from` before each use.
+        // pointers are filled in by `headers` before each use.
         let names: Box<[libc::sockaddr_in]> =
             (0..slots).map(|_| unsafe { mem::zeroed() }).collect();
         // SAFETY: as above.
@@ -137,13 +137,15 @@ impl RecvBatch {
         (0..self.items.len()).map(|i| self.get(i).expect("index below len"))
     }
 
-    /// Prepares slots `first..` for a recvmmsg call and returns their headers.
-    /// Pointers are rebuilt on every call (a few stores per slot) so they are
-    /// always derived from the current borrow of the owned buffers; the kernel
-    /// also overwrites `msg_namelen`, so it is reset.
-    pub(super) fn headers_from(&mut self, first: usize) -> &mut [libc::mmsghdr] {
+    /// Prepares slots `first..first + n` for a recvmmsg call and returns
+    /// their headers (a read that will likely find nothing need not prepare
+    /// every slot). Pointers are rebuilt on every call (a few stores per
+    /// slot) so they are always derived from the current borrow of the owned
+    /// buffers; the kernel also overwrites `msg_namelen`, so it is reset.
+    pub(super) fn headers(&mut self, first: usize, n: usize) -> &mut [libc::mmsghdr] {
+        let end = first.saturating_add(n).min(self.hdrs.len());
         let base = self.buf.as_mut_ptr();
-        for i in first..self.hdrs.len() {
+        for i in first..end {
             // `i * slot_size` is inside `buf` (it has slots × slot_size bytes).
             self.iovs[i].iov_base = base.wrapping_add(i * self.slot_size).cast();
             self.iovs[i].iov_len = self.slot_size;
@@ -157,7 +159,7 @@ impl RecvBatch {
             h.msg_hdr.msg_flags = 0;
             h.msg_len = 0;
         }
-        &mut self.hdrs[first..]
+        &mut self.hdrs[first.min(end)..end]
     }
 
     /// Outcome of slot `slot` after recvmmsg filled it: received length,
