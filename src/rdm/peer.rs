@@ -44,6 +44,9 @@ pub struct Peer {
     /// The transport gave up on a datagram to it: errno for every
     /// operation with it from then on.
     pub broken: Option<i32>,
+    /// Something came from it (or a datagram to it was confirmed) since
+    /// the last liveness tick.
+    pub heard: bool,
 }
 
 #[derive(Debug)]
@@ -91,6 +94,7 @@ impl PeerTable {
                 rx_advertised: 0,
                 credit_queued: false,
                 broken: None,
+                heard: false,
             })
             .ok()?;
         self.by_addr.insert(addr.to_vec(), i);

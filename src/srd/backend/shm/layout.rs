@@ -234,6 +234,11 @@ impl Ring {
         unsafe { &*(self.slot(pos) as *const AtomicU64) }
     }
 
+    /// Producers' claim counter: every slot claimed so far lies below it.
+    pub(crate) fn enqueued(&self) -> u64 {
+        self.enq().load(Ordering::Acquire)
+    }
+
     pub(crate) fn state(&self) -> u32 {
         self.atomic_u32(OFF_STATE).load(Ordering::Acquire)
     }
