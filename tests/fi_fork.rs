@@ -280,6 +280,17 @@ fn forker_role() {
     let segs = own_segments(me);
     assert_eq!(segs.len(), usize::from(shm), "our ring segment: {segs:?}");
     let ring_path = segs.first().cloned().unwrap_or_default();
+    if shm {
+        // What the children must not have, the parent has: the checks in
+        // `child_checks` can fail.
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        assert!(maps.contains(&ring_path), "parent maps its ring");
+        let fds = std::fs::read_dir("/proc/self/fd").unwrap();
+        let has_fd = fds.flatten().any(|e| {
+            std::fs::read_link(e.path()).is_ok_and(|t| t.to_string_lossy().contains(&ring_path))
+        });
+        assert!(has_fd, "parent holds its ring's descriptor");
+    }
     // Let the keepalive thread step in (no progress for > 10 ms) so it may
     // be anywhere, the endpoint lock included, when we fork.
     for k in 0..20 {
