@@ -580,7 +580,21 @@ impl Proc {
     }
 }
 
+/// How the victim goes away.
+#[derive(Clone, Copy, PartialEq)]
+enum Death {
+    /// SIGKILL: the process is gone.
+    Kill,
+    /// SIGSTOP: it stays, holding its sockets, and answers nothing, as a
+    /// host that dropped off the network (no ICMP errors either).
+    Silence,
+}
+
 fn scenario(shm: bool, three: bool) {
+    scenario_with(shm, three, Death::Kill)
+}
+
+fn scenario_with(shm: bool, three: bool, death: Death) {
     let shm_env = ("FI_SRD_SHM", if shm { "1" } else { "0" });
     let mut env = vec![shm_env];
     if three {
@@ -601,9 +615,16 @@ fn scenario(shm: bool, three: bool) {
         t.say(&format!("PEERS {s_addr}"));
     }
     survivor.expect("KILL-ME", 120);
-    victim.child.kill().expect("SIGKILL the victim");
-    let vs = victim.finish(10);
-    {
+    if death == Death::Silence {
+        // SAFETY: signalling our own child.
+        assert_eq!(
+            unsafe { libc::kill(victim.child.id() as i32, libc::SIGSTOP) },
+            0
+        );
+    }
+    if death == Death::Kill {
+        victim.child.kill().expect("SIGKILL the victim");
+        let vs = victim.finish(10);
         use std::os::unix::process::ExitStatusExt;
         assert_eq!(vs.signal(), Some(libc::SIGKILL), "victim: {vs:?}");
     }
@@ -615,6 +636,10 @@ fn scenario(shm: bool, three: bool) {
     let ok = survivor.expect("SURVIVOR-OK", 180);
     eprintln!("shm={shm} three={three}: {ok}");
     assert!(survivor.finish(30).success(), "survivor failed");
+    if death == Death::Silence {
+        victim.child.kill().expect("SIGKILL the stopped victim");
+        victim.finish(10);
+    }
     if let Some(t) = third.as_mut() {
         t.expect("ECHO-DONE", 30);
         assert!(t.finish(30).success(), "third failed");
@@ -651,4 +676,14 @@ fn killed_peer_third_keeps_working_udp() {
         return;
     }
     scenario(false, true);
+}
+
+/// A peer that stops answering without dying (its host dropped off the
+/// network): over UDP the survivor sees exactly silence.
+#[test]
+fn silent_peer_udp() {
+    if std::env::var_os(ROLE).is_some() {
+        return;
+    }
+    scenario_with(false, false, Death::Silence);
 }
