@@ -440,6 +440,14 @@ impl Endpoint {
             }
         }
         self.msg_progress(m);
+        // The rest of a message whose sender broke will not come.
+        let broken = self.msgs.get(m).and_then(|msg| {
+            let waiting = msg.state == MsgState::Attached(rx) && msg.received < msg.total;
+            waiting.then_some(msg.peer)
+        });
+        if let Some(errno) = broken.and_then(|p| self.peers.get(p)?.broken) {
+            self.fail_msg(m, errno);
+        }
     }
 
     /// The data of a message's first packet. An empty one may have let the
