@@ -48,10 +48,7 @@ fn a_dead_peer_that_operations_only_wait_on_is_probed_and_failed() {
     let c = net.take(0);
     assert_eq!(
         errs(&c),
-        vec![
-            (1, Some(FI_EHOSTUNREACH as i32)),
-            (2, Some(FI_EHOSTUNREACH as i32))
-        ],
+        vec![(1, Some(FI_EHOSTUNREACH)), (2, Some(FI_EHOSTUNREACH))],
         "the send and the directed receive fail, the open receive stays"
     );
     assert!(net.eps[0].stats().probes >= 1);
@@ -66,10 +63,7 @@ fn a_dead_peer_that_operations_only_wait_on_is_probed_and_failed() {
     net.run(100);
     assert_eq!(
         errs(&net.take(0)),
-        vec![
-            (4, Some(FI_EHOSTUNREACH as i32)),
-            (5, Some(FI_EHOSTUNREACH as i32))
-        ]
+        vec![(4, Some(FI_EHOSTUNREACH)), (5, Some(FI_EHOSTUNREACH))]
     );
     assert_eq!(net.eps[0].pending_ops(), (0, 1), "only the open receive");
 }
@@ -102,12 +96,12 @@ fn half_arrived_message_of_a_broken_peer_fails_its_receive() {
     // sender is then found dead.
     let q = net.peer(1, 0);
     net.eps[1].peer_unreachable(q);
-    assert_eq!(net.eps[1].peer_broken(q), Some(FI_EHOSTUNREACH as i32));
+    assert_eq!(net.eps[1].peer_broken(q), Some(FI_EHOSTUNREACH));
     // A receive from anyone matches it: the rest will not come.
     net.eps[1]
         .trecv(net.now, owned(LONG), None, 5, 0, 2, 0)
         .unwrap();
     net.run(1000);
-    assert_eq!(errs(&net.take(1)), vec![(2, Some(FI_EHOSTUNREACH as i32))]);
+    assert_eq!(errs(&net.take(1)), vec![(2, Some(FI_EHOSTUNREACH))]);
     assert_eq!(net.eps[1].pending_ops(), (0, 0));
 }
