@@ -110,6 +110,14 @@ done < <(grep -E "^(PASS|FAIL) " "$log_dir/netns.log")
 grep -qE "^[0-9]+ passed, 0 failed" "$log_dir/netns.log"
 record "netns suite finished cleanly" $?
 
+echo "== a rank killed mid-job ends the job (shm and UDP, Open MPI's daemon and the provider)"
+mpi-tests/run-kill.sh --timeout 120 >"$log_dir/mpi-kill.log" 2>&1
+while read -r st name _; do
+    record "mpi $name" "$([ "$st" = PASS ] && echo 0 || echo 1)"
+done < <(grep -E "^(PASS|FAIL) " "$log_dir/mpi-kill.log")
+grep -qE "^[0-9]+ passed, 0 failed" "$log_dir/mpi-kill.log"
+record "mpi kill suite finished cleanly" $?
+
 if ((failed)); then
     echo "failures: ${failures[*]}"
     echo "logs in $log_dir"

@@ -55,6 +55,12 @@ pub const DEFS: &[Def] = &[
         help: "Consecutive retransmission timeouts (RTO 1-100 ms, doubling) after which a silent peer is declared unreachable and operations toward it fail; about 5 s at the default.",
     },
     Def {
+        name: "peer_timeout_ms",
+        kind: Kind::Int,
+        default: "5000",
+        help: "Milliseconds a peer may stay silent while operations wait on it (data unacknowledged, or a probe sent after a quarter of this without news) before it is declared unreachable: its pending and later operations complete with FI_EHOSTUNREACH within about 1.5x this (same host: a dead process is seen within 100 ms). 0 leaves only FI_SRD_RETRY_LIMIT.",
+    },
+    Def {
         name: "shm",
         kind: Kind::Bool,
         default: "1",
@@ -114,6 +120,7 @@ pub struct Params {
     pub drop_seed: u64,
     pub progress_interval_ms: u64,
     pub retry_limit: u32,
+    pub peer_timeout_ms: u64,
     pub shm: bool,
     pub shm_cma: bool,
     pub shm_cma_min: usize,
@@ -162,6 +169,7 @@ impl Params {
             drop_seed: num("drop_seed"),
             progress_interval_ms: num("progress_interval_ms"),
             retry_limit: u32::try_from(num("retry_limit")).unwrap_or(u32::MAX).max(1),
+            peer_timeout_ms: num("peer_timeout_ms"),
             shm: !matches!(text("shm").trim(), "0" | "false" | "no" | "off"),
             shm_cma: !matches!(text("shm_cma").trim(), "0" | "false" | "no" | "off"),
             shm_cma_min: num("shm_cma_min") as usize,

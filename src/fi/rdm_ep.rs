@@ -96,6 +96,13 @@ pub struct RdmEp {
     av_removals: u64,
     /// Counters, the live stats page and drop warnings (stats.rs).
     obs: Observer,
+    /// Liveness of same-host peers (see `check_shm_peers`).
+    shm_check_at: u64,
+    shm_check_ns: u64,
+    /// Dead same-host peers, with our ring's claim counter when seen dead:
+    /// reported to the protocol once we consumed that far.
+    shm_gone: Vec<(PeerIdx, u64)>,
+    waited: Vec<PeerIdx>,
 }
 
 impl RdmEp {
@@ -122,6 +129,7 @@ impl RdmEp {
             // A request is usually answered within a few µs (the reply
             // then carries the ack along in its batch).
             c.ack_req_delay = 10_000;
+            c.peer_timeout = params.peer_timeout_ms.saturating_mul(1_000_000);
         })?;
         let (pd, cq, qpn) = t.open_qp(QpType::Srd, RDM_QKEY, 4096, RX_DEPTH as u32)?;
         let dev = &t.dev;
@@ -158,6 +166,7 @@ impl RdmEp {
             inject_size: super::offer::RDM_INJECT,
             cma_min: params.shm_cma_min,
             pid: std::process::id(),
+            probe_interval_ns: probe_interval(params.peer_timeout_ms),
             ..rdm::Config::default()
         };
         let out_len = shm.as_ref().map_or(mtu, |s| s.slot_size().max(mtu));
@@ -193,6 +202,10 @@ impl RdmEp {
             host_id: super::endpoint::host_id(),
             av_removals: 0,
             obs: Observer::default(),
+            shm_check_at: 0,
+            shm_check_ns: shm_check_interval(params.peer_timeout_ms),
+            shm_gone: Vec::new(),
+            waited: Vec::new(),
         };
         ep.open_page(params);
         ep.repost();
@@ -540,6 +553,7 @@ impl RdmEp {
                 now = self.t.now();
             }
         }
+        self.check_shm_peers(now);
         self.completions(sink, av);
         if let Some(r) = self.rdm.as_mut() {
             let c = r.take_remote_counts();
@@ -551,6 +565,48 @@ impl RdmEp {
         if now.saturating_sub(self.obs.last_publish) >= super::stats::PUBLISH_EVERY_NS {
             self.publish(now);
         }
+    }
+
+    /// Same-host peers do not acknowledge what we push into their rings,
+    /// so the protocol's probes cannot tell a dead one: every
+    /// `shm_check_ns` the peers that operations wait on get a liveness
+    /// check (one flock each). A dead one is reported to the protocol once
+    /// our ring has been consumed past everything it could have pushed, so
+    /// its last messages still arrive first.
+    fn check_shm_peers(&mut self, now: u64) {
+        if self.shm.is_none() || self.shm_check_ns == 0 {
+            return;
+        }
+        if now < self.shm_check_at && self.shm_gone.is_empty() {
+            return;
+        }
+        let (Some(shm), Some(r)) = (self.shm.as_mut(), self.rdm.as_mut()) else {
+            return;
+        };
+        if now >= self.shm_check_at {
+            self.shm_check_at = now.saturating_add(self.shm_check_ns);
+            r.waited_peers(&mut self.waited);
+            for &p in &self.waited {
+                if r.peer_broken(p).is_some() || self.shm_gone.iter().any(|g| g.0 == p) {
+                    continue;
+                }
+                if let Some(sp) = self.shm_routes.get(p as usize).copied().flatten()
+                    && !shm.peer_alive(sp)
+                {
+                    crate::srd_log!(Info, EpCtrl, "same-host peer {p} is gone");
+                    self.shm_gone.push((p, shm.enqueued()));
+                }
+            }
+        }
+        let consumed = shm.consumed();
+        self.shm_gone.retain(|&(p, mark)| {
+            if consumed >= mark {
+                r.peer_unreachable(p);
+                false
+            } else {
+                true
+            }
+        });
     }
 
     /// The part of a progress round a new operation needs: its packets
@@ -1317,6 +1373,20 @@ fn stage_inject<'a>(
     }
     iov.copy_out(0, &mut tmp[..n]);
     Ok(&tmp[..n])
+}
+
+/// The protocol's liveness tick: a quarter of the peer timeout, so a dead
+/// peer is probed within half of it and the probe fails within the rest.
+fn probe_interval(peer_timeout_ms: u64) -> u64 {
+    (peer_timeout_ms.saturating_mul(1_000_000) / 4).max(1_000_000) * u64::from(peer_timeout_ms > 0)
+}
+
+/// Same-host liveness checks: as often as the probes, at least every 100 ms.
+fn shm_check_interval(peer_timeout_ms: u64) -> u64 {
+    if peer_timeout_ms == 0 {
+        return 0;
+    }
+    probe_interval(peer_timeout_ms).min(100_000_000)
 }
 
 fn map_rdm(e: RdmError) -> Error {

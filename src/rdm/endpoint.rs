@@ -126,6 +126,9 @@ pub struct Endpoint {
     pub(super) cq: VecDeque<Completion>,
     /// Peers with a handshake deadline running.
     pub(super) hs_pending: Vec<PeerIdx>,
+    /// Next liveness tick (0: not started).
+    pub(super) probe_at: u64,
+    pub(super) scratch_peers: Vec<PeerIdx>,
     pub(super) stats: Stats,
     // ---- RMA and atomics (rma.rs, rma_target.rs) ----
     /// The glue's memory registry (target side).
@@ -211,6 +214,8 @@ impl Endpoint {
             txq: VecDeque::with_capacity(cfg.tx_size),
             cq: VecDeque::with_capacity(cfg.tx_size + cfg.rx_size + 64),
             hs_pending: Vec::new(),
+            probe_at: 0,
+            scratch_peers: Vec::new(),
             stats: Stats::default(),
             rma_target: None,
             rma: Slab::with_capacity(cfg.tx_size),

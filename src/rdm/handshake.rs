@@ -93,19 +93,106 @@ impl Endpoint {
     pub(super) fn mark_alive(&mut self, peer: PeerIdx) {
         if let Some(p) = self.peers.get_mut(peer) {
             p.alive = true;
+            p.heard = true;
             p.deadline = None;
         }
     }
 
-    /// Earliest deadline, if any.
+    /// Earliest deadline, if any (the liveness tick only while some
+    /// operation is outstanding).
     pub fn poll_timeout(&self) -> Option<u64> {
-        self.hs_pending
+        let hs = self
+            .hs_pending
             .iter()
             .filter_map(|&p| self.peers.get(p)?.deadline)
-            .min()
+            .min();
+        let busy = !(self.tx.is_empty() && self.rma.is_empty() && self.rx.is_empty());
+        let probe = (self.cfg.probe_interval_ns > 0 && busy).then_some(self.probe_at);
+        match (hs, probe) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Peers that outstanding operations wait on: sends and RMA toward
+    /// them, receives they are filling, receives directed at them. Sorted,
+    /// without duplicates. A scan of the operation pools; called once per
+    /// liveness tick, not per packet.
+    pub fn waited_peers(&self, out: &mut Vec<PeerIdx>) {
+        out.clear();
+        out.extend(
+            self.tx
+                .indices()
+                .filter_map(|i| self.tx.get(i))
+                .map(|o| o.peer),
+        );
+        out.extend(
+            self.rma
+                .indices()
+                .filter_map(|i| self.rma.get(i))
+                .map(|o| o.peer),
+        );
+        out.extend(
+            self.msgs
+                .indices()
+                .filter_map(|i| self.msgs.get(i))
+                .filter(|m| {
+                    matches!(m.state, super::rx::MsgState::Attached(_)) && m.received < m.total
+                })
+                .map(|m| m.peer),
+        );
+        self.tagged.directed_sources(out);
+        self.untagged.directed_sources(out);
+        out.sort_unstable();
+        out.dedup();
+    }
+
+    /// The glue found `peer` gone (its process died, its shared-memory
+    /// ring closed): break it as if the transport had given up on it.
+    pub fn peer_unreachable(&mut self, peer: PeerIdx) {
+        self.peer_failed(peer, super::TxError::Unreachable);
+    }
+
+    /// Whether operations with `peer` fail (and with which FI_E* errno).
+    pub fn peer_broken(&self, peer: PeerIdx) -> Option<i32> {
+        self.peers.get(peer).and_then(|p| p.broken)
+    }
+
+    /// Liveness tick: probes the waited-on peers that were silent for a
+    /// whole tick.
+    fn liveness_tick(&mut self, now: u64) {
+        let every = self.cfg.probe_interval_ns;
+        if every == 0 {
+            return;
+        }
+        if self.probe_at == 0 {
+            self.probe_at = now.saturating_add(every);
+            return;
+        }
+        if now < self.probe_at {
+            return;
+        }
+        self.probe_at = now.saturating_add(every);
+        let mut waited = std::mem::take(&mut self.scratch_peers);
+        self.waited_peers(&mut waited);
+        for &peer in &waited {
+            let Some(p) = self.peers.get_mut(peer) else {
+                continue;
+            };
+            let engaged = p.alive || p.hs_sent;
+            if p.broken.is_none() && engaged && !p.heard {
+                self.stats.probes += 1;
+                self.ctrl.push_back(Ctrl::Handshake(peer));
+            }
+            if let Some(p) = self.peers.get_mut(peer) {
+                p.heard = false;
+            }
+        }
+        self.scratch_peers = waited;
     }
 
     pub fn handle_timeout(&mut self, now: u64) {
+        self.liveness_tick(now);
         let mut i = 0;
         while i < self.hs_pending.len() {
             let peer = self.hs_pending[i];

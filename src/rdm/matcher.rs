@@ -321,6 +321,29 @@ impl Matcher {
         self.posted.get(i).map(|p| (i, p.seq, p.value))
     }
 
+    /// Appends the source of every directed posted receive.
+    pub fn directed_sources(&self, out: &mut Vec<u32>) {
+        if self.exact_directed == 0 && self.groups.iter().all(|g| g.directed == 0) {
+            return;
+        }
+        out.extend(
+            self.posted
+                .indices()
+                .filter_map(|i| self.posted.get(i)?.src),
+        );
+    }
+
+    /// The posted receives directed at `src`: (handle, value).
+    pub fn posted_from(&self, src: u32) -> Vec<(Handle, u32)> {
+        self.posted
+            .indices()
+            .filter_map(|i| {
+                let p = self.posted.get(i)?;
+                (p.src == Some(src)).then_some((i, p.value))
+            })
+            .collect()
+    }
+
     pub fn posted_len(&self) -> usize {
         self.posted.len()
     }

@@ -51,6 +51,18 @@
 //! later sends to it complete with the same error at once. A peer that
 //! never answers anything (no packet, no datagram acknowledged) fails the
 //! sends toward it with FI_ETIMEDOUT after `handshake_timeout_ns`.
+//!
+//! A peer that dies while we only wait for it (a long-CTS send waiting for
+//! its CTS, a read or atomic waiting for the answer, a receive being filled
+//! or directed at it) has no datagram of ours in flight for the transport
+//! to give up on. So every `probe_interval_ns` the endpoint looks at the
+//! peers operations wait on (`waited_peers`), and one that sent nothing
+//! during the whole tick gets a probe (its HANDSHAKE again, harmless to a
+//! live peer); the transport fails the probe of a dead one and the peer
+//! breaks as above. The glue can also declare a peer gone itself
+//! (`peer_unreachable`, e.g. from a shared-memory liveness check). A broken
+//! peer's posted directed receives fail too, and so do later ones that no
+//! stored message of it satisfies.
 
 //! # RMA and atomics (emulated)
 //! Initiator: `write`, `inject_write`, `read`, `atomic` (module `rma`).
@@ -141,6 +153,10 @@ pub struct Config {
     /// A peer that neither answers nor acknowledges anything for this long
     /// fails the operations toward it (FI_ETIMEDOUT).
     pub handshake_timeout_ns: u64,
+    /// Liveness tick: a peer that operations wait on and that sent nothing
+    /// (and had nothing confirmed) for a whole tick gets a probe (a repeated
+    /// HANDSHAKE); the transport's verdict on it decides. 0: no probes.
+    pub probe_interval_ns: u64,
     /// FI_SELECTIVE_COMPLETION on the transmit / receive side: only
     /// operations with FI_COMPLETION are reported (errors always are).
     pub tx_selective: bool,
@@ -178,6 +194,7 @@ impl Default for Config {
             cts_window: 1 << 20,
             min_multi_recv: 64,
             handshake_timeout_ns: 10_000_000_000,
+            probe_interval_ns: 1_000_000_000,
             tx_selective: false,
             rx_selective: false,
             max_peers: 65536,
@@ -294,6 +311,8 @@ pub struct Stats {
     pub cma_fallbacks: u64,
     /// CMA copies that failed otherwise (peer gone, bad address).
     pub cma_errors: u64,
+    /// Liveness probes sent to silent peers that operations wait on.
+    pub probes: u64,
 }
 
 /// Largest medium message any peer may send (Config::medium_max is clamped

@@ -48,6 +48,9 @@ pub struct Peer {
     pub mtu: usize,
     /// Its pid when CMA may reach its memory (same host), set by the glue.
     pub cma_pid: Option<u32>,
+    /// Something came from it (or a datagram to it was confirmed) since
+    /// the last liveness tick.
+    pub heard: bool,
 }
 
 #[derive(Debug)]
@@ -99,6 +102,7 @@ impl PeerTable {
                 broken: None,
                 mtu: 0,
                 cma_pid: None,
+                heard: false,
             })
             .ok()?;
         self.by_addr.insert(addr.to_vec(), i);

@@ -467,6 +467,14 @@ impl Endpoint {
             }
         }
         self.msg_progress(m);
+        // The rest of a message whose sender broke will not come.
+        let broken = self.msgs.get(m).and_then(|msg| {
+            let waiting = msg.state == MsgState::Attached(rx) && msg.received < msg.total;
+            waiting.then_some(msg.peer)
+        });
+        if let Some(errno) = broken.and_then(|p| self.peers.get(p)?.broken) {
+            self.fail_msg(m, errno);
+        }
     }
 
     /// The data of a message's first packet. An empty one may have let the
@@ -737,6 +745,43 @@ impl Endpoint {
         }
     }
 
+    /// Fails the posted receives directed at `peer` (it broke: nothing
+    /// more will come from it). As `cancel`, with `errno`.
+    pub(super) fn fail_directed_recvs(&mut self, peer: PeerIdx, errno: i32) {
+        for tagged in [true, false] {
+            let matcher = if tagged {
+                &mut self.tagged
+            } else {
+                &mut self.untagged
+            };
+            for (h, rx) in matcher.posted_from(peer) {
+                let matcher = if tagged {
+                    &mut self.tagged
+                } else {
+                    &mut self.untagged
+                };
+                matcher.unpost(h);
+                let Some(op) = self.rx.get_mut(rx) else {
+                    continue;
+                };
+                op.posted = None;
+                let (context, multi, refs) = (op.context, op.multi, op.refs);
+                let mut flags = kind_flags(tagged);
+                // A multi-receive buffer still being filled is released by
+                // its last message.
+                let iov = if refs == 0 {
+                    if multi {
+                        flags |= FI_MULTI_RECV;
+                    }
+                    self.rx.remove(rx).and_then(|op| op.iov)
+                } else {
+                    None
+                };
+                self.push_error(context, flags, errno, 0, iov);
+            }
+        }
+    }
+
     fn free_msg(&mut self, m: u32) {
         let Some(mut msg) = self.msgs.remove(m) else {
             return;
@@ -852,6 +897,17 @@ impl Endpoint {
             if !open {
                 return Ok(());
             }
+        }
+        if let Some(errno) = src.and_then(|p| self.peers.get(p)?.broken) {
+            // Directed at a broken peer, and nothing it sent before
+            // matched: no message can come any more.
+            let iov = self.rx.remove(rx).and_then(|op| op.iov);
+            let mut flags = kind_flags(tagged);
+            if multi {
+                flags |= FI_MULTI_RECV;
+            }
+            self.push_error(context, flags, errno, 0, iov);
+            return Ok(());
         }
         let matcher = if tagged {
             &mut self.tagged

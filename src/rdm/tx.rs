@@ -289,6 +289,7 @@ impl Endpoint {
         p.blocked.clear();
         self.fail_peer_ops(peer, e.errno(), 0);
         self.fail_peer_msgs(peer, e.errno());
+        self.fail_directed_recvs(peer, e.errno());
     }
 
     /// Completes send `idx` if it is done, or with `err`. A send with an

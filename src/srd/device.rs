@@ -1086,6 +1086,7 @@ impl Device {
     /// Runs peer `pi`'s timers due at `now`.
     fn peer_timeout(&mut self, pi: u32, now: u64) {
         let retry_limit = self.cfg.retry_limit;
+        let peer_timeout = self.cfg.peer_timeout;
         let Some(p) = self.peer_mut(pi) else { return };
         if p.ack_deadline.is_some_and(|d| d <= now) {
             self.queue_ack(pi);
@@ -1126,8 +1127,13 @@ impl Device {
         p.rtt.back_off();
         let next = p.tx.tx_count;
         p.cwnd.on_timeout(next);
+        if p.consecutive_timeouts == 0 {
+            p.stall_since = now.saturating_sub(rto);
+        }
         p.consecutive_timeouts += 1;
-        let give_up = p.consecutive_timeouts > retry_limit;
+        let stalled = now.saturating_sub(p.stall_since);
+        let give_up =
+            p.consecutive_timeouts > retry_limit || (peer_timeout > 0 && stalled >= peer_timeout);
         if give_up {
             self.fail_peer(pi, WcStatus::RetryExceeded);
         } else {

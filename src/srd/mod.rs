@@ -75,6 +75,11 @@ pub struct DeviceConfig {
     /// Retransmissions of one packet, and consecutive timeouts without any
     /// ack progress, after which the peer is declared failed.
     pub retry_limit: u32,
+    /// Time without ack progress (while packets are outstanding) after
+    /// which the peer is declared failed, whatever the retry count; 0: only
+    /// the retry limit applies. Checked when a retransmission timer fires
+    /// (at most `max_rto` apart).
+    pub peer_timeout: u64,
     /// RNR NAKs for one packet after which the peer is declared failed.
     pub rnr_retry_limit: u32,
     /// RNR backoff: first wait, doubling per NAK, capped.
@@ -134,6 +139,7 @@ impl Default for DeviceConfig {
             max_rto: 100_000_000,
             initial_rto: 10_000_000,
             retry_limit: 16,
+            peer_timeout: 0,
             rnr_retry_limit: 7,
             rnr_backoff_min: 100_000,
             rnr_backoff_max: 10_000_000,

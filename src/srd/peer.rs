@@ -19,6 +19,9 @@ pub(crate) struct Peer {
     pub paths: Paths,
     /// Timeouts in a row without any ack progress.
     pub consecutive_timeouts: u32,
+    /// When the current run of timeouts began (its oldest packet's send
+    /// time); meaningful while `consecutive_timeouts > 0`.
+    pub stall_since: u64,
     /// Packets accepted since our last ack.
     pub rx_unacked: u32,
     pub ack_deadline: Option<u64>,
@@ -62,6 +65,7 @@ impl Peer {
             ),
             paths: Paths::new(cfg.paths, cfg.path_fail_threshold, cfg.path_probe_interval),
             consecutive_timeouts: 0,
+            stall_since: 0,
             rx_unacked: 0,
             ack_deadline: None,
             ack_queued: false,

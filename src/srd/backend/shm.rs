@@ -220,7 +220,6 @@ pub struct ShmEndpoint {
     peers: Vec<PeerMap>,
     stats: ShmStats,
     /// Keeps the ring mapped and the owner's flock held (liveness signal).
-    #[allow(dead_code)]
     own: Mapping,
 }
 
@@ -268,6 +267,7 @@ impl ShmEndpoint {
         let ring = unsafe { Ring::init(own.base, g) };
         ring.set_owner_base();
         ring.set_state(STATE_OPEN);
+        segment::track_own(&own.fd);
         Ok(ShmEndpoint {
             token: ShmToken { pid, nonce },
             ring,
@@ -439,6 +439,19 @@ impl ShmEndpoint {
         !p.gone
     }
 
+    /// Position up to which senders have claimed slots of our ring. Once
+    /// a sender is known dead, everything it ever pushed lies below the
+    /// value read after that: [`consumed`](Self::consumed) reaching it
+    /// means its last packets were handed to the receiver.
+    pub fn enqueued(&self) -> u64 {
+        self.ring.enqueued()
+    }
+
+    /// Position of our consumer (slots handed over or skipped).
+    pub fn consumed(&self) -> u64 {
+        self.head
+    }
+
     /// Drains the packets available now (at most one ring's worth), calling
     /// `f(sender, bytes)` for each, in order per sender. `bytes` points into
     /// the ring and is only valid during the call. Returns how many.
@@ -569,6 +582,7 @@ pub unsafe fn cma_transfer(
 
 impl Drop for ShmEndpoint {
     fn drop(&mut self) {
+        segment::untrack_own(&self.own.fd);
         self.ring.set_state(STATE_CLOSED);
         if self.linked {
             let _ = segment::unlink(&self.path);

@@ -251,6 +251,11 @@ impl Ring {
         unsafe { ptr::write_volatile(self.base.add(OFF_BASE) as *mut u64, self.base as u64) }
     }
 
+    /// Producers' claim counter: every slot claimed so far lies below it.
+    pub(crate) fn enqueued(&self) -> u64 {
+        self.enq().load(Ordering::Acquire)
+    }
+
     pub(crate) fn state(&self) -> u32 {
         self.atomic_u32(OFF_STATE).load(Ordering::Acquire)
     }

@@ -13,6 +13,8 @@ use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::ptr;
+use std::sync::Once;
+use std::sync::atomic::{AtomicI32, Ordering};
 
 use super::layout::{OFF_STATE, STATE_CREATING};
 
@@ -110,6 +112,12 @@ fn map(fd: OwnedFd, len: usize) -> io::Result<Mapping> {
     if p == libc::MAP_FAILED {
         return Err(io::Error::last_os_error());
     }
+    // A forked child gets no copy of the rings: it has no business with
+    // them, and fork need not copy their page tables (as verbs and EFA do
+    // for their queues). Best effort: an old kernel refusing it changes
+    // nothing for the parent.
+    // SAFETY: advice on the mapping we just created.
+    unsafe { libc::madvise(p, len, libc::MADV_DONTFORK) };
     Ok(Mapping {
         base: p.cast(),
         len,
@@ -165,6 +173,56 @@ pub(crate) fn create(path: &CString, len: usize) -> io::Result<Mapping> {
         unsafe { libc::unlink(path.as_ptr()) };
     }
     res
+}
+
+/// Descriptors of this process's own segments, each holding the owner's
+/// flock. A forked child inherits them, and with them a share of the lock:
+/// a child that outlived its parent would keep the parent "alive" for every
+/// peer. The child closes its copies at fork (the lock stays with the
+/// parent's descriptor). Slots beyond the table are not tracked.
+static OWN_FDS: [AtomicI32; 64] = [const { AtomicI32::new(-1) }; 64];
+static ATFORK: Once = Once::new();
+
+/// Runs in the child right after fork: only close(2), async-signal-safe.
+extern "C" fn close_own_in_child() {
+    for slot in &OWN_FDS {
+        let fd = slot.swap(-1, Ordering::Relaxed);
+        if fd >= 0 {
+            // SAFETY: the child's copy of a descriptor the parent owns; the
+            // child never touches the parent's segment objects again.
+            unsafe { libc::close(fd) };
+        }
+    }
+}
+
+/// Notes `fd` as one of our own (flock-holding) segment descriptors.
+pub(crate) fn track_own(fd: &OwnedFd) {
+    ATFORK.call_once(|| {
+        // SAFETY: registers a handler that only calls close(2).
+        unsafe { libc::pthread_atfork(None, None, Some(close_own_in_child)) };
+    });
+    let raw = fd.as_raw_fd();
+    for slot in &OWN_FDS {
+        if slot
+            .compare_exchange(-1, raw, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+        {
+            return;
+        }
+    }
+}
+
+/// Forgets `fd` (the segment is being closed).
+pub(crate) fn untrack_own(fd: &OwnedFd) {
+    let raw = fd.as_raw_fd();
+    for slot in &OWN_FDS {
+        if slot
+            .compare_exchange(raw, -1, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+        {
+            return;
+        }
+    }
 }
 
 /// Opens and maps an existing segment owned by this uid, checking that it is
