@@ -17,12 +17,19 @@
 # so TCP control connections (mpirun, fi_pingpong's OOB) stay whole; with
 # --proto all it drops TCP too (to compare with the tcp provider).
 # /etc/netns/hK/hosts (bind-mounted by `ip netns exec`) resolves h1..hN.
+#
+# SRD_NETNS_PREFIX=P (letters, digits, '-'; at most 8) names everything with P
+# in front: hosts Ph1..PhN (namespace = host name = Open MPI node name), the
+# bridge namespace Psrdbr, the state in /run/srd-netns-cluster-P. Clusters with
+# different prefixes coexist (the subnet exists only inside each cluster).
 set -Eeuo pipefail
 
-BRNS=srdbr                    # namespace holding the bridge
+PFX=${SRD_NETNS_PREFIX:-}
+[[ "$PFX" =~ ^[A-Za-z0-9-]{0,8}$ ]] || { echo "netns-cluster: SRD_NETNS_PREFIX must be 0-8 of [A-Za-z0-9-], got '$PFX'" >&2; exit 1; }
+BRNS=${PFX}srdbr              # namespace holding the bridge
 BR=br0
 SUBNET=10.77.0
-STATE=/run/srd-netns-cluster  # hosts we created, one per line
+STATE=/run/srd-netns-cluster${PFX:+-$PFX}  # hosts we created, one per line
 NFT_TABLE=srdloss
 MTU=1500
 
@@ -86,12 +93,13 @@ cmd_up() {
     local i
     ns_exists "$BRNS" && die "namespace $BRNS exists but is not ours; not touching it"
     for i in $(seq 1 "$n"); do
-        ns_exists "h$i" && die "namespace h$i exists but is not ours; not touching it"
+        ns_exists "${PFX}h$i" && die "namespace ${PFX}h$i exists but is not ours; not touching it"
     done
 
     mkdir -p "$STATE"
     : >"$STATE/hosts"
     trap 'echo "netns-cluster: up failed, cleaning up" >&2; cmd_down' ERR
+    trap 'echo "netns-cluster: up interrupted, cleaning up" >&2; cmd_down; exit 130' INT TERM HUP
 
     ip netns add "$BRNS"
     ip -n "$BRNS" link set lo up
@@ -99,9 +107,9 @@ cmd_up() {
     ip -n "$BRNS" link set "$BR" mtu "$MTU" up
 
     local hostsfile
-    hostsfile=$(printf '127.0.0.1\tlocalhost\n'; for i in $(seq 1 "$n"); do printf '%s.%d\th%d\n' "$SUBNET" "$i" "$i"; done)
+    hostsfile=$(printf '127.0.0.1\tlocalhost\n'; for i in $(seq 1 "$n"); do printf '%s.%d\t%sh%d\n' "$SUBNET" "$i" "$PFX" "$i"; done)
     for i in $(seq 1 "$n"); do
-        local h="h$i"
+        local h="${PFX}h$i"
         ip netns add "$h"
         echo "$h" >>"$STATE/hosts"
         mkdir -p "/etc/netns/$h"
@@ -115,9 +123,9 @@ cmd_up() {
         set_loss "$h" "$loss" "$proto"
     done
     echo "$loss% ($proto)" >"$STATE/loss"
-    trap - ERR
+    trap - ERR INT TERM HUP
     # STP is off on the bridge, so its ports forward at once: no wait needed.
-    echo "cluster up: $n hosts (h1..h$n = $SUBNET.1..$n/24), loss $loss% ($proto)"
+    echo "cluster up: $n hosts (${PFX}h1..${PFX}h$n = $SUBNET.1..$n/24), loss $loss% ($proto)"
 }
 
 cmd_loss() {

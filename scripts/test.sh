@@ -102,8 +102,10 @@ run_mpi shm-nocma --no-build --env FI_SRD_SHM_CMA=0
 run_mpi udp --no-build --env FI_SRD_SHM=0
 run_mpi udp-loss5 --no-build --env FI_SRD_SHM=0 --env FI_SRD_DROP_RATE=0.05
 
-echo "== across network namespaces (veth, nftables loss)"
+echo "== across network namespaces (veth, nftables loss; 2 and 4 hosts, MPI suite at 0/5/20% loss)"
+netns_start=$SECONDS
 bash scripts/test-netns.sh >"$log_dir/netns.log" 2>&1
+echo "   took $((SECONDS - netns_start)) s"
 while read -r st name; do
     record "netns: $name" "$([ "$st" = PASS ] && echo 0 || echo 1)"
 done < <(grep -E "^(PASS|FAIL) " "$log_dir/netns.log")

@@ -469,7 +469,11 @@ impl Drop for Endpoint {
         if let Engine::Rdm(r) = engine {
             r.linger(sink, av.as_ref(), Duration::from_millis(100));
             if self.domain.params.stats {
-                eprintln!("{}", r.stats_line());
+                // One write: eprintln! may split the line and its newline
+                // into two, and ranks sharing a pipe (mpirun) interleave.
+                let mut line = r.stats_line();
+                line.push('\n');
+                let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
             }
             if self.domain.params.dump {
                 eprint!("{}", r.dump());

@@ -29,6 +29,8 @@ pub const RDM_QKEY: u32 = 0x5344_5201;
 /// Receive buffers always kept posted so control packets flow while new
 /// messages are being deferred (see `rdm` module docs).
 const RESERVE: usize = 8;
+/// Datagrams a UDP poll may take even with no receive buffer posted.
+const RNR_FLOOR: usize = 32;
 /// Receive buffers per endpoint.
 const RX_DEPTH: usize = 128;
 /// Receive buffers take the largest SRD payload any peer may send, whatever
@@ -635,7 +637,9 @@ impl RdmEp {
         {
             self.last_udp_poll = now;
             self.udp_dirty = false;
-            let got = self.t.pump();
+            // No more datagrams than receive buffers posted (some always,
+            // for acks): a burst then waits in the kernel, not for RNR.
+            let got = self.t.pump_budget(self.posted.max(RNR_FLOOR));
             self.log_device_drops();
             if got {
                 self.udp_hot_until = now.saturating_add(1_000_000);
