@@ -20,10 +20,8 @@ use srd_fi::fi::stats::Snapshot;
 use srd_fi::wire::rdm as wr;
 use srd_fi::wire::srd::{Body, PacketType, Repr};
 use std::collections::HashMap;
-use std::ffi::c_void;
 use std::net::{SocketAddrV4, UdpSocket};
 use std::path::Path;
-use std::ptr;
 use std::sync::Once;
 
 /// Every test here runs over UDP, set before the provider loads.
@@ -298,24 +296,6 @@ fn every_bad_packet_class_is_dropped_and_counted() {
 
 // ---- RMA and atomics with guessed keys ---------------------------------------
 
-fn atomic_sum(s: &Side, operand: &[u64], addr: u64, key: u64) -> isize {
-    // SAFETY: as above.
-    unsafe {
-        ((*(*s.ep).atomic).write.unwrap())(
-            s.ep,
-            operand.as_ptr() as *const c_void,
-            operand.len(),
-            ptr::null_mut(),
-            s.peer,
-            addr,
-            key,
-            b::FI_UINT64,
-            b::FI_SUM,
-            ptr::null_mut(),
-        )
-    }
-}
-
 /// The completion of A's one outstanding operation.
 fn done(p: &Pair) -> Cqe {
     let g = p.wait(1, 0, 20);
@@ -353,7 +333,10 @@ fn rma_with_guessed_keys_is_refused_counted_and_harmless() {
     let mut back = vec![0u8; 64];
     assert_eq!(p.a.read(&mut back, base, key ^ 0x8000, 0), 0);
     assert_eq!(done(&p).err, b::FI_EACCES, "read with a guessed key");
-    assert_eq!(atomic_sum(&p.a, &[1, 2], base, key.wrapping_add(1)), 0);
+    let guessed = key.wrapping_add(1);
+    let rc =
+        p.a.atomic(b::FI_SUM, b::FI_UINT64, &[1, 2], base, guessed, 0);
+    assert_eq!(rc, 0);
     assert_eq!(done(&p).err, b::FI_EACCES, "atomic with key+1");
     let bad_keys = guesses.len() as u64 + 2;
     // The right key, outside its range (past the end, before the start).

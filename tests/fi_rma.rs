@@ -110,24 +110,6 @@ fn bad_key_range_or_access_fail_and_leave_memory_untouched() {
     assert_eq!(close(fid_of(mr)), 0);
 }
 
-fn atomic(s: &Side, op: u32, dt: u32, operand: &[u64], addr: u64, key: u64, ctx: usize) -> isize {
-    // SAFETY: as above.
-    unsafe {
-        ((*(*s.ep).atomic).write.unwrap())(
-            s.ep,
-            operand.as_ptr() as *const c_void,
-            operand.len(),
-            ptr::null_mut(),
-            s.peer,
-            addr,
-            key,
-            dt,
-            op,
-            ctx as *mut c_void,
-        )
-    }
-}
-
 #[test]
 fn atomics_sum_fetch_and_compare_swap() {
     let p = pair(0);
@@ -135,7 +117,7 @@ fn atomics_sum_fetch_and_compare_swap() {
     target[..8].copy_from_slice(&10u64.to_le_bytes());
     let mr = mr_reg(p.dom, &mut target, REMOTE_RW, 77);
     // fi_atomic FI_SUM.
-    assert_eq!(atomic(&p.a, b::FI_SUM, b::FI_UINT64, &[5], 0, 77, 1), 0);
+    assert_eq!(p.a.atomic(b::FI_SUM, b::FI_UINT64, &[5], 0, 77, 1), 0);
     assert_eq!(one_tx(&p).err, 0);
     assert_eq!(u64::from_le_bytes(target[..8].try_into().unwrap()), 15);
     // fi_fetch_atomic FI_SUM returns the old value.

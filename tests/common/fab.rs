@@ -647,6 +647,33 @@ impl Side {
         }
     }
 
+    /// fi_atomic (no fetch) of `operand` with `op` on `dt` at the peer.
+    pub fn atomic(
+        &self,
+        op: u32,
+        dt: u32,
+        operand: &[u64],
+        addr: u64,
+        key: u64,
+        ctx: usize,
+    ) -> isize {
+        // SAFETY: as above.
+        unsafe {
+            ((*(*self.ep).atomic).write.unwrap())(
+                self.ep,
+                operand.as_ptr() as *const c_void,
+                operand.len(),
+                ptr::null_mut(),
+                self.peer,
+                addr,
+                key,
+                dt,
+                op,
+                ctx as *mut c_void,
+            )
+        }
+    }
+
     /// fi_write to the peer.
     pub fn write(&self, buf: &[u8], addr: u64, key: u64, ctx: usize) -> isize {
         self.write_to(buf, self.peer, addr, key, ctx)
@@ -835,6 +862,14 @@ impl Node {
         let dom = domain(fab, info.0).expect("fi_domain");
         let s = Side::open(dom, info.0, o);
         Node { info, fab, dom, s }
+    }
+
+    /// Prints this endpoint's address for the parent process (a line
+    /// `ADDR:<hex>`, see common::child::Kid::addr).
+    pub fn announce(&self) {
+        use std::io::Write;
+        println!("\nADDR:{}", hex(&self.s.name));
+        std::io::stdout().flush().unwrap();
     }
 
     /// Progresses until the tx CQ has `tx` and the rx CQ `rx` entries.
