@@ -182,8 +182,7 @@ fn echo_role() {
     let mut n = Node::peer(b::FI_ATOMIC);
     let mut mem = vec![0u8; MR_LEN];
     let mr = mr_reg(n.dom, &mut mem, REMOTE_RW, MR_KEY);
-    println!("\nADDR:{}", hex(&n.s.name));
-    std::io::stdout().flush().unwrap();
+    n.announce();
     let lines = stdin_lines();
     let l = lines
         .recv_timeout(Duration::from_secs(60))
@@ -236,8 +235,7 @@ fn survivor_role() {
     let three = std::env::var_os("SRD_FAIL_THREE").is_some();
     let shm = std::env::var("FI_SRD_SHM").as_deref() != Ok("0");
     let n = Node::peer(b::FI_ATOMIC);
-    println!("\nADDR:{}", hex(&n.s.name));
-    std::io::stdout().flush().unwrap();
+    n.announce();
     let lines = stdin_lines();
     let l = lines
         .recv_timeout(Duration::from_secs(60))

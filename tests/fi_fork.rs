@@ -14,7 +14,6 @@ mod common;
 use common::child::{self, Kid};
 use common::fab::*;
 use common::*;
-use std::io::Write;
 use std::ptr;
 use std::time::Duration;
 
@@ -86,8 +85,7 @@ fn echo_role() {
     let mut n = Node::peer(0);
     let mut mem = vec![0u8; MR_LEN];
     let mr = mr_reg(n.dom, &mut mem, REMOTE_RW, MR_KEY);
-    println!("\nADDR:{}", hex(&n.s.name));
-    std::io::stdout().flush().unwrap();
+    n.announce();
     n.s.peer = av_insert(n.s.av, &read_peer_line());
     let mut buf = vec![0u8; SIZES[2]];
     loop {
@@ -192,8 +190,7 @@ fn forker_role() {
     let mut n = Node::peer(0);
     let mut mem = vec![0u8; MR_LEN];
     let mr = mr_reg(n.dom, &mut mem, REMOTE_RW, MR_KEY);
-    println!("\nADDR:{}", hex(&n.s.name));
-    std::io::stdout().flush().unwrap();
+    n.announce();
     n.s.peer = av_insert(n.s.av, &read_peer_line());
     let mut round = 0u64;
     for &size in &SIZES {

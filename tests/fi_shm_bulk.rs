@@ -13,7 +13,6 @@ use common::child::{self, Kid};
 use common::fab::*;
 use common::*;
 use srd_fi::ffi::bindings as b;
-use std::io::Write;
 use std::time::Instant;
 
 const ROLE: &str = "SRD_SHM_BULK_ROLE";
@@ -80,8 +79,7 @@ fn server() {
     let mut n = Node::peer(0);
     let mut region = vec![0xeeu8; RMA_LEN + 128];
     let mr = mr_reg(n.dom, &mut region, REMOTE_RW, KEY);
-    println!("\nADDR:{}", hex(&n.s.name));
-    std::io::stdout().flush().unwrap();
+    n.announce();
     n.s.peer = av_insert(n.s.av, &unhex(&read_line()));
     for tagged in [true, false] {
         for size in SIZES {
@@ -117,8 +115,7 @@ fn server() {
 fn client() {
     let mut n = Node::peer(0);
     n.s.peer = av_insert(n.s.av, &unhex(&read_line()));
-    println!("\nADDR:{}", hex(&n.s.name));
-    std::io::stdout().flush().unwrap();
+    n.announce();
     for tagged in [true, false] {
         for size in SIZES {
             let tag = size as u64;
