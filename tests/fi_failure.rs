@@ -13,13 +13,13 @@
 
 mod common;
 
+use common::child::{self, Kid};
 use common::fab::*;
 use common::*;
 use srd_fi::ffi::bindings as b;
 use std::collections::HashMap;
 use std::ffi::c_void;
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::io::{BufRead, Write};
 use std::ptr;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -38,83 +38,6 @@ const MR_LEN: usize = 1 << 20;
 /// Message sizes of the exchanges: eager, medium, long-CTS.
 const SIZES: [usize; 3] = [64, 70_000, 300_000];
 const EHOSTUNREACH: i32 = b::FI_EHOSTUNREACH;
-
-fn opts() -> Opts {
-    Opts {
-        caps: b::FI_MSG
-            | b::FI_TAGGED
-            | b::FI_RMA
-            | b::FI_ATOMIC
-            | b::FI_DIRECTED_RECV
-            | b::FI_SOURCE,
-        ..Opts::rdm()
-    }
-}
-
-/// An endpoint with its own fabric and domain, mr_mode 0.
-fn node() -> Node {
-    let o = opts();
-    let info = lo_info(&o);
-    // SAFETY: info is our own copy; its domain_attr is valid.
-    unsafe { (*(*info.0).domain_attr).mr_mode = 0 };
-    // SAFETY: info is a valid entry.
-    let fab = fabric(unsafe { &*info.0 }).expect("fi_fabric");
-    let dom = domain(fab, info.0).expect("fi_domain");
-    let s = Side::open(dom, info.0, &o);
-    Node { info, fab, dom, s }
-}
-
-fn mr_reg(dom: *mut b::fid_domain, buf: &mut [u8]) -> *mut b::fid_mr {
-    let mut mr = ptr::null_mut();
-    // SAFETY: dom is open; buf outlives the registration.
-    let rc = unsafe {
-        ((*(*dom).mr).reg.unwrap())(
-            &mut (*dom).fid,
-            buf.as_mut_ptr() as *const c_void,
-            buf.len(),
-            b::FI_REMOTE_READ | b::FI_REMOTE_WRITE,
-            0,
-            MR_KEY,
-            0,
-            &mut mr,
-            ptr::null_mut(),
-        )
-    };
-    assert_eq!(rc, 0, "fi_mr_reg");
-    mr
-}
-
-fn rma_write(s: &Side, buf: &[u8], dest: u64, ctx: usize) -> isize {
-    // SAFETY: ep is enabled; buf lives until the completion is read.
-    unsafe {
-        ((*(*s.ep).rma).write.unwrap())(
-            s.ep,
-            buf.as_ptr() as *const c_void,
-            buf.len(),
-            ptr::null_mut(),
-            dest,
-            0,
-            MR_KEY,
-            ctx as *mut c_void,
-        )
-    }
-}
-
-fn rma_read(s: &Side, buf: &mut [u8], dest: u64, ctx: usize) -> isize {
-    // SAFETY: as above.
-    unsafe {
-        ((*(*s.ep).rma).read.unwrap())(
-            s.ep,
-            buf.as_mut_ptr() as *mut c_void,
-            buf.len(),
-            ptr::null_mut(),
-            dest,
-            0,
-            MR_KEY,
-            ctx as *mut c_void,
-        )
-    }
-}
 
 fn fetch_add(s: &Side, operand: &u64, result: &mut u64, dest: u64, ctx: usize) -> isize {
     // SAFETY: as above; one u64 each way.
@@ -256,11 +179,10 @@ fn round_trip(n: &Node, cq: &mut Cqs, peer: u64, round: u64, size: usize) {
 /// Victim and third: echo every ECHO-tagged message back (bytes
 /// transformed), until STOP. The victim never sees STOP: it is killed.
 fn echo_role() {
-    let mut n = node();
+    let mut n = Node::peer(b::FI_ATOMIC);
     let mut mem = vec![0u8; MR_LEN];
-    let mr = mr_reg(n.dom, &mut mem);
-    println!("\nADDR:{}", hex(&n.s.name));
-    std::io::stdout().flush().unwrap();
+    let mr = mr_reg(n.dom, &mut mem, REMOTE_RW, MR_KEY);
+    n.announce();
     let lines = stdin_lines();
     let l = lines
         .recv_timeout(Duration::from_secs(60))
@@ -312,9 +234,8 @@ const C_AFTER: usize = 26;
 fn survivor_role() {
     let three = std::env::var_os("SRD_FAIL_THREE").is_some();
     let shm = std::env::var("FI_SRD_SHM").as_deref() != Ok("0");
-    let n = node();
-    println!("\nADDR:{}", hex(&n.s.name));
-    std::io::stdout().flush().unwrap();
+    let n = Node::peer(b::FI_ATOMIC);
+    n.announce();
     let lines = stdin_lines();
     let l = lines
         .recv_timeout(Duration::from_secs(60))
@@ -383,8 +304,12 @@ fn survivor_role() {
     cq.post(&n, "medium", || n.s.tsend(&medium, victim, 0x98, C_MEDIUM));
     cq.post(&n, "long", || n.s.tsend(&long, victim, 0x98, C_LONG));
     cq.post(&n, "inject", || n.s.tinject(&eager[..16], victim, 0x97));
-    cq.post(&n, "write", || rma_write(&n.s, &wbuf, victim, C_WRITE));
-    cq.post(&n, "read", || rma_read(&n.s, &mut rbuf, victim, C_READ));
+    cq.post(&n, "write", || {
+        n.s.write_to(&wbuf, victim, 0, MR_KEY, C_WRITE)
+    });
+    cq.post(&n, "read", || {
+        n.s.read_from(&mut rbuf, victim, 0, MR_KEY, C_READ)
+    });
     cq.post(&n, "atomic", || {
         fetch_add(&n.s, &operand, &mut result, victim, C_ATOMIC)
     });
@@ -502,82 +427,11 @@ fn child_roles() {
     }
 }
 
-struct Proc {
-    child: Child,
-    stdin: ChildStdin,
-    lines: mpsc::Receiver<String>,
-}
-
-fn spawn(role: &str, env: &[(&str, &str)]) -> Proc {
-    init();
-    let exe = std::env::current_exe().unwrap();
-    let mut cmd = Command::new(exe);
-    cmd.args(["--exact", "child_roles", "--nocapture", "--test-threads=1"])
-        .env(ROLE, role)
-        .env("FI_SRD_PEER_TIMEOUT_MS", PEER_TIMEOUT_MS.to_string())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().expect("spawn");
-    let stdin = child.stdin.take().unwrap();
-    let out = child.stdout.take().unwrap();
-    let (tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for l in BufReader::new(out).lines().map_while(Result::ok) {
-            if tx.send(l).is_err() {
-                break;
-            }
-        }
-    });
-    Proc {
-        child,
-        stdin,
-        lines,
-    }
-}
-
-impl Proc {
-    /// The next line containing `what`, from where it starts.
-    fn expect(&self, what: &str, secs: u64) -> String {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let l = self
-                .lines
-                .recv_timeout(left)
-                .unwrap_or_else(|e| panic!("waiting for {what}: {e}"));
-            if let Some(i) = l.find(what) {
-                return l[i..].to_string();
-            }
-        }
-    }
-
-    fn addr(&self) -> String {
-        self.expect("ADDR:", 60)[5..].trim().to_string()
-    }
-
-    fn say(&mut self, l: &str) {
-        writeln!(self.stdin, "{l}").unwrap();
-        self.stdin.flush().unwrap();
-    }
-
-    /// Exit status, waiting at most `secs`.
-    fn finish(&mut self, secs: u64) -> std::process::ExitStatus {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                return s;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!("child did not exit");
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
+fn spawn(role: &str, env: &[(&str, &str)]) -> Kid {
+    let timeout = PEER_TIMEOUT_MS.to_string();
+    let mut all = vec![(ROLE, role), ("FI_SRD_PEER_TIMEOUT_MS", timeout.as_str())];
+    all.extend_from_slice(env);
+    child::spawn("child_roles", &all, false)
 }
 
 /// How the victim goes away.
@@ -595,6 +449,9 @@ fn scenario(shm: bool, three: bool) {
 }
 
 fn scenario_with(shm: bool, three: bool, death: Death) {
+    if std::env::var_os(ROLE).is_some() {
+        return;
+    }
     let shm_env = ("FI_SRD_SHM", if shm { "1" } else { "0" });
     let mut env = vec![shm_env];
     if three {
@@ -648,33 +505,21 @@ fn scenario_with(shm: bool, three: bool, death: Death) {
 
 #[test]
 fn killed_peer_shm() {
-    if std::env::var_os(ROLE).is_some() {
-        return;
-    }
     scenario(true, false);
 }
 
 #[test]
 fn killed_peer_udp() {
-    if std::env::var_os(ROLE).is_some() {
-        return;
-    }
     scenario(false, false);
 }
 
 #[test]
 fn killed_peer_third_keeps_working_shm() {
-    if std::env::var_os(ROLE).is_some() {
-        return;
-    }
     scenario(true, true);
 }
 
 #[test]
 fn killed_peer_third_keeps_working_udp() {
-    if std::env::var_os(ROLE).is_some() {
-        return;
-    }
     scenario(false, true);
 }
 
@@ -682,8 +527,5 @@ fn killed_peer_third_keeps_working_udp() {
 /// network): over UDP the survivor sees exactly silence.
 #[test]
 fn silent_peer_udp() {
-    if std::env::var_os(ROLE).is_some() {
-        return;
-    }
     scenario_with(false, false, Death::Silence);
 }

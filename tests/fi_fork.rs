@@ -11,15 +11,11 @@
 
 mod common;
 
+use common::child::{self, Kid};
 use common::fab::*;
 use common::*;
-use srd_fi::ffi::bindings as b;
-use std::ffi::c_void;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, ChildStdin, Command, Stdio};
 use std::ptr;
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const ROLE: &str = "SRD_FORK_ROLE";
 const ECHO: u64 = 0xF0_0000;
@@ -34,74 +30,6 @@ const C_THREADS: i32 = 3;
 const C_MAPPED: i32 = 4;
 const C_FD: i32 = 5;
 const C_EXEC: i32 = 127;
-
-fn opts() -> Opts {
-    Opts {
-        caps: b::FI_MSG | b::FI_TAGGED | b::FI_RMA | b::FI_DIRECTED_RECV | b::FI_SOURCE,
-        ..Opts::rdm()
-    }
-}
-
-fn node() -> Node {
-    let o = opts();
-    let info = lo_info(&o);
-    // SAFETY: info is our own copy; its domain_attr is valid.
-    unsafe { (*(*info.0).domain_attr).mr_mode = 0 };
-    // SAFETY: info is a valid entry.
-    let fab = fabric(unsafe { &*info.0 }).expect("fi_fabric");
-    let dom = domain(fab, info.0).expect("fi_domain");
-    let s = Side::open(dom, info.0, &o);
-    Node { info, fab, dom, s }
-}
-
-fn mr_reg(dom: *mut b::fid_domain, buf: &mut [u8]) -> *mut b::fid_mr {
-    let mut mr = ptr::null_mut();
-    // SAFETY: dom is open; buf outlives the registration.
-    let rc = unsafe {
-        ((*(*dom).mr).reg.unwrap())(
-            &mut (*dom).fid,
-            buf.as_mut_ptr() as *const c_void,
-            buf.len(),
-            b::FI_REMOTE_READ | b::FI_REMOTE_WRITE,
-            0,
-            MR_KEY,
-            0,
-            &mut mr,
-            ptr::null_mut(),
-        )
-    };
-    assert_eq!(rc, 0, "fi_mr_reg");
-    mr
-}
-
-fn rma(s: &Side, buf: &mut [u8], write: bool, off: u64, ctx: usize) -> isize {
-    // SAFETY: ep is enabled; buf lives until the completion is read.
-    unsafe {
-        if write {
-            ((*(*s.ep).rma).write.unwrap())(
-                s.ep,
-                buf.as_ptr() as *const c_void,
-                buf.len(),
-                ptr::null_mut(),
-                s.peer,
-                off,
-                MR_KEY,
-                ctx as *mut c_void,
-            )
-        } else {
-            ((*(*s.ep).rma).read.unwrap())(
-                s.ep,
-                buf.as_mut_ptr() as *mut c_void,
-                buf.len(),
-                ptr::null_mut(),
-                s.peer,
-                off,
-                MR_KEY,
-                ctx as *mut c_void,
-            )
-        }
-    }
-}
 
 fn seed(round: u64, back: bool) -> u8 {
     (round as u8).wrapping_mul(29) ^ if back { 0xA5 } else { 0 }
@@ -132,11 +60,7 @@ fn round_trip(n: &Node, round: u64, size: usize) {
     let mut back = vec![0u8; size];
     assert_eq!(n.s.trecv(&mut back, n.s.peer, tag, 0, 1), 0);
     assert_eq!(n.s.tsend(&out, n.s.peer, tag, 2), 0);
-    let mut got: [Vec<Cqe>; 2] = Default::default();
-    let ok = progress_until(&[n.s.txcq, n.s.rxcq], &mut got, 30, |g| {
-        !g[0].is_empty() && !g[1].is_empty()
-    });
-    assert!(ok, "round {round} timed out");
+    let got = n.wait(1, 1, 30);
     assert_eq!(got[0][0].err, 0, "send: {:?}", got[0][0]);
     let r = &got[1][0];
     assert_eq!((r.err, r.len, r.tag), (0, size, tag), "recv: {r:?}");
@@ -148,21 +72,20 @@ fn round_trip(n: &Node, round: u64, size: usize) {
 
 /// RMA write to the peer's MR and read back.
 fn rma_check(n: &Node, round: u64) {
-    let mut data = pattern(100_000, seed(round, false) ^ 0x3C);
-    assert_eq!(rma(&n.s, &mut data, true, 4096, 3), 0);
+    let data = pattern(100_000, seed(round, false) ^ 0x3C);
+    assert_eq!(n.s.write(&data, 4096, MR_KEY, 3), 0);
     assert_eq!(wait_ctx(n, 3).err, 0, "write");
     let mut back = vec![0u8; data.len()];
-    assert_eq!(rma(&n.s, &mut back, false, 4096, 4), 0);
+    assert_eq!(n.s.read(&mut back, 4096, MR_KEY, 4), 0);
     assert_eq!(wait_ctx(n, 4).err, 0, "read");
     assert_eq!(back, data, "RMA bytes after fork");
 }
 
 fn echo_role() {
-    let mut n = node();
+    let mut n = Node::peer(0);
     let mut mem = vec![0u8; MR_LEN];
-    let mr = mr_reg(n.dom, &mut mem);
-    println!("\nADDR:{}", hex(&n.s.name));
-    std::io::stdout().flush().unwrap();
+    let mr = mr_reg(n.dom, &mut mem, REMOTE_RW, MR_KEY);
+    n.announce();
     n.s.peer = av_insert(n.s.av, &read_peer_line());
     let mut buf = vec![0u8; SIZES[2]];
     loop {
@@ -264,11 +187,10 @@ fn fork_child(exec: bool, ring_path: &str) -> i32 {
 
 fn forker_role() {
     let shm = std::env::var("FI_SRD_SHM").as_deref() != Ok("0");
-    let mut n = node();
+    let mut n = Node::peer(0);
     let mut mem = vec![0u8; MR_LEN];
-    let mr = mr_reg(n.dom, &mut mem);
-    println!("\nADDR:{}", hex(&n.s.name));
-    std::io::stdout().flush().unwrap();
+    let mr = mr_reg(n.dom, &mut mem, REMOTE_RW, MR_KEY);
+    n.announce();
     n.s.peer = av_insert(n.s.av, &read_peer_line());
     let mut round = 0u64;
     for &size in &SIZES {
@@ -314,11 +236,7 @@ fn forker_role() {
         assert_eq!(n.s.trecv(&mut back, n.s.peer, tag, 0, 1), 0);
         assert_eq!(n.s.tsend(&out, n.s.peer, tag, 2), 0);
         assert_eq!(fork_child(k % 2 == 0, &ring_path), 0, "child in flight");
-        let mut got: [Vec<Cqe>; 2] = Default::default();
-        let ok = progress_until(&[n.s.txcq, n.s.rxcq], &mut got, 30, |g| {
-            !g[0].is_empty() && !g[1].is_empty()
-        });
-        assert!(ok, "exchange across a fork timed out");
+        let got = n.wait(1, 1, 30);
         assert_eq!((got[0][0].err, got[1][0].err), (0, 0), "{got:?}");
         assert!(
             back == pattern(SIZES[2], seed(round, true)),
@@ -342,108 +260,35 @@ fn child_roles() {
     }
 }
 
-struct Proc {
-    child: Child,
-    stdin: ChildStdin,
-    lines: mpsc::Receiver<String>,
-    err: std::thread::JoinHandle<String>,
+fn spawn(role: &str, shm: bool) -> Kid {
+    let shm = if shm { "1" } else { "0" };
+    child::spawn("child_roles", &[(ROLE, role), ("FI_SRD_SHM", shm)], true)
 }
 
-fn spawn(role: &str, shm: bool) -> Proc {
-    init();
-    let exe = std::env::current_exe().unwrap();
-    let mut child = Command::new(exe)
-        .args(["--exact", "child_roles", "--nocapture", "--test-threads=1"])
-        .env(ROLE, role)
-        .env("FI_SRD_SHM", if shm { "1" } else { "0" })
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let stdin = child.stdin.take().unwrap();
-    let out = child.stdout.take().unwrap();
-    let mut errp = child.stderr.take().unwrap();
-    let (tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for l in BufReader::new(out).lines().map_while(Result::ok) {
-            if tx.send(l).is_err() {
-                break;
-            }
-        }
-    });
-    let err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = errp.read_to_string(&mut s);
-        s
-    });
-    Proc {
-        child,
-        stdin,
-        lines,
-        err,
-    }
-}
-
-impl Proc {
-    /// Every line up to and including the first containing `what`.
-    fn until(&self, what: &str, secs: u64) -> Result<Vec<String>, String> {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        let mut seen = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let l = self
-                .lines
-                .recv_timeout(left)
-                .map_err(|e| format!("waiting for {what}: {e}; saw {seen:?}"))?;
-            let hit = l.contains(what);
-            seen.push(l);
-            if hit {
-                return Ok(seen);
-            }
-        }
-    }
-
-    fn addr(&self) -> String {
-        let l = self.until("ADDR:", 60).unwrap().pop().unwrap();
-        let i = l.find("ADDR:").unwrap();
-        l[i + 5..].trim().to_string()
-    }
-
-    fn finish(mut self, secs: u64) -> (std::process::ExitStatus, Vec<String>, String) {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        let status = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                break s;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!("child did not exit");
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        let rest: Vec<String> = self.lines.try_iter().collect();
-        (status, rest, self.err.join().unwrap_or_default())
-    }
+/// Exit status, the stdout lines not read yet and the stderr of `p`.
+fn finish(p: &mut Kid, secs: u64) -> (std::process::ExitStatus, Vec<String>, String) {
+    let st = p.finish(secs);
+    (st, p.rest(), p.stderr())
 }
 
 fn scenario(shm: bool) {
+    if std::env::var_os(ROLE).is_some() {
+        return;
+    }
     let mut forker = spawn("forker", shm);
     let mut echo = spawn("echo", shm);
     let (fa, ea) = (forker.addr(), echo.addr());
-    writeln!(forker.stdin, "PEER {ea}").unwrap();
-    writeln!(echo.stdin, "PEER {fa}").unwrap();
-    forker.stdin.flush().unwrap();
-    echo.stdin.flush().unwrap();
+    forker.say(&format!("PEER {ea}"));
+    echo.say(&format!("PEER {fa}"));
     let mut out = match forker.until("FORKER-OK", 180) {
         Ok(v) => v,
         Err(e) => {
-            let (st, _, err) = forker.finish(30);
+            let (st, _, err) = finish(&mut forker, 30);
             panic!("{e}\nforker {st:?}, stderr:\n{err}");
         }
     };
     eprintln!("shm={shm}: {}", out.last().unwrap());
-    let (st, rest, err) = forker.finish(30);
+    let (st, rest, err) = finish(&mut forker, 30);
     out.extend(rest);
     assert!(st.success(), "forker: {st:?}\n{err}");
     // The children wrote nothing: only the harness's and our own lines.
@@ -462,22 +307,16 @@ fn scenario(shm: bool) {
         !err.to_lowercase().contains("srd") && !err.contains("panicked"),
         "stray stderr: {err}"
     );
-    let (st, _, err) = echo.finish(30);
+    let (st, _, err) = finish(&mut echo, 30);
     assert!(st.success(), "echo: {st:?}\n{err}");
 }
 
 #[test]
 fn fork_keeps_parent_working_shm() {
-    if std::env::var_os(ROLE).is_some() {
-        return;
-    }
     scenario(true);
 }
 
 #[test]
 fn fork_keeps_parent_working_udp() {
-    if std::env::var_os(ROLE).is_some() {
-        return;
-    }
     scenario(false);
 }

@@ -20,10 +20,8 @@ use srd_fi::fi::stats::Snapshot;
 use srd_fi::wire::rdm as wr;
 use srd_fi::wire::srd::{Body, PacketType, Repr};
 use std::collections::HashMap;
-use std::ffi::c_void;
 use std::net::{SocketAddrV4, UdpSocket};
 use std::path::Path;
-use std::ptr;
 use std::sync::Once;
 
 /// Every test here runs over UDP, set before the provider loads.
@@ -298,81 +296,6 @@ fn every_bad_packet_class_is_dropped_and_counted() {
 
 // ---- RMA and atomics with guessed keys ---------------------------------------
 
-fn mr_reg(dom: *mut b::fid_domain, buf: &mut [u8], access: u64) -> *mut b::fid_mr {
-    let mut mr = ptr::null_mut();
-    // SAFETY: dom is open; buf outlives the registration (closed by the test).
-    let rc = unsafe {
-        ((*(*dom).mr).reg.unwrap())(
-            &mut (*dom).fid,
-            buf.as_mut_ptr() as *const c_void,
-            buf.len(),
-            access,
-            0,
-            0,
-            0,
-            &mut mr,
-            ptr::null_mut(),
-        )
-    };
-    assert_eq!(rc, 0, "fi_mr_reg");
-    mr
-}
-
-fn mr_key(mr: *mut b::fid_mr) -> u64 {
-    // SAFETY: mr is open.
-    unsafe { (*mr).key }
-}
-
-fn write(s: &Side, buf: &[u8], addr: u64, key: u64) -> isize {
-    // SAFETY: ep is enabled; buf lives until the completion is read.
-    unsafe {
-        ((*(*s.ep).rma).write.unwrap())(
-            s.ep,
-            buf.as_ptr() as *const c_void,
-            buf.len(),
-            ptr::null_mut(),
-            s.peer,
-            addr,
-            key,
-            ptr::null_mut(),
-        )
-    }
-}
-
-fn read(s: &Side, buf: &mut [u8], addr: u64, key: u64) -> isize {
-    // SAFETY: as above.
-    unsafe {
-        ((*(*s.ep).rma).read.unwrap())(
-            s.ep,
-            buf.as_mut_ptr() as *mut c_void,
-            buf.len(),
-            ptr::null_mut(),
-            s.peer,
-            addr,
-            key,
-            ptr::null_mut(),
-        )
-    }
-}
-
-fn atomic_sum(s: &Side, operand: &[u64], addr: u64, key: u64) -> isize {
-    // SAFETY: as above.
-    unsafe {
-        ((*(*s.ep).atomic).write.unwrap())(
-            s.ep,
-            operand.as_ptr() as *const c_void,
-            operand.len(),
-            ptr::null_mut(),
-            s.peer,
-            addr,
-            key,
-            b::FI_UINT64,
-            b::FI_SUM,
-            ptr::null_mut(),
-        )
-    }
-}
-
 /// The completion of A's one outstanding operation.
 fn done(p: &Pair) -> Cqe {
     let g = p.wait(1, 0, 20);
@@ -386,8 +309,8 @@ fn rma_with_guessed_keys_is_refused_counted_and_harmless() {
     let pb = page_of(&p.b.name);
     let mut target = vec![0x5Au8; 4096];
     let mut ro = vec![0x33u8; 256];
-    let mr = mr_reg(p.dom, &mut target, b::FI_REMOTE_READ | b::FI_REMOTE_WRITE);
-    let mr_ro = mr_reg(p.dom, &mut ro, b::FI_REMOTE_READ);
+    let mr = mr_reg(p.dom, &mut target, REMOTE_RW, 0);
+    let mr_ro = mr_reg(p.dom, &mut ro, b::FI_REMOTE_READ, 0);
     let (key, base) = (mr_key(mr), target.as_ptr() as u64);
     let (key_ro, base_ro) = (mr_key(mr_ro), ro.as_ptr() as u64);
     let before = wait_for(&pb, 20, || {}, |s| ctr(s, "mrs") >= 2);
@@ -404,22 +327,25 @@ fn rma_with_guessed_keys_is_refused_counted_and_harmless() {
     guesses.extend([key.wrapping_add(1), key.wrapping_sub(1)]);
     guesses.retain(|&g| g != key && g != key_ro);
     for &g in &guesses {
-        assert_eq!(write(&p.a, &data, base, g), 0);
+        assert_eq!(p.a.write(&data, base, g, 0), 0);
         assert_eq!(done(&p).err, b::FI_EACCES, "write with key {g:#x}");
     }
     let mut back = vec![0u8; 64];
-    assert_eq!(read(&p.a, &mut back, base, key ^ 0x8000), 0);
+    assert_eq!(p.a.read(&mut back, base, key ^ 0x8000, 0), 0);
     assert_eq!(done(&p).err, b::FI_EACCES, "read with a guessed key");
-    assert_eq!(atomic_sum(&p.a, &[1, 2], base, key.wrapping_add(1)), 0);
+    let guessed = key.wrapping_add(1);
+    let rc =
+        p.a.atomic(b::FI_SUM, b::FI_UINT64, &[1, 2], base, guessed, 0);
+    assert_eq!(rc, 0);
     assert_eq!(done(&p).err, b::FI_EACCES, "atomic with key+1");
     let bad_keys = guesses.len() as u64 + 2;
     // The right key, outside its range (past the end, before the start).
-    assert_eq!(write(&p.a, &data, base + 4096 - 10, key), 0);
+    assert_eq!(p.a.write(&data, base + 4096 - 10, key, 0), 0);
     assert_eq!(done(&p).err, b::FI_EINVAL, "write past the end");
-    assert_eq!(write(&p.a, &data, base - 64, key), 0);
+    assert_eq!(p.a.write(&data, base - 64, key, 0), 0);
     assert_eq!(done(&p).err, b::FI_EINVAL, "write before the start");
     // A read-only region written.
-    assert_eq!(write(&p.a, &data, base_ro, key_ro), 0);
+    assert_eq!(p.a.write(&data, base_ro, key_ro, 0), 0);
     assert_eq!(done(&p).err, b::FI_EACCES, "write to read-only");
     assert!(target.iter().all(|&v| v == 0x5A), "target memory untouched");
     assert!(ro.iter().all(|&v| v == 0x33), "read-only region untouched");
@@ -436,7 +362,7 @@ fn rma_with_guessed_keys_is_refused_counted_and_harmless() {
     assert_eq!(d("rma_bad_access"), 1);
     assert_eq!(d("rma_refused"), bad_keys + 3);
     // The real key still works, exactly where asked.
-    assert_eq!(write(&p.a, &data, base + 100, key), 0);
+    assert_eq!(p.a.write(&data, base + 100, key, 0), 0);
     assert_eq!(done(&p).err, 0);
     assert!(target[100..164].iter().all(|&v| v == 0xC3));
     assert!(
@@ -455,7 +381,7 @@ fn provider_mr_keys_are_random() {
     let mut bufs: Vec<Vec<u8>> = (0..64).map(|_| vec![0u8; 64]).collect();
     let mrs: Vec<_> = bufs
         .iter_mut()
-        .map(|bf| mr_reg(p.dom, bf, b::FI_REMOTE_WRITE))
+        .map(|bf| mr_reg(p.dom, bf, b::FI_REMOTE_WRITE, 0))
         .collect();
     let mut keys: Vec<u64> = mrs.iter().map(|&m| mr_key(m)).collect();
     // 64 random 64-bit keys: all above 2^32 but a 2^-26 chance, none

@@ -28,63 +28,6 @@ fn pair(mr_mode: i32) -> Pair {
     Pair::with_info(info, &o)
 }
 
-fn mr_reg(dom: *mut b::fid_domain, buf: &mut [u8], access: u64, key: u64) -> *mut b::fid_mr {
-    let mut mr = ptr::null_mut();
-    // SAFETY: dom is open; buf outlives the registration (closed by the test).
-    let rc = unsafe {
-        ((*(*dom).mr).reg.unwrap())(
-            &mut (*dom).fid,
-            buf.as_mut_ptr() as *const c_void,
-            buf.len(),
-            access,
-            0,
-            key,
-            0,
-            &mut mr,
-            ptr::null_mut(),
-        )
-    };
-    assert_eq!(rc, 0, "fi_mr_reg");
-    mr
-}
-
-fn mr_key(mr: *mut b::fid_mr) -> u64 {
-    // SAFETY: mr is open.
-    unsafe { (*mr).key }
-}
-
-fn write(s: &Side, buf: &[u8], addr: u64, key: u64, ctx: usize) -> isize {
-    // SAFETY: ep is enabled; buf lives until the completion is read.
-    unsafe {
-        ((*(*s.ep).rma).write.unwrap())(
-            s.ep,
-            buf.as_ptr() as *const c_void,
-            buf.len(),
-            ptr::null_mut(),
-            s.peer,
-            addr,
-            key,
-            ctx as *mut c_void,
-        )
-    }
-}
-
-fn read(s: &Side, buf: &mut [u8], addr: u64, key: u64, ctx: usize) -> isize {
-    // SAFETY: as above.
-    unsafe {
-        ((*(*s.ep).rma).read.unwrap())(
-            s.ep,
-            buf.as_mut_ptr() as *mut c_void,
-            buf.len(),
-            ptr::null_mut(),
-            s.peer,
-            addr,
-            key,
-            ctx as *mut c_void,
-        )
-    }
-}
-
 /// Waits for one completion on A's tx CQ (progressing both sides).
 fn one_tx(p: &Pair) -> Cqe {
     let g = p.wait(1, 0, 20);
@@ -98,14 +41,9 @@ fn write_then_read_back_with_offsets() {
     for (k, &size) in [1usize, 4096, 100_000, 1 << 20].iter().enumerate() {
         let mut target = vec![0xEEu8; size + 64];
         let key = 100 + k as u64;
-        let mr = mr_reg(
-            p.dom,
-            &mut target,
-            b::FI_REMOTE_READ | b::FI_REMOTE_WRITE,
-            key,
-        );
+        let mr = mr_reg(p.dom, &mut target, REMOTE_RW, key);
         let data = pattern(size, k as u8);
-        assert_eq!(write(&p.a, &data, 32, key, 7), 0);
+        assert_eq!(p.a.write(&data, 32, key, 7), 0);
         let c = one_tx(&p);
         assert_eq!((c.err, c.ctx), (0, 7), "write {size}");
         assert_eq!(c.flags & (b::FI_RMA | b::FI_WRITE), b::FI_RMA | b::FI_WRITE);
@@ -118,7 +56,7 @@ fn write_then_read_back_with_offsets() {
             "guards"
         );
         let mut back = vec![0u8; size];
-        assert_eq!(read(&p.a, &mut back, 32, key, 8), 0);
+        assert_eq!(p.a.read(&mut back, 32, key, 8), 0);
         let c = one_tx(&p);
         assert_eq!((c.err, c.ctx), (0, 8), "read {size}");
         assert_eq!(c.flags & (b::FI_RMA | b::FI_READ), b::FI_RMA | b::FI_READ);
@@ -143,7 +81,7 @@ fn virtual_addresses_and_provider_keys() {
     assert_ne!(key, mr_key(mr2), "provider keys differ");
     let base = target.as_ptr() as u64;
     let data = pattern(1000, 3);
-    assert_eq!(write(&p.a, &data, base + 100, key, 1), 0);
+    assert_eq!(p.a.write(&data, base + 100, key, 1), 0);
     assert_eq!(one_tx(&p).err, 0);
     assert_eq!(&target[100..1100], &data[..]);
     assert_eq!(close(fid_of(mr)), 0);
@@ -157,37 +95,19 @@ fn bad_key_range_or_access_fail_and_leave_memory_untouched() {
     let mr = mr_reg(p.dom, &mut target, b::FI_REMOTE_READ, 9);
     let data = vec![1u8; 100];
     // Unknown key.
-    assert_eq!(write(&p.a, &data, 0, 12345, 1), 0);
+    assert_eq!(p.a.write(&data, 0, 12345, 1), 0);
     let c = one_tx(&p);
     assert_eq!(c.err, b::FI_EACCES, "unknown key: {c:?}");
     // Missing FI_REMOTE_WRITE.
-    assert_eq!(write(&p.a, &data, 0, 9, 2), 0);
+    assert_eq!(p.a.write(&data, 0, 9, 2), 0);
     assert_eq!(one_tx(&p).err, b::FI_EACCES, "read-only region");
     // Out of range read.
     let mut back = vec![0u8; 100];
-    assert_eq!(read(&p.a, &mut back, 4000, 9, 3), 0);
+    assert_eq!(p.a.read(&mut back, 4000, 9, 3), 0);
     assert_eq!(one_tx(&p).err, b::FI_EINVAL, "range past the end");
     assert!(target.iter().all(|&x| x == 0x5A), "target memory untouched");
     assert!(back.iter().all(|&x| x == 0), "nothing read");
     assert_eq!(close(fid_of(mr)), 0);
-}
-
-fn atomic(s: &Side, op: u32, dt: u32, operand: &[u64], addr: u64, key: u64, ctx: usize) -> isize {
-    // SAFETY: as above.
-    unsafe {
-        ((*(*s.ep).atomic).write.unwrap())(
-            s.ep,
-            operand.as_ptr() as *const c_void,
-            operand.len(),
-            ptr::null_mut(),
-            s.peer,
-            addr,
-            key,
-            dt,
-            op,
-            ctx as *mut c_void,
-        )
-    }
 }
 
 #[test]
@@ -195,14 +115,9 @@ fn atomics_sum_fetch_and_compare_swap() {
     let p = pair(0);
     let mut target = vec![0u8; 64];
     target[..8].copy_from_slice(&10u64.to_le_bytes());
-    let mr = mr_reg(
-        p.dom,
-        &mut target,
-        b::FI_REMOTE_READ | b::FI_REMOTE_WRITE,
-        77,
-    );
+    let mr = mr_reg(p.dom, &mut target, REMOTE_RW, 77);
     // fi_atomic FI_SUM.
-    assert_eq!(atomic(&p.a, b::FI_SUM, b::FI_UINT64, &[5], 0, 77, 1), 0);
+    assert_eq!(p.a.atomic(b::FI_SUM, b::FI_UINT64, &[5], 0, 77, 1), 0);
     assert_eq!(one_tx(&p).err, 0);
     assert_eq!(u64::from_le_bytes(target[..8].try_into().unwrap()), 15);
     // fi_fetch_atomic FI_SUM returns the old value.
@@ -313,7 +228,7 @@ fn rma_counters_count_local_and_remote_operations() {
     let mut target = vec![0u8; 256];
     let mr = mr_reg(dom, &mut target, b::FI_REMOTE_WRITE, 5);
     for i in 0..3 {
-        assert_eq!(write(&a, &[i as u8; 16], 16 * i as u64, 5, i), 0);
+        assert_eq!(a.write(&[i as u8; 16], 16 * i as u64, 5, i), 0);
     }
     let mut got: [Vec<Cqe>; 4] = Default::default();
     let ok = progress_until(

@@ -9,15 +9,11 @@
 
 mod common;
 
+use common::child::{self, Kid};
 use common::fab::*;
 use common::*;
 use srd_fi::ffi::bindings as b;
-use std::ffi::c_void;
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
-use std::ptr;
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 const ROLE: &str = "SRD_SHM_BULK_ROLE";
 const SIZES: [usize; 10] = [
@@ -37,75 +33,6 @@ const RMA_LEN: usize = 1 << 20;
 const CMA_MIN: usize = 32_768;
 const KEY: u64 = 0x5eed;
 const SECS: u64 = 60;
-
-fn opts() -> Opts {
-    Opts {
-        caps: b::FI_MSG | b::FI_TAGGED | b::FI_RMA | b::FI_DIRECTED_RECV | b::FI_SOURCE,
-        ..Opts::rdm()
-    }
-}
-
-/// A node whose domain takes offsets and application keys (mr_mode 0).
-fn node() -> Node {
-    let o = opts();
-    let info = lo_info(&o);
-    // SAFETY: info is our own copy; its domain_attr is valid.
-    unsafe { (*(*info.0).domain_attr).mr_mode = 0 };
-    // SAFETY: info is a valid entry.
-    let fab = fabric(unsafe { &*info.0 }).expect("fi_fabric");
-    let dom = domain(fab, info.0).expect("fi_domain");
-    let s = Side::open(dom, info.0, &o);
-    Node { info, fab, dom, s }
-}
-
-fn mr_reg(dom: *mut b::fid_domain, buf: &mut [u8], access: u64, key: u64) -> *mut b::fid_mr {
-    let mut mr = ptr::null_mut();
-    // SAFETY: dom is open; buf outlives the registration (closed by the caller).
-    let rc = unsafe {
-        ((*(*dom).mr).reg.unwrap())(
-            &mut (*dom).fid,
-            buf.as_mut_ptr() as *const c_void,
-            buf.len(),
-            access,
-            0,
-            key,
-            0,
-            &mut mr,
-            ptr::null_mut(),
-        )
-    };
-    assert_eq!(rc, 0, "fi_mr_reg");
-    mr
-}
-
-fn rma(s: &Side, write: bool, buf: &mut [u8], addr: u64, ctx: usize) -> isize {
-    // SAFETY: ep is enabled; buf lives until the completion is read.
-    unsafe {
-        if write {
-            ((*(*s.ep).rma).write.unwrap())(
-                s.ep,
-                buf.as_ptr() as *const c_void,
-                buf.len(),
-                ptr::null_mut(),
-                s.peer,
-                addr,
-                KEY,
-                ctx as *mut c_void,
-            )
-        } else {
-            ((*(*s.ep).rma).read.unwrap())(
-                s.ep,
-                buf.as_mut_ptr() as *mut c_void,
-                buf.len(),
-                ptr::null_mut(),
-                s.peer,
-                addr,
-                KEY,
-                ctx as *mut c_void,
-            )
-        }
-    }
-}
 
 fn seed(size: usize, tagged: bool, back: bool) -> u8 {
     (size as u8).wrapping_mul(13) ^ if tagged { 0x40 } else { 0 } ^ if back { 0x80 } else { 0 }
@@ -149,16 +76,10 @@ fn read_line() -> String {
 /// The server: echoes every message, exposes a region for RMA, checks
 /// what the client wrote into it.
 fn server() {
-    let mut n = node();
+    let mut n = Node::peer(0);
     let mut region = vec![0xeeu8; RMA_LEN + 128];
-    let mr = mr_reg(
-        n.dom,
-        &mut region,
-        b::FI_REMOTE_READ | b::FI_REMOTE_WRITE,
-        KEY,
-    );
-    println!("\nADDR:{}", hex(&n.s.name));
-    std::io::stdout().flush().unwrap();
+    let mr = mr_reg(n.dom, &mut region, REMOTE_RW, KEY);
+    n.announce();
     n.s.peer = av_insert(n.s.av, &unhex(&read_line()));
     for tagged in [true, false] {
         for size in SIZES {
@@ -192,10 +113,9 @@ fn server() {
 }
 
 fn client() {
-    let mut n = node();
+    let mut n = Node::peer(0);
     n.s.peer = av_insert(n.s.av, &unhex(&read_line()));
-    println!("\nADDR:{}", hex(&n.s.name));
-    std::io::stdout().flush().unwrap();
+    n.announce();
     for tagged in [true, false] {
         for size in SIZES {
             let tag = size as u64;
@@ -223,8 +143,8 @@ fn client() {
             );
         }
     }
-    let mut data = pattern(RMA_LEN, 0x33);
-    assert_eq!(rma(&n.s, true, &mut data, 64, 3), 0, "fi_write");
+    let data = pattern(RMA_LEN, 0x33);
+    assert_eq!(n.s.write(&data, 64, KEY, 3), 0, "fi_write");
     let g = n.wait(1, 0, SECS);
     assert_eq!(g[0][0].err, 0, "write: {:?}", g[0][0]);
     assert_eq!(
@@ -232,7 +152,7 @@ fn client() {
         b::FI_RMA | b::FI_WRITE
     );
     let mut back = vec![0u8; RMA_LEN];
-    assert_eq!(rma(&n.s, false, &mut back, 64, 4), 0, "fi_read");
+    assert_eq!(n.s.read(&mut back, 64, KEY, 4), 0, "fi_read");
     let g = n.wait(1, 0, SECS);
     assert_eq!(g[0][0].err, 0, "read: {:?}", g[0][0]);
     assert!(back == data, "client: fi_read data");
@@ -251,82 +171,25 @@ fn child_role() {
     }
 }
 
-struct Kid {
-    child: Child,
-    stdin: std::process::ChildStdin,
-    out: mpsc::Receiver<String>,
-    err: mpsc::Receiver<String>,
-}
-
-fn lines(r: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for l in BufReader::new(r).lines().map_while(Result::ok) {
-            if tx.send(l).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
 fn spawn(role: &str, cma: bool) -> Kid {
-    let exe = std::env::current_exe().unwrap();
-    let mut child = Command::new(exe)
-        .args(["--exact", "child_role", "--nocapture", "--test-threads=1"])
-        .env(ROLE, role)
-        .env("FI_SRD_SHM_CMA", if cma { "1" } else { "0" })
-        .env("FI_SRD_SHM", "1")
-        .env("FI_SRD_SHM_CMA_MIN", CMA_MIN.to_string())
-        .env("FI_SRD_STATS", "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn child");
-    let stdin = child.stdin.take().unwrap();
-    let out = lines(child.stdout.take().unwrap());
-    let err = lines(child.stderr.take().unwrap());
-    Kid {
-        child,
-        stdin,
-        out,
-        err,
-    }
-}
-
-fn addr_of(k: &Kid) -> String {
-    loop {
-        let l = k
-            .out
-            .recv_timeout(Duration::from_secs(30))
-            .expect("child printed its address");
-        if let Some(i) = l.find("ADDR:") {
-            return l[i + 5..].trim().to_string();
-        }
-    }
+    let min = CMA_MIN.to_string();
+    let env = [
+        (ROLE, role),
+        ("FI_SRD_SHM_CMA", if cma { "1" } else { "0" }),
+        ("FI_SRD_SHM", "1"),
+        ("FI_SRD_SHM_CMA_MIN", &min),
+        ("FI_SRD_STATS", "1"),
+    ];
+    child::spawn("child_role", &env, true)
 }
 
 /// Waits for the child's exit; returns (success, its stderr, its stdout).
 fn finish(mut k: Kid) -> (bool, String, String) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let status = loop {
-        if let Some(s) = k.child.try_wait().unwrap() {
-            break Some(s);
-        }
-        if Instant::now() > deadline {
-            let _ = k.child.kill();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    std::thread::sleep(Duration::from_millis(50));
-    let err: Vec<String> = k.err.try_iter().collect();
-    let out: Vec<String> = k.out.try_iter().collect();
+    let status = k.wait_exit(120);
     (
         status.is_some_and(|s| s.success()),
-        err.join("\n"),
-        out.join("\n"),
+        k.stderr(),
+        k.rest().join("\n"),
     )
 }
 
@@ -337,13 +200,16 @@ fn stat(text: &str, key: &str) -> Option<u64> {
 }
 
 fn run(cma: bool) {
+    if std::env::var_os(ROLE).is_some() {
+        return;
+    }
     let t = Instant::now();
     let mut server = spawn("server", cma);
-    let saddr = addr_of(&server);
+    let saddr = server.addr();
     let mut client = spawn("client", cma);
-    writeln!(client.stdin, "{saddr}").unwrap();
-    let caddr = addr_of(&client);
-    writeln!(server.stdin, "{caddr}").unwrap();
+    client.say(&saddr);
+    let caddr = client.addr();
+    server.say(&caddr);
     let (cok, cerr, cout) = finish(client);
     let (sok, serr, sout) = finish(server);
     assert!(
@@ -376,16 +242,10 @@ fn run(cma: bool) {
 
 #[test]
 fn bulk_between_processes_with_cma() {
-    if std::env::var_os(ROLE).is_some() {
-        return;
-    }
     run(true);
 }
 
 #[test]
 fn bulk_between_processes_through_the_rings() {
-    if std::env::var_os(ROLE).is_some() {
-        return;
-    }
     run(false);
 }

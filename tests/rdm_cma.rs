@@ -14,7 +14,7 @@ use srd_fi::ffi::bindings::*;
 use srd_fi::ffi::iov::UserIov;
 use srd_fi::rdm::{Cma, CmaError, Completion, Config, PeerIdx};
 use srd_fi::wire::rdm::REQ_LEN;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 const LINK: usize = 64 << 10;
 const MIN: usize = 16 << 10;
@@ -45,6 +45,15 @@ impl FakeCma {
     fn pids(&self) -> Vec<u32> {
         self.0.lock().unwrap().pids.clone()
     }
+    /// Records a call from `pid`; fails it if told to.
+    fn enter(&self, pid: u32) -> Result<MutexGuard<'_, FakeState>, CmaError> {
+        let mut s = self.0.lock().unwrap();
+        s.pids.push(pid);
+        match s.fail {
+            Some(e) => Err(e),
+            None => Ok(s),
+        }
+    }
 }
 
 impl Cma for FakeCma {
@@ -55,11 +64,7 @@ impl Cma for FakeCma {
         dst: &mut UserIov,
         off: usize,
     ) -> Result<(), CmaError> {
-        let mut s = self.0.lock().unwrap();
-        s.pids.push(pid);
-        if let Some(e) = s.fail {
-            return Err(e);
-        }
+        let mut s = self.enter(pid)?;
         s.reads += 1;
         let mut at = off;
         for &(a, l) in remote {
@@ -80,11 +85,7 @@ impl Cma for FakeCma {
         src: &UserIov,
         off: usize,
     ) -> Result<(), CmaError> {
-        let mut s = self.0.lock().unwrap();
-        s.pids.push(pid);
-        if let Some(e) = s.fail {
-            return Err(e);
-        }
+        let mut s = self.enter(pid)?;
         s.writes += 1;
         let mut at = off;
         for &(a, l) in remote {

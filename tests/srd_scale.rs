@@ -6,45 +6,13 @@
 //! idle peer. Full sizes (1024 devices, 1000:1) run in benches/srd_scale.rs.
 //! Every time here is virtual (deterministic), never wall clock.
 
+#[path = "common/live_bytes.rs"]
+mod live_bytes;
 #[path = "common/scale.rs"]
 mod scale;
 
+use live_bytes::live;
 use scale::{Pattern, Workload};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicI64, Ordering};
-
-struct Counting;
-static LIVE: AtomicI64 = AtomicI64::new(0);
-
-fn isize_of(n: usize) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
-
-// SAFETY: forwards to the system allocator unchanged; only counts bytes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        LIVE.fetch_add(isize_of(l.size()), Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        LIVE.fetch_sub(isize_of(l.size()), Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        LIVE.fetch_add(isize_of(n) - isize_of(l.size()), Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(p, l, n) }
-    }
-}
-
-#[global_allocator]
-static A: Counting = Counting;
-
-fn live() -> i64 {
-    LIVE.load(Ordering::Relaxed)
-}
 
 /// The allocator counts every thread: tests measuring memory run one at a
 /// time.

@@ -765,19 +765,7 @@ impl Endpoint {
                     continue;
                 };
                 op.posted = None;
-                let (context, multi, refs) = (op.context, op.multi, op.refs);
-                let mut flags = kind_flags(tagged);
-                // A multi-receive buffer still being filled is released by
-                // its last message.
-                let iov = if refs == 0 {
-                    if multi {
-                        flags |= FI_MULTI_RECV;
-                    }
-                    self.rx.remove(rx).and_then(|op| op.iov)
-                } else {
-                    None
-                };
-                self.push_error(context, flags, errno, 0, iov);
+                self.fail_unposted(rx, errno);
             }
         }
     }
@@ -1079,17 +1067,26 @@ impl Endpoint {
         let Some(op) = self.rx.get_mut(rx) else {
             return false;
         };
-        let (tagged, multi, refs) = (op.tagged, op.multi, op.refs);
         if let Some(h) = op.posted.take() {
-            if tagged {
+            if op.tagged {
                 self.tagged.unpost(h);
             } else {
                 self.untagged.unpost(h);
             }
         }
+        self.fail_unposted(rx, FI_ECANCELED);
+        true
+    }
+
+    /// Ends the receive `rx`, already out of its matcher, with an error
+    /// entry. A multi-receive buffer with messages still landing is
+    /// released by the last of them (FI_MULTI_RECV on its completion).
+    fn fail_unposted(&mut self, rx: u32, errno: i32) {
+        let Some(op) = self.rx.get(rx) else {
+            return;
+        };
+        let (context, tagged, multi, refs) = (op.context, op.tagged, op.multi, op.refs);
         let mut flags = kind_flags(tagged);
-        // A multi-receive buffer with messages still landing is released
-        // by the last of them (FI_MULTI_RECV on its completion).
         let iov = if refs == 0 {
             if multi {
                 flags |= FI_MULTI_RECV;
@@ -1098,8 +1095,7 @@ impl Endpoint {
         } else {
             None
         };
-        self.push_error(context, flags, FI_ECANCELED, 0, iov);
-        true
+        self.push_error(context, flags, errno, 0, iov);
     }
 }
 

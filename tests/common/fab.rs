@@ -610,6 +610,112 @@ impl Side {
     }
 }
 
+/// RMA through the ops tables: `addr` is an offset (mr_mode 0) or a
+/// virtual address, `key` the target MR's key.
+impl Side {
+    /// fi_write of `buf` into `dest`'s memory.
+    pub fn write_to(&self, buf: &[u8], dest: u64, addr: u64, key: u64, ctx: usize) -> isize {
+        // SAFETY: ep is enabled; buf lives until the completion is read.
+        unsafe {
+            ((*(*self.ep).rma).write.unwrap())(
+                self.ep,
+                buf.as_ptr() as *const c_void,
+                buf.len(),
+                ptr::null_mut(),
+                dest,
+                addr,
+                key,
+                ctx as *mut c_void,
+            )
+        }
+    }
+
+    /// fi_read of `dest`'s memory into `buf`.
+    pub fn read_from(&self, buf: &mut [u8], dest: u64, addr: u64, key: u64, ctx: usize) -> isize {
+        // SAFETY: as above.
+        unsafe {
+            ((*(*self.ep).rma).read.unwrap())(
+                self.ep,
+                buf.as_mut_ptr() as *mut c_void,
+                buf.len(),
+                ptr::null_mut(),
+                dest,
+                addr,
+                key,
+                ctx as *mut c_void,
+            )
+        }
+    }
+
+    /// fi_atomic (no fetch) of `operand` with `op` on `dt` at the peer.
+    pub fn atomic(
+        &self,
+        op: u32,
+        dt: u32,
+        operand: &[u64],
+        addr: u64,
+        key: u64,
+        ctx: usize,
+    ) -> isize {
+        // SAFETY: as above.
+        unsafe {
+            ((*(*self.ep).atomic).write.unwrap())(
+                self.ep,
+                operand.as_ptr() as *const c_void,
+                operand.len(),
+                ptr::null_mut(),
+                self.peer,
+                addr,
+                key,
+                dt,
+                op,
+                ctx as *mut c_void,
+            )
+        }
+    }
+
+    /// fi_write to the peer.
+    pub fn write(&self, buf: &[u8], addr: u64, key: u64, ctx: usize) -> isize {
+        self.write_to(buf, self.peer, addr, key, ctx)
+    }
+
+    /// fi_read from the peer.
+    pub fn read(&self, buf: &mut [u8], addr: u64, key: u64, ctx: usize) -> isize {
+        self.read_from(buf, self.peer, addr, key, ctx)
+    }
+}
+
+/// Access for a region peers both read and write.
+pub const REMOTE_RW: u64 = b::FI_REMOTE_READ | b::FI_REMOTE_WRITE;
+
+/// fi_mr_reg of `buf` with `access` and requested `key` (used with mr_mode
+/// 0; the provider picks the key otherwise). `buf` must outlive the MR.
+pub fn mr_reg(dom: *mut b::fid_domain, buf: &mut [u8], access: u64, key: u64) -> *mut b::fid_mr {
+    let mut mr = ptr::null_mut();
+    // SAFETY: dom is open; buf outlives the registration (closed by the caller).
+    let rc = unsafe {
+        ((*(*dom).mr).reg.unwrap())(
+            &mut (*dom).fid,
+            buf.as_mut_ptr() as *const c_void,
+            buf.len(),
+            access,
+            0,
+            key,
+            0,
+            &mut mr,
+            ptr::null_mut(),
+        )
+    };
+    assert_eq!(rc, 0, "fi_mr_reg");
+    mr
+}
+
+/// The key of an open MR.
+pub fn mr_key(mr: *mut b::fid_mr) -> u64 {
+    // SAFETY: mr is open.
+    unsafe { (*mr).key }
+}
+
 /// Retries a posting call while it returns -FI_EAGAIN, progressing `cqs`
 /// (entries found are kept in `got`).
 pub fn post_retry(
@@ -733,12 +839,37 @@ pub struct Node {
 
 impl Node {
     pub fn new(o: &Opts) -> Node {
-        let info = lo_info(o);
+        Node::with_info(lo_info(o), o)
+    }
+
+    /// A node of the two-process tests: messages, tags, RMA, directed
+    /// receive and source addresses, plus `extra` caps; mr_mode 0 (offsets
+    /// and application keys).
+    pub fn peer(extra: u64) -> Node {
+        let o = Opts {
+            caps: b::FI_MSG | b::FI_TAGGED | b::FI_RMA | b::FI_DIRECTED_RECV | b::FI_SOURCE | extra,
+            ..Opts::rdm()
+        };
+        let info = lo_info(&o);
+        // SAFETY: info is our own copy; its domain_attr is valid.
+        unsafe { (*(*info.0).domain_attr).mr_mode = 0 };
+        Node::with_info(info, &o)
+    }
+
+    pub fn with_info(info: InfoList, o: &Opts) -> Node {
         // SAFETY: info is a valid entry.
         let fab = fabric(unsafe { &*info.0 }).expect("fi_fabric");
         let dom = domain(fab, info.0).expect("fi_domain");
         let s = Side::open(dom, info.0, o);
         Node { info, fab, dom, s }
+    }
+
+    /// Prints this endpoint's address for the parent process (a line
+    /// `ADDR:<hex>`, see common::child::Kid::addr).
+    pub fn announce(&self) {
+        use std::io::Write;
+        println!("\nADDR:{}", hex(&self.s.name));
+        std::io::stdout().flush().unwrap();
     }
 
     /// Progresses until the tx CQ has `tx` and the rx CQ `rx` entries.

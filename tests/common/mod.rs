@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::ptr;
 use std::sync::Once;
 
+pub mod child;
 pub mod fab;
 pub mod pingpong;
 pub mod stats;

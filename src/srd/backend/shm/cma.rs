@@ -39,68 +39,19 @@ pub(crate) fn probe() -> bool {
 
 /// Copies `dst.len()` bytes from `remote_addr` in process `pid` into `dst`.
 pub(crate) fn read(pid: u32, remote_addr: usize, dst: &mut [u8]) -> io::Result<()> {
-    let mut done = 0;
-    while done < dst.len() {
-        let local = libc::iovec {
-            iov_base: dst[done..].as_mut_ptr().cast(),
-            iov_len: dst.len() - done,
-        };
-        let remote = libc::iovec {
-            iov_base: (remote_addr + done) as *mut libc::c_void,
-            iov_len: dst.len() - done,
-        };
-        // SAFETY: `local` describes writable memory we own; the kernel checks
-        // the remote range against the target's mappings.
-        let n = unsafe { libc::process_vm_readv(pid as libc::pid_t, &local, 1, &remote, 1, 0) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
-        }
-        if n == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "process_vm_readv moved nothing",
-            ));
-        }
-        done += n as usize;
-    }
-    Ok(())
+    let local = [(dst.as_mut_ptr() as usize, dst.len())];
+    // SAFETY: `dst` is writable memory we borrow exclusively for the call;
+    // the kernel checks the remote range against the target's mappings.
+    unsafe { transfer(Dir::Read, pid, &local, &[(remote_addr, dst.len())]) }
 }
 
 /// Copies `src` to `remote_addr` in process `pid`.
 pub(crate) fn write(pid: u32, remote_addr: usize, src: &[u8]) -> io::Result<()> {
-    let mut done = 0;
-    while done < src.len() {
-        let local = libc::iovec {
-            iov_base: src[done..].as_ptr() as *mut libc::c_void,
-            iov_len: src.len() - done,
-        };
-        let remote = libc::iovec {
-            iov_base: (remote_addr + done) as *mut libc::c_void,
-            iov_len: src.len() - done,
-        };
-        // SAFETY: `local` describes readable memory we own (the kernel only
-        // reads it); the kernel checks the remote range.
-        let n = unsafe { libc::process_vm_writev(pid as libc::pid_t, &local, 1, &remote, 1, 0) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
-        }
-        if n == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "process_vm_writev moved nothing",
-            ));
-        }
-        done += n as usize;
-    }
-    Ok(())
+    let local = [(src.as_ptr() as usize, src.len())];
+    // SAFETY: `src` is readable for the call and a write only reads it, so
+    // sharing it with other readers is fine; the kernel checks the remote
+    // range.
+    unsafe { transfer(Dir::Write, pid, &local, &[(remote_addr, src.len())]) }
 }
 
 /// Direction of a vectored transfer.
