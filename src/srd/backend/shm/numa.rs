@@ -16,7 +16,11 @@ use std::sync::OnceLock;
 type Topology = *mut c_void;
 type Bitmap = *mut c_void;
 
-const HWLOC_CPUBIND_PROCESS: c_int = 1 << 0;
+/// The calling thread's binding: asking for the whole process makes hwloc
+/// walk every thread, which fails when threads come and go meanwhile (seen
+/// in a multi-threaded test run). A launcher binds a rank as a whole, so its
+/// threads share the binding.
+const HWLOC_CPUBIND_THREAD: c_int = 1 << 1;
 const HWLOC_MEMBIND_BIND: c_int = 2;
 #[cfg(test)]
 const HWLOC_MEMBIND_BYNODESET: c_int = 1 << 5;
@@ -143,12 +147,12 @@ fn count_list(s: &str) -> Option<usize> {
 fn own_cpus(t: &Topo) -> io::Result<Set> {
     let set = Set::new()?;
     // SAFETY: t is loaded; set is a valid bitmap.
-    let bound = unsafe { hwloc_get_cpubind(t.0, set.0, HWLOC_CPUBIND_PROCESS) } == 0
+    let bound = unsafe { hwloc_get_cpubind(t.0, set.0, HWLOC_CPUBIND_THREAD) } == 0
         && unsafe { hwloc_bitmap_iszero(set.0) } == 0
         // SAFETY: both are valid bitmaps of this topology.
         && unsafe { hwloc_bitmap_isequal(set.0, hwloc_topology_get_topology_cpuset(t.0)) } == 0;
     // SAFETY: as above.
-    if !bound && unsafe { hwloc_get_last_cpu_location(t.0, set.0, 0) } != 0 {
+    if !bound && unsafe { hwloc_get_last_cpu_location(t.0, set.0, HWLOC_CPUBIND_THREAD) } != 0 {
         return Err(io::Error::last_os_error());
     }
     Ok(set)
