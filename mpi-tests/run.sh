@@ -145,7 +145,7 @@ if [ -n "$NETNS" ]; then
   [ -n "$AGENT" ] || AGENT="$REPO/scripts/netns-agent"
   LAUNCH=("$REPO/scripts/netns-cluster.sh" exec "${NET_HOSTS[0]}")
   ENVS=(FI_SRD_IFACE=eth0 FI_SRD_STATS=1 "${ENVS[@]}")
-  MPIRUN_ARGS+=(--map-by node)
+  MPIRUN_ARGS+=(--map-by node --bind-to none)
   for e in "${ENVS[@]}"; do [ "$e" = FI_SRD_SHM=0 ] && SHM_OFF=1; done
 fi
 [ -n "$HOSTS" ] && MPIRUN_ARGS+=(--host "$HOSTS")

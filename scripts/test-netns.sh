@@ -221,7 +221,7 @@ fi
 if [ "$MPI" = 1 ]; then
     echo "== mpirun across namespaces (mpirun in $H1, agent scripts/netns-agent)"
     bg timeout 120 "$CLUSTER" exec "$H1" mpirun --allow-run-as-root --oversubscribe \
-        --mca plm_rsh_agent "$AGENT" --host "$H1,$H2" --map-by node -np 4 \
+        --mca plm_rsh_agent "$AGENT" --host "$H1,$H2" --map-by node --bind-to none -np 4 \
         sh -c 'echo "rank $OMPI_COMM_WORLD_RANK $(hostname) $(ip netns identify)"' >"$LOG/mpi-where" 2>&1
     st=0
     for r in "0 $H1" "1 $H2" "2 $H1" "3 $H2"; do
