@@ -246,7 +246,7 @@ mod tests {
         let len = 1 << 20;
         let path = std::ffi::CString::new(format!("/dev/shm/srd-numa-test-{}", std::process::id()))
             .unwrap();
-        // SAFETY: path is NUL-terminated; the file is removed below.
+        // SAFETY: path is NUL-terminated; the file is unlinked right after.
         let fd = unsafe {
             libc::open(
                 path.as_ptr(),
@@ -255,6 +255,10 @@ mod tests {
             )
         };
         assert!(fd >= 0);
+        // Unlinked at once: the descriptor keeps the file, and a failing
+        // assertion below leaves nothing in /dev/shm.
+        // SAFETY: path is NUL-terminated.
+        unsafe { libc::unlink(path.as_ptr()) };
         // SAFETY: fd is ours.
         assert_eq!(unsafe { libc::ftruncate(fd, len as libc::off_t) }, 0);
         // SAFETY: shared mapping of our file, unmapped below.
@@ -315,7 +319,6 @@ mod tests {
             assert_eq!(*p.add(len - 1), 0x5a);
             libc::munmap(p.cast(), len);
             libc::close(fd);
-            libc::unlink(path.as_ptr());
         }
     }
 }
