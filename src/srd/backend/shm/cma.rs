@@ -88,35 +88,9 @@ pub(crate) unsafe fn transfer(
     // Positions: segment index and offset inside it, on each side.
     let (mut li, mut lo, mut ri, mut ro) = (0usize, 0usize, 0usize, 0usize);
     let mut done = 0usize;
-    let empty = libc::iovec {
-        iov_base: std::ptr::null_mut(),
-        iov_len: 0,
-    };
     while done < total {
-        let mut lv = [empty; BATCH];
-        let mut rv = [empty; BATCH];
-        let mut nl = 0;
-        let (mut i, mut o) = (li, lo);
-        while nl < BATCH && i < local.len() {
-            lv[nl] = libc::iovec {
-                iov_base: (local[i].0 + o) as *mut libc::c_void,
-                iov_len: local[i].1 - o,
-            };
-            nl += 1;
-            i += 1;
-            o = 0;
-        }
-        let mut nr = 0;
-        let (mut i, mut o) = (ri, ro);
-        while nr < BATCH && i < remote.len() {
-            rv[nr] = libc::iovec {
-                iov_base: (remote[i].0 + o) as *mut libc::c_void,
-                iov_len: remote[i].1 - o,
-            };
-            nr += 1;
-            i += 1;
-            o = 0;
-        }
+        let (lv, nl) = iovecs(local, li, lo);
+        let (rv, nr) = iovecs(remote, ri, ro);
         // SAFETY: the local iovecs lie in memory the caller vouches for;
         // the kernel checks the remote ones against the target's mappings.
         let n = unsafe {
@@ -158,6 +132,25 @@ pub(crate) unsafe fn transfer(
         advance(remote, &mut ri, &mut ro, n);
     }
     Ok(())
+}
+
+/// Up to `BATCH` iovecs for `segs` from position (segment `i`, offset
+/// `o`), and how many were filled.
+fn iovecs(segs: &[(usize, usize)], i: usize, o: usize) -> ([libc::iovec; BATCH], usize) {
+    let mut v = [libc::iovec {
+        iov_base: std::ptr::null_mut(),
+        iov_len: 0,
+    }; BATCH];
+    let mut n = 0;
+    for (k, &(addr, len)) in segs[i.min(segs.len())..].iter().take(BATCH).enumerate() {
+        let skip = if k == 0 { o } else { 0 };
+        v[k] = libc::iovec {
+            iov_base: (addr + skip) as *mut libc::c_void,
+            iov_len: len - skip,
+        };
+        n = k + 1;
+    }
+    (v, n)
 }
 
 /// Moves a (segment, offset) position `n` bytes forward.
