@@ -354,22 +354,17 @@ impl Endpoint {
 
     /// fi_read / fi_write family.
     pub fn rma(&self, op: super::ops::RmaOp) -> Result<()> {
-        let mut st = self.lock();
-        if !st.enabled {
-            return Err(Error::OpBadState);
-        }
-        let State {
-            av, engine, sink, ..
-        } = &mut *st;
-        let av = av.as_ref().ok_or(Error::OpBadState)?;
-        match engine {
-            Engine::Rdm(r) => r.rma(sink, av, op),
-            Engine::Dgram(_) => Err(Error::NoSys),
-        }
+        self.rdm_op(|r, sink, av| r.rma(sink, av, op))
     }
 
     /// fi_atomic family.
     pub fn atomic(&self, a: super::ops::AtomicReq) -> Result<()> {
+        self.rdm_op(|r, sink, av| r.atomic(sink, av, a))
+    }
+
+    /// An operation only RDM endpoints have (RMA, atomics): on an enabled
+    /// endpoint with an AV; -FI_ENOSYS on DGRAM.
+    fn rdm_op(&self, f: impl FnOnce(&mut RdmEp, &Sink, &Arc<Av>) -> Result<()>) -> Result<()> {
         let mut st = self.lock();
         if !st.enabled {
             return Err(Error::OpBadState);
@@ -379,7 +374,7 @@ impl Endpoint {
         } = &mut *st;
         let av = av.as_ref().ok_or(Error::OpBadState)?;
         match engine {
-            Engine::Rdm(r) => r.atomic(sink, av, a),
+            Engine::Rdm(r) => f(r, sink, av),
             Engine::Dgram(_) => Err(Error::NoSys),
         }
     }
