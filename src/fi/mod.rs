@@ -16,6 +16,7 @@ pub mod mr;
 pub mod nic;
 pub mod offer;
 pub mod ops;
+pub mod outbox;
 pub mod params;
 pub mod rdm_ep;
 pub mod sink;

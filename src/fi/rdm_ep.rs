@@ -9,6 +9,7 @@ use super::cq::{Entry, ErrEntry};
 use super::errno::{Error, Result};
 use super::fabric::Domain;
 use super::ops::{AtomicReq, RecvOp, RmaOp, SendOp};
+use super::outbox::{self, Outbox, Push};
 use super::params::Params;
 use super::sink::{Dir, Sink};
 use super::stats::Observer;
@@ -19,20 +20,23 @@ use crate::rdm::{self, PacketOutcome, PeerIdx, RdmError, TxError};
 use crate::srd::backend::shm::{ShmConfig, ShmEndpoint, ShmError, ShmPeer, ShmToken};
 use crate::srd::{self, Ah, DeviceAddr, Opcode, Pd, QpType, RecvWr, SendWr, WcStatus};
 use smallvec::SmallVec;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 use std::time::Duration;
 
 /// The QKey of every srd RDM QP.
 pub const RDM_QKEY: u32 = 0x5344_5201;
-/// Receive buffers always kept posted so control packets flow while new
-/// messages are being deferred (see `rdm` module docs).
-const RESERVE: usize = 8;
 /// Datagrams a UDP poll may take even with no receive buffer posted.
 const RNR_FLOOR: usize = 32;
 /// Receive buffers per endpoint.
 const RX_DEPTH: usize = 128;
+/// Sends the device holds for one peer, not yet on the wire, at which the
+/// protocol stops producing send data for that peer (the send queue is
+/// shared: one slow peer must not fill it for the others) ...
+const UDP_PAUSE_AT: usize = 512;
+/// ... and below which it resumes.
+const UDP_RESUME_BELOW: usize = 256;
 /// Receive buffers take the largest SRD payload any peer may send, whatever
 /// our own interface's MTU: a peer on another interface (or host) may use
 /// larger datagrams, and a packet the device has acked must never meet a
@@ -59,9 +63,10 @@ pub struct RdmEp {
     shm: Option<ShmEndpoint>,
     shm_routes: Vec<Option<ShmPeer>>,
     by_shm: HashMap<ShmToken, PeerIdx>,
-    /// Packets a full ring could not take yet, in order, with their tokens.
-    shm_pending: VecDeque<(ShmPeer, Vec<u8>, u64)>,
-    shm_bufs: Vec<Vec<u8>>,
+    /// Packets a full ring could not take yet, per peer.
+    outbox: Outbox,
+    /// Peers paused because the device holds too many of their sends.
+    udp_paused: Vec<PeerIdx>,
     /// UDP sockets were last polled at (ns); polling is rationed while
     /// shared memory carries the traffic.
     last_udp_poll: u64,
@@ -84,7 +89,8 @@ pub struct RdmEp {
     buf_len: usize,
     free_bufs: Vec<Vec<u8>>,
     posted: usize,
-    deferred: VecDeque<(Option<PeerIdx>, Vec<u8>, usize)>,
+    /// Packets the protocol deferred, per sender (`rdm::Inbox`).
+    inbox: rdm::Inbox,
     out: Vec<u8>,
     /// Staging for inject payloads (a fresh zeroed array per call cost a
     /// 4 KiB memset per send).
@@ -177,8 +183,8 @@ impl RdmEp {
             shm,
             shm_routes: Vec::new(),
             by_shm: HashMap::new(),
-            shm_pending: VecDeque::new(),
-            shm_bufs: Vec::new(),
+            outbox: Outbox::default(),
+            udp_paused: Vec::new(),
             last_udp_poll: 0,
             udp_dirty: false,
             udp_hot_until: 0,
@@ -194,7 +200,7 @@ impl RdmEp {
             buf_len: RX_BUF.max(mtu),
             free_bufs: Vec::new(),
             posted: 0,
-            deferred: VecDeque::new(),
+            inbox: rdm::Inbox::new(),
             out: vec![0u8; out_len],
             inject_tmp: Box::new([0u8; super::offer::RDM_INJECT]),
             stash: None,
@@ -509,9 +515,11 @@ impl RdmEp {
         self.rdm.as_mut().is_some_and(|r| r.cancel(context as u64))
     }
 
+    /// Keeps every receive buffer posted: a deferred packet is copied into
+    /// the inbox, so no buffer is ever held and no sender is refused for
+    /// another's overrun.
     fn repost(&mut self) {
-        let max_held = RX_DEPTH + RESERVE;
-        while self.posted < RX_DEPTH && self.posted + self.deferred.len() < max_held {
+        while self.posted < RX_DEPTH {
             let buf = self
                 .free_bufs
                 .pop()
@@ -534,9 +542,9 @@ impl RdmEp {
         let mut now = self.t.now();
         for _ in 0..4 {
             let polled = self.poll_udp(now, false);
-            let mut busy = self.device_completions(av, now);
+            let mut busy = self.retry_deferred(now);
+            busy |= self.device_completions(av, now);
             busy |= self.shm_receive(av, now);
-            busy |= self.retry_deferred(now);
             self.repost();
             busy |= self.transmit(now);
             if let Some(r) = self.rdm.as_mut()
@@ -649,22 +657,25 @@ impl RdmEp {
         false
     }
 
-    /// Drains our shared-memory ring into the protocol. A packet the
-    /// protocol defers stays in the ring (senders then see it full). A
-    /// sender not yet known by its ring token is looked up in the AV first,
-    /// and a sender learned from the network is promoted once the AV has it.
+    /// Drains our shared-memory ring into the protocol. Every packet leaves
+    /// the ring: one the protocol defers waits in the inbox, in its
+    /// sender's queue, so one sender's overrun never stalls the ring for
+    /// the others. A sender not yet known by its ring token is looked up
+    /// in the AV first, and a sender learned from the network is promoted
+    /// once the AV has it.
     fn shm_receive(&mut self, av: Option<&Arc<Av>>, now: u64) -> bool {
         let mut any = false;
         let mut not_in_av: SmallVec<[ShmToken; 4]> = SmallVec::new();
         for _ in 0..8 {
-            if !self.deferred.is_empty() {
-                // UDP packets wait for the application; keep rings behind them.
-                return any;
-            }
             let (Some(shm), Some(r)) = (self.shm.as_mut(), self.rdm.as_mut()) else {
                 return any;
             };
-            let (by_shm, fi_of, obs) = (&mut self.by_shm, &self.fi_of, &mut self.obs);
+            let (by_shm, fi_of, obs, inbox) = (
+                &mut self.by_shm,
+                &self.fi_of,
+                &mut self.obs,
+                &mut self.inbox,
+            );
             let mut learned: SmallVec<[PeerIdx; 4]> = SmallVec::new();
             let mut resolve: Option<(ShmToken, u64)> = None;
             let n = shm.recv_while(|tok, bytes| {
@@ -678,14 +689,15 @@ impl RdmEp {
                     resolve = Some((tok, fi));
                     return false;
                 }
-                let out = r.handle_packet(now, src, bytes);
+                let out = inbox.offer(r, now, src, bytes);
+                if let Some(p) = learned_peer(src, out) {
+                    by_shm.insert(tok, p);
+                    learned.push(p);
+                }
                 match out {
-                    PacketOutcome::Deferred => return false,
-                    PacketOutcome::NewPeer(p) => {
-                        by_shm.insert(tok, p);
-                        learned.push(p);
-                        obs.rx_pkt(Some(p), bytes.len());
-                    }
+                    // Counted when the inbox hands it over.
+                    PacketOutcome::Deferred(_) => {}
+                    PacketOutcome::NewPeer(p) => obs.rx_pkt(Some(p), bytes.len()),
                     PacketOutcome::Consumed => obs.rx_pkt(src, bytes.len()),
                     PacketOutcome::Dropped => {
                         obs.rx_pkt(src, bytes.len());
@@ -700,11 +712,7 @@ impl RdmEp {
                 }
                 true
             });
-            if let Some(r) = self.rdm.as_ref() {
-                let (u, ro) = r.stored_bytes();
-                Observer::high_water(&mut self.obs.hw_unexp_bytes, u);
-                Observer::high_water(&mut self.obs.hw_reorder_bytes, ro);
-            }
+            self.note_stored();
             any |= n > 0;
             for p in learned {
                 self.note_peer(p, None);
@@ -722,24 +730,65 @@ impl RdmEp {
         any
     }
 
-    /// Sends packets that waited for room in a peer's ring.
-    fn flush_shm(&mut self) {
-        let Some(shm) = self.shm.as_mut() else { return };
-        while let Some((peer, buf, token)) = self.shm_pending.pop_front() {
-            match shm.send(peer, &buf) {
-                Err(ShmError::Full) => {
-                    self.shm_pending.push_front((peer, buf, token));
-                    return;
-                }
-                res => {
-                    let res = res.map_err(|_| TxError::Unreachable);
-                    if let Some(r) = self.rdm.as_mut() {
-                        r.on_send_complete(token, res);
-                    }
-                    self.shm_bufs.push(buf);
-                }
-            }
+    /// High-water marks of what the protocol and the inbox store.
+    fn note_stored(&mut self) {
+        if let Some(r) = self.rdm.as_ref() {
+            let (u, ro) = r.stored_bytes();
+            Observer::high_water(&mut self.obs.hw_unexp_bytes, u);
+            Observer::high_water(&mut self.obs.hw_reorder_bytes, ro);
         }
+        Observer::high_water(&mut self.obs.hw_rx_held, self.inbox.len().0);
+    }
+
+    /// Sends packets that waited for room in their peer's ring; a peer
+    /// whose queue drained may produce send data again.
+    fn flush_shm(&mut self) {
+        let (Some(shm), Some(r)) = (self.shm.as_mut(), self.rdm.as_mut()) else {
+            return;
+        };
+        let routes = &self.shm_routes;
+        let r = std::cell::RefCell::new(r);
+        self.outbox.flush(
+            |p, bytes| match routes.get(p as usize).copied().flatten() {
+                Some(sp) => match shm.send(sp, bytes) {
+                    Ok(()) => Push::Sent,
+                    Err(ShmError::Full) => Push::Full,
+                    Err(_) => Push::Gone,
+                },
+                None => Push::Gone,
+            },
+            |_, token, gone| {
+                let res = if gone {
+                    Err(TxError::Unreachable)
+                } else {
+                    Ok(())
+                };
+                r.borrow_mut().on_send_complete(token, res);
+            },
+            |p| r.borrow_mut().set_peer_paused(p, false),
+        );
+    }
+
+    /// Resumes the UDP peers whose device backlog went down.
+    fn resume_udp(&mut self) {
+        if self.udp_paused.is_empty() {
+            return;
+        }
+        let Some(r) = self.rdm.as_mut() else { return };
+        let (dev, routes) = (&self.t.dev, &self.routes);
+        self.udp_paused.retain(|&p| {
+            let backlog = routes
+                .get(p as usize)
+                .copied()
+                .flatten()
+                .map_or(0, |rt| dev.peer_backlog(rt.ah));
+            if backlog < UDP_RESUME_BELOW {
+                r.set_peer_paused(p, false);
+                false
+            } else {
+                true
+            }
+        });
     }
 
     fn device_completions(&mut self, av: Option<&Arc<Av>>, now: u64) -> bool {
@@ -831,76 +880,55 @@ impl RdmEp {
         buf: Vec<u8>,
         len: usize,
     ) {
-        if !self.deferred.is_empty() {
-            // Keep arrival order behind what already waits.
-            self.deferred.push_back((src, buf, len));
-            Observer::high_water(&mut self.obs.hw_rx_held, self.deferred.len());
-            return;
-        }
         let Some(r) = self.rdm.as_mut() else { return };
-        let out = r.handle_packet(now, src, &buf[..len]);
-        let (u, ro) = r.stored_bytes();
-        Observer::high_water(&mut self.obs.hw_unexp_bytes, u);
-        Observer::high_water(&mut self.obs.hw_reorder_bytes, ro);
+        let out = self.inbox.offer(r, now, src, &buf[..len]);
         if crate::ffi::log::debug_data() {
             log_packet("rx", src, &buf[..len], "udp");
         }
+        // Free again: a deferred packet was copied into the inbox.
+        self.free_bufs.push(buf);
+        self.note_stored();
+        if let Some(p) = learned_peer(src, out) {
+            self.note_peer(p, None);
+        }
         match out {
-            PacketOutcome::Deferred => {
-                self.deferred.push_back((src, buf, len));
-                Observer::high_water(&mut self.obs.hw_rx_held, self.deferred.len());
-            }
-            PacketOutcome::NewPeer(p) => {
-                self.obs.rx_pkt(Some(p), len);
-                self.note_peer(p, None);
-                self.free_bufs.push(buf);
-            }
-            PacketOutcome::Consumed => {
-                self.obs.rx_pkt(src, len);
-                self.free_bufs.push(buf);
-            }
+            PacketOutcome::Deferred(_) => {}
+            PacketOutcome::NewPeer(p) => self.obs.rx_pkt(Some(p), len),
+            PacketOutcome::Consumed => self.obs.rx_pkt(src, len),
             PacketOutcome::Dropped => {
                 self.obs.rx_pkt(src, len);
                 self.warn_rdm_drop(from);
-                self.free_bufs.push(buf);
             }
         }
     }
 
+    /// Offers the deferred packets again (every sender's, round robin).
     fn retry_deferred(&mut self, now: u64) -> bool {
-        let mut any = false;
-        while let Some((src, buf, len)) = self.deferred.pop_front() {
-            let Some(r) = self.rdm.as_mut() else {
-                return any;
-            };
-            match r.handle_packet(now, src, &buf[..len]) {
-                PacketOutcome::Deferred => {
-                    self.deferred.push_front((src, buf, len));
-                    break;
-                }
-                PacketOutcome::NewPeer(p) => {
-                    any = true;
-                    self.obs.rx_pkt(Some(p), len);
-                    self.note_peer(p, None);
-                    self.free_bufs.push(buf);
-                }
-                out => {
-                    any = true;
-                    self.obs.rx_pkt(src, len);
-                    if out == PacketOutcome::Dropped {
-                        self.warn_rdm_drop(None);
-                    }
-                    self.free_bufs.push(buf);
-                }
-            }
+        if self.inbox.is_empty() {
+            return false;
+        }
+        let Some(r) = self.rdm.as_mut() else {
+            return false;
+        };
+        let obs = &mut self.obs;
+        let mut dropped = false;
+        let any = self.inbox.retry(r, now, |p, len, out| {
+            obs.rx_pkt(Some(p), len);
+            dropped |= out == PacketOutcome::Dropped;
+        });
+        if dropped {
+            self.warn_rdm_drop(None);
         }
         any
     }
 
     fn transmit(&mut self, now: u64) -> bool {
         let mut any = false;
-        self.flush_shm();
-        while self.t.dev.send_room(self.qpn) > 0 && self.shm_pending.len() < 64 {
+        if !self.outbox.is_empty() {
+            self.flush_shm();
+        }
+        self.resume_udp();
+        while self.t.dev.send_room(self.qpn) > 0 {
             let Some(r) = self.rdm.as_mut() else { break };
             let Some(tx) = r.poll_transmit(now, &mut self.out) else {
                 break;
@@ -930,26 +958,22 @@ impl RdmEp {
                 && let Some(shm) = self.shm.as_mut()
             {
                 let data = &self.out[..tx.len];
-                let res = if self.shm_pending.is_empty() {
+                // Behind what already waits for this ring, in order.
+                let res = if self.outbox.queued(tx.peer) == 0 {
                     shm.send(sp, data)
                 } else {
                     Err(ShmError::Full)
                 };
+                let r = self.rdm.as_mut().expect("polled above");
                 match res {
                     Err(ShmError::Full) => {
-                        let mut buf = self.shm_bufs.pop().unwrap_or_default();
-                        buf.clear();
-                        buf.extend_from_slice(data);
-                        self.shm_pending.push_back((sp, buf, tx.token));
-                    }
-                    res => {
-                        let res = res.map_err(|_| TxError::Unreachable);
-                        if let Some(r) = self.rdm.as_mut() {
-                            r.on_send_complete(tx.token, res);
+                        if self.outbox.push(tx.peer, data, tx.token) >= outbox::PAUSE_AT {
+                            r.set_peer_paused(tx.peer, true);
                         }
                     }
+                    res => r.on_send_complete(tx.token, res.map_err(|_| TxError::Unreachable)),
                 }
-                Observer::high_water(&mut self.obs.hw_shm_pending, self.shm_pending.len());
+                Observer::high_water(&mut self.obs.hw_shm_pending, self.outbox.len());
                 continue;
             }
             let route = self.routes.get(tx.peer as usize).copied().flatten();
@@ -970,8 +994,15 @@ impl RdmEp {
                 if let Some(r) = self.rdm.as_mut() {
                     r.on_send_complete(tx.token, Err(TxError::Io));
                 }
-            } else {
-                self.udp_dirty = true;
+                continue;
+            }
+            self.udp_dirty = true;
+            if self.t.dev.peer_backlog(route.ah) >= UDP_PAUSE_AT
+                && let Some(r) = self.rdm.as_mut()
+                && !r.peer_paused(tx.peer)
+            {
+                r.set_peer_paused(tx.peer, true);
+                self.udp_paused.push(tx.peer);
             }
         }
         any
@@ -1206,6 +1237,10 @@ impl RdmEp {
             shm: self.shm.as_ref().map(|s| *s.stats()).unwrap_or_default(),
             mrs: self.obs.domain.as_ref().map_or(0, |d| d.mrs.len() as u64),
             rx_posted: self.posted as u64,
+            rx_held: self.inbox.len().0 as u64,
+            tx_queued: self.outbox.len() as u64,
+            paused_peers: self.rdm.as_ref().map_or(0, |r| r.paused_peers() as u64),
+            inbox: self.inbox.stats(),
         };
         super::stats::rdm_counters(&src)
     }
@@ -1391,6 +1426,16 @@ fn shm_check_interval(peer_timeout_ms: u64) -> u64 {
         return 0;
     }
     probe_interval(peer_timeout_ms).min(100_000_000)
+}
+
+/// The sender a packet taught the protocol, which the glue must now map
+/// to it: a new peer, or one whose first packet was deferred.
+fn learned_peer(src: Option<PeerIdx>, out: PacketOutcome) -> Option<PeerIdx> {
+    match out {
+        PacketOutcome::NewPeer(p) => Some(p),
+        PacketOutcome::Deferred(p) if src.is_none() => Some(p),
+        _ => None,
+    }
 }
 
 fn map_rdm(e: RdmError) -> Error {

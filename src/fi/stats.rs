@@ -437,6 +437,9 @@ const GAUGES: &[&str] = &[
     "cqs",
     "rx_posted",
     "in_flight",
+    "rx_held",
+    "tx_queued",
+    "paused_peers",
 ];
 
 /// Text for a terminal: counters (non-zero ones unless `all`), the peer
@@ -476,14 +479,17 @@ pub fn render(s: &Snapshot, all: bool, dump: bool) -> String {
         let g = |n| s.get(n).unwrap_or(0);
         let _ = writeln!(
             o,
-            "resources: qps {} ahs {} mrs {} cqs {} peers {} rx buffers posted {} packets in flight {}",
+            "resources: qps {} ahs {} mrs {} cqs {} peers {} rx buffers posted {} packets in flight {}; deferred packets held {}, packets queued for full rings {}, peers paused {}",
             g("qps"),
             g("ahs"),
             g("mrs"),
             g("cqs"),
             s.peers_total,
             g("rx_posted"),
-            g("in_flight")
+            g("in_flight"),
+            g("rx_held"),
+            g("tx_queued"),
+            g("paused_peers")
         );
     }
     if !s.peers.is_empty() {
@@ -690,10 +696,16 @@ pub struct Sources<'a> {
     pub shm: crate::srd::backend::shm::ShmStats,
     pub mrs: u64,
     pub rx_posted: u64,
+    /// Deferred packets the inbox holds, packets waiting for room in
+    /// peers' rings, peers whose sends are paused for a full link.
+    pub rx_held: u64,
+    pub tx_queued: u64,
+    pub paused_peers: u64,
+    pub inbox: crate::rdm::inbox::InboxStats,
 }
 
 /// Number of endpoint counters.
-pub const RDM_COUNTER_COUNT: usize = 83;
+pub const RDM_COUNTER_COUNT: usize = 88;
 
 /// The endpoint counters, names and values in page order. Drop reasons
 /// are summed across layers where the same fault can show at either
@@ -776,6 +788,8 @@ pub fn rdm_counters(s: &Sources<'_>) -> [(&'static str, u64); RDM_COUNTER_COUNT]
         ("rma_bad_range", ld(&t.bad_range)),
         ("rma_bad_access", ld(&t.bad_access)),
         ("deferred", r.deferred),
+        ("held", s.inbox.held),
+        ("hold_overruns", s.inbox.overruns),
         ("send_failures", r.send_failures),
         ("timeouts", r.timeouts),
         ("hw_tx_bufs", u64::from(s.usage.tx_buffers_high_water)),
@@ -792,6 +806,9 @@ pub fn rdm_counters(s: &Sources<'_>) -> [(&'static str, u64); RDM_COUNTER_COUNT]
         ("cqs", u64::from(s.usage.cqs)),
         ("rx_posted", s.rx_posted),
         ("in_flight", u64::from(s.usage.in_flight)),
+        ("rx_held", s.rx_held),
+        ("tx_queued", s.tx_queued),
+        ("paused_peers", s.paused_peers),
     ]
 }
 

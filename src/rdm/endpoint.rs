@@ -123,6 +123,8 @@ pub struct Endpoint {
     pub(super) reorder_bytes: usize,
     pub(super) ctrl: VecDeque<Ctrl>,
     pub(super) txq: VecDeque<(u32, u32)>,
+    /// Peers paused by the glue (`set_peer_paused`).
+    pub(super) paused: usize,
     pub(super) cq: VecDeque<Completion>,
     /// Peers with a handshake deadline running.
     pub(super) hs_pending: Vec<PeerIdx>,
@@ -212,6 +214,7 @@ impl Endpoint {
             reorder_bytes: 0,
             ctrl: VecDeque::with_capacity(2 * max_msgs + 64),
             txq: VecDeque::with_capacity(cfg.tx_size),
+            paused: 0,
             cq: VecDeque::with_capacity(cfg.tx_size + cfg.rx_size + 64),
             hs_pending: Vec::new(),
             probe_at: 0,

@@ -11,36 +11,35 @@
 //! A datagram the transport delivered is never retransmitted, so the
 //! endpoint never drops a valid one. Three kinds of arrivals:
 //!
-//! 1. Control packets (HANDSHAKE, CTS, CREDIT, RECEIPT) and packets of a
-//!    message that already has a receive buffer: need no storage, always
-//!    consumed.
+//! 1. Control packets (HANDSHAKE, CTS, CREDIT, RECEIPT, FIN, responses) and
+//!    packets of a message that already has a receive buffer: need no
+//!    storage, always consumed.
 //! 2. Out-of-order messages (msg_id ahead of the next one expected from
 //!    that peer): always consumed and stored. Their number is bounded per
 //!    peer by a msg credit window: a sender starts message `m` only when
 //!    `m < next + window`, where `next` is what the receiver last reported
 //!    in a CREDIT packet (sent every half window) and `window` is the
-//!    receiver's reorder window from its HANDSHAKE (16 until then). Refusing
-//!    them could deadlock: the message they wait for might be stuck behind
-//!    them in the glue's full receive buffers.
+//!    receiver's reorder window from its HANDSHAKE (16 until then).
 //! 3. The next in-order message from a peer with no matching receive:
 //!    stored as unexpected if the limits allow (`unexp_max_bytes`,
 //!    `unexp_max_count`), otherwise `handle_packet` returns
-//!    [`PacketOutcome::Deferred`]: NOT consumed, and nothing else from that
-//!    peer is delivered to matching before it (its later messages are
-//!    bounded by the window, as above).
+//!    [`PacketOutcome::Deferred`] with the sender: NOT consumed. Nothing
+//!    else from that peer reaches matching before it (its later messages
+//!    are held out of order, bounded by the window, as above), and the
+//!    sender stops at the window's end.
+//!    RMA requests beyond `rma_target_max` are deferred the same way.
 //!
-//! The glue's contract: keep a deferred packet's bytes (its receive buffer)
-//! and present them again later — after the application posted receives,
-//! i.e. when `can_accept_packets()` is true again, or simply on every
-//! progress call. Do not repost a buffer whose packet is held. When the
-//! glue holds all its buffers, the device has no posted receives and NAKs
-//! senders with RNR: back-pressure without loss, and memory bounded by the
-//! receive depth. Keep a few buffers in reserve (stop reposting when
-//! `held >= rx_depth - reserve` only while `can_accept_packets()` is
-//! false) so control packets keep flowing in the common case; a deferred
-//! packet only waits for the application to post a receive, which no
-//! protocol exchange can replace, so the worst case is the MPI-standard
-//! "unbuffered send blocks until the receive is posted".
+//! The glue's contract: keep a deferred packet's bytes and present them
+//! again later. Deferral is per sender: one sender's deferred packet must
+//! never keep another sender's packets from the endpoint (a shared receive
+//! queue stalled at a deferred head turns a resource limit into a deadlock:
+//! the packet the application waits for may sit behind it). [`Inbox`] does
+//! this: it copies each deferred packet into a queue of its sender and
+//! presents the queues again, round robin, on every progress round. What
+//! one sender can have deferred is bounded by the protocol (the packets of
+//! at most two of its messages, and its RMA requests, which its `tx_size`
+//! bounds); `Inbox` refuses a sender that exceeds a generous multiple of
+//! that (a protocol violation) by breaking it.
 
 //! # Failures
 //! `on_send_complete(token, Err(_))` means the transport gave up on a
@@ -99,6 +98,7 @@ pub mod atomic;
 mod cma;
 mod endpoint;
 mod handshake;
+pub mod inbox;
 pub mod matcher;
 pub mod peer;
 pub mod pool;
@@ -112,6 +112,7 @@ mod tx;
 pub use atomic::{AtomicKind, AtomicOp, Datatype};
 pub use cma::{Cma, CmaError};
 pub use endpoint::Endpoint;
+pub use inbox::Inbox;
 pub use peer::PeerIdx;
 pub use rma::{RemoteCounts, RmaTarget};
 
@@ -248,7 +249,9 @@ pub enum PacketOutcome {
     /// datagrams (they no longer carry its address).
     NewPeer(PeerIdx),
     /// Not consumed (no storage): present the same bytes again later.
-    Deferred,
+    /// The sender (resolved from the packet's address when `src` was
+    /// `None`: the glue learns it here as with `NewPeer`).
+    Deferred(PeerIdx),
     /// Malformed, stale or from an unidentifiable sender; counted in stats.
     Dropped,
 }

@@ -38,6 +38,10 @@ pub struct Peer {
     pub tx_window: u32,
     /// Sends waiting for credit, in msg_id order: (tx slot, generation).
     pub blocked: VecDeque<(u32, u32)>,
+    /// The glue's link to it is full (`Endpoint::set_peer_paused`): sends
+    /// wait in `parked` (still marked `queued`) until it has room.
+    pub paused: bool,
+    pub parked: VecDeque<(u32, u32)>,
     /// Receive side: the `next` we last advertised in a CREDIT.
     pub rx_advertised: u32,
     pub credit_queued: bool,
@@ -97,6 +101,8 @@ impl PeerTable {
                 tx_next_acked: 0,
                 tx_window: INITIAL_WINDOW,
                 blocked: VecDeque::new(),
+                paused: false,
+                parked: VecDeque::new(),
                 rx_advertised: 0,
                 credit_queued: false,
                 broken: None,

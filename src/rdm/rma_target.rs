@@ -298,7 +298,7 @@ impl Endpoint {
             queued: true,
         };
         let Ok(i) = self.rd_out.insert(r) else {
-            return PacketOutcome::Deferred;
+            return PacketOutcome::Deferred(peer);
         };
         self.remote.reads += 1;
         self.rmaq.push_back(RmaQ::Serve(i, self.rd_gen[i as usize]));
@@ -431,7 +431,7 @@ impl Endpoint {
                     self.rsp_bufs.push(Vec::new());
                     (self.rsp_bufs.len() - 1) as u32
                 }
-                None => return PacketOutcome::Deferred,
+                None => return PacketOutcome::Deferred(peer),
             };
         }
         let status = self.run_atomic(h, op, dt, kind, n, payload, buf);

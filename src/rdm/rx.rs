@@ -182,7 +182,7 @@ impl Endpoint {
         };
         match out {
             PacketOutcome::Consumed if learned => PacketOutcome::NewPeer(peer),
-            PacketOutcome::Deferred => {
+            PacketOutcome::Deferred(_) => {
                 self.stats.deferred += 1;
                 out
             }
@@ -273,7 +273,7 @@ impl Endpoint {
                 || self.stored_msgs >= self.cfg.unexp_max_count
                 || self.unexp_chunks >= self.max_unexp_chunks
             {
-                return PacketOutcome::Deferred;
+                return PacketOutcome::Deferred(peer);
             }
         }
         let ahead = hdr.msg_id.wrapping_sub(next) as usize;
@@ -323,7 +323,7 @@ impl Endpoint {
             }
             Place::Full => {
                 self.msgs.remove(m);
-                PacketOutcome::Deferred
+                PacketOutcome::Deferred(peer)
             }
             Place::Held => {
                 self.pending_msgs += 1;
@@ -509,7 +509,7 @@ impl Endpoint {
                     if self.unexp_bytes + c > self.cfg.unexp_max_bytes
                         || self.unexp_chunks >= self.max_unexp_chunks
                     {
-                        return PacketOutcome::Deferred;
+                        return PacketOutcome::Deferred(msg.peer);
                     }
                     self.chunks.push(&mut msg.chunks, off, payload);
                     msg.stored += c;

@@ -96,10 +96,16 @@ impl Endpoint {
             let Some(op) = self.tx.get_mut(idx) else {
                 continue;
             };
-            op.queued = false;
             let Some(peer) = self.peers.get_mut(op.peer) else {
+                op.queued = false;
                 continue;
             };
+            if peer.paused {
+                // Stays `queued`: a CTS must not queue it a second time.
+                peer.parked.push_back((idx, generation));
+                continue;
+            }
+            op.queued = false;
             // A new message needs credit: the receiver holds at most
             // `window` messages ahead of the one it waits for.
             if !op.req_sent && op.msg_id.wrapping_sub(peer.tx_next_acked) >= peer.tx_window {
@@ -287,6 +293,11 @@ impl Endpoint {
         p.broken = Some(e.errno());
         p.deadline = None;
         p.blocked.clear();
+        p.parked.clear();
+        if p.paused {
+            p.paused = false;
+            self.paused -= 1;
+        }
         self.fail_peer_ops(peer, e.errno(), 0);
         self.fail_peer_msgs(peer, e.errno());
         self.fail_directed_recvs(peer, e.errno());
@@ -383,26 +394,63 @@ impl Endpoint {
         self.release_blocked(peer);
     }
 
-    /// Requeues the blocked sends of `peer` that now have credit.
+    /// The glue's link to `peer` is full (`true`) or has room again: while
+    /// paused, no send data to it comes out of `poll_transmit` (control
+    /// packets and RMA, which has its own per-operation window, still do),
+    /// so the packets the glue must keep for a full link stay bounded and
+    /// the other peers' traffic goes on.
+    pub fn set_peer_paused(&mut self, peer: PeerIdx, paused: bool) {
+        let Some(p) = self.peers.get_mut(peer) else {
+            return;
+        };
+        if p.paused == paused {
+            return;
+        }
+        p.paused = paused;
+        if paused {
+            self.paused += 1;
+        } else {
+            self.paused -= 1;
+            // Ahead of what was queued meanwhile, in their order: they were
+            // popped first, so they hold the lower msg_ids.
+            for e in p.parked.drain(..).rev() {
+                self.txq.push_front(e);
+            }
+        }
+    }
+
+    /// Peers `set_peer_paused` holds back now.
+    pub fn paused_peers(&self) -> usize {
+        self.paused
+    }
+
+    /// Whether `set_peer_paused` holds `peer` back.
+    pub fn peer_paused(&self, peer: PeerIdx) -> bool {
+        self.peers.get(peer).is_some_and(|p| p.paused)
+    }
+
+    /// Requeues the blocked sends of `peer` that now have credit, in
+    /// msg_id order. Every entry is looked at, not just the front: a send
+    /// with credit must never wait behind one without (the receiver would
+    /// wait for it, and the credit for the other would never come).
     pub(super) fn release_blocked(&mut self, peer: PeerIdx) {
         let Some(p) = self.peers.get_mut(peer) else {
             return;
         };
-        while let Some(&(idx, generation)) = p.blocked.front() {
-            let ok = match self.tx.get(idx) {
-                Some(op) if self.tx_gen[idx as usize] == generation => {
-                    op.msg_id.wrapping_sub(p.tx_next_acked) < p.tx_window
+        let (tx, gens, txq) = (&self.tx, &self.tx_gen, &mut self.txq);
+        let (acked, window) = (p.tx_next_acked, p.tx_window);
+        p.blocked.retain(|&(idx, generation)| {
+            let credit = match tx.get(idx) {
+                Some(op) if gens[idx as usize] == generation => {
+                    op.msg_id.wrapping_sub(acked) < window
                 }
-                _ => true, // gone: drop it from the list
+                _ => return false, // gone: drop it from the list
             };
-            if !ok {
-                break;
+            if credit {
+                txq.push_back((idx, generation));
             }
-            p.blocked.pop_front();
-            if self.tx_gen[idx as usize] == generation {
-                self.txq.push_back((idx, generation));
-            }
-        }
+            !credit
+        });
     }
 
     /// FI_DELIVERY_COMPLETE: the receiver placed the data.

@@ -306,6 +306,19 @@ impl Device {
         self.ahs.get(ah.0).map(|a| a.addr)
     }
 
+    /// Sends posted toward the peer of `ah` and not yet on the wire (beyond
+    /// its congestion window, or waiting out an RNR backoff): what the
+    /// layer above uses to slow that one peer down before it fills the
+    /// send queue every peer shares.
+    pub fn peer_backlog(&self, ah: Ah) -> usize {
+        let Some(a) = self.ahs.get(ah.0) else {
+            return 0;
+        };
+        self.peers
+            .get(ix(a.peer))
+            .map_or(0, |p| p.tx.pending.len() + p.tx.retx_len())
+    }
+
     pub fn create_cq(&mut self, depth: u32) -> Result<Cq, SrdError> {
         if depth == 0 {
             return Err(SrdError::InvalidArg);

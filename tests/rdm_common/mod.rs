@@ -1,13 +1,27 @@
 //! In-process harness for `rdm::Endpoint`s: a seeded reliable-unordered
 //! datagram network (every datagram delivered exactly once, in random
 //! order, some delayed), virtual time, and a glue that behaves like the fi
-//! layer will: it maps senders to PeerIdx, holds deferred packets and
-//! stops taking datagrams (RNR) when it holds `rx_depth` of them.
+//! layer: it maps senders to PeerIdx; each endpoint has one receive queue
+//! shared by all its senders (as a shared-memory ring is), of `rx_depth`
+//! datagrams, beyond which arrivals are refused (RNR) and retried; the
+//! glue drains it through an `rdm::Inbox` (deferred packets wait in their
+//! sender's queue). `Glue::HeadOfLine` models the glue before the inbox: a
+//! deferred packet stays at the head of the shared queue, and everything
+//! behind it waits.
 #![allow(dead_code)]
 
 use srd_fi::ffi::iov::UserIov;
-use srd_fi::rdm::{Completion, Config, Endpoint, PacketOutcome, PeerIdx, TxError};
+use srd_fi::rdm::{Completion, Config, Endpoint, Inbox, PacketOutcome, PeerIdx, TxError};
 use std::collections::{HashMap, HashSet, VecDeque};
+
+/// How the glue takes packets out of an endpoint's receive queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Glue {
+    /// Every packet leaves the queue; deferred ones wait in the inbox.
+    Inbox,
+    /// A deferred packet stays at the head; nothing behind it moves.
+    HeadOfLine,
+}
 
 pub struct Rng(u64);
 
@@ -46,13 +60,16 @@ pub struct Net {
     pub now: u64,
     pub rng: Rng,
     flight: Vec<Dgram>,
-    /// Packets each glue holds after `Deferred`.
-    held: Vec<VecDeque<(Option<PeerIdx>, Vec<u8>)>>,
+    pub glue: Glue,
+    /// Each endpoint's receive queue: (sender endpoint, bytes).
+    rxq: Vec<VecDeque<(usize, Vec<u8>)>>,
+    /// Deferred packets, per sender (`Glue::Inbox`).
+    inbox: Vec<Inbox>,
     /// What each endpoint's transport can map: sender endpoint → PeerIdx.
     src_map: Vec<HashMap<usize, PeerIdx>>,
     /// Datagrams to these endpoints fail (transport gives up).
     pub fail_to: HashSet<usize>,
-    /// Receive buffers a glue holds at most before RNR.
+    /// Datagrams a receive queue holds before arrivals are refused (RNR).
     pub rx_depth: usize,
     /// Delay some datagrams by up to this many ns.
     pub max_delay: u64,
@@ -95,7 +112,9 @@ impl Net {
             now: 1_000,
             rng: Rng::new(seed),
             flight: Vec::new(),
-            held: (0..n).map(|_| VecDeque::new()).collect(),
+            glue: Glue::Inbox,
+            rxq: (0..n).map(|_| VecDeque::new()).collect(),
+            inbox: (0..n).map(|_| Inbox::new()).collect(),
             src_map: (0..n).map(|_| HashMap::new()).collect(),
             fail_to: HashSet::new(),
             rx_depth: 64,
@@ -149,23 +168,26 @@ impl Net {
         any
     }
 
-    fn present(
-        &mut self,
-        to: usize,
-        src: Option<PeerIdx>,
-        bytes: Vec<u8>,
-        from: Option<usize>,
-    ) -> bool {
-        match self.eps[to].handle_packet(self.now, src, &bytes) {
-            PacketOutcome::Deferred => {
-                self.held[to].push_back((src, bytes));
-                false
-            }
-            PacketOutcome::NewPeer(p) => {
-                if let Some(f) = from {
-                    self.src_map[to].insert(f, p);
+    /// Hands one received datagram to endpoint `to`; false if it was
+    /// deferred and must stay at the head (`Glue::HeadOfLine`).
+    fn present(&mut self, to: usize, from: usize, bytes: &[u8]) -> bool {
+        let src = self.src_map[to].get(&from).copied();
+        let out = match self.glue {
+            Glue::Inbox => self.inbox[to].offer(&mut self.eps[to], self.now, src, bytes),
+            Glue::HeadOfLine => {
+                let out = self.eps[to].handle_packet(self.now, src, bytes);
+                if matches!(out, PacketOutcome::Deferred(_)) {
+                    return false;
                 }
-                true
+                out
+            }
+        };
+        match out {
+            PacketOutcome::NewPeer(p) => {
+                self.src_map[to].insert(from, p);
+            }
+            PacketOutcome::Deferred(p) if src.is_none() => {
+                self.src_map[to].insert(from, p);
             }
             PacketOutcome::Dropped => {
                 panic!(
@@ -173,18 +195,27 @@ impl Net {
                     self.eps[to].stats()
                 )
             }
-            PacketOutcome::Consumed => true,
+            _ => {}
         }
+        true
     }
 
-    /// Re-presents held packets (what the glue does after progress).
-    fn retry_held(&mut self) -> bool {
+    /// The glue's receive step on every endpoint: deferred packets first,
+    /// then the receive queue.
+    fn drain(&mut self) -> bool {
         let mut any = false;
         for i in 0..self.eps.len() {
-            let n = self.held[i].len();
-            for _ in 0..n {
-                let (src, bytes) = self.held[i].pop_front().unwrap();
-                any |= self.present(i, src, bytes, None);
+            if self.glue == Glue::Inbox {
+                any |= self.inbox[i].retry(&mut self.eps[i], self.now, |_, _, out| {
+                    assert_ne!(out, PacketOutcome::Dropped, "a held packet was dropped");
+                });
+            }
+            while let Some((from, bytes)) = self.rxq[i].pop_front() {
+                if !self.present(i, from, &bytes) {
+                    self.rxq[i].push_front((from, bytes));
+                    break;
+                }
+                any = true;
             }
         }
         any
@@ -211,13 +242,12 @@ impl Net {
                 any = true;
                 continue;
             }
-            if self.held[to].len() >= self.rx_depth {
+            if self.rxq[to].len() >= self.rx_depth {
                 self.rnr_events += 1; // no receive buffer: RNR, retried later
                 continue;
             }
             let d = self.flight.swap_remove(k);
-            let src = self.src_map[to].get(&d.from).copied();
-            self.present(to, src, d.bytes, Some(d.from));
+            self.rxq[to].push_back((d.from, d.bytes));
             self.eps[d.from].on_send_complete(d.token, Ok(()));
             any = true;
         }
@@ -236,7 +266,7 @@ impl Net {
     pub fn step(&mut self) -> bool {
         let mut any = self.transmit();
         any |= self.deliver();
-        any |= self.retry_held();
+        any |= self.drain();
         for e in &mut self.eps {
             if e.poll_timeout().is_some_and(|t| t <= self.now) {
                 e.handle_timeout(self.now);
@@ -253,7 +283,8 @@ impl Net {
         let mut idle = 0;
         for _ in 0..max {
             let any = self.step();
-            let pending = self.flight.iter().any(|d| d.to.is_some());
+            let pending = self.flight.iter().any(|d| d.to.is_some())
+                || self.rxq.iter().any(|q| !q.is_empty());
             if !any && !pending {
                 idle += 1;
                 if idle > 3 {
@@ -293,8 +324,20 @@ impl Net {
         self.flight.len()
     }
 
+    /// Deferred packets endpoint `i`'s glue holds (inbox, or the
+    /// receive queue stalled behind a deferred head).
     pub fn held(&self, i: usize) -> usize {
-        self.held[i].len()
+        match self.glue {
+            Glue::Inbox => self.inbox[i].len().0,
+            Glue::HeadOfLine => self.rxq[i].len(),
+        }
+    }
+
+    /// Deferred packets from endpoint `from` that endpoint `i` holds.
+    pub fn held_from(&self, i: usize, from: usize) -> usize {
+        self.src_map[i]
+            .get(&from)
+            .map_or(0, |&p| self.inbox[i].waiting(p))
     }
 
     /// Injects raw bytes as if they arrived at `to` from endpoint `from`.

@@ -464,9 +464,10 @@ impl ShmEndpoint {
 
     /// As [`recv`](Self::recv), but `f` may decline a packet by returning
     /// false: it stays at the head of the ring (its slot is not freed),
-    /// draining stops, and the next call offers it again. This is how the
-    /// glue honours `PacketOutcome::Deferred` without copying: the ring
-    /// fills and senders see `Full`. Returns how many were consumed.
+    /// draining stops, and the next call offers it again. Declining stalls
+    /// every sender of the ring, so the glue only does it for a moment (to
+    /// look a new sender up first); a packet the protocol defers is copied
+    /// out instead (`rdm::Inbox`). Returns how many were consumed.
     pub fn recv_while(&mut self, mut f: impl FnMut(ShmToken, &[u8]) -> bool) -> usize {
         let mut n = 0;
         let max = self.ring.slots();
