@@ -24,6 +24,7 @@ TESTS=(
   "collectives|5|collectives|||Bcast, Reduce, Allreduce, Allgather, Alltoall(v), Barrier"
   "stress8|8|stress|||random matching stress, 8 ranks, exact/partial/full wildcard receives"
   "stress16|16|stress|||random matching stress, 16 ranks oversubscribed"
+  "storm|8|storm|-p storm -m 2000||7 ranks flood rank 0 while it is still in a barrier; it then receives 14000 messages ANY_SOURCE in per-sender order"
   "onesided|3|onesided||--mca osc pt2pt|Put, Get, Accumulate, Fetch_and_op, Compare_and_swap (osc pt2pt over pml cm)"
   "onesided_rdma|3|onesided_rdma|-o rdma -g -m 1000|$OSC_RDMA|Put/Get/Acc/Get_acc/FOP/CAS x fence/lock/lock_all/PSCW, contiguous+strided (osc rdma over btl ofi)"
   "onesided_pt2pt|3|onesided_rdma|-o pt2pt -m 1000|--mca osc pt2pt|the same through osc pt2pt over pml cm"

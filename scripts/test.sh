@@ -102,6 +102,14 @@ run_mpi shm-nocma --no-build --env FI_SRD_SHM_CMA=0
 run_mpi udp --no-build --env FI_SRD_SHM=0
 run_mpi udp-loss5 --no-build --env FI_SRD_SHM=0 --env FI_SRD_DROP_RATE=0.05
 
+echo "== stress round: unexpected-message storms, barriers, wildcards, probes, matching (8 and 16 ranks, shm and UDP, default and tiny limits)"
+scripts/stress --runs 24 --no-build --out "$log_dir/stress" >"$log_dir/stress.log" 2>&1
+while read -r st what; do
+    record "stress $what" "$([ "$st" = PASS ] && echo 0 || echo 1)"
+done < <(grep -E "^(PASS|FAIL) " "$log_dir/stress.log" | sed -E 's/ skew=[0-9]+ms seed=[0-9]+//; s/ [0-9.]+s(:.*)?$//')
+grep -qE "^[0-9]+ passed, 0 failed" "$log_dir/stress.log"
+record "stress round finished cleanly" $?
+
 echo "== across network namespaces (veth, nftables loss; 2 and 4 hosts, MPI suite at 0/5/20% loss)"
 netns_start=$SECONDS
 bash scripts/test-netns.sh >"$log_dir/netns.log" 2>&1

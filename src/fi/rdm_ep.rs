@@ -173,6 +173,8 @@ impl RdmEp {
             eager_max: mtu,
             inject_size: super::offer::RDM_INJECT,
             cma_min: params.shm_cma_min,
+            unexp_max_count: params.unexp_max,
+            unexp_max_bytes: params.unexp_max_bytes,
             pid: std::process::id(),
             probe_interval_ns: probe_interval(params.peer_timeout_ms),
             ..rdm::Config::default()

@@ -507,8 +507,8 @@ impl Endpoint {
         });
     }
 
-    /// False while unexpected or out-of-order storage is at its limit: the
-    /// glue should stop reposting receive buffers (see the module docs).
+    /// False while unexpected storage is at its limit (in-order messages
+    /// without a receive are then deferred; monitoring and tests).
     pub fn can_accept_packets(&self) -> bool {
         self.unexp_bytes < self.cfg.unexp_max_bytes
             && self.stored_msgs < self.cfg.unexp_max_count
