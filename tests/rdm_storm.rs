@@ -9,6 +9,8 @@
 //! are posted. Also: senders paused by a full link (`set_peer_paused`)
 //! hold back only their own traffic.
 
+#![allow(clippy::needless_range_loop)] // pairs of endpoints index matrices
+
 mod rdm_common;
 
 use rdm_common::{Glue, Net, Rng, cfg, owned, pattern};
@@ -225,7 +227,7 @@ fn random_storms(seed: u64) {
     }
     let mut seq = vec![vec![0u64; n]; n];
     let mut paused: Vec<(usize, PeerIdx)> = Vec::new();
-    let mut toggle = |net: &mut Net, rng: &mut Rng, paused: &mut Vec<(usize, PeerIdx)>| {
+    let toggle = |net: &mut Net, rng: &mut Rng, paused: &mut Vec<(usize, PeerIdx)>| {
         if rng.below(4) == 0 {
             let s = rng.below(n as u64) as usize;
             let r = (s + 1 + rng.below(n as u64 - 1) as usize) % n;
