@@ -83,8 +83,8 @@ fn regen_bindings() {
         .generate()
         .expect("bindgen ran over the libfabric headers");
     bindings
-        .write_to_file("src/ffi/bindings.rs")
-        .expect("wrote src/ffi/bindings.rs");
+        .write_to_file("src/bindings.rs")
+        .expect("wrote src/bindings.rs");
 }
 
 /// Flag and capability macros are 64-bit bit masks in libfabric; errno values

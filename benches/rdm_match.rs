@@ -14,7 +14,7 @@
 //!   ratio of the two is the cost of reordering.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use srd_fi::ffi::iov::UserIov;
+use srd_fi::mem::UserIov;
 use srd_fi::rdm::matcher::Matcher;
 use srd_fi::rdm::{Config, Endpoint};
 use std::hint::black_box;

@@ -12,7 +12,7 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
-use srd_fi::srd::backend::shm::{CmaMode, ShmConfig, ShmEndpoint, ShmError, ShmPeer, ShmToken};
+use srd_fi::io::shm::{CmaMode, ShmConfig, ShmEndpoint, ShmError, ShmPeer, ShmToken};
 
 const ROLE: &str = "SHM_BENCH_ROLE";
 const BULK: usize = 64 << 10;

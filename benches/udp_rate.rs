@@ -11,7 +11,7 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, black_box};
-use srd_fi::srd::backend::udp::{DEFAULT_SLOT_SIZE, RecvBatch, SendItem, UdpBackend, UdpConfig};
+use srd_fi::io::udp::{DEFAULT_SLOT_SIZE, RecvBatch, SendItem, UdpBackend, UdpConfig};
 
 const BATCH: usize = 32;
 const SIZES: [usize; 2] = [64, 8192];

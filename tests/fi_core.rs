@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use srd_fi::ffi::bindings as b;
+use srd_fi::bindings as b;
 use std::process::Command;
 
 const ENODATA: i32 = -(b::FI_ENODATA);
@@ -35,7 +35,7 @@ fn core_lists_rdm_and_dgram_per_interface() {
     }
     // Loopback is listed only when nothing routable is up (ranks spread over
     // entries must publish reachable addresses) or when asked for by name.
-    let routable = srd_fi::srd::backend::udp::interfaces()
+    let routable = srd_fi::io::udp::interfaces()
         .unwrap()
         .iter()
         .any(|i| i.is_up && !i.is_loopback);

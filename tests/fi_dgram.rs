@@ -5,7 +5,7 @@
 mod common;
 
 use common::fab::*;
-use srd_fi::ffi::bindings as b;
+use srd_fi::bindings as b;
 
 const EMSGSIZE: isize = -(b::FI_EMSGSIZE as isize);
 const EINVAL_: isize = -(b::FI_EINVAL as isize);

@@ -16,7 +16,7 @@ mod common;
 use common::child::{self, Kid};
 use common::fab::*;
 use common::*;
-use srd_fi::ffi::bindings as b;
+use srd_fi::bindings as b;
 use std::collections::HashMap;
 use std::ffi::c_void;
 use std::io::{BufRead, Write};

@@ -14,7 +14,7 @@ mod common;
 use common::fab::*;
 use common::stats::*;
 use common::{close, fid_of};
-use srd_fi::ffi::bindings as b;
+use srd_fi::bindings as b;
 use srd_fi::fi::addr::EpAddr;
 use srd_fi::fi::stats::Snapshot;
 use srd_fi::wire::rdm as wr;

@@ -6,13 +6,13 @@
 mod common;
 
 use common::*;
-use srd_fi::ffi::bindings as b;
+use srd_fi::bindings as b;
 use std::ffi::CStr;
 
 #[test]
 fn entries_carry_their_nic() {
     let list = getinfo(None, None, 0, Some(&hints(0))).expect("srd entries");
-    let ifaces = srd_fi::srd::backend::udp::interfaces().unwrap();
+    let ifaces = srd_fi::io::udp::interfaces().unwrap();
     for i in list.iter() {
         assert!(!i.nic.is_null(), "entry without nic");
         // SAFETY: the provider fills all three attribute structs.

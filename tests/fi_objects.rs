@@ -6,7 +6,7 @@ mod common;
 
 use common::fab::*;
 use common::*;
-use srd_fi::ffi::bindings as b;
+use srd_fi::bindings as b;
 use std::os::raw::c_int;
 
 const EOPBADSTATE: isize = -(b::FI_EOPBADSTATE as isize);

@@ -6,7 +6,7 @@ mod common;
 
 use common::fab::*;
 use common::*;
-use srd_fi::ffi::bindings as b;
+use srd_fi::bindings as b;
 use std::time::{Duration, Instant};
 
 #[test]

@@ -7,7 +7,7 @@
 mod common;
 
 use common::fab::*;
-use srd_fi::ffi::bindings as b;
+use srd_fi::bindings as b;
 use std::time::{Duration, Instant};
 
 const ENOENT: isize = -(b::FI_ENOENT as isize);

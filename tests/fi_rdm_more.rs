@@ -5,7 +5,7 @@
 mod common;
 
 use common::fab::*;
-use srd_fi::ffi::bindings as b;
+use srd_fi::bindings as b;
 use std::ffi::c_void;
 use std::time::{Duration, Instant};
 

@@ -173,6 +173,6 @@ fn rdm_cq_of_four_delivers_sixteen_error_entries() {
     assert!(
         got[3]
             .iter()
-            .all(|e| e.err == srd_fi::ffi::bindings::FI_ETRUNC as i32 && e.olen == 40)
+            .all(|e| e.err == srd_fi::bindings::FI_ETRUNC as i32 && e.olen == 40)
     );
 }

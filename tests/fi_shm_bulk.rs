@@ -12,7 +12,7 @@ mod common;
 use common::child::{self, Kid};
 use common::fab::*;
 use common::*;
-use srd_fi::ffi::bindings as b;
+use srd_fi::bindings as b;
 use std::time::Instant;
 
 const ROLE: &str = "SRD_SHM_BULK_ROLE";

@@ -2,7 +2,7 @@
 //! medium and long-CTS messages between two endpoints run through posting,
 //! packet handling, matching and completions without one heap allocation.
 
-use srd_fi::ffi::iov::UserIov;
+use srd_fi::mem::UserIov;
 use srd_fi::rdm::{Config, Endpoint};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -8,8 +8,8 @@ mod rma_common;
 
 use rdm_common::{Net, Rng, cfg, owned};
 use rma_common::{RO, RW, Registry, WO};
-use srd_fi::ffi::bindings::*;
-use srd_fi::ffi::iov::UserIov;
+use srd_fi::bindings::*;
+use srd_fi::mem::UserIov;
 use srd_fi::rdm::{AtomicKind, AtomicOp, Datatype, RdmError};
 
 const KEY: u64 = 0x2222;

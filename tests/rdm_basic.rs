@@ -4,8 +4,8 @@
 mod rdm_common;
 
 use rdm_common::{Net, cfg, owned, pattern};
-use srd_fi::ffi::bindings::*;
-use srd_fi::ffi::iov::UserIov;
+use srd_fi::bindings::*;
+use srd_fi::mem::UserIov;
 use srd_fi::rdm::Config;
 
 fn sizes(net: &Net) -> Vec<usize> {

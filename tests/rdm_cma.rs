@@ -10,8 +10,8 @@ mod rma_common;
 
 use rdm_common::{Net, cfg, owned, pattern};
 use rma_common::{RO, RW, Registry};
-use srd_fi::ffi::bindings::*;
-use srd_fi::ffi::iov::UserIov;
+use srd_fi::bindings::*;
+use srd_fi::mem::UserIov;
 use srd_fi::rdm::{Cma, CmaError, Completion, Config, PeerIdx};
 use srd_fi::wire::rdm::REQ_LEN;
 use std::sync::{Arc, Mutex, MutexGuard};

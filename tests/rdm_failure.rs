@@ -5,7 +5,7 @@
 mod rdm_common;
 
 use rdm_common::{Net, cfg, owned};
-use srd_fi::ffi::bindings::*;
+use srd_fi::bindings::*;
 use srd_fi::rdm::Completion;
 
 const SEC: u64 = 1_000_000_000;

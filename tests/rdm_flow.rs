@@ -3,8 +3,8 @@
 mod rdm_common;
 
 use rdm_common::{Net, Rng, cfg, owned, pattern};
-use srd_fi::ffi::bindings::*;
-use srd_fi::ffi::iov::UserIov;
+use srd_fi::bindings::*;
+use srd_fi::mem::UserIov;
 use srd_fi::rdm::{Config, PacketOutcome, RdmError};
 use srd_fi::wire::rdm as w;
 

@@ -4,8 +4,8 @@
 mod rdm_common;
 
 use rdm_common::{Net, addr, cfg, owned, pattern};
-use srd_fi::ffi::bindings::*;
-use srd_fi::ffi::iov::UserIov;
+use srd_fi::bindings::*;
+use srd_fi::mem::UserIov;
 use srd_fi::rdm::{Config, RdmError};
 
 fn payload(c: &srd_fi::rdm::Completion) -> Vec<u8> {

@@ -6,8 +6,8 @@
 mod rdm_common;
 
 use rdm_common::{Net, Rng, cfg, owned, pattern};
-use srd_fi::ffi::bindings::FI_RECV;
-use srd_fi::ffi::iov::UserIov;
+use srd_fi::bindings::FI_RECV;
+use srd_fi::mem::UserIov;
 use srd_fi::rdm::{Completion, Config};
 use std::collections::HashMap;
 

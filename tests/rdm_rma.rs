@@ -9,8 +9,8 @@ mod rma_common;
 
 use rdm_common::{Net, cfg, owned, pattern};
 use rma_common::{POISON, RO, RW, Registry, WO};
-use srd_fi::ffi::bindings::*;
-use srd_fi::ffi::iov::UserIov;
+use srd_fi::bindings::*;
+use srd_fi::mem::UserIov;
 use srd_fi::rdm::{Completion, Config, PacketOutcome, RdmError};
 use srd_fi::wire::rdm::{OpRef, RTW_LEN, RtaRepr, RtwRepr, emit_rta, emit_rtw};
 

@@ -3,8 +3,8 @@
 //! way the fi glue implements it over its MR table.
 #![allow(dead_code)]
 
-use srd_fi::ffi::bindings::{FI_EACCES, FI_EINVAL, FI_REMOTE_READ, FI_REMOTE_WRITE};
-use srd_fi::ffi::iov::UserIov;
+use srd_fi::bindings::{FI_EACCES, FI_EINVAL, FI_REMOTE_READ, FI_REMOTE_WRITE};
+use srd_fi::mem::UserIov;
 use srd_fi::rdm::RmaTarget;
 use std::sync::{Arc, Mutex};
 

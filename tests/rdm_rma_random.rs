@@ -8,8 +8,8 @@ mod rma_common;
 
 use rdm_common::{Net, Rng, cfg, owned, pattern};
 use rma_common::{RW, Registry};
-use srd_fi::ffi::bindings::*;
-use srd_fi::ffi::iov::UserIov;
+use srd_fi::bindings::*;
+use srd_fi::mem::UserIov;
 use srd_fi::rdm::{AtomicOp, Config, Datatype, RdmError};
 use std::collections::HashMap;
 

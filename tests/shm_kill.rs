@@ -6,7 +6,7 @@ mod shm_common;
 use std::time::Duration;
 
 use shm_common::{Kid, fmt_token, hear, role, say, shm_files, uid};
-use srd_fi::srd::backend::shm::{CmaMode, ShmConfig, ShmEndpoint, process_gone};
+use srd_fi::io::shm::{CmaMode, ShmConfig, ShmEndpoint, process_gone};
 
 fn open() -> ShmEndpoint {
     ShmEndpoint::open(ShmConfig {

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use shm_common::{Kid, Rng, check, fill, fmt_token, hear, parse_token, role, say};
-use srd_fi::srd::backend::shm::{CmaMode, ShmConfig, ShmEndpoint, ShmError, ShmPeer, ShmToken};
+use srd_fi::io::shm::{CmaMode, ShmConfig, ShmEndpoint, ShmError, ShmPeer, ShmToken};
 
 const LIMIT: Duration = Duration::from_secs(60);
 

@@ -8,7 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
 use shm_common::{Rng, check, fill, shm_files, uid};
-use srd_fi::srd::backend::shm::{CmaMode, ShmConfig, ShmEndpoint, ShmError, ShmToken};
+use srd_fi::io::shm::{CmaMode, ShmConfig, ShmEndpoint, ShmError, ShmToken};
 
 fn open(slots: usize, slot_size: usize) -> ShmEndpoint {
     ShmEndpoint::open(ShmConfig {

@@ -84,7 +84,7 @@ fn incast_100_to_1() {
 #[test]
 fn rdm_bytes_per_idle_peer() {
     let _serial = serial();
-    use srd_fi::ffi::iov::UserIov;
+    use srd_fi::mem::UserIov;
     use srd_fi::rdm::{Config, Endpoint};
     const PEERS: usize = 1000;
     let cfg = |a: &[u8]| Config {

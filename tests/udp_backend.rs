@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
-use srd_fi::srd::backend::udp::{
+use srd_fi::io::udp::{
     DropSide, MAX_UDP_PAYLOAD, RecvBatch, SendItem, UdpBackend, UdpConfig, interfaces,
 };
 

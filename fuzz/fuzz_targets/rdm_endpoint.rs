@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use srd_fi::ffi::iov::UserIov;
+use srd_fi::mem::UserIov;
 use srd_fi::rdm::{Config, Endpoint};
 
 fuzz_target!(|data: &[u8]| {

@@ -11,7 +11,7 @@ pub fn call(f: impl FnOnce() -> Result<c_int>) -> c_int {
         Ok(Ok(v)) => v,
         Ok(Err(e)) => e.code(),
         Err(_) => {
-            super::log::warn("internal error (panic) caught at the API boundary");
+            crate::log::warn("internal error (panic) caught at the API boundary");
             Error::Os(0).code()
         }
     }
@@ -23,7 +23,7 @@ pub fn call_isize(f: impl FnOnce() -> Result<isize>) -> isize {
         Ok(Ok(v)) => v,
         Ok(Err(e)) => e.code() as isize,
         Err(_) => {
-            super::log::warn("internal error (panic) caught at the API boundary");
+            crate::log::warn("internal error (panic) caught at the API boundary");
             Error::Os(0).code() as isize
         }
     }
@@ -32,7 +32,7 @@ pub fn call_isize(f: impl FnOnce() -> Result<isize>) -> isize {
 /// For `void` entries: a panic is logged and swallowed.
 pub fn call_void(f: impl FnOnce()) {
     if catch_unwind(AssertUnwindSafe(f)).is_err() {
-        super::log::warn("internal error (panic) caught at the API boundary");
+        crate::log::warn("internal error (panic) caught at the API boundary");
     }
 }
 

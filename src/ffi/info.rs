@@ -4,7 +4,7 @@
 //! allocated by the core's fi_dupinfo (so fi_freeinfo releases them) with
 //! strings and addresses from malloc.
 
-use super::bindings as b;
+use crate::bindings as b;
 use crate::fi::info::{DomainAttr, EpAttr, FabricAttr, Info, RxAttr, TxAttr};
 use std::ffi::{CStr, c_char, c_void};
 

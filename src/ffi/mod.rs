@@ -6,20 +6,8 @@
 //! Ownership: objects handed to C are `Arc`s owned by their fid (see
 //! `object`); fi_info lists are owned by the caller and freed by fi_freeinfo.
 
-#[allow(
-    non_camel_case_types,
-    non_snake_case,
-    non_upper_case_globals,
-    dead_code,
-    unsafe_op_in_unsafe_fn,
-    clippy::all
-)]
-pub mod bindings;
 pub mod guard;
 pub mod info;
-pub mod iov;
-pub mod log;
-pub mod mr_target;
 pub mod nic;
 pub mod object;
 // Entry points take raw pointers from C by design; each checks them for NULL

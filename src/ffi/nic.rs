@@ -5,7 +5,7 @@
 //! builds an independent copy. All three attribute structs are always
 //! present (Open MPI reads bus_attr without a NULL check).
 
-use super::bindings as b;
+use crate::bindings as b;
 use crate::fi::nic::{Bus, LinkState, NETWORK_TYPE, Nic};
 use std::ffi::{CStr, c_char, c_int, c_void};
 use std::ptr;

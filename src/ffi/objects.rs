@@ -2,10 +2,9 @@
 //! and their close/bind/control dispatch. Each checks its pointers; objects
 //! are owned by their fids (see `object`).
 
-use super::bindings as b;
 use super::guard;
-use super::iov::UserIov;
 use super::object;
+use crate::bindings as b;
 use crate::fi::addr::{ADDR_LEN, EpAddr};
 use crate::fi::av::{ADDR_NOTAVAIL, Av, Inserted};
 use crate::fi::cntr::Cntr;
@@ -16,6 +15,7 @@ use crate::fi::fabric::Domain;
 use crate::fi::mr::Region;
 use crate::fi::ops::{RecvOp, SendOp};
 use crate::fi::sink::Dir;
+use crate::mem::UserIov;
 use std::ffi::{c_char, c_void};
 use std::os::raw::c_int;
 use std::sync::Arc;

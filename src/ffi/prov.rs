@@ -1,14 +1,15 @@
 //! Provider-level entry points: fi_prov_ini, getinfo, fabric, cleanup,
 //! and the generic close/bind/control dispatch by fid class.
 
-use super::bindings as b;
 use super::guard;
 use super::info;
 use super::object;
+use crate::bindings as b;
 use crate::fi::errno::Error;
 use crate::fi::fabric::{Domain, Fabric};
 use crate::fi::getinfo::{self, Request};
 use crate::fi::params::{self, Kind, Params};
+use crate::log::{Level, Subsys};
 use std::ffi::{CStr, CString, c_char, c_void};
 use std::os::raw::c_int;
 use std::sync::Arc;
@@ -30,11 +31,47 @@ pub extern "C" fn fi_prov_ini() -> *mut b::fi_provider {
     // SAFETY: returns a pointer to the shim's static record.
     let prov = unsafe { srd_shim_provider() };
     guard::call_void(|| {
-        super::log::mark_loaded();
+        crate::log::install(crate::log::Sink {
+            enabled: log_enabled,
+            emit: log_emit,
+        });
         define_params(prov);
         params::install(read_params(prov));
     });
     prov
+}
+
+unsafe extern "C" {
+    fn srd_shim_log_enabled(level: c_int, subsys: c_int) -> c_int;
+    fn srd_shim_log(
+        level: c_int,
+        subsys: c_int,
+        func: *const c_char,
+        line: c_int,
+        msg: *const c_char,
+    );
+}
+
+/// The log sink: the core's FI_LOG through the shim.
+fn log_enabled(level: Level, subsys: Subsys) -> bool {
+    // SAFETY: the shim function only reads the static provider record.
+    unsafe { srd_shim_log_enabled(level as c_int, subsys as c_int) != 0 }
+}
+
+fn log_emit(level: Level, subsys: Subsys, func: &str, line: u32, msg: &str) {
+    let (Ok(f), Ok(m)) = (CString::new(func), CString::new(msg.replace('\0', " "))) else {
+        return;
+    };
+    // SAFETY: both strings are NUL-terminated and live across the call.
+    unsafe {
+        srd_shim_log(
+            level as c_int,
+            subsys as c_int,
+            f.as_ptr(),
+            line as c_int,
+            m.as_ptr(),
+        )
+    };
 }
 
 fn define_params(prov: *mut b::fi_provider) {
@@ -141,7 +178,7 @@ pub extern "C" fn srd_rs_getinfo(
         let list = getinfo::getinfo(
             &req,
             hints.as_ref(),
-            &crate::srd::backend::udp::interfaces().unwrap_or_default(),
+            &crate::io::udp::interfaces().unwrap_or_default(),
             params::get(),
         )?;
         let head = info::list_to_c(&list).ok_or(Error::NoMem)?;

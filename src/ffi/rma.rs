@@ -2,16 +2,16 @@
 //! endpoints, and fi_query_atomic. Each checks its pointers and arrays and
 //! gathers the application's fi_ioc operands before the engine sees them.
 
-use super::bindings as b;
 use super::guard;
-use super::iov::UserIov;
 use super::object;
 use super::objects::{resolve_flags, user_iov};
+use crate::bindings as b;
 use crate::fi::endpoint::Endpoint;
 use crate::fi::errno::{Error, Result};
 use crate::fi::fabric::Domain;
 use crate::fi::ops::{AtomicReq, RmaOp};
 use crate::fi::sink::Dir;
+use crate::mem::UserIov;
 use crate::rdm::{AtomicKind, AtomicOp, Datatype};
 use smallvec::SmallVec;
 use std::ffi::c_void;

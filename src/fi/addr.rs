@@ -143,7 +143,7 @@ impl EpAddr {
     /// The address as an application sees it in `format`: the binary form,
     /// or for FI_ADDR_STR the string form with its terminating NUL.
     pub fn encode(&self, format: u32) -> Vec<u8> {
-        if format == crate::ffi::bindings::FI_ADDR_STR {
+        if format == crate::bindings::FI_ADDR_STR {
             let mut v = self.to_string().into_bytes();
             v.push(0);
             v
@@ -155,7 +155,7 @@ impl EpAddr {
     /// Parses an address given in `format` (a FI_ADDR_STR address ends at
     /// its first NUL, as a C string does).
     pub fn decode(format: u32, bytes: &[u8]) -> Option<EpAddr> {
-        if format == crate::ffi::bindings::FI_ADDR_STR {
+        if format == crate::bindings::FI_ADDR_STR {
             let end = bytes.iter().position(|&c| c == 0).unwrap_or(bytes.len());
             EpAddr::from_str_form(std::str::from_utf8(&bytes[..end]).ok()?).ok()
         } else {

@@ -6,7 +6,7 @@
 
 use super::addr::EpAddr;
 use super::errno::{Error, Result};
-use crate::ffi::bindings as b;
+use crate::bindings as b;
 use std::collections::HashMap;
 use std::net::SocketAddrV4;
 use std::sync::RwLock;

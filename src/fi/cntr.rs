@@ -2,7 +2,7 @@
 
 use super::cq::Progress;
 use super::errno::{Error, Result};
-use crate::ffi::bindings as b;
+use crate::bindings as b;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, Weak};
 

@@ -6,7 +6,7 @@
 //! which is what "overrun reported, not dropped" means for manual progress.
 
 use super::errno::{Error, Result};
-use crate::ffi::bindings as b;
+use crate::bindings as b;
 use smallvec::SmallVec;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -10,7 +10,7 @@ use super::ops::{RecvOp, SendOp};
 use super::sink::{Dir, Sink};
 use super::slab::Slab;
 use super::transport::Transport;
-use crate::ffi::bindings as b;
+use crate::bindings as b;
 use crate::srd::{self, Ah, DeviceAddr, Opcode, Pd, QpType, RecvWr, SendWr, WcStatus};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;

@@ -15,7 +15,7 @@ use super::ops::{RecvOp, SendOp};
 use super::rdm_ep::RdmEp;
 use super::sink::Sink;
 use super::transport::Transport;
-use crate::ffi::bindings as b;
+use crate::bindings as b;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
@@ -269,7 +269,7 @@ impl Endpoint {
         } = &mut *st;
         if let Engine::Rdm(r) = engine {
             let refused = r.observe(self.domain.clone());
-            let target = crate::ffi::mr_target::MrTarget {
+            let target = crate::fi::mr_target::MrTarget {
                 refused,
                 domain: self.domain.clone(),
                 virt_addr: self.domain.mr_mode() & b::FI_MR_VIRT_ADDR as i32 != 0

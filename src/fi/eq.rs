@@ -3,7 +3,7 @@
 //! endpoints and AVs may be bound to it.
 
 use super::errno::{Error, Result};
-use crate::ffi::bindings as b;
+use crate::bindings as b;
 use std::collections::VecDeque;
 use std::sync::Mutex;
 

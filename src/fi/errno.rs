@@ -1,6 +1,6 @@
 //! The one place where provider errors become libfabric error codes.
 
-use crate::ffi::bindings as b;
+use crate::bindings as b;
 use std::os::raw::c_int;
 
 /// Errors returned through the libfabric API.  `code()` gives `-FI_E*`.

@@ -3,8 +3,8 @@
 use super::errno::{Error, Result};
 use super::info::{FABRIC_NAME, Info};
 use super::params::{self, Params};
-use crate::ffi::bindings as b;
-use crate::srd::backend::udp::{self as netif, Iface};
+use crate::bindings as b;
+use crate::io::udp::{self as netif, Iface};
 use std::sync::Arc;
 
 /// An open fabric (fi_fabric).

@@ -6,8 +6,8 @@ use super::errno::{Error, Result};
 use super::info::{self, Info};
 use super::offer;
 use super::params::Params;
-use crate::ffi::bindings as b;
-use crate::srd::backend::udp::Iface;
+use crate::bindings as b;
+use crate::io::udp::Iface;
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 /// What the application passed besides the hints.

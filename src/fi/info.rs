@@ -2,7 +2,7 @@
 //! an application's hints against them (fi_getinfo(3)). The conversion from
 //! and to the C structs lives in `ffi::info`.
 
-use crate::ffi::bindings as b;
+use crate::bindings as b;
 
 /// Mirror of `struct fi_tx_attr`.
 #[derive(Clone, Debug, Default, PartialEq)]

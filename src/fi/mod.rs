@@ -13,6 +13,7 @@ pub mod fabric;
 pub mod getinfo;
 pub mod info;
 pub mod mr;
+pub mod mr_target;
 pub mod nic;
 pub mod offer;
 pub mod ops;

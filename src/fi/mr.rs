@@ -2,7 +2,7 @@
 //! remote access.
 
 use super::errno::{Error, Result};
-use crate::ffi::bindings as b;
+use crate::bindings as b;
 use std::collections::HashMap;
 use std::sync::Mutex;
 

@@ -6,8 +6,8 @@ use super::info::{
     API_VERSION, DomainAttr, EpAttr, FABRIC_NAME, FabricAttr, Info, PROV_VERSION, RxAttr, TxAttr,
 };
 use super::params::Params;
-use crate::ffi::bindings as b;
-use crate::srd::backend::udp::Iface;
+use crate::bindings as b;
+use crate::io::udp::Iface;
 use std::net::SocketAddrV4;
 
 /// Bytes of the UD receive prefix (GRH-sized), shown as FI_MSG_PREFIX.

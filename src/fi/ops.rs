@@ -1,6 +1,6 @@
 //! Data operations as the endpoint engines receive them.
 
-use crate::ffi::iov::UserIov;
+use crate::mem::UserIov;
 
 /// A send: message or tagged.
 #[derive(Debug)]

@@ -14,10 +14,10 @@ use super::params::Params;
 use super::sink::{Dir, Sink};
 use super::stats::Observer;
 use super::transport::Transport;
-use crate::ffi::bindings as b;
+use crate::bindings as b;
+use crate::io::shm::{ShmConfig, ShmEndpoint, ShmError, ShmPeer, ShmToken};
 use crate::rdm::matcher::TagHasher;
 use crate::rdm::{self, PacketOutcome, PeerIdx, RdmError, TxError};
-use crate::srd::backend::shm::{ShmConfig, ShmEndpoint, ShmError, ShmPeer, ShmToken};
 use crate::srd::{self, Ah, DeviceAddr, Opcode, Pd, QpType, RecvWr, SendWr, WcStatus};
 use smallvec::SmallVec;
 use std::collections::HashMap;
@@ -41,7 +41,7 @@ const UDP_RESUME_BELOW: usize = 256;
 /// our own interface's MTU: a peer on another interface (or host) may use
 /// larger datagrams, and a packet the device has acked must never meet a
 /// buffer it does not fit.
-const RX_BUF: usize = crate::srd::backend::udp::MAX_UDP_PAYLOAD - crate::wire::srd::DATA_HEADER_LEN;
+const RX_BUF: usize = crate::io::udp::MAX_UDP_PAYLOAD - crate::wire::srd::DATA_HEADER_LEN;
 /// Shared-memory ring geometry: packets to same-host peers may be this
 /// large whatever the interface MTU (`rdm::Endpoint::set_peer_link`).
 const SHM_SLOTS: usize = 256;
@@ -147,9 +147,9 @@ impl RdmEp {
                 slots: SHM_SLOTS,
                 slot_size: SHM_SLOT.max(mtu),
                 cma: if params.shm_cma {
-                    crate::srd::backend::shm::CmaMode::Auto
+                    crate::io::shm::CmaMode::Auto
                 } else {
-                    crate::srd::backend::shm::CmaMode::Off
+                    crate::io::shm::CmaMode::Off
                 },
             };
             match ShmEndpoint::open(cfg) {
@@ -250,7 +250,7 @@ impl RdmEp {
         let mut r = rdm::Endpoint::new(cfg);
         r.set_rma_target(target);
         if self.shm.as_ref().is_some_and(ShmEndpoint::cma_enabled) {
-            r.set_cma(Box::new(crate::ffi::mr_target::CmaCopier));
+            r.set_cma(Box::new(crate::fi::mr_target::CmaCopier));
         }
         self.rdm = Some(r);
     }
@@ -709,7 +709,7 @@ impl RdmEp {
                             .warn_drop(key, &ShmSender(tok.pid), why, "RDM packet");
                     }
                 }
-                if crate::ffi::log::debug_data() {
+                if crate::log::debug_data() {
                     log_packet("rx", src, bytes, "shm");
                 }
                 true
@@ -884,7 +884,7 @@ impl RdmEp {
     ) {
         let Some(r) = self.rdm.as_mut() else { return };
         let out = self.inbox.offer(r, now, src, &buf[..len]);
-        if crate::ffi::log::debug_data() {
+        if crate::log::debug_data() {
             log_packet("rx", src, &buf[..len], "udp");
         }
         // Free again: a deferred packet was copied into the inbox.
@@ -937,7 +937,7 @@ impl RdmEp {
             };
             any = true;
             self.obs.tx_pkt(tx.peer, tx.len);
-            if crate::ffi::log::debug_data() {
+            if crate::log::debug_data() {
                 let via = if self
                     .shm_routes
                     .get(tx.peer as usize)
@@ -1365,7 +1365,7 @@ impl RdmEp {
     fn log_device_drops(&mut self) {
         let obs = &mut self.obs;
         for e in self.t.dev.take_drop_events() {
-            let key = crate::ffi::log::Once::key(e.from);
+            let key = crate::log::Once::key(e.from);
             obs.once.warn_drop(key, &e.from, e.reason, "SRD datagram");
         }
     }
@@ -1375,7 +1375,7 @@ impl RdmEp {
         let Some(r) = self.rdm.as_ref() else { return };
         let why = self.obs.rdm_drop_reason(r.stats());
         let sock = from.map_or(std::net::SocketAddrV4::new(0.into(), 0), |d| d.socket());
-        let key = crate::ffi::log::Once::key(sock);
+        let key = crate::log::Once::key(sock);
         self.obs.once.warn_drop(key, &sock, why, "RDM packet");
     }
 }
@@ -1405,7 +1405,7 @@ fn log_packet(dir: &str, peer: Option<PeerIdx>, bytes: &[u8], via: &str) {
 /// Copies an inject payload out of the caller's buffers (which are free
 /// again once the call returns); -FI_EMSGSIZE above the inject size.
 fn stage_inject<'a>(
-    iov: &crate::ffi::iov::UserIov,
+    iov: &crate::mem::UserIov,
     tmp: &'a mut [u8; super::offer::RDM_INJECT],
 ) -> Result<&'a [u8]> {
     let n = iov.len();

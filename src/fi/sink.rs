@@ -55,7 +55,7 @@ impl Sink {
             Dir::Tx => self.tx_selective,
             Dir::Rx => self.rx_selective,
         };
-        !selective || flags & crate::ffi::bindings::FI_COMPLETION != 0
+        !selective || flags & crate::bindings::FI_COMPLETION != 0
     }
 
     /// Room for one more entry in the CQ of `d` (always true without one).
@@ -66,7 +66,7 @@ impl Sink {
     /// Delivers a success; `Err(Again)` if the CQ is full (keep it).
     /// The counter an operation with completion `flags` counts in.
     fn cntr_for(&self, d: Dir, flags: u64) -> Option<&Arc<Cntr>> {
-        use crate::ffi::bindings as b;
+        use crate::bindings as b;
         if flags & b::FI_REMOTE_WRITE != 0 {
             // Counted through `remote`, once per operation, not here.
             None
@@ -103,7 +103,7 @@ impl Sink {
 
     /// Delivers an error; `Err(Again)` if the CQ is full (keep it).
     pub fn err(&self, d: Dir, e: ErrEntry) -> Result<()> {
-        if !self.source_err && e.err == crate::ffi::bindings::FI_EADDRNOTAVAIL {
+        if !self.source_err && e.err == crate::bindings::FI_EADDRNOTAVAIL {
             // The data arrived; only the sender is unknown. (The engine
             // reports these errors even for receives that selective
             // completion would keep quiet; so does this success.)

@@ -27,7 +27,7 @@
 //! Writing happens from the endpoint's progress path, at most every
 //! `PUBLISH_EVERY_NS`, so counting stays plain `u64` increments.
 
-use crate::srd::backend::shm::segment::{self, Mapping};
+use crate::io::shm::segment::{self, Mapping};
 use std::ffi::CString;
 use std::fmt::Write as _;
 use std::io;
@@ -594,7 +594,7 @@ pub struct Observer {
     /// The live page (None: FI_SRD_STATS_PAGE=0 or /dev/shm unusable).
     pub page: Option<StatsPage>,
     /// Once-per-sender drop warnings.
-    pub once: crate::ffi::log::Once,
+    pub once: crate::log::Once,
     /// Peer addresses as text, by peer index (filled when a peer is noted).
     pub addr_text: Vec<String>,
     /// Rows handed to the page, reused.
@@ -691,9 +691,9 @@ pub struct Sources<'a> {
     pub obs: Option<&'a Observer>,
     pub dev: crate::srd::Stats,
     pub usage: crate::srd::Usage,
-    pub udp: crate::srd::backend::udp::UdpStats,
+    pub udp: crate::io::udp::UdpStats,
     pub rdm: crate::rdm::Stats,
-    pub shm: crate::srd::backend::shm::ShmStats,
+    pub shm: crate::io::shm::ShmStats,
     pub mrs: u64,
     pub rx_posted: u64,
     /// Deferred packets the inbox holds, packets waiting for room in

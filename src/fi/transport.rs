@@ -4,7 +4,7 @@
 
 use super::errno::{Error, Result};
 use super::params::Params;
-use crate::srd::backend::udp::{RecvBatch, SendItem, UdpBackend, UdpConfig};
+use crate::io::udp::{RecvBatch, SendItem, UdpBackend, UdpConfig};
 use crate::srd::{Cq as SrdCq, Device, DeviceAddr, DeviceConfig, Pd, QpAttr, QpState, QpType, Qpn};
 use crate::wire::srd::DATA_HEADER_LEN;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -59,7 +59,7 @@ impl Transport {
             ucfg = ucfg.with_drops(params.drop_rate, params.drop_seed, Default::default());
         }
         let udp = UdpBackend::open(ucfg)?;
-        crate::srd::backend::crc::install();
+        crate::io::crc::install();
         let mut cfg = DeviceConfig {
             addr: DeviceAddr::new(*udp.local_addr(0).ip(), udp.local_addr(0).port()),
             paths: u8::try_from(udp.paths()).unwrap_or(1),
@@ -72,7 +72,7 @@ impl Transport {
         let slot = dev.max_datagram();
         Ok(Transport {
             // GRO hands back coalesced reads of up to 64 KiB.
-            rx: RecvBatch::new(BATCH, crate::srd::backend::udp::DEFAULT_SLOT_SIZE),
+            rx: RecvBatch::new(BATCH, crate::io::udp::DEFAULT_SLOT_SIZE),
             rx_pos: 0,
             tx: TxQueue {
                 bufs: (0..BATCH).map(|_| vec![0u8; slot]).collect(),
@@ -178,7 +178,7 @@ impl Transport {
     /// `budget` (which it lowers).
     fn feed(&mut self, now: u64, budget: &mut usize) -> bool {
         let mut any = false;
-        let debug = crate::ffi::log::debug_data();
+        let debug = crate::log::debug_data();
         while *budget > 0
             && let Some(item) = self.rx.get(self.rx_pos)
         {
@@ -202,7 +202,7 @@ impl Transport {
                 let i = self.tx.len;
                 match self.dev.poll_transmit(now, &mut self.tx.bufs[i]) {
                     Some(t) => {
-                        if crate::ffi::log::debug_data() {
+                        if crate::log::debug_data() {
                             log_datagram("tx", t.dst, &self.tx.bufs[i][..t.len]);
                         }
                         self.tx.meta[i] = (t.path, t.dst, t.len);

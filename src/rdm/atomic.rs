@@ -10,7 +10,7 @@
 //! only. Long double (x86 80-bit extended, 16 bytes in memory) and its
 //! complex form are moved but not computed on here: READ and WRITE only.
 
-use crate::ffi::bindings as fi;
+use crate::bindings as fi;
 
 /// fi_op.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

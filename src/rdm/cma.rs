@@ -9,7 +9,7 @@
 use super::endpoint::Endpoint;
 use super::peer::PeerIdx;
 use super::{RdmError, Stats};
-use crate::ffi::iov::UserIov;
+use crate::mem::UserIov;
 use crate::wire::rdm::{CMA_DESC_HDR, CMA_SEG_LEN, CmaDesc, FEATURE_CMA, MAX_CMA_SEGS};
 use smallvec::SmallVec;
 

@@ -12,11 +12,11 @@ use super::rma_target::{ReadOut, WriteIn};
 use super::rx::{RxMsg, RxOp};
 use super::tx::TxOp;
 use super::{Completion, CompletionError, Config, MAX_MEDIUM, RdmError, Stats};
-use crate::ffi::bindings::{
+use crate::bindings::{
     FI_COMPLETION, FI_DELIVERY_COMPLETE, FI_INJECT, FI_INJECT_COMPLETE, FI_MSG, FI_SEND, FI_TAGGED,
     FI_TRANSMIT_COMPLETE,
 };
-use crate::ffi::iov::UserIov;
+use crate::mem::UserIov;
 use crate::wire::rdm::{DATA_LEN, MAX_ADDR_LEN, OpRef, Proto, REQ_LEN};
 use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasherDefault;

@@ -12,7 +12,7 @@
 use super::PROV_ERR_TIMEOUT;
 use super::endpoint::{Ctrl, Endpoint};
 use super::peer::{INITIAL_WINDOW, PeerIdx};
-use crate::ffi::bindings::FI_ETIMEDOUT;
+use crate::bindings::FI_ETIMEDOUT;
 use crate::wire::rdm::{
     FEATURE_CMA, FEATURE_DELIVERY_COMPLETE, FEATURE_LONG_CTS, FEATURE_RMA, HS_REPLY, HandshakeRepr,
     VERSION, emit_handshake,

@@ -116,7 +116,7 @@ pub use inbox::Inbox;
 pub use peer::PeerIdx;
 pub use rma::{RemoteCounts, RmaTarget};
 
-use crate::ffi::iov::UserIov;
+use crate::mem::UserIov;
 
 /// Endpoint configuration; every pool is sized from it at creation.
 #[derive(Clone, Debug)]

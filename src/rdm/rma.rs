@@ -24,10 +24,10 @@ use super::cma;
 use super::endpoint::{Endpoint, TOK_RMA, token};
 use super::peer::PeerIdx;
 use super::{Completion, CompletionError, RdmError, TxError, TxInfo};
-use crate::ffi::bindings::{
+use crate::bindings::{
     FI_ATOMIC, FI_COMPLETION, FI_EINVAL, FI_EOPNOTSUPP, FI_INJECT, FI_READ, FI_RMA, FI_WRITE,
 };
-use crate::ffi::iov::UserIov;
+use crate::mem::UserIov;
 use crate::wire::rdm::{
     FEATURE_RMA, OpRef, READRSP_PLACED, RSP_LEN, RSP_NO_CMA, RTA_LEN, RTR_CMA, RTR_LEN, RTW_CMA,
     RTW_CQ_DATA, RTW_LEN, ReadRspRepr, RspRepr, RtaRepr, RtrRepr, RtwRepr, emit_cma_desc, emit_rta,

@@ -17,7 +17,7 @@ use super::peer::PeerIdx;
 use super::pool::NIL;
 use super::rma::RmaQ;
 use super::{Completion, PacketOutcome, TxError, TxInfo};
-use crate::ffi::bindings::{
+use crate::bindings::{
     FI_EACCES, FI_EHOSTUNREACH, FI_EINVAL, FI_EIO, FI_EOPNOTSUPP, FI_REMOTE_CQ_DATA,
     FI_REMOTE_READ, FI_REMOTE_WRITE, FI_RMA,
 };

@@ -10,11 +10,11 @@ use super::pool::ChunkList;
 use super::proto::longcts;
 use super::reorder::{self, Place, Window};
 use super::{Completion, CompletionError, MAX_MEDIUM, PROV_ERR_VERSION, PacketOutcome, RdmError};
-use crate::ffi::bindings::{
+use crate::bindings::{
     FI_CLAIM, FI_COMPLETION, FI_DISCARD, FI_EADDRNOTAVAIL, FI_ECANCELED, FI_EHOSTUNREACH, FI_EIO,
     FI_ENOMSG, FI_ETRUNC, FI_MSG, FI_MULTI_RECV, FI_PEEK, FI_RECV, FI_REMOTE_CQ_DATA, FI_TAGGED,
 };
-use crate::ffi::iov::UserIov;
+use crate::mem::UserIov;
 use crate::wire::rdm::{
     CmaDesc, DataRepr, Packet, PacketType, Proto, REQ_CQ_DATA, REQ_RECEIPT, REQ_TAGGED, Repr,
     ReqRepr, WireError,

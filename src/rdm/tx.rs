@@ -9,8 +9,8 @@ use super::endpoint::{
 use super::peer::PeerIdx;
 use super::proto::{self, longcts};
 use super::{Completion, CompletionError, TxError, TxInfo};
-use crate::ffi::bindings::{FI_EHOSTUNREACH, FI_EIO, FI_MSG, FI_SEND, FI_TAGGED};
-use crate::ffi::iov::UserIov;
+use crate::bindings::{FI_EHOSTUNREACH, FI_EIO, FI_MSG, FI_SEND, FI_TAGGED};
+use crate::mem::UserIov;
 use crate::wire::rdm::{
     CREDIT_LEN, CTS_LEN, CreditRepr, CtsRepr, FIN_LEN, FinRepr, HANDSHAKE_LEN, Proto, RECEIPT_LEN,
     ReceiptRepr, emit_credit, emit_cts, emit_fin, emit_receipt,

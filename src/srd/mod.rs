@@ -6,7 +6,6 @@
 //! `poll_timeout` / `handle_timeout`. Time is `now: u64` nanoseconds, always
 //! passed in. `sim` is a deterministic lossy network to test it with.
 
-pub mod backend;
 mod congestion;
 mod device;
 mod multipath;

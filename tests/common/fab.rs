@@ -5,7 +5,7 @@
 #![allow(dead_code, clippy::missing_safety_doc)]
 
 use super::*;
-use srd_fi::ffi::bindings as b;
+use srd_fi::bindings as b;
 use std::ffi::c_void;
 use std::os::raw::c_int;
 use std::time::{Duration, Instant};

@@ -3,7 +3,7 @@
 //! wrappers (which bindgen does not generate) through the ops tables.
 #![allow(dead_code)]
 
-use srd_fi::ffi::bindings as b;
+use srd_fi::bindings as b;
 use std::ffi::{CStr, CString, c_void};
 use std::os::raw::c_int;
 use std::path::PathBuf;

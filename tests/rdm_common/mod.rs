@@ -10,7 +10,7 @@
 //! behind it waits.
 #![allow(dead_code)]
 
-use srd_fi::ffi::iov::UserIov;
+use srd_fi::mem::UserIov;
 use srd_fi::rdm::{Completion, Config, Endpoint, Inbox, PacketOutcome, PeerIdx, TxError};
 use std::collections::{HashMap, HashSet, VecDeque};
 

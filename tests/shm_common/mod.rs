@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use srd_fi::srd::backend::shm::ShmToken;
+use srd_fi::io::shm::ShmToken;
 
 pub const ROLE: &str = "SHM_ROLE";
 

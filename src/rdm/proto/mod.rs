@@ -12,7 +12,7 @@ pub mod longread;
 pub mod medium;
 
 use super::tx::TxOp;
-use crate::ffi::iov::UserIov;
+use crate::mem::UserIov;
 use crate::wire::rdm::{Proto, REQ_CQ_DATA, REQ_RECEIPT, REQ_TAGGED, ReqRepr};
 
 /// Sizes that pick the protocol, fixed at endpoint creation.

@@ -1,25 +1,24 @@
-//! Logging through the libfabric core (FI_LOG_LEVEL, FI_LOG_PROV apply).
-//! Outside a process that loaded us through the core (unit tests), messages
-//! go nowhere.
+//! Logging, for every layer. Messages go to a [`Sink`] the C boundary
+//! installs when the libfabric core loads us (the core's FI_LOG: its
+//! FI_LOG_LEVEL and FI_LOG_PROV apply); before that, and in processes that
+//! use the crate without the core (unit tests), they go nowhere. This module
+//! knows nothing of C: any layer may log without importing the boundary.
 
 use std::collections::HashSet;
-use std::ffi::CString;
 use std::net::SocketAddrV4;
-use std::os::raw::{c_char, c_int};
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU8, Ordering};
 
-static LOADED: AtomicBool = AtomicBool::new(false);
-
-unsafe extern "C" {
-    fn srd_shim_log_enabled(level: c_int, subsys: c_int) -> c_int;
-    fn srd_shim_log(
-        level: c_int,
-        subsys: c_int,
-        func: *const c_char,
-        line: c_int,
-        msg: *const c_char,
-    );
+/// Where messages go.
+#[derive(Clone, Copy, Debug)]
+pub struct Sink {
+    /// Whether a message at this level and subsystem would be printed.
+    pub enabled: fn(Level, Subsys) -> bool,
+    /// Prints it: (level, subsystem, origin, line, text).
+    pub emit: fn(Level, Subsys, &str, u32, &str),
 }
+
+static SINK: OnceLock<Sink> = OnceLock::new();
 
 /// Log levels (enum fi_log_level).
 #[derive(Clone, Copy, Debug)]
@@ -45,36 +44,24 @@ pub enum Subsys {
     Cntr = 9,
 }
 
-/// Called once the core has loaded us (fi_prov_ini).
-pub fn mark_loaded() {
-    LOADED.store(true, Ordering::Release);
+/// Installs the sink (once, when the core has loaded us; later calls are
+/// ignored).
+pub fn install(sink: Sink) {
+    let _ = SINK.set(sink);
 }
 
 /// Whether a message at this level would be printed.
 pub fn enabled(level: Level, subsys: Subsys) -> bool {
-    // SAFETY: the shim function only reads the static provider record.
-    LOADED.load(Ordering::Acquire)
-        && unsafe { srd_shim_log_enabled(level as c_int, subsys as c_int) } != 0
+    SINK.get().is_some_and(|s| (s.enabled)(level, subsys))
 }
 
 /// Emits `msg` if enabled. `func` names the origin.
 pub fn log(level: Level, subsys: Subsys, func: &str, line: u32, msg: &str) {
-    if !enabled(level, subsys) {
-        return;
+    if let Some(s) = SINK.get()
+        && (s.enabled)(level, subsys)
+    {
+        (s.emit)(level, subsys, func, line, msg);
     }
-    let (Ok(f), Ok(m)) = (CString::new(func), CString::new(msg.replace('\0', " "))) else {
-        return;
-    };
-    // SAFETY: both strings are NUL-terminated and live across the call.
-    unsafe {
-        srd_shim_log(
-            level as c_int,
-            subsys as c_int,
-            f.as_ptr(),
-            line as c_int,
-            m.as_ptr(),
-        )
-    };
 }
 
 /// Whether per-packet debug messages are wanted: `enabled(Debug, EpData)`
@@ -87,7 +74,7 @@ pub fn debug_data() -> bool {
         1 => false,
         2 => true,
         _ => {
-            if !LOADED.load(Ordering::Acquire) {
+            if SINK.get().is_none() {
                 return false;
             }
             let on = enabled(Level::Debug, Subsys::EpData);
@@ -177,9 +164,9 @@ pub fn warn(msg: &str) {
 #[macro_export]
 macro_rules! srd_log {
     ($lvl:ident, $sub:ident, $($arg:tt)*) => {{
-        use $crate::ffi::log::{Level, Subsys};
-        if $crate::ffi::log::enabled(Level::$lvl, Subsys::$sub) {
-            $crate::ffi::log::log(Level::$lvl, Subsys::$sub, module_path!(), line!(), &format!($($arg)*));
+        use $crate::log::{Level, Subsys};
+        if $crate::log::enabled(Level::$lvl, Subsys::$sub) {
+            $crate::log::log(Level::$lvl, Subsys::$sub, module_path!(), line!(), &format!($($arg)*));
         }
     }};
 }

@@ -2,11 +2,11 @@
 //! regions, checked by key, range and access on every request, and handed to
 //! the protocol engine as a [`UserIov`] over exactly the requested bytes.
 
-use super::bindings as b;
-use super::iov::UserIov;
+use crate::bindings as b;
 use crate::fi::fabric::Domain;
+use crate::io::shm::cma_transfer;
+use crate::mem::UserIov;
 use crate::rdm::{Cma, CmaError, RmaTarget};
-use crate::srd::backend::shm::cma_transfer;
 use smallvec::SmallVec;
 use std::sync::Arc;
 
