@@ -16,7 +16,7 @@
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use srd_fi::mem::UserIov;
 use srd_fi::rdm::matcher::Matcher;
-use srd_fi::rdm::{Config, Endpoint};
+use srd_fi::rdm::{Config, Endpoint, OpFlags};
 use std::hint::black_box;
 
 struct Rng(u64);
@@ -139,7 +139,8 @@ fn warm(
 ) {
     // Handshakes both ways, so REQs stop carrying addresses.
     a.tinject(0, pb, b"x", 0, None).unwrap();
-    b.trecv(0, UserIov::empty(), None, 0, 0, 0, 0).unwrap();
+    b.trecv(0, UserIov::empty(), None, 0, 0, 0, OpFlags::empty())
+        .unwrap();
     for _ in 0..3 {
         pump(0, a, b, pa, pkts, None);
         pump(0, b, a, pb, pkts, None);
@@ -157,7 +158,7 @@ fn endpoint(c: &mut Criterion) {
             let mut pkts = Vec::new();
             warm(&mut a, &mut b, pb, pa, &mut pkts);
             for t in 0..n {
-                b.trecv(0, UserIov::empty(), None, 1000 + t, 0, t, 0)
+                b.trecv(0, UserIov::empty(), None, 1000 + t, 0, t, OpFlags::empty())
                     .unwrap();
             }
             let mut rng = Rng(99);
@@ -170,8 +171,16 @@ fn endpoint(c: &mut Criterion) {
                 pump(0, &mut b, &mut a, pb, &mut pkts, None);
                 let done = b.poll_completion().expect("matched");
                 // Repost the receive that completed.
-                b.trecv(0, UserIov::empty(), None, done.tag, 0, done.context, 0)
-                    .unwrap();
+                b.trecv(
+                    0,
+                    UserIov::empty(),
+                    None,
+                    done.tag,
+                    0,
+                    done.context,
+                    OpFlags::empty(),
+                )
+                .unwrap();
                 while a.poll_completion().is_some() {}
             });
         });
@@ -196,7 +205,8 @@ fn reorder(c: &mut Criterion) {
             let payload = [3u8; 256];
             bch.iter(|| {
                 for k in 0..K as u64 {
-                    b.trecv(0, UserIov::empty(), None, 5, 0, k, 0).unwrap();
+                    b.trecv(0, UserIov::empty(), None, 5, 0, k, OpFlags::empty())
+                        .unwrap();
                     a.tinject(0, pb, &payload[..0], 5, None).unwrap();
                 }
                 let p = shuffle.then_some(perm.as_slice());

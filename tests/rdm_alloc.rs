@@ -3,7 +3,7 @@
 //! packet handling, matching and completions without one heap allocation.
 
 use srd_fi::mem::UserIov;
-use srd_fi::rdm::{Config, Endpoint};
+use srd_fi::rdm::{Config, Endpoint, OpFlags};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -83,9 +83,11 @@ fn round(
         // Half the messages unexpected (receive posted after arrival).
         let early = k % 2 == 0;
         if early {
-            b.trecv(0, riov, None, k as u64, 0, 1, 0).unwrap();
+            b.trecv(0, riov, None, k as u64, 0, 1, OpFlags::empty())
+                .unwrap();
         }
-        a.tsend(0, pb, siov, k as u64, Some(7), 2, 0).unwrap();
+        a.tsend(0, pb, siov, k as u64, Some(7), 2, OpFlags::empty())
+            .unwrap();
         let mut posted = early;
         let mut riov = None;
         if !posted {
@@ -96,8 +98,16 @@ fn round(
         for _ in 0..10_000 {
             let moved = pump(w, a, b, pa) + pump(w, b, a, pb);
             if !posted {
-                b.trecv(0, riov.take().unwrap(), None, k as u64, 0, 1, 0)
-                    .unwrap();
+                b.trecv(
+                    0,
+                    riov.take().unwrap(),
+                    None,
+                    k as u64,
+                    0,
+                    1,
+                    OpFlags::empty(),
+                )
+                .unwrap();
                 posted = true;
             }
             while let Some(c) = b.poll_completion() {

@@ -8,9 +8,8 @@ mod rma_common;
 
 use rdm_common::{Net, Rng, cfg, owned};
 use rma_common::{RO, RW, Registry, WO};
-use srd_fi::bindings::*;
 use srd_fi::mem::UserIov;
-use srd_fi::rdm::{AtomicKind, AtomicOp, Datatype, RdmError};
+use srd_fi::rdm::{AtomicKind, AtomicOp, CompFlags, Datatype, ErrorKind, OpFlags, RdmError};
 
 const KEY: u64 = 0x2222;
 
@@ -354,7 +353,7 @@ fn every_op_on_every_type_matches_the_reference() {
                         KEY,
                         count,
                         0,
-                        0,
+                        OpFlags::empty(),
                     );
                     assert_eq!(r, Err(RdmError::InvalidArgument), "{op:?} {dt:?} {kind:?}");
                     continue;
@@ -392,7 +391,7 @@ fn every_op_on_every_type_matches_the_reference() {
                             KEY,
                             count,
                             77,
-                            0,
+                            OpFlags::empty(),
                         )
                         .unwrap();
                     net.run(10_000);
@@ -401,9 +400,9 @@ fn every_op_on_every_type_matches_the_reference() {
                     let c = &cs[0];
                     assert!(c.err.is_none(), "{op:?} {dt:?} {kind:?}: {:?}", c.err);
                     let want_flags = if kind == AtomicKind::Write {
-                        FI_ATOMIC | FI_WRITE
+                        CompFlags::ATOMIC | CompFlags::WRITE
                     } else {
-                        FI_ATOMIC | FI_READ
+                        CompFlags::ATOMIC | CompFlags::READ
                     };
                     assert_eq!(c.flags, want_flags);
                     assert_eq!(c.context, 77);
@@ -468,7 +467,7 @@ fn concurrent_sums_from_two_initiators_are_exact() {
                     KEY,
                     1,
                     v,
-                    0,
+                    OpFlags::empty(),
                 )
                 .unwrap();
         }
@@ -524,7 +523,7 @@ fn compare_and_swap_elects_one_winner() {
                     KEY,
                     1,
                     mine as u64,
-                    0,
+                    OpFlags::empty(),
                 )
                 .unwrap();
         }
@@ -552,14 +551,28 @@ fn atomic_access_errors_leave_memory_untouched() {
     let before: Vec<_> = [KEY, 2, 3].iter().map(|&k| reg.backing(k)).collect();
     let one = 5u64.to_ne_bytes();
     // (op, key, addr, fetch, compare, errno)
-    let cases: Vec<(AtomicOp, u64, u64, bool, bool, i32)> = vec![
-        (AtomicOp::Sum, 99, 0, false, false, FI_EACCES),
-        (AtomicOp::Sum, 2, 0, false, false, FI_EACCES), // read-only
-        (AtomicOp::Sum, 3, 0, true, false, FI_EACCES),  // fetch needs read
-        (AtomicOp::Read, 3, 0, true, false, FI_EACCES),
-        (AtomicOp::Cswap, 2, 0, true, true, FI_EACCES),
-        (AtomicOp::Sum, KEY, 4090, false, false, FI_EINVAL),
-        (AtomicOp::Cswap, KEY, 5000, true, true, FI_EINVAL),
+    let cases: Vec<(AtomicOp, u64, u64, bool, bool, ErrorKind)> = vec![
+        (AtomicOp::Sum, 99, 0, false, false, ErrorKind::AccessDenied),
+        (AtomicOp::Sum, 2, 0, false, false, ErrorKind::AccessDenied), // read-only
+        (AtomicOp::Sum, 3, 0, true, false, ErrorKind::AccessDenied),  // fetch needs read
+        (AtomicOp::Read, 3, 0, true, false, ErrorKind::AccessDenied),
+        (AtomicOp::Cswap, 2, 0, true, true, ErrorKind::AccessDenied),
+        (
+            AtomicOp::Sum,
+            KEY,
+            4090,
+            false,
+            false,
+            ErrorKind::InvalidArgument,
+        ),
+        (
+            AtomicOp::Cswap,
+            KEY,
+            5000,
+            true,
+            true,
+            ErrorKind::InvalidArgument,
+        ),
     ];
     for (i, &(op, key, addr, fetch, compare, errno)) in cases.iter().enumerate() {
         let res = UserIov::from_vec(vec![0x33; 8]);
@@ -576,13 +589,13 @@ fn atomic_access_errors_leave_memory_untouched() {
                 key,
                 1,
                 i as u64,
-                0,
+                OpFlags::empty(),
             )
             .unwrap();
         net.run(10_000);
         let cs = net.take(0);
         assert_eq!(cs.len(), 1);
-        assert_eq!(cs[0].err.as_ref().map(|e| e.errno), Some(errno), "case {i}");
+        assert_eq!(cs[0].err.as_ref().map(|e| e.kind), Some(errno), "case {i}");
         if fetch {
             assert_eq!(cs[0].iov.as_ref().unwrap().to_vec(), vec![0x33; 8]);
         }
@@ -606,7 +619,7 @@ fn atomic_access_errors_leave_memory_untouched() {
             2,
             1,
             1,
-            0,
+            OpFlags::empty(),
         )
         .unwrap();
     net.eps[0]
@@ -622,7 +635,7 @@ fn atomic_access_errors_leave_memory_untouched() {
             3,
             1,
             2,
-            0,
+            OpFlags::empty(),
         )
         .unwrap();
     net.run(10_000);
@@ -645,17 +658,56 @@ fn bad_arguments_are_refused_at_post() {
     let sum = AtomicOp::Sum;
     let u8t = Datatype::Uint8;
     assert_eq!(
-        ep.atomic(now, p, sum, u8t, &big, None, None, 0, KEY, max + 1, 0, 0),
+        ep.atomic(
+            now,
+            p,
+            sum,
+            u8t,
+            &big,
+            None,
+            None,
+            0,
+            KEY,
+            max + 1,
+            0,
+            OpFlags::empty()
+        ),
         Err(RdmError::InvalidArgument),
         "count above max"
     );
     assert_eq!(
-        ep.atomic(now, p, sum, u8t, &big, None, None, 0, KEY, 0, 0, 0),
+        ep.atomic(
+            now,
+            p,
+            sum,
+            u8t,
+            &big,
+            None,
+            None,
+            0,
+            KEY,
+            0,
+            0,
+            OpFlags::empty()
+        ),
         Err(RdmError::InvalidArgument),
         "count 0"
     );
     assert_eq!(
-        ep.atomic(now, p, sum, u8t, &[1], None, None, 0, KEY, 2, 0, 0),
+        ep.atomic(
+            now,
+            p,
+            sum,
+            u8t,
+            &[1],
+            None,
+            None,
+            0,
+            KEY,
+            2,
+            0,
+            OpFlags::empty()
+        ),
         Err(RdmError::InvalidArgument),
         "operand too short"
     );
@@ -672,7 +724,7 @@ fn bad_arguments_are_refused_at_post() {
             KEY,
             1,
             0,
-            0
+            OpFlags::empty()
         ),
         Err(RdmError::InvalidArgument),
         "compare without result"
@@ -690,7 +742,7 @@ fn bad_arguments_are_refused_at_post() {
             KEY,
             1,
             0,
-            0
+            OpFlags::empty()
         ),
         Err(RdmError::InvalidArgument),
         "read without result"
@@ -708,7 +760,7 @@ fn bad_arguments_are_refused_at_post() {
             KEY,
             1,
             0,
-            0
+            OpFlags::empty()
         ),
         Err(RdmError::InvalidArgument),
         "result too short"
@@ -734,7 +786,7 @@ fn inject_atomic_is_silent_and_copied() {
             KEY,
             1,
             0,
-            FI_INJECT,
+            OpFlags::INJECT,
         )
         .unwrap();
     v.fill(0);

@@ -4,9 +4,10 @@
 mod rdm_common;
 
 use rdm_common::{Net, cfg, owned, pattern};
-use srd_fi::bindings::*;
 use srd_fi::mem::UserIov;
 use srd_fi::rdm::Config;
+use srd_fi::rdm::OpFlags;
+use srd_fi::rdm::{CompFlags, ErrorKind};
 
 fn sizes(net: &Net) -> Vec<usize> {
     let e = net.eps[0].eager_max();
@@ -38,11 +39,19 @@ fn transfer_all_sizes(tagged: bool, seed: u64, mk: impl Fn(usize) -> Config) {
         let post = |net: &mut Net| {
             if tagged {
                 net.eps[1]
-                    .trecv(net.now, owned(len), None, k as u64, 0, 100 + k as u64, 0)
+                    .trecv(
+                        net.now,
+                        owned(len),
+                        None,
+                        k as u64,
+                        0,
+                        100 + k as u64,
+                        OpFlags::empty(),
+                    )
                     .unwrap();
             } else {
                 net.eps[1]
-                    .recv(net.now, owned(len), None, 100 + k as u64, 0)
+                    .recv(net.now, owned(len), None, 100 + k as u64, OpFlags::empty())
                     .unwrap();
             }
         };
@@ -52,10 +61,12 @@ fn transfer_all_sizes(tagged: bool, seed: u64, mk: impl Fn(usize) -> Config) {
         let iov = UserIov::from_vec(data.clone());
         if tagged {
             net.eps[0]
-                .tsend(net.now, p, iov, k as u64, None, k as u64, 0)
+                .tsend(net.now, p, iov, k as u64, None, k as u64, OpFlags::empty())
                 .unwrap();
         } else {
-            net.eps[0].send(net.now, p, iov, None, k as u64, 0).unwrap();
+            net.eps[0]
+                .send(net.now, p, iov, None, k as u64, OpFlags::empty())
+                .unwrap();
         }
         if !post_first {
             net.run(50);
@@ -68,14 +79,27 @@ fn transfer_all_sizes(tagged: bool, seed: u64, mk: impl Fn(usize) -> Config) {
         assert!(c.err.is_none(), "len {len}: {:?}", c.err);
         assert_eq!(c.len, len);
         assert_eq!(c.context, 100 + k as u64);
-        assert_eq!(c.flags, FI_RECV | if tagged { FI_TAGGED } else { FI_MSG });
+        assert_eq!(
+            c.flags,
+            CompFlags::RECV
+                | if tagged {
+                    CompFlags::TAGGED
+                } else {
+                    CompFlags::MSG
+                }
+        );
         assert_eq!(c.iov.as_ref().unwrap().to_vec(), data, "len {len}: bytes");
         let sc = net.take(0);
         assert_eq!(sc.len(), 1, "len {len}: one send completion");
         assert_eq!(sc[0].context, k as u64);
         assert_eq!(
             sc[0].flags,
-            FI_SEND | if tagged { FI_TAGGED } else { FI_MSG }
+            CompFlags::SEND
+                | if tagged {
+                    CompFlags::TAGGED
+                } else {
+                    CompFlags::MSG
+                }
         );
         assert!(sc[0].err.is_none());
     }
@@ -136,7 +160,7 @@ fn sas_ordering_under_reordering() {
                 5,
                 Some(k as u64),
                 k as u64,
-                0,
+                OpFlags::empty(),
             )
             .unwrap();
         if k % 50 == 0 {
@@ -146,7 +170,15 @@ fn sas_ordering_under_reordering() {
     net.run(50);
     for k in 0..n {
         net.eps[1]
-            .trecv(net.now, owned(70_000), None, 5, 0, k as u64, 0)
+            .trecv(
+                net.now,
+                owned(70_000),
+                None,
+                5,
+                0,
+                k as u64,
+                OpFlags::empty(),
+            )
             .unwrap();
     }
     net.run(200_000);
@@ -156,7 +188,10 @@ fn sas_ordering_under_reordering() {
     by_ctx.sort_by_key(|c| c.context);
     for (k, c) in by_ctx.iter().enumerate() {
         assert_eq!(c.data, k as u64, "receive {k} got message {}", c.data);
-        assert_eq!(c.flags & FI_REMOTE_CQ_DATA, FI_REMOTE_CQ_DATA);
+        assert_eq!(
+            c.flags & CompFlags::REMOTE_CQ_DATA,
+            CompFlags::REMOTE_CQ_DATA
+        );
         let len = [0, 10, 9000, 70_000][k % 4];
         assert_eq!(c.len, len);
         let mut want = pattern(k as u64, len);
@@ -173,7 +208,7 @@ fn remote_cq_data_and_tag_reported() {
     let mut net = Net::new(2, 9, cfg);
     let p = net.peer(0, 1);
     net.eps[1]
-        .trecv(net.now, owned(8), None, 0, u64::MAX, 1, 0)
+        .trecv(net.now, owned(8), None, 0, u64::MAX, 1, OpFlags::empty())
         .unwrap();
     net.eps[0]
         .tsend(
@@ -183,14 +218,17 @@ fn remote_cq_data_and_tag_reported() {
             0xfeed,
             Some(0x1122_3344_5566_7788),
             2,
-            FI_REMOTE_CQ_DATA,
+            OpFlags::empty(),
         )
         .unwrap();
     net.run(1000);
     let rc = net.take(1);
     assert_eq!(rc[0].data, 0x1122_3344_5566_7788);
     assert_eq!(rc[0].tag, 0xfeed);
-    assert_eq!(rc[0].flags, FI_RECV | FI_TAGGED | FI_REMOTE_CQ_DATA);
+    assert_eq!(
+        rc[0].flags,
+        CompFlags::RECV | CompFlags::TAGGED | CompFlags::REMOTE_CQ_DATA
+    );
     assert_eq!(rc[0].src, Some(net.peer(1, 0)));
     assert_eq!(rc[0].len, 3);
 }
@@ -202,16 +240,24 @@ fn truncation_reports_etrunc_with_olen() {
     for (k, &len) in [100usize, 20_000, 200_000].iter().enumerate() {
         let data = pattern(k as u64, len);
         net.eps[1]
-            .trecv(net.now, owned(50), None, 1, 0, k as u64, 0)
+            .trecv(net.now, owned(50), None, 1, 0, k as u64, OpFlags::empty())
             .unwrap();
         net.eps[0]
-            .tsend(net.now, p, UserIov::from_vec(data.clone()), 1, None, 0, 0)
+            .tsend(
+                net.now,
+                p,
+                UserIov::from_vec(data.clone()),
+                1,
+                None,
+                0,
+                OpFlags::empty(),
+            )
             .unwrap();
         net.run(100_000);
         let rc = net.take(1);
         assert_eq!(rc.len(), 1);
         let e = rc[0].err.as_ref().expect("truncation error");
-        assert_eq!(e.errno, FI_ETRUNC as i32);
+        assert_eq!(e.kind, ErrorKind::Truncated);
         assert_eq!(e.olen, len - 50);
         assert_eq!(rc[0].len, 50);
         assert_eq!(rc[0].iov.as_ref().unwrap().to_vec(), data[..50].to_vec());
@@ -238,7 +284,7 @@ fn inject_buffer_is_reusable_at_once() {
             1,
             None,
             77,
-            FI_INJECT,
+            OpFlags::INJECT,
         )
         .unwrap();
     let sc: Vec<_> = std::iter::from_fn(|| net.eps[0].poll_completion()).collect();
@@ -257,7 +303,7 @@ fn inject_buffer_is_reusable_at_once() {
     );
     for k in 0..3 {
         net.eps[1]
-            .trecv(net.now, owned(16), None, 1, 0, k, 0)
+            .trecv(net.now, owned(16), None, 1, 0, k, OpFlags::empty())
             .unwrap();
     }
     net.run(1000);
@@ -282,13 +328,21 @@ fn selective_completion_suppresses_but_counts() {
     });
     let p = net.peer(0, 1);
     net.eps[1]
-        .trecv(net.now, owned(4), None, 1, 0, 1, 0)
+        .trecv(net.now, owned(4), None, 1, 0, 1, OpFlags::empty())
         .unwrap();
     net.eps[1]
-        .trecv(net.now, owned(4), None, 1, 0, 2, FI_COMPLETION)
+        .trecv(net.now, owned(4), None, 1, 0, 2, OpFlags::COMPLETION)
         .unwrap();
     net.eps[0]
-        .tsend(net.now, p, UserIov::from_vec(vec![1]), 1, None, 3, 0)
+        .tsend(
+            net.now,
+            p,
+            UserIov::from_vec(vec![1]),
+            1,
+            None,
+            3,
+            OpFlags::empty(),
+        )
         .unwrap();
     net.eps[0]
         .tsend(
@@ -298,7 +352,7 @@ fn selective_completion_suppresses_but_counts() {
             1,
             None,
             4,
-            FI_COMPLETION,
+            OpFlags::COMPLETION,
         )
         .unwrap();
     net.run(1000);
@@ -327,7 +381,7 @@ fn delivery_complete_waits_for_the_receiver() {
                 k,
                 None,
                 k,
-                FI_DELIVERY_COMPLETE,
+                OpFlags::DELIVERY_COMPLETE,
             )
             .unwrap();
         net.run(2000);
@@ -337,7 +391,7 @@ fn delivery_complete_waits_for_the_receiver() {
             "len {len}: no completion before the match"
         );
         net.eps[1]
-            .trecv(net.now, owned(len), None, k, 0, k, 0)
+            .trecv(net.now, owned(len), None, k, 0, k, OpFlags::empty())
             .unwrap();
         net.run(100_000);
         let rc = net.take(1);
@@ -348,7 +402,15 @@ fn delivery_complete_waits_for_the_receiver() {
     }
     // A plain send completes when acked, without a receive.
     net.eps[0]
-        .tsend(net.now, p, UserIov::from_vec(vec![1; 10]), 9, None, 9, 0)
+        .tsend(
+            net.now,
+            p,
+            UserIov::from_vec(vec![1; 10]),
+            9,
+            None,
+            9,
+            OpFlags::empty(),
+        )
         .unwrap();
     net.run(1000);
     assert_eq!(net.take(0).len(), 1);
@@ -359,17 +421,25 @@ fn zero_length_with_empty_iovs() {
     let mut net = Net::new(2, 19, cfg);
     let p = net.peer(0, 1);
     net.eps[1]
-        .trecv(net.now, UserIov::empty(), None, 3, 0, 1, 0)
+        .trecv(net.now, UserIov::empty(), None, 3, 0, 1, OpFlags::empty())
         .unwrap();
     net.eps[0]
-        .tsend(net.now, p, UserIov::empty(), 3, Some(5), 2, 0)
+        .tsend(
+            net.now,
+            p,
+            UserIov::empty(),
+            3,
+            Some(5),
+            2,
+            OpFlags::empty(),
+        )
         .unwrap();
     net.eps[0]
-        .send(net.now, p, UserIov::empty(), None, 4, 0)
+        .send(net.now, p, UserIov::empty(), None, 4, OpFlags::empty())
         .unwrap();
     net.run(1000);
     net.eps[1]
-        .recv(net.now, UserIov::empty(), None, 5, 0)
+        .recv(net.now, UserIov::empty(), None, 5, OpFlags::empty())
         .unwrap();
     net.run(1000);
     let rc = net.take(1);

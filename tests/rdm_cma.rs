@@ -10,9 +10,8 @@ mod rma_common;
 
 use rdm_common::{Net, cfg, owned, pattern};
 use rma_common::{RO, RW, Registry};
-use srd_fi::bindings::*;
 use srd_fi::mem::UserIov;
-use srd_fi::rdm::{Cma, CmaError, Completion, Config, PeerIdx};
+use srd_fi::rdm::{Cma, CmaError, CompFlags, Completion, Config, ErrorKind, OpFlags, PeerIdx};
 use srd_fi::wire::rdm::REQ_LEN;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -134,7 +133,7 @@ fn handshake(net: &mut Net) {
     }
     for i in 0..2 {
         net.eps[i]
-            .recv(net.now, owned(8), None, 9, 0)
+            .recv(net.now, owned(8), None, 9, OpFlags::empty())
             .expect("post warm-up receive");
     }
     net.run(10_000);
@@ -170,18 +169,18 @@ fn one(cs: Vec<Completion>, what: &str) -> Completion {
 fn send(net: &mut Net, tagged: bool, iov: UserIov, tag: u64, ctx: u64) {
     let p: PeerIdx = net.peer(0, 1);
     let r = if tagged {
-        net.eps[0].tsend(net.now, p, iov, tag, None, ctx, 0)
+        net.eps[0].tsend(net.now, p, iov, tag, None, ctx, OpFlags::empty())
     } else {
-        net.eps[0].send(net.now, p, iov, None, ctx, 0)
+        net.eps[0].send(net.now, p, iov, None, ctx, OpFlags::empty())
     };
     r.unwrap();
 }
 
 fn recv(net: &mut Net, tagged: bool, iov: UserIov, tag: u64, ctx: u64) {
     let r = if tagged {
-        net.eps[1].trecv(net.now, iov, None, tag, 0, ctx, 0)
+        net.eps[1].trecv(net.now, iov, None, tag, 0, ctx, OpFlags::empty())
     } else {
-        net.eps[1].recv(net.now, iov, None, ctx, 0)
+        net.eps[1].recv(net.now, iov, None, ctx, OpFlags::empty())
     };
     r.unwrap();
 }
@@ -241,8 +240,8 @@ fn long_read_truncates_and_multi_receive_places_at_offsets() {
     recv(&mut net, true, iov, 5, 2);
     net.run(10_000);
     let r = one(net.take(1), "truncated recv");
-    let e = r.err.expect("FI_ETRUNC");
-    assert_eq!((e.errno, e.olen), (FI_ETRUNC as i32, 30_000));
+    let e = r.err.expect("ErrorKind::Truncated");
+    assert_eq!((e.kind, e.olen), (ErrorKind::Truncated, 30_000));
     assert_eq!(r.len, 70_000);
     assert!(dst[..70_000] == src[..70_000], "placed prefix");
     assert!(
@@ -258,7 +257,7 @@ fn long_read_truncates_and_multi_receive_places_at_offsets() {
     let mut srcs = [a.clone(), b.clone()];
     let mut mr = vec![0u8; 100_000];
     net.eps[1]
-        .recv(net.now, raw(&mut mr), None, 3, FI_MULTI_RECV)
+        .recv(net.now, raw(&mut mr), None, 3, OpFlags::MULTI_RECV)
         .unwrap();
     let [sa, sb] = &mut srcs;
     send(&mut net, false, raw(sa), 0, 10);
@@ -277,7 +276,7 @@ fn long_read_truncates_and_multi_receive_places_at_offsets() {
     assert!(net.eps[1].cancel(3));
     net.run(100);
     let c = one(net.take(1), "cancel multi-recv");
-    assert_eq!(c.flags & FI_MULTI_RECV, FI_MULTI_RECV);
+    assert_eq!(c.flags & CompFlags::MULTI_RECV, CompFlags::MULTI_RECV);
 }
 
 #[test]
@@ -288,7 +287,7 @@ fn long_read_peek_claim_discard_and_cancel() {
     net.run(10_000);
     // FI_PEEK sees it (length from the REQ), copies nothing.
     net.eps[1]
-        .trecv(net.now, UserIov::empty(), None, 42, 0, 7, FI_PEEK)
+        .trecv(net.now, UserIov::empty(), None, 42, 0, 7, OpFlags::PEEK)
         .unwrap();
     net.run(100);
     let c = one(net.take(1), "peek");
@@ -304,13 +303,13 @@ fn long_read_peek_claim_discard_and_cancel() {
             42,
             0,
             8,
-            FI_PEEK | FI_CLAIM,
+            OpFlags::PEEK | OpFlags::CLAIM,
         )
         .unwrap();
     net.run(100);
     one(net.take(1), "peek claim");
     net.eps[1]
-        .trecv(net.now, owned(80_000), None, 0, 0, 8, FI_CLAIM)
+        .trecv(net.now, owned(80_000), None, 0, 0, 8, OpFlags::CLAIM)
         .unwrap();
     net.run(10_000);
     let c = one(net.take(1), "claimed");
@@ -331,7 +330,7 @@ fn long_read_peek_claim_discard_and_cancel() {
             43,
             0,
             9,
-            FI_PEEK | FI_DISCARD,
+            OpFlags::PEEK | OpFlags::DISCARD,
         )
         .unwrap();
     net.run(10_000);
@@ -342,18 +341,18 @@ fn long_read_peek_claim_discard_and_cancel() {
 
     // A cancelled receive is not read into; the next one gets the data.
     net.eps[1]
-        .trecv(net.now, owned(70_000), None, 44, 0, 10, 0)
+        .trecv(net.now, owned(70_000), None, 44, 0, 10, OpFlags::empty())
         .unwrap();
     assert!(net.eps[1].cancel(10));
     net.run(100);
     let c = one(net.take(1), "cancel");
-    assert_eq!(c.err.unwrap().errno, FI_ECANCELED);
+    assert_eq!(c.err.unwrap().kind, ErrorKind::Canceled);
     let mut src3 = pattern(3, 70_000);
     send(&mut net, true, raw(&mut src3), 44, 3);
     net.run(10_000);
     assert!(net.take(1).is_empty());
     net.eps[1]
-        .trecv(net.now, owned(70_000), None, 44, 0, 11, 0)
+        .trecv(net.now, owned(70_000), None, 44, 0, 11, OpFlags::empty())
         .unwrap();
     net.run(10_000);
     let c = one(net.take(1), "after cancel");
@@ -394,7 +393,10 @@ fn refused_copy_falls_back_to_long_cts_and_stops_trying() {
 
 #[test]
 fn failed_copy_fails_both_sides() {
-    for (e, errno) in [(CmaError::Gone, FI_EHOSTUNREACH), (CmaError::Fault, FI_EIO)] {
+    for (e, errno) in [
+        (CmaError::Gone, ErrorKind::Unreachable),
+        (CmaError::Fault, ErrorKind::Io),
+    ] {
         let (mut net, _, c1) = pair(5);
         c1.fail(Some(e));
         let mut src = pattern(1, 200_000);
@@ -402,9 +404,9 @@ fn failed_copy_fails_both_sides() {
         recv(&mut net, false, owned(200_000), 0, 2);
         net.run(10_000);
         let r = one(net.take(1), "recv");
-        assert_eq!(r.err.expect("recv error").errno, errno);
+        assert_eq!(r.err.expect("recv error").kind, errno);
         let s = one(net.take(0), "send");
-        assert_eq!(s.err.expect("send error").errno, errno);
+        assert_eq!(s.err.expect("send error").kind, errno);
         assert_eq!(net.eps[1].stats().cma_errors, 1);
         // The endpoint goes on: the next message (copy works again).
         c1.fail(None);
@@ -433,7 +435,14 @@ fn link_mtu_makes_eager_one_ring_slot() {
     let len = LINK - REQ_LEN - 64;
     let src = pattern(3, len);
     net.eps[0]
-        .send(net.now, p, UserIov::from_vec(src.clone()), None, 1, 0)
+        .send(
+            net.now,
+            p,
+            UserIov::from_vec(src.clone()),
+            None,
+            1,
+            OpFlags::empty(),
+        )
         .unwrap();
     let mut buf = vec![0u8; LINK];
     let mut pkts = Vec::new();
@@ -442,7 +451,9 @@ fn link_mtu_makes_eager_one_ring_slot() {
     }
     assert_eq!(pkts.len(), 1, "one eager packet over the link");
     assert!(pkts[0].0.len() > 8192, "larger than Config::mtu");
-    net.eps[1].recv(net.now, owned(len), None, 2, 0).unwrap();
+    net.eps[1]
+        .recv(net.now, owned(len), None, 2, OpFlags::empty())
+        .unwrap();
     for (b, t) in pkts {
         net.inject_raw(1, Some(0), &b);
         net.eps[0].on_send_complete(t, Ok(()));
@@ -454,7 +465,14 @@ fn link_mtu_makes_eager_one_ring_slot() {
     // The other way (no link set): the same message takes several packets.
     let q = net.peer(1, 0);
     net.eps[1]
-        .send(net.now, q, UserIov::from_vec(src.clone()), None, 3, 0)
+        .send(
+            net.now,
+            q,
+            UserIov::from_vec(src.clone()),
+            None,
+            3,
+            OpFlags::empty(),
+        )
         .unwrap();
     let mut n = 0;
     while let Some(t) = net.eps[1].poll_transmit(net.now, &mut buf) {
@@ -480,12 +498,21 @@ fn rma_write_and_read_copy_once() {
     let p = net.peer(0, 1);
     let mut src = pattern(5, len);
     net.eps[0]
-        .write(net.now, p, raw_split(&mut src, 3), 33, KEY, Some(9), 1, 0)
+        .write(
+            net.now,
+            p,
+            raw_split(&mut src, 3),
+            33,
+            KEY,
+            Some(9),
+            1,
+            OpFlags::empty(),
+        )
         .unwrap();
     net.run(10_000);
     let c = one(net.take(0), "write");
     assert!(c.err.is_none(), "{:?}", c.err);
-    assert_eq!((c.flags, c.len), (FI_RMA | FI_WRITE, len));
+    assert_eq!((c.flags, c.len), (CompFlags::RMA | CompFlags::WRITE, len));
     assert!(reg.bytes(KEY)[33..33 + len] == src[..]);
     assert_eq!(c1.calls(), (1, 0));
     let t = one(net.take(1), "remote CQ data");
@@ -494,12 +521,20 @@ fn rma_write_and_read_copy_once() {
 
     let mut dst = vec![0u8; len];
     net.eps[0]
-        .read(net.now, p, raw_split(&mut dst, 2), 33, KEY, 2, 0)
+        .read(
+            net.now,
+            p,
+            raw_split(&mut dst, 2),
+            33,
+            KEY,
+            2,
+            OpFlags::empty(),
+        )
         .unwrap();
     net.run(10_000);
     let c = one(net.take(0), "read");
     assert!(c.err.is_none(), "{:?}", c.err);
-    assert_eq!((c.flags, c.len), (FI_RMA | FI_READ, len));
+    assert_eq!((c.flags, c.len), (CompFlags::RMA | CompFlags::READ, len));
     assert!(dst == src, "read data");
     assert_eq!(c1.calls(), (1, 1));
     assert_eq!(net.eps[1].take_remote_counts().reads, 1);
@@ -508,7 +543,16 @@ fn rma_write_and_read_copy_once() {
     // Below the threshold: packets, no copy.
     let mut small = pattern(6, MIN - 1);
     net.eps[0]
-        .write(net.now, p, raw(&mut small), 0, KEY, None, 3, 0)
+        .write(
+            net.now,
+            p,
+            raw(&mut small),
+            0,
+            KEY,
+            None,
+            3,
+            OpFlags::empty(),
+        )
         .unwrap();
     net.run(10_000);
     assert!(one(net.take(0), "small write").err.is_none());
@@ -523,20 +567,20 @@ fn rma_access_is_checked_before_any_copy() {
     let p = net.peer(0, 1);
     let mut src = pattern(1, len);
     net.eps[0]
-        .write(net.now, p, raw(&mut src), 0, KEY, None, 1, 0)
+        .write(net.now, p, raw(&mut src), 0, KEY, None, 1, OpFlags::empty())
         .unwrap();
     net.run(10_000);
     let c = one(net.take(0), "refused write");
-    assert_eq!(c.err.unwrap().errno, FI_EACCES);
+    assert_eq!(c.err.unwrap().kind, ErrorKind::AccessDenied);
     assert!(reg.bytes(KEY).iter().all(|&b| b == rma_common::POISON));
     // Out of range read.
     let mut dst = vec![0u8; len];
     net.eps[0]
-        .read(net.now, p, raw(&mut dst), 1, KEY, 2, 0)
+        .read(net.now, p, raw(&mut dst), 1, KEY, 2, OpFlags::empty())
         .unwrap();
     net.run(10_000);
     let c = one(net.take(0), "out of range read");
-    assert_eq!(c.err.unwrap().errno, FI_EINVAL);
+    assert_eq!(c.err.unwrap().kind, ErrorKind::InvalidArgument);
     assert!(c1.pids().is_empty(), "no copy attempted");
 }
 
@@ -549,7 +593,7 @@ fn rma_refused_copy_falls_back_to_packets() {
     let p = net.peer(0, 1);
     let mut src = pattern(2, len);
     net.eps[0]
-        .write(net.now, p, raw(&mut src), 0, KEY, None, 1, 0)
+        .write(net.now, p, raw(&mut src), 0, KEY, None, 1, OpFlags::empty())
         .unwrap();
     net.run(200_000);
     let c = one(net.take(0), "write");
@@ -558,7 +602,7 @@ fn rma_refused_copy_falls_back_to_packets() {
     // The next transfer does not try CMA (the write's refusal told both).
     let mut dst = vec![0u8; len];
     net.eps[0]
-        .read(net.now, p, raw(&mut dst), 0, KEY, 2, 0)
+        .read(net.now, p, raw(&mut dst), 0, KEY, 2, OpFlags::empty())
         .unwrap();
     net.run(200_000);
     let c = one(net.take(0), "read");
@@ -574,7 +618,7 @@ fn rma_refused_copy_falls_back_to_packets() {
     let p = net.peer(0, 1);
     let mut dst = vec![0u8; len];
     net.eps[0]
-        .read(net.now, p, raw(&mut dst), 0, KEY, 3, 0)
+        .read(net.now, p, raw(&mut dst), 0, KEY, 3, OpFlags::empty())
         .unwrap();
     net.run(200_000);
     let c = one(net.take(0), "read fallback");
@@ -588,9 +632,9 @@ fn rma_refused_copy_falls_back_to_packets() {
     reg.add(KEY, len, RW, None);
     let p = net.peer(0, 1);
     net.eps[0]
-        .write(net.now, p, raw(&mut src), 0, KEY, None, 4, 0)
+        .write(net.now, p, raw(&mut src), 0, KEY, None, 4, OpFlags::empty())
         .unwrap();
     net.run(10_000);
     let c = one(net.take(0), "failed write");
-    assert_eq!(c.err.unwrap().errno, FI_EHOSTUNREACH);
+    assert_eq!(c.err.unwrap().kind, ErrorKind::Unreachable);
 }

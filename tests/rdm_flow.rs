@@ -3,9 +3,8 @@
 mod rdm_common;
 
 use rdm_common::{Net, Rng, cfg, owned, pattern};
-use srd_fi::bindings::*;
 use srd_fi::mem::UserIov;
-use srd_fi::rdm::{Config, PacketOutcome, RdmError};
+use srd_fi::rdm::{CompFlags, Config, ErrorKind, OpFlags, PacketOutcome, RdmError};
 use srd_fi::wire::rdm as w;
 
 #[test]
@@ -18,21 +17,21 @@ fn pool_exhaustion_returns_again_then_recovers() {
     let p = net.peer(0, 1);
     for k in 0..4 {
         net.eps[0]
-            .tsend(net.now, p, owned(100), 1, None, k, 0)
+            .tsend(net.now, p, owned(100), 1, None, k, OpFlags::empty())
             .unwrap();
     }
     assert_eq!(
-        net.eps[0].tsend(net.now, p, owned(100), 1, None, 9, 0),
+        net.eps[0].tsend(net.now, p, owned(100), 1, None, 9, OpFlags::empty()),
         Err(RdmError::Again)
     );
     net.eps[1]
-        .trecv(net.now, owned(100), None, 1, 0, 0, 0)
+        .trecv(net.now, owned(100), None, 1, 0, 0, OpFlags::empty())
         .unwrap();
     net.eps[1]
-        .trecv(net.now, owned(100), None, 1, 0, 1, 0)
+        .trecv(net.now, owned(100), None, 1, 0, 1, OpFlags::empty())
         .unwrap();
     assert_eq!(
-        net.eps[1].trecv(net.now, owned(100), None, 1, 0, 2, 0),
+        net.eps[1].trecv(net.now, owned(100), None, 1, 0, 2, OpFlags::empty()),
         Err(RdmError::Again)
     );
     net.run(1000);
@@ -40,11 +39,11 @@ fn pool_exhaustion_returns_again_then_recovers() {
     assert_eq!(net.take(1).len(), 2);
     // Both pools are free again; the two unexpected messages are taken.
     net.eps[0]
-        .tsend(net.now, p, owned(100), 1, None, 9, 0)
+        .tsend(net.now, p, owned(100), 1, None, 9, OpFlags::empty())
         .unwrap();
     for k in 0..2 {
         net.eps[1]
-            .trecv(net.now, owned(100), None, 1, 0, 10 + k, 0)
+            .trecv(net.now, owned(100), None, 1, 0, 10 + k, OpFlags::empty())
             .unwrap();
     }
     net.run(1000);
@@ -75,7 +74,7 @@ fn unexpected_storage_full_applies_back_pressure_without_loss() {
                 3,
                 Some(k),
                 k,
-                0,
+                OpFlags::empty(),
             )
             .unwrap();
     }
@@ -96,7 +95,7 @@ fn unexpected_storage_full_applies_back_pressure_without_loss() {
     let mut got = Vec::new();
     for k in 0..n {
         net.eps[1]
-            .trecv(net.now, owned(30_000), None, 3, 0, k, 0)
+            .trecv(net.now, owned(30_000), None, 3, 0, k, OpFlags::empty())
             .unwrap();
         net.run(200);
         got.extend(net.take(1));
@@ -130,13 +129,13 @@ fn control_packets_flow_while_requests_are_deferred() {
     let (p01, p10) = (net.peer(0, 1), net.peer(1, 0));
     for k in 0..20 {
         net.eps[0]
-            .tsend(net.now, p01, owned(9000), 1, None, k, 0)
+            .tsend(net.now, p01, owned(9000), 1, None, k, OpFlags::empty())
             .unwrap();
     }
     net.run(2000);
     assert!(!net.eps[1].can_accept_packets());
     net.eps[0]
-        .trecv(net.now, owned(1 << 20), None, 2, 0, 0, 0)
+        .trecv(net.now, owned(1 << 20), None, 2, 0, 0, OpFlags::empty())
         .unwrap();
     net.eps[1]
         .tsend(
@@ -146,7 +145,7 @@ fn control_packets_flow_while_requests_are_deferred() {
             2,
             None,
             7,
-            FI_DELIVERY_COMPLETE,
+            OpFlags::DELIVERY_COMPLETE,
         )
         .unwrap();
     net.run(100_000);
@@ -154,7 +153,10 @@ fn control_packets_flow_while_requests_are_deferred() {
     assert_eq!(sc.len(), 1);
     assert_eq!(sc[0].context, 7);
     let rc = net.take(0);
-    let r = rc.iter().find(|c| c.flags & FI_RECV != 0).unwrap();
+    let r = rc
+        .iter()
+        .find(|c| c.flags.contains(CompFlags::RECV))
+        .unwrap();
     assert_eq!(r.iov.as_ref().unwrap().to_vec(), pattern(5, 1 << 20));
 }
 
@@ -166,10 +168,10 @@ fn peer_that_never_answers_times_out() {
     });
     let ghost = net.eps[0].insert_peer(b"nobody-home").unwrap();
     net.eps[0]
-        .tsend(net.now, ghost, owned(10), 1, None, 1, 0)
+        .tsend(net.now, ghost, owned(10), 1, None, 1, OpFlags::empty())
         .unwrap();
     net.eps[0]
-        .tsend(net.now, ghost, owned(200_000), 1, None, 2, 0)
+        .tsend(net.now, ghost, owned(200_000), 1, None, 2, OpFlags::empty())
         .unwrap();
     net.run(100);
     assert!(net.take(0).is_empty());
@@ -179,7 +181,7 @@ fn peer_that_never_answers_times_out() {
     cs.sort_by_key(|c| c.context);
     assert_eq!(cs.len(), 2);
     for c in &cs {
-        assert_eq!(c.err.as_ref().unwrap().errno, FI_ETIMEDOUT);
+        assert_eq!(c.err.as_ref().unwrap().kind, ErrorKind::TimedOut);
     }
     assert_eq!(net.eps[0].pending_ops(), (0, 0));
     assert_eq!(net.eps[0].stats().timeouts, 1);
@@ -193,12 +195,12 @@ fn slow_but_alive_peer_is_not_timed_out() {
     });
     let p = net.peer(0, 1);
     net.eps[0]
-        .tsend(net.now, p, owned(200_000), 1, None, 1, 0)
+        .tsend(net.now, p, owned(200_000), 1, None, 1, OpFlags::empty())
         .unwrap();
     net.advance(10_000_000);
     assert!(net.take(0).is_empty(), "waits for the receive, no timeout");
     net.eps[1]
-        .trecv(net.now, owned(200_000), None, 1, 0, 1, 0)
+        .trecv(net.now, owned(200_000), None, 1, 0, 1, OpFlags::empty())
         .unwrap();
     net.run(100_000);
     assert!(net.take(0)[0].err.is_none());
@@ -211,14 +213,14 @@ fn transport_failure_fails_the_send() {
     net.fail_to.insert(1);
     for (k, len) in [0usize, 100, 30_000, 500_000].into_iter().enumerate() {
         net.eps[0]
-            .tsend(net.now, p, owned(len), 1, None, k as u64, 0)
+            .tsend(net.now, p, owned(len), 1, None, k as u64, OpFlags::empty())
             .unwrap();
     }
     net.run(1000);
     let cs = net.take(0);
     assert_eq!(cs.len(), 4);
     for c in &cs {
-        assert_eq!(c.err.as_ref().unwrap().errno, FI_EHOSTUNREACH);
+        assert_eq!(c.err.as_ref().unwrap().kind, ErrorKind::Unreachable);
     }
     assert_eq!(net.eps[0].pending_ops(), (0, 0));
     assert!(net.eps[0].stats().send_failures >= 1);
@@ -226,28 +228,39 @@ fn transport_failure_fails_the_send() {
     // stall its receiver): later sends fail at once, they do not hang.
     net.fail_to.clear();
     net.eps[0]
-        .tsend(net.now, p, UserIov::from_vec(vec![1, 2, 3]), 1, None, 9, 0)
+        .tsend(
+            net.now,
+            p,
+            UserIov::from_vec(vec![1, 2, 3]),
+            1,
+            None,
+            9,
+            OpFlags::empty(),
+        )
         .unwrap();
     let c = net.eps[0].poll_completion().unwrap();
-    assert_eq!((c.context, c.err.unwrap().errno), (9, FI_EHOSTUNREACH));
+    assert_eq!(
+        (c.context, c.err.unwrap().kind),
+        (9, ErrorKind::Unreachable)
+    );
     assert_eq!(c.iov.unwrap().to_vec(), vec![1, 2, 3]);
     // Other peers are unaffected.
     let mut net3 = Net::new(3, 52, cfg);
     net3.fail_to.insert(1);
     let (p1, p2) = (net3.peer(0, 1), net3.peer(0, 2));
     net3.eps[0]
-        .tsend(net3.now, p1, owned(10), 1, None, 1, 0)
+        .tsend(net3.now, p1, owned(10), 1, None, 1, OpFlags::empty())
         .unwrap();
     net3.eps[2]
-        .trecv(net3.now, owned(10), None, 1, 0, 5, 0)
+        .trecv(net3.now, owned(10), None, 1, 0, 5, OpFlags::empty())
         .unwrap();
     net3.eps[0]
-        .tsend(net3.now, p2, owned(10), 1, None, 2, 0)
+        .tsend(net3.now, p2, owned(10), 1, None, 2, OpFlags::empty())
         .unwrap();
     net3.run(1000);
     let mut cs = net3.take(0);
     cs.sort_by_key(|c| c.context);
-    assert_eq!(cs[0].err.as_ref().unwrap().errno, FI_EHOSTUNREACH);
+    assert_eq!(cs[0].err.as_ref().unwrap().kind, ErrorKind::Unreachable);
     assert!(cs[1].err.is_none());
     assert_eq!(net3.take(2).len(), 1);
 }
@@ -259,18 +272,18 @@ fn failed_cts_fails_the_receive() {
     let mut net = Net::new(2, 59, cfg);
     let p = net.peer(0, 1);
     net.eps[0]
-        .tsend(net.now, p, owned(500_000), 1, None, 1, 0)
+        .tsend(net.now, p, owned(500_000), 1, None, 1, OpFlags::empty())
         .unwrap();
     net.run(200);
     net.fail_to.insert(0);
     net.eps[1]
-        .trecv(net.now, owned(500_000), None, 1, 0, 7, 0)
+        .trecv(net.now, owned(500_000), None, 1, 0, 7, OpFlags::empty())
         .unwrap();
     net.run(1000);
     let rc = net.take(1);
     assert_eq!(rc.len(), 1);
     assert_eq!(rc[0].context, 7);
-    assert_eq!(rc[0].err.as_ref().unwrap().errno, FI_EHOSTUNREACH);
+    assert_eq!(rc[0].err.as_ref().unwrap().kind, ErrorKind::Unreachable);
     assert_eq!(net.eps[1].pending_ops(), (0, 0));
 }
 
@@ -371,7 +384,7 @@ fn malformed_packets_are_dropped_and_counted() {
     // Real traffic still flows both ways afterwards.
     let p = net.peer(0, 1);
     net.eps[1]
-        .trecv(net.now, owned(100), None, 77, 0, 1, 0)
+        .trecv(net.now, owned(100), None, 77, 0, 1, OpFlags::empty())
         .unwrap();
     net.eps[0]
         .tsend(
@@ -381,7 +394,7 @@ fn malformed_packets_are_dropped_and_counted() {
             77,
             None,
             1,
-            0,
+            OpFlags::empty(),
         )
         .unwrap();
     net.run(1000);
@@ -395,24 +408,24 @@ fn peer_with_another_version_fails_sends_clearly() {
     let mut net = Net::new(2, 55, cfg);
     let p = net.peer(0, 1);
     net.eps[0]
-        .tsend(net.now, p, owned(200_000), 1, None, 1, 0)
+        .tsend(net.now, p, owned(200_000), 1, None, 1, OpFlags::empty())
         .unwrap();
     net.run(100);
     let mut b = [0u8; 64];
     let hs = w::HandshakeRepr {
         flags: 0,
-        max_version: 2,
+        max_version: w::VERSION + 1,
         window: 16,
         features: 0,
     };
     let n = w::emit_handshake(&mut b, &hs, &rdm_common::addr(1));
-    b[0] = 2;
+    b[0] = w::VERSION + 1;
     assert_eq!(net.inject_raw(0, Some(1), &b[..n]), PacketOutcome::Dropped);
     let c = net.eps[0].poll_completion().unwrap();
     let e = c.err.unwrap();
     assert_eq!(
-        (e.errno, e.prov_errno),
-        (FI_EIO, srd_fi::rdm::PROV_ERR_VERSION)
+        (e.kind, e.prov_errno),
+        (ErrorKind::Io, srd_fi::rdm::PROV_ERR_VERSION)
     );
     assert_eq!(net.eps[0].stats().bad_version, 1);
 }
@@ -424,14 +437,22 @@ fn removed_peer_is_reported_as_unknown_source() {
     let p10 = net.peer(1, 0);
     net.eps[1].remove_peer(p10).unwrap();
     net.eps[1]
-        .trecv(net.now, owned(8), None, 1, 0, 1, 0)
+        .trecv(net.now, owned(8), None, 1, 0, 1, OpFlags::empty())
         .unwrap();
     net.eps[0]
-        .tsend(net.now, p01, UserIov::from_vec(vec![4]), 1, None, 1, 0)
+        .tsend(
+            net.now,
+            p01,
+            UserIov::from_vec(vec![4]),
+            1,
+            None,
+            1,
+            OpFlags::empty(),
+        )
         .unwrap();
     net.run(1000);
     let c = &net.take(1)[0];
-    assert_eq!(c.err.as_ref().unwrap().errno, FI_EADDRNOTAVAIL);
+    assert_eq!(c.err.as_ref().unwrap().kind, ErrorKind::AddrNotAvail);
     assert_eq!(c.err.as_ref().unwrap().err_data, rdm_common::addr(0));
     // Re-inserting gives the same index back, with its state.
     assert_eq!(net.eps[1].insert_peer(&rdm_common::addr(0)), Ok(p10));

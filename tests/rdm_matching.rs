@@ -1,12 +1,11 @@
 //! Tag matching: wildcards, ignore bits, directed receives, unknown
-//! senders, FI_MULTI_RECV, FI_PEEK/FI_CLAIM/FI_DISCARD, cancel.
+//! senders, CompFlags::MULTI_RECV, FI_PEEK/FI_CLAIM/FI_DISCARD, cancel.
 
 mod rdm_common;
 
 use rdm_common::{Net, addr, cfg, owned, pattern};
-use srd_fi::bindings::*;
 use srd_fi::mem::UserIov;
-use srd_fi::rdm::{Config, RdmError};
+use srd_fi::rdm::{CompFlags, Config, ErrorKind, OpFlags, RdmError};
 
 fn payload(c: &srd_fi::rdm::Completion) -> Vec<u8> {
     c.iov.as_ref().unwrap().to_vec()[..c.len].to_vec()
@@ -18,13 +17,13 @@ fn wildcards_and_ignore_bits_take_the_earliest_posted() {
     let p = net.peer(0, 1);
     // Posted in this order: exact 0x105, wildcard 0x1__ , exact 0x105.
     net.eps[1]
-        .trecv(net.now, owned(8), None, 0x105, 0, 1, 0)
+        .trecv(net.now, owned(8), None, 0x105, 0, 1, OpFlags::empty())
         .unwrap();
     net.eps[1]
-        .trecv(net.now, owned(8), None, 0x100, 0xff, 2, 0)
+        .trecv(net.now, owned(8), None, 0x100, 0xff, 2, OpFlags::empty())
         .unwrap();
     net.eps[1]
-        .trecv(net.now, owned(8), None, 0x105, 0, 3, 0)
+        .trecv(net.now, owned(8), None, 0x105, 0, 3, OpFlags::empty())
         .unwrap();
     for (k, tag) in [0x105u64, 0x105, 0x1aa, 0x205].into_iter().enumerate() {
         net.eps[0]
@@ -35,7 +34,7 @@ fn wildcards_and_ignore_bits_take_the_earliest_posted() {
                 tag,
                 None,
                 k as u64,
-                0,
+                OpFlags::empty(),
             )
             .unwrap();
         net.run(1000);
@@ -50,10 +49,10 @@ fn wildcards_and_ignore_bits_take_the_earliest_posted() {
     assert_eq!(rc.len(), 2);
     // 0x1aa and 0x205 are unexpected; a wildcard receive takes the earliest.
     net.eps[1]
-        .trecv(net.now, owned(8), None, 0, u64::MAX, 4, 0)
+        .trecv(net.now, owned(8), None, 0, u64::MAX, 4, OpFlags::empty())
         .unwrap();
     net.eps[1]
-        .trecv(net.now, owned(8), None, 0x200, 0x0ff, 5, 0)
+        .trecv(net.now, owned(8), None, 0x200, 0x0ff, 5, OpFlags::empty())
         .unwrap();
     net.run(1000);
     let rc = net.take(1);
@@ -61,7 +60,15 @@ fn wildcards_and_ignore_bits_take_the_earliest_posted() {
     assert_eq!(got, vec![(4, 0x1aa, vec![2]), (5, 0x205, vec![3])]);
     // Receive 3 is still posted.
     net.eps[0]
-        .tsend(net.now, p, UserIov::from_vec(vec![9]), 0x105, None, 9, 0)
+        .tsend(
+            net.now,
+            p,
+            UserIov::from_vec(vec![9]),
+            0x105,
+            None,
+            9,
+            OpFlags::empty(),
+        )
         .unwrap();
     net.run(1000);
     assert_eq!(net.take(1)[0].context, 3);
@@ -73,20 +80,35 @@ fn directed_receive_only_takes_its_source() {
     let from0 = net.peer(2, 0);
     let from1 = net.peer(2, 1);
     net.eps[2]
-        .trecv(net.now, owned(8), Some(from1), 7, 0, 11, 0)
+        .trecv(net.now, owned(8), Some(from1), 7, 0, 11, OpFlags::empty())
         .unwrap();
     net.eps[2]
-        .trecv(net.now, owned(8), Some(from0), 7, 0, 10, 0)
+        .trecv(net.now, owned(8), Some(from0), 7, 0, 10, OpFlags::empty())
         .unwrap();
     net.eps[2]
-        .recv(net.now, owned(8), Some(from1), 21, 0)
+        .recv(net.now, owned(8), Some(from1), 21, OpFlags::empty())
         .unwrap();
     let (p0, p1) = (net.peer(0, 2), net.peer(1, 2));
     net.eps[0]
-        .tsend(net.now, p0, UserIov::from_vec(vec![0]), 7, None, 0, 0)
+        .tsend(
+            net.now,
+            p0,
+            UserIov::from_vec(vec![0]),
+            7,
+            None,
+            0,
+            OpFlags::empty(),
+        )
         .unwrap();
     net.eps[0]
-        .send(net.now, p0, UserIov::from_vec(vec![0]), None, 0, 0)
+        .send(
+            net.now,
+            p0,
+            UserIov::from_vec(vec![0]),
+            None,
+            0,
+            OpFlags::empty(),
+        )
         .unwrap();
     net.run(1000);
     let rc = net.take(2);
@@ -97,10 +119,25 @@ fn directed_receive_only_takes_its_source() {
     );
     assert_eq!((rc[0].context, rc[0].src), (10, Some(from0)));
     net.eps[1]
-        .tsend(net.now, p1, UserIov::from_vec(vec![1]), 7, None, 0, 0)
+        .tsend(
+            net.now,
+            p1,
+            UserIov::from_vec(vec![1]),
+            7,
+            None,
+            0,
+            OpFlags::empty(),
+        )
         .unwrap();
     net.eps[1]
-        .send(net.now, p1, UserIov::from_vec(vec![1]), None, 0, 0)
+        .send(
+            net.now,
+            p1,
+            UserIov::from_vec(vec![1]),
+            None,
+            0,
+            OpFlags::empty(),
+        )
         .unwrap();
     net.run(1000);
     let mut rc = net.take(2);
@@ -110,7 +147,9 @@ fn directed_receive_only_takes_its_source() {
         vec![(11, Some(from1)), (21, Some(from1))]
     );
     // The untagged message from 0 waits for an any-source receive.
-    net.eps[2].recv(net.now, owned(8), None, 22, 0).unwrap();
+    net.eps[2]
+        .recv(net.now, owned(8), None, 22, OpFlags::empty())
+        .unwrap();
     let rc = net.take(2);
     assert!(rc.is_empty());
     net.run(10);
@@ -124,7 +163,7 @@ fn unknown_sender_gets_eaddrnotavail_with_its_address() {
     let mut net = Net::without_av(2, 25, cfg);
     let p = net.av_insert(0, 1);
     net.eps[1]
-        .trecv(net.now, owned(16), None, 1, 0, 1, 0)
+        .trecv(net.now, owned(16), None, 1, 0, 1, OpFlags::empty())
         .unwrap();
     net.eps[0]
         .tsend(
@@ -134,14 +173,14 @@ fn unknown_sender_gets_eaddrnotavail_with_its_address() {
             1,
             None,
             0,
-            0,
+            OpFlags::empty(),
         )
         .unwrap();
     net.run(1000);
     let rc = net.take(1);
     assert_eq!(rc.len(), 1);
     let e = rc[0].err.as_ref().expect("FI_SOURCE_ERR entry");
-    assert_eq!(e.errno, FI_EADDRNOTAVAIL);
+    assert_eq!(e.kind, ErrorKind::AddrNotAvail);
     assert_eq!(e.err_data, addr(0));
     // The data is in the buffer and the completion is otherwise whole.
     assert_eq!(rc[0].len, 5);
@@ -151,22 +190,38 @@ fn unknown_sender_gets_eaddrnotavail_with_its_address() {
     // entry; the glue learned the mapping from NewPeer).
     let data = pattern(1, 300_000);
     net.eps[1]
-        .trecv(net.now, owned(300_000), None, 2, 0, 2, 0)
+        .trecv(net.now, owned(300_000), None, 2, 0, 2, OpFlags::empty())
         .unwrap();
     net.eps[0]
-        .tsend(net.now, p, UserIov::from_vec(data.clone()), 2, None, 1, 0)
+        .tsend(
+            net.now,
+            p,
+            UserIov::from_vec(data.clone()),
+            2,
+            None,
+            1,
+            OpFlags::empty(),
+        )
         .unwrap();
     net.run(100_000);
     let rc = net.take(1);
-    assert_eq!(rc[0].err.as_ref().unwrap().errno, FI_EADDRNOTAVAIL);
+    assert_eq!(rc[0].err.as_ref().unwrap().kind, ErrorKind::AddrNotAvail);
     assert_eq!(payload(&rc[0]), data);
     // Once inserted in the AV, the same entry is used and reports cleanly.
     let q = net.av_insert(1, 0);
     net.eps[1]
-        .trecv(net.now, owned(16), None, 3, 0, 3, 0)
+        .trecv(net.now, owned(16), None, 3, 0, 3, OpFlags::empty())
         .unwrap();
     net.eps[0]
-        .tsend(net.now, p, UserIov::from_vec(b"x".to_vec()), 3, None, 2, 0)
+        .tsend(
+            net.now,
+            p,
+            UserIov::from_vec(b"x".to_vec()),
+            3,
+            None,
+            2,
+            OpFlags::empty(),
+        )
         .unwrap();
     net.run(1000);
     let rc = net.take(1);
@@ -190,7 +245,7 @@ fn multi_recv_fills_and_releases() {
             UserIov::from_vec(vec![0; 1000]),
             None,
             42,
-            FI_MULTI_RECV,
+            OpFlags::MULTI_RECV,
         )
         .unwrap();
     for k in 0..5u8 {
@@ -201,7 +256,7 @@ fn multi_recv_fills_and_releases() {
                 UserIov::from_vec(vec![k; 300]),
                 None,
                 k as u64,
-                0,
+                OpFlags::empty(),
             )
             .unwrap();
         net.run(500);
@@ -213,10 +268,10 @@ fn multi_recv_fills_and_releases() {
     assert!(
         rc[..3]
             .iter()
-            .all(|c| c.flags & FI_MULTI_RECV == 0 && c.err.is_none())
+            .all(|c| !c.flags.contains(CompFlags::MULTI_RECV) && c.err.is_none())
     );
-    assert_eq!(rc[3].flags & FI_MULTI_RECV, FI_MULTI_RECV);
-    assert_eq!(rc[3].err.as_ref().unwrap().errno, FI_ETRUNC as i32);
+    assert_eq!(rc[3].flags & CompFlags::MULTI_RECV, CompFlags::MULTI_RECV);
+    assert_eq!(rc[3].err.as_ref().unwrap().kind, ErrorKind::Truncated);
     let buf = rc[3].iov.as_ref().unwrap().to_vec();
     for k in 0..3 {
         assert!(buf[k * 300..(k + 1) * 300].iter().all(|&b| b == k as u8));
@@ -229,7 +284,7 @@ fn multi_recv_fills_and_releases() {
             UserIov::from_vec(vec![0; 1000]),
             None,
             43,
-            FI_MULTI_RECV,
+            OpFlags::MULTI_RECV,
         )
         .unwrap();
     net.run(100);
@@ -238,8 +293,8 @@ fn multi_recv_fills_and_releases() {
     // Cancel releases the partly used buffer.
     assert!(net.eps[1].cancel(43));
     let rc: Vec<_> = std::iter::from_fn(|| net.eps[1].poll_completion()).collect();
-    assert_eq!(rc[0].err.as_ref().unwrap().errno, FI_ECANCELED);
-    assert_eq!(rc[0].flags & FI_MULTI_RECV, FI_MULTI_RECV);
+    assert_eq!(rc[0].err.as_ref().unwrap().kind, ErrorKind::Canceled);
+    assert_eq!(rc[0].flags & CompFlags::MULTI_RECV, CompFlags::MULTI_RECV);
     assert_eq!(net.eps[1].pending_ops(), (0, 0));
 }
 
@@ -247,12 +302,12 @@ fn multi_recv_fills_and_releases() {
 fn peek_claim_discard() {
     let mut net = Net::new(2, 29, cfg);
     let p = net.peer(0, 1);
-    // Nothing there yet: FI_ENOMSG.
+    // Nothing there yet: ErrorKind::NoMessage.
     net.eps[1]
-        .trecv(net.now, UserIov::empty(), None, 1, 0, 1, FI_PEEK)
+        .trecv(net.now, UserIov::empty(), None, 1, 0, 1, OpFlags::PEEK)
         .unwrap();
     let c = net.eps[1].poll_completion().unwrap();
-    assert_eq!(c.err.as_ref().unwrap().errno, FI_ENOMSG);
+    assert_eq!(c.err.as_ref().unwrap().kind, ErrorKind::NoMessage);
     for (k, len) in [(1u64, 10usize), (2, 20_000), (3, 200_000)] {
         net.eps[0]
             .tsend(
@@ -262,7 +317,7 @@ fn peek_claim_discard() {
                 k,
                 Some(k),
                 k,
-                FI_REMOTE_CQ_DATA,
+                OpFlags::empty(),
             )
             .unwrap();
     }
@@ -270,7 +325,15 @@ fn peek_claim_discard() {
     // Peek does not consume.
     for _ in 0..2 {
         net.eps[1]
-            .trecv(net.now, UserIov::empty(), None, 0, u64::MAX, 2, FI_PEEK)
+            .trecv(
+                net.now,
+                UserIov::empty(),
+                None,
+                0,
+                u64::MAX,
+                2,
+                OpFlags::PEEK,
+            )
             .unwrap();
         let c = net.eps[1].poll_completion().unwrap();
         assert!(c.err.is_none());
@@ -285,7 +348,7 @@ fn peek_claim_discard() {
             2,
             0,
             20,
-            FI_PEEK | FI_CLAIM,
+            OpFlags::PEEK | OpFlags::CLAIM,
         )
         .unwrap();
     net.eps[1]
@@ -296,7 +359,7 @@ fn peek_claim_discard() {
             3,
             0,
             30,
-            FI_PEEK | FI_CLAIM,
+            OpFlags::PEEK | OpFlags::CLAIM,
         )
         .unwrap();
     net.eps[1]
@@ -307,7 +370,7 @@ fn peek_claim_discard() {
             1,
             0,
             10,
-            FI_PEEK | FI_DISCARD,
+            OpFlags::PEEK | OpFlags::DISCARD,
         )
         .unwrap();
     let cs: Vec<_> = std::iter::from_fn(|| net.eps[1].poll_completion()).collect();
@@ -317,19 +380,27 @@ fn peek_claim_discard() {
     );
     // Claimed messages are invisible to ordinary receives and peeks.
     net.eps[1]
-        .trecv(net.now, UserIov::empty(), None, 0, u64::MAX, 5, FI_PEEK)
+        .trecv(
+            net.now,
+            UserIov::empty(),
+            None,
+            0,
+            u64::MAX,
+            5,
+            OpFlags::PEEK,
+        )
         .unwrap();
     assert_eq!(
-        net.eps[1].poll_completion().unwrap().err.unwrap().errno,
-        FI_ENOMSG
+        net.eps[1].poll_completion().unwrap().err.unwrap().kind,
+        ErrorKind::NoMessage
     );
     // Receive claim 20; discard claim 30; a wrong context fails.
     assert_eq!(
-        net.eps[1].trecv(net.now, owned(8), None, 0, 0, 99, FI_CLAIM),
+        net.eps[1].trecv(net.now, owned(8), None, 0, 0, 99, OpFlags::CLAIM),
         Err(RdmError::NoMessage)
     );
     net.eps[1]
-        .trecv(net.now, owned(20_000), None, 0, 0, 20, FI_CLAIM)
+        .trecv(net.now, owned(20_000), None, 0, 0, 20, OpFlags::CLAIM)
         .unwrap();
     net.eps[1]
         .trecv(
@@ -339,7 +410,7 @@ fn peek_claim_discard() {
             0,
             0,
             30,
-            FI_CLAIM | FI_DISCARD,
+            OpFlags::CLAIM | OpFlags::DISCARD,
         )
         .unwrap();
     net.run(100_000);
@@ -357,20 +428,36 @@ fn peek_claim_discard() {
 fn cancel_posted_receive() {
     let mut net = Net::new(2, 31, cfg);
     net.eps[1]
-        .trecv(net.now, UserIov::from_vec(vec![7; 4]), None, 1, 0, 5, 0)
+        .trecv(
+            net.now,
+            UserIov::from_vec(vec![7; 4]),
+            None,
+            1,
+            0,
+            5,
+            OpFlags::empty(),
+        )
         .unwrap();
     assert!(!net.eps[1].cancel(6));
     assert!(net.eps[1].cancel(5));
     assert!(!net.eps[1].cancel(5));
     let c = net.eps[1].poll_completion().unwrap();
     assert_eq!(c.context, 5);
-    assert_eq!(c.err.as_ref().unwrap().errno, FI_ECANCELED);
-    assert_eq!(c.flags, FI_RECV | FI_TAGGED);
+    assert_eq!(c.err.as_ref().unwrap().kind, ErrorKind::Canceled);
+    assert_eq!(c.flags, CompFlags::RECV | CompFlags::TAGGED);
     assert_eq!(c.iov.unwrap().to_vec(), vec![7; 4]);
     // A message sent afterwards is unexpected, not matched to it.
     let p = net.peer(0, 1);
     net.eps[0]
-        .tsend(net.now, p, UserIov::from_vec(vec![1]), 1, None, 0, 0)
+        .tsend(
+            net.now,
+            p,
+            UserIov::from_vec(vec![1]),
+            1,
+            None,
+            0,
+            OpFlags::empty(),
+        )
         .unwrap();
     net.run(1000);
     assert!(net.take(1).is_empty());
@@ -387,7 +474,7 @@ fn many_posted_receives_match_by_tag() {
     let p = net.peer(0, 1);
     for t in 0..10_000u64 {
         net.eps[1]
-            .trecv(net.now, owned(8), None, t, 0, t, 0)
+            .trecv(net.now, owned(8), None, t, 0, t, OpFlags::empty())
             .unwrap();
     }
     for t in (0..10_000u64).rev().step_by(97) {
@@ -399,7 +486,7 @@ fn many_posted_receives_match_by_tag() {
                 t,
                 None,
                 t,
-                0,
+                OpFlags::empty(),
             )
             .unwrap();
     }

@@ -6,9 +6,8 @@
 mod rdm_common;
 
 use rdm_common::{Net, Rng, cfg, owned, pattern};
-use srd_fi::bindings::FI_RECV;
 use srd_fi::mem::UserIov;
-use srd_fi::rdm::{Completion, Config};
+use srd_fi::rdm::{CompFlags, Completion, Config, OpFlags};
 use std::collections::HashMap;
 
 const MAX: usize = 100_000;
@@ -49,7 +48,15 @@ fn run(seed: u64) {
                 for k in 0..per_pair {
                     let ctx = (s as u64) << 32 | k;
                     net.eps[r]
-                        .trecv(net.now, owned(MAX), Some(src), 0, u64::MAX, ctx, 0)
+                        .trecv(
+                            net.now,
+                            owned(MAX),
+                            Some(src),
+                            0,
+                            u64::MAX,
+                            ctx,
+                            OpFlags::empty(),
+                        )
                         .unwrap();
                 }
             }
@@ -73,7 +80,15 @@ fn run(seed: u64) {
         let tag = rng.below(4);
         let iov = UserIov::from_vec(pattern(data, len));
         while net.eps[s]
-            .tsend(net.now, p, iov_clone(&iov), tag, Some(data), data, 0)
+            .tsend(
+                net.now,
+                p,
+                iov_clone(&iov),
+                tag,
+                Some(data),
+                data,
+                OpFlags::empty(),
+            )
             .is_err()
         {
             net.step();
@@ -126,7 +141,15 @@ fn run(seed: u64) {
         let p = net.peer(s, r);
         let iov = UserIov::from_vec(pattern(data, len));
         while net.eps[s]
-            .tsend(net.now, p, iov_clone(&iov), tag, Some(data), data, 0)
+            .tsend(
+                net.now,
+                p,
+                iov_clone(&iov),
+                tag,
+                Some(data),
+                data,
+                OpFlags::empty(),
+            )
             .is_err()
         {
             net.step();
@@ -151,7 +174,7 @@ fn run(seed: u64) {
     for (r, tag) in posts {
         ctx += 1;
         net.eps[r]
-            .trecv(net.now, owned(MAX), None, tag, 0, ctx, 0)
+            .trecv(net.now, owned(MAX), None, tag, 0, ctx, OpFlags::empty())
             .unwrap();
         if rng.below(2) == 0 {
             net.step();
@@ -202,7 +225,8 @@ fn run(seed: u64) {
 }
 
 fn split(v: Vec<Completion>) -> (Vec<Completion>, Vec<Completion>) {
-    v.into_iter().partition(|c| c.flags & FI_RECV != 0)
+    v.into_iter()
+        .partition(|c| c.flags.contains(CompFlags::RECV))
 }
 
 fn iov_clone(iov: &UserIov) -> UserIov {
@@ -258,7 +282,15 @@ fn all_to_all_eight_endpoints_any_source() {
         let p = net.peer(s, r);
         let iov = UserIov::from_vec(pattern(data, len));
         while net.eps[s]
-            .tsend(net.now, p, iov_clone(&iov), 9, Some(data), data, 0)
+            .tsend(
+                net.now,
+                p,
+                iov_clone(&iov),
+                9,
+                Some(data),
+                data,
+                OpFlags::empty(),
+            )
             .is_err()
         {
             net.step();
@@ -269,7 +301,15 @@ fn all_to_all_eight_endpoints_any_source() {
                 if *c < per * (n as u64 - 1) && rng.below(2) == 0 {
                     *c += 1;
                     net.eps[rr]
-                        .trecv(net.now, owned(40_000), None, 0, u64::MAX, *c, 0)
+                        .trecv(
+                            net.now,
+                            owned(40_000),
+                            None,
+                            0,
+                            u64::MAX,
+                            *c,
+                            OpFlags::empty(),
+                        )
                         .unwrap();
                 }
             }
@@ -280,7 +320,15 @@ fn all_to_all_eight_endpoints_any_source() {
         while *c < per * (n as u64 - 1) {
             *c += 1;
             net.eps[rr]
-                .trecv(net.now, owned(40_000), None, 0, u64::MAX, *c, 0)
+                .trecv(
+                    net.now,
+                    owned(40_000),
+                    None,
+                    0,
+                    u64::MAX,
+                    *c,
+                    OpFlags::empty(),
+                )
                 .unwrap();
         }
     }

@@ -9,9 +9,8 @@ mod rma_common;
 
 use rdm_common::{Net, cfg, owned, pattern};
 use rma_common::{POISON, RO, RW, Registry, WO};
-use srd_fi::bindings::*;
 use srd_fi::mem::UserIov;
-use srd_fi::rdm::{Completion, Config, PacketOutcome, RdmError};
+use srd_fi::rdm::{CompFlags, Completion, Config, ErrorKind, OpFlags, PacketOutcome, RdmError};
 use srd_fi::wire::rdm::{OpRef, RTW_LEN, RtaRepr, RtwRepr, emit_rta, emit_rtw};
 
 const KEY: u64 = 0x1111;
@@ -52,13 +51,13 @@ fn write_then_read_every_size() {
                 KEY,
                 None,
                 k as u64,
-                0,
+                OpFlags::empty(),
             )
             .unwrap();
         net.run(400_000);
         let c = one(net.take(0), "write");
         assert!(c.err.is_none(), "len {len}: {:?}", c.err);
-        assert_eq!(c.flags, FI_RMA | FI_WRITE);
+        assert_eq!(c.flags, CompFlags::RMA | CompFlags::WRITE);
         assert_eq!((c.context, c.len), (k as u64, len));
         assert_eq!(c.iov.unwrap().to_vec(), data, "source handed back");
         let mem = reg.bytes(KEY);
@@ -73,12 +72,20 @@ fn write_then_read_every_size() {
         );
 
         net.eps[0]
-            .read(net.now, p, owned(len), off, KEY, 1000 + k as u64, 0)
+            .read(
+                net.now,
+                p,
+                owned(len),
+                off,
+                KEY,
+                1000 + k as u64,
+                OpFlags::empty(),
+            )
             .unwrap();
         net.run(400_000);
         let c = one(net.take(0), "read");
         assert!(c.err.is_none(), "len {len}: {:?}", c.err);
-        assert_eq!(c.flags, FI_RMA | FI_READ);
+        assert_eq!(c.flags, CompFlags::RMA | CompFlags::READ);
         assert_eq!((c.context, c.len), (1000 + k as u64, len));
         assert_eq!(c.iov.unwrap().to_vec(), data, "read back, len {len}");
     }
@@ -112,14 +119,14 @@ fn small_mtu_and_small_window() {
             KEY,
             None,
             1,
-            0,
+            OpFlags::empty(),
         )
         .unwrap();
     net.run(400_000);
     assert!(one(net.take(0), "write").err.is_none());
     assert_eq!(reg.bytes(KEY), data);
     net.eps[0]
-        .read(net.now, p, owned(1 << 20), 0, KEY, 2, 0)
+        .read(net.now, p, owned(1 << 20), 0, KEY, 2, OpFlags::empty())
         .unwrap();
     net.run(400_000);
     assert_eq!(one(net.take(0), "read").iov.unwrap().to_vec(), data);
@@ -141,7 +148,7 @@ fn virtual_address_mode() {
             KEY,
             None,
             1,
-            0,
+            OpFlags::empty(),
         )
         .unwrap();
     net.run(100_000);
@@ -149,13 +156,21 @@ fn virtual_address_mode() {
     assert_eq!(&reg.bytes(KEY)[500..30_500], &data[..]);
     // An offset (not an address) is outside the region in this mode.
     net.eps[0]
-        .read(net.now, p, owned(10), 500, KEY, 2, 0)
+        .read(net.now, p, owned(10), 500, KEY, 2, OpFlags::empty())
         .unwrap();
     net.run(100_000);
     let c = one(net.take(0), "read");
-    assert_eq!(c.err.unwrap().errno, FI_EINVAL);
+    assert_eq!(c.err.unwrap().kind, ErrorKind::InvalidArgument);
     net.eps[0]
-        .read(net.now, p, owned(30_000), base + 500, KEY, 3, 0)
+        .read(
+            net.now,
+            p,
+            owned(30_000),
+            base + 500,
+            KEY,
+            3,
+            OpFlags::empty(),
+        )
         .unwrap();
     net.run(100_000);
     assert_eq!(one(net.take(0), "read").iov.unwrap().to_vec(), data);
@@ -178,12 +193,15 @@ fn remote_cq_data_completes_at_target() {
                 KEY,
                 Some(0xabcd_0000 + k as u64),
                 k as u64,
-                0,
+                OpFlags::empty(),
             )
             .unwrap();
         net.run(200_000);
         let t = one(net.take(1), "target");
-        assert_eq!(t.flags, FI_REMOTE_WRITE | FI_RMA | FI_REMOTE_CQ_DATA);
+        assert_eq!(
+            t.flags,
+            CompFlags::REMOTE_WRITE | CompFlags::RMA | CompFlags::REMOTE_CQ_DATA
+        );
         assert_eq!(t.data, 0xabcd_0000 + k as u64);
         assert_eq!(t.len, len);
         assert_eq!(t.src, Some(q));
@@ -206,14 +224,14 @@ fn access_errors_leave_memory_untouched() {
     let small = pattern(1, 100);
     let big = pattern(2, 70_000);
     // (key, addr, data, errno)
-    let writes: Vec<(u64, u64, &[u8], i32)> = vec![
-        (99, 0, &small, FI_EACCES),
-        (99, 0, &big, FI_EACCES),
-        (KEY, 99_950, &small, FI_EINVAL),
-        (KEY, 40_000, &big, FI_EINVAL),
-        (KEY, u64::MAX - 50, &small, FI_EINVAL),
-        (2, 0, &small, FI_EACCES),
-        (2, 0, &big, FI_EACCES),
+    let writes: Vec<(u64, u64, &[u8], ErrorKind)> = vec![
+        (99, 0, &small, ErrorKind::AccessDenied),
+        (99, 0, &big, ErrorKind::AccessDenied),
+        (KEY, 99_950, &small, ErrorKind::InvalidArgument),
+        (KEY, 40_000, &big, ErrorKind::InvalidArgument),
+        (KEY, u64::MAX - 50, &small, ErrorKind::InvalidArgument),
+        (2, 0, &small, ErrorKind::AccessDenied),
+        (2, 0, &big, ErrorKind::AccessDenied),
     ];
     for (i, &(key, addr, data, errno)) in writes.iter().enumerate() {
         let r = net.eps[0].write(
@@ -224,7 +242,7 @@ fn access_errors_leave_memory_untouched() {
             key,
             Some(5),
             i as u64,
-            0,
+            OpFlags::empty(),
         );
         if addr.checked_add(data.len() as u64).is_none() {
             assert_eq!(r, Err(RdmError::InvalidArgument));
@@ -233,16 +251,16 @@ fn access_errors_leave_memory_untouched() {
         r.unwrap();
         net.run(200_000);
         let c = one(net.take(0), "write");
-        assert_eq!(c.err.as_ref().map(|e| e.errno), Some(errno), "write {i}");
+        assert_eq!(c.err.as_ref().map(|e| e.kind), Some(errno), "write {i}");
         assert!(c.report);
-        assert_eq!(c.flags, FI_RMA | FI_WRITE);
+        assert_eq!(c.flags, CompFlags::RMA | CompFlags::WRITE);
     }
-    let reads: Vec<(u64, u64, usize, i32)> = vec![
-        (99, 0, 10, FI_EACCES),
-        (KEY, 99_999, 2, FI_EINVAL),
-        (KEY, 1, 100_000, FI_EINVAL),
-        (3, 0, 10, FI_EACCES),
-        (3, 0, 50_000, FI_EACCES),
+    let reads: Vec<(u64, u64, usize, ErrorKind)> = vec![
+        (99, 0, 10, ErrorKind::AccessDenied),
+        (KEY, 99_999, 2, ErrorKind::InvalidArgument),
+        (KEY, 1, 100_000, ErrorKind::InvalidArgument),
+        (3, 0, 10, ErrorKind::AccessDenied),
+        (3, 0, 50_000, ErrorKind::AccessDenied),
     ];
     for (i, &(key, addr, len, errno)) in reads.iter().enumerate() {
         let mut dst = vec![0x11u8; len];
@@ -255,12 +273,12 @@ fn access_errors_leave_memory_untouched() {
                 addr,
                 key,
                 i as u64,
-                0,
+                OpFlags::empty(),
             )
             .unwrap();
         net.run(200_000);
         let c = one(net.take(0), "read");
-        assert_eq!(c.err.as_ref().map(|e| e.errno), Some(errno), "read {i}");
+        assert_eq!(c.err.as_ref().map(|e| e.kind), Some(errno), "read {i}");
         assert_eq!(c.iov.unwrap().to_vec(), dst, "read {i}: buffer untouched");
     }
     let after: Vec<_> = [KEY, 2, 3].iter().map(|&k| reg.backing(k)).collect();
@@ -277,10 +295,13 @@ fn endpoint_without_registry_refuses() {
     let mut net = Net::new(2, 16, cfg);
     let p = net.peer(0, 1);
     net.eps[0]
-        .write(net.now, p, owned(10), 0, KEY, None, 1, 0)
+        .write(net.now, p, owned(10), 0, KEY, None, 1, OpFlags::empty())
         .unwrap();
     net.run(10_000);
-    assert_eq!(one(net.take(0), "w").err.unwrap().errno, FI_EOPNOTSUPP);
+    assert_eq!(
+        one(net.take(0), "w").err.unwrap().kind,
+        ErrorKind::NotSupported
+    );
 }
 
 #[test]
@@ -298,7 +319,7 @@ fn long_write_does_not_stall_small_sends() {
             KEY,
             None,
             999,
-            0,
+            OpFlags::empty(),
         )
         .unwrap();
     // Let the write get going, then send small messages behind it.
@@ -308,10 +329,17 @@ fn long_write_does_not_stall_small_sends() {
     let n = 20u64;
     for k in 0..n {
         net.eps[1]
-            .recv(net.now, owned(64), None, 100 + k, 0)
+            .recv(net.now, owned(64), None, 100 + k, OpFlags::empty())
             .unwrap();
         net.eps[0]
-            .send(net.now, p, UserIov::from_vec(pattern(k, 64)), None, k, 0)
+            .send(
+                net.now,
+                p,
+                UserIov::from_vec(pattern(k, 64)),
+                None,
+                k,
+                OpFlags::empty(),
+            )
             .unwrap();
     }
     let start = net.now;
@@ -355,7 +383,7 @@ fn long_write_is_windowed() {
     let p = net.peer(0, 1);
     let q = net.peer(1, 0);
     net.eps[0]
-        .write(net.now, p, owned(1), 0, KEY, None, 1, 0)
+        .write(net.now, p, owned(1), 0, KEY, None, 1, OpFlags::empty())
         .unwrap();
     net.run(10_000);
     net.take(0);
@@ -369,7 +397,7 @@ fn long_write_is_windowed() {
             KEY,
             None,
             2,
-            0,
+            OpFlags::empty(),
         )
         .unwrap();
     let mut buf = vec![0u8; net.mtu];
@@ -380,9 +408,18 @@ fn long_write_is_windowed() {
     }
     let window = cfg(0).cts_window / (net.mtu - RTW_LEN);
     assert_eq!(pkts.len(), window, "one window of packets");
-    net.eps[1].recv(net.now, owned(64), None, 50, 0).unwrap();
+    net.eps[1]
+        .recv(net.now, owned(64), None, 50, OpFlags::empty())
+        .unwrap();
     net.eps[0]
-        .send(net.now, p, UserIov::from_vec(pattern(1, 64)), None, 3, 0)
+        .send(
+            net.now,
+            p,
+            UserIov::from_vec(pattern(1, 64)),
+            None,
+            3,
+            OpFlags::empty(),
+        )
         .unwrap();
     let t = net.eps[0]
         .poll_transmit(net.now, &mut buf)
@@ -434,7 +471,7 @@ fn delivery_complete_waits_for_the_target() {
                 KEY,
                 None,
                 k as u64,
-                FI_DELIVERY_COMPLETE,
+                OpFlags::DELIVERY_COMPLETE,
             )
             .unwrap();
         let mut done = false;
@@ -480,7 +517,7 @@ fn inject_write_copies_and_reports_silently() {
     net.run(10_000);
     let c = one(net.take(0), "inject err");
     assert!(c.report);
-    assert_eq!(c.err.unwrap().errno, FI_EACCES);
+    assert_eq!(c.err.unwrap().kind, ErrorKind::AccessDenied);
 }
 
 #[test]
@@ -493,16 +530,27 @@ fn pool_exhaustion_returns_again() {
     let p = net.peer(0, 1);
     for k in 0..4 {
         net.eps[0]
-            .write(net.now, p, owned(100_000), 0, KEY, None, k, 0)
+            .write(
+                net.now,
+                p,
+                owned(100_000),
+                0,
+                KEY,
+                None,
+                k,
+                OpFlags::empty(),
+            )
             .unwrap();
     }
     assert_eq!(
-        net.eps[0].read(net.now, p, owned(1), 0, KEY, 9, 0),
+        net.eps[0].read(net.now, p, owned(1), 0, KEY, 9, OpFlags::empty()),
         Err(RdmError::Again)
     );
     net.run(200_000);
     assert_eq!(net.take(0).len(), 4);
-    net.eps[0].read(net.now, p, owned(1), 0, KEY, 9, 0).unwrap();
+    net.eps[0]
+        .read(net.now, p, owned(1), 0, KEY, 9, OpFlags::empty())
+        .unwrap();
     net.run(10_000);
     assert!(one(net.take(0), "read").err.is_none());
 }
@@ -527,11 +575,19 @@ fn target_side_limit_defers_without_loss() {
                 KEY,
                 None,
                 k as u64,
-                0,
+                OpFlags::empty(),
             )
             .unwrap();
         net.eps[0]
-            .read(net.now, p, owned(300_000), 0, KEY, 100 + k as u64, 0)
+            .read(
+                net.now,
+                p,
+                owned(300_000),
+                0,
+                KEY,
+                100 + k as u64,
+                OpFlags::empty(),
+            )
             .unwrap();
     }
     net.run(1_000_000);
@@ -555,22 +611,31 @@ fn transport_failure_fails_rma() {
     let p = net.peer(0, 1);
     // Handshake first, then the transport gives up.
     net.eps[0]
-        .write(net.now, p, owned(1), 0, KEY, None, 1, 0)
+        .write(net.now, p, owned(1), 0, KEY, None, 1, OpFlags::empty())
         .unwrap();
     net.run(10_000);
     assert!(one(net.take(0), "w").err.is_none());
     net.fail_to.insert(1);
     net.eps[0]
-        .write(net.now, p, owned(500_000), 0, KEY, None, 2, 0)
+        .write(
+            net.now,
+            p,
+            owned(500_000),
+            0,
+            KEY,
+            None,
+            2,
+            OpFlags::empty(),
+        )
         .unwrap();
     net.eps[0]
-        .read(net.now, p, owned(10), 0, KEY, 3, 0)
+        .read(net.now, p, owned(10), 0, KEY, 3, OpFlags::empty())
         .unwrap();
     net.run(10_000);
     let cs = net.take(0);
     assert_eq!(cs.len(), 2);
     for c in &cs {
-        assert_eq!(c.err.as_ref().unwrap().errno, FI_EHOSTUNREACH);
+        assert_eq!(c.err.as_ref().unwrap().kind, ErrorKind::Unreachable);
     }
     assert_eq!(net.eps[0].pending_ops(), (0, 0));
 }
@@ -582,7 +647,7 @@ fn malformed_rma_packets_are_dropped_and_counted() {
     let p = net.peer(0, 1);
     // Make the endpoints know each other.
     net.eps[0]
-        .write(net.now, p, owned(1), 0, KEY, None, 1, 0)
+        .write(net.now, p, owned(1), 0, KEY, None, 1, OpFlags::empty())
         .unwrap();
     net.run(10_000);
     net.take(0);

@@ -3,21 +3,21 @@
 //! way the fi glue implements it over its MR table.
 #![allow(dead_code)]
 
-use srd_fi::bindings::{FI_EACCES, FI_EINVAL, FI_REMOTE_READ, FI_REMOTE_WRITE};
 use srd_fi::mem::UserIov;
 use srd_fi::rdm::RmaTarget;
+use srd_fi::rdm::{Access, ErrorKind};
 use std::sync::{Arc, Mutex};
 
-pub const RW: u64 = FI_REMOTE_READ | FI_REMOTE_WRITE;
-pub const RO: u64 = FI_REMOTE_READ;
-pub const WO: u64 = FI_REMOTE_WRITE;
+pub const RW: Access = Access::REMOTE_READ.union(Access::REMOTE_WRITE);
+pub const RO: Access = Access::REMOTE_READ;
+pub const WO: Access = Access::REMOTE_WRITE;
 
 pub struct Region {
     pub key: u64,
     /// FI_MR_VIRT_ADDR: the address of the region's first byte; `None`:
     /// addresses are offsets from the start.
     pub virt: Option<u64>,
-    pub access: u64,
+    pub access: Access,
     /// The backing memory: `guard` poison bytes, the region, `guard` more.
     pub mem: Vec<u8>,
     pub guard: usize,
@@ -45,7 +45,7 @@ pub const POISON: u8 = 0xa5;
 impl Registry {
     /// Registers `len` bytes filled with POISON, with `guard` poison bytes
     /// on each side that must never change.
-    pub fn add(&self, key: u64, len: usize, access: u64, virt: Option<u64>) {
+    pub fn add(&self, key: u64, len: usize, access: Access, virt: Option<u64>) {
         let guard = 64;
         self.0.lock().unwrap().push(Region {
             key,
@@ -74,19 +74,30 @@ impl Registry {
 }
 
 impl RmaTarget for Registry {
-    fn resolve(&mut self, key: u64, addr: u64, len: usize, access: u64) -> Result<UserIov, i32> {
+    fn resolve(
+        &mut self,
+        key: u64,
+        addr: u64,
+        len: usize,
+        access: Access,
+    ) -> Result<UserIov, ErrorKind> {
         let mut g = self.0.lock().unwrap();
-        let r = g.iter_mut().find(|r| r.key == key).ok_or(FI_EACCES)?;
-        if r.access & access != access {
-            return Err(FI_EACCES);
+        let r = g
+            .iter_mut()
+            .find(|r| r.key == key)
+            .ok_or(ErrorKind::AccessDenied)?;
+        if !r.access.contains(access) {
+            return Err(ErrorKind::AccessDenied);
         }
         let off = match r.virt {
-            Some(base) => addr.checked_sub(base).ok_or(FI_EINVAL)?,
+            Some(base) => addr.checked_sub(base).ok_or(ErrorKind::InvalidArgument)?,
             None => addr,
         };
-        let end = off.checked_add(len as u64).ok_or(FI_EINVAL)?;
+        let end = off
+            .checked_add(len as u64)
+            .ok_or(ErrorKind::InvalidArgument)?;
         if end > r.len as u64 {
-            return Err(FI_EINVAL);
+            return Err(ErrorKind::InvalidArgument);
         }
         let start = r.guard + off as usize;
         let ptr = r.mem[start..start + len].as_mut_ptr();

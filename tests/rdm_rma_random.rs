@@ -8,9 +8,8 @@ mod rma_common;
 
 use rdm_common::{Net, Rng, cfg, owned, pattern};
 use rma_common::{RW, Registry};
-use srd_fi::bindings::*;
 use srd_fi::mem::UserIov;
-use srd_fi::rdm::{AtomicOp, Config, Datatype, RdmError};
+use srd_fi::rdm::{AtomicOp, CompFlags, Config, Datatype, ErrorKind, OpFlags, RdmError};
 use std::collections::HashMap;
 
 const KEY: u64 = 0x3333;
@@ -66,9 +65,9 @@ fn mixed(seed: u64, mk: impl Fn(usize) -> Config, rx_depth: usize) {
                     None,
                     ctx,
                     if rng.below(2) == 0 {
-                        FI_DELIVERY_COMPLETE
+                        OpFlags::DELIVERY_COMPLETE
                     } else {
-                        0
+                        OpFlags::empty()
                     },
                 );
                 if r.is_ok() {
@@ -95,7 +94,7 @@ fn mixed(seed: u64, mk: impl Fn(usize) -> Config, rx_depth: usize) {
                     KEY,
                     1,
                     ctx,
-                    0,
+                    OpFlags::empty(),
                 )
             }
             2 => {
@@ -105,16 +104,24 @@ fn mixed(seed: u64, mk: impl Fn(usize) -> Config, rx_depth: usize) {
                 };
                 let addr = ((i * SLOTS + s) * SLOT) as u64;
                 reads.insert(ctx, (t, i, s));
-                net.eps[i].read(net.now, p, owned(want.len()), addr, KEY, ctx, 0)
+                net.eps[i].read(
+                    net.now,
+                    p,
+                    owned(want.len()),
+                    addr,
+                    KEY,
+                    ctx,
+                    OpFlags::empty(),
+                )
             }
             _ => {
                 let len = [1, 5000, 100_000][rng.below(3) as usize];
                 let q = net.peer(t, i);
                 let data = UserIov::from_vec(pattern(ctx, len));
-                let r = net.eps[i].tsend(net.now, p, data, ctx, None, ctx, 0);
+                let r = net.eps[i].tsend(net.now, p, data, ctx, None, ctx, OpFlags::empty());
                 if r.is_ok() {
                     net.eps[t]
-                        .trecv(net.now, owned(len), Some(q), ctx, 0, ctx, 0)
+                        .trecv(net.now, owned(len), Some(q), ctx, 0, ctx, OpFlags::empty())
                         .unwrap();
                 }
                 r
@@ -136,7 +143,7 @@ fn mixed(seed: u64, mk: impl Fn(usize) -> Config, rx_depth: usize) {
                 assert!(c.err.is_none(), "{:?}", c.err);
                 if let Some((tt, ii, ss)) = reads.remove(&c.context) {
                     verified_reads += 1;
-                    assert_eq!(c.flags, FI_RMA | FI_READ);
+                    assert_eq!(c.flags, CompFlags::RMA | CompFlags::READ);
                     assert_eq!(&c.iov.unwrap().to_vec(), &slots[&(tt, ii, ss)]);
                 }
             }
@@ -204,10 +211,19 @@ fn rma_to_a_peer_that_never_answers_times_out() {
     });
     let ghost = net.eps[0].insert_peer(b"nobody-home").unwrap();
     net.eps[0]
-        .write(net.now, ghost, owned(100_000), 0, KEY, None, 1, 0)
+        .write(
+            net.now,
+            ghost,
+            owned(100_000),
+            0,
+            KEY,
+            None,
+            1,
+            OpFlags::empty(),
+        )
         .unwrap();
     net.eps[0]
-        .read(net.now, ghost, owned(10), 0, KEY, 2, 0)
+        .read(net.now, ghost, owned(10), 0, KEY, 2, OpFlags::empty())
         .unwrap();
     net.eps[0]
         .atomic(
@@ -222,7 +238,7 @@ fn rma_to_a_peer_that_never_answers_times_out() {
             KEY,
             1,
             3,
-            0,
+            OpFlags::empty(),
         )
         .unwrap();
     net.run(100);
@@ -231,7 +247,7 @@ fn rma_to_a_peer_that_never_answers_times_out() {
     let cs = net.take(0);
     assert_eq!(cs.len(), 3);
     for c in &cs {
-        assert_eq!(c.err.as_ref().unwrap().errno, FI_ETIMEDOUT);
+        assert_eq!(c.err.as_ref().unwrap().kind, ErrorKind::TimedOut);
     }
     assert_eq!(net.eps[0].pending_ops(), (0, 0));
 }

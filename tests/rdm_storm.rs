@@ -14,9 +14,8 @@
 mod rdm_common;
 
 use rdm_common::{Glue, Net, Rng, cfg, owned, pattern};
-use srd_fi::bindings::FI_RECV;
 use srd_fi::mem::UserIov;
-use srd_fi::rdm::{Completion, Config, PeerIdx};
+use srd_fi::rdm::{CompFlags, Completion, Config, OpFlags, PeerIdx};
 use std::collections::HashMap;
 
 const STORM_TAG: u64 = 5;
@@ -55,7 +54,7 @@ fn send(net: &mut Net, s: usize, r: usize, tag: u64, data: u64) {
             tag,
             Some(data),
             data,
-            0,
+            OpFlags::empty(),
         )
         .is_err()
     {
@@ -87,7 +86,15 @@ fn storm_then_one(glue: Glue, steps: usize) -> (Net, bool) {
     assert!(net.eps[0].stats().deferred > 0, "the flood was deferred");
     let p4 = net.peer(0, 4);
     net.eps[0]
-        .trecv(net.now, owned(4096), Some(p4), QUIET_TAG, 0, 777, 0)
+        .trecv(
+            net.now,
+            owned(4096),
+            Some(p4),
+            QUIET_TAG,
+            0,
+            777,
+            OpFlags::empty(),
+        )
         .unwrap();
     send(&mut net, 4, 0, QUIET_TAG, id(4, 0, 1000));
     let mut got = false;
@@ -130,7 +137,15 @@ fn inbox_delivers_the_matched_message_through_a_storm() {
     // The flood drains once receives are posted, in each sender's order.
     for k in 0..120 {
         net.eps[0]
-            .trecv(net.now, owned(4096), None, STORM_TAG, 0, 1000 + k, 0)
+            .trecv(
+                net.now,
+                owned(4096),
+                None,
+                STORM_TAG,
+                0,
+                1000 + k,
+                OpFlags::empty(),
+            )
             .unwrap();
         net.step();
     }
@@ -138,7 +153,7 @@ fn inbox_delivers_the_matched_message_through_a_storm() {
     let mut cs: Vec<Completion> = net
         .take(0)
         .into_iter()
-        .filter(|c| c.flags & FI_RECV != 0)
+        .filter(|c| c.flags.contains(CompFlags::RECV))
         .collect();
     assert_eq!(cs.len(), 120);
     cs.sort_by_key(|c| c.context);
@@ -219,7 +234,15 @@ fn random_storms(seed: u64) {
             let src = net.peer(r, s);
             let ctx = (1 << 40) | ((s as u64) << 32) | k;
             net.eps[r]
-                .trecv(net.now, owned(140_000), Some(src), QUIET_TAG, 0, ctx, 0)
+                .trecv(
+                    net.now,
+                    owned(140_000),
+                    Some(src),
+                    QUIET_TAG,
+                    0,
+                    ctx,
+                    OpFlags::empty(),
+                )
                 .unwrap();
             quiet_total[r] += 1;
             quiet_ctx.insert(ctx, 0);
@@ -266,7 +289,11 @@ fn random_storms(seed: u64) {
     for _ in 0..200_000 {
         net.step();
         for (r, g) in got.iter_mut().enumerate() {
-            g.extend(net.take(r).into_iter().filter(|c| c.flags & FI_RECV != 0));
+            g.extend(
+                net.take(r)
+                    .into_iter()
+                    .filter(|c| c.flags.contains(CompFlags::RECV)),
+            );
         }
         if (0..n).all(|r| quiet_done(&got, r) == quiet_total[r]) {
             break;
@@ -289,7 +316,15 @@ fn random_storms(seed: u64) {
         let want = (0..n).filter(|&s| storm[s][r]).count() * 30;
         for k in 0..want {
             net.eps[r]
-                .trecv(net.now, owned(140_000), None, STORM_TAG, 0, k as u64, 0)
+                .trecv(
+                    net.now,
+                    owned(140_000),
+                    None,
+                    STORM_TAG,
+                    0,
+                    k as u64,
+                    OpFlags::empty(),
+                )
                 .unwrap();
             if k % 7 == 0 {
                 net.step();
@@ -298,7 +333,11 @@ fn random_storms(seed: u64) {
     }
     net.run(1_000_000);
     for (r, g) in got.iter_mut().enumerate() {
-        g.extend(net.take(r).into_iter().filter(|c| c.flags & FI_RECV != 0));
+        g.extend(
+            net.take(r)
+                .into_iter()
+                .filter(|c| c.flags.contains(CompFlags::RECV)),
+        );
         let want = (0..n).filter(|&s| storm[s][r]).count() * 30 + quiet_total[r];
         assert_eq!(g.len(), want, "seed {seed}: receiver {r}");
         g.sort_by_key(|c| c.context);
@@ -331,7 +370,7 @@ fn a_paused_link_holds_back_only_its_peer() {
     for r in 1..=2 {
         for k in 0..20 {
             net.eps[r]
-                .trecv(net.now, owned(20_000), None, 1, 0, k, 0)
+                .trecv(net.now, owned(20_000), None, 1, 0, k, OpFlags::empty())
                 .unwrap();
         }
     }

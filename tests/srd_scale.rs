@@ -85,7 +85,7 @@ fn incast_100_to_1() {
 fn rdm_bytes_per_idle_peer() {
     let _serial = serial();
     use srd_fi::mem::UserIov;
-    use srd_fi::rdm::{Config, Endpoint};
+    use srd_fi::rdm::{Config, Endpoint, OpFlags};
     const PEERS: usize = 1000;
     let cfg = |a: &[u8]| Config {
         local_addr: a.to_vec(),
@@ -151,7 +151,7 @@ fn rdm_bytes_per_idle_peer() {
         // SAFETY: `rx` outlives the receive, which completes below (the
         // message is already waiting as unexpected) before `rx` is reused.
         let iov = unsafe { UserIov::from_raw(&[(rx.as_mut_ptr(), 8)]) };
-        r.recv(0, iov, None, j as u64, 0).unwrap();
+        r.recv(0, iov, None, j as u64, OpFlags::empty()).unwrap();
         let mut got = 0;
         while let Some(c) = r.poll_completion() {
             assert!(c.err.is_none(), "{:?}", c.err);

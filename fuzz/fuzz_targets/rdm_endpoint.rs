@@ -5,7 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use srd_fi::mem::UserIov;
-use srd_fi::rdm::{Config, Endpoint};
+use srd_fi::rdm::{Config, Endpoint, OpFlags};
 
 fuzz_target!(|data: &[u8]| {
     let cfg = Config {
@@ -15,7 +15,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut ep = Endpoint::new(cfg);
     let peer = ep.insert_peer(&[2; 40]).ok();
-    let _ = ep.trecv(0, UserIov::from_vec(vec![0; 4096]), None, 0, u64::MAX, 1, 0);
+    let _ = ep.trecv(0, UserIov::from_vec(vec![0; 4096]), None, 0, u64::MAX, 1, OpFlags::empty());
     let _ = ep.recv(0, UserIov::from_vec(vec![0; 4096]), None, 2, 0);
     let mut rest = data;
     let mut now = 0;

@@ -12,7 +12,7 @@ use crate::fi::fabric::Domain;
 use crate::fi::ops::{AtomicReq, RmaOp};
 use crate::fi::sink::Dir;
 use crate::mem::UserIov;
-use crate::rdm::{AtomicKind, AtomicOp, Datatype};
+use crate::rdm::{AtomicKind, AtomicOp};
 use smallvec::SmallVec;
 use std::ffi::c_void;
 use std::os::raw::c_int;
@@ -130,8 +130,8 @@ pub extern "C" fn srd_rs_ep_atomic(
     guard::call_isize(|| {
         // SAFETY: ep is our endpoint.
         let ep = unsafe { object::borrow::<Endpoint>(ep)? };
-        let dt = Datatype::from_fi(datatype).ok_or(NOT_SUPPORTED)?;
-        let aop = AtomicOp::from_fi(op).ok_or(NOT_SUPPORTED)?;
+        let dt = crate::fi::convert::datatype(datatype).ok_or(NOT_SUPPORTED)?;
+        let aop = crate::fi::convert::atomic_op(op).ok_or(NOT_SUPPORTED)?;
         let elem = dt.size();
         // SAFETY: the application's arrays (fi_atomic(3) contract).
         let range = unsafe { one_range(rma_iov, rma_count)? };
@@ -165,9 +165,7 @@ pub extern "C" fn srd_rs_ep_atomic(
         };
         // An FI_ATOMIC_READ may omit its operand; everything else carries
         // one element per target element.
-        if !(n == range.count
-            || (n == 0 && aop == AtomicOp::from_fi(b::FI_ATOMIC_READ).ok_or(Error::Inval)?))
-        {
+        if !(n == range.count || (n == 0 && aop == AtomicOp::Read)) {
             return Err(Error::Inval);
         }
         let (flags, report) = resolve_flags(&ep, Dir::Tx, flags, mode)?;
@@ -219,8 +217,8 @@ pub extern "C" fn srd_rs_ep_atomicvalid(
         }
         // SAFETY: ep is ours; count is non-null.
         let ep = unsafe { object::borrow::<Endpoint>(ep)? };
-        let dt = Datatype::from_fi(datatype).ok_or(NOT_SUPPORTED)?;
-        let aop = AtomicOp::from_fi(op).ok_or(NOT_SUPPORTED)?;
+        let dt = crate::fi::convert::datatype(datatype).ok_or(NOT_SUPPORTED)?;
+        let aop = crate::fi::convert::atomic_op(op).ok_or(NOT_SUPPORTED)?;
         let n = ep
             .atomic_valid(aop, dt, kind_of(kind))
             .ok_or(NOT_SUPPORTED)?;
@@ -246,8 +244,8 @@ pub extern "C" fn srd_rs_query_atomic(
         }
         // SAFETY: domain is ours; attr is non-null.
         let d = unsafe { object::borrow::<Domain>(domain)? };
-        let dt = Datatype::from_fi(datatype).ok_or(NOT_SUPPORTED)?;
-        let aop = AtomicOp::from_fi(op).ok_or(NOT_SUPPORTED)?;
+        let dt = crate::fi::convert::datatype(datatype).ok_or(NOT_SUPPORTED)?;
+        let aop = crate::fi::convert::atomic_op(op).ok_or(NOT_SUPPORTED)?;
         let kind = if flags & b::FI_COMPARE_ATOMIC != 0 {
             AtomicKind::Compare
         } else if flags & b::FI_FETCH_ATOMIC != 0 {

@@ -4,6 +4,7 @@
 pub mod addr;
 pub mod av;
 pub mod cntr;
+pub mod convert;
 pub mod cq;
 pub mod dgram;
 pub mod endpoint;

@@ -2,11 +2,10 @@
 //! regions, checked by key, range and access on every request, and handed to
 //! the protocol engine as a [`UserIov`] over exactly the requested bytes.
 
-use crate::bindings as b;
 use crate::fi::fabric::Domain;
 use crate::io::shm::cma_transfer;
 use crate::mem::UserIov;
-use crate::rdm::{Cma, CmaError, RmaTarget};
+use crate::rdm::{Access, Cma, CmaError, ErrorKind, RmaTarget};
 use smallvec::SmallVec;
 use std::sync::Arc;
 
@@ -21,14 +20,21 @@ pub struct MrTarget {
 }
 
 impl RmaTarget for MrTarget {
-    fn resolve(&mut self, key: u64, addr: u64, len: usize, access: u64) -> Result<UserIov, i32> {
+    fn resolve(
+        &mut self,
+        key: u64,
+        addr: u64,
+        len: usize,
+        access: Access,
+    ) -> Result<UserIov, ErrorKind> {
+        let access = crate::fi::convert::access_to_fi(access);
         let virt = self.virt_addr;
         let refused = &*self.refused;
         let count = crate::fi::stats::TargetCounters::count;
         let res = self.domain.mrs.serve(key, |r| {
             if r.access & access != access {
                 count(&refused.bad_access);
-                return Err(b::FI_EACCES);
+                return Err(ErrorKind::AccessDenied);
             }
             let total: usize = r.iov.iter().map(|s| s.1).sum();
             let base = r.iov.first().map_or(0, |s| s.0 as u64);
@@ -40,7 +46,7 @@ impl RmaTarget for MrTarget {
             };
             let Some((start, end)) = range() else {
                 count(&refused.bad_range);
-                return Err(b::FI_EINVAL);
+                return Err(ErrorKind::InvalidArgument);
             };
             // The requested bytes, segment by segment.
             let mut segs: SmallVec<[(*mut u8, usize); 4]> = SmallVec::new();
@@ -59,7 +65,7 @@ impl RmaTarget for MrTarget {
         match res {
             None => {
                 count(&refused.bad_key);
-                Err(b::FI_EACCES)
+                Err(ErrorKind::AccessDenied)
             }
             Some(Err(e)) => Err(e),
             // SAFETY: the segments lie inside a region the application

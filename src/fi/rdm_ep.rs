@@ -5,6 +5,7 @@
 
 use super::addr::{ADDR_LEN, EpAddr, Kind};
 use super::av::{ADDR_NOTAVAIL, Av};
+use super::convert;
 use super::cq::{Entry, ErrEntry};
 use super::errno::{Error, Result};
 use super::fabric::Domain;
@@ -269,7 +270,7 @@ impl RdmEp {
                 op.addr,
                 op.key,
                 op.context as u64,
-                op.flags,
+                convert::op_flags(op.flags),
             )
         } else if !op.report && op.flags & b::FI_INJECT != 0 && op.context == 0 {
             rdm.inject_write(
@@ -289,7 +290,7 @@ impl RdmEp {
                 op.key,
                 data,
                 op.context as u64,
-                op.flags,
+                convert::op_flags(op.flags),
             )
         };
         self.after_post(sink, av, res)
@@ -300,11 +301,10 @@ impl RdmEp {
         let peer = self.peer_of(av, a.dest)?;
         let now = self.t.now();
         let rdm = self.rdm.as_mut().ok_or(Error::OpBadState)?;
-        let flags = if a.report {
-            a.flags
-        } else {
-            a.flags | b::FI_INJECT
-        };
+        let mut flags = convert::op_flags(a.flags);
+        if !a.report {
+            flags |= rdm::OpFlags::INJECT;
+        }
         let res = rdm.atomic(
             now,
             peer,
@@ -479,9 +479,24 @@ impl RdmEp {
                 rdm.inject(now, peer, buf, data)
             }
         } else if op.tagged {
-            rdm.tsend(now, peer, op.iov, op.tag, data, op.context as u64, op.flags)
+            rdm.tsend(
+                now,
+                peer,
+                op.iov,
+                op.tag,
+                data,
+                op.context as u64,
+                convert::op_flags(op.flags),
+            )
         } else {
-            rdm.send(now, peer, op.iov, data, op.context as u64, op.flags)
+            rdm.send(
+                now,
+                peer,
+                op.iov,
+                data,
+                op.context as u64,
+                convert::op_flags(op.flags),
+            )
         };
         if res.is_ok() {
             self.obs.tx_msg(peer, n);
@@ -505,10 +520,16 @@ impl RdmEp {
                 op.tag,
                 op.ignore,
                 op.context as u64,
-                op.flags,
+                convert::op_flags(op.flags),
             )
         } else {
-            rdm.recv(now, op.iov, src, op.context as u64, op.flags)
+            rdm.recv(
+                now,
+                op.iov,
+                src,
+                op.context as u64,
+                convert::op_flags(op.flags),
+            )
         };
         self.after_post(sink, av, res)
     }
@@ -1026,16 +1047,19 @@ impl RdmEp {
             // Receives and remote-write completions (CQ data at the target)
             // go to the receive side; sends, RMA and atomics we initiated to
             // the transmit side.
-            let dir = if c.flags & (b::FI_RECV | b::FI_REMOTE_WRITE | b::FI_REMOTE_READ) != 0 {
+            let dir = if c.flags.intersects(
+                rdm::CompFlags::RECV | rdm::CompFlags::REMOTE_WRITE | rdm::CompFlags::REMOTE_READ,
+            ) {
                 Dir::Rx
             } else {
                 Dir::Tx
             };
             let src = c.src.map_or(ADDR_NOTAVAIL, |p| self.fi_addr_of(av, p));
-            let received = (c.err.is_none() && c.flags & b::FI_RECV != 0).then_some((c.src, c.len));
+            let received = (c.err.is_none() && c.flags.contains(rdm::CompFlags::RECV))
+                .then_some((c.src, c.len));
             let entry = Entry {
                 context: c.context as usize,
-                flags: c.flags,
+                flags: convert::comp_flags_to_fi(c.flags),
                 len: c.len,
                 buf: c.buf,
                 data: c.data,
@@ -1049,7 +1073,7 @@ impl RdmEp {
                     ErrEntry {
                         entry,
                         olen: e.olen,
-                        err: e.errno,
+                        err: convert::errno(e.kind),
                         prov_errno: e.prov_errno,
                         err_data: e.err_data.iter().copied().take(ADDR_LEN.max(48)).collect(),
                     },

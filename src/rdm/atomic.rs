@@ -10,9 +10,7 @@
 //! only. Long double (x86 80-bit extended, 16 bytes in memory) and its
 //! complex form are moved but not computed on here: READ and WRITE only.
 
-use crate::bindings as fi;
-
-/// fi_op.
+/// An atomic operation (fi_atomic(3)'s fi_op).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum AtomicOp {
     Min,
@@ -36,7 +34,7 @@ pub enum AtomicOp {
     Mswap,
 }
 
-/// fi_datatype.
+/// An element type (fi_atomic(3)'s fi_datatype).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Datatype {
     Int8,
@@ -89,33 +87,13 @@ impl AtomicOp {
         AtomicOp::Mswap,
     ];
 
-    /// From an fi_op value.
-    pub fn from_fi(v: u32) -> Option<Self> {
-        Self::ALL.iter().copied().find(|o| o.to_fi() == v)
+    /// The operation's code on the wire (its place in `ALL`).
+    pub fn code(self) -> u8 {
+        Self::ALL.iter().position(|&o| o == self).unwrap_or(0) as u8
     }
 
-    pub fn to_fi(self) -> u32 {
-        match self {
-            AtomicOp::Min => fi::FI_MIN,
-            AtomicOp::Max => fi::FI_MAX,
-            AtomicOp::Sum => fi::FI_SUM,
-            AtomicOp::Prod => fi::FI_PROD,
-            AtomicOp::Lor => fi::FI_LOR,
-            AtomicOp::Land => fi::FI_LAND,
-            AtomicOp::Bor => fi::FI_BOR,
-            AtomicOp::Band => fi::FI_BAND,
-            AtomicOp::Lxor => fi::FI_LXOR,
-            AtomicOp::Bxor => fi::FI_BXOR,
-            AtomicOp::Read => fi::FI_ATOMIC_READ,
-            AtomicOp::Write => fi::FI_ATOMIC_WRITE,
-            AtomicOp::Cswap => fi::FI_CSWAP,
-            AtomicOp::CswapNe => fi::FI_CSWAP_NE,
-            AtomicOp::CswapLe => fi::FI_CSWAP_LE,
-            AtomicOp::CswapLt => fi::FI_CSWAP_LT,
-            AtomicOp::CswapGe => fi::FI_CSWAP_GE,
-            AtomicOp::CswapGt => fi::FI_CSWAP_GT,
-            AtomicOp::Mswap => fi::FI_MSWAP,
-        }
+    pub fn from_code(c: u8) -> Option<Self> {
+        Self::ALL.get(usize::from(c)).copied()
     }
 
     fn is_compare(self) -> bool {
@@ -152,30 +130,13 @@ impl Datatype {
         Datatype::LongDoubleComplex,
     ];
 
-    /// From an fi_datatype value.
-    pub fn from_fi(v: u32) -> Option<Self> {
-        Self::ALL.iter().copied().find(|d| d.to_fi() == v)
+    /// The datatype's code on the wire (its place in `ALL`).
+    pub fn code(self) -> u8 {
+        Self::ALL.iter().position(|&d| d == self).unwrap_or(0) as u8
     }
 
-    pub fn to_fi(self) -> u32 {
-        match self {
-            Datatype::Int8 => fi::FI_INT8,
-            Datatype::Uint8 => fi::FI_UINT8,
-            Datatype::Int16 => fi::FI_INT16,
-            Datatype::Uint16 => fi::FI_UINT16,
-            Datatype::Int32 => fi::FI_INT32,
-            Datatype::Uint32 => fi::FI_UINT32,
-            Datatype::Int64 => fi::FI_INT64,
-            Datatype::Uint64 => fi::FI_UINT64,
-            Datatype::Int128 => fi::FI_INT128,
-            Datatype::Uint128 => fi::FI_UINT128,
-            Datatype::Float => fi::FI_FLOAT,
-            Datatype::Double => fi::FI_DOUBLE,
-            Datatype::FloatComplex => fi::FI_FLOAT_COMPLEX,
-            Datatype::DoubleComplex => fi::FI_DOUBLE_COMPLEX,
-            Datatype::LongDouble => fi::FI_LONG_DOUBLE,
-            Datatype::LongDoubleComplex => fi::FI_LONG_DOUBLE_COMPLEX,
-        }
+    pub fn from_code(c: u8) -> Option<Self> {
+        Self::ALL.get(usize::from(c)).copied()
     }
 
     /// Bytes of one element (fi_atomic_attr.size).
@@ -560,14 +521,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn fi_values_round_trip() {
+    fn wire_codes_round_trip() {
         for op in AtomicOp::ALL {
-            assert_eq!(AtomicOp::from_fi(op.to_fi()), Some(op));
+            assert_eq!(AtomicOp::from_code(op.code()), Some(op));
         }
         for dt in Datatype::ALL {
-            assert_eq!(Datatype::from_fi(dt.to_fi()), Some(dt));
+            assert_eq!(Datatype::from_code(dt.code()), Some(dt));
         }
-        assert_eq!(AtomicOp::from_fi(99), None);
+        assert_eq!(AtomicOp::from_code(19), None);
+        assert_eq!(Datatype::from_code(16), None);
+        // docs/srd-spec.md §18 lists these codes.
+        assert_eq!(AtomicOp::Read.code(), 10);
+        assert_eq!(AtomicOp::Mswap.code(), 18);
+        assert_eq!(Datatype::Float.code(), 10);
+        assert_eq!(Datatype::LongDoubleComplex.code(), 15);
     }
 
     #[test]

@@ -11,13 +11,11 @@ use super::rma::{RemoteCounts, RmaOp, RmaQ, RmaTarget};
 use super::rma_target::{ReadOut, WriteIn};
 use super::rx::{RxMsg, RxOp};
 use super::tx::TxOp;
-use super::{Completion, CompletionError, Config, MAX_MEDIUM, RdmError, Stats};
-use crate::bindings::{
-    FI_COMPLETION, FI_DELIVERY_COMPLETE, FI_INJECT, FI_INJECT_COMPLETE, FI_MSG, FI_SEND, FI_TAGGED,
-    FI_TRANSMIT_COMPLETE,
+use super::{
+    CompFlags, Completion, CompletionError, Config, ErrorKind, MAX_MEDIUM, OpFlags, RdmError, Stats,
 };
 use crate::mem::UserIov;
-use crate::wire::rdm::{DATA_LEN, MAX_ADDR_LEN, OpRef, Proto, REQ_LEN};
+use crate::wire::rdm::{DATA_LEN, MAX_ADDR_LEN, OpRef, Proto, REQ_LEN, Status};
 use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasherDefault;
 
@@ -40,13 +38,13 @@ pub(super) enum Ctrl {
         peer: PeerIdx,
         msg_id: u32,
         tx_id: u32,
-        status: u32,
+        status: Status,
     },
     /// RMA target: a write's status (`flags`: RSP_NO_CMA).
     WriteRsp {
         peer: PeerIdx,
         op: OpRef,
-        status: u32,
+        status: Status,
         flags: u16,
     },
     /// RMA target: an atomic's status; `buf` (index in `rsp_bufs`, or
@@ -54,7 +52,7 @@ pub(super) enum Ctrl {
     AtomRsp {
         peer: PeerIdx,
         op: OpRef,
-        status: u32,
+        status: Status,
         buf: u32,
     },
     /// RMA target: a read that sends no data (refused, zero bytes, or
@@ -62,7 +60,7 @@ pub(super) enum Ctrl {
     ReadDone {
         peer: PeerIdx,
         op: OpRef,
-        status: u32,
+        status: Status,
         flags: u16,
     },
 }
@@ -99,7 +97,7 @@ pub struct Endpoint {
     pub(super) peers: PeerTable,
     pub(super) tx: Slab<TxOp>,
     pub(super) tx_gen: Vec<u32>,
-    /// FI_INJECT copies, one buffer per tx slot, allocated once.
+    /// Inject copies, one buffer per tx slot, allocated once.
     pub(super) inject_bufs: Vec<Vec<u8>>,
     pub(super) rx: Slab<RxOp>,
     pub(super) msgs: Slab<RxMsg>,
@@ -136,7 +134,7 @@ pub struct Endpoint {
     /// The glue's memory registry (target side).
     pub(super) rma_target: Option<Box<dyn RmaTarget + Send>>,
     /// Initiator operations, their generations and copied payloads
-    /// (FI_INJECT data, atomic operands; one reusable buffer per slot).
+    /// (inject data, atomic operands; one reusable buffer per slot).
     pub(super) rma: Slab<RmaOp>,
     pub(super) rma_gen: Vec<u32>,
     pub(super) rma_bufs: Vec<Vec<u8>>,
@@ -268,7 +266,7 @@ impl Endpoint {
 
     /// Removes an AV entry. The entry stays as an internal one so msg_id
     /// sequences survive a later re-insert (as EFA keeps its peer state);
-    /// messages from it are then reported with FI_EADDRNOTAVAIL.
+    /// messages from it are then reported with `AddrNotAvail`.
     pub fn remove_peer(&mut self, peer: PeerIdx) -> Result<(), RdmError> {
         let p = self.peers.get_mut(peer).ok_or(RdmError::UnknownPeer)?;
         p.in_av = false;
@@ -285,7 +283,7 @@ impl Endpoint {
 
     // ---- sends ---------------------------------------------------------
 
-    /// fi_send/fi_sendmsg. `data`: remote CQ data (FI_REMOTE_CQ_DATA).
+    /// fi_send/fi_sendmsg. `data`: remote CQ data.
     pub fn send(
         &mut self,
         now: u64,
@@ -293,7 +291,7 @@ impl Endpoint {
         iov: UserIov,
         data: Option<u64>,
         context: u64,
-        flags: u64,
+        flags: OpFlags,
     ) -> Result<(), RdmError> {
         self.post_send(now, peer, Some(iov), &[], false, 0, data, context, flags)
     }
@@ -308,7 +306,7 @@ impl Endpoint {
         tag: u64,
         data: Option<u64>,
         context: u64,
-        flags: u64,
+        flags: OpFlags,
     ) -> Result<(), RdmError> {
         self.post_send(now, peer, Some(iov), &[], true, tag, data, context, flags)
     }
@@ -322,7 +320,7 @@ impl Endpoint {
         buf: &[u8],
         data: Option<u64>,
     ) -> Result<(), RdmError> {
-        self.post_send(now, peer, None, buf, false, 0, data, 0, FI_INJECT)
+        self.post_send(now, peer, None, buf, false, 0, data, 0, OpFlags::INJECT)
     }
 
     /// fi_tinject/fi_tinjectdata.
@@ -334,7 +332,7 @@ impl Endpoint {
         tag: u64,
         data: Option<u64>,
     ) -> Result<(), RdmError> {
-        self.post_send(now, peer, None, buf, true, tag, data, 0, FI_INJECT)
+        self.post_send(now, peer, None, buf, true, tag, data, 0, OpFlags::INJECT)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -348,14 +346,14 @@ impl Endpoint {
         tag: u64,
         data: Option<u64>,
         context: u64,
-        flags: u64,
+        flags: OpFlags,
     ) -> Result<(), RdmError> {
         if self.peers.get(peer).is_none() {
             return Err(RdmError::UnknownPeer);
         }
         // `iov == None` is fi_inject: no event at all.
         let silent = iov.is_none();
-        let inject = flags & FI_INJECT != 0;
+        let inject = flags.contains(OpFlags::INJECT);
         let len = iov.as_ref().map_or(inject_src.len(), UserIov::len);
         if inject && len > self.cfg.inject_size {
             return Err(RdmError::TooLong);
@@ -363,17 +361,17 @@ impl Endpoint {
         if self.tx.is_full() {
             return Err(RdmError::Again);
         }
-        if let Some(errno) = self.peers.get(peer).and_then(|p| p.broken) {
+        if let Some(kind) = self.peers.get(peer).and_then(|p| p.broken) {
             // Accepted, and failed like the operations before it.
-            let flags = FI_SEND | if tagged { FI_TAGGED } else { FI_MSG };
-            self.push_error(context, flags, errno, 0, iov);
+            let flags = CompFlags::msg(CompFlags::SEND, tagged);
+            self.push_error(context, flags, kind, 0, iov);
             return Ok(());
         }
         let proto = self.choose_proto(peer, len, iov.as_ref(), inject);
-        let report = !silent && (!self.cfg.tx_selective || flags & FI_COMPLETION != 0);
+        let report = !silent && (!self.cfg.tx_selective || flags.contains(OpFlags::COMPLETION));
         let early = inject
-            && (flags & FI_INJECT_COMPLETE != 0
-                || flags & (FI_TRANSMIT_COMPLETE | FI_DELIVERY_COMPLETE) == 0);
+            && (flags.contains(OpFlags::INJECT_COMPLETE)
+                || !flags.intersects(OpFlags::TRANSMIT_COMPLETE | OpFlags::DELIVERY_COMPLETE));
         let p = self.peers.get_mut(peer).ok_or(RdmError::UnknownPeer)?;
         let msg_id = p.next_tx_msg;
         let op = TxOp {
@@ -390,7 +388,7 @@ impl Endpoint {
             req_sent: false,
             granted: 0,
             rx_id: 0,
-            want_receipt: flags & FI_DELIVERY_COMPLETE != 0,
+            want_receipt: flags.contains(OpFlags::DELIVERY_COMPLETE),
             receipt_got: false,
             reported: false,
             report,
@@ -421,11 +419,11 @@ impl Endpoint {
             op.iov = iov.take();
         }
         if early {
-            // FI_INJECT: the buffer is free now; the completion says so.
+            // Inject: the buffer is free now; the completion says so.
             op.reported = true;
             let c = Completion {
                 context,
-                flags: FI_SEND | if tagged { FI_TAGGED } else { FI_MSG },
+                flags: CompFlags::msg(CompFlags::SEND, tagged),
                 len,
                 buf: 0,
                 data: 0,
@@ -483,8 +481,8 @@ impl Endpoint {
     pub(super) fn push_error(
         &mut self,
         context: u64,
-        flags: u64,
-        errno: i32,
+        flags: CompFlags,
+        kind: ErrorKind,
         prov_errno: i32,
         iov: Option<UserIov>,
     ) {
@@ -498,7 +496,7 @@ impl Endpoint {
             src: None,
             report: true,
             err: Some(CompletionError {
-                errno,
+                kind,
                 prov_errno,
                 olen: 0,
                 err_data: Vec::new(),

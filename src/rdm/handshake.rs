@@ -12,7 +12,6 @@
 use super::PROV_ERR_TIMEOUT;
 use super::endpoint::{Ctrl, Endpoint};
 use super::peer::{INITIAL_WINDOW, PeerIdx};
-use crate::bindings::FI_ETIMEDOUT;
 use crate::wire::rdm::{
     FEATURE_CMA, FEATURE_DELIVERY_COMPLETE, FEATURE_LONG_CTS, FEATURE_RMA, HS_REPLY, HandshakeRepr,
     VERSION, emit_handshake,
@@ -153,8 +152,8 @@ impl Endpoint {
         self.peer_failed(peer, super::TxError::Unreachable);
     }
 
-    /// Whether operations with `peer` fail (and with which FI_E* errno).
-    pub fn peer_broken(&self, peer: PeerIdx) -> Option<i32> {
+    /// Whether operations with `peer` fail (and with which error).
+    pub fn peer_broken(&self, peer: PeerIdx) -> Option<super::ErrorKind> {
         self.peers.get(peer).and_then(|p| p.broken)
     }
 
@@ -209,7 +208,7 @@ impl Endpoint {
                     p.deadline = None;
                 }
                 self.stats.timeouts += 1;
-                self.fail_peer_ops(peer, FI_ETIMEDOUT, PROV_ERR_TIMEOUT);
+                self.fail_peer_ops(peer, super::ErrorKind::TimedOut, PROV_ERR_TIMEOUT);
             } else {
                 i += 1;
             }

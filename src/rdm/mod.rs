@@ -46,10 +46,10 @@
 //! datagram (SRD: retry or RNR limit exhausted). The peer's message
 //! sequence is then broken — a lost msg_id would stall its receiver — so
 //! the peer is marked broken: every operation with it completes with the
-//! error (FI_EHOSTUNREACH / FI_EIO), receives it was filling fail, and
+//! error (`Unreachable` / `Io`), receives it was filling fail, and
 //! later sends to it complete with the same error at once. A peer that
 //! never answers anything (no packet, no datagram acknowledged) fails the
-//! sends toward it with FI_ETIMEDOUT after `handshake_timeout_ns`.
+//! sends toward it with `TimedOut` after `handshake_timeout_ns`.
 //!
 //! A peer that dies while we only wait for it (a long-CTS send waiting for
 //! its CTS, a read or atomic waiting for the answer, a receive being filled
@@ -69,12 +69,12 @@
 //! (trait [`RmaTarget`]); requests are checked against it for their whole
 //! range before any byte moves. Every operation completes at the
 //! initiator on the target's answer (WRITERSP / last READRSP / ATOMRSP),
-//! so FI_TRANSMIT_COMPLETE and FI_DELIVERY_COMPLETE hold for all of them
-//! and refused accesses come back as error completions (FI_EACCES,
-//! FI_EINVAL; FI_EOPNOTSUPP when the target has no registry or the peer
+//! so transmit and delivery complete hold for all of them and refused
+//! accesses come back as error completions (`AccessDenied`,
+//! `InvalidArgument`; `NotSupported` when the target has no registry or the peer
 //! predates RMA). The target reports only writes with remote CQ data as
-//! completions (FI_REMOTE_WRITE|FI_RMA|FI_REMOTE_CQ_DATA); counter events
-//! for FI_REMOTE_READ / FI_REMOTE_WRITE come from `take_remote_counts`.
+//! completions (`REMOTE_WRITE | RMA | REMOTE_CQ_DATA`); counter events
+//! for remote reads and writes come from `take_remote_counts`.
 //! Large writes and reads keep at most `cts_window` bytes in the
 //! transport and take turns with sends in `poll_transmit`.
 
@@ -108,6 +108,7 @@ mod rma;
 mod rma_target;
 mod rx;
 mod tx;
+pub mod types;
 
 pub use atomic::{AtomicKind, AtomicOp, Datatype};
 pub use cma::{Cma, CmaError};
@@ -115,6 +116,7 @@ pub use endpoint::Endpoint;
 pub use inbox::Inbox;
 pub use peer::PeerIdx;
 pub use rma::{RemoteCounts, RmaTarget};
+pub use types::{Access, CompFlags, ErrorKind, OpFlags};
 
 use crate::mem::UserIov;
 
@@ -131,7 +133,7 @@ pub struct Config {
     pub eager_max: usize,
     /// Largest message sent as unsolicited packets; above: long-CTS.
     pub medium_max: usize,
-    /// Largest FI_INJECT payload (copied at post time).
+    /// Largest inject payload (copied at post time).
     pub inject_size: usize,
     /// Bytes of in-order messages kept before a receive is posted, counted
     /// as the buffers holding them (256 B for small packets, `mtu` else).
@@ -152,14 +154,14 @@ pub struct Config {
     /// Multi-receive buffers are released when less than this is left.
     pub min_multi_recv: usize,
     /// A peer that neither answers nor acknowledges anything for this long
-    /// fails the operations toward it (FI_ETIMEDOUT).
+    /// fails the operations toward it (`TimedOut`).
     pub handshake_timeout_ns: u64,
     /// Liveness tick: a peer that operations wait on and that sent nothing
     /// (and had nothing confirmed) for a whole tick gets a probe (a repeated
     /// HANDSHAKE); the transport's verdict on it decides. 0: no probes.
     pub probe_interval_ns: u64,
-    /// FI_SELECTIVE_COMPLETION on the transmit / receive side: only
-    /// operations with FI_COMPLETION are reported (errors always are).
+    /// Selective completion on the transmit / receive side: only
+    /// operations with `OpFlags::COMPLETION` are reported (errors always are).
     pub tx_selective: bool,
     pub rx_selective: bool,
     /// Peers, AV entries and senders learned from the network together.
@@ -225,9 +227,9 @@ pub enum RdmError {
 /// The transport's verdict on one datagram.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TxError {
-    /// Retry or RNR limit exhausted, peer gone (FI_EHOSTUNREACH).
+    /// Retry or RNR limit exhausted, peer gone (`ErrorKind::Unreachable`).
     Unreachable,
-    /// Anything else (FI_EIO).
+    /// Anything else (`ErrorKind::Io`).
     Io,
 }
 
@@ -259,12 +261,12 @@ pub enum PacketOutcome {
 /// Error details of a completion (fi_cq_err_entry).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CompletionError {
-    /// Positive FI_E* value.
-    pub errno: i32,
+    pub kind: ErrorKind,
+    /// Provider-specific detail (`PROV_ERR_*`), 0 if none.
     pub prov_errno: i32,
-    /// Bytes not delivered (FI_ETRUNC).
+    /// Bytes not delivered (`ErrorKind::Truncated`).
     pub olen: usize,
-    /// The sender's raw address for FI_EADDRNOTAVAIL (FI_SOURCE_ERR).
+    /// The sender's raw address for `ErrorKind::AddrNotAvail`.
     pub err_data: Vec<u8>,
 }
 
@@ -272,15 +274,14 @@ pub struct CompletionError {
 #[derive(Debug)]
 pub struct Completion {
     pub context: u64,
-    /// FI_SEND/FI_RECV | FI_MSG/FI_TAGGED | FI_REMOTE_CQ_DATA | FI_MULTI_RECV.
-    pub flags: u64,
+    pub flags: CompFlags,
     pub len: usize,
     /// Address of the data: iov base (+ offset in a multi-receive buffer);
     /// for owned test iovs the base is 0, so this is the offset.
     pub buf: usize,
     pub data: u64,
     pub tag: u64,
-    /// Sender of a received message. For FI_EADDRNOTAVAIL it is the
+    /// Sender of a received message. For `AddrNotAvail` it is the
     /// endpoint's internal entry, which is not in the AV.
     pub src: Option<PeerIdx>,
     /// False when selective completion suppressed the entry (counters

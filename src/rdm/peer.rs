@@ -45,9 +45,9 @@ pub struct Peer {
     /// Receive side: the `next` we last advertised in a CREDIT.
     pub rx_advertised: u32,
     pub credit_queued: bool,
-    /// The transport gave up on a datagram to it: errno for every
+    /// The transport gave up on a datagram to it: the error of every
     /// operation with it from then on.
-    pub broken: Option<i32>,
+    pub broken: Option<super::ErrorKind>,
     /// Largest packet to it (0: `Config::mtu`), set by the glue.
     pub mtu: usize,
     /// Its pid when CMA may reach its memory (same host), set by the glue.

@@ -23,10 +23,8 @@ use super::atomic::{self, AtomicKind, AtomicOp, Datatype};
 use super::cma;
 use super::endpoint::{Endpoint, TOK_RMA, token};
 use super::peer::PeerIdx;
+use super::types::{CompFlags, ErrorKind, OpFlags};
 use super::{Completion, CompletionError, RdmError, TxError, TxInfo};
-use crate::bindings::{
-    FI_ATOMIC, FI_COMPLETION, FI_EINVAL, FI_EOPNOTSUPP, FI_INJECT, FI_READ, FI_RMA, FI_WRITE,
-};
 use crate::mem::UserIov;
 use crate::wire::rdm::{
     FEATURE_RMA, OpRef, READRSP_PLACED, RSP_LEN, RSP_NO_CMA, RTA_LEN, RTR_CMA, RTR_LEN, RTW_CMA,
@@ -35,21 +33,27 @@ use crate::wire::rdm::{
 };
 
 /// The glue's memory registry, consulted by the target side of RMA and
-/// atomics. `access` is FI_REMOTE_READ, FI_REMOTE_WRITE or both; the
+/// atomics. `access` is CompFlags::REMOTE_READ, CompFlags::REMOTE_WRITE or both; the
 /// registration must grant every bit. On success return a view over
 /// exactly `[addr, addr + len)` of the registered memory (with
 /// FI_MR_VIRT_ADDR `addr` is a virtual address inside the region,
 /// otherwise an offset from its start). Errors are positive FI_E*:
-/// FI_EACCES for an unknown key or missing access, FI_EINVAL for a range
+/// ErrorKind::AccessDenied for an unknown key or missing access, ErrorKind::InvalidArgument for a range
 /// outside the region. The endpoint uses the view only within the call
 /// that obtained it (never keeps it), and never calls with `len == 0`.
 pub trait RmaTarget {
-    fn resolve(&mut self, key: u64, addr: u64, len: usize, access: u64) -> Result<UserIov, i32>;
+    fn resolve(
+        &mut self,
+        key: u64,
+        addr: u64,
+        len: usize,
+        access: super::Access,
+    ) -> Result<UserIov, super::ErrorKind>;
 }
 
 /// Remote operations that targeted this endpoint's memory successfully,
-/// since the last `take_remote_counts` (for FI_REMOTE_READ /
-/// FI_REMOTE_WRITE counters). Writes and atomics count as writes,
+/// since the last `take_remote_counts` (for CompFlags::REMOTE_READ /
+/// CompFlags::REMOTE_WRITE counters). Writes and atomics count as writes,
 /// reads and FI_ATOMIC_READ as reads; one per operation.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RemoteCounts {
@@ -107,21 +111,21 @@ pub(crate) enum RmaQ {
     Serve(u32, u32),
 }
 
-fn cq_flags(kind: RmaKind) -> u64 {
+fn cq_flags(kind: RmaKind) -> CompFlags {
     match kind {
-        RmaKind::Write => FI_RMA | FI_WRITE,
-        RmaKind::Read => FI_RMA | FI_READ,
+        RmaKind::Write => CompFlags::RMA | CompFlags::WRITE,
+        RmaKind::Read => CompFlags::RMA | CompFlags::READ,
         RmaKind::Atomic {
             kind: AtomicKind::Write,
             ..
-        } => FI_ATOMIC | FI_WRITE,
-        RmaKind::Atomic { .. } => FI_ATOMIC | FI_READ,
+        } => CompFlags::ATOMIC | CompFlags::WRITE,
+        RmaKind::Atomic { .. } => CompFlags::ATOMIC | CompFlags::READ,
     }
 }
 
 impl Endpoint {
     /// Installs the memory registry that RMA and atomics from peers use.
-    /// Without one, every such request is refused with FI_EOPNOTSUPP.
+    /// Without one, every such request is refused with ErrorKind::NotSupported.
     pub fn set_rma_target(&mut self, t: Box<dyn RmaTarget + Send>) {
         self.rma_target = Some(t);
     }
@@ -132,8 +136,8 @@ impl Endpoint {
     }
 
     /// fi_write/fi_writemsg/fi_writedata. `data`: remote CQ data (the
-    /// target gets an FI_REMOTE_WRITE|FI_RMA|FI_REMOTE_CQ_DATA completion).
-    /// FI_INJECT copies the data now (≤ inject_size).
+    /// target gets an REMOTE_WRITE | RMA | REMOTE_CQ_DATA completion).
+    /// `OpFlags::INJECT` copies the data now (≤ inject_size).
     #[allow(clippy::too_many_arguments)]
     pub fn write(
         &mut self,
@@ -144,7 +148,7 @@ impl Endpoint {
         key: u64,
         data: Option<u64>,
         context: u64,
-        flags: u64,
+        flags: OpFlags,
     ) -> Result<(), RdmError> {
         let len = iov.len();
         self.post_rma(
@@ -186,7 +190,7 @@ impl Endpoint {
             key,
             data,
             0,
-            FI_INJECT,
+            OpFlags::INJECT,
         )
     }
 
@@ -200,7 +204,7 @@ impl Endpoint {
         rma_addr: u64,
         key: u64,
         context: u64,
-        flags: u64,
+        flags: OpFlags,
     ) -> Result<(), RdmError> {
         let len = iov.len();
         self.post_rma(
@@ -215,7 +219,7 @@ impl Endpoint {
             key,
             None,
             context,
-            flags & !FI_INJECT,
+            flags - OpFlags::INJECT,
         )
     }
 
@@ -256,7 +260,7 @@ impl Endpoint {
         key: u64,
         count: usize,
         context: u64,
-        flags: u64,
+        flags: OpFlags,
     ) -> Result<(), RdmError> {
         let kind = match (compare.is_some(), result.is_some()) {
             (true, true) => AtomicKind::Compare,
@@ -309,9 +313,9 @@ impl Endpoint {
         key: u64,
         data: Option<u64>,
         context: u64,
-        flags: u64,
+        flags: OpFlags,
     ) -> Result<(), RdmError> {
-        let inject = flags & FI_INJECT != 0;
+        let inject = flags.contains(OpFlags::INJECT);
         if inject && len as usize > self.cfg.inject_size {
             return Err(RdmError::TooLong);
         }
@@ -348,10 +352,10 @@ impl Endpoint {
         rma_addr: u64,
         key: u64,
         context: u64,
-        flags: u64,
+        flags: OpFlags,
     ) -> Result<(), RdmError> {
         // fi_inject_atomic: no event (results are not allowed with it).
-        let silent = flags & FI_INJECT != 0 && result.is_none();
+        let silent = flags.contains(OpFlags::INJECT) && result.is_none();
         self.post_rma_inner(
             now, peer, kind, len, None, result, true, a, b, rma_addr, key, None, context, flags,
             silent,
@@ -374,7 +378,7 @@ impl Endpoint {
         key: u64,
         data: Option<u64>,
         context: u64,
-        flags: u64,
+        flags: OpFlags,
         silent: bool,
     ) -> Result<(), RdmError> {
         let Some(p) = self.peers.get(peer) else {
@@ -386,14 +390,14 @@ impl Endpoint {
         if self.rma.is_full() {
             return Err(RdmError::Again);
         }
-        let errno = p
-            .broken
-            .or_else(|| (p.hs_recv && p.features & FEATURE_RMA == 0).then_some(FI_EOPNOTSUPP));
+        let errno = p.broken.or_else(|| {
+            (p.hs_recv && p.features & FEATURE_RMA == 0).then_some(ErrorKind::NotSupported)
+        });
         if let Some(errno) = errno {
             self.push_error(context, cq_flags(kind), errno, 0, result.or(iov));
             return Ok(());
         }
-        let report = !silent && (!self.cfg.tx_selective || flags & FI_COMPLETION != 0);
+        let report = !silent && (!self.cfg.tx_selective || flags.contains(OpFlags::COMPLETION));
         let op = RmaOp {
             peer,
             context,
@@ -484,7 +488,7 @@ impl Endpoint {
                     .get(peer)
                     .is_some_and(|p| p.features & FEATURE_RMA == 0);
                 if no_rma {
-                    self.finish_rma(idx, Some((FI_EOPNOTSUPP, 0)));
+                    self.finish_rma(idx, Some((ErrorKind::NotSupported, 0)));
                 } else {
                     self.rmaq.push_back(RmaQ::Op(idx, generation));
                 }
@@ -613,8 +617,8 @@ impl Endpoint {
                         op: oref,
                         key: op.key,
                         addr: op.addr,
-                        atomic_op: aop.to_fi() as u8,
-                        datatype: dt.to_fi() as u8,
+                        atomic_op: aop.code(),
+                        datatype: dt.code(),
                         kind: kind.to_wire(),
                         count,
                     },
@@ -703,7 +707,7 @@ impl Endpoint {
             }
             return;
         }
-        let err = (r.status != 0).then_some((r.status as i32, 0));
+        let err = ErrorKind::from_status(r.status).map(|k| (k, 0));
         self.finish_rma(idx, err);
     }
 
@@ -711,8 +715,8 @@ impl Endpoint {
         let Some(idx) = self.rma_op_for(peer, h.op, |k| k == RmaKind::Read) else {
             return;
         };
-        if h.status != 0 {
-            self.finish_rma(idx, Some((h.status as i32, 0)));
+        if let Some(kind) = ErrorKind::from_status(h.status) {
+            self.finish_rma(idx, Some((kind, 0)));
             return;
         }
         let Some(op) = self.rma.get_mut(idx) else {
@@ -756,8 +760,8 @@ impl Endpoint {
         let Some(idx) = self.rma_op_for(peer, h.op, |k| matches!(k, RmaKind::Atomic { .. })) else {
             return;
         };
-        if h.status != 0 {
-            self.finish_rma(idx, Some((h.status as i32, 0)));
+        if let Some(kind) = ErrorKind::from_status(h.status) {
+            self.finish_rma(idx, Some((kind, 0)));
             return;
         }
         let Some(op) = self.rma.get_mut(idx) else {
@@ -766,7 +770,7 @@ impl Endpoint {
         if let Some(res) = op.result.as_mut() {
             if payload.len() as u64 != op.len {
                 self.stats.malformed += 1;
-                self.finish_rma(idx, Some((FI_EINVAL, 0)));
+                self.finish_rma(idx, Some((ErrorKind::InvalidArgument, 0)));
                 return;
             }
             res.copy_in(0, payload);
@@ -775,7 +779,7 @@ impl Endpoint {
     }
 
     /// Completes initiator op `idx` (with `err`: (errno, prov_errno)).
-    pub(super) fn finish_rma(&mut self, idx: u32, err: Option<(i32, i32)>) {
+    pub(super) fn finish_rma(&mut self, idx: u32, err: Option<(ErrorKind, i32)>) {
         let g = &mut self.rma_gen[idx as usize];
         *g = (*g + 1) & 0xff_ffff;
         let Some(mut op) = self.rma.remove(idx) else {
@@ -791,8 +795,8 @@ impl Endpoint {
             tag: 0,
             src: None,
             report,
-            err: err.map(|(errno, prov_errno)| CompletionError {
-                errno,
+            err: err.map(|(kind, prov_errno)| CompletionError {
+                kind,
                 prov_errno,
                 olen: 0,
                 err_data: Vec::new(),
@@ -802,11 +806,11 @@ impl Endpoint {
     }
 
     /// Fails every RMA op toward `peer` and stops serving its reads.
-    pub(super) fn fail_peer_rma(&mut self, peer: PeerIdx, errno: i32, prov_errno: i32) {
+    pub(super) fn fail_peer_rma(&mut self, peer: PeerIdx, kind: ErrorKind, prov_errno: i32) {
         let mut i = 0;
         while i < self.rma.capacity() as u32 {
             if self.rma.get(i).is_some_and(|op| op.peer == peer) {
-                self.finish_rma(i, Some((errno, prov_errno)));
+                self.finish_rma(i, Some((kind, prov_errno)));
             }
             i += 1;
         }

@@ -16,11 +16,9 @@ use super::endpoint::{Ctrl, Endpoint, TOK_SERVE, token};
 use super::peer::PeerIdx;
 use super::pool::NIL;
 use super::rma::RmaQ;
+use super::types::{Access, CompFlags, ErrorKind};
 use super::{Completion, PacketOutcome, TxError, TxInfo};
-use crate::bindings::{
-    FI_EACCES, FI_EHOSTUNREACH, FI_EINVAL, FI_EIO, FI_EOPNOTSUPP, FI_REMOTE_CQ_DATA,
-    FI_REMOTE_READ, FI_REMOTE_WRITE, FI_RMA,
-};
+use crate::wire::rdm::Status;
 use crate::wire::rdm::{
     CmaDesc, OpRef, READRSP_LEN, READRSP_PLACED, RSP_LEN, RSP_NO_CMA, RTW_CMA, RTW_CQ_DATA,
     ReadRspRepr, RspRepr, RtaRepr, RtrRepr, RtwRepr, emit_readrsp, emit_rsp,
@@ -31,8 +29,8 @@ use crate::wire::rdm::{
 pub(crate) struct WriteIn {
     pub total: u64,
     pub received: u64,
-    /// 0, or the errno every packet of it gets (nothing placed).
-    pub status: u32,
+    /// Not `Ok`: what every packet of it gets (nothing placed).
+    pub status: Status,
 }
 
 /// A read being served.
@@ -50,32 +48,27 @@ pub(crate) struct ReadOut {
 }
 
 /// The wire status of a failed copy.
-fn cma_errno(e: CmaError) -> u32 {
+fn cma_status(e: CmaError) -> Status {
     match e {
-        CmaError::Gone => FI_EHOSTUNREACH as u32,
-        _ => FI_EIO as u32,
+        CmaError::Gone => Status::Unreachable,
+        _ => Status::Io,
     }
-}
-
-/// A registry's errno as a wire status (never 0 for an error).
-fn status_of(e: i32) -> u32 {
-    if e > 0 { e as u32 } else { FI_EACCES as u32 }
 }
 
 impl Endpoint {
     /// Copies `data` to `[addr + off ..)` after checking the whole write
     /// `[addr, addr + total)`; returns the status.
-    fn place_write(&mut self, key: u64, addr: u64, total: u64, off: u64, data: &[u8]) -> u32 {
+    fn place_write(&mut self, key: u64, addr: u64, total: u64, off: u64, data: &[u8]) -> Status {
         let Some(t) = self.rma_target.as_mut() else {
-            return FI_EOPNOTSUPP as u32;
+            return Status::NotSupported;
         };
-        match t.resolve(key, addr, total as usize, FI_REMOTE_WRITE) {
+        match t.resolve(key, addr, total as usize, Access::REMOTE_WRITE) {
             Ok(mut iov) if iov.len() as u64 == total => {
                 iov.copy_in(off as usize, data);
-                0
+                Status::Ok
             }
-            Ok(_) => FI_EINVAL as u32,
-            Err(e) => status_of(e),
+            Ok(_) => Status::InvalidArgument,
+            Err(e) => e.status(),
         }
     }
 
@@ -104,9 +97,9 @@ impl Endpoint {
             // could be stuck behind deferred ones in the glue's held
             // buffers. Entries are bounded by the initiators' operation
             // pools (one per write in progress) and dropped with a peer.
-            None => 0,
+            None => Status::Ok,
         };
-        let status = if status == 0 {
+        let status = if status.is_ok() {
             self.place_write(h.key, h.addr, h.total_len, h.offset, payload)
         } else {
             status
@@ -114,9 +107,9 @@ impl Endpoint {
         let w = self.wr_in.entry(key).or_insert(WriteIn {
             total: h.total_len,
             received: 0,
-            status: 0,
+            status: Status::Ok,
         });
-        if w.status == 0 {
+        if w.status.is_ok() {
             w.status = status;
         }
         w.received += payload.len() as u64;
@@ -138,11 +131,11 @@ impl Endpoint {
         let pid = self.cma_pid_for(peer, &desc);
         let segs = cma::clip(desc.segments(), h.total_len);
         let got = match self.rma_target.as_mut() {
-            None => Err(FI_EOPNOTSUPP as u32),
-            Some(t) => match t.resolve(h.key, h.addr, h.total_len as usize, FI_REMOTE_WRITE) {
+            None => Err(Status::NotSupported),
+            Some(t) => match t.resolve(h.key, h.addr, h.total_len as usize, Access::REMOTE_WRITE) {
                 Ok(iov) if iov.len() as u64 == h.total_len => Ok(iov),
-                Ok(_) => Err(FI_EINVAL as u32),
-                Err(e) => Err(status_of(e)),
+                Ok(_) => Err(Status::InvalidArgument),
+                Err(e) => Err(e.status()),
             },
         };
         let mut iov = match got {
@@ -158,38 +151,38 @@ impl Endpoint {
         };
         cma::count(&mut self.stats, res, h.total_len);
         match res {
-            Ok(()) => self.write_done(peer, h, 0),
+            Ok(()) => self.write_done(peer, h, Status::Ok),
             Err(CmaError::Denied) => {
                 // Nothing placed: the initiator sends the data instead.
                 self.cma_refused(peer);
                 self.ctrl.push_back(Ctrl::WriteRsp {
                     peer,
                     op: h.op,
-                    status: 0,
+                    status: Status::Ok,
                     flags: RSP_NO_CMA,
                 });
             }
-            Err(e) => self.write_done(peer, h, cma_errno(e)),
+            Err(e) => self.write_done(peer, h, cma_status(e)),
         }
         PacketOutcome::Consumed
     }
 
     /// Zero-byte requests touch no memory; they need RMA enabled only.
-    fn check_empty(&self) -> u32 {
+    fn check_empty(&self) -> Status {
         if self.rma_target.is_some() {
-            0
+            Status::Ok
         } else {
-            FI_EOPNOTSUPP as u32
+            Status::NotSupported
         }
     }
 
-    fn write_done(&mut self, peer: PeerIdx, h: RtwRepr, status: u32) {
-        if status == 0 {
+    fn write_done(&mut self, peer: PeerIdx, h: RtwRepr, status: Status) {
+        if status.is_ok() {
             self.remote.writes += 1;
             if h.flags & RTW_CQ_DATA != 0 {
                 self.cq.push_back(Completion {
                     context: 0,
-                    flags: FI_REMOTE_WRITE | FI_RMA | FI_REMOTE_CQ_DATA,
+                    flags: CompFlags::REMOTE_WRITE | CompFlags::RMA | CompFlags::REMOTE_CQ_DATA,
                     len: h.total_len as usize,
                     buf: 0,
                     data: h.cq_data,
@@ -214,12 +207,12 @@ impl Endpoint {
     /// A read whose data we may write into the initiator's buffer (RTR_CMA,
     /// range already checked): `Some(status)` when answered, `None` when
     /// CMA was refused and the read is to be served in packets.
-    fn serve_cma(&mut self, peer: PeerIdx, h: &RtrRepr, desc: &CmaDesc<'_>) -> Option<u32> {
+    fn serve_cma(&mut self, peer: PeerIdx, h: &RtrRepr, desc: &CmaDesc<'_>) -> Option<Status> {
         let pid = self.cma_pid_for(peer, desc);
         let segs = cma::clip(desc.segments(), h.len);
         let res = match (pid, self.rma_target.as_mut()) {
             (Some(pid), Some(t)) => {
-                match t.resolve(h.key, h.addr, h.len as usize, FI_REMOTE_READ) {
+                match t.resolve(h.key, h.addr, h.len as usize, Access::REMOTE_READ) {
                     Ok(iov) if iov.len() as u64 == h.len => match self.cma.as_mut() {
                         Some(c) => c.write(pid, &segs, &iov, 0),
                         None => Err(CmaError::Denied),
@@ -231,12 +224,12 @@ impl Endpoint {
         };
         cma::count(&mut self.stats, res, h.len);
         match res {
-            Ok(()) => Some(0),
+            Ok(()) => Some(Status::Ok),
             Err(CmaError::Denied) => {
                 self.cma_refused(peer);
                 None
             }
-            Err(e) => Some(cma_errno(e)),
+            Err(e) => Some(cma_status(e)),
         }
     }
 
@@ -250,16 +243,16 @@ impl Endpoint {
             self.check_empty()
         } else {
             match self.rma_target.as_mut() {
-                None => FI_EOPNOTSUPP as u32,
-                Some(t) => match t.resolve(h.key, h.addr, h.len as usize, FI_REMOTE_READ) {
-                    Ok(iov) if iov.len() as u64 == h.len => 0,
-                    Ok(_) => FI_EINVAL as u32,
-                    Err(e) => status_of(e),
+                None => Status::NotSupported,
+                Some(t) => match t.resolve(h.key, h.addr, h.len as usize, Access::REMOTE_READ) {
+                    Ok(iov) if iov.len() as u64 == h.len => Status::Ok,
+                    Ok(_) => Status::InvalidArgument,
+                    Err(e) => e.status(),
                 },
             }
         };
-        if status != 0 || h.len == 0 {
-            if status == 0 {
+        if !status.is_ok() || h.len == 0 {
+            if status.is_ok() {
                 self.remote.reads += 1;
             } else {
                 self.stats.rma_refused += 1;
@@ -275,14 +268,14 @@ impl Endpoint {
         if let Some(d) = desc
             && let Some(status) = self.serve_cma(peer, &h, &d)
         {
-            if status == 0 {
+            if status.is_ok() {
                 self.remote.reads += 1;
             }
             self.ctrl.push_back(Ctrl::ReadDone {
                 peer,
                 op: h.op,
                 status,
-                flags: if status == 0 { READRSP_PLACED } else { 0 },
+                flags: if status.is_ok() { READRSP_PLACED } else { 0 },
             });
             return PacketOutcome::Consumed;
         }
@@ -325,13 +318,13 @@ impl Endpoint {
             flags: 0,
             op: r.op,
             offset: r.next_off,
-            status: 0,
+            status: Status::Ok,
         };
         // Resolved again per packet: a region closed meanwhile fails the
         // read instead of being read after its release.
         let got = match self.rma_target.as_mut() {
-            None => Err(FI_EOPNOTSUPP),
-            Some(t) => t.resolve(r.key, r.addr + r.next_off, n, FI_REMOTE_READ),
+            None => Err(ErrorKind::NotSupported),
+            Some(t) => t.resolve(r.key, r.addr + r.next_off, n, Access::REMOTE_READ),
         };
         let len = match got {
             Ok(iov) if iov.len() == n => {
@@ -342,8 +335,8 @@ impl Endpoint {
             }
             Ok(_) | Err(_) => {
                 hdr.status = match got {
-                    Err(e) => status_of(e),
-                    Ok(_) => FI_EINVAL as u32,
+                    Err(e) => e.status(),
+                    Ok(_) => Status::InvalidArgument,
                 };
                 r.next_off = r.len;
                 emit_readrsp(out, &hdr)
@@ -405,8 +398,8 @@ impl Endpoint {
 
     pub(super) fn on_rta(&mut self, peer: PeerIdx, h: RtaRepr, payload: &[u8]) -> PacketOutcome {
         let parsed = (
-            AtomicOp::from_fi(u32::from(h.atomic_op)),
-            Datatype::from_fi(u32::from(h.datatype)),
+            AtomicOp::from_code(h.atomic_op),
+            Datatype::from_code(h.datatype),
             AtomicKind::from_wire(h.kind),
         );
         let (Some(op), Some(dt), Some(kind)) = parsed else {
@@ -435,7 +428,7 @@ impl Endpoint {
             };
         }
         let status = self.run_atomic(h, op, dt, kind, n, payload, buf);
-        if status != 0 {
+        if !status.is_ok() {
             self.stats.rma_refused += 1;
             if buf != NIL {
                 self.rsp_free.push(buf);
@@ -466,24 +459,24 @@ impl Endpoint {
         n: usize,
         payload: &[u8],
         buf: u32,
-    ) -> u32 {
+    ) -> Status {
         if !atomic::supported(op, dt, kind) {
-            return FI_EOPNOTSUPP as u32;
+            return Status::NotSupported;
         }
         let access = if op == AtomicOp::Read {
-            FI_REMOTE_READ
+            Access::REMOTE_READ
         } else if kind == AtomicKind::Write {
-            FI_REMOTE_WRITE
+            Access::REMOTE_WRITE
         } else {
-            FI_REMOTE_READ | FI_REMOTE_WRITE
+            Access::REMOTE_READ | Access::REMOTE_WRITE
         };
         let Some(t) = self.rma_target.as_mut() else {
-            return FI_EOPNOTSUPP as u32;
+            return Status::NotSupported;
         };
         let mut iov = match t.resolve(h.key, h.addr, n, access) {
             Ok(iov) if iov.len() == n => iov,
-            Ok(_) => return FI_EINVAL as u32,
-            Err(e) => return status_of(e),
+            Ok(_) => return Status::InvalidArgument,
+            Err(e) => return e.status(),
         };
         let scratch = &mut self.scratch;
         scratch.clear();
@@ -502,7 +495,7 @@ impl Endpoint {
         if op != AtomicOp::Read {
             iov.copy_in(0, scratch);
         }
-        0
+        Status::Ok
     }
 
     /// Builds the datagram of an RMA control packet.

@@ -9,12 +9,10 @@ use super::peer::PeerIdx;
 use super::pool::ChunkList;
 use super::proto::longcts;
 use super::reorder::{self, Place, Window};
+use super::types::{CompFlags, ErrorKind, OpFlags};
 use super::{Completion, CompletionError, MAX_MEDIUM, PROV_ERR_VERSION, PacketOutcome, RdmError};
-use crate::bindings::{
-    FI_CLAIM, FI_COMPLETION, FI_DISCARD, FI_EADDRNOTAVAIL, FI_ECANCELED, FI_EHOSTUNREACH, FI_EIO,
-    FI_ENOMSG, FI_ETRUNC, FI_MSG, FI_MULTI_RECV, FI_PEEK, FI_RECV, FI_REMOTE_CQ_DATA, FI_TAGGED,
-};
 use crate::mem::UserIov;
+use crate::wire::rdm::Status;
 use crate::wire::rdm::{
     CmaDesc, DataRepr, Packet, PacketType, Proto, REQ_CQ_DATA, REQ_RECEIPT, REQ_TAGGED, Repr,
     ReqRepr, WireError,
@@ -86,8 +84,8 @@ pub(crate) struct RxMsg {
     pub desc_pid: u32,
 }
 
-fn kind_flags(tagged: bool) -> u64 {
-    FI_RECV | if tagged { FI_TAGGED } else { FI_MSG }
+fn kind_flags(tagged: bool) -> CompFlags {
+    CompFlags::msg(CompFlags::RECV, tagged)
 }
 
 impl Endpoint {
@@ -108,7 +106,7 @@ impl Endpoint {
                 if bytes.get(1).copied() == Some(u8::from(PacketType::Handshake))
                     && let Some(peer) = src
                 {
-                    self.fail_peer_ops(peer, FI_EIO, PROV_ERR_VERSION);
+                    self.fail_peer_ops(peer, ErrorKind::Io, PROV_ERR_VERSION);
                 }
                 return PacketOutcome::Dropped;
             }
@@ -472,8 +470,8 @@ impl Endpoint {
             let waiting = msg.state == MsgState::Attached(rx) && msg.received < msg.total;
             waiting.then_some(msg.peer)
         });
-        if let Some(errno) = broken.and_then(|p| self.peers.get(p)?.broken) {
-            self.fail_msg(m, errno);
+        if let Some(kind) = broken.and_then(|p| self.peers.get(p)?.broken) {
+            self.fail_msg(m, kind);
         }
     }
 
@@ -555,7 +553,7 @@ impl Endpoint {
                     peer: msg.peer,
                     msg_id: msg.msg_id,
                     tx_id: msg.tx_id,
-                    status: 0,
+                    status: Status::Ok,
                 });
             } else if msg.want_receipt {
                 self.ctrl.push_back(Ctrl::Receipt {
@@ -637,28 +635,28 @@ impl Endpoint {
                 self.cma_refused(peer);
             }
             Err(e) => {
-                let errno = if e == CmaError::Gone {
-                    FI_EHOSTUNREACH
+                let kind = if e == CmaError::Gone {
+                    ErrorKind::Unreachable
                 } else {
-                    FI_EIO
+                    ErrorKind::Io
                 };
                 self.ctrl.push_back(Ctrl::Fin {
                     peer,
                     msg_id: msg.msg_id,
                     tx_id: msg.tx_id,
-                    status: errno as u32,
+                    status: kind.status(),
                 });
                 // Not a long-read any more as far as completion goes: the
                 // FIN is out already.
                 msg.proto = Proto::LongCts;
-                self.fail_msg(m, errno);
+                self.fail_msg(m, kind);
             }
         }
     }
 
-    /// The receive completion of message `m` in buffer `rx`; `errno`
+    /// The receive completion of message `m` in buffer `rx`; `fail`
     /// overrides (a failed CTS).
-    fn complete_recv(&mut self, m: u32, rx: u32, errno: Option<i32>) {
+    fn complete_recv(&mut self, m: u32, rx: u32, fail: Option<ErrorKind>) {
         let (Some(msg), Some(op)) = (self.msgs.get(m), self.rx.get_mut(rx)) else {
             return;
         };
@@ -666,16 +664,20 @@ impl Endpoint {
         let len = msg.cap.min(msg.total as usize);
         let mut flags = kind_flags(msg.tagged);
         if msg.data.is_some() {
-            flags |= FI_REMOTE_CQ_DATA;
+            flags |= CompFlags::REMOTE_CQ_DATA;
         }
-        let err = if let Some(e) = errno {
+        let err = if let Some(e) = fail {
             Some((e, 0, Vec::new()))
         } else if msg.total as usize > msg.cap {
-            Some((FI_ETRUNC as i32, msg.total as usize - msg.cap, Vec::new()))
-        } else if peer.is_some_and(|p| !p.in_av) {
-            // FI_SOURCE_ERR: the data is placed; the address rides along.
             Some((
-                FI_EADDRNOTAVAIL,
+                ErrorKind::Truncated,
+                msg.total as usize - msg.cap,
+                Vec::new(),
+            ))
+        } else if peer.is_some_and(|p| !p.in_av) {
+            // The data is placed; the address rides along (FI_SOURCE_ERR).
+            Some((
+                ErrorKind::AddrNotAvail,
                 0,
                 peer.map(|p| p.addr.clone()).unwrap_or_default(),
             ))
@@ -685,7 +687,7 @@ impl Endpoint {
         op.refs -= 1;
         let release = op.posted.is_none() && op.refs == 0;
         if op.multi && release {
-            flags |= FI_MULTI_RECV;
+            flags |= CompFlags::MULTI_RECV;
         }
         let buf = op.iov.as_ref().map_or(0, UserIov::base_addr) + msg.base;
         let c = Completion {
@@ -697,8 +699,8 @@ impl Endpoint {
             tag: msg.tag,
             src: Some(msg.peer),
             report: op.report || err.is_some(),
-            err: err.map(|(errno, olen, err_data)| CompletionError {
-                errno,
+            err: err.map(|(kind, olen, err_data)| CompletionError {
+                kind,
                 prov_errno: 0,
                 olen,
                 err_data,
@@ -715,7 +717,7 @@ impl Endpoint {
     }
 
     /// A CTS for `m` could not be delivered: its receive fails.
-    pub(super) fn fail_msg(&mut self, m: u32, errno: i32) {
+    pub(super) fn fail_msg(&mut self, m: u32, kind: ErrorKind) {
         let Some(msg) = self.msgs.get_mut(m) else {
             return;
         };
@@ -726,28 +728,28 @@ impl Endpoint {
             self.inflight.remove(&msg_key(msg.peer, msg.msg_id));
         }
         if let MsgState::Attached(rx) = st {
-            self.complete_recv(m, rx, Some(errno));
+            self.complete_recv(m, rx, Some(kind));
         }
         self.msg_progress(m);
     }
 
     /// Fails the receives still being filled by `peer` (its data will not
     /// come: the transport gave up on it).
-    pub(super) fn fail_peer_msgs(&mut self, peer: PeerIdx, errno: i32) {
+    pub(super) fn fail_peer_msgs(&mut self, peer: PeerIdx, kind: ErrorKind) {
         let mut i = 0;
         while i < self.msgs.capacity().max(self.msg_gen.len()) as u32 {
             if self.msgs.get(i).is_some_and(|m| {
                 m.peer == peer && matches!(m.state, MsgState::Attached(_)) && m.received < m.total
             }) {
-                self.fail_msg(i, errno);
+                self.fail_msg(i, kind);
             }
             i += 1;
         }
     }
 
     /// Fails the posted receives directed at `peer` (it broke: nothing
-    /// more will come from it). As `cancel`, with `errno`.
-    pub(super) fn fail_directed_recvs(&mut self, peer: PeerIdx, errno: i32) {
+    /// more will come from it). As `cancel`, with `kind`.
+    pub(super) fn fail_directed_recvs(&mut self, peer: PeerIdx, kind: ErrorKind) {
         for tagged in [true, false] {
             let matcher = if tagged {
                 &mut self.tagged
@@ -765,7 +767,7 @@ impl Endpoint {
                     continue;
                 };
                 op.posted = None;
-                self.fail_unposted(rx, errno);
+                self.fail_unposted(rx, kind);
             }
         }
     }
@@ -806,7 +808,7 @@ impl Endpoint {
         iov: UserIov,
         src: Option<PeerIdx>,
         context: u64,
-        flags: u64,
+        flags: OpFlags,
     ) -> Result<(), RdmError> {
         self.post_recv(iov, src, false, 0, 0, context, flags)
     }
@@ -821,12 +823,12 @@ impl Endpoint {
         tag: u64,
         ignore: u64,
         context: u64,
-        flags: u64,
+        flags: OpFlags,
     ) -> Result<(), RdmError> {
-        if flags & FI_PEEK != 0 {
+        if flags.contains(OpFlags::PEEK) {
             return self.peek(iov, src, tag, ignore, context, flags);
         }
-        if flags & FI_CLAIM != 0 {
+        if flags.contains(OpFlags::CLAIM) {
             return self.claimed_recv(iov, context, flags);
         }
         self.post_recv(iov, src, true, tag, ignore, context, flags)
@@ -841,9 +843,9 @@ impl Endpoint {
         tag: u64,
         ignore: u64,
         context: u64,
-        flags: u64,
+        flags: OpFlags,
     ) -> Result<(), RdmError> {
-        let multi = !tagged && flags & FI_MULTI_RECV != 0;
+        let multi = !tagged && flags.contains(OpFlags::MULTI_RECV);
         if multi && iov.len() < self.cfg.min_multi_recv.max(1) {
             return Err(RdmError::InvalidArgument);
         }
@@ -856,7 +858,7 @@ impl Endpoint {
             used: 0,
             refs: 0,
             posted: None,
-            report: !self.cfg.rx_selective || flags & FI_COMPLETION != 0,
+            report: !self.cfg.rx_selective || flags.contains(OpFlags::COMPLETION),
         };
         let Ok(rx) = self.rx.insert(op) else {
             return Err(RdmError::Again);
@@ -886,15 +888,15 @@ impl Endpoint {
                 return Ok(());
             }
         }
-        if let Some(errno) = src.and_then(|p| self.peers.get(p)?.broken) {
+        if let Some(kind) = src.and_then(|p| self.peers.get(p)?.broken) {
             // Directed at a broken peer, and nothing it sent before
             // matched: no message can come any more.
             let iov = self.rx.remove(rx).and_then(|op| op.iov);
             let mut flags = kind_flags(tagged);
             if multi {
-                flags |= FI_MULTI_RECV;
+                flags |= CompFlags::MULTI_RECV;
             }
-            self.push_error(context, flags, errno, 0, iov);
+            self.push_error(context, flags, kind, 0, iov);
             return Ok(());
         }
         let matcher = if tagged {
@@ -917,12 +919,12 @@ impl Endpoint {
         tag: u64,
         ignore: u64,
         context: u64,
-        flags: u64,
+        flags: OpFlags,
     ) -> Result<(), RdmError> {
         let Some((h, m)) = self.tagged.find_unexpected(tag & !ignore, ignore, src) else {
             self.cq.push_back(Completion {
                 context,
-                flags: FI_RECV | FI_TAGGED,
+                flags: CompFlags::RECV | CompFlags::TAGGED,
                 len: 0,
                 buf: 0,
                 data: 0,
@@ -930,7 +932,7 @@ impl Endpoint {
                 src: None,
                 report: true,
                 err: Some(CompletionError {
-                    errno: FI_ENOMSG,
+                    kind: ErrorKind::NoMessage,
                     prov_errno: 0,
                     olen: 0,
                     err_data: Vec::new(),
@@ -942,13 +944,13 @@ impl Endpoint {
         let Some(msg) = self.msgs.get_mut(m) else {
             return Err(RdmError::Again);
         };
-        let mut cflags = FI_RECV | FI_TAGGED;
+        let mut cflags = CompFlags::RECV | CompFlags::TAGGED;
         if msg.data.is_some() {
-            cflags |= FI_REMOTE_CQ_DATA;
+            cflags |= CompFlags::REMOTE_CQ_DATA;
         }
         let peer = self.peers.get(msg.peer);
         let err = peer.filter(|p| !p.in_av).map(|p| CompletionError {
-            errno: FI_EADDRNOTAVAIL,
+            kind: ErrorKind::AddrNotAvail,
             prov_errno: 0,
             olen: 0,
             err_data: p.addr.clone(),
@@ -965,10 +967,10 @@ impl Endpoint {
             err,
             iov: Some(iov),
         });
-        if flags & FI_CLAIM != 0 {
+        if flags.contains(OpFlags::CLAIM) {
             msg.state = MsgState::Claimed(context);
             self.tagged.remove_unexpected(h);
-        } else if flags & FI_DISCARD != 0 {
+        } else if flags.contains(OpFlags::DISCARD) {
             self.tagged.remove_unexpected(h);
             self.discard(m);
         }
@@ -977,9 +979,9 @@ impl Endpoint {
 
     /// fi_trecv with FI_CLAIM: receive (or FI_DISCARD) the message an
     /// earlier FI_PEEK|FI_CLAIM with this context reserved.
-    fn claimed_recv(&mut self, iov: UserIov, context: u64, flags: u64) -> Result<(), RdmError> {
+    fn claimed_recv(&mut self, iov: UserIov, context: u64, flags: OpFlags) -> Result<(), RdmError> {
         let found = self.msgs_claimed_by(context).ok_or(RdmError::NoMessage)?;
-        if flags & FI_DISCARD != 0 {
+        if flags.contains(OpFlags::DISCARD) {
             let (len, tag) = self
                 .msgs
                 .get(found)
@@ -987,13 +989,13 @@ impl Endpoint {
             self.discard(found);
             self.cq.push_back(Completion {
                 context,
-                flags: FI_RECV | FI_TAGGED,
+                flags: CompFlags::RECV | CompFlags::TAGGED,
                 len,
                 buf: 0,
                 data: 0,
                 tag,
                 src: None,
-                report: !self.cfg.rx_selective || flags & FI_COMPLETION != 0,
+                report: !self.cfg.rx_selective || flags.contains(OpFlags::COMPLETION),
                 err: None,
                 iov: Some(iov),
             });
@@ -1008,7 +1010,7 @@ impl Endpoint {
             used: 0,
             refs: 0,
             posted: None,
-            report: !self.cfg.rx_selective || flags & FI_COMPLETION != 0,
+            report: !self.cfg.rx_selective || flags.contains(OpFlags::COMPLETION),
         };
         let rx = self.rx.insert(op).map_err(|_| RdmError::Again)?;
         self.attach(found, rx);
@@ -1046,7 +1048,7 @@ impl Endpoint {
     }
 
     /// fi_cancel: a posted receive with this context completes with
-    /// FI_ECANCELED. Returns whether one was found.
+    /// ErrorKind::Canceled. Returns whether one was found.
     pub fn cancel(&mut self, context: u64) -> bool {
         let mut found = None;
         let mut i = 0;
@@ -1074,14 +1076,14 @@ impl Endpoint {
                 self.untagged.unpost(h);
             }
         }
-        self.fail_unposted(rx, FI_ECANCELED);
+        self.fail_unposted(rx, ErrorKind::Canceled);
         true
     }
 
     /// Ends the receive `rx`, already out of its matcher, with an error
     /// entry. A multi-receive buffer with messages still landing is
     /// released by the last of them (FI_MULTI_RECV on its completion).
-    fn fail_unposted(&mut self, rx: u32, errno: i32) {
+    fn fail_unposted(&mut self, rx: u32, kind: ErrorKind) {
         let Some(op) = self.rx.get(rx) else {
             return;
         };
@@ -1089,13 +1091,13 @@ impl Endpoint {
         let mut flags = kind_flags(tagged);
         let iov = if refs == 0 {
             if multi {
-                flags |= FI_MULTI_RECV;
+                flags |= CompFlags::MULTI_RECV;
             }
             self.rx.remove(rx).and_then(|op| op.iov)
         } else {
             None
         };
-        self.push_error(context, flags, errno, 0, iov);
+        self.push_error(context, flags, kind, 0, iov);
     }
 }
 

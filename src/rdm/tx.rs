@@ -8,8 +8,7 @@ use super::endpoint::{
 };
 use super::peer::PeerIdx;
 use super::proto::{self, longcts};
-use super::{Completion, CompletionError, TxError, TxInfo};
-use crate::bindings::{FI_EHOSTUNREACH, FI_EIO, FI_MSG, FI_SEND, FI_TAGGED};
+use super::{CompFlags, Completion, CompletionError, ErrorKind, TxError, TxInfo};
 use crate::mem::UserIov;
 use crate::wire::rdm::{
     CREDIT_LEN, CTS_LEN, CreditRepr, CtsRepr, FIN_LEN, FinRepr, HANDSHAKE_LEN, Proto, RECEIPT_LEN,
@@ -27,7 +26,7 @@ pub(crate) struct TxOp {
     pub len: u64,
     pub msg_id: u32,
     pub proto: Proto,
-    /// Caller buffers (None for FI_INJECT: the copy is in `inject_bufs`).
+    /// Caller buffers (None for inject: the copy is in `inject_bufs`).
     pub iov: Option<UserIov>,
     /// Next byte to hand to the transport.
     pub next_off: u64,
@@ -37,7 +36,7 @@ pub(crate) struct TxOp {
     pub rx_id: u32,
     pub want_receipt: bool,
     pub receipt_got: bool,
-    /// The completion went out already (FI_INJECT completes at once).
+    /// The completion went out already (inject completes at once).
     pub reported: bool,
     /// Selective completion verdict.
     pub report: bool,
@@ -49,10 +48,10 @@ pub(crate) struct TxOp {
 }
 
 impl TxError {
-    pub fn errno(self) -> i32 {
+    pub fn kind(self) -> ErrorKind {
         match self {
-            TxError::Unreachable => FI_EHOSTUNREACH,
-            TxError::Io => FI_EIO,
+            TxError::Unreachable => ErrorKind::Unreachable,
+            TxError::Io => ErrorKind::Io,
         }
     }
 }
@@ -262,7 +261,7 @@ impl Endpoint {
                 match res {
                     Ok(()) => self.msg_progress(idx),
                     Err(e) => {
-                        self.fail_msg(idx, e.errno());
+                        self.fail_msg(idx, e.kind());
                         self.peer_failed(peer, e);
                     }
                 }
@@ -290,7 +289,7 @@ impl Endpoint {
         if p.broken.is_some() {
             return;
         }
-        p.broken = Some(e.errno());
+        p.broken = Some(e.kind());
         p.deadline = None;
         p.blocked.clear();
         p.parked.clear();
@@ -298,15 +297,15 @@ impl Endpoint {
             p.paused = false;
             self.paused -= 1;
         }
-        self.fail_peer_ops(peer, e.errno(), 0);
-        self.fail_peer_msgs(peer, e.errno());
-        self.fail_directed_recvs(peer, e.errno());
+        self.fail_peer_ops(peer, e.kind(), 0);
+        self.fail_peer_msgs(peer, e.kind());
+        self.fail_directed_recvs(peer, e.kind());
     }
 
     /// Completes send `idx` if it is done, or with `err`. A send with an
     /// error is freed at once: the generation in its tokens makes any
     /// datagram verdict still to come stale.
-    pub(super) fn finish_tx(&mut self, idx: u32, err: Option<(i32, i32)>) {
+    pub(super) fn finish_tx(&mut self, idx: u32, err: Option<(ErrorKind, i32)>) {
         let Some(op) = self.tx.get(idx) else {
             return;
         };
@@ -324,7 +323,7 @@ impl Endpoint {
         let Some(mut op) = self.tx.remove(idx) else {
             return;
         };
-        let flags = FI_SEND | if op.tagged { FI_TAGGED } else { FI_MSG };
+        let flags = CompFlags::msg(CompFlags::SEND, op.tagged);
         if op.reported {
             if err.is_some() {
                 self.stats.errors_after_inject += 1;
@@ -341,8 +340,8 @@ impl Endpoint {
             tag: 0,
             src: None,
             report,
-            err: err.map(|(errno, prov_errno)| CompletionError {
-                errno,
+            err: err.map(|(kind, prov_errno)| CompletionError {
+                kind,
                 prov_errno,
                 olen: 0,
                 err_data: Vec::new(),
@@ -477,8 +476,8 @@ impl Endpoint {
             self.stats.stale += 1;
             return;
         }
-        if f.status != 0 {
-            self.finish_tx(f.tx_id, Some((f.status as i32, 0)));
+        if let Some(kind) = ErrorKind::from_status(f.status) {
+            self.finish_tx(f.tx_id, Some((kind, 0)));
             return;
         }
         // Every byte is placed: sent, and delivered.
@@ -488,12 +487,12 @@ impl Endpoint {
     }
 
     /// Fails every send toward `peer` (transport gave up, timeout).
-    pub(super) fn fail_peer_ops(&mut self, peer: PeerIdx, errno: i32, prov_errno: i32) {
-        self.fail_peer_rma(peer, errno, prov_errno);
+    pub(super) fn fail_peer_ops(&mut self, peer: PeerIdx, kind: ErrorKind, prov_errno: i32) {
+        self.fail_peer_rma(peer, kind, prov_errno);
         let mut i = 0;
         while i < self.tx.capacity() as u32 {
             if self.tx.get(i).is_some_and(|op| op.peer == peer) {
-                self.finish_tx(i, Some((errno, prov_errno)));
+                self.finish_tx(i, Some((kind, prov_errno)));
             }
             i += 1;
         }

@@ -27,7 +27,7 @@ pub enum WireError {
 }
 
 /// Protocol version spoken by this build.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 /// Base header length.
 pub const BASE_LEN: usize = 4;
 /// Longest raw address a REQ or HANDSHAKE may carry.
@@ -391,13 +391,77 @@ pub struct RtaRepr {
     pub op: OpRef,
     pub key: u64,
     pub addr: u64,
-    /// fi_op value.
+    /// Operation code of this protocol (`rdm::AtomicOp::code`,
+    /// docs/srd-spec.md).
     pub atomic_op: u8,
-    /// fi_datatype value.
+    /// Datatype code of this protocol (`rdm::Datatype::code`).
     pub datatype: u8,
     /// 0 write, 1 fetch, 2 compare.
     pub kind: u8,
     pub count: u32,
+}
+
+/// The outcome a response (READRSP, WRITERSP, ATOMRSP) or a FIN carries:
+/// codes of this protocol (docs/srd-spec.md, "RDM status codes"), not of
+/// any API. A code this build does not know is kept as `Unknown`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Status {
+    Ok,
+    Unreachable,
+    Io,
+    Truncated,
+    Canceled,
+    AddrNotAvail,
+    TimedOut,
+    AccessDenied,
+    InvalidArgument,
+    NotSupported,
+    NoMessage,
+    Unknown(u32),
+}
+
+impl Status {
+    pub fn is_ok(self) -> bool {
+        self == Status::Ok
+    }
+}
+
+impl From<u32> for Status {
+    fn from(v: u32) -> Status {
+        match v {
+            0 => Status::Ok,
+            1 => Status::Unreachable,
+            2 => Status::Io,
+            3 => Status::Truncated,
+            4 => Status::Canceled,
+            5 => Status::AddrNotAvail,
+            6 => Status::TimedOut,
+            7 => Status::AccessDenied,
+            8 => Status::InvalidArgument,
+            9 => Status::NotSupported,
+            10 => Status::NoMessage,
+            v => Status::Unknown(v),
+        }
+    }
+}
+
+impl From<Status> for u32 {
+    fn from(s: Status) -> u32 {
+        match s {
+            Status::Ok => 0,
+            Status::Unreachable => 1,
+            Status::Io => 2,
+            Status::Truncated => 3,
+            Status::Canceled => 4,
+            Status::AddrNotAvail => 5,
+            Status::TimedOut => 6,
+            Status::AccessDenied => 7,
+            Status::InvalidArgument => 8,
+            Status::NotSupported => 9,
+            Status::NoMessage => 10,
+            Status::Unknown(v) => v,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -405,24 +469,23 @@ pub struct ReadRspRepr {
     pub flags: u16,
     pub op: OpRef,
     pub offset: u64,
-    /// 0, or a positive FI_E* value (then no data follows).
-    pub status: u32,
+    /// Not `Ok`: no data follows.
+    pub status: Status,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RspRepr {
     pub flags: u16,
     pub op: OpRef,
-    /// 0, or a positive FI_E* value.
-    pub status: u32,
+    pub status: Status,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FinRepr {
     pub msg_id: u32,
     pub tx_id: u32,
-    /// 0, or a positive FI_E* value (the receiver could not read).
-    pub status: u32,
+    /// Not `Ok`: the receiver could not read.
+    pub status: Status,
 }
 
 /// A checked description of memory in a process of this host, read or
@@ -678,11 +741,11 @@ impl<'a> Repr<'a> {
                     flags,
                     op: op_ref(b),
                     offset: rd64(b, 12),
-                    status: rd32(b, 20),
+                    status: rd32(b, 20).into(),
                 };
                 let payload = &b[READRSP_LEN..];
                 let placed = flags & READRSP_PLACED != 0;
-                if (hdr.status != 0 || placed) && !payload.is_empty() {
+                if (!hdr.status.is_ok() || placed) && !payload.is_empty() {
                     return Err(WireError::Malformed);
                 }
                 Repr::ReadRsp { hdr, payload }
@@ -694,21 +757,21 @@ impl<'a> Repr<'a> {
                 Repr::WriteRsp(RspRepr {
                     flags,
                     op: op_ref(b),
-                    status: rd32(b, 12),
+                    status: rd32(b, 12).into(),
                 })
             }
             PacketType::AtomRsp => Repr::AtomRsp {
                 hdr: RspRepr {
                     flags,
                     op: op_ref(b),
-                    status: rd32(b, 12),
+                    status: rd32(b, 12).into(),
                 },
                 payload: &b[RSP_LEN..],
             },
             PacketType::Fin => Repr::Fin(FinRepr {
                 msg_id: rd32(b, 4),
                 tx_id: rd32(b, 8),
-                status: rd32(b, 12),
+                status: rd32(b, 12).into(),
             }),
             PacketType::Unknown(t) => Repr::Unknown(t),
         })
@@ -836,7 +899,7 @@ pub fn emit_readrsp(out: &mut [u8], h: &ReadRspRepr) -> usize {
     emit_base(out, PacketType::ReadRsp, h.flags);
     emit_op(out, h.op);
     wr64(out, 12, h.offset);
-    wr32(out, 20, h.status);
+    wr32(out, 20, h.status.into());
     wr32(out, 24, 0);
     READRSP_LEN
 }
@@ -851,7 +914,7 @@ pub fn emit_rsp(out: &mut [u8], h: &RspRepr, atomic: bool) -> usize {
     };
     emit_base(out, t, h.flags);
     emit_op(out, h.op);
-    wr32(out, 12, h.status);
+    wr32(out, 12, h.status.into());
     wr32(out, 16, 0);
     RSP_LEN
 }
@@ -860,7 +923,7 @@ pub fn emit_fin(out: &mut [u8], f: &FinRepr) -> usize {
     emit_base(out, PacketType::Fin, 0);
     wr32(out, 4, f.msg_id);
     wr32(out, 8, f.tx_id);
-    wr32(out, 12, f.status);
+    wr32(out, 12, f.status.into());
     wr32(out, 16, 0);
     FIN_LEN
 }
@@ -965,9 +1028,10 @@ mod tests {
     #[test]
     fn malformed_is_rejected_not_panicking() {
         assert_eq!(parse(&[]), Err(WireError::Truncated));
-        assert_eq!(parse(&[2, 1, 0, 0]), Err(WireError::Version(2)));
-        assert_eq!(parse(&[1, 1, 0, 0]), Err(WireError::Truncated));
-        assert_eq!(parse(&[1, 99, 0, 0]).unwrap(), Repr::Unknown(99));
+        let other = VERSION + 1;
+        assert_eq!(parse(&[other, 1, 0, 0]), Err(WireError::Version(other)));
+        assert_eq!(parse(&[VERSION, 1, 0, 0]), Err(WireError::Truncated));
+        assert_eq!(parse(&[VERSION, 99, 0, 0]).unwrap(), Repr::Unknown(99));
         // Declared address longer than the packet.
         let mut buf = [0u8; REQ_LEN + 2];
         let hdr = ReqRepr {
@@ -1061,7 +1125,7 @@ mod tests {
             flags: 0,
             op,
             offset: 5,
-            status: 0,
+            status: Status::Ok,
         };
         let n = emit_readrsp(&mut buf, &rr);
         buf[n] = 1;
@@ -1075,7 +1139,7 @@ mod tests {
         let rs = RspRepr {
             flags: 0,
             op,
-            status: 13,
+            status: Status::InvalidArgument,
         };
         let n = emit_rsp(&mut buf, &rs, false);
         assert_eq!(parse(&buf[..n]).unwrap(), Repr::WriteRsp(rs));
@@ -1199,7 +1263,7 @@ mod tests {
             flags: READRSP_PLACED,
             op,
             offset: 0,
-            status: 0,
+            status: Status::Ok,
         };
         let n = emit_readrsp(&mut buf, &rr);
         assert_eq!(
@@ -1213,7 +1277,7 @@ mod tests {
         let f = FinRepr {
             msg_id: 1,
             tx_id: 2,
-            status: 5,
+            status: Status::Io,
         };
         let n = emit_fin(&mut buf, &f);
         assert_eq!(parse(&buf[..n]).unwrap(), Repr::Fin(f));
@@ -1223,7 +1287,7 @@ mod tests {
         let rs = RspRepr {
             flags: RSP_NO_CMA,
             op,
-            status: 0,
+            status: Status::Ok,
         };
         let n = emit_rsp(&mut buf, &rs, false);
         assert_eq!(parse(&buf[..n]).unwrap(), Repr::WriteRsp(rs));
