@@ -4,6 +4,8 @@
 //! use the crate without the core (unit tests), they go nowhere. This module
 //! knows nothing of C: any layer may log without importing the boundary.
 
+#![forbid(unsafe_code)]
+
 use std::collections::HashSet;
 use std::net::SocketAddrV4;
 use std::sync::OnceLock;

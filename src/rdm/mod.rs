@@ -94,6 +94,8 @@
 //! into a long-CTS send) and the target to packets, and the sender stops
 //! trying CMA with that peer.
 
+#![forbid(unsafe_code)]
+
 pub mod atomic;
 mod cma;
 mod endpoint;

@@ -6,6 +6,8 @@
 //! `poll_timeout` / `handle_timeout`. Time is `now: u64` nanoseconds, always
 //! passed in. `sim` is a deterministic lossy network to test it with.
 
+#![forbid(unsafe_code)]
+
 mod congestion;
 mod device;
 mod multipath;

@@ -5,6 +5,8 @@
 //! could fail. `wire::srd` is the SRD transport header (docs/srd-spec.md §3);
 //! `wire::crc32c` is the checksum that header carries.
 
+#![forbid(unsafe_code)]
+
 pub mod crc32c;
 pub mod rdm;
 pub mod srd;
