@@ -12,7 +12,7 @@ use super::fabric::Domain;
 use super::info::Info;
 use super::offer;
 use super::ops::{RecvOp, SendOp};
-use super::rdm_ep::RdmEp;
+use super::rdm_ep::{RdmEp, RdmOpen};
 use super::sink::Sink;
 use super::transport::Transport;
 use crate::bindings as b;
@@ -20,10 +20,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
-/// The data path of one endpoint.
+/// The data path of one endpoint. An RDM endpoint is `RdmOpen` until
+/// fi_enable creates its protocol engine (`Rdm`).
 pub enum Engine {
     Dgram(Box<Dgram>),
+    RdmOpen(Box<RdmOpen>),
     Rdm(Box<RdmEp>),
+    /// Only while fi_enable moves an endpoint from `RdmOpen` to `Rdm`.
+    Moving,
 }
 
 /// Mutable state behind the endpoint's lock.
@@ -43,6 +47,7 @@ pub struct Endpoint {
     pub ep_type: u32,
     pub caps: u64,
     pub iov_limit: usize,
+    name: EpAddr,
     weak: Weak<Endpoint>,
     /// Progress rounds so far (the keepalive thread steps in only when
     /// this did not move for a whole interval; a counter, so a progress
@@ -140,7 +145,7 @@ impl Endpoint {
                     random_u64(),
                 )?))
             }
-            t if t == b::FI_EP_RDM => Engine::Rdm(Box::new(RdmEp::open(
+            t if t == b::FI_EP_RDM => Engine::RdmOpen(Box::new(RdmOpen::open(
                 &domain, payload, &params, tx_size, rx_size,
             )?)),
             _ => return Err(Error::Inval),
@@ -148,11 +153,18 @@ impl Endpoint {
         let tx_flags = info.tx.as_ref().map_or(b::FI_COMPLETION, |t| t.op_flags);
         let rx_flags = info.rx.as_ref().map_or(b::FI_COMPLETION, |r| r.op_flags);
         let interval = params.progress_interval_ms;
+        let name = match &engine {
+            Engine::Dgram(d) => d.name(),
+            Engine::RdmOpen(r) => r.name(),
+            Engine::Rdm(r) => r.name(),
+            Engine::Moving => return Err(Error::OpBadState),
+        };
         let ep = Arc::new_cyclic(|weak| Endpoint {
             domain,
             ep_type,
             caps,
             iov_limit,
+            name,
             weak: weak.clone(),
             rounds: AtomicU64::new(0),
             st: Mutex::new(State {
@@ -267,7 +279,9 @@ impl Endpoint {
             min_multi_recv,
             ..
         } = &mut *st;
-        if let Engine::Rdm(r) = engine {
+        if let Engine::RdmOpen(_) = engine
+            && let Engine::RdmOpen(mut r) = std::mem::replace(engine, Engine::Moving)
+        {
             let refused = r.observe(self.domain.clone());
             let target = crate::fi::mr_target::MrTarget {
                 refused,
@@ -275,16 +289,15 @@ impl Endpoint {
                 virt_addr: self.domain.mr_mode() & b::FI_MR_VIRT_ADDR as i32 != 0
                     || self.domain.mr_mode() == b::FI_MR_BASIC as i32,
             };
-            r.enable(sink, *min_multi_recv, Box::new(target));
+            *engine = Engine::Rdm(Box::new(r.enable(sink, *min_multi_recv, Box::new(target))));
         }
         Ok(())
     }
 
+    /// The endpoint's address: fixed when it opens (sockets bound, ring
+    /// created).
     pub fn name(&self) -> EpAddr {
-        match &self.lock().engine {
-            Engine::Dgram(d) => d.name(),
-            Engine::Rdm(r) => r.name(),
-        }
+        self.name
     }
 
     pub fn send(&self, op: SendOp) -> Result<()> {
@@ -304,6 +317,7 @@ impl Endpoint {
                 d.send(av, op)
             }
             Engine::Rdm(r) => r.send(sink, av, op),
+            Engine::RdmOpen(_) | Engine::Moving => Err(Error::OpBadState),
         }
     }
 
@@ -326,6 +340,7 @@ impl Endpoint {
                 let av = av.as_ref().ok_or(Error::OpBadState)?;
                 r.recv(sink, av, op)
             }
+            Engine::RdmOpen(_) | Engine::Moving => Err(Error::OpBadState),
         }
     }
 
@@ -336,6 +351,7 @@ impl Endpoint {
         match engine {
             Engine::Dgram(d) => d.cancel(sink, context),
             Engine::Rdm(r) => r.cancel(sink, context),
+            Engine::RdmOpen(_) | Engine::Moving => false,
         }
     }
 
@@ -349,6 +365,7 @@ impl Endpoint {
             (Engine::Dgram(d), false) => d.rx_room(),
             (Engine::Rdm(r), true) => r.tx_room(),
             (Engine::Rdm(r), false) => r.rx_room(),
+            (Engine::RdmOpen(_) | Engine::Moving, _) => return Err(Error::OpBadState),
         })
     }
 
@@ -376,6 +393,7 @@ impl Endpoint {
         match engine {
             Engine::Rdm(r) => f(r, sink, av),
             Engine::Dgram(_) => Err(Error::NoSys),
+            Engine::RdmOpen(_) | Engine::Moving => Err(Error::OpBadState),
         }
     }
 
@@ -388,7 +406,8 @@ impl Endpoint {
     ) -> Option<usize> {
         match &self.lock().engine {
             Engine::Rdm(r) => r.atomic_valid(op, dt, kind),
-            Engine::Dgram(_) => None,
+            Engine::RdmOpen(r) => r.atomic_valid(op, dt, kind),
+            Engine::Dgram(_) | Engine::Moving => None,
         }
     }
 
@@ -398,6 +417,8 @@ impl Endpoint {
         match &st.engine {
             Engine::Dgram(e) => e.wait(d),
             Engine::Rdm(e) => e.wait(d),
+            Engine::RdmOpen(e) => e.wait(d),
+            Engine::Moving => {}
         }
     }
 }
@@ -448,6 +469,7 @@ impl Endpoint {
         match engine {
             Engine::Dgram(d) => d.progress(sink, av.as_ref()),
             Engine::Rdm(r) => r.progress(sink, av.as_ref()),
+            Engine::RdmOpen(_) | Engine::Moving => {}
         }
     }
 }
@@ -488,6 +510,8 @@ impl Progress for Endpoint {
         match &st.engine {
             Engine::Dgram(d) => d.fds(out),
             Engine::Rdm(r) => r.fds(out),
+            Engine::RdmOpen(r) => r.fds(out),
+            Engine::Moving => {}
         }
     }
 }

@@ -1,0 +1,397 @@
+//! The endpoint's side of the wire: its transport (device, sockets, clock),
+//! the SRD QP, the receive buffers posted to it, the inbox of deferred
+//! packets and the same-host link. It exists before the protocol engine
+//! (fi_getname works on an endpoint that is not enabled); what needs the
+//! engine takes it as an argument.
+
+use super::routes::Routes;
+use super::shm::ShmLink;
+use super::{RDM_QKEY, log_packet};
+use crate::fi::addr::{EpAddr, Kind};
+use crate::fi::errno::Result;
+use crate::fi::params::Params;
+use crate::fi::stats::Observer;
+use crate::fi::transport::Transport;
+use crate::rdm::{self, PacketOutcome, PeerIdx, TxError};
+use crate::srd::{self, Opcode, Pd, QpType, RecvWr, SendWr, WcStatus};
+use std::time::Duration;
+
+/// Datagrams a UDP poll may take even with no receive buffer posted.
+const RNR_FLOOR: usize = 32;
+/// Receive buffers per endpoint.
+pub(super) const RX_DEPTH: usize = 128;
+/// Sends the device holds for one peer, not yet on the wire, at which the
+/// protocol stops producing send data for that peer (the send queue is
+/// shared: one slow peer must not fill it for the others) ...
+const UDP_PAUSE_AT: usize = 512;
+/// ... and below which it resumes.
+const UDP_RESUME_BELOW: usize = 256;
+/// Receive buffers take the largest SRD payload any peer may send, whatever
+/// our own interface's MTU: a peer on another interface (or host) may use
+/// larger datagrams, and a packet the device has acked must never meet a
+/// buffer it does not fit.
+const RX_BUF: usize = crate::io::udp::MAX_UDP_PAYLOAD - crate::wire::srd::DATA_HEADER_LEN;
+
+pub(super) struct Link {
+    pub t: Transport,
+    pub pd: Pd,
+    pub cq: srd::Cq,
+    pub qpn: u32,
+    /// Same-host peers (None when FI_SRD_SHM=0 or /dev/shm is unusable;
+    /// then every peer goes over UDP).
+    pub shm: Option<ShmLink>,
+    /// Where each protocol peer is (fi_addr, device route).
+    pub routes: Routes,
+    /// UDP sockets were last polled at (ns); polling is rationed while
+    /// shared memory carries the traffic.
+    last_udp_poll: u64,
+    /// Datagrams were posted to the device since the last pump.
+    pub udp_dirty: bool,
+    /// UDP moved something recently: poll it on every round until then (ns).
+    udp_hot_until: u64,
+    /// Peers paused because the device holds too many of their sends.
+    udp_paused: Vec<PeerIdx>,
+    buf_len: usize,
+    free_bufs: Vec<Vec<u8>>,
+    pub posted: usize,
+    /// Packets the protocol deferred, per sender.
+    pub inbox: rdm::Inbox,
+    /// One outgoing packet, as large as the largest link.
+    out: Vec<u8>,
+    nonce: u64,
+    host_id: u64,
+    /// Counters, the live stats page and drop warnings (fi::stats).
+    pub obs: Observer,
+}
+
+impl Link {
+    pub fn open(t: Transport, params: &Params) -> Result<Link> {
+        let mut t = t;
+        let (pd, cq, qpn) = t.open_qp(QpType::Srd, RDM_QKEY, 4096, RX_DEPTH as u32)?;
+        let mtu = t.dev.max_payload();
+        let shm = if params.shm {
+            ShmLink::open(mtu, params)
+        } else {
+            None
+        };
+        let out_len = shm.as_ref().map_or(mtu, |s| s.slot_size().max(mtu));
+        let mut link = Link {
+            t,
+            pd,
+            cq,
+            qpn,
+            shm,
+            routes: Routes::default(),
+            last_udp_poll: 0,
+            udp_dirty: false,
+            udp_hot_until: 0,
+            udp_paused: Vec::new(),
+            buf_len: RX_BUF.max(mtu),
+            free_bufs: Vec::new(),
+            posted: 0,
+            inbox: rdm::Inbox::new(),
+            out: vec![0u8; out_len],
+            nonce: crate::fi::endpoint::random_u64(),
+            host_id: crate::fi::endpoint::host_id(),
+            obs: Observer::default(),
+        };
+        link.repost();
+        Ok(link)
+    }
+
+    pub fn name(&self) -> EpAddr {
+        let token = self.shm.as_ref().map(|s| s.token());
+        EpAddr {
+            kind: Kind::Rdm,
+            sock: self.t.local(),
+            qpn: self.qpn,
+            qkey: RDM_QKEY,
+            host_id: self.host_id,
+            nonce: token.map_or(self.nonce, |t| t.nonce),
+            pid: token.map_or(0, |t| t.pid),
+        }
+    }
+
+    pub fn host_id(&self) -> u64 {
+        self.host_id
+    }
+
+    pub fn wait(&self, d: Duration) {
+        self.t.wait(d);
+    }
+
+    pub fn fds(&self, out: &mut Vec<i32>) {
+        self.t.fds(out);
+    }
+
+    /// Keeps every receive buffer posted: a deferred packet is copied into
+    /// the inbox, so no buffer is ever held and no sender is refused for
+    /// another's overrun.
+    pub fn repost(&mut self) {
+        while self.posted < RX_DEPTH {
+            let buf = self
+                .free_bufs
+                .pop()
+                .unwrap_or_else(|| vec![0u8; self.buf_len]);
+            match self.t.dev.post_recv(self.qpn, RecvWr { wr_id: 0, buf }) {
+                Ok(()) => self.posted += 1,
+                Err(_) => break,
+            }
+        }
+    }
+
+    /// Moves UDP datagrams. Without shared memory, or while UDP traffic
+    /// flowed within the last millisecond, every call polls; otherwise the
+    /// sockets are polled at most every 20 µs unless datagrams wait to go
+    /// out, so same-host traffic does not pay a system call per poll.
+    /// Returns whether the sockets were polled.
+    pub fn poll_udp(&mut self, now: u64, force: bool) -> bool {
+        if force
+            || self.shm.is_none()
+            || self.udp_dirty
+            || now < self.udp_hot_until
+            || now.saturating_sub(self.last_udp_poll) >= 20_000
+        {
+            self.last_udp_poll = now;
+            self.udp_dirty = false;
+            // No more datagrams than receive buffers posted (some always,
+            // for acks): a burst then waits in the kernel, not for RNR.
+            let got = self.t.pump_budget(self.posted.max(RNR_FLOOR));
+            self.log_device_drops();
+            if got {
+                self.udp_hot_until = now.saturating_add(1_000_000);
+            }
+            return true;
+        }
+        false
+    }
+
+    /// Send verdicts and received datagrams from the device.
+    pub fn device_completions(
+        &mut self,
+        r: &mut rdm::Endpoint,
+        av: Option<&crate::fi::av::Av>,
+        now: u64,
+    ) -> bool {
+        let mut any = false;
+        while let Some(c) = self.t.dev.poll_cq(self.cq) {
+            any = true;
+            match c.opcode {
+                Opcode::Send => {
+                    let res = match c.status {
+                        WcStatus::Success => Ok(()),
+                        WcStatus::RetryExceeded | WcStatus::RnrRetryExceeded => {
+                            Err(TxError::Unreachable)
+                        }
+                        _ => Err(TxError::Io),
+                    };
+                    r.on_send_complete(c.wr_id, res);
+                }
+                Opcode::Recv => {
+                    self.posted = self.posted.saturating_sub(1);
+                    let Some(buf) = c.buf else { continue };
+                    if c.status != WcStatus::Success {
+                        // Buffers are sized for any peer's datagrams, so this
+                        // only happens for flushed receives at teardown.
+                        crate::srd_log!(Warn, EpData, "receive completed with {:?}", c.status);
+                        self.free_bufs.push(buf);
+                        continue;
+                    }
+                    let src = c.src.and_then(|(dev, qpn)| self.sender(r, av, dev, qpn));
+                    let len = c.len.min(buf.len());
+                    let out = self.inbox.offer(r, now, src, &buf[..len]);
+                    if crate::log::debug_data() {
+                        log_packet("rx", src, &buf[..len], "udp");
+                    }
+                    // Free again: a deferred packet was copied into the inbox.
+                    self.free_bufs.push(buf);
+                    self.note_stored(r);
+                    if let Some(p) = learned_peer(src, out) {
+                        self.note_peer(r, p, None);
+                    }
+                    let from = c.src.map(|s| s.0.socket());
+                    took(&mut self.obs, r, src, len, out, || Sender::Udp(from));
+                }
+            }
+        }
+        any
+    }
+
+    /// Offers the deferred packets again (every sender's, round robin).
+    pub fn retry_deferred(&mut self, r: &mut rdm::Endpoint, now: u64) -> bool {
+        if self.inbox.is_empty() {
+            return false;
+        }
+        let obs = &mut self.obs;
+        let mut dropped = false;
+        let any = self.inbox.retry(r, now, |p, len, out| {
+            obs.rx_pkt(Some(p), len);
+            dropped |= out == PacketOutcome::Dropped;
+        });
+        if dropped {
+            let why = self.obs.rdm_drop_reason(r.stats());
+            let from = Sender::Udp(None);
+            self.obs
+                .once
+                .warn_drop(from.key(), &from, why, "RDM packet");
+        }
+        any
+    }
+
+    /// High-water marks of what the protocol and the inbox store.
+    pub fn note_stored(&mut self, r: &rdm::Endpoint) {
+        let (u, ro) = r.stored_bytes();
+        Observer::high_water(&mut self.obs.hw_unexp_bytes, u);
+        Observer::high_water(&mut self.obs.hw_reorder_bytes, ro);
+        Observer::high_water(&mut self.obs.hw_rx_held, self.inbox.len().0);
+    }
+
+    /// Moves the protocol's packets to their links: same-host peers'
+    /// rings first (packets that waited for room), then new packets, to a
+    /// ring or to the device.
+    pub fn transmit(&mut self, r: &mut rdm::Endpoint, now: u64) -> bool {
+        let mut any = false;
+        if let Some(shm) = self.shm.as_mut() {
+            shm.flush(r);
+        }
+        self.resume_udp(r);
+        while self.t.dev.send_room(self.qpn) > 0 {
+            let Some(tx) = r.poll_transmit(now, &mut self.out) else {
+                break;
+            };
+            any = true;
+            self.obs.tx_pkt(tx.peer, tx.len);
+            if !self.routes.has_route(tx.peer) {
+                self.note_peer(r, tx.peer, None);
+            }
+            let data = &self.out[..tx.len];
+            if let Some(shm) = self.shm.as_mut()
+                && shm.routes(tx.peer)
+            {
+                if crate::log::debug_data() {
+                    log_packet("tx", Some(tx.peer), data, "shm");
+                }
+                shm.send(r, tx.peer, data, tx.token);
+                Observer::high_water(&mut self.obs.hw_shm_pending, shm.queued());
+                continue;
+            }
+            if crate::log::debug_data() {
+                log_packet("tx", Some(tx.peer), data, "udp");
+            }
+            let Some(route) = self.routes.route(tx.peer) else {
+                r.on_send_complete(tx.token, Err(TxError::Unreachable));
+                continue;
+            };
+            let wr = SendWr {
+                wr_id: tx.token,
+                ah: route.ah,
+                remote_qpn: route.qpn,
+                remote_qkey: route.qkey,
+                data: &self.out[..tx.len],
+            };
+            if self.t.dev.post_send(self.qpn, wr).is_err() {
+                r.on_send_complete(tx.token, Err(TxError::Io));
+                continue;
+            }
+            self.udp_dirty = true;
+            if self.t.dev.peer_backlog(route.ah) >= UDP_PAUSE_AT && !r.peer_paused(tx.peer) {
+                r.set_peer_paused(tx.peer, true);
+                self.udp_paused.push(tx.peer);
+            }
+        }
+        any
+    }
+
+    /// Resumes the UDP peers whose device backlog went down.
+    fn resume_udp(&mut self, r: &mut rdm::Endpoint) {
+        if self.udp_paused.is_empty() {
+            return;
+        }
+        let (dev, routes) = (&self.t.dev, &self.routes);
+        self.udp_paused.retain(|&p| {
+            let backlog = routes.route(p).map_or(0, |rt| dev.peer_backlog(rt.ah));
+            if backlog < UDP_RESUME_BELOW {
+                r.set_peer_paused(p, false);
+                false
+            } else {
+                true
+            }
+        });
+    }
+
+    /// Before the endpoint goes away: keeps answering for a short while so
+    /// acknowledgements we owe reach their senders and our own last packets
+    /// get theirs.
+    pub fn idle(&self) -> bool {
+        let u = self.t.dev.usage();
+        u.in_flight == 0 && u.queued == 0 && u.ctrl_queued == 0
+    }
+
+    /// Warns once per sender and reason about datagrams the device dropped.
+    fn log_device_drops(&mut self) {
+        let obs = &mut self.obs;
+        for e in self.t.dev.take_drop_events() {
+            let key = crate::log::Once::key(e.from);
+            obs.once.warn_drop(key, &e.from, e.reason, "SRD datagram");
+        }
+    }
+}
+
+/// Counts a datagram the protocol took (not one it deferred: the inbox
+/// counts those when it hands them over) and explains a drop, once per
+/// sender and reason.
+pub(super) fn took(
+    obs: &mut Observer,
+    r: &rdm::Endpoint,
+    src: Option<PeerIdx>,
+    len: usize,
+    out: PacketOutcome,
+    from: impl FnOnce() -> Sender,
+) {
+    match out {
+        PacketOutcome::Deferred(_) => {}
+        PacketOutcome::NewPeer(p) => obs.rx_pkt(Some(p), len),
+        PacketOutcome::Consumed => obs.rx_pkt(src, len),
+        PacketOutcome::Dropped => {
+            obs.rx_pkt(src, len);
+            let why = obs.rdm_drop_reason(r.stats());
+            let from = from();
+            obs.once.warn_drop(from.key(), &from, why, "RDM packet");
+        }
+    }
+}
+
+/// Who sent a packet, for drop warnings.
+pub(super) enum Sender {
+    Udp(Option<std::net::SocketAddrV4>),
+    Shm(u32),
+}
+
+impl Sender {
+    fn key(&self) -> u64 {
+        match self {
+            Sender::Udp(a) => a.map_or(0, crate::log::Once::key),
+            Sender::Shm(pid) => 1 << 63 | u64::from(*pid),
+        }
+    }
+}
+
+impl std::fmt::Display for Sender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Sender::Udp(Some(a)) => write!(f, "{a}"),
+            Sender::Udp(None) => write!(f, "0.0.0.0:0"),
+            Sender::Shm(pid) => write!(f, "shared-memory sender pid {pid}"),
+        }
+    }
+}
+
+/// The sender a packet taught the protocol, which the glue must now map
+/// to it: a new peer, or one whose first packet was deferred.
+pub(super) fn learned_peer(src: Option<PeerIdx>, out: PacketOutcome) -> Option<PeerIdx> {
+    match out {
+        PacketOutcome::NewPeer(p) => Some(p),
+        PacketOutcome::Deferred(p) if src.is_none() => Some(p),
+        _ => None,
+    }
+}
