@@ -419,6 +419,7 @@ fn survivor_role() {
 }
 
 #[test]
+#[ignore = "a child process's role: the multi-process tests run it (with --ignored)"]
 fn child_roles() {
     match std::env::var(ROLE).as_deref() {
         Ok("survivor") => survivor_role(),

@@ -252,6 +252,7 @@ fn forker_role() {
 }
 
 #[test]
+#[ignore = "a child process's role: the multi-process tests run it (with --ignored)"]
 fn child_roles() {
     match std::env::var(ROLE).as_deref() {
         Ok("forker") => forker_role(),

@@ -163,6 +163,7 @@ fn client() {
 }
 
 #[test]
+#[ignore = "a child process's role: the multi-process tests run it (with --ignored)"]
 fn child_role() {
     match std::env::var(ROLE).as_deref() {
         Ok("server") => server(),

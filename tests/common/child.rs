@@ -1,5 +1,6 @@
 //! Child processes of the test binary itself (the multi-process tests):
-//! each runs one `#[test]` entry point in a role its environment selects,
+//! each runs one `#[test]` entry point in a role its environment selects
+//! (ignored in a plain test run: alone it has nothing to do),
 //! prints lines the parent waits for and reads lines from stdin.
 
 use super::init;
@@ -23,15 +24,21 @@ pub fn spawn(entry: &str, env: &[(&str, &str)], capture_stderr: bool) -> Kid {
     init();
     let exe = std::env::current_exe().unwrap();
     let mut cmd = Command::new(exe);
-    cmd.args(["--exact", entry, "--nocapture", "--test-threads=1"])
-        .envs(env.iter().copied())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(if capture_stderr {
-            Stdio::piped()
-        } else {
-            Stdio::inherit()
-        });
+    cmd.args([
+        "--exact",
+        entry,
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .envs(env.iter().copied())
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(if capture_stderr {
+        Stdio::piped()
+    } else {
+        Stdio::inherit()
+    });
     let mut child = cmd.spawn().expect("spawn child");
     let stdin = child.stdin.take().unwrap();
     let stdout = child.stdout.take().unwrap();
