@@ -1,4 +1,4 @@
-//! Builds the C shim, links libfabric and hwloc, and leaves
+//! Builds the C shim, links libfabric, and leaves
 //! `target/<profile>/libfabric/libsrd-fi.so` pointing at the built cdylib so
 //! `FI_PROVIDER_PATH=target/<profile>/libfabric` works after a plain build.
 
@@ -22,16 +22,6 @@ fn main() {
         .flag_if_supported("-Wno-unused-parameter")
         .compile("srdshim");
     println!("cargo:rustc-link-lib=dylib=fabric");
-    // hwloc 2: topology and memory binding (src/srd/backend/shm/numa.rs).
-    if let Err(e) = pkg_config::Config::new()
-        .atleast_version("2.0")
-        .probe("hwloc")
-    {
-        panic!(
-            "hwloc 2 not found through pkg-config ({e}); scripts/install-deps.sh installs libhwloc-dev"
-        );
-    }
-
     #[cfg(feature = "regen-bindings")]
     regen_bindings();
 

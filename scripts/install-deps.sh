@@ -4,7 +4,7 @@
 set -euo pipefail
 
 PKGS=(libfabric-dev libfabric-bin openmpi-bin libopenmpi-dev libhwloc-dev hwloc
-      pkg-config nftables iproute2 gcc make man-db gdb)
+      libudev-dev pkg-config nftables iproute2 gcc make man-db gdb)
 
 missing=()
 for p in "${PKGS[@]}"; do

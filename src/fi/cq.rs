@@ -156,11 +156,6 @@ impl Cq {
         eps.push(ep);
     }
 
-    pub fn detach(&self, ep: &Weak<dyn Progress>) {
-        let mut eps = self.eps.lock().unwrap_or_else(|e| e.into_inner());
-        eps.retain(|w| w.strong_count() > 0 && !Weak::ptr_eq(w, ep));
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -236,11 +231,6 @@ impl Cq {
     pub fn with_last_err<R>(&self, f: impl FnOnce(Option<&ErrEntry>) -> R) -> R {
         let g = self.lock();
         f(g.last_err.as_ref())
-    }
-
-    pub fn has_entries(&self) -> bool {
-        let g = self.lock();
-        !g.ok.is_empty() || !g.err.is_empty()
     }
 
     /// How long reads have found nothing (starts the idle clock if not

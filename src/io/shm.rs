@@ -363,10 +363,6 @@ impl ShmEndpoint {
         Ok(ShmPeer(self.peers.len() as u32 - 1))
     }
 
-    pub fn peer_token(&self, peer: ShmPeer) -> ShmToken {
-        self.peers[peer.index()].token
-    }
-
     /// Largest packet `peer` accepts.
     pub fn peer_slot_size(&self, peer: ShmPeer) -> usize {
         self.peers[peer.index()].ring.slot_size()

@@ -171,8 +171,6 @@ pub struct UdpBackend {
     next_rx_path: usize,
     gso: bool,
     gro: bool,
-    rcvbuf: usize,
-    sndbuf: usize,
     tx: SendScratch,
 }
 
@@ -224,6 +222,13 @@ impl UdpBackend {
                 let _ = sys::set_int_opt(&p.fd, libc::SOL_UDP, libc::UDP_GRO, 0);
             }
         }
+        if want > 0 {
+            crate::srd_log!(
+                Info,
+                Domain,
+                "UDP socket buffers: asked {want} B, granted receive {rcvbuf} B, send {sndbuf} B"
+            );
+        }
         let (rx_rate, tx_rate) = match cfg.drop_side {
             DropSide::Recv => (cfg.drop_rate, 0.0),
             DropSide::Send => (0.0, cfg.drop_rate),
@@ -238,8 +243,6 @@ impl UdpBackend {
             next_rx_path: 0,
             gso,
             gro,
-            rcvbuf: if rcvbuf == usize::MAX { 0 } else { rcvbuf },
-            sndbuf: if sndbuf == usize::MAX { 0 } else { sndbuf },
             tx: SendScratch::new(),
         })
     }
@@ -257,21 +260,9 @@ impl UdpBackend {
         self.paths[path].local
     }
 
-    /// Descriptor of `path`, for poll/epoll (readable = datagrams waiting).
-    ///
-    /// Panics if `path >= self.paths()`.
-    pub fn raw_fd(&self, path: usize) -> RawFd {
-        self.paths[path].fd.as_raw_fd()
-    }
-
     /// Descriptors of all paths, in path order.
     pub fn raw_fds(&self) -> impl ExactSizeIterator<Item = RawFd> + '_ {
         self.paths.iter().map(|p| p.fd.as_raw_fd())
-    }
-
-    /// Socket buffer sizes the kernel granted (smallest over the paths).
-    pub fn socket_buffers(&self) -> (usize, usize) {
-        (self.rcvbuf, self.sndbuf)
     }
 
     /// Whether sends currently coalesce datagrams with UDP GSO.

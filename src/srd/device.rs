@@ -288,11 +288,7 @@ impl Device {
         self.pds.get(pd.0).ok_or(SrdError::InvalidPd)?;
         let peer = self.peer_index(addr, true).ok_or(SrdError::TableFull)?;
         self.ahs
-            .insert(AhEntry {
-                pd: pd.0,
-                addr,
-                peer,
-            })
+            .insert(AhEntry { pd: pd.0, peer })
             .map(Ah)
             .ok_or(SrdError::TableFull)
     }
@@ -300,10 +296,6 @@ impl Device {
     /// Destroys a handle. Sends already posted with it still complete.
     pub fn destroy_ah(&mut self, ah: Ah) -> Result<(), SrdError> {
         self.ahs.remove(ah.0).map(|_| ()).ok_or(SrdError::InvalidAh)
-    }
-
-    pub fn ah_addr(&self, ah: Ah) -> Option<DeviceAddr> {
-        self.ahs.get(ah.0).map(|a| a.addr)
     }
 
     /// Sends posted toward the peer of `ah` and not yet on the wire (beyond

@@ -1,6 +1,6 @@
 //! Verbs objects: PD, MR, AH, QP, CQ, and the handle table they live in.
 
-use super::{Completion, DeviceAddr, RecvWr};
+use super::{Completion, RecvWr};
 use std::collections::VecDeque;
 
 /// QP type (docs/srd-spec.md §4).
@@ -87,7 +87,6 @@ pub(crate) struct MrEntry {
 #[derive(Debug)]
 pub(crate) struct AhEntry {
     pub pd: u32,
-    pub addr: DeviceAddr,
     pub peer: u32,
 }
 

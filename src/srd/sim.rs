@@ -341,11 +341,6 @@ impl Sim {
         self.blackholed_from.get(device).copied().unwrap_or(0)
     }
 
-    /// Datagrams in transit.
-    pub fn in_transit(&self) -> usize {
-        self.queue.len()
-    }
-
     fn locate(&self, dst: SocketAddrV4) -> Option<(usize, u8)> {
         let o = dst.ip().octets();
         if o[..2] != [10, 0] {

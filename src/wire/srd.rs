@@ -357,12 +357,6 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
         let c = compute_checksum(&self.b()[..t], h);
         self.bm()[field::CSUM].copy_from_slice(&c.to_be_bytes());
     }
-
-    /// Data packets: mutable payload (between header and total length).
-    pub fn payload_mut(&mut self) -> &mut [u8] {
-        let (h, t) = (self.header_len(), self.total_len());
-        &mut self.bm()[h..t]
-    }
 }
 
 /// Type-specific part of a parsed header.

@@ -6,112 +6,24 @@
 //! failing the allocation. Hosts with one NUMA node skip all of this without
 //! loading the topology.
 
-#[cfg(test)]
-use std::ffi::c_uint;
-use std::ffi::{c_int, c_void};
+use hwlocality::Topology;
+use hwlocality::cpu::binding::CpuBindingFlags;
+use hwlocality::cpu::cpuset::CpuSet;
+use hwlocality::memory::binding::{MemoryBindingFlags, MemoryBindingPolicy};
 use std::io;
-use std::ptr;
 use std::sync::OnceLock;
 
-type Topology = *mut c_void;
-type Bitmap = *mut c_void;
-
-/// The calling thread's binding: asking for the whole process makes hwloc
-/// walk every thread, which fails when threads come and go meanwhile (seen
-/// in a multi-threaded test run). A launcher binds a rank as a whole, so its
-/// threads share the binding.
-const HWLOC_CPUBIND_THREAD: c_int = 1 << 1;
-const HWLOC_MEMBIND_BIND: c_int = 2;
-#[cfg(test)]
-const HWLOC_MEMBIND_BYNODESET: c_int = 1 << 5;
-/// Virtual depth of NUMA nodes in hwloc 2.
-#[cfg(test)]
-const HWLOC_TYPE_DEPTH_NUMANODE: c_int = -3;
-
-// Linked by build.rs (pkg-config hwloc >= 2.0).
-unsafe extern "C" {
-    fn hwloc_topology_init(topology: *mut Topology) -> c_int;
-    fn hwloc_topology_load(topology: Topology) -> c_int;
-    fn hwloc_topology_destroy(topology: Topology);
-    #[cfg(test)]
-    fn hwloc_get_nbobjs_by_depth(topology: Topology, depth: c_int) -> c_uint;
-    fn hwloc_topology_get_topology_cpuset(topology: Topology) -> *const c_void;
-    fn hwloc_bitmap_alloc() -> Bitmap;
-    fn hwloc_bitmap_free(bitmap: Bitmap);
-    fn hwloc_bitmap_isequal(a: *const c_void, b: *const c_void) -> c_int;
-    fn hwloc_bitmap_iszero(bitmap: *const c_void) -> c_int;
-    #[cfg(test)]
-    fn hwloc_bitmap_first(bitmap: *const c_void) -> c_int;
-    fn hwloc_get_cpubind(topology: Topology, set: Bitmap, flags: c_int) -> c_int;
-    fn hwloc_get_last_cpu_location(topology: Topology, set: Bitmap, flags: c_int) -> c_int;
-    fn hwloc_set_area_membind(
-        topology: Topology,
-        addr: *const c_void,
-        len: usize,
-        set: *const c_void,
-        policy: c_int,
-        flags: c_int,
-    ) -> c_int;
-    #[cfg(test)]
-    fn hwloc_get_area_membind(
-        topology: Topology,
-        addr: *const c_void,
-        len: usize,
-        set: Bitmap,
-        policy: *mut c_int,
-        flags: c_int,
-    ) -> c_int;
+/// The loaded topology, shared by the whole process (it lives as long as
+/// the provider may create segments).
+fn topology() -> io::Result<&'static Topology> {
+    static TOPO: OnceLock<Option<Topology>> = OnceLock::new();
+    TOPO.get_or_init(|| Topology::new().ok())
+        .as_ref()
+        .ok_or_else(|| io::Error::other("hwloc could not load the topology"))
 }
 
-/// The loaded topology, shared by the whole process (never destroyed: it
-/// lives as long as the provider may create segments).
-struct Topo(Topology);
-// SAFETY: hwloc allows concurrent calls that do not modify the topology
-// (binding queries and area binding only read it).
-unsafe impl Send for Topo {}
-// SAFETY: as above.
-unsafe impl Sync for Topo {}
-
-fn topology() -> io::Result<&'static Topo> {
-    static TOPO: OnceLock<Option<Topo>> = OnceLock::new();
-    TOPO.get_or_init(|| {
-        let mut t: Topology = ptr::null_mut();
-        // SAFETY: init writes a new topology handle into t.
-        if unsafe { hwloc_topology_init(&mut t) } != 0 {
-            return None;
-        }
-        // SAFETY: t is an initialized, not yet loaded topology.
-        if unsafe { hwloc_topology_load(t) } != 0 {
-            // SAFETY: t is ours and not used again.
-            unsafe { hwloc_topology_destroy(t) };
-            return None;
-        }
-        Some(Topo(t))
-    })
-    .as_ref()
-    .ok_or_else(|| io::Error::other("hwloc could not load the topology"))
-}
-
-/// An hwloc bitmap freed on drop.
-struct Set(Bitmap);
-
-impl Set {
-    fn new() -> io::Result<Set> {
-        // SAFETY: plain allocation; NULL on failure.
-        let b = unsafe { hwloc_bitmap_alloc() };
-        if b.is_null() {
-            Err(io::Error::from(io::ErrorKind::OutOfMemory))
-        } else {
-            Ok(Set(b))
-        }
-    }
-}
-
-impl Drop for Set {
-    fn drop(&mut self) {
-        // SAFETY: allocated by hwloc_bitmap_alloc, freed once.
-        unsafe { hwloc_bitmap_free(self.0) };
-    }
+fn hwloc_err(e: impl std::fmt::Display) -> io::Error {
+    io::Error::other(e.to_string())
 }
 
 /// NUMA nodes online, from sysfs ("0", "0-1", "0,2-3"); 1 when unknown.
@@ -143,66 +55,62 @@ fn count_list(s: &str) -> Option<usize> {
 }
 
 /// The CPUs this process runs near: its binding, or the CPU it last ran on
-/// when it is not bound (binding = the whole machine).
-fn own_cpus(t: &Topo) -> io::Result<Set> {
-    let set = Set::new()?;
-    // SAFETY: t is loaded; set is a valid bitmap.
-    let bound = unsafe { hwloc_get_cpubind(t.0, set.0, HWLOC_CPUBIND_THREAD) } == 0
-        && unsafe { hwloc_bitmap_iszero(set.0) } == 0
-        // SAFETY: both are valid bitmaps of this topology.
-        && unsafe { hwloc_bitmap_isequal(set.0, hwloc_topology_get_topology_cpuset(t.0)) } == 0;
-    // SAFETY: as above.
-    if !bound && unsafe { hwloc_get_last_cpu_location(t.0, set.0, HWLOC_CPUBIND_THREAD) } != 0 {
-        return Err(io::Error::last_os_error());
+/// when it is not bound (binding = the whole machine). The calling
+/// thread's binding: asking for the whole process makes hwloc walk every
+/// thread, which fails when threads come and go meanwhile. A launcher binds
+/// a rank as a whole, so its threads share the binding.
+fn own_cpus(t: &Topology) -> io::Result<CpuSet> {
+    let flags = CpuBindingFlags::THREAD;
+    match t.cpu_binding(flags) {
+        Ok(set) if !set.is_empty() && set != *t.cpuset() => Ok(set),
+        _ => t.last_cpu_location(flags).map_err(hwloc_err),
     }
-    Ok(set)
 }
 
 /// Binds `len` bytes at `addr` (a fresh mapping whose pages are not yet
 /// allocated) to the NUMA node(s) near this process, whatever the node
-/// count.
+/// count. hwloc's non-strict BIND (Linux: preferred).
 pub(crate) fn bind_near_self(addr: *mut u8, len: usize) -> io::Result<()> {
     let t = topology()?;
     let cpus = own_cpus(t)?;
-    // SAFETY: addr/len is a mapping of ours; cpus is a valid cpuset.
-    let r = unsafe { hwloc_set_area_membind(t.0, addr.cast(), len, cpus.0, HWLOC_MEMBIND_BIND, 0) };
-    if r != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    // SAFETY: addr/len is a mapping of ours, alive for the call; hwloc only
+    // passes its address range to mbind, no byte is read.
+    let area = unsafe { std::slice::from_raw_parts(addr.cast_const(), len) };
+    t.bind_memory_area(
+        area,
+        &cpus,
+        MemoryBindingPolicy::Bind,
+        MemoryBindingFlags::empty(),
+    )
+    .map_err(hwloc_err)
 }
 
 /// The first NUMA node an area is bound to, as hwloc reads it back.
 #[cfg(test)]
 pub(crate) fn area_node(addr: *const u8, len: usize) -> io::Result<Option<u32>> {
     let t = topology()?;
-    let nodes = Set::new()?;
-    let mut policy: c_int = 0;
-    // SAFETY: addr/len is a mapping of ours; nodes and policy are writable.
-    let r = unsafe {
-        hwloc_get_area_membind(
-            t.0,
-            addr.cast(),
-            len,
-            nodes.0,
-            &mut policy,
-            HWLOC_MEMBIND_BYNODESET,
+    // SAFETY: addr/len is a mapping of ours, alive for the call.
+    let area = unsafe { std::slice::from_raw_parts(addr, len) };
+    let (nodes, policy) = t
+        .area_memory_binding::<_, hwlocality::memory::nodeset::NodeSet>(
+            area,
+            MemoryBindingFlags::empty(),
         )
-    };
-    if r != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: nodes is a valid bitmap.
-    let first = unsafe { hwloc_bitmap_first(nodes.0) };
-    Ok((policy == HWLOC_MEMBIND_BIND && first >= 0).then_some(first as u32))
+        .map_err(hwloc_err)?;
+    let first = nodes
+        .first_set()
+        .and_then(|i| u32::try_from(usize::from(i)).ok());
+    Ok(first.filter(|_| policy == Some(MemoryBindingPolicy::Bind)))
 }
 
 /// NUMA node count seen by hwloc.
 #[cfg(test)]
 pub(crate) fn hwloc_nodes() -> io::Result<usize> {
     let t = topology()?;
-    // SAFETY: t is loaded.
-    Ok(unsafe { hwloc_get_nbobjs_by_depth(t.0, HWLOC_TYPE_DEPTH_NUMANODE) } as usize)
+    Ok(
+        t.objects_with_type(hwlocality::object::types::ObjectType::NUMANode)
+            .count(),
+    )
 }
 
 /// Places a new receive segment: binds it near this process on hosts with
@@ -217,6 +125,8 @@ pub(crate) fn place(addr: *mut u8, len: usize) -> io::Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::ffi::c_int;
+    use std::ptr;
 
     #[test]
     fn node_lists() {
