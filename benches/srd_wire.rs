@@ -20,6 +20,7 @@ fn repr(payload_len: usize, fl: u8) -> Repr {
             qkey: 3,
             psn: 4,
             una: 0,
+            ack: None,
         },
         payload_len,
     }

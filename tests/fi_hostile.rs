@@ -138,6 +138,7 @@ impl Forger {
                 qkey: self.qkey,
                 psn,
                 una: 0,
+                ack: None,
             },
             payload_len: payload.len(),
         };
@@ -233,15 +234,16 @@ fn every_bad_packet_class_is_dropped_and_counted() {
         f.send(&d);
     }
     note("drop_stale_epoch", 2);
-    // Checksum mismatch: one payload bit flipped after sealing.
+    // Checksum mismatch: one header bit flipped after sealing (the
+    // checksum covers the header; the UDP checksum the payload).
     for _ in 0..4 {
         let mut d = f.data(&rdm_data(), |_| {});
-        *d.last_mut().unwrap() ^= 1;
+        d[srd_fi::wire::srd::DATA_HEADER_LEN - 1] ^= 1;
         f.send(&d);
     }
     note("drop_bad_crc", 4);
     // Another wire version.
-    for v in [0u8, 2, 255] {
+    for v in [0u8, srd_fi::wire::srd::VERSION + 1, 255] {
         let mut d = f.data(&rdm_data(), |_| {});
         d[0] = v;
         f.send(&d);

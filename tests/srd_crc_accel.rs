@@ -40,6 +40,7 @@ fn installed_update_is_used_and_interoperates() {
             qkey: 3,
             psn: 4,
             una: 0,
+            ack: None,
         },
         payload_len: 300,
     };

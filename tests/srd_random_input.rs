@@ -28,6 +28,7 @@ fn seeds() -> Vec<Vec<u8>> {
             qkey: 7,
             psn: 0,
             una: 0,
+            ack: None,
         },
         payload_len: 16,
     };

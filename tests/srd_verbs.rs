@@ -51,7 +51,10 @@ fn config_is_validated() {
         assert_eq!(Device::new(c).unwrap_err(), SrdError::InvalidArg);
     }
     let d = Device::new(DeviceConfig::default()).unwrap();
-    assert_eq!(d.max_datagram(), d.max_payload() + 40);
+    assert_eq!(
+        d.max_datagram(),
+        d.max_payload() + srd_fi::wire::srd::DATA_HEADER_LEN
+    );
 }
 
 #[test]

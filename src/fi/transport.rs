@@ -5,21 +5,18 @@
 use super::errno::{Error, Result};
 use super::params::Params;
 use crate::io::udp::{RecvBatch, SendItem, UdpBackend, UdpConfig};
-use crate::srd::{Cq as SrdCq, Device, DeviceAddr, DeviceConfig, Pd, QpAttr, QpState, QpType, Qpn};
+use crate::srd::{
+    Cq as SrdCq, Device, DeviceAddr, DeviceConfig, Outgoing, Pd, QpAttr, QpState, QpType, Qpn,
+};
 use crate::wire::srd::DATA_HEADER_LEN;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
-/// Datagrams moved per batch system call.
+/// Datagrams read per receive batch (with GRO each may carry 64 KiB).
 const BATCH: usize = 32;
-
-/// Datagrams on their way to the kernel; slots `0..len` are filled (the
-/// ones the kernel could not take yet come first, in order).
-struct TxQueue {
-    bufs: Vec<Vec<u8>>,
-    meta: Vec<(u8, SocketAddrV4, usize)>,
-    len: usize,
-}
+/// Datagrams handed to the kernel per send batch: enough for a full GSO
+/// burst (64 segments) on each of two paths.
+const TX_BATCH: usize = 128;
 
 /// A device bound to UDP sockets.
 pub struct Transport {
@@ -28,7 +25,9 @@ pub struct Transport {
     rx: RecvBatch,
     /// Datagrams of `rx` from here on are not yet handed to the device.
     rx_pos: usize,
-    tx: TxQueue,
+    /// Datagrams on their way to the kernel, still in the device's memory;
+    /// the ones the kernel could not take yet come first, in order.
+    tx: Vec<Outgoing>,
     epoch: Instant,
     /// Pump rounds (the non-primary paths are polled every 16th).
     pumps: u32,
@@ -69,16 +68,11 @@ impl Transport {
         };
         tune(&mut cfg);
         let dev = Device::new(cfg).map_err(|_| Error::Inval)?;
-        let slot = dev.max_datagram();
         Ok(Transport {
             // GRO hands back coalesced reads of up to 64 KiB.
             rx: RecvBatch::new(BATCH, crate::io::udp::DEFAULT_SLOT_SIZE),
             rx_pos: 0,
-            tx: TxQueue {
-                bufs: (0..BATCH).map(|_| vec![0u8; slot]).collect(),
-                meta: vec![(0, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0), 0); BATCH],
-                len: 0,
-            },
+            tx: Vec::with_capacity(TX_BATCH),
             dev,
             udp,
             epoch: Instant::now(),
@@ -174,6 +168,14 @@ impl Transport {
         moved
     }
 
+    /// Sends what the device has, without reading first: a new operation's
+    /// datagrams go out at once (a receive system call before them only
+    /// adds latency; the next progress round reads).
+    pub fn push(&mut self) -> bool {
+        let now = self.now();
+        self.flush(now)
+    }
+
     /// Hands waiting datagrams of the last batch to the device, at most
     /// `budget` (which it lowers).
     fn feed(&mut self, now: u64, budget: &mut usize) -> bool {
@@ -194,63 +196,73 @@ impl Transport {
         any
     }
 
-    /// Sends queued datagrams, then asks the device for more.
+    /// Sends queued datagrams, then asks the device for more. Datagrams go
+    /// to the kernel straight from the device's buffers.
     fn flush(&mut self, now: u64) -> bool {
         let mut moved = false;
+        let debug = crate::log::debug_data();
         loop {
-            while self.tx.len < BATCH {
-                let i = self.tx.len;
-                match self.dev.poll_transmit(now, &mut self.tx.bufs[i]) {
-                    Some(t) => {
-                        if crate::log::debug_data() {
-                            log_datagram("tx", t.dst, &self.tx.bufs[i][..t.len]);
-                        }
-                        self.tx.meta[i] = (t.path, t.dst, t.len);
-                        self.tx.len += 1;
-                    }
-                    None => break,
+            while self.tx.len() < TX_BATCH {
+                let Some(o) = self.dev.poll_outgoing(now) else {
+                    break;
+                };
+                if debug {
+                    log_datagram("tx", o.dst, self.dev.datagram(&o));
                 }
+                self.tx.push(o);
             }
-            let n = self.tx.len;
+            let n = self.tx.len();
             if n == 0 {
                 return moved;
             }
-            let mut items: smallvec::SmallVec<[SendItem<'_>; BATCH]> = (0..n)
-                .map(|i| {
-                    let (path, dst, len) = self.tx.meta[i];
-                    SendItem {
-                        path,
-                        dst,
-                        data: &self.tx.bufs[i][..len],
-                    }
+            let dev = &self.dev;
+            let mut items: smallvec::SmallVec<[(SendItem<'_>, usize); TX_BATCH]> = self
+                .tx
+                .iter()
+                .enumerate()
+                .map(|(i, o)| {
+                    let item = SendItem {
+                        path: o.path,
+                        dst: o.dst,
+                        data: dev.datagram(o),
+                    };
+                    (item, i)
                 })
                 .collect();
-            let sent = match self.udp.send_batch(&mut items) {
+            let mut send: smallvec::SmallVec<[SendItem<'_>; TX_BATCH]> =
+                items.iter().map(|x| x.0).collect();
+            let sent = match self.udp.send_batch(&mut send) {
                 Ok(k) => k,
                 // Nothing could go: drop the batch; SRD retransmits, UD is best effort.
                 Err(_) => n,
             };
             moved |= sent > 0;
-            if sent < n {
-                // Socket buffers full. send_batch put the unsent items last,
-                // in order; move their slots to the front for next time.
-                let mut order: smallvec::SmallVec<[usize; BATCH]> = items[sent..]
-                    .iter()
-                    .filter_map(|it| (0..n).find(|&i| self.tx.bufs[i].as_ptr() == it.data.as_ptr()))
-                    .collect();
-                drop(items);
-                let kept = order.len();
-                let rest: smallvec::SmallVec<[usize; BATCH]> =
-                    (0..BATCH).filter(|i| !order[..kept].contains(i)).collect();
-                order.extend(rest);
-                let mut old = std::mem::take(&mut self.tx.bufs);
-                let old_meta = self.tx.meta.clone();
-                self.tx.bufs = order.iter().map(|&i| std::mem::take(&mut old[i])).collect();
-                self.tx.meta = order.iter().map(|&i| old_meta[i]).collect();
-                self.tx.len = kept;
+            // send_batch put the unsent items last, in order: find which.
+            let unsent: smallvec::SmallVec<[usize; TX_BATCH]> = send[sent..]
+                .iter()
+                .filter_map(|it| {
+                    items
+                        .iter_mut()
+                        .find(|x| x.1 != usize::MAX && x.0.data.as_ptr() == it.data.as_ptr())
+                        .map(|x| std::mem::replace(&mut x.1, usize::MAX))
+                })
+                .collect();
+            drop(send);
+            drop(items);
+            let mut keep: smallvec::SmallVec<[Outgoing; TX_BATCH]> = smallvec::SmallVec::new();
+            for &i in &unsent {
+                keep.push(self.tx[i]);
+            }
+            for (i, o) in self.tx.drain(..).enumerate() {
+                if !unsent.contains(&i) {
+                    self.dev.sent(o);
+                }
+            }
+            if !keep.is_empty() {
+                // Socket buffers full: these wait for the next round.
+                self.tx.extend(keep);
                 return moved;
             }
-            self.tx.len = 0;
         }
     }
 

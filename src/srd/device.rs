@@ -6,9 +6,9 @@ use super::peer::{EpochCheck, Peer};
 use super::pool::Pool;
 use super::reliability::Slot;
 use super::{
-    Access, Ah, Completion, Cq, DeviceAddr, DeviceConfig, DropEvent, MAX_PATHS, Mr, Opcode, Pd,
-    PeerInfo, QpAttr, QpState, QpType, Qpn, RX_WINDOW, RecvWr, SendWr, SrdError, Stats, Transmit,
-    UD_PREFIX, Usage, WcStatus,
+    Access, Ah, Completion, Cq, DeviceAddr, DeviceConfig, DropEvent, MAX_PATHS, Mr, Opcode,
+    OutSrc, Outgoing, Pd, PeerInfo, QpAttr, QpState, QpType, Qpn, RX_WINDOW, RecvWr, SendWr,
+    SrdError, Stats, Transmit, UD_PREFIX, Usage, WcStatus,
 };
 use crate::wire::WireError;
 use crate::wire::srd::{self as w, Body, NakReason, Packet, PacketType, Repr, flags};
@@ -63,7 +63,17 @@ pub struct Device {
     drop_events: Vec<DropEvent>,
     /// Most send buffers in use at once.
     tx_high_water: u32,
+    /// Control packets handed out by `poll_outgoing` (ACK, NAK), and the
+    /// slots free for more.
+    ctrl: Vec<Vec<u8>>,
+    ctrl_free: Vec<u32>,
 }
+
+/// Control packets the I/O layer may hold at once (beyond, acks wait in
+/// the device until slots come back).
+const CTRL_SLOTS: usize = 512;
+/// Bytes of one control slot: the largest ACK.
+const CTRL_LEN: usize = crate::wire::srd::ACK_BASE_LEN + 8 * crate::wire::srd::MAX_SACK_WORDS;
 
 /// The drop counter name (without `drop_`) of a parse error.
 fn wire_reason(e: WireError) -> &'static str {
@@ -119,6 +129,8 @@ impl Device {
             due: Vec::new(),
             spare_rings: Vec::new(),
             drop_events: Vec::new(),
+            ctrl: Vec::new(),
+            ctrl_free: Vec::new(),
             tx_high_water: 0,
             cfg,
         })
@@ -719,6 +731,7 @@ impl Device {
             qkey,
             psn,
             una,
+            ack,
         } = r.body
         else {
             return;
@@ -726,6 +739,10 @@ impl Device {
         let Some(pi) = self.known_peer(from, r.epoch, true) else {
             return;
         };
+        if let Some(cum) = ack {
+            // An ack of our data riding on the peer's.
+            self.on_ack(now, from, r.epoch, cum, 0, &[0; w::MAX_SACK_WORDS]);
+        }
         let Some(p) = self.peer_mut(pi) else { return };
         if !p.rx.init {
             p.rx.start(una);
@@ -1150,10 +1167,59 @@ impl Device {
     /// `max_datagram()` bytes). Order: NAKs, acks, SRD data (peers served
     /// round-robin, retransmissions first), UD data.
     pub fn poll_transmit(&mut self, now: u64, out: &mut [u8]) -> Option<Transmit> {
-        let t = self.next_transmit(now, out)?;
+        let o = self.poll_outgoing(now)?;
+        let bytes = self.datagram(&o);
+        let fits = out.len() >= bytes.len();
+        if fits {
+            out[..bytes.len()].copy_from_slice(bytes);
+        }
+        self.sent(o);
+        // Every datagram is built to fit the device's MTU, which `out` must
+        // hold; one that did not fit is lost (SRD retransmits it).
+        fits.then_some(Transmit {
+            path: o.path,
+            dst: o.dst,
+            len: o.len,
+        })
+    }
+
+    /// The next datagram to send, left in the device's memory (see
+    /// [`Outgoing`]). Read it with `datagram`, return it with `sent`.
+    pub fn poll_outgoing(&mut self, now: u64) -> Option<Outgoing> {
+        let o = self.next_outgoing(now)?;
         self.stats.tx_packets += 1;
-        self.stats.tx_bytes += u64::try_from(t.len).unwrap_or(u64::MAX);
-        Some(t)
+        self.stats.tx_bytes += u64::try_from(o.len).unwrap_or(u64::MAX);
+        Some(o)
+    }
+
+    /// The bytes of an outgoing datagram.
+    pub fn datagram(&self, o: &Outgoing) -> &[u8] {
+        let whole = match o.src {
+            OutSrc::Pool(id) => self.pool.get(id).map(|b| b.frame()),
+            OutSrc::Ctrl(i) => self.ctrl.get(ix(i)).map(|b| b.as_slice()),
+        };
+        whole.and_then(|b| b.get(..o.len)).unwrap_or(&[])
+    }
+
+    /// The I/O layer is done with `o` (the kernel took it, or it is dropped).
+    pub fn sent(&mut self, o: Outgoing) {
+        match o.src {
+            OutSrc::Pool(id) => self.pool.unpin(id),
+            OutSrc::Ctrl(i) => self.ctrl_free.push(i),
+        }
+    }
+
+    /// A control slot for an ACK or NAK, if the I/O layer has not got them
+    /// all.
+    fn ctrl_slot(&mut self) -> Option<u32> {
+        if let Some(i) = self.ctrl_free.pop() {
+            return Some(i);
+        }
+        if self.ctrl.len() >= CTRL_SLOTS {
+            return None;
+        }
+        self.ctrl.push(vec![0u8; CTRL_LEN]);
+        Some(u32::try_from(self.ctrl.len() - 1).unwrap_or(0))
     }
 
     fn header(
@@ -1181,17 +1247,38 @@ impl Device {
         }
     }
 
-    fn next_transmit(&mut self, now: u64, out: &mut [u8]) -> Option<Transmit> {
-        while let Some((pi, psn, reason)) = self.nak_queue.pop_front() {
-            let Some(p) = self.peer_mut(pi) else { continue };
+    fn next_outgoing(&mut self, now: u64) -> Option<Outgoing> {
+        while !self.nak_queue.is_empty() {
+            let slot = self.ctrl_slot()?;
+            let Some((pi, psn, reason)) = self.nak_queue.pop_front() else {
+                self.ctrl_free.push(slot);
+                break;
+            };
+            let Some(p) = self.peer_mut(pi) else {
+                self.ctrl_free.push(slot);
+                continue;
+            };
             let (dst, path) = (p.addr.socket(), p.paths.choose_live());
             let r = self.header(PacketType::Nak, 0, path, Body::Nak { psn, reason }, 0);
-            let len = r.emit(out, &[])?;
+            let len = r.emit(&mut self.ctrl[ix(slot)], &[])?;
             self.stats.tx_naks += 1;
-            return Some(Transmit { path, dst, len });
+            return Some(Outgoing {
+                path,
+                dst,
+                len,
+                src: OutSrc::Ctrl(slot),
+            });
         }
-        while let Some(pi) = self.ack_queue.pop_front() {
-            let Some(p) = self.peer_mut(pi) else { continue };
+        while !self.ack_queue.is_empty() {
+            let slot = self.ctrl_slot()?;
+            let Some(pi) = self.ack_queue.pop_front() else {
+                self.ctrl_free.push(slot);
+                break;
+            };
+            let Some(p) = self.peer_mut(pi) else {
+                self.ctrl_free.push(slot);
+                continue;
+            };
             p.ack_queued = false;
             p.ack_deadline = None;
             p.rx_unacked = 0;
@@ -1204,12 +1291,17 @@ impl Device {
                 sack,
             };
             let r = self.header(PacketType::Ack, 0, path, body, 0);
-            let len = r.emit(out, &[])?;
+            let len = r.emit(&mut self.ctrl[ix(slot)], &[])?;
             self.stats.tx_acks += 1;
-            return Some(Transmit { path, dst, len });
+            return Some(Outgoing {
+                path,
+                dst,
+                len,
+                src: OutSrc::Ctrl(slot),
+            });
         }
         while let Some(pi) = self.ready.pop_front() {
-            if let Some(t) = self.transmit_data(now, pi, out) {
+            if let Some(t) = self.transmit_data(now, pi) {
                 return Some(t);
             }
         }
@@ -1232,19 +1324,31 @@ impl Device {
                 qkey: b.qkey,
                 psn: 0,
                 una: 0,
+                ack: None,
             };
-            let r = self.header(PacketType::UdData, 0, path, body, b.data.len());
-            let emitted = r.emit(out, &b.data);
+            let r = self.header(PacketType::UdData, 0, path, body, b.payload_len());
+            let emitted = self.pool.get_mut(id).and_then(|b| r.emit_in_place(b.frame_mut()));
+            // A UD send completes when handed over; its buffer stays pinned
+            // until the I/O layer is done with it.
+            self.pool.pin(id);
             self.complete_send(id, WcStatus::Success);
-            let len = emitted?;
+            let Some(len) = emitted else {
+                self.pool.unpin(id);
+                continue;
+            };
             self.stats.tx_data += 1;
-            return Some(Transmit { path, dst, len });
+            return Some(Outgoing {
+                path,
+                dst,
+                len,
+                src: OutSrc::Pool(id),
+            });
         }
         None
     }
 
     /// Sends one data packet for peer `pi` (popped from the ready queue).
-    fn transmit_data(&mut self, now: u64, pi: u32, out: &mut [u8]) -> Option<Transmit> {
+    fn transmit_data(&mut self, now: u64, pi: u32) -> Option<Outgoing> {
         let retry_limit = self.cfg.retry_limit;
         let p = self.peers.get_mut(usize::try_from(pi).ok()?)?;
         p.in_ready = false;
@@ -1286,10 +1390,18 @@ impl Device {
                 }
             }
         };
-        // An ack owed to this peer goes out right behind the last packet of
-        // a burst, in the same batch, rather than on its own timer (not
-        // behind every packet: a stream both ways would ack each one).
-        let owes_ack = p.ack_deadline.is_some() && !p.ack_queued;
+        // What we received from this peer rides along as a cumulative ack.
+        // That settles an ack we owe unless there are holes (those need the
+        // SACK of a separate ack); such an ack goes out right behind the
+        // last packet of a burst, in the same batch, rather than on its own
+        // timer (not behind every packet: a stream both ways would ack
+        // each one).
+        let piggy = p.rx.init.then_some(p.rx.cum);
+        let owes_ack = p.ack_deadline.is_some() && !p.ack_queued && p.rx.has_holes();
+        if piggy.is_some() && !p.rx.has_holes() {
+            p.ack_deadline = None;
+            p.rx_unacked = 0;
+        }
         let path = p.paths.choose(now, avoid);
         p.tx.on_transmit(psn, now, path);
         if let Some(gap) = p.rtt.srtt().and_then(|s| p.cwnd.pacing_gap(s)) {
@@ -1308,7 +1420,7 @@ impl Device {
             self.queue_ack(pi);
         }
         let buf = self.peers.get(usize::try_from(pi).ok()?)?.tx.buf_of(psn)?;
-        let b = self.pool.get(buf)?;
+        let b = self.pool.get_mut(buf)?;
         // Ask for an immediate ack when nothing follows (so the tail of a
         // burst completes without waiting for the ack delay) or on a resend.
         let mut fl = if more { 0 } else { flags::ACK_REQ };
@@ -1321,11 +1433,20 @@ impl Device {
             qkey: b.qkey,
             psn,
             una,
+            ack: piggy,
         };
-        let r = self.header(PacketType::SrdData, fl, path, body, b.data.len());
-        let len = r.emit(out, &b.data)?;
+        let plen = b.payload_len();
+        let r = self.header(PacketType::SrdData, fl, path, body, plen);
+        let b = self.pool.get_mut(buf)?;
+        let len = r.emit_in_place(b.frame_mut())?;
+        self.pool.pin(buf);
         self.stats.tx_data += 1;
-        Some(Transmit { path, dst, len })
+        Some(Outgoing {
+            path,
+            dst,
+            len,
+            src: OutSrc::Pool(buf),
+        })
     }
 }
 
@@ -1341,7 +1462,7 @@ struct Completer<'a> {
 impl Completer<'_> {
     fn send(&mut self, id: u32, status: WcStatus) {
         let Some(b) = self.pool.get(id) else { return };
-        let (wr_id, qpn, len) = (b.wr_id, b.src_qpn, b.data.len());
+        let (wr_id, qpn, len) = (b.wr_id, b.src_qpn, b.payload_len());
         self.pool.release(id);
         let Some(q) = self.qps.get_mut(qpn) else {
             return;

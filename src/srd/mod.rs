@@ -283,6 +283,27 @@ pub struct Completion {
     pub buf: Option<Vec<u8>>,
 }
 
+/// A datagram ready to go, still in the device's memory (`poll_outgoing`):
+/// the I/O layer reads it with `Device::datagram` and hands it back with
+/// `Device::sent` once the kernel has it (or it is dropped). Until then its
+/// buffer is pinned: a send that completes meanwhile does not free it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outgoing {
+    /// Local path (socket index) to send from.
+    pub path: u8,
+    pub dst: SocketAddrV4,
+    pub len: usize,
+    pub(crate) src: OutSrc,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OutSrc {
+    /// A send buffer (data, with its header written in front).
+    Pool(u32),
+    /// A control packet (ACK, NAK) in a control slot.
+    Ctrl(u32),
+}
+
 /// A datagram `poll_transmit` wrote into the caller's buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Transmit {

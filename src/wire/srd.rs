@@ -7,7 +7,7 @@
 //! ```text
 //! common   0 ver | 1 type | 2 flags | 3 path | 4..8 src ip | 8..10 src port
 //!          10..12 total length | 12..16 src epoch | 16..20 crc32c
-//! data     20 dst qpn | 24 src qpn | 28 qkey | 32 psn | 36 una      (40 bytes, payload follows)
+//! data     20 dst qpn | 24 src qpn | 28 qkey | 32 psn | 36 una | 40 ack  (44 bytes, payload follows)
 //! ack      20 cum psn | 24 sack words n (0..=4) | 25..28 zero | 28.. n x u64 bitmap
 //! nak      20 psn | 24 reason | 25..28 zero                          (28 bytes)
 //! ```
@@ -20,11 +20,11 @@ use super::crc32c::Crc32c;
 use std::net::Ipv4Addr;
 
 /// The only wire version this build speaks.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 /// Bytes of the common header.
 pub const COMMON_LEN: usize = 20;
 /// Bytes of a data (SRD or UD) header; the payload follows.
-pub const DATA_HEADER_LEN: usize = 40;
+pub const DATA_HEADER_LEN: usize = 44;
 /// Bytes of an ack header without its SACK words.
 pub const ACK_BASE_LEN: usize = 28;
 /// Most SACK words an ack may carry (256 PSNs beyond the cumulative point).
@@ -51,6 +51,7 @@ mod field {
     pub const QKEY: Range<usize> = 28..32;
     pub const PSN: Range<usize> = 32..36;
     pub const UNA: Range<usize> = 36..40;
+    pub const ACK: Range<usize> = 40..44;
     // ack
     pub const CUM: Range<usize> = 20..24;
     pub const SACK_WORDS: usize = 24;
@@ -109,6 +110,9 @@ pub mod flags {
     pub const RETX: u8 = 0x02;
     /// The checksum covers the header only, not the payload.
     pub const HDR_CSUM: u8 = 0x04;
+    /// Data packets: the `ack` field acknowledges the receiver's own data
+    /// cumulatively (an ack riding on data going the other way).
+    pub const ACK_PIGGY: u8 = 0x08;
 }
 
 /// Reason carried by a NAK (byte 24).
@@ -291,6 +295,11 @@ impl<T: AsRef<[u8]>> Packet<T> {
     pub fn una(&self) -> u32 {
         be32(&self.b()[field::UNA])
     }
+
+    /// The piggybacked ack of a data packet (meaningful with `ACK_PIGGY`).
+    pub fn piggy_ack(&self) -> u32 {
+        be32(&self.b()[field::ACK])
+    }
     /// Acks: every PSN before this one has been received.
     pub fn cum_psn(&self) -> u32 {
         be32(&self.b()[field::CUM])
@@ -371,6 +380,9 @@ pub enum Body {
         /// Lowest PSN the sender still needs delivered: the receiver may treat
         /// everything before it as done (abandoned after a peer error).
         una: u32,
+        /// A cumulative ack of the receiver's data (flag `ACK_PIGGY`): every
+        /// PSN before it arrived.
+        ack: Option<u32>,
     },
     Ack {
         cum_psn: u32,
@@ -408,6 +420,7 @@ impl Repr {
                 qkey: p.qkey(),
                 psn: p.psn(),
                 una: p.una(),
+                ack: (p.flags() & flags::ACK_PIGGY != 0).then(|| p.piggy_ack()),
             },
             PacketType::Ack => {
                 let n = p.sack_words();
@@ -445,7 +458,8 @@ impl Repr {
         };
         Ok(Repr {
             packet_type: p.packet_type(),
-            flags: p.flags(),
+            // ACK_PIGGY is in the body (`Body::Data::ack`).
+            flags: p.flags() & !flags::ACK_PIGGY,
             path: p.path(),
             src_ip: p.src_ip(),
             src_port: p.src_port(),
@@ -476,11 +490,20 @@ impl Repr {
     /// the datagram would exceed 64 KiB, or `payload` does not match
     /// `payload_len`.
     pub fn emit(&self, buf: &mut [u8], payload: &[u8]) -> Option<usize> {
-        let h = self.header_len();
         if payload.len() != self.payload_len {
             return None;
         }
-        let total = h + payload.len();
+        let h = self.header_len();
+        buf.get_mut(h..h + payload.len())?.copy_from_slice(payload);
+        self.emit_in_place(buf)
+    }
+
+    /// As `emit`, with the payload already in place at
+    /// `buf[header_len()..header_len() + payload_len]` (a send buffer with
+    /// room for the header in front): writes the header and the checksum.
+    pub fn emit_in_place(&self, buf: &mut [u8]) -> Option<usize> {
+        let h = self.header_len();
+        let total = h + self.payload_len;
         let total16 = u16::try_from(total).ok()?;
         let out = buf.get_mut(..total)?;
         out[field::VERSION] = VERSION;
@@ -499,13 +522,19 @@ impl Repr {
                 qkey,
                 psn,
                 una,
+                ack,
             } => {
+                if ack.is_some() {
+                    out[field::FLAGS] |= flags::ACK_PIGGY;
+                } else {
+                    out[field::FLAGS] &= !flags::ACK_PIGGY;
+                }
+                out[field::ACK].copy_from_slice(&ack.unwrap_or(0).to_be_bytes());
                 out[field::DST_QPN].copy_from_slice(&dst_qpn.to_be_bytes());
                 out[field::SRC_QPN].copy_from_slice(&src_qpn.to_be_bytes());
                 out[field::QKEY].copy_from_slice(&qkey.to_be_bytes());
                 out[field::PSN].copy_from_slice(&psn.to_be_bytes());
                 out[field::UNA].copy_from_slice(&una.to_be_bytes());
-                out[DATA_HEADER_LEN..].copy_from_slice(payload);
             }
             Body::Ack {
                 cum_psn,
@@ -552,6 +581,7 @@ mod tests {
                 qkey: 0x1234_5678,
                 psn: 0xffff_fffe,
                 una: 0xffff_fff0,
+                ack: Some(0x1234),
             },
             payload_len,
         }
@@ -563,7 +593,7 @@ mod tests {
         let r = data_repr(payload.len());
         let mut buf = [0u8; 256];
         let n = r.emit(&mut buf, &payload).unwrap();
-        assert_eq!(n, 140);
+        assert_eq!(n, DATA_HEADER_LEN + 100);
         let p = Packet::new_checked(&buf[..n]).unwrap();
         assert_eq!(p.payload(), &payload[..]);
         assert_eq!(p.psn(), 0xffff_fffe);
@@ -630,10 +660,10 @@ mod tests {
             );
         }
         let mut v = buf;
-        v[0] = 2;
+        v[0] = VERSION + 1;
         assert_eq!(
             Packet::new_checked(&v[..n]).unwrap_err(),
-            WireError::BadVersion(2)
+            WireError::BadVersion(VERSION + 1)
         );
         let mut t = buf;
         t[1] = 99;

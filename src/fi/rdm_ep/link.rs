@@ -166,6 +166,13 @@ impl Link {
         false
     }
 
+    /// Hands what the device has to send to the kernel now, reading
+    /// nothing (after a post: its datagrams go first).
+    pub fn push_udp(&mut self) {
+        self.udp_dirty = false;
+        self.t.push();
+    }
+
     /// Send verdicts and received datagrams from the device.
     pub fn device_completions(
         &mut self,

@@ -77,6 +77,9 @@ impl RdmOpen {
             // A request is usually answered within a few µs (the reply
             // then carries the ack along in its batch).
             c.ack_req_delay = 10_000;
+            // The checksum covers the SRD header; the UDP checksum covers
+            // the payload (docs/srd-spec.md §3.4): no pass over the data.
+            c.payload_checksum = false;
             c.peer_timeout = params.peer_timeout_ms.saturating_mul(1_000_000);
         })?;
         let mut link = Link::open(t, params)?;
@@ -378,7 +381,7 @@ impl RdmEp {
         let now = self.link.t.now();
         self.link.transmit(&mut self.rdm, now);
         if self.link.udp_dirty {
-            self.link.poll_udp(now, true);
+            self.link.push_udp();
         }
         self.completions(sink, Some(av));
     }
