@@ -6,7 +6,8 @@ use super::errno::{Error, Result};
 use super::params::Params;
 use crate::io::udp::{RecvBatch, SendItem, UdpBackend, UdpConfig};
 use crate::srd::{
-    Cq as SrdCq, Device, DeviceAddr, DeviceConfig, Outgoing, Pd, QpAttr, QpState, QpType, Qpn,
+    Arrival, Cq as SrdCq, Device, DeviceAddr, DeviceConfig, Outgoing, Pd, QpAttr, QpState, QpType,
+    Qpn,
 };
 use crate::wire::srd::DATA_HEADER_LEN;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -25,6 +26,8 @@ pub struct Transport {
     rx: RecvBatch,
     /// Datagrams of `rx` from here on are not yet handed to the device.
     rx_pos: usize,
+    /// The datagram of `rx` the last arrival came from.
+    rx_cur: usize,
     /// Datagrams on their way to the kernel, still in the device's memory;
     /// the ones the kernel could not take yet come first, in order.
     tx: Vec<Outgoing>,
@@ -72,6 +75,7 @@ impl Transport {
             // GRO hands back coalesced reads of up to 64 KiB.
             rx: RecvBatch::new(BATCH, crate::io::udp::DEFAULT_SLOT_SIZE),
             rx_pos: 0,
+            rx_cur: 0,
             tx: Vec::with_capacity(TX_BATCH),
             dev,
             udp,
@@ -173,6 +177,63 @@ impl Transport {
     /// adds latency; the next progress round reads).
     pub fn push(&mut self) -> bool {
         let now = self.now();
+        self.flush(now)
+    }
+
+    /// The next SRD data the device takes in place (`Device::set_in_place`),
+    /// reading the sockets when the last batch is used up; `None` when
+    /// nothing more is waiting. The caller must take each arrival (its
+    /// bytes: `arrival_bytes`) before asking for the next: the device has
+    /// accepted it. Acks and other datagrams on the way are handled by the
+    /// device as usual.
+    pub fn next_arrival(&mut self, now: u64) -> Option<Arrival> {
+        let debug = crate::log::debug_data();
+        for _ in 0..2 {
+            while let Some(item) = self.rx.get(self.rx_pos) {
+                let i = self.rx_pos;
+                self.rx_pos += 1;
+                if debug {
+                    log_datagram("rx", item.src, item.data);
+                }
+                if let Some(a) = self
+                    .dev
+                    .handle_datagram(now, item.path, item.src, item.data)
+                {
+                    self.rx_cur = i;
+                    return Some(a);
+                }
+            }
+            // Peers send to path 0: read it directly; the other paths (ICMP
+            // errors, odd peers) are looked at with one poll(2) every few
+            // reads.
+            self.pumps = self.pumps.wrapping_add(1);
+            let mut mask = 1u32;
+            if self.pumps.is_multiple_of(16) && self.udp.paths() > 1 {
+                mask |= self.udp.readable_paths(Some(Duration::ZERO)).unwrap_or(0);
+            }
+            let r = self.udp.recv_batch_paths(&mut self.rx, mask);
+            self.rx_pos = 0;
+            if !matches!(r, Ok(n) if n > 0) {
+                return None;
+            }
+        }
+        None
+    }
+
+    /// The payload of an arrival `next_arrival` just returned.
+    pub fn arrival_bytes(&self, a: &Arrival) -> &[u8] {
+        self.rx
+            .get(self.rx_cur)
+            .and_then(|item| item.data.get(a.offset..a.offset + a.len))
+            .unwrap_or(&[])
+    }
+
+    /// The rest of an I/O round after reading: due device timers, then
+    /// what the device has to send.
+    pub fn service(&mut self, now: u64) -> bool {
+        if self.dev.poll_timeout().is_some_and(|t| t <= now) {
+            self.dev.handle_timeout(now);
+        }
         self.flush(now)
     }
 

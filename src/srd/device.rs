@@ -6,9 +6,9 @@ use super::peer::{EpochCheck, Peer};
 use super::pool::Pool;
 use super::reliability::Slot;
 use super::{
-    Access, Ah, Completion, Cq, DeviceAddr, DeviceConfig, DropEvent, MAX_PATHS, Mr, Opcode,
-    OutSrc, Outgoing, Pd, PeerInfo, QpAttr, QpState, QpType, Qpn, RX_WINDOW, RecvWr, SendWr,
-    SrdError, Stats, Transmit, UD_PREFIX, Usage, WcStatus,
+    Access, Ah, Arrival, Completion, Cq, DeviceAddr, DeviceConfig, DropEvent, MAX_PATHS, Mr,
+    Opcode, OutSrc, Outgoing, Pd, PeerInfo, QpAttr, QpState, QpType, Qpn, RX_WINDOW, RecvWr,
+    SendWr, SrdError, Stats, Transmit, UD_PREFIX, Usage, WcStatus,
 };
 use crate::wire::WireError;
 use crate::wire::srd::{self as w, Body, NakReason, Packet, PacketType, Repr, flags};
@@ -384,6 +384,7 @@ impl Device {
                 rq_depth: rq,
                 sq_outstanding: 0,
                 rq: VecDeque::new(),
+                in_place: false,
             })
             .ok_or(SrdError::TableFull)?;
         if let Some(c) = self.cqs.get_mut(attr.send_cq.0) {
@@ -670,11 +671,31 @@ impl Device {
 
     // ------------------------------------------------------------ I/O face
 
+    /// SRD data for `qpn` is handed to the caller of `handle_datagram` in
+    /// place (`Arrival`): no receive buffer is posted or consumed, no copy
+    /// made, and the QP never answers RNR (its owner stores what it cannot
+    /// take yet).
+    pub fn set_in_place(&mut self, qpn: Qpn) -> Result<(), SrdError> {
+        let q = self.qps.get_mut(qpn).ok_or(SrdError::InvalidQp)?;
+        if q.qp_type != QpType::Srd {
+            return Err(SrdError::InvalidArg);
+        }
+        q.in_place = true;
+        Ok(())
+    }
+
     /// Feeds one received datagram. `path` is the local socket it arrived on
     /// and `src` its source address; both are informational only: the
     /// sender is identified by the SRD header. Never panics; every rejected
-    /// datagram increments exactly one drop counter.
-    pub fn handle_datagram(&mut self, now: u64, path: u8, src: SocketAddrV4, bytes: &[u8]) {
+    /// datagram increments exactly one drop counter. Returns the payload's
+    /// place in `bytes` when it is SRD data for an in-place QP.
+    pub fn handle_datagram(
+        &mut self,
+        now: u64,
+        path: u8,
+        src: SocketAddrV4,
+        bytes: &[u8],
+    ) -> Option<Arrival> {
         let _ = path;
         self.stats.rx_packets += 1;
         self.stats.rx_bytes += u64::try_from(bytes.len()).unwrap_or(u64::MAX);
@@ -683,13 +704,14 @@ impl Device {
             Ok(x) => x,
             Err(e) => {
                 count_wire_error(&mut self.stats, e);
-                return self.note_drop(src, wire_reason(e));
+                self.note_drop(src, wire_reason(e));
+                return None;
             }
         };
         let from = DeviceAddr::new(repr.src_ip, repr.src_port);
         match (repr.packet_type, repr.body) {
             (PacketType::SrdData, Body::Data { .. }) => {
-                self.on_srd_data(now, from, &repr, pkt.payload())
+                return self.on_srd_data(now, from, &repr, pkt.payload());
             }
             (PacketType::UdData, Body::Data { .. }) => self.on_ud_data(from, &repr, pkt.payload()),
             (
@@ -706,6 +728,7 @@ impl Device {
                 self.note_drop(src, "malformed");
             }
         }
+        None
     }
 
     /// Looks up the sender and checks its epoch; `None` means dropped.
@@ -724,7 +747,13 @@ impl Device {
         Some(pi)
     }
 
-    fn on_srd_data(&mut self, now: u64, from: DeviceAddr, r: &Repr, payload: &[u8]) {
+    fn on_srd_data(
+        &mut self,
+        now: u64,
+        from: DeviceAddr,
+        r: &Repr,
+        payload: &[u8],
+    ) -> Option<Arrival> {
         let Body::Data {
             dst_qpn,
             src_qpn,
@@ -734,16 +763,14 @@ impl Device {
             ack,
         } = r.body
         else {
-            return;
+            return None;
         };
-        let Some(pi) = self.known_peer(from, r.epoch, true) else {
-            return;
-        };
+        let pi = self.known_peer(from, r.epoch, true)?;
         if let Some(cum) = ack {
             // An ack of our data riding on the peer's.
             self.on_ack(now, from, r.epoch, cum, 0, &[0; w::MAX_SACK_WORDS]);
         }
-        let Some(p) = self.peer_mut(pi) else { return };
+        let p = self.peer_mut(pi)?;
         if !p.rx.init {
             p.rx.start(una);
         }
@@ -754,11 +781,13 @@ impl Device {
                 // Our ack was probably lost: ack again now.
                 p.counters.duplicates += 1;
                 self.stats.duplicates += 1;
-                return self.queue_ack(pi);
+                self.queue_ack(pi);
+                return None;
             }
             super::reliability::RxCheck::OutOfWindow => {
                 self.stats.drop_out_of_window += 1;
-                return self.peer_drop(pi, "out_of_window");
+                self.peer_drop(pi, "out_of_window");
+                return None;
             }
         }
         // Checks of the destination QP: errors are NAKed, and the PSN is not
@@ -769,7 +798,7 @@ impl Device {
                     Err(NakReason::BadState)
                 } else if q.qkey != qkey {
                     Err(NakReason::BadQkey)
-                } else if q.rq.is_empty() {
+                } else if q.rq.is_empty() && !q.in_place {
                     Err(NakReason::Rnr)
                 } else {
                     Ok(())
@@ -798,13 +827,19 @@ impl Device {
                     }
                 }
             }
-            return self.queue_nak(pi, psn, reason);
+            self.queue_nak(pi, psn, reason);
+            return None;
         }
-        self.deliver(dst_qpn, from, src_qpn, payload, 0);
+        let in_place = self.qps.get(dst_qpn).is_some_and(|q| q.in_place);
+        if !in_place {
+            self.deliver(dst_qpn, from, src_qpn, payload, 0);
+        } else {
+            self.stats.rx_data += 1;
+        }
         let ack_every = self.cfg.ack_every;
         let ack_delay = self.cfg.ack_delay;
         let req_delay = self.cfg.ack_req_delay;
-        let Some(p) = self.peer_mut(pi) else { return };
+        let p = self.peer_mut(pi)?;
         p.rx.mark(psn);
         p.counters.rx_data += 1;
         p.rx_unacked += 1;
@@ -819,6 +854,13 @@ impl Device {
                 self.arm(pi);
             }
         }
+        in_place.then_some(Arrival {
+            qpn: dst_qpn,
+            src: from,
+            src_qpn,
+            offset: w::DATA_HEADER_LEN,
+            len: payload.len(),
+        })
     }
 
     fn on_ud_data(&mut self, from: DeviceAddr, r: &Repr, payload: &[u8]) {
@@ -1327,7 +1369,10 @@ impl Device {
                 ack: None,
             };
             let r = self.header(PacketType::UdData, 0, path, body, b.payload_len());
-            let emitted = self.pool.get_mut(id).and_then(|b| r.emit_in_place(b.frame_mut()));
+            let emitted = self
+                .pool
+                .get_mut(id)
+                .and_then(|b| r.emit_in_place(b.frame_mut()));
             // A UD send completes when handed over; its buffer stays pinned
             // until the I/O layer is done with it.
             self.pool.pin(id);

@@ -304,6 +304,20 @@ pub(crate) enum OutSrc {
     Ctrl(u32),
 }
 
+/// SRD data for a QP that takes it in place (`Device::set_in_place`): the
+/// payload is `bytes[offset..offset + len]` of the datagram just handed to
+/// `handle_datagram`. The device has accepted it (it will be acked): the
+/// caller must take it before it reads the next datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Arrival {
+    pub qpn: Qpn,
+    /// The sender: its device and QP.
+    pub src: DeviceAddr,
+    pub src_qpn: Qpn,
+    pub offset: usize,
+    pub len: usize,
+}
+
 /// A datagram `poll_transmit` wrote into the caller's buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Transmit {

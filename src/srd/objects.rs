@@ -112,6 +112,9 @@ pub(crate) struct QpEntry {
     /// Send WRs posted and not yet completed.
     pub sq_outstanding: u32,
     pub rq: VecDeque<RecvWr>,
+    /// SRD data is handed to the caller of `handle_datagram` in place
+    /// (`Arrival`) instead of being copied into a posted receive.
+    pub in_place: bool,
 }
 
 /// A bounded table of objects addressed by handles `generation << 16 | index`

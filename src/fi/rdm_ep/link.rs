@@ -13,24 +13,20 @@ use crate::fi::params::Params;
 use crate::fi::stats::Observer;
 use crate::fi::transport::Transport;
 use crate::rdm::{self, PacketOutcome, PeerIdx, TxError};
-use crate::srd::{self, Opcode, Pd, QpType, RecvWr, SendWr, WcStatus};
+use crate::srd::{self, Opcode, Pd, QpType, SendWr, WcStatus};
 use std::time::Duration;
 
-/// Datagrams a UDP poll may take even with no receive buffer posted.
-const RNR_FLOOR: usize = 32;
-/// Receive buffers per endpoint.
-pub(super) const RX_DEPTH: usize = 128;
+/// Datagrams one UDP poll hands to the protocol at most (the rest wait in
+/// the kernel for the next round, so sends are not starved).
+const RX_BUDGET: usize = 256;
+/// Receive queue of the QP (unused: the QP takes data in place).
+pub(super) const RX_DEPTH: usize = 16;
 /// Sends the device holds for one peer, not yet on the wire, at which the
 /// protocol stops producing send data for that peer (the send queue is
 /// shared: one slow peer must not fill it for the others) ...
 const UDP_PAUSE_AT: usize = 512;
 /// ... and below which it resumes.
 const UDP_RESUME_BELOW: usize = 256;
-/// Receive buffers take the largest SRD payload any peer may send, whatever
-/// our own interface's MTU: a peer on another interface (or host) may use
-/// larger datagrams, and a packet the device has acked must never meet a
-/// buffer it does not fit.
-const RX_BUF: usize = crate::io::udp::MAX_UDP_PAYLOAD - crate::wire::srd::DATA_HEADER_LEN;
 
 pub(super) struct Link {
     pub t: Transport,
@@ -51,9 +47,6 @@ pub(super) struct Link {
     udp_hot_until: u64,
     /// Peers paused because the device holds too many of their sends.
     udp_paused: Vec<PeerIdx>,
-    buf_len: usize,
-    free_bufs: Vec<Vec<u8>>,
-    pub posted: usize,
     /// Packets the protocol deferred, per sender.
     pub inbox: rdm::Inbox,
     /// One outgoing packet, as large as the largest link.
@@ -68,6 +61,12 @@ impl Link {
     pub fn open(t: Transport, params: &Params) -> Result<Link> {
         let mut t = t;
         let (pd, cq, qpn) = t.open_qp(QpType::Srd, RDM_QKEY, 4096, RX_DEPTH as u32)?;
+        // Data is read in place from the socket buffers: no receive buffer
+        // is posted, copied into or held (a deferred packet is copied into
+        // the inbox).
+        t.dev
+            .set_in_place(qpn)
+            .map_err(|_| crate::fi::errno::Error::Inval)?;
         let mtu = t.dev.max_payload();
         let shm = if params.shm {
             ShmLink::open(mtu, params)
@@ -75,7 +74,7 @@ impl Link {
             None
         };
         let out_len = shm.as_ref().map_or(mtu, |s| s.slot_size().max(mtu));
-        let mut link = Link {
+        let link = Link {
             t,
             pd,
             cq,
@@ -86,16 +85,12 @@ impl Link {
             udp_dirty: false,
             udp_hot_until: 0,
             udp_paused: Vec::new(),
-            buf_len: RX_BUF.max(mtu),
-            free_bufs: Vec::new(),
-            posted: 0,
             inbox: rdm::Inbox::new(),
             out: vec![0u8; out_len],
             nonce: crate::fi::endpoint::random_u64(),
             host_id: crate::fi::endpoint::host_id(),
             obs: Observer::default(),
         };
-        link.repost();
         Ok(link)
     }
 
@@ -124,28 +119,18 @@ impl Link {
         self.t.fds(out);
     }
 
-    /// Keeps every receive buffer posted: a deferred packet is copied into
-    /// the inbox, so no buffer is ever held and no sender is refused for
-    /// another's overrun.
-    pub fn repost(&mut self) {
-        while self.posted < RX_DEPTH {
-            let buf = self
-                .free_bufs
-                .pop()
-                .unwrap_or_else(|| vec![0u8; self.buf_len]);
-            match self.t.dev.post_recv(self.qpn, RecvWr { wr_id: 0, buf }) {
-                Ok(()) => self.posted += 1,
-                Err(_) => break,
-            }
-        }
-    }
-
     /// Moves UDP datagrams. Without shared memory, or while UDP traffic
     /// flowed within the last millisecond, every call polls; otherwise the
     /// sockets are polled at most every 20 µs unless datagrams wait to go
     /// out, so same-host traffic does not pay a system call per poll.
     /// Returns whether the sockets were polled.
-    pub fn poll_udp(&mut self, now: u64, force: bool) -> bool {
+    pub fn poll_udp(
+        &mut self,
+        r: &mut rdm::Endpoint,
+        av: Option<&crate::fi::av::Av>,
+        now: u64,
+        force: bool,
+    ) -> bool {
         if force
             || self.shm.is_none()
             || self.udp_dirty
@@ -154,16 +139,45 @@ impl Link {
         {
             self.last_udp_poll = now;
             self.udp_dirty = false;
-            // No more datagrams than receive buffers posted (some always,
-            // for acks): a burst then waits in the kernel, not for RNR.
-            let got = self.t.pump_budget(self.posted.max(RNR_FLOOR));
+            let mut got = 0;
+            while got < RX_BUDGET {
+                let Some(a) = self.t.next_arrival(now) else {
+                    break;
+                };
+                got += 1;
+                self.take_arrival(r, av, now, a);
+            }
+            let moved = self.t.service(now);
             self.log_device_drops();
-            if got {
+            if got > 0 || moved {
                 self.udp_hot_until = now.saturating_add(1_000_000);
             }
             return true;
         }
         false
+    }
+
+    /// One datagram of RDM data, read in place: to the protocol (or, if it
+    /// defers it, into the inbox).
+    fn take_arrival(
+        &mut self,
+        r: &mut rdm::Endpoint,
+        av: Option<&crate::fi::av::Av>,
+        now: u64,
+        a: srd::Arrival,
+    ) {
+        let src = self.sender(r, av, a.src, a.src_qpn);
+        let bytes = self.t.arrival_bytes(&a);
+        let out = self.inbox.offer(r, now, src, bytes);
+        if crate::log::debug_data() {
+            log_packet("rx", src, bytes, "udp");
+        }
+        self.note_stored(r);
+        if let Some(p) = learned_peer(src, out) {
+            self.note_peer(r, p, None);
+        }
+        let from = Some(a.src.socket());
+        took(&mut self.obs, r, src, a.len, out, || Sender::Udp(from));
     }
 
     /// Hands what the device has to send to the kernel now, reading
@@ -173,53 +187,20 @@ impl Link {
         self.t.push();
     }
 
-    /// Send verdicts and received datagrams from the device.
-    pub fn device_completions(
-        &mut self,
-        r: &mut rdm::Endpoint,
-        av: Option<&crate::fi::av::Av>,
-        now: u64,
-    ) -> bool {
+    /// Send verdicts from the device (data arrives in place: `poll_udp`).
+    pub fn device_completions(&mut self, r: &mut rdm::Endpoint) -> bool {
         let mut any = false;
         while let Some(c) = self.t.dev.poll_cq(self.cq) {
             any = true;
-            match c.opcode {
-                Opcode::Send => {
-                    let res = match c.status {
-                        WcStatus::Success => Ok(()),
-                        WcStatus::RetryExceeded | WcStatus::RnrRetryExceeded => {
-                            Err(TxError::Unreachable)
-                        }
-                        _ => Err(TxError::Io),
-                    };
-                    r.on_send_complete(c.wr_id, res);
-                }
-                Opcode::Recv => {
-                    self.posted = self.posted.saturating_sub(1);
-                    let Some(buf) = c.buf else { continue };
-                    if c.status != WcStatus::Success {
-                        // Buffers are sized for any peer's datagrams, so this
-                        // only happens for flushed receives at teardown.
-                        crate::srd_log!(Warn, EpData, "receive completed with {:?}", c.status);
-                        self.free_bufs.push(buf);
-                        continue;
-                    }
-                    let src = c.src.and_then(|(dev, qpn)| self.sender(r, av, dev, qpn));
-                    let len = c.len.min(buf.len());
-                    let out = self.inbox.offer(r, now, src, &buf[..len]);
-                    if crate::log::debug_data() {
-                        log_packet("rx", src, &buf[..len], "udp");
-                    }
-                    // Free again: a deferred packet was copied into the inbox.
-                    self.free_bufs.push(buf);
-                    self.note_stored(r);
-                    if let Some(p) = learned_peer(src, out) {
-                        self.note_peer(r, p, None);
-                    }
-                    let from = c.src.map(|s| s.0.socket());
-                    took(&mut self.obs, r, src, len, out, || Sender::Udp(from));
-                }
+            if c.opcode != Opcode::Send {
+                continue;
             }
+            let res = match c.status {
+                WcStatus::Success => Ok(()),
+                WcStatus::RetryExceeded | WcStatus::RnrRetryExceeded => Err(TxError::Unreachable),
+                _ => Err(TxError::Io),
+            };
+            r.on_send_complete(c.wr_id, res);
         }
         any
     }

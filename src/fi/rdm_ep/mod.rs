@@ -340,17 +340,16 @@ impl RdmEp {
         let av_ref = av.map(|a| &**a);
         let mut now = link.t.now();
         for _ in 0..4 {
-            let polled = link.poll_udp(now, false);
+            let polled = link.poll_udp(r, av_ref, now, false);
             let mut busy = link.retry_deferred(r, now);
-            busy |= link.device_completions(r, av_ref, now);
+            busy |= link.device_completions(r);
             busy |= link.shm_receive(r, av_ref, now);
-            link.repost();
             busy |= link.transmit(r, now);
             if r.poll_timeout().is_some_and(|t| t <= now) {
                 r.handle_timeout(now);
             }
             if link.udp_dirty {
-                link.poll_udp(now, true);
+                link.poll_udp(r, av_ref, now, true);
             }
             if !busy {
                 break;

@@ -85,7 +85,7 @@ impl Link {
             rdm: r.map(|r| r.stats().clone()).unwrap_or_default(),
             shm: self.shm.as_ref().map(|s| *s.stats()).unwrap_or_default(),
             mrs: self.obs.domain.as_ref().map_or(0, |d| d.mrs.len() as u64),
-            rx_posted: self.posted as u64,
+            rx_posted: self.t.dev.recv_posted(self.qpn) as u64,
             rx_held: self.inbox.len().0 as u64,
             tx_queued: self.shm.as_ref().map_or(0, |s| s.queued()) as u64,
             paused_peers: r.map_or(0, |r| r.paused_peers() as u64),
