@@ -210,6 +210,14 @@ impl UdpBackend {
                 rcvbuf = rcvbuf.min(r.max(0) as usize);
                 sndbuf = sndbuf.min(s.max(0) as usize);
             }
+            // Never fragment: a datagram larger than the path takes is an
+            // error at send, not IP fragments (whose loss costs the whole).
+            let _ = sys::set_int_opt(
+                &fd,
+                libc::IPPROTO_IP,
+                libc::IP_MTU_DISCOVER,
+                libc::IP_PMTUDISC_PROBE,
+            );
             // Kernels with UDP GSO (4.18+) know the option.
             gso &= sys::get_int_opt(&fd, libc::SOL_UDP, libc::UDP_SEGMENT).is_ok();
             gro = gro && sys::set_int_opt(&fd, libc::SOL_UDP, libc::UDP_GRO, 1).is_ok();

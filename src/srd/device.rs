@@ -310,6 +310,19 @@ impl Device {
         self.ahs.remove(ah.0).map(|_| ()).ok_or(SrdError::InvalidAh)
     }
 
+    /// Lets packets to the peer of `ah` carry up to `n` payload bytes (at
+    /// least the device's `max_payload`, at most what one datagram holds):
+    /// for a peer on this host, reached over loopback, whose path is not the
+    /// interface's MTU.
+    pub fn set_peer_max_payload(&mut self, ah: Ah, n: usize) -> Result<(), SrdError> {
+        let a = self.ahs.get(ah.0).ok_or(SrdError::InvalidAh)?;
+        let max = w::MAX_TOTAL_LEN - w::DATA_HEADER_LEN;
+        let n = n.clamp(self.cfg.max_payload, max);
+        let p = self.peers.get_mut(ix(a.peer)).ok_or(SrdError::InvalidAh)?;
+        p.max_payload = n;
+        Ok(())
+    }
+
     /// Sends posted toward the peer of `ah` and not yet on the wire (beyond
     /// its congestion window, or waiting out an RNR backoff): what the
     /// layer above uses to slow that one peer down before it fills the
@@ -506,10 +519,14 @@ impl Device {
         if q.state != QpState::Rts {
             return Err(SrdError::InvalidState);
         }
-        if wr.data.len() > self.cfg.max_payload {
+        let ah = self.ahs.get(wr.ah.0).ok_or(SrdError::InvalidAh)?;
+        let limit = self
+            .peers
+            .get(ix(ah.peer))
+            .map_or(self.cfg.max_payload, |p| p.max_payload);
+        if wr.data.len() > limit {
             return Err(SrdError::TooLong);
         }
-        let ah = self.ahs.get(wr.ah.0).ok_or(SrdError::InvalidAh)?;
         if ah.pd != q.pd {
             return Err(SrdError::InvalidAh);
         }

@@ -36,6 +36,9 @@ pub(crate) struct Peer {
     /// Delay-based congestion control below one packet per RTT: no new
     /// data packet before this time.
     pub pace_until: Option<u64>,
+    /// Largest payload of one packet to it (the device's, or more for a
+    /// peer on this host: `Device::set_peer_max_payload`).
+    pub max_payload: usize,
     /// Monitoring counters.
     pub counters: super::PeerCounters,
 }
@@ -73,6 +76,7 @@ impl Peer {
             rnr_next: None,
             timer_at: None,
             pace_until: None,
+            max_payload: cfg.max_payload,
             counters: super::PeerCounters::default(),
         }
     }

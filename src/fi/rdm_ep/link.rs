@@ -73,7 +73,12 @@ impl Link {
         } else {
             None
         };
-        let out_len = shm.as_ref().map_or(mtu, |s| s.slot_size().max(mtu));
+        // Room for the largest packet of any link: a ring slot, a datagram
+        // to a peer on this host over loopback, the device's MTU.
+        let out_len = shm
+            .as_ref()
+            .map_or(mtu, |s| s.slot_size().max(mtu))
+            .max(super::routes::LOCAL_PAYLOAD);
         let link = Link {
             t,
             pd,

@@ -14,6 +14,11 @@ use crate::srd::{Ah, DeviceAddr};
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
 
+/// Largest SRD payload to a peer on this host over UDP (loopback): one
+/// whole datagram.
+pub(super) const LOCAL_PAYLOAD: usize =
+    crate::io::udp::MAX_UDP_PAYLOAD - crate::wire::srd::DATA_HEADER_LEN;
+
 /// Where a protocol peer is on the device.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Route {
@@ -106,8 +111,11 @@ impl Link {
             return;
         };
         // Same host: the peer's ring, if it offers one we can open.
-        let same_host = a.host_id == self.host_id() && a.pid != 0;
-        if same_host && let Some(shm) = self.shm.as_mut() {
+        let same_host = a.host_id == self.host_id();
+        if same_host
+            && a.pid != 0
+            && let Some(shm) = self.shm.as_mut()
+        {
             shm.connect(r, p, &a);
         }
         self.note_addr(p, &a);
@@ -120,6 +128,13 @@ impl Link {
                 dev,
             });
             self.routes.by_dev.insert((dev, a.qpn), p);
+            // A peer on this host that we reach over UDP (no ring): its
+            // datagrams travel over loopback, whatever the interface's MTU,
+            // so they may be as large as one datagram holds.
+            let by_ring = self.shm.as_ref().is_some_and(|s| s.routes(p));
+            if same_host && !by_ring && self.t.dev.set_peer_max_payload(ah, LOCAL_PAYLOAD).is_ok() {
+                let _ = r.set_peer_link(p, LOCAL_PAYLOAD, None);
+            }
         }
     }
 
