@@ -101,7 +101,14 @@ impl Endpoint {
         let ep_type = ep_attr.ep_type;
         let params = domain.params.clone();
         let payload = offer::payload_limit(&domain.iface, &params);
-        // The source address in info may pick a port.
+        // A source address in info (fi_getinfo with FI_SOURCE and a
+        // service) picks the port peers send to.
+        let port = info
+            .src_addr
+            .as_deref()
+            .and_then(|a| EpAddr::decode(info.addr_format, a))
+            .map_or(0, |a| a.sock.port());
+        let local = std::net::SocketAddrV4::new(domain.iface.addr, port);
         let tx_size = info
             .tx
             .as_ref()
@@ -126,7 +133,7 @@ impl Endpoint {
                 } else {
                     0
                 };
-                let t = Transport::open(domain.iface.addr, payload, &params, |c| {
+                let t = Transport::open(local, payload, &params, |c| {
                     c.sq_depth = u32::try_from(tx_size).unwrap_or(1024);
                     c.rq_depth = u32::try_from(rx_size).unwrap_or(1024);
                 })?;
@@ -141,7 +148,7 @@ impl Endpoint {
                 )?))
             }
             t if t == b::FI_EP_RDM => Engine::Rdm(Box::new(RdmEp::open(
-                &domain, payload, &params, tx_size, rx_size,
+                &domain, port, payload, &params, tx_size, rx_size,
             )?)),
             _ => return Err(Error::Inval),
         };

@@ -116,29 +116,35 @@ pub struct RdmEp {
 impl RdmEp {
     pub fn open(
         domain: &Domain,
+        port: u16,
         udp_payload: usize,
         params: &Params,
         tx_size: usize,
         rx_size: usize,
     ) -> Result<RdmEp> {
-        let mut t = Transport::open(domain.iface.addr, udp_payload, params, |c| {
-            c.sq_depth = 4096;
-            c.rq_depth = RX_DEPTH as u32;
-            // A receiver that is alive but has no buffer posted (the RDM layer
-            // holding back unexpected messages) is waited for, with the
-            // device's bounded backoff, as an InfiniBand RNR retry count of 7
-            // means "forever"; a receiver that is gone answers nothing and
-            // fails the sends through the retry limit.
-            c.rnr_retry_limit = u32::MAX;
-            c.retry_limit = params.retry_limit;
-            // As many peers as the RDM engine addresses: a job's size, not
-            // the device's default, bounds them.
-            c.max_peers = rdm::Config::default().max_peers as u32;
-            // A request is usually answered within a few µs (the reply
-            // then carries the ack along in its batch).
-            c.ack_req_delay = 10_000;
-            c.peer_timeout = params.peer_timeout_ms.saturating_mul(1_000_000);
-        })?;
+        let mut t = Transport::open(
+            std::net::SocketAddrV4::new(domain.iface.addr, port),
+            udp_payload,
+            params,
+            |c| {
+                c.sq_depth = 4096;
+                c.rq_depth = RX_DEPTH as u32;
+                // A receiver that is alive but has no buffer posted (the RDM layer
+                // holding back unexpected messages) is waited for, with the
+                // device's bounded backoff, as an InfiniBand RNR retry count of 7
+                // means "forever"; a receiver that is gone answers nothing and
+                // fails the sends through the retry limit.
+                c.rnr_retry_limit = u32::MAX;
+                c.retry_limit = params.retry_limit;
+                // As many peers as the RDM engine addresses: a job's size, not
+                // the device's default, bounds them.
+                c.max_peers = rdm::Config::default().max_peers as u32;
+                // A request is usually answered within a few µs (the reply
+                // then carries the ack along in its batch).
+                c.ack_req_delay = 10_000;
+                c.peer_timeout = params.peer_timeout_ms.saturating_mul(1_000_000);
+            },
+        )?;
         let (pd, cq, qpn) = t.open_qp(QpType::Srd, RDM_QKEY, 4096, RX_DEPTH as u32)?;
         let dev = &t.dev;
         let mtu = dev.max_payload();
