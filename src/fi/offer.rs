@@ -22,6 +22,9 @@ pub const RDM_RX_SIZE: usize = 4096;
 pub const RDM_INJECT: usize = 4096;
 pub const DGRAM_QUEUE: usize = 1024;
 pub const IOV_LIMIT: usize = 4;
+/// Queue pair number of an endpoint's one QP (the first of its own device):
+/// what a destination address resolved from a node and service names.
+pub const FIRST_QPN: u32 = 1;
 
 /// Capabilities of the RDM endpoint.
 pub const RDM_CAPS: u64 = b::FI_MSG
