@@ -1162,8 +1162,47 @@ impl RdmEp {
         self.t.wait(d);
     }
 
+    /// What a blocked reader polls: the UDP sockets and the shared-memory
+    /// ring's doorbell.
     pub fn fds(&self, out: &mut Vec<i32>) {
         self.t.fds(out);
+        if let Some(fd) = self.shm.as_ref().and_then(ShmEndpoint::doorbell_fd) {
+            out.push(fd);
+        }
+    }
+
+    /// Before a reader sleeps on `fds`: same-host senders ring the doorbell
+    /// from now on. False when input already waits in the ring (or it has
+    /// no doorbell): then the reader must progress instead of sleeping.
+    pub fn arm(&mut self) -> bool {
+        self.shm.as_mut().is_none_or(ShmEndpoint::arm)
+    }
+
+    pub fn disarm(&mut self) {
+        if let Some(s) = self.shm.as_mut() {
+            s.disarm();
+        }
+    }
+
+    /// Time until the device's or the protocol's next timer (a sleeping
+    /// reader wakes for it); packets waiting for room in a peer's ring are
+    /// retried after a millisecond (the peer's reads do not wake us).
+    pub fn next_timer(&self) -> Option<Duration> {
+        let now = self.t.now();
+        let at = [
+            self.t.dev.poll_timeout(),
+            self.rdm.as_ref().and_then(|r| r.poll_timeout()),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        let mut d = at.map(|t| Duration::from_nanos(t.saturating_sub(now)));
+        if !self.outbox.is_empty() {
+            d = Some(d.map_or(Duration::from_millis(1), |x| {
+                x.min(Duration::from_millis(1))
+            }));
+        }
+        d
     }
 }
 
