@@ -264,3 +264,44 @@ fn av_straddr_and_batch_insert_with_sync_err() {
     assert_eq!(fas[1], ADDR_UNSPEC);
     assert!(fas[0] != ADDR_UNSPEC && fas[2] != ADDR_UNSPEC && fas[0] != fas[2]);
 }
+
+/// A send or receive naming a NULL buffer with a non-zero length (what
+/// Open MPI 4.1's mtl ofi posts for MPI_BOTTOM struct datatypes) is refused
+/// with -FI_EINVAL before any byte is read; a zero-length one with a NULL
+/// buffer is valid and completes.
+#[test]
+fn null_buffer_with_a_length_is_refused() {
+    let p = Pair::new(&Opts::rdm());
+    // SAFETY: the endpoint is open; the NULL buffer is never dereferenced.
+    let send = |len: usize, ctx: usize| unsafe {
+        ((*(*p.a.ep).tagged).send.unwrap())(
+            p.a.ep,
+            std::ptr::null(),
+            len,
+            std::ptr::null_mut(),
+            p.a.peer,
+            5,
+            ctx as *mut std::ffi::c_void,
+        )
+    };
+    // SAFETY: as above.
+    let recv = |len: usize, ctx: usize| unsafe {
+        ((*(*p.b.ep).tagged).recv.unwrap())(
+            p.b.ep,
+            std::ptr::null_mut(),
+            len,
+            std::ptr::null_mut(),
+            ADDR_UNSPEC,
+            5,
+            0,
+            ctx as *mut std::ffi::c_void,
+        )
+    };
+    assert_eq!(send(4, 1), -(b::FI_EINVAL as isize));
+    assert_eq!(recv(4, 2), -(b::FI_EINVAL as isize));
+    assert_eq!(recv(0, 3), 0);
+    assert_eq!(send(0, 4), 0);
+    let got = p.wait(1, 1, 20);
+    assert_eq!(got[0][0].ctx, 4);
+    assert_eq!((got[3][0].ctx, got[3][0].len), (3, 0));
+}

@@ -371,6 +371,15 @@ impl Dgram {
     pub fn fds(&self, out: &mut Vec<i32>) {
         self.t.fds(out);
     }
+
+    /// Time until the device's next timer.
+    pub fn next_timer(&self) -> Option<Duration> {
+        let now = self.t.now();
+        self.t
+            .dev
+            .poll_timeout()
+            .map(|t| Duration::from_nanos(t.saturating_sub(now)))
+    }
 }
 
 #[allow(clippy::result_large_err)] // the Err hands the completion back to be kept

@@ -224,7 +224,8 @@ impl Endpoint {
             st.sink.rx_cq = Some(cq.clone());
             st.sink.rx_selective = sel;
         }
-        cq.attach(self.as_progress());
+        let fds = wait_fds_of(&st.engine);
+        cq.attach(self.as_progress(), &fds);
         Ok(())
     }
 
@@ -252,7 +253,8 @@ impl Endpoint {
                 *slot = Some(c.clone());
             }
         }
-        c.attach(self.as_progress());
+        let fds = wait_fds_of(&st.engine);
+        c.attach(self.as_progress(), &fds);
         Ok(())
     }
 
@@ -462,6 +464,25 @@ impl Endpoint {
 impl Drop for Endpoint {
     fn drop(&mut self) {
         let st = self.st.get_mut().unwrap_or_else(|e| e.into_inner());
+        // Our descriptors close with us: out of the CQs' and counters' sets.
+        let fds = wait_fds_of(&st.engine);
+        let s = &st.sink;
+        for cq in [&s.tx_cq, &s.rx_cq].into_iter().flatten() {
+            cq.wait.remove_fds(&fds);
+        }
+        for c in [
+            &s.send_cntr,
+            &s.recv_cntr,
+            &s.read_cntr,
+            &s.write_cntr,
+            &s.remote_read_cntr,
+            &s.remote_write_cntr,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            c.wait.remove_fds(&fds);
+        }
         if !st.enabled {
             return;
         }
@@ -491,10 +512,36 @@ impl Progress for Endpoint {
     }
 
     fn wait_fds(&self, out: &mut Vec<i32>) {
-        let st = self.lock();
-        match &st.engine {
-            Engine::Dgram(d) => d.fds(out),
-            Engine::Rdm(r) => r.fds(out),
+        out.extend(wait_fds_of(&self.lock().engine));
+    }
+
+    fn arm(&self) -> bool {
+        match &mut self.lock().engine {
+            Engine::Dgram(_) => true,
+            Engine::Rdm(r) => r.arm(),
         }
     }
+
+    fn disarm(&self) {
+        if let Engine::Rdm(r) = &mut self.lock().engine {
+            r.disarm();
+        }
+    }
+
+    fn next_timer(&self) -> Option<Duration> {
+        match &self.lock().engine {
+            Engine::Dgram(d) => d.next_timer(),
+            Engine::Rdm(r) => r.next_timer(),
+        }
+    }
+}
+
+/// The descriptors a reader blocked on this endpoint's CQs polls.
+fn wait_fds_of(e: &Engine) -> Vec<i32> {
+    let mut v = Vec::new();
+    match e {
+        Engine::Dgram(d) => d.fds(&mut v),
+        Engine::Rdm(r) => r.fds(&mut v),
+    }
+    v
 }

@@ -23,3 +23,4 @@ pub mod sink;
 pub mod slab;
 pub mod stats;
 pub mod transport;
+pub mod wait;
