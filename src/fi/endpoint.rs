@@ -229,7 +229,8 @@ impl Endpoint {
         Ok(())
     }
 
-    /// fi_ep_bind of a counter with FI_SEND / FI_RECV (RMA kinds not offered).
+    /// fi_ep_bind of a counter with FI_SEND / FI_RECV, FI_READ / FI_WRITE
+    /// and (FI_RMA_EVENT) FI_REMOTE_READ / FI_REMOTE_WRITE.
     pub fn bind_cntr(&self, c: Arc<Cntr>, flags: u64) -> Result<()> {
         let rma = b::FI_READ | b::FI_WRITE | b::FI_REMOTE_READ | b::FI_REMOTE_WRITE;
         let known = b::FI_SEND | b::FI_RECV | rma;
@@ -238,6 +239,12 @@ impl Endpoint {
         }
         if flags & rma != 0 && self.ep_type != b::FI_EP_RDM {
             return Err(Error::NoSys);
+        }
+        // Counting peers' accesses to our memory is FI_RMA_EVENT's
+        // (fi_endpoint(3)); entries from fi_getinfo carry it.
+        let remote = b::FI_REMOTE_READ | b::FI_REMOTE_WRITE;
+        if flags & remote != 0 && self.caps & b::FI_RMA_EVENT == 0 {
+            return Err(Error::Inval);
         }
         let mut st = self.lock();
         let sink = &mut st.sink;

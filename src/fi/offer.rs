@@ -26,7 +26,9 @@ pub const IOV_LIMIT: usize = 4;
 /// what a destination address resolved from a node and service names.
 pub const FIRST_QPN: u32 = 1;
 
-/// Capabilities of the RDM endpoint.
+/// Capabilities of the RDM endpoint. FI_RMA_EVENT: counters bound with
+/// FI_REMOTE_READ / FI_REMOTE_WRITE count peers' RMA and atomics on our
+/// memory (and remote CQ data completes at the target as always).
 pub const RDM_CAPS: u64 = b::FI_MSG
     | b::FI_TAGGED
     | b::FI_RMA
@@ -35,6 +37,7 @@ pub const RDM_CAPS: u64 = b::FI_MSG
     | b::FI_WRITE
     | b::FI_REMOTE_READ
     | b::FI_REMOTE_WRITE
+    | b::FI_RMA_EVENT
     | b::FI_SEND
     | b::FI_RECV
     | b::FI_SOURCE
@@ -151,7 +154,8 @@ pub fn rdm_entry(iface: &Iface) -> Info {
                     | b::FI_SOURCE
                     | b::FI_SOURCE_ERR
                     | b::FI_REMOTE_READ
-                    | b::FI_REMOTE_WRITE),
+                    | b::FI_REMOTE_WRITE
+                    | b::FI_RMA_EVENT),
             mode: 0,
             op_flags: b::FI_COMPLETION
                 | b::FI_INJECT
