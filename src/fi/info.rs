@@ -356,6 +356,22 @@ pub fn narrow(prov: &Info, hints: Option<&Info>, api_version: u32) -> Info {
     if let Some(r) = out.rx.as_mut() {
         r.op_flags = hrx;
     }
+    // FI_RX_CQ_DATA: a DGRAM datagram always consumes a receive, so the
+    // mode costs nothing there; shown to applications that support it (and
+    // with NULL hints, as the provider's supported modes).
+    let dgram = prov
+        .ep
+        .as_ref()
+        .is_some_and(|e| e.ep_type == b::FI_EP_DGRAM);
+    if dgram && hints.is_none_or(|h| h.mode & b::FI_RX_CQ_DATA != 0) {
+        out.mode |= b::FI_RX_CQ_DATA;
+        if let Some(t) = out.tx.as_mut() {
+            t.mode |= b::FI_RX_CQ_DATA;
+        }
+        if let Some(r) = out.rx.as_mut() {
+            r.mode |= b::FI_RX_CQ_DATA;
+        }
+    }
     // FI_SOURCE_ERR changes what completions say (error entries for
     // senders not in the AV), so it is in force only when asked for.
     if hints.is_none_or(|h| h.caps & b::FI_SOURCE_ERR == 0) {

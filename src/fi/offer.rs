@@ -12,7 +12,8 @@ use std::net::SocketAddrV4;
 
 /// Bytes of the UD receive prefix (GRH-sized), shown as FI_MSG_PREFIX.
 pub const UD_PREFIX: usize = 40;
-/// Header bytes the device puts in front of a DGRAM payload.
+/// Header bytes the device (40) and the datagram frame (up to 9: remote CQ
+/// data, fi::dgram) put in front of a DGRAM payload, rounded up.
 pub const DGRAM_HEADER_RESERVE: usize = 64;
 
 /// libfabric's FI_TAG_GENERIC (a macro bindgen cannot evaluate): every tag bit usable.
@@ -245,11 +246,10 @@ pub fn dgram_entry(iface: &Iface, params: &Params, prefix: bool) -> Info {
             tx_ctx_cnt: 1,
             rx_ctx_cnt: 1,
         }),
-        domain: Some(DomainAttr {
-            // Datagrams carry no remote CQ data (fi_senddata: -FI_ENOSYS).
-            cq_data_size: 0,
-            ..domain(iface, caps)
-        }),
+        // Remote CQ data rides in the datagram's frame (fi::dgram); every
+        // datagram consumes a receive, so FI_RX_CQ_DATA holds by nature and
+        // is shown to applications that support it (info::narrow).
+        domain: Some(domain(iface, caps)),
         fabric: Some(fabric()),
         nic: None,
     }
