@@ -305,3 +305,49 @@ fn null_buffer_with_a_length_is_refused() {
     assert_eq!(got[0][0].ctx, 4);
     assert_eq!((got[3][0].ctx, got[3][0].len), (3, 0));
 }
+
+/// AV flags fi_srd(7) accepts (FI_SYMMETRIC) and system memory
+/// registrations through fi_mr_regattr (FI_HMEM_SYSTEM; other interfaces
+/// are -FI_ENOSYS).
+#[test]
+fn symmetric_av_and_system_memory_registration() {
+    let p = Pair::new(&Opts::rdm());
+    let mut attr = b::fi_av_attr {
+        type_: b::FI_AV_TABLE,
+        flags: b::FI_SYMMETRIC,
+        ..Default::default()
+    };
+    let mut av = std::ptr::null_mut();
+    // SAFETY: the domain is open; attr is valid.
+    let rc = unsafe {
+        ((*(*p.dom).ops).av_open.unwrap())(p.dom, &mut attr, &mut av, std::ptr::null_mut())
+    };
+    assert_eq!(rc, 0, "FI_SYMMETRIC accepted");
+    assert_ne!(av_insert(av, &p.a.name), ADDR_UNSPEC);
+    assert_eq!(close(fid_of(av)), 0);
+    let mut buf = vec![0u8; 64];
+    let iov = b::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    for (iface, want) in [
+        (b::FI_HMEM_SYSTEM, 0),
+        (b::FI_HMEM_CUDA, -(b::FI_ENOSYS as i32)),
+    ] {
+        let mr_attr = b::fi_mr_attr {
+            mr_iov: &iov,
+            iov_count: 1,
+            access: b::FI_REMOTE_WRITE,
+            requested_key: 77,
+            iface,
+            ..Default::default()
+        };
+        let mut mr = std::ptr::null_mut();
+        // SAFETY: the domain is open; mr_attr and its iov outlive the call.
+        let rc = unsafe { ((*(*p.dom).mr).regattr.unwrap())(&mut (*p.dom).fid, &mr_attr, 0, &mut mr) };
+        assert_eq!(rc, want, "iface {iface}");
+        if rc == 0 {
+            assert_eq!(close(fid_of(mr)), 0);
+        }
+    }
+}

@@ -447,3 +447,43 @@ fn unsupported_wait_objects_are_refused() {
     );
     assert_eq!(close(fid_of(cq)), 0);
 }
+
+/// FI_WAIT_YIELD and FI_WAIT_MUTEX_COND are accepted and block like an fd
+/// (without handing one out).
+#[test]
+fn yield_and_mutex_cond_wait_objects_block() {
+    no_keepalive();
+    let p = Pair::new(&Opts::rdm());
+    for w in [b::FI_WAIT_YIELD, b::FI_WAIT_MUTEX_COND] {
+        let mut attr = b::fi_cq_attr {
+            format: b::FI_CQ_FORMAT_TAGGED,
+            wait_obj: w,
+            ..Default::default()
+        };
+        let mut cq = null();
+        // SAFETY: the domain is open.
+        let rc = unsafe { ((*(*p.dom).ops).cq_open.unwrap())(p.dom, &mut attr, &mut cq, void()) };
+        assert_eq!(rc, 0);
+        let mut obj: b::fi_wait_obj = 0;
+        assert_eq!(
+            control(cq, b::FI_GETWAITOBJ, (&mut obj as *mut u32).cast()),
+            0
+        );
+        assert_eq!(obj, w);
+        let mut fd: c_int = -1;
+        assert_eq!(
+            control(cq, b::FI_GETWAIT, (&mut fd as *mut c_int).cast()),
+            -(b::FI_ENOSYS as c_int)
+        );
+        assert_eq!(sread(cq, 10).0, EAGAIN, "timeout honoured");
+        let c = P(cq);
+        let t = std::thread::spawn(move || {
+            let c = c;
+            sread(c.0, -1).0
+        });
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(cq_signal(cq), 0);
+        assert_eq!(t.join().unwrap(), EAGAIN, "woken by fi_cq_signal");
+        assert_eq!(close(fid_of(cq)), 0);
+    }
+}
