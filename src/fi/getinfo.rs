@@ -64,6 +64,46 @@ fn dest_for(kind: Kind, sock: SocketAddrV4) -> EpAddr {
     }
 }
 
+/// How long the interface list and NIC attributes fi_getinfo reports are
+/// reused: clients that sweep hints (or open many endpoints) call it
+/// thousands of times, and each enumeration costs ~100 system calls; a
+/// change of interfaces shows within this long.
+const IFACE_CACHE: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// The host's interfaces, enumerated at most every IFACE_CACHE.
+pub fn cached_interfaces() -> Vec<Iface> {
+    type Cache = std::sync::Mutex<Option<(std::time::Instant, Vec<Iface>)>>;
+    static CACHE: Cache = std::sync::Mutex::new(None);
+    let mut g = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((at, list)) = g.as_ref()
+        && at.elapsed() < IFACE_CACHE
+    {
+        return list.clone();
+    }
+    let list = crate::srd::backend::udp::interfaces().unwrap_or_default();
+    *g = Some((std::time::Instant::now(), list.clone()));
+    list
+}
+
+/// NIC attributes of an interface, probed at most every IFACE_CACHE.
+pub fn cached_nic(name: &str, addr: Ipv4Addr, mtu: usize) -> super::nic::Nic {
+    type Cache = std::sync::Mutex<Vec<(std::time::Instant, String, Ipv4Addr, super::nic::Nic)>>;
+    static CACHE: Cache = std::sync::Mutex::new(Vec::new());
+    let mut g = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    g.retain(|e| e.0.elapsed() < IFACE_CACHE);
+    if let Some(e) = g.iter().find(|e| e.1 == name && e.2 == addr) {
+        return e.3.clone();
+    }
+    let nic = super::nic::probe(name, addr, mtu);
+    g.push((
+        std::time::Instant::now(),
+        name.to_string(),
+        addr,
+        nic.clone(),
+    ));
+    nic
+}
+
 /// Set by the core when a utility provider (ofi_rxd, ofi_rxm) looks for a
 /// core provider to layer over (libfabric's internal OFI_CORE_PROV_ONLY).
 pub const CORE_PROV_ONLY: u64 = 1 << 59;
