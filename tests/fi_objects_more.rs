@@ -332,7 +332,7 @@ fn symmetric_av_and_system_memory_registration() {
     };
     for (iface, want) in [
         (b::FI_HMEM_SYSTEM, 0),
-        (b::FI_HMEM_CUDA, -(b::FI_ENOSYS as i32)),
+        (b::FI_HMEM_CUDA, -b::FI_ENOSYS),
     ] {
         let mr_attr = b::fi_mr_attr {
             mr_iov: &iov,
@@ -344,7 +344,8 @@ fn symmetric_av_and_system_memory_registration() {
         };
         let mut mr = std::ptr::null_mut();
         // SAFETY: the domain is open; mr_attr and its iov outlive the call.
-        let rc = unsafe { ((*(*p.dom).mr).regattr.unwrap())(&mut (*p.dom).fid, &mr_attr, 0, &mut mr) };
+        let rc =
+            unsafe { ((*(*p.dom).mr).regattr.unwrap())(&mut (*p.dom).fid, &mr_attr, 0, &mut mr) };
         assert_eq!(rc, want, "iface {iface}");
         if rc == 0 {
             assert_eq!(close(fid_of(mr)), 0);

@@ -219,20 +219,39 @@ pub extern "C" fn srd_rs_av_open(
         }
         // SAFETY: domain is our domain object; attr is valid for the call.
         let (d, a) = unsafe { (object::borrow::<Domain>(domain)?, &*attr) };
-        if !a.name.is_null() || a.rx_ctx_bits != 0 {
-            // Named (shared) AVs and scalable endpoints are not offered.
+        if a.rx_ctx_bits != 0 {
+            // Scalable endpoints are not offered.
             return Err(Error::NoSys);
         }
-        if a.flags & !(b::FI_READ | b::FI_SYMMETRIC | b::FI_EVENT) != 0
-            || a.flags & b::FI_EVENT != 0
-        {
-            return Err(if a.flags & b::FI_EVENT != 0 {
-                Error::NoSys
-            } else {
-                Error::Inval
-            });
+        if a.flags & b::FI_EVENT != 0 {
+            return Err(Error::NoSys);
         }
-        let obj = Arc::new(Av::new(a.type_, d.info.addr_format, a.count)?);
+        if a.flags & !(b::FI_READ | b::FI_SYMMETRIC) != 0 {
+            return Err(Error::Inval);
+        }
+        let read_only = a.flags & b::FI_READ != 0;
+        let obj = if a.name.is_null() {
+            // FI_READ opens an existing named AV (fi_av(3)).
+            if read_only {
+                return Err(Error::Inval);
+            }
+            Arc::new(Av::new(a.type_, d.info.addr_format, a.count)?)
+        } else {
+            // SAFETY: a non-NULL name is a C string (fi_av(3)).
+            let name = unsafe { std::ffi::CStr::from_ptr(a.name) }
+                .to_str()
+                .map_err(|_| Error::Inval)?;
+            if name.is_empty() {
+                return Err(Error::Inval);
+            }
+            Arc::new(Av::open_named(
+                a.type_,
+                d.info.addr_format,
+                a.count,
+                name,
+                read_only,
+            )?)
+        };
         // SAFETY: the shim wraps rs in a new fid.
         publish(obj, |rs| unsafe { srd_shim_new_av(rs, context) }, av)
     })

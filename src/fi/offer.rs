@@ -39,6 +39,7 @@ pub const RDM_CAPS: u64 = b::FI_MSG
     | b::FI_REMOTE_READ
     | b::FI_REMOTE_WRITE
     | b::FI_RMA_EVENT
+    | b::FI_SHARED_AV
     | b::FI_SEND
     | b::FI_RECV
     | b::FI_SOURCE
@@ -49,8 +50,13 @@ pub const RDM_CAPS: u64 = b::FI_MSG
     | b::FI_REMOTE_COMM;
 
 /// Capabilities of the DGRAM endpoint.
-pub const DGRAM_CAPS: u64 =
-    b::FI_MSG | b::FI_SEND | b::FI_RECV | b::FI_SOURCE | b::FI_LOCAL_COMM | b::FI_REMOTE_COMM;
+pub const DGRAM_CAPS: u64 = b::FI_MSG
+    | b::FI_SEND
+    | b::FI_RECV
+    | b::FI_SOURCE
+    | b::FI_LOCAL_COMM
+    | b::FI_REMOTE_COMM
+    | b::FI_SHARED_AV;
 
 /// UDP payload the interface carries, as limited by FI_SRD_MTU.
 pub fn payload_limit(iface: &Iface, params: &Params) -> usize {
@@ -123,7 +129,8 @@ fn domain(iface: &Iface, caps: u64) -> DomainAttr {
         max_ep_srx_ctx: 0,
         cntr_cnt: 1024,
         mr_iov_limit: IOV_LIMIT,
-        caps: caps & (b::FI_LOCAL_COMM | b::FI_REMOTE_COMM),
+        // FI_SHARED_AV: named AVs, shared by the processes of a host.
+        caps: caps & (b::FI_LOCAL_COMM | b::FI_REMOTE_COMM | b::FI_SHARED_AV),
         mode: 0,
         max_err_data: super::addr::ADDR_LEN,
         mr_cnt: 65536,
@@ -260,7 +267,7 @@ pub fn dgram_entry(iface: &Iface, params: &Params, prefix: bool) -> Info {
 pub fn entries(ifaces: &[Iface], params: &Params, explicit: Option<&str>) -> Vec<Info> {
     let mut out = Vec::new();
     for i in usable(ifaces, params, explicit) {
-        let nic = super::nic::probe(&i.name, i.addr, i.mtu as usize);
+        let nic = super::getinfo::cached_nic(&i.name, i.addr, i.mtu as usize);
         for mut e in [
             rdm_entry(i),
             dgram_entry(i, params, false),
