@@ -385,7 +385,10 @@ fn advertised_attributes() {
     unsafe { (*h.0).mode = b::FI_CONTEXT | b::FI_CONTEXT2 };
     let list = getinfo(None, None, 0, Some(&h)).expect("served");
     let i = list.first();
-    assert_eq!(i.mode, 0, "no mode is required, FI_CONTEXT/FI_CONTEXT2 accepted");
+    assert_eq!(
+        i.mode, 0,
+        "no mode is required, FI_CONTEXT/FI_CONTEXT2 accepted"
+    );
     let both = b::FI_LOCAL_COMM | b::FI_REMOTE_COMM;
     assert_eq!(i.caps & both, both);
     // SAFETY: returned entries carry their attributes.
@@ -393,7 +396,10 @@ fn advertised_attributes() {
     assert_eq!(d.threading, b::FI_THREAD_SAFE);
     assert_eq!(d.data_progress, b::FI_PROGRESS_MANUAL);
     assert_eq!(d.control_progress, b::FI_PROGRESS_AUTO);
-    assert_eq!((t.msg_order, r.msg_order), (b::FI_ORDER_SAS, b::FI_ORDER_SAS));
+    assert_eq!(
+        (t.msg_order, r.msg_order),
+        (b::FI_ORDER_SAS, b::FI_ORDER_SAS)
+    );
     // Asking for one of LOCAL/REMOTE_COMM is served too.
     for c in [b::FI_LOCAL_COMM, b::FI_REMOTE_COMM] {
         let h = hints(0);

@@ -86,11 +86,7 @@ fn every_supported_feature_is_named_by_a_test() {
     assert!(features.len() > 50, "the section was found: {features:?}");
     let untested: Vec<&&String> = features
         .iter()
-        .filter(|n| {
-            !spelled_in_tests(n)
-                .iter()
-                .any(|s| tests.contains(s))
-        })
+        .filter(|n| !spelled_in_tests(n).iter().any(|s| tests.contains(s)))
         .collect();
     assert!(
         untested.is_empty(),
