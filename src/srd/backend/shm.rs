@@ -232,6 +232,8 @@ pub struct ShmEndpoint {
     doorbell: Option<UnixDatagram>,
     /// Unbound socket we ring peers' doorbells with.
     bell: Option<UnixDatagram>,
+    /// Our waiter word is set (between `arm` and `disarm`).
+    armed: bool,
     /// Keeps the ring mapped and the owner's flock held (liveness signal).
     own: Mapping,
 }
@@ -316,6 +318,7 @@ impl ShmEndpoint {
             },
             doorbell,
             bell,
+            armed: false,
             own,
         })
     }
@@ -328,12 +331,18 @@ impl ShmEndpoint {
             return false;
         }
         self.ring.set_waiter(true);
+        self.armed = true;
         !self.ring.published(self.head)
     }
 
     /// Ends a sleep: senders stop ringing, and rings already received are
     /// drained so the doorbell reads as quiet again.
+    /// Cheap when not armed (a flag test), so progress may call it always.
     pub fn disarm(&mut self) {
+        if !self.armed {
+            return;
+        }
+        self.armed = false;
         self.ring.set_waiter(false);
         if let Some(d) = &self.doorbell {
             let mut b = [0u8; 64];
