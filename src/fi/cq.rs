@@ -307,7 +307,11 @@ impl Cq {
             super::wait::sleep_on(&self.endpoints(), &[self.wait.signal.fd()], deadline)
         };
         self.wait.unwatch();
-        self.wait.signal.clear();
+        if !self.wait.exported() {
+            // An exported descriptor stays ready while entries wait (take
+            // clears it when the queue empties).
+            self.wait.signal.clear();
+        }
         res
     }
 }

@@ -515,6 +515,11 @@ impl Drop for Endpoint {
 impl Progress for Endpoint {
     fn progress(&self) {
         let mut st = self.lock();
+        // The application reads again: a doorbell armed by fi_trywait (or
+        // a reader that slept) is no longer needed; senders stop ringing.
+        if let Engine::Rdm(r) = &mut st.engine {
+            r.disarm();
+        }
         self.progress_locked(&mut st);
     }
 
