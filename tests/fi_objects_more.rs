@@ -330,10 +330,7 @@ fn symmetric_av_and_system_memory_registration() {
         iov_base: buf.as_mut_ptr().cast(),
         iov_len: buf.len(),
     };
-    for (iface, want) in [
-        (b::FI_HMEM_SYSTEM, 0),
-        (b::FI_HMEM_CUDA, -b::FI_ENOSYS),
-    ] {
+    for (iface, want) in [(b::FI_HMEM_SYSTEM, 0), (b::FI_HMEM_CUDA, -b::FI_ENOSYS)] {
         let mr_attr = b::fi_mr_attr {
             mr_iov: &iov,
             iov_count: 1,
