@@ -404,6 +404,12 @@ fn wait_set_wakes_on_any_member() {
     assert_eq!(t.join().unwrap(), 0, "woken by the CQ member's arrival");
     assert_eq!(fab::poll_cq(rx).map(|e| e.ctx), Some(5));
     // The EQ member wakes it too, and the set's descriptor shows it.
+    let mut obj: b::fi_wait_obj = 0;
+    assert_eq!(
+        control(ws, b::FI_GETWAITOBJ, (&mut obj as *mut u32).cast()),
+        0
+    );
+    assert_eq!(obj, b::FI_WAIT_FD);
     let fd = getwait(ws);
     assert_eq!(eq_write(eq, 1, &[]), 0);
     assert!(readable(fd, LONG_MS));

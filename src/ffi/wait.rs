@@ -97,7 +97,7 @@ pub(crate) fn control(
             }
             b::FI_CLASS_WAIT => {
                 let w = object::borrow::<WaitSet>(rs)?;
-                (b::FI_WAIT_FD, Some(Ok(w.epoll.fd())))
+                (b::FI_WAIT_FD, getwait.then(|| Ok(w.epoll.fd())))
             }
             _ => return Err(Error::NoSys),
         }
