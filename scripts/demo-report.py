@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Tables, verdicts and plot of scripts/run-demo.sh, and a check of their format.
 
-    demo-report.py --out DIR --sizes 8,64,... [--rxd-max N] [--slices K] [--note TEXT] [--load TEXT]
+    demo-report.py --out DIR --sizes 8,64,... [--rxd-max N] [--slices K] [--note TEXT] [--load TEXT] [--from DIR]
     demo-report.py --check FILE|- [--max N] [--png FILE]
 
 The first form reads the runs run-demo.sh left in DIR/runs/ (TABLE-PATH.txt:
@@ -242,8 +242,9 @@ def report(a):
         f.write(body)
     png = os.path.join(a.out, "demo.png")
     err = plot(png, measured, sizes, when, a.load or "?") if measured else "nothing measured"
-    print(f"tables: {os.path.join(a.out, 'demo.txt')}")
-    print(f"plot: {png}" if err is None else f"plot: none ({err})")
+    show = lambda path: os.path.relpath(path, a.from_dir) if path.startswith(a.from_dir + "/") else path  # noqa: E731
+    print(f"tables: {show(os.path.join(a.out, 'demo.txt'))}")
+    print(f"plot: {show(png)}" if err is None else f"plot: none ({err})")
     return 0 if measured else 1
 
 
@@ -328,6 +329,7 @@ def main():
     ap.add_argument("--note", default="")
     ap.add_argument("--load", default="")
     ap.add_argument("--slices", type=int, default=1)
+    ap.add_argument("--from", dest="from_dir", default="/nonexistent", help="print paths relative to this folder")
     ap.add_argument("--check")
     ap.add_argument("--max", type=int, default=LADDER[-1])
     ap.add_argument("--png")

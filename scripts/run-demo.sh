@@ -20,7 +20,7 @@
 # raw output of every run in DIR/runs/. A reference run that fails or times
 # out leaves "-" at the sizes it did not reach; it never stops the demo.
 #
-#   --no-build    use the existing release build: no apt-get, no cargo build
+#   --no-build    use the existing release build: no install-deps.sh, no cargo build
 #   --no-install  use the provider from the build (FI_PROVIDER_PATH), do not
 #                 install it for the system libfabric
 #   --one-host    skip the two-host table
@@ -29,6 +29,7 @@
 # trips at small sizes, default 200), SRD_NETNS_PREFIX (namespace names,
 # default d<pid>).
 set -euo pipefail
+CALLER=$PWD   # paths are printed relative to it when below it
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 START=$SECONDS
@@ -241,5 +242,5 @@ fi
 MEASURED=$((SECONDS - T0))
 
 python3 scripts/demo-report.py --out "$OUT" --sizes "$SIZES" --rxd-max "$RXD_MAX" --slices "$SLICES" \
-    --note "$NOTE" --load "$(cut -d' ' -f1-3 /proc/loadavg)"
+    --note "$NOTE" --load "$(cut -d' ' -f1-3 /proc/loadavg)" --from "$CALLER"
 echo "demo took $((SECONDS - START)) s ($MEASURED s measuring); load average now $(cut -d' ' -f1-3 /proc/loadavg)"
