@@ -122,6 +122,13 @@ done < <(grep -E "^(PASS|FAIL) " "$log_dir/stress.log" | sed -E 's/ skew=[0-9]+m
 grep -qE "^[0-9]+ passed, 0 failed" "$log_dir/stress.log"
 record "stress round finished cleanly" $?
 
+echo "== run-demo.sh: a short run (sizes to 64 KiB) and the format of its tables"
+MAX=65536 scripts/run-demo.sh --no-build --no-install --out "$log_dir/demo" >"$log_dir/demo.log" 2>&1 &&
+    python3 scripts/demo-report.py --check "$log_dir/demo.log" --max 65536 --png "$log_dir/demo/demo.png"
+record "run-demo.sh MAX=65536: its tables (every size, numbers, ratios, verdicts) and a PNG plot" $?
+sed -n '/^<!-- demo sample -->$/,/^<!-- end of demo sample -->$/p' README.md | python3 scripts/demo-report.py --check -
+record "README's run-demo.sh sample has the format run-demo.sh prints" $?
+
 echo "== across network namespaces (veth, nftables loss; 2 and 4 hosts, MPI suite at 0/5/20% loss)"
 netns_start=$SECONDS
 bash scripts/test-netns.sh >"$log_dir/netns.log" 2>&1
