@@ -69,6 +69,8 @@ SRD_FID_OPS(srd_cntr_fi_ops);
 SRD_FID_OPS(srd_mr_fi_ops);
 SRD_FID_OPS(srd_ep_fi_ops);
 SRD_FID_OPS(srd_eq_fi_ops);
+SRD_FID_OPS(srd_wait_fi_ops);
+SRD_FID_OPS(srd_poll_fi_ops);
 
 /* ---- fabric ---- */
 
@@ -107,12 +109,16 @@ static int srd_fabric_eq_open(struct fid_fabric *fabric, struct fi_eq_attr *attr
 static int srd_fabric_wait_open(struct fid_fabric *fabric, struct fi_wait_attr *attr,
 				struct fid_wait **waitset)
 {
-	return -FI_ENOSYS;
+	void *rs = srd_shim_rs_of(&fabric->fid, FI_CLASS_FABRIC);
+
+	return rs ? srd_rs_wait_open(rs, attr, waitset) : -FI_EINVAL;
 }
 
 static int srd_fabric_trywait(struct fid_fabric *fabric, struct fid **fids, int count)
 {
-	return -FI_ENOSYS;
+	void *rs = srd_shim_rs_of(&fabric->fid, FI_CLASS_FABRIC);
+
+	return rs ? srd_rs_trywait(fids, count) : -FI_EINVAL;
 }
 
 static struct fi_ops_fabric srd_fabric_ops = {
@@ -189,7 +195,8 @@ static int srd_domain_cntr_open(struct fid_domain *d, struct fi_cntr_attr *attr,
 static int srd_domain_poll_open(struct fid_domain *d, struct fi_poll_attr *attr,
 				struct fid_poll **pollset)
 {
-	return -FI_ENOSYS;
+	void *rs = DOMAIN_RS(d);
+	return rs ? srd_rs_poll_open(rs, attr, pollset) : -FI_EINVAL;
 }
 
 static int srd_domain_stx_ctx(struct fid_domain *d, struct fi_tx_attr *attr,
@@ -283,6 +290,72 @@ struct fid_domain *srd_shim_new_domain(void *rs, void *context)
 	return &d->fid;
 }
 
+/* ---- wait sets and poll sets ---- */
+
+static int srd_wait_wait(struct fid_wait *waitset, int timeout)
+{
+	void *rs = srd_shim_rs_of(&waitset->fid, FI_CLASS_WAIT);
+	return rs ? srd_rs_wait_wait(rs, timeout) : -FI_EINVAL;
+}
+
+static struct fi_ops_wait srd_wait_ops = {
+	.size = sizeof(struct fi_ops_wait),
+	.wait = srd_wait_wait,
+};
+
+struct fid_wait *srd_shim_new_wait(void *rs)
+{
+	struct srd_wait *w = calloc(1, sizeof(*w));
+
+	if (!w)
+		return NULL;
+	w->fid.fid.fclass = FI_CLASS_WAIT;
+	w->fid.fid.ops = &srd_wait_fi_ops;
+	w->fid.ops = &srd_wait_ops;
+	w->rs = rs;
+	return &w->fid;
+}
+
+#define POLL_RS(p) srd_shim_rs_of(&(p)->fid, FI_CLASS_POLL)
+
+static int srd_poll_poll(struct fid_poll *pollset, void **context, int count)
+{
+	void *rs = POLL_RS(pollset);
+	return rs ? srd_rs_poll_poll(rs, context, count) : -FI_EINVAL;
+}
+
+static int srd_poll_add(struct fid_poll *pollset, struct fid *event_fid, uint64_t flags)
+{
+	void *rs = POLL_RS(pollset);
+	return rs ? srd_rs_poll_add(rs, event_fid, flags) : -FI_EINVAL;
+}
+
+static int srd_poll_del(struct fid_poll *pollset, struct fid *event_fid, uint64_t flags)
+{
+	void *rs = POLL_RS(pollset);
+	return rs ? srd_rs_poll_del(rs, event_fid, flags) : -FI_EINVAL;
+}
+
+static struct fi_ops_poll srd_poll_ops = {
+	.size = sizeof(struct fi_ops_poll),
+	.poll = srd_poll_poll,
+	.poll_add = srd_poll_add,
+	.poll_del = srd_poll_del,
+};
+
+struct fid_poll *srd_shim_new_poll(void *rs)
+{
+	struct srd_poll *p = calloc(1, sizeof(*p));
+
+	if (!p)
+		return NULL;
+	p->fid.fid.fclass = FI_CLASS_POLL;
+	p->fid.fid.ops = &srd_poll_fi_ops;
+	p->fid.ops = &srd_poll_ops;
+	p->rs = rs;
+	return &p->fid;
+}
+
 /* ---- identification of our fids ---- */
 
 void *srd_shim_rs_of(const struct fid *fid, size_t fclass)
@@ -308,6 +381,10 @@ void *srd_shim_rs_of(const struct fid *fid, size_t fclass)
 		return fid->ops == &srd_ep_fi_ops ? ((struct srd_ep *)fid)->rs : NULL;
 	case FI_CLASS_EQ:
 		return fid->ops == &srd_eq_fi_ops ? ((struct srd_eq *)fid)->rs : NULL;
+	case FI_CLASS_WAIT:
+		return fid->ops == &srd_wait_fi_ops ? ((struct srd_wait *)fid)->rs : NULL;
+	case FI_CLASS_POLL:
+		return fid->ops == &srd_poll_fi_ops ? ((struct srd_poll *)fid)->rs : NULL;
 	default:
 		return NULL;
 	}

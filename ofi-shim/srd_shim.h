@@ -33,6 +33,8 @@ struct srd_cntr   { struct fid_cntr fid;   void *rs; };
 struct srd_mr     { struct fid_mr fid;     void *rs; };
 struct srd_ep     { struct fid_ep fid;     void *rs; };
 struct srd_eq     { struct fid_eq fid;     void *rs; };
+struct srd_wait   { struct fid_wait fid;   void *rs; };
+struct srd_poll   { struct fid_poll fid;   void *rs; };
 
 SRD_HIDDEN struct fi_provider *srd_shim_provider(void);
 
@@ -50,6 +52,8 @@ SRD_HIDDEN struct fid_cntr *srd_shim_new_cntr(void *rs, void *context);
 SRD_HIDDEN struct fid_mr *srd_shim_new_mr(void *rs, void *context, void *desc, uint64_t key);
 SRD_HIDDEN struct fid_ep *srd_shim_new_ep(void *rs, void *context, int ep_type, uint64_t caps);
 SRD_HIDDEN struct fid_eq *srd_shim_new_eq(void *rs, void *context);
+SRD_HIDDEN struct fid_wait *srd_shim_new_wait(void *rs);
+SRD_HIDDEN struct fid_poll *srd_shim_new_poll(void *rs);
 SRD_HIDDEN void srd_shim_free(struct fid *fid);
 
 /* Logging through the core (FI_LOG). */
@@ -76,6 +80,15 @@ ssize_t srd_rs_eq_read(void *eq, uint32_t *event, void *buf, size_t len, uint64_
 		       int timeout, int blocking);
 ssize_t srd_rs_eq_readerr(void *eq, struct fi_eq_err_entry *buf, uint64_t flags);
 ssize_t srd_rs_eq_write(void *eq, uint32_t event, const void *buf, size_t len, uint64_t flags);
+
+/* Wait sets, poll sets, fi_trywait (src/ffi/wait.rs) */
+int srd_rs_wait_open(void *fabric, struct fi_wait_attr *attr, struct fid_wait **waitset);
+int srd_rs_wait_wait(void *ws, int timeout);
+int srd_rs_poll_open(void *domain, struct fi_poll_attr *attr, struct fid_poll **pollset);
+int srd_rs_poll_add(void *ps, struct fid *fid, uint64_t flags);
+int srd_rs_poll_del(void *ps, struct fid *fid, uint64_t flags);
+int srd_rs_poll_poll(void *ps, void **context, int count);
+int srd_rs_trywait(struct fid **fids, int count);
 
 /* Domain-level constructors (Rust decides what is built; -FI_ENOSYS otherwise). */
 int srd_rs_av_open(void *domain, struct fi_av_attr *attr, struct fid_av **av, void *context);

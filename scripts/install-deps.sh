@@ -4,7 +4,7 @@
 set -euo pipefail
 
 PKGS=(libfabric-dev libfabric-bin openmpi-bin libopenmpi-dev libhwloc-dev hwloc
-      libudev-dev pkg-config nftables iproute2 gcc make man-db gdb)
+      libudev-dev pkg-config nftables iproute2 gcc make man-db gdb python3-venv python3-dev)
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -309,9 +309,10 @@ fn bad_addresses_and_av_operations() {
 fn cq_and_counter_attributes_are_checked() {
     let p = Pair::new(&Opts::rdm());
     assert_eq!(cq_open(p.dom, 99, 0).err(), Some(-b::FI_EINVAL));
+    // FI_WAIT_POLLFD is not offered (FI_WAIT_FD is: tests/fi_wait.rs).
     let mut attr = b::fi_cq_attr {
         format: b::FI_CQ_FORMAT_MSG,
-        wait_obj: b::FI_WAIT_FD,
+        wait_obj: b::FI_WAIT_POLLFD,
         ..Default::default()
     };
     let mut cq = null();

@@ -264,3 +264,88 @@ fn av_straddr_and_batch_insert_with_sync_err() {
     assert_eq!(fas[1], ADDR_UNSPEC);
     assert!(fas[0] != ADDR_UNSPEC && fas[2] != ADDR_UNSPEC && fas[0] != fas[2]);
 }
+
+/// A send or receive naming a NULL buffer with a non-zero length (what
+/// Open MPI 4.1's mtl ofi posts for MPI_BOTTOM struct datatypes) is refused
+/// with -FI_EINVAL before any byte is read; a zero-length one with a NULL
+/// buffer is valid and completes.
+#[test]
+fn null_buffer_with_a_length_is_refused() {
+    let p = Pair::new(&Opts::rdm());
+    // SAFETY: the endpoint is open; the NULL buffer is never dereferenced.
+    let send = |len: usize, ctx: usize| unsafe {
+        ((*(*p.a.ep).tagged).send.unwrap())(
+            p.a.ep,
+            std::ptr::null(),
+            len,
+            std::ptr::null_mut(),
+            p.a.peer,
+            5,
+            ctx as *mut std::ffi::c_void,
+        )
+    };
+    // SAFETY: as above.
+    let recv = |len: usize, ctx: usize| unsafe {
+        ((*(*p.b.ep).tagged).recv.unwrap())(
+            p.b.ep,
+            std::ptr::null_mut(),
+            len,
+            std::ptr::null_mut(),
+            ADDR_UNSPEC,
+            5,
+            0,
+            ctx as *mut std::ffi::c_void,
+        )
+    };
+    assert_eq!(send(4, 1), -(b::FI_EINVAL as isize));
+    assert_eq!(recv(4, 2), -(b::FI_EINVAL as isize));
+    assert_eq!(recv(0, 3), 0);
+    assert_eq!(send(0, 4), 0);
+    let got = p.wait(1, 1, 20);
+    assert_eq!(got[0][0].ctx, 4);
+    assert_eq!((got[3][0].ctx, got[3][0].len), (3, 0));
+}
+
+/// AV flags fi_srd(7) accepts (FI_SYMMETRIC) and system memory
+/// registrations through fi_mr_regattr (FI_HMEM_SYSTEM; other interfaces
+/// are -FI_ENOSYS).
+#[test]
+fn symmetric_av_and_system_memory_registration() {
+    let p = Pair::new(&Opts::rdm());
+    let mut attr = b::fi_av_attr {
+        type_: b::FI_AV_TABLE,
+        flags: b::FI_SYMMETRIC,
+        ..Default::default()
+    };
+    let mut av = std::ptr::null_mut();
+    // SAFETY: the domain is open; attr is valid.
+    let rc = unsafe {
+        ((*(*p.dom).ops).av_open.unwrap())(p.dom, &mut attr, &mut av, std::ptr::null_mut())
+    };
+    assert_eq!(rc, 0, "FI_SYMMETRIC accepted");
+    assert_ne!(av_insert(av, &p.a.name), ADDR_UNSPEC);
+    assert_eq!(close(fid_of(av)), 0);
+    let mut buf = vec![0u8; 64];
+    let iov = b::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    for (iface, want) in [(b::FI_HMEM_SYSTEM, 0), (b::FI_HMEM_CUDA, -b::FI_ENOSYS)] {
+        let mr_attr = b::fi_mr_attr {
+            mr_iov: &iov,
+            iov_count: 1,
+            access: b::FI_REMOTE_WRITE,
+            requested_key: 77,
+            iface,
+            ..Default::default()
+        };
+        let mut mr = std::ptr::null_mut();
+        // SAFETY: the domain is open; mr_attr and its iov outlive the call.
+        let rc =
+            unsafe { ((*(*p.dom).mr).regattr.unwrap())(&mut (*p.dom).fid, &mr_attr, 0, &mut mr) };
+        assert_eq!(rc, want, "iface {iface}");
+        if rc == 0 {
+            assert_eq!(close(fid_of(mr)), 0);
+        }
+    }
+}

@@ -253,3 +253,76 @@ fn rma_counters_count_local_and_remote_operations() {
     assert_eq!(close(fid_of(wc)), 0);
     assert_eq!(close(fid_of(rwc)), 0);
 }
+
+/// FI_RMA_EVENT: asked for in the hints and present in the entry; counters
+/// bound with FI_REMOTE_WRITE / FI_REMOTE_READ count the peer's writes and
+/// atomics / reads on our memory, and a blocked fi_cntr_wait on the remote
+/// counter wakes when they land. Without FI_RMA_EVENT in the endpoint's
+/// caps such a binding is refused.
+#[test]
+fn rma_event_counts_remote_accesses_at_the_target() {
+    let o = Opts {
+        caps: b::FI_RMA | b::FI_ATOMIC | b::FI_RMA_EVENT,
+        enable: false,
+        ..rma_opts()
+    };
+    let info = lo_info(&o);
+    assert_ne!(info.first().caps & b::FI_RMA_EVENT, 0, "offered");
+    // SAFETY: returned entries carry their rx attributes.
+    assert_ne!(unsafe { (*info.first().rx_attr).caps } & b::FI_RMA_EVENT, 0);
+    let fab_ = fabric(info.first()).unwrap();
+    let dom = domain(fab_, info.0).unwrap();
+    let (rwc, rrc) = (cntr_open(dom).unwrap(), cntr_open(dom).unwrap());
+    let mut a = Side::open(dom, info.0, &o);
+    let mut bside = Side::open(dom, info.0, &o);
+    assert_eq!(ep_bind(bside.ep, fid_of(rwc), b::FI_REMOTE_WRITE), 0);
+    assert_eq!(ep_bind(bside.ep, fid_of(rrc), b::FI_REMOTE_READ), 0);
+    assert_eq!(enable(a.ep), 0);
+    assert_eq!(enable(bside.ep), 0);
+    a.peer = av_insert(a.av, &getname(bside.ep));
+    let mut target = vec![0u8; 256];
+    let mr = mr_reg(dom, &mut target, b::FI_REMOTE_WRITE | b::FI_REMOTE_READ, 9);
+    // Two writes and one atomic: three remote writes.
+    assert_eq!(a.write(&[1u8; 8], 0, 9, 1), 0);
+    assert_eq!(a.write(&[2u8; 8], 8, 9, 2), 0);
+    assert_eq!(a.atomic(b::FI_SUM, b::FI_UINT64, &[5], 16, 9, 3), 0);
+    // B blocks on its remote-write counter; A's progress delivers.
+    let c = rwc as usize;
+    let waiter = std::thread::spawn(move || cntr_wait(c as *mut b::fid_cntr, 3, 60_000));
+    let mut got: [Vec<Cqe>; 4] = Default::default();
+    // Only A is progressed here: B's progress comes from its blocked waiter.
+    let cqs = [a.txcq, a.rxcq];
+    assert!(progress_until(&cqs, &mut got, 30, |g| g[0].len() >= 3));
+    assert_eq!(
+        waiter.join().unwrap(),
+        0,
+        "the remote writes woke the waiter"
+    );
+    assert_eq!(cntr_read(rwc), 3, "writes and the atomic");
+    assert_eq!(cntr_read(rrc), 0);
+    let mut back = [0u8; 16];
+    assert_eq!(a.read(&mut back, 0, 9, 4), 0);
+    let cqs = [a.txcq, a.rxcq, bside.txcq, bside.rxcq];
+    assert!(progress_until(&cqs, &mut got, 30, |g| g[0].len() >= 4));
+    assert_eq!(&back[..], &[[1u8; 8], [2u8; 8]].concat()[..]);
+    assert_eq!(cntr_wait(rrc, 1, 60_000), 0);
+    assert_eq!((cntr_read(rwc), cntr_read(rrc)), (3, 1));
+    assert_eq!(got[0].iter().filter(|e| e.err != 0).count(), 0, "{got:?}");
+    a.close();
+    bside.close();
+    assert_eq!(close(fid_of(mr)), 0);
+    for c in [rwc, rrc] {
+        assert_eq!(close(fid_of(c)), 0);
+    }
+    // An endpoint whose caps leave FI_RMA_EVENT out refuses remote counters.
+    // SAFETY: info is our own copy.
+    unsafe { (*info.0).caps &= !b::FI_RMA_EVENT };
+    let ep = endpoint(dom, info.0).unwrap();
+    let c = cntr_open(dom).unwrap();
+    assert_eq!(ep_bind(ep, fid_of(c), b::FI_REMOTE_WRITE), -b::FI_EINVAL);
+    assert_eq!(ep_bind(ep, fid_of(c), b::FI_WRITE), 0);
+    assert_eq!(close(fid_of(ep)), 0);
+    assert_eq!(close(fid_of(c)), 0);
+    assert_eq!(close(fid_of(dom)), 0);
+    assert_eq!(close(fid_of(fab_)), 0);
+}

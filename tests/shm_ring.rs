@@ -305,3 +305,46 @@ fn declined_packet_stays_in_the_ring() {
     assert_eq!(seen, [1, 2, 3, 4]);
     assert_eq!(b.stats().received, 5);
 }
+
+/// poll(2) on one descriptor for `ms`; true when readable.
+fn readable(fd: i32, ms: i32) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    unsafe { libc::poll(&mut p, 1, ms) == 1 }
+}
+
+/// A receiver that armed its doorbell is woken by a sender's push (a
+/// thread blocked in poll(2) on the doorbell returns), and only while
+/// armed: pushes after `disarm` ring nothing.
+#[test]
+fn doorbell_wakes_an_armed_receiver() {
+    let mut a = open(16, 4096);
+    let mut b = open(16, 4096);
+    let pb = a.connect(b.token()).unwrap();
+    let fd = b.doorbell_fd().expect("doorbell");
+    assert!(!readable(fd, 0));
+    // Unarmed: no ring.
+    a.send(pb, b"quiet").unwrap();
+    assert!(!readable(fd, 0), "no doorbell while the receiver is awake");
+    assert!(!b.arm(), "a packet waits: the receiver must not sleep");
+    assert_eq!(b.recv(|_, _| {}), 1);
+    assert!(b.arm(), "empty ring: may sleep");
+    let waiter = std::thread::spawn(move || (readable(fd, 60_000), b));
+    std::thread::sleep(Duration::from_millis(20));
+    a.send(pb, b"wake up").unwrap();
+    let (woke, mut b) = waiter.join().unwrap();
+    assert!(woke, "the push rang the doorbell");
+    assert_eq!(a.stats().doorbells, 1);
+    b.disarm();
+    assert!(!readable(fd, 0), "disarm drains the doorbell");
+    let mut got = Vec::new();
+    b.recv(|_, d| got.push(d.to_vec()));
+    assert_eq!(got, [b"wake up".to_vec()]);
+    a.send(pb, b"after").unwrap();
+    assert!(!readable(fd, 0));
+    assert_eq!(a.stats().doorbells, 1);
+}

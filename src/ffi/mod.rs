@@ -18,3 +18,5 @@ pub mod objects;
 pub mod prov;
 #[allow(clippy::not_unsafe_ptr_arg_deref, clippy::too_many_arguments)]
 pub mod rma;
+#[allow(clippy::not_unsafe_ptr_arg_deref)]
+pub mod wait;

@@ -178,7 +178,7 @@ pub extern "C" fn srd_rs_getinfo(
         let list = getinfo::getinfo(
             &req,
             hints.as_ref(),
-            &crate::io::udp::interfaces().unwrap_or_default(),
+            &getinfo::cached_interfaces(),
             params::get(),
         )?;
         let head = info::list_to_c(&list).ok_or(Error::NoMem)?;

@@ -3,13 +3,22 @@
 //! FI_AV_TABLE hands out consecutive indices; FI_AV_MAP may hand out any
 //! value, and ours are the same indices (stable, cheap to look up). Removed
 //! slots are not reused, so a stale fi_addr can never name a new peer.
+//!
+//! Named AVs (FI_SHARED_AV): the entries also live in a file in /dev/shm
+//! (`srd-av-<uid>-<name>`: a record of ADDR_LEN bytes per fi_addr, a
+//! zeroed record for a removed one). The process that opens the name
+//! without FI_READ writes it (one writer per name); processes that open it
+//! with FI_READ read it, catching up whenever they meet an fi_addr or a
+//! sender they do not know yet, so every process uses the same fi_addr
+//! values. The writer removes the file when it closes the AV.
 
 use super::addr::EpAddr;
 use super::errno::{Error, Result};
 use crate::bindings as b;
 use std::collections::HashMap;
 use std::net::SocketAddrV4;
-use std::sync::RwLock;
+use std::os::unix::fs::FileExt;
+use std::sync::{Mutex, RwLock};
 
 /// libfabric's FI_ADDR_NOTAVAIL / FI_ADDR_UNSPEC (all ones).
 pub const ADDR_NOTAVAIL: u64 = u64::MAX;
@@ -37,6 +46,33 @@ pub struct Av {
     removals: std::sync::atomic::AtomicU64,
     /// Upper bound on entries (attr->count is a hint; this protects memory).
     pub max_entries: usize,
+    /// The named AV's file, for FI_SHARED_AV.
+    shared: Option<Shared>,
+}
+
+/// The file behind a named AV.
+#[derive(Debug)]
+struct Shared {
+    file: Mutex<std::fs::File>,
+    path: std::path::PathBuf,
+    read_only: bool,
+}
+
+/// Where a named AV lives: /dev/shm, per user, the name made file-safe.
+pub fn shared_path(name: &str) -> std::path::PathBuf {
+    let safe: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    // SAFETY: getuid cannot fail.
+    let uid = unsafe { libc::getuid() };
+    std::path::PathBuf::from(format!("/dev/shm/srd-av-{uid}-{safe}"))
 }
 
 /// Result of inserting one address.
@@ -63,7 +99,112 @@ impl Av {
             }),
             removals: std::sync::atomic::AtomicU64::new(0),
             max_entries: 1 << 24,
+            shared: None,
         })
+    }
+
+    /// A named AV (FI_SHARED_AV): `read_only` (FI_READ) opens an existing
+    /// one; otherwise this process creates it or takes over its writing.
+    pub fn open_named(
+        av_type: u32,
+        addr_format: u32,
+        count_hint: usize,
+        name: &str,
+        read_only: bool,
+    ) -> Result<Av> {
+        let path = shared_path(name);
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(!read_only)
+            .create(!read_only)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => Error::NoEnt,
+                _ => Error::from(e),
+            })?;
+        let mut av = Av::new(av_type, addr_format, count_hint)?;
+        av.shared = Some(Shared {
+            file: Mutex::new(file),
+            path,
+            read_only,
+        });
+        av.sync();
+        Ok(av)
+    }
+
+    /// Whether inserts and removals are refused (FI_READ on a named AV).
+    pub fn read_only(&self) -> bool {
+        self.shared.as_ref().is_some_and(|s| s.read_only)
+    }
+
+    /// Reads the records the named AV's file has beyond ours (and marks
+    /// removed ones). Returns whether anything changed.
+    fn sync(&self) -> bool {
+        let Some(sh) = &self.shared else { return false };
+        let f = sh.file.lock().unwrap_or_else(|e| e.into_inner());
+        let len = f.metadata().map_or(0, |m| m.len() as usize);
+        let records = len / ADDR_REC;
+        let mut g = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        let mut changed = false;
+        let mut rec = [0u8; ADDR_REC];
+        for i in 0..records.min(self.max_entries) {
+            let known = g.slots.get(i).copied();
+            if known.is_some_and(|s| s.is_none()) {
+                continue; // removed stays removed
+            }
+            if f.read_exact_at(&mut rec, (i * ADDR_REC) as u64).is_err() {
+                break;
+            }
+            let parsed = EpAddr::from_bytes(&rec).ok();
+            match (known, parsed) {
+                (None, a) => {
+                    // A new index (a removed one reads as zeroes: None).
+                    g.slots.push(a);
+                    if let Some(a) = a {
+                        let idx = i as u64;
+                        g.by_sender.entry((a.sock, a.qpn)).or_insert(idx);
+                        if a.pid != 0 {
+                            g.by_token.entry((a.pid, a.nonce)).or_insert(idx);
+                        }
+                    }
+                    changed = true;
+                }
+                (Some(Some(a)), None) => {
+                    g.slots[i] = None;
+                    Self::unindex(&mut g, i as u64, &a);
+                    self.removals
+                        .fetch_add(1, std::sync::atomic::Ordering::Release);
+                    changed = true;
+                }
+                _ => {}
+            }
+        }
+        changed
+    }
+
+    /// Writes record `idx` of a named AV (zeroes: removed).
+    fn publish(&self, idx: u64, a: Option<&EpAddr>) {
+        let Some(sh) = &self.shared else { return };
+        let rec = a.map_or([0u8; ADDR_REC], |a| a.to_bytes());
+        let f = sh.file.lock().unwrap_or_else(|e| e.into_inner());
+        if f.write_all_at(&rec, idx * ADDR_REC as u64).is_err() {
+            crate::srd_log!(
+                Warn,
+                Av,
+                "named AV {}: record {idx} not written",
+                sh.path.display()
+            );
+        }
+    }
+
+    fn unindex(g: &mut Inner, fi_addr: u64, a: &EpAddr) {
+        if g.by_sender.get(&(a.sock, a.qpn)) == Some(&fi_addr) {
+            g.by_sender.remove(&(a.sock, a.qpn));
+        }
+        if g.by_token.get(&(a.pid, a.nonce)) == Some(&fi_addr) {
+            g.by_token.remove(&(a.pid, a.nonce));
+        }
     }
 
     /// Inserts addresses given as consecutive `len`-byte records; calls `out`
@@ -76,6 +217,11 @@ impl Av {
         out: &mut impl FnMut(Inserted),
     ) -> usize {
         let mut ok = 0;
+        if self.read_only() {
+            (0..count).for_each(|_| out(Inserted::Bad));
+            return 0;
+        }
+        let mut published: Vec<(u64, EpAddr)> = Vec::new();
         let mut g = self.inner.write().unwrap_or_else(|e| e.into_inner());
         for i in 0..count {
             let rec = bytes.get(i * rec_len..(i + 1) * rec_len);
@@ -89,16 +235,32 @@ impl Av {
                         g.by_token.entry((a.pid, a.nonce)).or_insert(idx);
                     }
                     ok += 1;
+                    if self.shared.is_some() {
+                        published.push((idx, a));
+                    }
                     out(Inserted::Ok(idx));
                 }
                 _ => out(Inserted::Bad),
             }
+        }
+        drop(g);
+        for (idx, a) in published {
+            self.publish(idx, Some(&a));
         }
         ok
     }
 
     /// Inserts parsed addresses (FI_ADDR_STR records are NUL-terminated strings).
     pub fn insert_one(&self, a: EpAddr) -> Result<u64> {
+        if self.read_only() {
+            return Err(Error::Inval);
+        }
+        let idx = self.insert_local(a)?;
+        self.publish(idx, Some(&a));
+        Ok(idx)
+    }
+
+    fn insert_local(&self, a: EpAddr) -> Result<u64> {
         let mut g = self.inner.write().unwrap_or_else(|e| e.into_inner());
         if g.slots.len() >= self.max_entries {
             return Err(Error::NoMem);
@@ -117,18 +279,18 @@ impl Av {
     }
 
     pub fn remove(&self, fi_addr: u64) -> Result<()> {
+        if self.read_only() {
+            return Err(Error::Inval);
+        }
         let mut g = self.inner.write().unwrap_or_else(|e| e.into_inner());
         let slot = g
             .slots
             .get_mut(usize::try_from(fi_addr).map_err(|_| Error::Inval)?)
             .ok_or(Error::Inval)?;
         let a = slot.take().ok_or(Error::Inval)?;
-        if g.by_sender.get(&(a.sock, a.qpn)) == Some(&fi_addr) {
-            g.by_sender.remove(&(a.sock, a.qpn));
-        }
-        if g.by_token.get(&(a.pid, a.nonce)) == Some(&fi_addr) {
-            g.by_token.remove(&(a.pid, a.nonce));
-        }
+        Self::unindex(&mut g, fi_addr, &a);
+        drop(g);
+        self.publish(fi_addr, None);
         self.removals
             .fetch_add(1, std::sync::atomic::Ordering::Release);
         Ok(())
@@ -140,20 +302,40 @@ impl Av {
     }
 
     pub fn lookup(&self, fi_addr: u64) -> Option<EpAddr> {
+        let found = self.lookup_local(fi_addr);
+        if found.is_none() && self.shared.is_some() && self.sync() {
+            return self.lookup_local(fi_addr);
+        }
+        found
+    }
+
+    fn lookup_local(&self, fi_addr: u64) -> Option<EpAddr> {
         let g = self.inner.read().unwrap_or_else(|e| e.into_inner());
         *g.slots.get(usize::try_from(fi_addr).ok()?)?
     }
 
     /// The fi_addr of a sender, if it is in the AV.
     pub fn find(&self, key: &SenderKey) -> Option<u64> {
-        let g = self.inner.read().unwrap_or_else(|e| e.into_inner());
-        g.by_sender.get(key).copied()
+        let found = self.find_local(|g| g.by_sender.get(key).copied());
+        if found.is_none() && self.shared.is_some() && self.sync() {
+            return self.find_local(|g| g.by_sender.get(key).copied());
+        }
+        found
     }
 
     /// The fi_addr of a same-host endpoint by its ring token.
     pub fn find_token(&self, pid: u32, nonce: u64) -> Option<u64> {
+        let get = |g: &Inner| g.by_token.get(&(pid, nonce)).copied();
+        let found = self.find_local(get);
+        if found.is_none() && self.shared.is_some() && self.sync() {
+            return self.find_local(get);
+        }
+        found
+    }
+
+    fn find_local(&self, f: impl Fn(&Inner) -> Option<u64>) -> Option<u64> {
         let g = self.inner.read().unwrap_or_else(|e| e.into_inner());
-        g.by_token.get(&(pid, nonce)).copied()
+        f(&g)
     }
 
     pub fn len(&self) -> usize {
@@ -166,6 +348,19 @@ impl Av {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// Bytes of one record of a named AV's file.
+const ADDR_REC: usize = super::addr::ADDR_LEN;
+
+impl Drop for Av {
+    fn drop(&mut self) {
+        if let Some(sh) = &self.shared
+            && !sh.read_only
+        {
+            let _ = std::fs::remove_file(&sh.path);
+        }
     }
 }
 

@@ -41,6 +41,13 @@ pub trait Progress: Send + Sync {
     fn progress(&self);
     /// File descriptors to wait on in blocking reads.
     fn wait_fds(&self, out: &mut Vec<i32>);
+    /// Before sleeping on `wait_fds`: makes every arrival wake the
+    /// sleeper; false when input already waits (progress instead).
+    fn arm(&self) -> bool;
+    /// After the sleep.
+    fn disarm(&self);
+    /// Time until the endpoint's next protocol timer.
+    fn next_timer(&self) -> Option<std::time::Duration>;
 }
 
 #[derive(Debug, Default)]
@@ -57,6 +64,10 @@ pub struct Cq {
     pub format: u32,
     pub size: usize,
     pub wait_obj: u32,
+    /// The wait object: signal, bound endpoints' descriptors, sets.
+    pub wait: super::wait::WaitObj,
+    /// The fid's context (what fi_poll reports for this queue).
+    pub context: usize,
     inner: Mutex<Inner>,
     eps: Mutex<Vec<Weak<dyn Progress>>>,
     signaled: AtomicBool,
@@ -77,31 +88,24 @@ impl std::fmt::Debug for Cq {
     }
 }
 
-/// The wait objects CQs and counters support: blocking reads poll the
-/// endpoints' sockets themselves; an fd for the application to poll would
-/// need a progress thread signalling it, which is not offered.
-pub fn check_wait_obj(w: u32) -> Result<u32> {
-    match w {
-        w if w == b::FI_WAIT_NONE
-            || w == b::FI_WAIT_UNSPEC
-            || w == b::FI_WAIT_YIELD
-            || w == b::FI_WAIT_MUTEX_COND =>
-        {
-            Ok(w)
-        }
-        w if w == b::FI_WAIT_FD || w == b::FI_WAIT_SET || w == b::FI_WAIT_POLLFD => {
-            Err(Error::NoSys)
-        }
-        _ => Err(Error::Inval),
-    }
-}
-
 pub const DEFAULT_SIZE: usize = 4096;
 pub const MAX_SIZE: usize = 1 << 20;
 
 impl Cq {
     /// Opens a queue per fi_cq_attr.
     pub fn new(format: u32, size: usize, wait_obj: u32, flags: u64) -> Result<Cq> {
+        Cq::with_wait(format, size, wait_obj, flags, false)
+    }
+
+    /// Opens a queue; `in_set`: attr->wait_set names a wait set (the
+    /// caller joins it).
+    pub fn with_wait(
+        format: u32,
+        size: usize,
+        wait_obj: u32,
+        flags: u64,
+        in_set: bool,
+    ) -> Result<Cq> {
         let format = match format {
             f if f == b::FI_CQ_FORMAT_UNSPEC => b::FI_CQ_FORMAT_CONTEXT,
             f if f == b::FI_CQ_FORMAT_CONTEXT
@@ -117,7 +121,7 @@ impl Cq {
             // FI_AFFINITY is a hint; nothing else is defined for cq_open.
             return Err(Error::Inval);
         }
-        let wait_obj = check_wait_obj(wait_obj)?;
+        let wait_obj = super::wait::check_wait_obj(wait_obj, in_set)?;
         let size = match size {
             0 => DEFAULT_SIZE,
             s if s > MAX_SIZE => return Err(Error::Inval),
@@ -127,6 +131,8 @@ impl Cq {
             format,
             size,
             wait_obj,
+            wait: super::wait::WaitObj::new(wait_obj)?,
+            context: 0,
             inner: Mutex::new(Inner {
                 ok: VecDeque::with_capacity(size.min(4096)),
                 ..Default::default()
@@ -150,10 +156,20 @@ impl Cq {
         }
     }
 
-    pub fn attach(&self, ep: Weak<dyn Progress>) {
+    /// An endpoint was bound; `fds` are its wait descriptors.
+    pub fn attach(&self, ep: Weak<dyn Progress>, fds: &[i32]) {
         let mut eps = self.eps.lock().unwrap_or_else(|e| e.into_inner());
         eps.retain(|w| w.strong_count() > 0);
-        eps.push(ep);
+        if !eps.iter().any(|w| Weak::ptr_eq(w, &ep)) {
+            eps.push(ep);
+        }
+        self.wait.add_fds(fds);
+    }
+
+    /// The bound endpoints that are still open.
+    pub fn endpoints(&self) -> super::wait::Eps {
+        let g = self.eps.lock().unwrap_or_else(|e| e.into_inner());
+        g.iter().filter_map(Weak::upgrade).collect()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -173,6 +189,8 @@ impl Cq {
             return Err(Error::Again);
         }
         g.ok.push_back(e);
+        drop(g);
+        self.wait.notify();
         Ok(())
     }
 
@@ -183,6 +201,8 @@ impl Cq {
             return Err(Error::Again);
         }
         g.err.push_back(e);
+        drop(g);
+        self.wait.notify();
         Ok(())
     }
 
@@ -214,6 +234,10 @@ impl Cq {
             out(&e);
             n += 1;
         }
+        if g.ok.is_empty() && g.err.is_empty() && self.wait.exported() {
+            // The exported descriptor reads as ready only while entries wait.
+            self.wait.signal.clear();
+        }
         Ok(n)
     }
 
@@ -231,6 +255,11 @@ impl Cq {
     pub fn with_last_err<R>(&self, f: impl FnOnce(Option<&ErrEntry>) -> R) -> R {
         let g = self.lock();
         f(g.last_err.as_ref())
+    }
+
+    pub fn has_entries(&self) -> bool {
+        let g = self.lock();
+        !g.ok.is_empty() || !g.err.is_empty()
     }
 
     /// How long reads have found nothing (starts the idle clock if not
@@ -256,8 +285,10 @@ impl Cq {
         std::time::Duration::from_nanos(idle)
     }
 
+    /// fi_cq_signal: a blocked reader returns -FI_EAGAIN.
     pub fn signal(&self) {
         self.signaled.store(true, Ordering::Release);
+        self.wait.signal.raise();
     }
 
     /// Consumes a pending signal.
@@ -265,15 +296,23 @@ impl Cq {
         self.signaled.swap(false, Ordering::AcqRel)
     }
 
-    /// Descriptors of the bound endpoints (for blocking reads).
-    pub fn wait_fds(&self, out: &mut Vec<i32>) {
-        let eps: SmallVec<[std::sync::Arc<dyn Progress>; 4]> = {
-            let g = self.eps.lock().unwrap_or_else(|e| e.into_inner());
-            g.iter().filter_map(Weak::upgrade).collect()
+    /// Blocks until the queue may have something: an entry, input for a
+    /// bound endpoint, a protocol timer, fi_cq_signal, or `deadline`
+    /// (false then). Returns at once when entries are already there.
+    pub fn wait(&self, deadline: Option<std::time::Instant>) -> bool {
+        self.wait.watch();
+        let res = if self.has_entries() || self.signaled.load(Ordering::Acquire) {
+            true
+        } else {
+            super::wait::sleep_on(&self.endpoints(), &[self.wait.signal.fd()], deadline)
         };
-        for ep in eps {
-            ep.wait_fds(out);
+        self.wait.unwatch();
+        if !self.wait.exported() {
+            // An exported descriptor stays ready while entries wait (take
+            // clears it when the queue empties).
+            self.wait.signal.clear();
         }
+        res
     }
 }
 
@@ -316,8 +355,14 @@ mod tests {
     fn attributes_are_checked() {
         assert!(Cq::new(99, 0, b::FI_WAIT_NONE, 0).is_err());
         assert_eq!(
-            Cq::new(b::FI_CQ_FORMAT_MSG, 0, b::FI_WAIT_FD, 0).err(),
+            Cq::new(b::FI_CQ_FORMAT_MSG, 0, b::FI_WAIT_POLLFD, 0).err(),
             Some(Error::NoSys)
+        );
+        assert_eq!(
+            Cq::new(b::FI_CQ_FORMAT_MSG, 0, b::FI_WAIT_UNSPEC, 0)
+                .unwrap()
+                .wait_obj,
+            b::FI_WAIT_FD
         );
         assert_eq!(
             Cq::new(b::FI_CQ_FORMAT_UNSPEC, 0, b::FI_WAIT_NONE, 0)

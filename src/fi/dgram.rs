@@ -1,6 +1,11 @@
 //! FI_EP_DGRAM: the raw device. Each message is one UD datagram; delivery
 //! is best effort, unordered, and a message that meets no posted receive is
 //! dropped (and counted), as on a UD QP.
+//!
+//! The datagram's payload starts with a frame byte: 0, or FRAME_DATA
+//! followed by 8 bytes of remote CQ data (little-endian), then the
+//! application's bytes. It fits in the header room DGRAM entries reserve
+//! (offer::DGRAM_HEADER_RESERVE), so max_msg_size is the same either way.
 
 use super::addr::{EpAddr, Kind};
 use super::av::{ADDR_NOTAVAIL, Av};
@@ -18,6 +23,10 @@ use std::time::Duration;
 
 /// The QKey every srd DGRAM endpoint uses.
 pub const DGRAM_QKEY: u32 = 0x5344_4701;
+/// Frame byte: remote CQ data follows.
+const FRAME_DATA: u8 = 1;
+/// Largest frame (byte + CQ data).
+pub const FRAME_MAX: usize = 9;
 
 struct PendingSend {
     context: usize,
@@ -78,7 +87,7 @@ impl Dgram {
         )?;
         let dev = &t.dev;
         let buf_len = dev.max_payload() + srd::UD_PREFIX;
-        let max_msg = max_msg.min(dev.max_payload());
+        let max_msg = max_msg.min(dev.max_payload().saturating_sub(FRAME_MAX));
         Ok(Dgram {
             max_msg,
             scratch: Vec::with_capacity(dev.max_payload()),
@@ -122,11 +131,6 @@ impl Dgram {
     }
 
     pub fn send(&mut self, av: &Av, op: SendOp) -> Result<()> {
-        if op.flags & b::FI_REMOTE_CQ_DATA != 0 {
-            // A UD datagram has no room for remote CQ data here (the entry
-            // says cq_data_size 0); dropping it silently would lie.
-            return Err(Error::NoSys);
-        }
         let peer = av.lookup(op.dest).ok_or(Error::Inval)?;
         if peer.kind != Kind::Dgram {
             return Err(Error::Inval);
@@ -158,8 +162,18 @@ impl Dgram {
                 ah
             }
         };
-        self.scratch.resize(payload, 0);
-        op.iov.copy_out(self.prefix, &mut self.scratch);
+        let frame = if op.flags & b::FI_REMOTE_CQ_DATA != 0 {
+            self.scratch.clear();
+            self.scratch.push(FRAME_DATA);
+            self.scratch.extend_from_slice(&op.data.to_le_bytes());
+            FRAME_MAX
+        } else {
+            self.scratch.clear();
+            self.scratch.push(0);
+            1
+        };
+        self.scratch.resize(frame + payload, 0);
+        op.iov.copy_out(self.prefix, &mut self.scratch[frame..]);
         let id = self
             .sends
             .insert(PendingSend {
@@ -310,27 +324,49 @@ impl Dgram {
                 },
             )
         } else {
-            // The device wrote a 40-byte prefix, then the payload.
-            let payload = c.len.min(buf.len().saturating_sub(srd::UD_PREFIX));
-            let (from, want) = if self.prefix > 0 {
-                (0, srd::UD_PREFIX + payload)
-            } else {
-                (srd::UD_PREFIX, payload)
-            };
-            let got = r.op.iov.copy_in(0, &buf[from..from + want]);
-            entry.len = got;
-            if got < want {
-                Done::Err(
+            // The device wrote a 40-byte prefix, then the frame and the
+            // payload; the application sees the prefix (FI_MSG_PREFIX) and
+            // the payload.
+            let body = &buf[srd::UD_PREFIX..];
+            let len = c.len.min(body.len());
+            match parse_frame(&body[..len]) {
+                None => Done::Err(
                     Dir::Rx,
                     ErrEntry {
                         entry,
-                        olen: want - got,
-                        err: b::FI_ETRUNC as i32,
+                        err: b::FI_EIO,
                         ..Default::default()
                     },
-                )
-            } else {
-                Done::Ok(Dir::Rx, entry, r.op.report)
+                ),
+                Some((data, start)) => {
+                    let payload = &body[start..len];
+                    let mut got = 0;
+                    if self.prefix > 0 {
+                        got = r.op.iov.copy_in(0, &buf[..srd::UD_PREFIX]);
+                    }
+                    let want = self.prefix + payload.len();
+                    if got == self.prefix {
+                        got += r.op.iov.copy_in(self.prefix, payload);
+                    }
+                    entry.len = got;
+                    if let Some(d) = data {
+                        entry.flags |= b::FI_REMOTE_CQ_DATA;
+                        entry.data = d;
+                    }
+                    if got < want {
+                        Done::Err(
+                            Dir::Rx,
+                            ErrEntry {
+                                entry,
+                                olen: want - got,
+                                err: b::FI_ETRUNC as i32,
+                                ..Default::default()
+                            },
+                        )
+                    } else {
+                        Done::Ok(Dir::Rx, entry, r.op.report)
+                    }
+                }
             }
         };
         if self.rx_pool.len() < 256 {
@@ -371,9 +407,33 @@ impl Dgram {
     pub fn fds(&self, out: &mut Vec<i32>) {
         self.t.fds(out);
     }
+
+    /// Time until the device's next timer.
+    pub fn next_timer(&self) -> Option<Duration> {
+        let now = self.t.now();
+        self.t
+            .dev
+            .poll_timeout()
+            .map(|t| Duration::from_nanos(t.saturating_sub(now)))
+    }
 }
 
 #[allow(clippy::result_large_err)] // the Err hands the completion back to be kept
+/// The frame of a received payload: remote CQ data, if any, and where the
+/// application's bytes start. None for a malformed frame.
+fn parse_frame(body: &[u8]) -> Option<(Option<u64>, usize)> {
+    match *body.first()? {
+        0 => Some((None, 1)),
+        FRAME_DATA => {
+            let d = body.get(1..FRAME_MAX)?;
+            Some((Some(u64::from_le_bytes(d.try_into().ok()?)), FRAME_MAX))
+        }
+        _ => None,
+    }
+}
+
+// The error hands the completion back to be kept for later, by value.
+#[allow(clippy::result_large_err)]
 fn deliver(sink: &Sink, d: Done) -> std::result::Result<(), Done> {
     match d {
         Done::Ok(dir, e, report) => sink

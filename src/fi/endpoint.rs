@@ -106,7 +106,14 @@ impl Endpoint {
         let ep_type = ep_attr.ep_type;
         let params = domain.params.clone();
         let payload = offer::payload_limit(&domain.iface, &params);
-        // The source address in info may pick a port.
+        // A source address in info (fi_getinfo with FI_SOURCE and a
+        // service) picks the port peers send to.
+        let port = info
+            .src_addr
+            .as_deref()
+            .and_then(|a| EpAddr::decode(info.addr_format, a))
+            .map_or(0, |a| a.sock.port());
+        let local = std::net::SocketAddrV4::new(domain.iface.addr, port);
         let tx_size = info
             .tx
             .as_ref()
@@ -131,7 +138,7 @@ impl Endpoint {
                 } else {
                     0
                 };
-                let t = Transport::open(domain.iface.addr, payload, &params, |c| {
+                let t = Transport::open(local, payload, &params, |c| {
                     c.sq_depth = u32::try_from(tx_size).unwrap_or(1024);
                     c.rq_depth = u32::try_from(rx_size).unwrap_or(1024);
                 })?;
@@ -146,7 +153,7 @@ impl Endpoint {
                 )?))
             }
             t if t == b::FI_EP_RDM => Engine::RdmOpen(Box::new(RdmOpen::open(
-                &domain, payload, &params, tx_size, rx_size,
+                &domain, port, payload, &params, tx_size, rx_size,
             )?)),
             _ => return Err(Error::Inval),
         };
@@ -229,11 +236,13 @@ impl Endpoint {
             st.sink.rx_cq = Some(cq.clone());
             st.sink.rx_selective = sel;
         }
-        cq.attach(self.as_progress());
+        let fds = wait_fds_of(&st.engine);
+        cq.attach(self.as_progress(), &fds);
         Ok(())
     }
 
-    /// fi_ep_bind of a counter with FI_SEND / FI_RECV (RMA kinds not offered).
+    /// fi_ep_bind of a counter with FI_SEND / FI_RECV, FI_READ / FI_WRITE
+    /// and (FI_RMA_EVENT) FI_REMOTE_READ / FI_REMOTE_WRITE.
     pub fn bind_cntr(&self, c: Arc<Cntr>, flags: u64) -> Result<()> {
         let rma = b::FI_READ | b::FI_WRITE | b::FI_REMOTE_READ | b::FI_REMOTE_WRITE;
         let known = b::FI_SEND | b::FI_RECV | rma;
@@ -242,6 +251,12 @@ impl Endpoint {
         }
         if flags & rma != 0 && self.ep_type != b::FI_EP_RDM {
             return Err(Error::NoSys);
+        }
+        // Counting peers' accesses to our memory is FI_RMA_EVENT's
+        // (fi_endpoint(3)); entries from fi_getinfo carry it.
+        let remote = b::FI_REMOTE_READ | b::FI_REMOTE_WRITE;
+        if flags & remote != 0 && self.caps & b::FI_RMA_EVENT == 0 {
+            return Err(Error::Inval);
         }
         let mut st = self.lock();
         let sink = &mut st.sink;
@@ -257,7 +272,8 @@ impl Endpoint {
                 *slot = Some(c.clone());
             }
         }
-        c.attach(self.as_progress());
+        let fds = wait_fds_of(&st.engine);
+        c.attach(self.as_progress(), &fds);
         Ok(())
     }
 
@@ -477,6 +493,25 @@ impl Endpoint {
 impl Drop for Endpoint {
     fn drop(&mut self) {
         let st = self.st.get_mut().unwrap_or_else(|e| e.into_inner());
+        // Our descriptors close with us: out of the CQs' and counters' sets.
+        let fds = wait_fds_of(&st.engine);
+        let s = &st.sink;
+        for cq in [&s.tx_cq, &s.rx_cq].into_iter().flatten() {
+            cq.wait.remove_fds(&fds);
+        }
+        for c in [
+            &s.send_cntr,
+            &s.recv_cntr,
+            &s.read_cntr,
+            &s.write_cntr,
+            &s.remote_read_cntr,
+            &s.remote_write_cntr,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            c.wait.remove_fds(&fds);
+        }
         if !st.enabled {
             return;
         }
@@ -502,16 +537,48 @@ impl Drop for Endpoint {
 impl Progress for Endpoint {
     fn progress(&self) {
         let mut st = self.lock();
+        // The application reads again: a doorbell armed by fi_trywait (or
+        // a reader that slept) is no longer needed; senders stop ringing.
+        if let Engine::Rdm(r) = &mut st.engine {
+            r.disarm();
+        }
         self.progress_locked(&mut st);
     }
 
     fn wait_fds(&self, out: &mut Vec<i32>) {
-        let st = self.lock();
-        match &st.engine {
-            Engine::Dgram(d) => d.fds(out),
-            Engine::Rdm(r) => r.fds(out),
-            Engine::RdmOpen(r) => r.fds(out),
-            Engine::Moving => {}
+        out.extend(wait_fds_of(&self.lock().engine));
+    }
+
+    fn arm(&self) -> bool {
+        match &mut self.lock().engine {
+            Engine::Rdm(r) => r.arm(),
+            Engine::Dgram(_) | Engine::RdmOpen(_) | Engine::Moving => true,
         }
     }
+
+    fn disarm(&self) {
+        if let Engine::Rdm(r) = &mut self.lock().engine {
+            r.disarm();
+        }
+    }
+
+    fn next_timer(&self) -> Option<Duration> {
+        match &self.lock().engine {
+            Engine::Dgram(d) => d.next_timer(),
+            Engine::Rdm(r) => r.next_timer(),
+            Engine::RdmOpen(_) | Engine::Moving => None,
+        }
+    }
+}
+
+/// The descriptors a reader blocked on this endpoint's CQs polls.
+fn wait_fds_of(e: &Engine) -> Vec<i32> {
+    let mut v = Vec::new();
+    match e {
+        Engine::Dgram(d) => d.fds(&mut v),
+        Engine::Rdm(r) => r.fds(&mut v),
+        Engine::RdmOpen(r) => r.fds(&mut v),
+        Engine::Moving => {}
+    }
+    v
 }

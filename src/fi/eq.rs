@@ -18,6 +18,8 @@ pub struct Event {
 pub struct Eq {
     pub size: usize,
     q: Mutex<VecDeque<Event>>,
+    /// The wait object (no endpoints: only writes make events).
+    pub wait: super::wait::WaitObj,
 }
 
 /// Largest event payload accepted by fi_eq_write.
@@ -25,17 +27,36 @@ pub const MAX_EVENT: usize = 4096;
 
 impl Eq {
     pub fn new(size: usize, wait_obj: u32, flags: u64) -> Result<Eq> {
+        Eq::with_wait(size, wait_obj, flags, false)
+    }
+
+    /// `in_set`: attr->wait_set names a wait set (the caller joins it).
+    pub fn with_wait(size: usize, wait_obj: u32, flags: u64, in_set: bool) -> Result<Eq> {
         if flags & !b::FI_WRITE != 0 {
             return Err(Error::Inval);
         }
-        if wait_obj == b::FI_WAIT_FD || wait_obj == b::FI_WAIT_SET || wait_obj == b::FI_WAIT_POLLFD
-        {
-            return Err(Error::NoSys);
-        }
+        let kind = super::wait::check_wait_obj(wait_obj, in_set)?;
         Ok(Eq {
             size: if size == 0 { 256 } else { size.min(1 << 16) },
             q: Mutex::new(VecDeque::new()),
+            wait: super::wait::WaitObj::new(kind)?,
         })
+    }
+
+    pub fn has_events(&self) -> bool {
+        !self.q.lock().unwrap_or_else(|e| e.into_inner()).is_empty()
+    }
+
+    /// Blocks until an event is queued or `deadline` (false then).
+    pub fn wait_for(&self, deadline: Option<std::time::Instant>) -> bool {
+        self.wait.watch();
+        let res =
+            self.has_events() || super::wait::poll_fds(&[self.wait.signal.fd()], None, deadline);
+        self.wait.unwatch();
+        if !self.wait.exported() {
+            self.wait.signal.clear();
+        }
+        res
     }
 
     pub fn write(&self, ev: Event) -> Result<()> {
@@ -47,6 +68,8 @@ impl Eq {
             return Err(Error::Again);
         }
         q.push_back(ev);
+        drop(q);
+        self.wait.notify();
         Ok(())
     }
 
@@ -56,7 +79,11 @@ impl Eq {
         if peek {
             q.front().cloned()
         } else {
-            q.pop_front()
+            let ev = q.pop_front();
+            if q.is_empty() && self.wait.exported() {
+                self.wait.signal.clear();
+            }
+            ev
         }
     }
 }

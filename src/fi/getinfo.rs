@@ -8,7 +8,7 @@ use super::offer;
 use super::params::Params;
 use crate::bindings as b;
 use crate::io::udp::Iface;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddrV4, ToSocketAddrs};
 
 /// What the application passed besides the hints.
 #[derive(Clone, Debug, Default)]
@@ -19,22 +19,89 @@ pub struct Request<'a> {
     pub flags: u64,
 }
 
-/// Resolves `node`/`service` to an IPv4 socket address: a dotted quad or
-/// "localhost", or our string address form.
-fn resolve_node(node: &str, service: Option<&str>) -> Option<SocketAddrV4> {
-    if let Ok(a) = EpAddr::from_str_form(node) {
+/// Resolves `node`/`service` to an IPv4 socket address: our string
+/// address form, a dotted quad, or a host name (getaddrinfo, IPv4 only).
+/// No node: the wildcard address for a source, loopback for a
+/// destination (what getaddrinfo gives with and without AI_PASSIVE).
+fn resolve_node(node: Option<&str>, service: Option<&str>, source: bool) -> Option<SocketAddrV4> {
+    if let Some(a) = node.and_then(|n| EpAddr::from_str_form(n).ok()) {
         return Some(a.sock);
     }
     let port = match service {
         Some(s) => s.parse::<u16>().ok()?,
         None => 0,
     };
-    let ip: Ipv4Addr = if node == "localhost" {
-        Ipv4Addr::LOCALHOST
-    } else {
-        node.parse().ok()?
+    let ip = match node {
+        None if source => Ipv4Addr::UNSPECIFIED,
+        None | Some("localhost") => Ipv4Addr::LOCALHOST,
+        Some(n) => match n.parse::<Ipv4Addr>() {
+            Ok(ip) => ip,
+            Err(_) => (n, port).to_socket_addrs().ok()?.find_map(|a| match a {
+                std::net::SocketAddr::V4(v4) => Some(*v4.ip()),
+                std::net::SocketAddr::V6(_) => None,
+            })?,
+        },
     };
     Some(SocketAddrV4::new(ip, port))
+}
+
+/// The address an endpoint of `kind` bound to `sock` has, as far as a peer
+/// can know it without asking: its queue pair is the first of its device
+/// and the QKey is fixed per kind. No host identity: such a peer is
+/// reached over UDP until it speaks for itself.
+fn dest_for(kind: Kind, sock: SocketAddrV4) -> EpAddr {
+    EpAddr {
+        kind,
+        sock,
+        qpn: offer::FIRST_QPN,
+        qkey: match kind {
+            Kind::Rdm => super::rdm_ep::RDM_QKEY,
+            Kind::Dgram => super::dgram::DGRAM_QKEY,
+        },
+        host_id: 0,
+        nonce: 0,
+        pid: 0,
+    }
+}
+
+/// How long the interface list and NIC attributes fi_getinfo reports are
+/// reused: clients that sweep hints (or open many endpoints) call it
+/// thousands of times, and each enumeration costs ~100 system calls; a
+/// change of interfaces shows within this long.
+const IFACE_CACHE: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// The host's interfaces, enumerated at most every IFACE_CACHE.
+pub fn cached_interfaces() -> Vec<Iface> {
+    type Cache = std::sync::Mutex<Option<(std::time::Instant, Vec<Iface>)>>;
+    static CACHE: Cache = std::sync::Mutex::new(None);
+    let mut g = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((at, list)) = g.as_ref()
+        && at.elapsed() < IFACE_CACHE
+    {
+        return list.clone();
+    }
+    let list = crate::io::udp::interfaces().unwrap_or_default();
+    *g = Some((std::time::Instant::now(), list.clone()));
+    list
+}
+
+/// NIC attributes of an interface, probed at most every IFACE_CACHE.
+pub fn cached_nic(name: &str, addr: Ipv4Addr, mtu: usize) -> super::nic::Nic {
+    type Cache = std::sync::Mutex<Vec<(std::time::Instant, String, Ipv4Addr, super::nic::Nic)>>;
+    static CACHE: Cache = std::sync::Mutex::new(Vec::new());
+    let mut g = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    g.retain(|e| e.0.elapsed() < IFACE_CACHE);
+    if let Some(e) = g.iter().find(|e| e.1 == name && e.2 == addr) {
+        return e.3.clone();
+    }
+    let nic = super::nic::probe(name, addr, mtu);
+    g.push((
+        std::time::Instant::now(),
+        name.to_string(),
+        addr,
+        nic.clone(),
+    ));
+    nic
 }
 
 /// Set by the core when a utility provider (ofi_rxd, ofi_rxm) looks for a
@@ -56,31 +123,34 @@ pub fn getinfo(
         return Err(Error::NoData);
     }
     let source = req.flags & b::FI_SOURCE != 0;
-    // The local address asked for, from hints->src_addr or node with FI_SOURCE.
+    // The local address asked for (hints->src_addr, or node/service with
+    // FI_SOURCE) and the peer's (hints->dest_addr, or node/service
+    // without FI_SOURCE; then each entry gets an address of its own kind).
     let mut want_src: Option<SocketAddrV4> = None;
     let mut want_dest: Option<EpAddr> = None;
+    let mut dest_sock: Option<SocketAddrV4> = None;
+    let given = req.node.is_some() || req.service.is_some();
     if let Some(h) = hints {
-        if let Some(bytes) = &h.src_addr {
+        if let (Some(bytes), false) = (&h.src_addr, source && given) {
             want_src = Some(
                 EpAddr::decode(h.addr_format, bytes)
                     .ok_or(Error::NoData)?
                     .sock,
             );
         }
-        if let Some(bytes) = &h.dest_addr {
+        if let (Some(bytes), true) = (&h.dest_addr, source || !given) {
             want_dest = Some(EpAddr::decode(h.addr_format, bytes).ok_or(Error::NoData)?);
         }
     }
-    if let Some(node) = req.node {
-        let sock = resolve_node(node, req.service).ok_or(Error::NoData)?;
+    if given {
+        let sock = resolve_node(req.node, req.service, source).ok_or(Error::NoData)?;
         if source {
             want_src = Some(sock);
-        } else if let Ok(a) = EpAddr::from_str_form(node) {
+        } else if let Some(a) = req.node.and_then(|n| EpAddr::from_str_form(n).ok()) {
             want_dest = Some(a);
+        } else {
+            dest_sock = Some(sock);
         }
-    } else if let (Some(service), true) = (req.service, source) {
-        let port = service.parse::<u16>().map_err(|_| Error::NoData)?;
-        want_src = Some(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port));
     }
 
     // An interface asked for by name or by source address is offered even
@@ -103,7 +173,7 @@ pub fn getinfo(
             Some(t) if t == b::FI_EP_DGRAM => Kind::Dgram,
             _ => Kind::Rdm,
         };
-        let mut e = info::narrow(&entry, hints);
+        let mut e = info::narrow(&entry, hints, req.version);
         if let Some(src) = want_src {
             let iface_ip = entry_ip(&entry);
             if !src.ip().is_unspecified() && Some(*src.ip()) != iface_ip {
@@ -133,6 +203,8 @@ pub fn getinfo(
                 continue;
             }
             e.dest_addr = Some(d.to_bytes().to_vec());
+        } else if let Some(sock) = dest_sock {
+            e.dest_addr = Some(dest_for(kind, sock).to_bytes().to_vec());
         }
         if e.addr_format == b::FI_ADDR_STR {
             e.src_addr = e.src_addr.map(|a| to_str_form(&a));
@@ -217,7 +289,8 @@ mod tests {
         assert_eq!(doms, ["eth0", "eth0", "eth0", "lo", "lo", "lo"]);
         assert_eq!(all[0].ep.as_ref().unwrap().ep_type, b::FI_EP_RDM);
         assert_eq!(all[1].ep.as_ref().unwrap().ep_type, b::FI_EP_DGRAM);
-        assert_eq!(all[2].mode, b::FI_MSG_PREFIX);
+        // Without hints DGRAM entries show FI_RX_CQ_DATA among their modes.
+        assert_eq!(all[2].mode, b::FI_MSG_PREFIX | b::FI_RX_CQ_DATA);
         assert_eq!(all[2].ep.as_ref().unwrap().msg_prefix_size, 40);
         assert!(
             all.iter()

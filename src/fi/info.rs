@@ -133,8 +133,10 @@ pub const SECONDARY_CAPS: u64 = b::FI_MULTI_RECV
 
 /// The api version the provider is written against.
 pub const API_VERSION: u32 = (1 << 16) | 17;
-/// The provider's own version.
-pub const PROV_VERSION: u32 = 1 << 16;
+/// The provider's own version: the shim's `fi_provider.version`
+/// (FI_VERSION(0, 1)), which the core writes into every entry's
+/// fabric_attr, so hints copied from an entry carry this value.
+pub const PROV_VERSION: u32 = 1;
 /// Fabric name of every entry: all srd endpoints reach each other over UDP
 /// or shared memory.
 pub const FABRIC_NAME: &str = "srd";
@@ -332,8 +334,16 @@ fn check_mr_mode(_prov: i32, hint: i32, api_version: u32) -> Result<(), &'static
 /// The entry returned for `hints`: `prov` narrowed to what was asked
 /// (primary caps as requested, secondary caps offered, threading, av type,
 /// mr_mode, op_flags as given).
-pub fn narrow(prov: &Info, hints: Option<&Info>) -> Info {
+pub fn narrow(prov: &Info, hints: Option<&Info>, api_version: u32) -> Info {
     let mut out = prov.clone();
+    if api_version < version(1, 5)
+        && let Some(d) = out.domain.as_mut()
+    {
+        // Before 1.5 mr_mode is an enum without "unspecified" on output:
+        // offset-based keys chosen by the application (a hint's BASIC is
+        // kept below).
+        d.mr_mode = b::FI_MR_SCALABLE as i32;
+    }
     // op_flags in an entry are the defaults every operation gets: none
     // unless the application asked (the offered set is what may be asked).
     let (htx, hrx) = (
@@ -345,6 +355,22 @@ pub fn narrow(prov: &Info, hints: Option<&Info>) -> Info {
     }
     if let Some(r) = out.rx.as_mut() {
         r.op_flags = hrx;
+    }
+    // FI_RX_CQ_DATA: a DGRAM datagram always consumes a receive, so the
+    // mode costs nothing there; shown to applications that support it (and
+    // with NULL hints, as the provider's supported modes).
+    let dgram = prov
+        .ep
+        .as_ref()
+        .is_some_and(|e| e.ep_type == b::FI_EP_DGRAM);
+    if dgram && hints.is_none_or(|h| h.mode & b::FI_RX_CQ_DATA != 0) {
+        out.mode |= b::FI_RX_CQ_DATA;
+        if let Some(t) = out.tx.as_mut() {
+            t.mode |= b::FI_RX_CQ_DATA;
+        }
+        if let Some(r) = out.rx.as_mut() {
+            r.mode |= b::FI_RX_CQ_DATA;
+        }
     }
     // FI_SOURCE_ERR changes what completions say (error entries for
     // senders not in the AV), so it is in force only when asked for.
@@ -378,6 +404,8 @@ pub fn narrow(prov: &Info, hints: Option<&Info>) -> Info {
         }
         if hd.mr_mode == b::FI_MR_BASIC as i32 || hd.mr_mode == b::FI_MR_SCALABLE as i32 {
             od.mr_mode = hd.mr_mode;
+        } else if api_version < version(1, 5) {
+            // FI_MR_UNSPEC: keep the default above.
         } else {
             od.mr_mode = hd.mr_mode & MR_MODE_KEPT;
         }

@@ -25,3 +25,4 @@ pub mod sink;
 pub mod slab;
 pub mod stats;
 pub mod transport;
+pub mod wait;

@@ -12,7 +12,8 @@ use std::net::SocketAddrV4;
 
 /// Bytes of the UD receive prefix (GRH-sized), shown as FI_MSG_PREFIX.
 pub const UD_PREFIX: usize = 40;
-/// Header bytes the device puts in front of a DGRAM payload.
+/// Header bytes the device (40) and the datagram frame (up to 9: remote CQ
+/// data, fi::dgram) put in front of a DGRAM payload, rounded up.
 pub const DGRAM_HEADER_RESERVE: usize = 64;
 
 /// libfabric's FI_TAG_GENERIC (a macro bindgen cannot evaluate): every tag bit usable.
@@ -22,8 +23,13 @@ pub const RDM_RX_SIZE: usize = 4096;
 pub const RDM_INJECT: usize = 4096;
 pub const DGRAM_QUEUE: usize = 1024;
 pub const IOV_LIMIT: usize = 4;
+/// Queue pair number of an endpoint's one QP (the first of its own device):
+/// what a destination address resolved from a node and service names.
+pub const FIRST_QPN: u32 = 1;
 
-/// Capabilities of the RDM endpoint.
+/// Capabilities of the RDM endpoint. FI_RMA_EVENT: counters bound with
+/// FI_REMOTE_READ / FI_REMOTE_WRITE count peers' RMA and atomics on our
+/// memory (and remote CQ data completes at the target as always).
 pub const RDM_CAPS: u64 = b::FI_MSG
     | b::FI_TAGGED
     | b::FI_RMA
@@ -32,6 +38,8 @@ pub const RDM_CAPS: u64 = b::FI_MSG
     | b::FI_WRITE
     | b::FI_REMOTE_READ
     | b::FI_REMOTE_WRITE
+    | b::FI_RMA_EVENT
+    | b::FI_SHARED_AV
     | b::FI_SEND
     | b::FI_RECV
     | b::FI_SOURCE
@@ -42,8 +50,13 @@ pub const RDM_CAPS: u64 = b::FI_MSG
     | b::FI_REMOTE_COMM;
 
 /// Capabilities of the DGRAM endpoint.
-pub const DGRAM_CAPS: u64 =
-    b::FI_MSG | b::FI_SEND | b::FI_RECV | b::FI_SOURCE | b::FI_LOCAL_COMM | b::FI_REMOTE_COMM;
+pub const DGRAM_CAPS: u64 = b::FI_MSG
+    | b::FI_SEND
+    | b::FI_RECV
+    | b::FI_SOURCE
+    | b::FI_LOCAL_COMM
+    | b::FI_REMOTE_COMM
+    | b::FI_SHARED_AV;
 
 /// UDP payload the interface carries, as limited by FI_SRD_MTU.
 pub fn payload_limit(iface: &Iface, params: &Params) -> usize {
@@ -116,7 +129,8 @@ fn domain(iface: &Iface, caps: u64) -> DomainAttr {
         max_ep_srx_ctx: 0,
         cntr_cnt: 1024,
         mr_iov_limit: IOV_LIMIT,
-        caps: caps & (b::FI_LOCAL_COMM | b::FI_REMOTE_COMM),
+        // FI_SHARED_AV: named AVs, shared by the processes of a host.
+        caps: caps & (b::FI_LOCAL_COMM | b::FI_REMOTE_COMM | b::FI_SHARED_AV),
         mode: 0,
         max_err_data: super::addr::ADDR_LEN,
         mr_cnt: 65536,
@@ -148,7 +162,8 @@ pub fn rdm_entry(iface: &Iface) -> Info {
                     | b::FI_SOURCE
                     | b::FI_SOURCE_ERR
                     | b::FI_REMOTE_READ
-                    | b::FI_REMOTE_WRITE),
+                    | b::FI_REMOTE_WRITE
+                    | b::FI_RMA_EVENT),
             mode: 0,
             op_flags: b::FI_COMPLETION
                 | b::FI_INJECT
@@ -238,11 +253,10 @@ pub fn dgram_entry(iface: &Iface, params: &Params, prefix: bool) -> Info {
             tx_ctx_cnt: 1,
             rx_ctx_cnt: 1,
         }),
-        domain: Some(DomainAttr {
-            // Datagrams carry no remote CQ data (fi_senddata: -FI_ENOSYS).
-            cq_data_size: 0,
-            ..domain(iface, caps)
-        }),
+        // Remote CQ data rides in the datagram's frame (fi::dgram); every
+        // datagram consumes a receive, so FI_RX_CQ_DATA holds by nature and
+        // is shown to applications that support it (info::narrow).
+        domain: Some(domain(iface, caps)),
         fabric: Some(fabric()),
         nic: None,
     }
@@ -253,7 +267,7 @@ pub fn dgram_entry(iface: &Iface, params: &Params, prefix: bool) -> Info {
 pub fn entries(ifaces: &[Iface], params: &Params, explicit: Option<&str>) -> Vec<Info> {
     let mut out = Vec::new();
     for i in usable(ifaces, params, explicit) {
-        let nic = super::nic::probe(&i.name, i.addr, i.mtu as usize);
+        let nic = super::getinfo::cached_nic(&i.name, i.addr, i.mtu as usize);
         for mut e in [
             rdm_entry(i),
             dgram_entry(i, params, false),

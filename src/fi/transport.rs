@@ -45,14 +45,17 @@ impl std::fmt::Debug for Transport {
 }
 
 impl Transport {
-    /// Opens sockets on `ip` and a device whose datagrams fit `udp_payload`.
+    /// Opens sockets on `local` (port 0: kernel-chosen; else path 0, the
+    /// address peers send to, binds it) and a device whose datagrams fit
+    /// `udp_payload`.
     pub fn open(
-        ip: Ipv4Addr,
+        local: SocketAddrV4,
         udp_payload: usize,
         params: &Params,
         tune: impl FnOnce(&mut DeviceConfig),
     ) -> Result<Transport> {
-        let mut ucfg = UdpConfig::new(ip, params.paths);
+        let mut ucfg = UdpConfig::new(*local.ip(), params.paths);
+        ucfg.port = local.port();
         // Fewer, larger packets through the kernel (the backend falls back
         // when the kernel refuses either).
         ucfg.gso = true;
@@ -388,7 +391,13 @@ mod tests {
     /// answered with RNR NAKs.)
     #[test]
     fn pump_budget_bounds_datagrams_per_call() {
-        let mut t = Transport::open(Ipv4Addr::LOCALHOST, 1472, &Params::default(), |_| {}).unwrap();
+        let mut t = Transport::open(
+            SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0),
+            1472,
+            &Params::default(),
+            |_| {},
+        )
+        .unwrap();
         let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
         const N: u64 = 50;
         for i in 0..N {

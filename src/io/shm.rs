@@ -44,6 +44,9 @@ pub(crate) mod segment;
 use std::ffi::CString;
 use std::fmt;
 use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::net::{SocketAddr, UnixDatagram};
 
 use layout::{FLAG_CMA, Geometry, HEADER, Pop, Push, Ring, STATE_CLOSED, STATE_OPEN};
 use segment::Mapping;
@@ -192,6 +195,8 @@ pub struct ShmStats {
     pub swept: u64,
     /// Slots skipped because their writer died before publishing them.
     pub abandoned: u64,
+    /// Doorbells rung (packets pushed while the receiver slept).
+    pub doorbells: u64,
 }
 
 #[derive(Debug)]
@@ -219,8 +224,30 @@ pub struct ShmEndpoint {
     cma: bool,
     peers: Vec<PeerMap>,
     stats: ShmStats,
+    /// Doorbell: an abstract-namespace datagram socket named after our
+    /// token. While we sleep (`arm`), senders that publish into our ring
+    /// send it a byte, so a blocked reader polls it beside its UDP sockets.
+    /// None when the socket could not be made (then `arm` never lets the
+    /// caller sleep on the ring).
+    doorbell: Option<UnixDatagram>,
+    /// Unbound socket we ring peers' doorbells with.
+    bell: Option<UnixDatagram>,
+    /// Our waiter word is set (between `arm` and `disarm`).
+    armed: bool,
     /// Keeps the ring mapped and the owner's flock held (liveness signal).
     own: Mapping,
+}
+
+/// The doorbell address of the endpoint `token` (of this user, in this
+/// network namespace: the same reach as the rings).
+fn doorbell_addr(token: ShmToken) -> io::Result<SocketAddr> {
+    let name = format!(
+        "srd-db-{}-{}-{:016x}",
+        segment::uid(),
+        token.pid,
+        token.nonce
+    );
+    SocketAddr::from_abstract_name(name.as_bytes())
 }
 
 impl ShmEndpoint {
@@ -268,6 +295,14 @@ impl ShmEndpoint {
         ring.set_owner_base();
         ring.set_state(STATE_OPEN);
         segment::track_own(&own.fd);
+        let token = ShmToken { pid, nonce };
+        let doorbell = doorbell_addr(token)
+            .and_then(|a| UnixDatagram::bind_addr(&a))
+            .and_then(|s| s.set_nonblocking(true).map(|()| s))
+            .ok();
+        let bell = UnixDatagram::unbound()
+            .and_then(|s| s.set_nonblocking(true).map(|()| s))
+            .ok();
         Ok(ShmEndpoint {
             token: ShmToken { pid, nonce },
             ring,
@@ -281,8 +316,43 @@ impl ShmEndpoint {
                 swept,
                 ..ShmStats::default()
             },
+            doorbell,
+            bell,
+            armed: false,
             own,
         })
+    }
+
+    /// Prepares to sleep until a packet arrives: asks senders to ring our
+    /// doorbell from now on. Returns false when the caller must not sleep
+    /// on the ring: a packet is already there (or we have no doorbell).
+    pub fn arm(&mut self) -> bool {
+        if self.doorbell.is_none() {
+            return false;
+        }
+        self.ring.set_waiter(true);
+        self.armed = true;
+        !self.ring.published(self.head)
+    }
+
+    /// Ends a sleep: senders stop ringing, and rings already received are
+    /// drained so the doorbell reads as quiet again.
+    /// Cheap when not armed (a flag test), so progress may call it always.
+    pub fn disarm(&mut self) {
+        if !self.armed {
+            return;
+        }
+        self.armed = false;
+        self.ring.set_waiter(false);
+        if let Some(d) = &self.doorbell {
+            let mut b = [0u8; 64];
+            while d.recv(&mut b).is_ok() {}
+        }
+    }
+
+    /// The doorbell's descriptor (readable after a sender rang it).
+    pub fn doorbell_fd(&self) -> Option<RawFd> {
+        self.doorbell.as_ref().map(|d| d.as_raw_fd())
     }
 
     /// What peers pass to [`connect`](Self::connect) to reach this endpoint.
@@ -403,6 +473,13 @@ impl ShmEndpoint {
                 p.full_streak = 0;
                 self.stats.sent += 1;
                 self.stats.sent_bytes += data.len() as u64;
+                if p.ring.waiter()
+                    && let (Some(bell), Ok(addr)) = (&self.bell, doorbell_addr(p.token))
+                {
+                    // A full doorbell already wakes the owner: errors ignored.
+                    let _ = bell.send_to_addr(&[1], &addr);
+                    self.stats.doorbells += 1;
+                }
                 Ok(())
             }
             Push::Full => {

@@ -65,6 +65,9 @@ pub struct UdpConfig {
     pub addr: Ipv4Addr,
     /// Number of sockets, 1..=16.
     pub paths: usize,
+    /// UDP port of path 0 (the address peers send to); 0 = kernel-chosen.
+    /// The other paths always take kernel-chosen ports.
+    pub port: u16,
     /// Fault injection: probability in 0..=1 that a datagram is dropped.
     pub drop_rate: f64,
     /// Seed of the drop PRNG; the same seed gives the same drop pattern.
@@ -91,6 +94,7 @@ impl UdpConfig {
         Self {
             addr,
             paths,
+            port: 0,
             drop_rate: 0.0,
             drop_seed: 0,
             drop_side: DropSide::Recv,
@@ -189,7 +193,8 @@ impl std::fmt::Debug for UdpBackend {
 }
 
 impl UdpBackend {
-    /// Opens `cfg.paths` sockets bound to `cfg.addr` on kernel-chosen ports.
+    /// Opens `cfg.paths` sockets bound to `cfg.addr`: path 0 on `cfg.port`,
+    /// the others on kernel-chosen ports.
     pub fn open(cfg: UdpConfig) -> io::Result<Self> {
         if !(1..=MAX_PATHS).contains(&cfg.paths) {
             return Err(io::Error::new(
@@ -202,8 +207,9 @@ impl UdpBackend {
         let mut gso = cfg.gso;
         let mut gro = cfg.gro;
         let (mut rcvbuf, mut sndbuf) = (usize::MAX, usize::MAX);
-        for _ in 0..cfg.paths {
-            let fd = sys::udp_socket(SocketAddrV4::new(cfg.addr, 0))?;
+        for i in 0..cfg.paths {
+            let port = if i == 0 { cfg.port } else { 0 };
+            let fd = sys::udp_socket(SocketAddrV4::new(cfg.addr, port))?;
             if want > 0 {
                 let r = sys::raise_buffer(&fd, libc::SO_RCVBUFFORCE, libc::SO_RCVBUF, want);
                 let s = sys::raise_buffer(&fd, libc::SO_SNDBUFFORCE, libc::SO_SNDBUF, want);
@@ -716,6 +722,20 @@ mod tests {
             let err = UdpBackend::open(UdpConfig::new(Ipv4Addr::LOCALHOST, paths)).unwrap_err();
             assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
         }
+    }
+
+    #[test]
+    fn path_zero_binds_the_port_asked_for() {
+        let probe = UdpBackend::open(UdpConfig::new(Ipv4Addr::LOCALHOST, 1)).unwrap();
+        let port = probe.local_addr(0).port();
+        drop(probe);
+        let mut cfg = UdpConfig::new(Ipv4Addr::LOCALHOST, 3);
+        cfg.port = port;
+        let b = UdpBackend::open(cfg.clone()).unwrap();
+        assert_eq!(b.local_addr(0).port(), port);
+        assert_ne!(b.local_addr(1).port(), port);
+        // The port is taken while `b` lives.
+        assert!(UdpBackend::open(cfg).is_err());
     }
 
     #[test]

@@ -122,6 +122,9 @@ impl Link {
 
     pub fn fds(&self, out: &mut Vec<i32>) {
         self.t.fds(out);
+        if let Some(fd) = self.shm.as_ref().and_then(|s| s.doorbell_fd()) {
+            out.push(fd);
+        }
     }
 
     /// Moves UDP datagrams. Without shared memory, or while UDP traffic

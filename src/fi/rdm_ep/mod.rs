@@ -55,14 +55,17 @@ pub struct RdmEp {
 }
 
 impl RdmOpen {
+    /// `port`: of the first socket (0: any; an FI_SOURCE address names one).
     pub fn open(
         domain: &Domain,
+        port: u16,
         udp_payload: usize,
         params: &Params,
         tx_size: usize,
         rx_size: usize,
     ) -> Result<RdmOpen> {
-        let t = Transport::open(domain.iface.addr, udp_payload, params, |c| {
+        let local = std::net::SocketAddrV4::new(domain.iface.addr, port);
+        let t = Transport::open(local, udp_payload, params, |c| {
             c.sq_depth = 4096;
             c.rq_depth = RX_DEPTH as u32;
             // A receiver that is alive but has no buffer posted is waited
@@ -477,8 +480,40 @@ impl RdmEp {
         self.link.wait(d);
     }
 
+    /// What a blocked reader polls: the UDP sockets and the shared-memory
+    /// ring's doorbell.
     pub fn fds(&self, out: &mut Vec<i32>) {
         self.link.fds(out);
+    }
+
+    /// Before a reader sleeps on `fds`: same-host senders ring the doorbell
+    /// from now on. False when input already waits in the ring (or it has
+    /// no doorbell): then the reader must progress instead of sleeping.
+    pub fn arm(&mut self) -> bool {
+        self.link.shm.as_mut().is_none_or(|s| s.arm())
+    }
+
+    pub fn disarm(&mut self) {
+        if let Some(s) = self.link.shm.as_mut() {
+            s.disarm();
+        }
+    }
+
+    /// Time until the device's or the protocol's next timer (a sleeping
+    /// reader wakes for it); packets waiting for room in a peer's ring are
+    /// retried after a millisecond (the peer's reads do not wake us).
+    pub fn next_timer(&self) -> Option<Duration> {
+        let now = self.link.t.now();
+        let at = [self.link.t.dev.poll_timeout(), self.rdm.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min();
+        let mut d = at.map(|t| Duration::from_nanos(t.saturating_sub(now)));
+        if self.link.shm.as_ref().is_some_and(|s| s.queued() > 0) {
+            let ms = Duration::from_millis(1);
+            d = Some(d.map_or(ms, |x| x.min(ms)));
+        }
+        d
     }
 }
 

@@ -86,6 +86,20 @@ impl ShmLink {
         self.ep.cma_enabled()
     }
 
+    /// The ring's doorbell, for a reader that sleeps.
+    pub fn doorbell_fd(&self) -> Option<i32> {
+        self.ep.doorbell_fd()
+    }
+
+    /// See `RdmEp::arm`.
+    pub fn arm(&mut self) -> bool {
+        self.ep.arm()
+    }
+
+    pub fn disarm(&mut self) {
+        self.ep.disarm();
+    }
+
     pub fn stats(&self) -> &ShmStats {
         self.ep.stats()
     }

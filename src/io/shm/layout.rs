@@ -16,6 +16,8 @@
 //!  20     stride u32, 24 owner_pid u32, 28 flags u32 (bit 0: owner can use CMA)
 //!  32     nonce u64, 40 state u32 (0 creating, 1 open, 2 closed)
 //!  48     owner_base u64: where the owner maps this segment (CMA check)
+//!  64     waiter u32: the owner is about to sleep; a producer that publishes
+//!         while it is set rings the owner's doorbell (its own line)
 //! 128     enqueue_pos u64 (its own 128-byte pair of lines: producers' CAS)
 //! 256     slot[0], slot[1], ... each `stride` bytes (a multiple of 64):
 //!           0 seq u64 | 8 len u32 | 12 writer pid u32 | 16 writer nonce u64 | 24 - | 32 data
@@ -50,6 +52,7 @@ pub(crate) const OFF_FLAGS: usize = 28;
 pub(crate) const OFF_NONCE: usize = 32;
 pub(crate) const OFF_STATE: usize = 40;
 pub(crate) const OFF_BASE: usize = 48;
+const OFF_WAITER: usize = 64;
 const OFF_ENQ: usize = 128;
 
 pub(crate) const STATE_CREATING: u32 = 0;
@@ -296,8 +299,30 @@ impl Ring {
             ptr::write(slot.add(16) as *mut u64, src_nonce);
             ptr::copy_nonoverlapping(data.as_ptr(), slot.add(SLOT_HEADER), data.len());
         }
-        self.seq(pos).store(pos + 1, Ordering::Release);
+        // SeqCst, paired with the consumer's in `set_waiter`/`published`:
+        // either the consumer sees this slot before sleeping, or we see its
+        // waiter flag after publishing and ring its doorbell (Dekker).
+        self.seq(pos).store(pos + 1, Ordering::SeqCst);
         Push::Done
+    }
+
+    /// Whether the owner sleeps waiting for packets (producers read it
+    /// right after publishing a slot).
+    pub(crate) fn waiter(&self) -> bool {
+        self.atomic_u32(OFF_WAITER).load(Ordering::SeqCst) != 0
+    }
+
+    /// Owner: announces (or withdraws) that it is about to sleep. After
+    /// setting it the owner must look at its head slot again
+    /// ([`published`](Self::published)) before sleeping.
+    pub(crate) fn set_waiter(&self, on: bool) {
+        self.atomic_u32(OFF_WAITER)
+            .store(u32::from(on), Ordering::SeqCst);
+    }
+
+    /// Owner: whether the slot at `head` is published.
+    pub(crate) fn published(&self, head: u64) -> bool {
+        self.seq(head).load(Ordering::SeqCst) == head + 1
     }
 
     /// Consumer: if the slot at `head` is published, hands its contents to
