@@ -10,7 +10,7 @@ use crate::srd::{
     Qpn,
 };
 use crate::wire::srd::DATA_HEADER_LEN;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::SocketAddrV4;
 use std::time::{Duration, Instant};
 
 /// Datagrams read per receive batch (with GRO each may carry 64 KiB).
@@ -392,7 +392,7 @@ mod tests {
     #[test]
     fn pump_budget_bounds_datagrams_per_call() {
         let mut t = Transport::open(
-            SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0),
+            SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 0),
             1472,
             &Params::default(),
             |_| {},
