@@ -99,7 +99,7 @@ impl Endpoint {
     ) -> PacketOutcome {
         let pkt = match Packet::new_checked(bytes) {
             Ok(p) => p,
-            Err(WireError::Version(_)) => {
+            Err(WireError::BadVersion(_)) => {
                 self.stats.bad_version += 1;
                 // A handshake in another version: fail what we send there
                 // rather than let it hang.
