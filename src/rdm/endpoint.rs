@@ -4,7 +4,7 @@
 
 use super::matcher::{Matcher, TagHasher};
 use super::peer::{INITIAL_WINDOW, PeerIdx, PeerTable};
-use super::pool::{ChunkStore, Slab};
+use super::pool::{ChunkStore, Handle, Slab};
 use super::proto::{self, Cutoffs};
 use super::reorder::Overflow;
 use super::rma::{RemoteCounts, RmaOp, RmaQ, RmaTarget};
@@ -24,10 +24,8 @@ use std::hash::BuildHasherDefault;
 pub(super) enum Ctrl {
     Handshake(PeerIdx),
     Credit(PeerIdx),
-    Cts {
-        msg: u32,
-        generation: u32,
-    },
+    /// Long-CTS receiver: a grant for this message.
+    Cts(Handle),
     Receipt {
         peer: PeerIdx,
         msg_id: u32,
@@ -74,10 +72,16 @@ pub(super) const TOK_CREDIT: u64 = 5;
 pub(super) const TOK_RMA: u64 = 6;
 pub(super) const TOK_SERVE: u64 = 7;
 
-/// kind (8 bits) | generation (24 bits) | index (32 bits): a token of a
-/// freed and reused slot is recognised as stale.
-pub(super) fn token(kind: u64, generation: u32, idx: u32) -> u64 {
-    (kind << 56) | (((generation & 0xff_ffff) as u64) << 32) | idx as u64
+/// kind (8 bits) | generation (24 bits) | slot (32 bits) of the slab
+/// entry it stands for: a token of a freed and reused slot is refused by
+/// the slab as stale.
+pub(super) fn token(kind: u64, h: Handle) -> u64 {
+    (kind << 56) | (u64::from(h.generation()) << 32) | u64::from(h.idx())
+}
+
+/// A token naming a peer rather than an operation.
+pub(super) fn peer_token(kind: u64, peer: PeerIdx) -> u64 {
+    token(kind, Handle::from_parts(peer, 0))
 }
 
 /// Key of a message in `inflight`.
@@ -85,8 +89,8 @@ pub(super) fn msg_key(peer: PeerIdx, msg_id: u32) -> u64 {
     (u64::from(peer) << 32) | u64::from(msg_id)
 }
 
-pub(super) fn untoken(t: u64) -> (u64, u32, u32) {
-    (t >> 56, ((t >> 32) & 0xff_ffff) as u32, t as u32)
+pub(super) fn untoken(t: u64) -> (u64, Handle) {
+    (t >> 56, Handle::from_parts(t as u32, (t >> 32) as u32))
 }
 
 /// One RDM endpoint. `Send` (the glue may move it between threads; it
@@ -96,14 +100,12 @@ pub struct Endpoint {
     pub(super) cut: Cutoffs,
     pub(super) peers: PeerTable,
     pub(super) tx: Slab<TxOp>,
-    pub(super) tx_gen: Vec<u32>,
     /// Inject copies, one buffer per tx slot, allocated once.
     pub(super) inject_bufs: Vec<Vec<u8>>,
     pub(super) rx: Slab<RxOp>,
     pub(super) msgs: Slab<RxMsg>,
-    pub(super) msg_gen: Vec<u32>,
     /// Medium messages that still expect packets, by `msg_key`.
-    pub(super) inflight: HashMap<u64, u32, BuildHasherDefault<TagHasher>>,
+    pub(super) inflight: HashMap<u64, Handle, BuildHasherDefault<TagHasher>>,
     pub(super) tagged: Matcher,
     pub(super) untagged: Matcher,
     pub(super) overflow: Overflow,
@@ -120,7 +122,7 @@ pub struct Endpoint {
     pub(super) unexp_bytes: usize,
     pub(super) reorder_bytes: usize,
     pub(super) ctrl: VecDeque<Ctrl>,
-    pub(super) txq: VecDeque<(u32, u32)>,
+    pub(super) txq: VecDeque<Handle>,
     /// Peers paused by the glue (`set_peer_paused`).
     pub(super) paused: usize,
     pub(super) cq: VecDeque<Completion>,
@@ -133,23 +135,21 @@ pub struct Endpoint {
     // ---- RMA and atomics (rma.rs, rma_target.rs) ----
     /// The glue's memory registry (target side).
     pub(super) rma_target: Option<Box<dyn RmaTarget + Send>>,
-    /// Initiator operations, their generations and copied payloads
-    /// (inject data, atomic operands; one reusable buffer per slot).
+    /// Initiator operations and their copied payloads (inject data, atomic
+    /// operands; one reusable buffer per slot).
     pub(super) rma: Slab<RmaOp>,
-    pub(super) rma_gen: Vec<u32>,
     pub(super) rma_bufs: Vec<Vec<u8>>,
     /// RMA packets to send (initiator ops and reads being served).
     pub(super) rmaq: VecDeque<RmaQ>,
     /// Ops waiting for their peer's handshake (RMA packets carry no
     /// address: the target must know us first).
-    pub(super) rma_wait: Vec<(u32, u32)>,
+    pub(super) rma_wait: Vec<Handle>,
     /// poll_transmit alternates between sends and RMA.
     pub(super) rma_turn: bool,
     /// Target: multi-packet writes being placed, by (peer, tx_id, gen).
     pub(super) wr_in: HashMap<(PeerIdx, u32, u32), WriteIn>,
     /// Target: reads being served.
     pub(super) rd_out: Slab<ReadOut>,
-    pub(super) rd_gen: Vec<u32>,
     /// Target: fetched values waiting in ATOMRSPs.
     pub(super) rsp_bufs: Vec<Vec<u8>>,
     pub(super) rsp_free: Vec<u32>,
@@ -192,13 +192,11 @@ impl Endpoint {
             cut,
             peers: PeerTable::new(cfg.max_peers),
             tx: Slab::with_capacity(cfg.tx_size),
-            tx_gen: vec![0; cfg.tx_size],
             inject_bufs: (0..cfg.tx_size)
                 .map(|_| Vec::with_capacity(cfg.inject_size))
                 .collect(),
             rx: Slab::with_capacity(cfg.rx_size),
             msgs: Slab::with_capacity(max_msgs),
-            msg_gen: vec![0; max_msgs],
             inflight: HashMap::with_capacity_and_hasher(max_msgs, Default::default()),
             tagged: Matcher::new(cfg.rx_size, max_msgs),
             untagged: Matcher::new(cfg.rx_size, max_msgs),
@@ -220,14 +218,12 @@ impl Endpoint {
             stats: Stats::default(),
             rma_target: None,
             rma: Slab::with_capacity(cfg.tx_size),
-            rma_gen: vec![0; cfg.tx_size],
             rma_bufs: (0..cfg.tx_size).map(|_| Vec::new()).collect(),
             rmaq: VecDeque::with_capacity(cfg.tx_size + cfg.rma_target_max),
             rma_wait: Vec::new(),
             rma_turn: false,
             wr_in: HashMap::with_capacity(cfg.rma_target_max.min(4096)),
             rd_out: Slab::with_capacity(cfg.rma_target_max),
-            rd_gen: vec![0; cfg.rma_target_max],
             rsp_bufs: Vec::new(),
             rsp_free: Vec::new(),
             scratch: Vec::new(),
@@ -402,7 +398,7 @@ impl Endpoint {
         p.next_tx_msg = msg_id.wrapping_add(1);
         if inject {
             // Copy now so the caller may reuse its buffer at once.
-            let buf = &mut self.inject_bufs[idx as usize];
+            let buf = &mut self.inject_bufs[idx.idx() as usize];
             buf.clear();
             match &iov {
                 Some(v) => {
@@ -435,7 +431,7 @@ impl Endpoint {
             };
             self.cq.push_back(c);
         }
-        self.txq.push_back((idx, self.tx_gen[idx as usize]));
+        self.txq.push_back(idx);
         self.contact(now, peer);
         Ok(())
     }

@@ -119,22 +119,12 @@ impl Endpoint {
     /// liveness tick, not per packet.
     pub fn waited_peers(&self, out: &mut Vec<PeerIdx>) {
         out.clear();
-        out.extend(
-            self.tx
-                .indices()
-                .filter_map(|i| self.tx.get(i))
-                .map(|o| o.peer),
-        );
-        out.extend(
-            self.rma
-                .indices()
-                .filter_map(|i| self.rma.get(i))
-                .map(|o| o.peer),
-        );
+        out.extend(self.tx.iter().map(|(_, o)| o.peer));
+        out.extend(self.rma.iter().map(|(_, o)| o.peer));
         out.extend(
             self.msgs
-                .indices()
-                .filter_map(|i| self.msgs.get(i))
+                .iter()
+                .map(|(_, m)| m)
                 .filter(|m| {
                     matches!(m.state, super::rx::MsgState::Attached(_)) && m.received < m.total
                 })

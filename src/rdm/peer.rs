@@ -2,7 +2,7 @@
 //! the network (internal entries, reported with FI_EADDRNOTAVAIL until the
 //! application inserts their address).
 
-use super::pool::Slab;
+use super::pool::{Handle, Slab};
 use super::reorder::Window;
 use std::collections::{HashMap, VecDeque};
 
@@ -36,12 +36,12 @@ pub struct Peer {
     /// `tx_next_acked + tx_window` only.
     pub tx_next_acked: u32,
     pub tx_window: u32,
-    /// Sends waiting for credit, in msg_id order: (tx slot, generation).
-    pub blocked: VecDeque<(u32, u32)>,
+    /// Sends waiting for credit, in msg_id order.
+    pub blocked: VecDeque<Handle>,
     /// The glue's link to it is full (`Endpoint::set_peer_paused`): sends
     /// wait in `parked` (still marked `queued`) until it has room.
     pub paused: bool,
-    pub parked: VecDeque<(u32, u32)>,
+    pub parked: VecDeque<Handle>,
     /// Receive side: the `next` we last advertised in a CREDIT.
     pub rx_advertised: u32,
     pub credit_queued: bool,
@@ -81,7 +81,7 @@ impl PeerTable {
     /// entry to an AV one (it keeps its msg_id state).
     pub fn insert(&mut self, addr: &[u8], in_av: bool) -> Option<PeerIdx> {
         if let Some(i) = self.lookup(addr) {
-            if in_av && let Some(p) = self.peers.get_mut(i) {
+            if in_av && let Some(p) = self.peers.at_mut(i) {
                 p.in_av = true;
             }
             return Some(i);
@@ -110,17 +110,18 @@ impl PeerTable {
                 cma_pid: None,
                 heard: false,
             })
-            .ok()?;
+            .ok()?
+            .idx();
         self.by_addr.insert(addr.to_vec(), i);
         Some(i)
     }
 
     pub fn get(&self, i: PeerIdx) -> Option<&Peer> {
-        self.peers.get(i)
+        self.peers.at(i)
     }
 
     pub fn get_mut(&mut self, i: PeerIdx) -> Option<&mut Peer> {
-        self.peers.get_mut(i)
+        self.peers.at_mut(i)
     }
 
     pub fn indices(&self) -> impl Iterator<Item = PeerIdx> + '_ {

@@ -23,6 +23,7 @@ use super::atomic::{self, AtomicKind, AtomicOp, Datatype};
 use super::cma;
 use super::endpoint::{Endpoint, TOK_RMA, token};
 use super::peer::PeerIdx;
+use super::pool::Handle;
 use super::types::{CompFlags, ErrorKind, OpFlags};
 use super::{Completion, CompletionError, RdmError, TxError, TxInfo};
 use crate::mem::UserIov;
@@ -103,12 +104,11 @@ pub(crate) struct RmaOp {
     pub no_cma: bool,
 }
 
-/// An entry of `rmaq`: (slot, generation) of an initiator op or of a read
-/// being served.
+/// An entry of `rmaq`: an initiator op or a read being served.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum RmaQ {
-    Op(u32, u32),
-    Serve(u32, u32),
+    Op(Handle),
+    Serve(Handle),
 }
 
 fn cq_flags(kind: RmaKind) -> CompFlags {
@@ -423,7 +423,7 @@ impl Endpoint {
             return Err(RdmError::Again);
         };
         if copy {
-            let buf = &mut self.rma_bufs[idx as usize];
+            let buf = &mut self.rma_bufs[idx.idx() as usize];
             buf.clear();
             match &iov {
                 Some(v) => {
@@ -439,11 +439,10 @@ impl Endpoint {
         if let Some(op) = self.rma.get_mut(idx) {
             op.iov = iov;
         }
-        let generation = self.rma_gen[idx as usize];
         if self.peers.get(peer).is_some_and(|p| p.hs_recv) {
-            self.rmaq.push_back(RmaQ::Op(idx, generation));
+            self.rmaq.push_back(RmaQ::Op(idx));
         } else {
-            self.rma_wait.push((idx, generation));
+            self.rma_wait.push(idx);
         }
         self.contact(now, peer);
         Ok(())
@@ -459,7 +458,7 @@ impl Endpoint {
     /// The CMA descriptor segments of RMA op `idx` if it should ask the
     /// target for a single copy (large enough, CMA reaches the peer, the
     /// buffer describable and the request fitting one packet).
-    fn rma_cma_segs(&self, idx: u32, hdr: usize, lim: usize) -> Option<cma::Segs> {
+    fn rma_cma_segs(&self, idx: Handle, hdr: usize, lim: usize) -> Option<cma::Segs> {
         let op = self.rma.get(idx)?;
         if op.started || op.copied || op.no_cma || !self.cma_candidate(op.peer, op.len as usize) {
             return None;
@@ -475,9 +474,8 @@ impl Endpoint {
     pub(super) fn release_rma(&mut self, peer: PeerIdx) {
         let mut i = 0;
         while i < self.rma_wait.len() {
-            let (idx, generation) = self.rma_wait[i];
-            let live = self.rma_gen[idx as usize] == generation && self.rma.get(idx).is_some();
-            if !live {
+            let idx = self.rma_wait[i];
+            if !self.rma.contains(idx) {
                 self.rma_wait.swap_remove(i);
                 continue;
             }
@@ -490,7 +488,7 @@ impl Endpoint {
                 if no_rma {
                     self.finish_rma(idx, Some((ErrorKind::NotSupported, 0)));
                 } else {
-                    self.rmaq.push_back(RmaQ::Op(idx, generation));
+                    self.rmaq.push_back(RmaQ::Op(idx));
                 }
                 continue;
             }
@@ -502,8 +500,8 @@ impl Endpoint {
     pub(super) fn poll_rma(&mut self, out: &mut [u8]) -> Option<TxInfo> {
         while let Some(q) = self.rmaq.pop_front() {
             let t = match q {
-                RmaQ::Op(idx, generation) => self.emit_op(idx, generation, out),
-                RmaQ::Serve(idx, generation) => self.emit_serve(idx, generation, out),
+                RmaQ::Op(h) => self.emit_op(h, out),
+                RmaQ::Serve(h) => self.emit_serve(h, out),
             };
             if t.is_some() {
                 return t;
@@ -512,10 +510,7 @@ impl Endpoint {
         None
     }
 
-    fn emit_op(&mut self, idx: u32, generation: u32, out: &mut [u8]) -> Option<TxInfo> {
-        if self.rma_gen[idx as usize] != generation {
-            return None;
-        }
+    fn emit_op(&mut self, idx: Handle, out: &mut [u8]) -> Option<TxInfo> {
         let peer = self.rma.get(idx)?.peer;
         let window = self.rma_window_pkts(peer);
         let lim = self.peer_mtu(peer).min(out.len());
@@ -525,8 +520,8 @@ impl Endpoint {
         let op = self.rma.get_mut(idx)?;
         op.queued = false;
         let oref = OpRef {
-            tx_id: idx,
-            op_gen: generation,
+            tx_id: idx.idx(),
+            op_gen: idx.generation(),
         };
         let len = match op.kind {
             RmaKind::Write if let Some(segs) = cma_segs => {
@@ -580,7 +575,7 @@ impl Endpoint {
                 let off = op.next_off as usize;
                 let dst = &mut out[at..at + n];
                 if op.copied {
-                    dst.copy_from_slice(&self.rma_bufs[idx as usize][off..off + n]);
+                    dst.copy_from_slice(&self.rma_bufs[idx.idx() as usize][off..off + n]);
                 } else if let Some(iov) = &op.iov {
                     iov.copy_out(off, dst);
                 }
@@ -623,7 +618,7 @@ impl Endpoint {
                         count,
                     },
                 );
-                let src = &self.rma_bufs[idx as usize];
+                let src = &self.rma_bufs[idx.idx() as usize];
                 if out.len() < at + src.len() {
                     return None;
                 }
@@ -638,20 +633,17 @@ impl Endpoint {
             && op.sent_pkts.wrapping_sub(op.acked_pkts) < window
         {
             op.queued = true;
-            self.rmaq.push_back(RmaQ::Op(idx, generation));
+            self.rmaq.push_back(RmaQ::Op(idx));
         }
         Some(TxInfo {
             peer: op.peer,
             len,
-            token: token(TOK_RMA, generation, idx),
+            token: token(TOK_RMA, idx),
         })
     }
 
     /// Transport verdict on an initiator RMA packet.
-    pub(super) fn rma_sent(&mut self, generation: u32, idx: u32, res: Result<(), TxError>) {
-        if self.rma_gen.get(idx as usize) != Some(&generation) {
-            return;
-        }
+    pub(super) fn rma_sent(&mut self, idx: Handle, res: Result<(), TxError>) {
         let Some(op) = self.rma.get_mut(idx) else {
             return;
         };
@@ -661,7 +653,7 @@ impl Endpoint {
                 op.acked_pkts += 1;
                 if op.kind == RmaKind::Write && op.next_off < op.len && !op.queued {
                     op.queued = true;
-                    self.rmaq.push_back(RmaQ::Op(idx, generation));
+                    self.rmaq.push_back(RmaQ::Op(idx));
                 }
                 self.mark_alive(peer);
             }
@@ -670,17 +662,19 @@ impl Endpoint {
     }
 
     /// The live initiator op a response names, or `None` (stale, counted).
-    fn rma_op_for(&mut self, peer: PeerIdx, r: OpRef, want: fn(RmaKind) -> bool) -> Option<u32> {
-        let ok = self.rma_gen.get(r.tx_id as usize) == Some(&r.op_gen)
+    fn rma_op_for(&mut self, peer: PeerIdx, r: OpRef, want: fn(RmaKind) -> bool) -> Option<Handle> {
+        let h = Handle::from_parts(r.tx_id, r.op_gen);
+        // A generation wider than handles carry names no op of ours.
+        let ok = h.generation() == r.op_gen
             && self
                 .rma
-                .get(r.tx_id)
+                .get(h)
                 .is_some_and(|op| op.peer == peer && want(op.kind) && op.started);
         if !ok {
             self.stats.stale += 1;
             return None;
         }
-        Some(r.tx_id)
+        Some(h)
     }
 
     pub(super) fn on_write_rsp(&mut self, peer: PeerIdx, r: RspRepr) {
@@ -703,7 +697,7 @@ impl Endpoint {
             op.queued = true;
             self.cma_refused(peer);
             if queue {
-                self.rmaq.push_back(RmaQ::Op(idx, r.op.op_gen));
+                self.rmaq.push_back(RmaQ::Op(idx));
             }
             return;
         }
@@ -779,9 +773,7 @@ impl Endpoint {
     }
 
     /// Completes initiator op `idx` (with `err`: (errno, prov_errno)).
-    pub(super) fn finish_rma(&mut self, idx: u32, err: Option<(ErrorKind, i32)>) {
-        let g = &mut self.rma_gen[idx as usize];
-        *g = (*g + 1) & 0xff_ffff;
+    pub(super) fn finish_rma(&mut self, idx: Handle, err: Option<(ErrorKind, i32)>) {
         let Some(mut op) = self.rma.remove(idx) else {
             return;
         };
@@ -807,20 +799,20 @@ impl Endpoint {
 
     /// Fails every RMA op toward `peer` and stops serving its reads.
     pub(super) fn fail_peer_rma(&mut self, peer: PeerIdx, kind: ErrorKind, prov_errno: i32) {
-        let mut i = 0;
-        while i < self.rma.capacity() as u32 {
-            if self.rma.get(i).is_some_and(|op| op.peer == peer) {
-                self.finish_rma(i, Some((kind, prov_errno)));
+        for i in 0..self.rma.slots() {
+            if let Some((h, op)) = self.rma.entry_at(i)
+                && op.peer == peer
+            {
+                self.finish_rma(h, Some((kind, prov_errno)));
             }
-            i += 1;
         }
         self.wr_in.retain(|&(p, _, _), _| p != peer);
-        let mut i = 0;
-        while i < self.rd_out.capacity() as u32 {
-            if self.rd_out.get(i).is_some_and(|r| r.peer == peer) {
-                self.free_serve(i);
+        for i in 0..self.rd_out.slots() {
+            if let Some((h, r)) = self.rd_out.entry_at(i)
+                && r.peer == peer
+            {
+                self.free_serve(h);
             }
-            i += 1;
         }
     }
 }

@@ -14,6 +14,7 @@ use super::atomic::{self, AtomicKind, AtomicOp, Datatype};
 use super::cma::{self, CmaError};
 use super::endpoint::{Ctrl, Endpoint, TOK_SERVE, token};
 use super::peer::PeerIdx;
+use super::pool::Handle;
 use super::pool::NIL;
 use super::rma::RmaQ;
 use super::types::{Access, CompFlags, ErrorKind};
@@ -294,15 +295,12 @@ impl Endpoint {
             return PacketOutcome::Deferred(peer);
         };
         self.remote.reads += 1;
-        self.rmaq.push_back(RmaQ::Serve(i, self.rd_gen[i as usize]));
+        self.rmaq.push_back(RmaQ::Serve(i));
         PacketOutcome::Consumed
     }
 
     /// The next READRSP of served read `i`.
-    pub(super) fn emit_serve(&mut self, i: u32, generation: u32, out: &mut [u8]) -> Option<TxInfo> {
-        if self.rd_gen[i as usize] != generation {
-            return None;
-        }
+    pub(super) fn emit_serve(&mut self, i: Handle, out: &mut [u8]) -> Option<TxInfo> {
         let peer = self.rd_out.get(i)?.peer;
         let window = self.rma_window_pkts(peer);
         let lim = self.peer_mtu(peer).min(out.len());
@@ -346,20 +344,17 @@ impl Endpoint {
         let peer = r.peer;
         if r.next_off < r.len && r.sent_pkts.wrapping_sub(r.acked_pkts) < window {
             r.queued = true;
-            self.rmaq.push_back(RmaQ::Serve(i, generation));
+            self.rmaq.push_back(RmaQ::Serve(i));
         }
         Some(TxInfo {
             peer,
             len,
-            token: token(TOK_SERVE, generation, i),
+            token: token(TOK_SERVE, i),
         })
     }
 
     /// Transport verdict on a READRSP.
-    pub(super) fn serve_sent(&mut self, generation: u32, i: u32, res: Result<(), TxError>) {
-        if self.rd_gen.get(i as usize) != Some(&generation) {
-            return;
-        }
+    pub(super) fn serve_sent(&mut self, i: Handle, res: Result<(), TxError>) {
         let Some(peer) = self.rd_out.get(i).map(|r| r.peer) else {
             return;
         };
@@ -378,7 +373,7 @@ impl Endpoint {
                     && r.sent_pkts.wrapping_sub(r.acked_pkts) < window
                 {
                     r.queued = true;
-                    self.rmaq.push_back(RmaQ::Serve(i, generation));
+                    self.rmaq.push_back(RmaQ::Serve(i));
                 }
                 self.mark_alive(peer);
             }
@@ -389,11 +384,8 @@ impl Endpoint {
         }
     }
 
-    pub(super) fn free_serve(&mut self, i: u32) {
-        if self.rd_out.remove(i).is_some() {
-            let g = &mut self.rd_gen[i as usize];
-            *g = (*g + 1) & 0xff_ffff;
-        }
+    pub(super) fn free_serve(&mut self, i: Handle) {
+        self.rd_out.remove(i);
     }
 
     pub(super) fn on_rta(&mut self, peer: PeerIdx, h: RtaRepr, payload: &[u8]) -> PacketOutcome {
@@ -500,7 +492,7 @@ impl Endpoint {
 
     /// Builds the datagram of an RMA control packet.
     pub(super) fn emit_rma_ctrl(&mut self, c: Ctrl, out: &mut [u8]) -> Option<TxInfo> {
-        use super::endpoint::TOK_RECEIPT;
+        use super::endpoint::{TOK_RECEIPT, peer_token};
         let (peer, len) = match c {
             Ctrl::WriteRsp {
                 peer,
@@ -553,7 +545,7 @@ impl Endpoint {
         Some(TxInfo {
             peer,
             len,
-            token: token(TOK_RECEIPT, 0, peer),
+            token: peer_token(TOK_RECEIPT, peer),
         })
     }
 }

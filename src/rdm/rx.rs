@@ -4,9 +4,8 @@
 
 use super::cma::{self, CmaError, Segs};
 use super::endpoint::{Ctrl, Endpoint, msg_key};
-use super::matcher::Handle;
 use super::peer::PeerIdx;
-use super::pool::ChunkList;
+use super::pool::{ChunkList, Handle, NIL};
 use super::proto::longcts;
 use super::reorder::{self, Place, Window};
 use super::types::{CompFlags, ErrorKind, OpFlags};
@@ -46,7 +45,7 @@ pub(crate) enum MsgState {
     /// FI_PEEK|FI_CLAIM reserved it for this context.
     Claimed(u64),
     /// Placing into receive `rx`.
-    Attached(u32),
+    Attached(Handle),
     /// FI_DISCARD: the rest of its data is dropped.
     Discard,
     /// Completed; waits for CTS datagram verdicts before being freed.
@@ -307,13 +306,10 @@ impl Endpoint {
         // stored messages, receives bound the attached ones, and the credit
         // window the out-of-order ones.
         let m = self.msgs.insert_force(msg);
-        if self.msg_gen.len() <= m as usize {
-            self.msg_gen.resize(m as usize + 1, 0);
-        }
         let Some(w) = self.peers.get_mut(peer).and_then(|p| p.window.as_mut()) else {
             return PacketOutcome::Dropped;
         };
-        match reorder::place(w, &mut self.overflow, peer, hdr.msg_id, m) {
+        match reorder::place(w, &mut self.overflow, peer, hdr.msg_id, m.idx()) {
             Place::Stale => {
                 self.msgs.remove(m);
                 self.stats.stale += 1;
@@ -357,14 +353,18 @@ impl Endpoint {
                 return;
             };
             match reorder::advance(w, &mut self.overflow, peer) {
-                Some(m) => self.deliver(m),
+                Some(m) => {
+                    if let Some(m) = self.msgs.handle_at(m) {
+                        self.deliver(m);
+                    }
+                }
                 None => break,
             }
         }
     }
 
     /// Message `m` is next in its peer's order: match it or keep it.
-    fn deliver(&mut self, m: u32) {
+    fn deliver(&mut self, m: Handle) {
         let Some(msg) = self.msgs.get(m) else {
             return;
         };
@@ -378,7 +378,8 @@ impl Endpoint {
     }
 
     /// `deliver` with the match already looked up (posted handle, rx op).
-    fn deliver_matched(&mut self, m: u32, matched: Option<(Handle, u32)>) {
+    fn deliver_matched(&mut self, m: Handle, matched: Option<(Handle, u32)>) {
+        let matched = matched.and_then(|(_, rx)| self.rx.handle_at(rx));
         let Some(msg) = self.msgs.get(m) else {
             return;
         };
@@ -393,12 +394,14 @@ impl Endpoint {
         } else {
             &mut self.untagged
         };
-        if let Some((_, rx)) = matched {
+        if let Some(rx) = matched {
             self.attach(m, rx);
             return;
         }
         // The unexpected table is as large as the message slab: no failure.
-        let h = matcher.add_unexpected(tag, peer, m).unwrap_or(0);
+        let h = matcher
+            .add_unexpected(tag, peer, m.idx())
+            .unwrap_or(Handle::from_parts(NIL, 0));
         let Some(msg) = self.msgs.get_mut(m) else {
             return;
         };
@@ -416,7 +419,7 @@ impl Endpoint {
 
     /// Gives message `m` the buffer of receive `rx`, copying what was
     /// stored so far.
-    fn attach(&mut self, m: u32, rx: u32) {
+    fn attach(&mut self, m: Handle, rx: Handle) {
         let min_multi = self.cfg.min_multi_recv;
         let (Some(op), Some(msg)) = (self.rx.get_mut(rx), self.msgs.get_mut(m)) else {
             return;
@@ -477,7 +480,7 @@ impl Endpoint {
 
     /// The data of a message's first packet. An empty one may have let the
     /// message complete (and be freed) already.
-    fn first_data(&mut self, m: u32, off: u64, payload: &[u8]) -> PacketOutcome {
+    fn first_data(&mut self, m: Handle, off: u64, payload: &[u8]) -> PacketOutcome {
         if payload.is_empty() {
             return PacketOutcome::Consumed;
         }
@@ -485,7 +488,7 @@ impl Endpoint {
     }
 
     /// Bytes of message `m` at `off`.
-    fn msg_data(&mut self, m: u32, off: u64, payload: &[u8]) -> PacketOutcome {
+    fn msg_data(&mut self, m: Handle, off: u64, payload: &[u8]) -> PacketOutcome {
         let Some(msg) = self.msgs.get_mut(m) else {
             return PacketOutcome::Dropped;
         };
@@ -529,7 +532,7 @@ impl Endpoint {
     }
 
     /// Completes `m` when all its data is in; asks for more (CTS) if not.
-    pub(super) fn msg_progress(&mut self, m: u32) {
+    pub(super) fn msg_progress(&mut self, m: Handle) {
         let Some(msg) = self.msgs.get(m) else {
             return;
         };
@@ -571,8 +574,7 @@ impl Endpoint {
                 msg.granted = g;
                 if !msg.cts_queued {
                     msg.cts_queued = true;
-                    let generation = self.msg_gen[m as usize];
-                    self.ctrl.push_back(Ctrl::Cts { msg: m, generation });
+                    self.ctrl.push_back(Ctrl::Cts(m));
                 }
             }
         }
@@ -589,7 +591,7 @@ impl Endpoint {
     /// from the sender's memory. Refused → the message turns long-CTS
     /// (the caller's `msg_progress` then grants); failed → the receive
     /// and the send fail.
-    fn long_read(&mut self, m: u32) {
+    fn long_read(&mut self, m: Handle) {
         let Some(msg) = self.msgs.get(m) else {
             return;
         };
@@ -656,7 +658,7 @@ impl Endpoint {
 
     /// The receive completion of message `m` in buffer `rx`; `fail`
     /// overrides (a failed CTS).
-    fn complete_recv(&mut self, m: u32, rx: u32, fail: Option<ErrorKind>) {
+    fn complete_recv(&mut self, m: Handle, rx: Handle, fail: Option<ErrorKind>) {
         let (Some(msg), Some(op)) = (self.msgs.get(m), self.rx.get_mut(rx)) else {
             return;
         };
@@ -717,7 +719,7 @@ impl Endpoint {
     }
 
     /// A CTS for `m` could not be delivered: its receive fails.
-    pub(super) fn fail_msg(&mut self, m: u32, kind: ErrorKind) {
+    pub(super) fn fail_msg(&mut self, m: Handle, kind: ErrorKind) {
         let Some(msg) = self.msgs.get_mut(m) else {
             return;
         };
@@ -736,14 +738,14 @@ impl Endpoint {
     /// Fails the receives still being filled by `peer` (its data will not
     /// come: the transport gave up on it).
     pub(super) fn fail_peer_msgs(&mut self, peer: PeerIdx, kind: ErrorKind) {
-        let mut i = 0;
-        while i < self.msgs.capacity().max(self.msg_gen.len()) as u32 {
-            if self.msgs.get(i).is_some_and(|m| {
-                m.peer == peer && matches!(m.state, MsgState::Attached(_)) && m.received < m.total
-            }) {
-                self.fail_msg(i, kind);
+        for i in 0..self.msgs.slots() {
+            if let Some((h, m)) = self.msgs.entry_at(i)
+                && m.peer == peer
+                && matches!(m.state, MsgState::Attached(_))
+                && m.received < m.total
+            {
+                self.fail_msg(h, kind);
             }
-            i += 1;
         }
     }
 
@@ -763,26 +765,27 @@ impl Endpoint {
                     &mut self.untagged
                 };
                 matcher.unpost(h);
-                let Some(op) = self.rx.get_mut(rx) else {
+                let Some(rx) = self.rx.handle_at(rx) else {
                     continue;
                 };
-                op.posted = None;
+                if let Some(op) = self.rx.get_mut(rx) {
+                    op.posted = None;
+                }
                 self.fail_unposted(rx, kind);
             }
         }
     }
 
-    fn free_msg(&mut self, m: u32) {
+    fn free_msg(&mut self, m: Handle) {
         let Some(mut msg) = self.msgs.remove(m) else {
             return;
         };
-        let g = &mut self.msg_gen[m as usize];
-        *g = (*g + 1) & 0xff_ffff;
         self.chunks.drain(&mut msg.chunks, |_, _| {});
     }
 
     fn on_data(&mut self, peer: PeerIdx, hdr: DataRepr, payload: &[u8]) -> PacketOutcome {
-        let ok = self.msgs.get(hdr.rx_id).is_some_and(|m| {
+        let m = self.msgs.handle_at(hdr.rx_id);
+        let ok = m.and_then(|m| self.msgs.get(m)).is_some_and(|m| {
             m.peer == peer
                 && m.msg_id == hdr.msg_id
                 && m.proto == Proto::LongCts
@@ -792,11 +795,11 @@ impl Endpoint {
                     .checked_add(payload.len() as u64)
                     .is_some_and(|e| e <= m.granted)
         });
-        if !ok {
+        let (true, Some(m)) = (ok, m) else {
             self.stats.stale += 1;
             return PacketOutcome::Dropped;
-        }
-        self.msg_data(hdr.rx_id, hdr.offset, payload)
+        };
+        self.msg_data(m, hdr.offset, payload)
     }
 
     // ---- receive-side calls ---------------------------------------------
@@ -875,9 +878,16 @@ impl Endpoint {
                 break;
             };
             matcher.remove_unexpected(h);
+            let Some(m) = self.msgs.handle_at(m) else {
+                continue;
+            };
             // A multi-receive buffer is "posted" while it has room.
             if let Some(op) = self.rx.get_mut(rx) {
-                op.posted = if multi { Some(u32::MAX) } else { None };
+                op.posted = if multi {
+                    Some(Handle::from_parts(NIL, 0))
+                } else {
+                    None
+                };
             }
             self.attach(m, rx);
             let open = self
@@ -904,7 +914,7 @@ impl Endpoint {
         } else {
             &mut self.untagged
         };
-        let h = matcher.post(tag, ignore, src, rx);
+        let h = matcher.post(tag, ignore, src, rx.idx());
         if let Some(op) = self.rx.get_mut(rx) {
             op.posted = h;
         }
@@ -921,7 +931,8 @@ impl Endpoint {
         context: u64,
         flags: OpFlags,
     ) -> Result<(), RdmError> {
-        let Some((h, m)) = self.tagged.find_unexpected(tag & !ignore, ignore, src) else {
+        let found = self.tagged.find_unexpected(tag & !ignore, ignore, src);
+        let Some((h, m)) = found.and_then(|(h, m)| Some((h, self.msgs.handle_at(m)?))) else {
             self.cq.push_back(Completion {
                 context,
                 flags: CompFlags::RECV | CompFlags::TAGGED,
@@ -1017,23 +1028,15 @@ impl Endpoint {
         Ok(())
     }
 
-    fn msgs_claimed_by(&self, context: u64) -> Option<u32> {
-        let mut i = 0;
-        while i < self.msgs.capacity() as u32 {
-            if self
-                .msgs
-                .get(i)
-                .is_some_and(|m| m.state == MsgState::Claimed(context))
-            {
-                return Some(i);
-            }
-            i += 1;
-        }
-        None
+    fn msgs_claimed_by(&self, context: u64) -> Option<Handle> {
+        self.msgs
+            .iter()
+            .find(|(_, m)| m.state == MsgState::Claimed(context))
+            .map(|(h, _)| h)
     }
 
     /// Drops message `m`'s data (stored and to come).
-    fn discard(&mut self, m: u32) {
+    fn discard(&mut self, m: Handle) {
         let Some(msg) = self.msgs.get_mut(m) else {
             return;
         };
@@ -1050,20 +1053,11 @@ impl Endpoint {
     /// fi_cancel: a posted receive with this context completes with
     /// ErrorKind::Canceled. Returns whether one was found.
     pub fn cancel(&mut self, context: u64) -> bool {
-        let mut found = None;
-        let mut i = 0;
-        while i < self.rx.capacity() as u32 {
-            if self
-                .rx
-                .get(i)
-                .is_some_and(|op| op.context == context && op.posted.is_some())
-            {
-                found = Some(i);
-                break;
-            }
-            i += 1;
-        }
-        let Some(rx) = found else {
+        let found = self
+            .rx
+            .iter()
+            .find(|(_, op)| op.context == context && op.posted.is_some());
+        let Some((rx, _)) = found else {
             return false;
         };
         let Some(op) = self.rx.get_mut(rx) else {
@@ -1083,7 +1077,7 @@ impl Endpoint {
     /// Ends the receive `rx`, already out of its matcher, with an error
     /// entry. A multi-receive buffer with messages still landing is
     /// released by the last of them (FI_MULTI_RECV on its completion).
-    fn fail_unposted(&mut self, rx: u32, kind: ErrorKind) {
+    fn fail_unposted(&mut self, rx: Handle, kind: ErrorKind) {
         let Some(op) = self.rx.get(rx) else {
             return;
         };

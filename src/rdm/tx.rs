@@ -3,10 +3,11 @@
 //! FI_DELIVERY_COMPLETE the receiver) has confirmed them.
 
 use super::endpoint::{
-    Ctrl, Endpoint, TOK_CREDIT, TOK_CTS, TOK_HS, TOK_RECEIPT, TOK_RMA, TOK_SERVE, TOK_TX, token,
-    untoken,
+    Ctrl, Endpoint, TOK_CREDIT, TOK_CTS, TOK_HS, TOK_RECEIPT, TOK_RMA, TOK_SERVE, TOK_TX,
+    peer_token, token, untoken,
 };
 use super::peer::PeerIdx;
+use super::pool::Handle;
 use super::proto::{self, longcts};
 use super::{CompFlags, Completion, CompletionError, ErrorKind, TxError, TxInfo};
 use crate::mem::UserIov;
@@ -88,11 +89,8 @@ impl Endpoint {
     }
 
     fn poll_sends(&mut self, out: &mut [u8]) -> Option<TxInfo> {
-        while let Some((idx, generation)) = self.txq.pop_front() {
-            if self.tx_gen[idx as usize] != generation {
-                continue;
-            }
-            let Some(op) = self.tx.get_mut(idx) else {
+        while let Some(h) = self.txq.pop_front() {
+            let Some(op) = self.tx.get_mut(h) else {
                 continue;
             };
             let Some(peer) = self.peers.get_mut(op.peer) else {
@@ -101,34 +99,34 @@ impl Endpoint {
             };
             if peer.paused {
                 // Stays `queued`: a CTS must not queue it a second time.
-                peer.parked.push_back((idx, generation));
+                peer.parked.push_back(h);
                 continue;
             }
             op.queued = false;
             // A new message needs credit: the receiver holds at most
             // `window` messages ahead of the one it waits for.
             if !op.req_sent && op.msg_id.wrapping_sub(peer.tx_next_acked) >= peer.tx_window {
-                peer.blocked.push_back((idx, generation));
+                peer.blocked.push_back(h);
                 continue;
             }
             // Until the peer's handshake shows it knows us, REQs carry our
             // address so it can identify us (EFA does the same).
             let addr = (!peer.hs_recv).then_some(self.cfg.local_addr.as_slice());
             let lim = peer.mtu.max(self.cfg.mtu).min(out.len());
-            let inject = &self.inject_bufs[idx as usize];
+            let inject = &self.inject_bufs[h.idx() as usize];
             let pid = self.cfg.pid;
-            let Some(len) = proto::emit(op, idx, inject, pid, addr, &mut out[..lim]) else {
+            let Some(len) = proto::emit(op, h.idx(), inject, pid, addr, &mut out[..lim]) else {
                 continue;
             };
             op.sent_pkts += 1;
             if proto::has_more(op) {
                 op.queued = true;
-                self.txq.push_back((idx, generation));
+                self.txq.push_back(h);
             }
             return Some(TxInfo {
                 peer: op.peer,
                 len,
-                token: token(TOK_TX, generation, idx),
+                token: token(TOK_TX, h),
             });
         }
         None
@@ -144,11 +142,11 @@ impl Endpoint {
                 Some(TxInfo {
                     peer,
                     len,
-                    token: token(TOK_HS, 0, peer),
+                    token: peer_token(TOK_HS, peer),
                 })
             }
-            Ctrl::Cts { msg, generation } => {
-                if self.msg_gen[msg as usize] != generation || out.len() < CTS_LEN {
+            Ctrl::Cts(msg) => {
+                if out.len() < CTS_LEN {
                     return None;
                 }
                 let m = self.msgs.get_mut(msg)?;
@@ -159,14 +157,14 @@ impl Endpoint {
                     &CtsRepr {
                         msg_id: m.msg_id,
                         tx_id: m.tx_id,
-                        rx_id: msg,
+                        rx_id: msg.idx(),
                         grant_end: m.granted,
                     },
                 );
                 Some(TxInfo {
                     peer: m.peer,
                     len,
-                    token: token(TOK_CTS, generation, msg),
+                    token: token(TOK_CTS, msg),
                 })
             }
             Ctrl::Credit(peer) => {
@@ -181,7 +179,7 @@ impl Endpoint {
                 Some(TxInfo {
                     peer,
                     len,
-                    token: token(TOK_CREDIT, 0, peer),
+                    token: peer_token(TOK_CREDIT, peer),
                 })
             }
             Ctrl::Receipt {
@@ -196,7 +194,7 @@ impl Endpoint {
                 Some(TxInfo {
                     peer,
                     len,
-                    token: token(TOK_RECEIPT, 0, peer),
+                    token: peer_token(TOK_RECEIPT, peer),
                 })
             }
             Ctrl::Fin {
@@ -219,7 +217,7 @@ impl Endpoint {
                 Some(TxInfo {
                     peer,
                     len,
-                    token: token(TOK_RECEIPT, 0, peer),
+                    token: peer_token(TOK_RECEIPT, peer),
                 })
             }
             Ctrl::WriteRsp { .. } | Ctrl::AtomRsp { .. } | Ctrl::ReadDone { .. } => {
@@ -230,13 +228,10 @@ impl Endpoint {
 
     /// The transport's verdict on a datagram from `poll_transmit`.
     pub fn on_send_complete(&mut self, tok: u64, res: Result<(), TxError>) {
-        let (kind, generation, idx) = untoken(tok);
+        let (kind, h) = untoken(tok);
         match kind {
             TOK_TX => {
-                if self.tx_gen[idx as usize % self.tx_gen.len()] != generation {
-                    return;
-                }
-                let Some(op) = self.tx.get_mut(idx) else {
+                let Some(op) = self.tx.get_mut(h) else {
                     return;
                 };
                 let peer = op.peer;
@@ -244,33 +239,30 @@ impl Endpoint {
                     Ok(()) => {
                         op.acked_pkts += 1;
                         self.mark_alive(peer);
-                        self.finish_tx(idx, None);
+                        self.finish_tx(h, None);
                     }
                     Err(e) => self.peer_failed(peer, e),
                 }
             }
             TOK_CTS => {
-                if self.msg_gen.get(idx as usize) != Some(&generation) {
-                    return;
-                }
-                let Some(m) = self.msgs.get_mut(idx) else {
+                let Some(m) = self.msgs.get_mut(h) else {
                     return;
                 };
                 m.cts_out = m.cts_out.saturating_sub(1);
                 let peer = m.peer;
                 match res {
-                    Ok(()) => self.msg_progress(idx),
+                    Ok(()) => self.msg_progress(h),
                     Err(e) => {
-                        self.fail_msg(idx, e.kind());
+                        self.fail_msg(h, e.kind());
                         self.peer_failed(peer, e);
                     }
                 }
             }
-            TOK_RMA => self.rma_sent(generation, idx, res),
-            TOK_SERVE => self.serve_sent(generation, idx, res),
+            TOK_RMA => self.rma_sent(h, res),
+            TOK_SERVE => self.serve_sent(h, res),
             TOK_HS | TOK_RECEIPT | TOK_CREDIT => match res {
-                Ok(()) => self.mark_alive(idx),
-                Err(e) => self.peer_failed(idx, e),
+                Ok(()) => self.mark_alive(h.idx()),
+                Err(e) => self.peer_failed(h.idx(), e),
             },
             _ => {}
         }
@@ -305,7 +297,7 @@ impl Endpoint {
     /// Completes send `idx` if it is done, or with `err`. A send with an
     /// error is freed at once: the generation in its tokens makes any
     /// datagram verdict still to come stale.
-    pub(super) fn finish_tx(&mut self, idx: u32, err: Option<(ErrorKind, i32)>) {
+    pub(super) fn finish_tx(&mut self, idx: Handle, err: Option<(ErrorKind, i32)>) {
         let Some(op) = self.tx.get(idx) else {
             return;
         };
@@ -318,8 +310,6 @@ impl Endpoint {
                 return;
             }
         }
-        let generation = &mut self.tx_gen[idx as usize];
-        *generation = (*generation + 1) & 0xff_ffff;
         let Some(mut op) = self.tx.remove(idx) else {
             return;
         };
@@ -352,7 +342,11 @@ impl Endpoint {
 
     /// Long-CTS sender: a CTS from the receiver.
     pub(super) fn on_cts(&mut self, peer: PeerIdx, c: CtsRepr) {
-        let Some(op) = self.tx.get_mut(c.tx_id) else {
+        let Some(h) = self.tx.handle_at(c.tx_id) else {
+            self.stats.stale += 1;
+            return;
+        };
+        let Some(op) = self.tx.get_mut(h) else {
             self.stats.stale += 1;
             return;
         };
@@ -366,14 +360,13 @@ impl Endpoint {
             op.proto = Proto::LongCts;
             self.cma_refused(peer);
         }
-        let Some(op) = self.tx.get_mut(c.tx_id) else {
+        let Some(op) = self.tx.get_mut(h) else {
             return;
         };
         longcts::on_cts(op, c.rx_id, c.grant_end);
         if !op.queued && proto::has_more(op) {
             op.queued = true;
-            let generation = self.tx_gen[c.tx_id as usize];
-            self.txq.push_back((c.tx_id, generation));
+            self.txq.push_back(h);
         }
     }
 
@@ -436,17 +429,15 @@ impl Endpoint {
         let Some(p) = self.peers.get_mut(peer) else {
             return;
         };
-        let (tx, gens, txq) = (&self.tx, &self.tx_gen, &mut self.txq);
+        let (tx, txq) = (&self.tx, &mut self.txq);
         let (acked, window) = (p.tx_next_acked, p.tx_window);
-        p.blocked.retain(|&(idx, generation)| {
-            let credit = match tx.get(idx) {
-                Some(op) if gens[idx as usize] == generation => {
-                    op.msg_id.wrapping_sub(acked) < window
-                }
-                _ => return false, // gone: drop it from the list
+        p.blocked.retain(|&h| {
+            let credit = match tx.get(h) {
+                Some(op) => op.msg_id.wrapping_sub(acked) < window,
+                None => return false, // gone: drop it from the list
             };
             if credit {
-                txq.push_back((idx, generation));
+                txq.push_back(h);
             }
             !credit
         });
@@ -454,7 +445,11 @@ impl Endpoint {
 
     /// FI_DELIVERY_COMPLETE: the receiver placed the data.
     pub(super) fn on_receipt(&mut self, peer: PeerIdx, r: ReceiptRepr) {
-        let Some(op) = self.tx.get_mut(r.tx_id) else {
+        let Some(h) = self.tx.handle_at(r.tx_id) else {
+            self.stats.stale += 1;
+            return;
+        };
+        let Some(op) = self.tx.get_mut(h) else {
             self.stats.stale += 1;
             return;
         };
@@ -463,12 +458,16 @@ impl Endpoint {
             return;
         }
         op.receipt_got = true;
-        self.finish_tx(r.tx_id, None);
+        self.finish_tx(h, None);
     }
 
     /// Long-read: the receiver copied the message (or could not).
     pub(super) fn on_fin(&mut self, peer: PeerIdx, f: FinRepr) {
-        let Some(op) = self.tx.get_mut(f.tx_id) else {
+        let Some(h) = self.tx.handle_at(f.tx_id) else {
+            self.stats.stale += 1;
+            return;
+        };
+        let Some(op) = self.tx.get_mut(h) else {
             self.stats.stale += 1;
             return;
         };
@@ -477,24 +476,24 @@ impl Endpoint {
             return;
         }
         if let Some(kind) = ErrorKind::from_status(f.status) {
-            self.finish_tx(f.tx_id, Some((kind, 0)));
+            self.finish_tx(h, Some((kind, 0)));
             return;
         }
         // Every byte is placed: sent, and delivered.
         op.next_off = op.len;
         op.receipt_got = true;
-        self.finish_tx(f.tx_id, None);
+        self.finish_tx(h, None);
     }
 
     /// Fails every send toward `peer` (transport gave up, timeout).
     pub(super) fn fail_peer_ops(&mut self, peer: PeerIdx, kind: ErrorKind, prov_errno: i32) {
         self.fail_peer_rma(peer, kind, prov_errno);
-        let mut i = 0;
-        while i < self.tx.capacity() as u32 {
-            if self.tx.get(i).is_some_and(|op| op.peer == peer) {
-                self.finish_tx(i, Some((kind, prov_errno)));
+        for i in 0..self.tx.slots() {
+            if let Some((h, op)) = self.tx.entry_at(i)
+                && op.peer == peer
+            {
+                self.finish_tx(h, Some((kind, prov_errno)));
             }
-            i += 1;
         }
     }
 }
