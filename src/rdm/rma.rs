@@ -21,7 +21,8 @@
 
 use super::atomic::{self, AtomicKind, AtomicOp, Datatype};
 use super::cma;
-use super::endpoint::{Endpoint, TOK_RMA, token};
+use super::endpoint::Endpoint;
+use super::outbox::{RmaQ, TOK_RMA, token};
 use super::peer::PeerIdx;
 use super::pool::Handle;
 use super::types::{CompFlags, ErrorKind, OpFlags};
@@ -102,13 +103,6 @@ pub(crate) struct RmaOp {
     pub cma: bool,
     /// The target refused CMA for it: move the data in packets.
     pub no_cma: bool,
-}
-
-/// An entry of `rmaq`: an initiator op or a read being served.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum RmaQ {
-    Op(Handle),
-    Serve(Handle),
 }
 
 fn cq_flags(kind: RmaKind) -> CompFlags {
@@ -390,11 +384,12 @@ impl Endpoint {
         if self.rma.is_full() {
             return Err(RdmError::Again);
         }
-        let errno = p.broken.or_else(|| {
-            (p.hs_recv && p.features & FEATURE_RMA == 0).then_some(ErrorKind::NotSupported)
+        let errno = p.broken().or_else(|| {
+            (p.hs_recv() && p.features() & FEATURE_RMA == 0).then_some(ErrorKind::NotSupported)
         });
         if let Some(errno) = errno {
-            self.push_error(context, cq_flags(kind), errno, 0, result.or(iov));
+            self.out
+                .fail(context, cq_flags(kind), errno, 0, result.or(iov));
             return Ok(());
         }
         let report = !silent && (!self.cfg.tx_selective || flags.contains(OpFlags::COMPLETION));
@@ -439,8 +434,8 @@ impl Endpoint {
         if let Some(op) = self.rma.get_mut(idx) {
             op.iov = iov;
         }
-        if self.peers.get(peer).is_some_and(|p| p.hs_recv) {
-            self.rmaq.push_back(RmaQ::Op(idx));
+        if self.peers.get(peer).is_some_and(|p| p.hs_recv()) {
+            self.out.rma.push_back(RmaQ::Op(idx));
         } else {
             self.rma_wait.push(idx);
         }
@@ -484,11 +479,11 @@ impl Endpoint {
                 let no_rma = self
                     .peers
                     .get(peer)
-                    .is_some_and(|p| p.features & FEATURE_RMA == 0);
+                    .is_some_and(|p| p.features() & FEATURE_RMA == 0);
                 if no_rma {
                     self.finish_rma(idx, Some((ErrorKind::NotSupported, 0)));
                 } else {
-                    self.rmaq.push_back(RmaQ::Op(idx));
+                    self.out.rma.push_back(RmaQ::Op(idx));
                 }
                 continue;
             }
@@ -498,7 +493,7 @@ impl Endpoint {
 
     /// The next RMA packet (initiator ops and reads served), if any.
     pub(super) fn poll_rma(&mut self, out: &mut [u8]) -> Option<TxInfo> {
-        while let Some(q) = self.rmaq.pop_front() {
+        while let Some(q) = self.out.rma.pop_front() {
             let t = match q {
                 RmaQ::Op(h) => self.emit_op(h, out),
                 RmaQ::Serve(h) => self.emit_serve(h, out),
@@ -633,7 +628,7 @@ impl Endpoint {
             && op.sent_pkts.wrapping_sub(op.acked_pkts) < window
         {
             op.queued = true;
-            self.rmaq.push_back(RmaQ::Op(idx));
+            self.out.rma.push_back(RmaQ::Op(idx));
         }
         Some(TxInfo {
             peer: op.peer,
@@ -653,7 +648,7 @@ impl Endpoint {
                 op.acked_pkts += 1;
                 if op.kind == RmaKind::Write && op.next_off < op.len && !op.queued {
                     op.queued = true;
-                    self.rmaq.push_back(RmaQ::Op(idx));
+                    self.out.rma.push_back(RmaQ::Op(idx));
                 }
                 self.mark_alive(peer);
             }
@@ -671,7 +666,7 @@ impl Endpoint {
                 .get(h)
                 .is_some_and(|op| op.peer == peer && want(op.kind) && op.started);
         if !ok {
-            self.stats.stale += 1;
+            self.out.stats.stale += 1;
             return None;
         }
         Some(h)
@@ -687,7 +682,7 @@ impl Endpoint {
                 return;
             };
             if !op.cma {
-                self.stats.stale += 1;
+                self.out.stats.stale += 1;
                 return;
             }
             op.cma = false;
@@ -697,7 +692,7 @@ impl Endpoint {
             op.queued = true;
             self.cma_refused(peer);
             if queue {
-                self.rmaq.push_back(RmaQ::Op(idx));
+                self.out.rma.push_back(RmaQ::Op(idx));
             }
             return;
         }
@@ -719,7 +714,7 @@ impl Endpoint {
         if h.flags & READRSP_PLACED != 0 {
             // The target wrote every byte into our buffer.
             if !op.cma {
-                self.stats.malformed += 1;
+                self.out.stats.malformed += 1;
                 return;
             }
             self.finish_rma(idx, None);
@@ -738,7 +733,7 @@ impl Endpoint {
             .checked_add(payload.len() as u64)
             .is_some_and(|e| e <= op.len);
         if !fits {
-            self.stats.malformed += 1;
+            self.out.stats.malformed += 1;
             return;
         }
         if let Some(iov) = op.iov.as_mut() {
@@ -763,7 +758,7 @@ impl Endpoint {
         };
         if let Some(res) = op.result.as_mut() {
             if payload.len() as u64 != op.len {
-                self.stats.malformed += 1;
+                self.out.stats.malformed += 1;
                 self.finish_rma(idx, Some((ErrorKind::InvalidArgument, 0)));
                 return;
             }
@@ -778,7 +773,7 @@ impl Endpoint {
             return;
         };
         let report = op.report || err.is_some();
-        self.cq.push_back(Completion {
+        self.out.cq.push_back(Completion {
             context: op.context,
             flags: cq_flags(op.kind),
             len: if err.is_some() { 0 } else { op.len as usize },

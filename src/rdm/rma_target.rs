@@ -12,11 +12,11 @@
 
 use super::atomic::{self, AtomicKind, AtomicOp, Datatype};
 use super::cma::{self, CmaError};
-use super::endpoint::{Ctrl, Endpoint, TOK_SERVE, token};
+use super::endpoint::Endpoint;
+use super::outbox::{Ctrl, RmaQ, TOK_SERVE, token};
 use super::peer::PeerIdx;
 use super::pool::Handle;
 use super::pool::NIL;
-use super::rma::RmaQ;
 use super::types::{Access, CompFlags, ErrorKind};
 use super::{Completion, PacketOutcome, TxError, TxInfo};
 use crate::wire::rdm::Status;
@@ -90,7 +90,7 @@ impl Endpoint {
         }
         let status = match self.wr_in.get(&key) {
             Some(w) if w.total != h.total_len => {
-                self.stats.malformed += 1;
+                self.out.stats.malformed += 1;
                 return PacketOutcome::Dropped;
             }
             Some(w) => w.status,
@@ -126,7 +126,7 @@ impl Endpoint {
     /// checked against the registry first, as every write.
     fn on_rtw_cma(&mut self, peer: PeerIdx, h: RtwRepr, payload: &[u8]) -> PacketOutcome {
         let Ok(desc) = CmaDesc::parse(payload, h.total_len) else {
-            self.stats.malformed += 1;
+            self.out.stats.malformed += 1;
             return PacketOutcome::Dropped;
         };
         let pid = self.cma_pid_for(peer, &desc);
@@ -150,13 +150,13 @@ impl Endpoint {
             (Some(pid), Some(c)) => c.read(pid, &segs, &mut iov, 0),
             _ => Err(CmaError::Denied),
         };
-        cma::count(&mut self.stats, res, h.total_len);
+        cma::count(&mut self.out.stats, res, h.total_len);
         match res {
             Ok(()) => self.write_done(peer, h, Status::Ok),
             Err(CmaError::Denied) => {
                 // Nothing placed: the initiator sends the data instead.
                 self.cma_refused(peer);
-                self.ctrl.push_back(Ctrl::WriteRsp {
+                self.out.ctrl.push_back(Ctrl::WriteRsp {
                     peer,
                     op: h.op,
                     status: Status::Ok,
@@ -181,7 +181,7 @@ impl Endpoint {
         if status.is_ok() {
             self.remote.writes += 1;
             if h.flags & RTW_CQ_DATA != 0 {
-                self.cq.push_back(Completion {
+                self.out.cq.push_back(Completion {
                     context: 0,
                     flags: CompFlags::REMOTE_WRITE | CompFlags::RMA | CompFlags::REMOTE_CQ_DATA,
                     len: h.total_len as usize,
@@ -195,9 +195,9 @@ impl Endpoint {
                 });
             }
         } else {
-            self.stats.rma_refused += 1;
+            self.out.stats.rma_refused += 1;
         }
-        self.ctrl.push_back(Ctrl::WriteRsp {
+        self.out.ctrl.push_back(Ctrl::WriteRsp {
             peer,
             op: h.op,
             status,
@@ -223,7 +223,7 @@ impl Endpoint {
             }
             _ => Err(CmaError::Denied),
         };
-        cma::count(&mut self.stats, res, h.len);
+        cma::count(&mut self.out.stats, res, h.len);
         match res {
             Ok(()) => Some(Status::Ok),
             Err(CmaError::Denied) => {
@@ -256,9 +256,9 @@ impl Endpoint {
             if status.is_ok() {
                 self.remote.reads += 1;
             } else {
-                self.stats.rma_refused += 1;
+                self.out.stats.rma_refused += 1;
             }
-            self.ctrl.push_back(Ctrl::ReadDone {
+            self.out.ctrl.push_back(Ctrl::ReadDone {
                 peer,
                 op: h.op,
                 status,
@@ -272,7 +272,7 @@ impl Endpoint {
             if status.is_ok() {
                 self.remote.reads += 1;
             }
-            self.ctrl.push_back(Ctrl::ReadDone {
+            self.out.ctrl.push_back(Ctrl::ReadDone {
                 peer,
                 op: h.op,
                 status,
@@ -295,7 +295,7 @@ impl Endpoint {
             return PacketOutcome::Deferred(peer);
         };
         self.remote.reads += 1;
-        self.rmaq.push_back(RmaQ::Serve(i));
+        self.out.rma.push_back(RmaQ::Serve(i));
         PacketOutcome::Consumed
     }
 
@@ -344,7 +344,7 @@ impl Endpoint {
         let peer = r.peer;
         if r.next_off < r.len && r.sent_pkts.wrapping_sub(r.acked_pkts) < window {
             r.queued = true;
-            self.rmaq.push_back(RmaQ::Serve(i));
+            self.out.rma.push_back(RmaQ::Serve(i));
         }
         Some(TxInfo {
             peer,
@@ -373,7 +373,7 @@ impl Endpoint {
                     && r.sent_pkts.wrapping_sub(r.acked_pkts) < window
                 {
                     r.queued = true;
-                    self.rmaq.push_back(RmaQ::Serve(i));
+                    self.out.rma.push_back(RmaQ::Serve(i));
                 }
                 self.mark_alive(peer);
             }
@@ -395,7 +395,7 @@ impl Endpoint {
             AtomicKind::from_wire(h.kind),
         );
         let (Some(op), Some(dt), Some(kind)) = parsed else {
-            self.stats.malformed += 1;
+            self.out.stats.malformed += 1;
             return PacketOutcome::Dropped;
         };
         let count = h.count as usize;
@@ -405,7 +405,7 @@ impl Endpoint {
             || payload.len() != atomic::operand_len(op, dt, kind, count)
             || (fetch && RSP_LEN + n > self.cfg.mtu)
         {
-            self.stats.malformed += 1;
+            self.out.stats.malformed += 1;
             return PacketOutcome::Dropped;
         }
         let mut buf = NIL;
@@ -421,7 +421,7 @@ impl Endpoint {
         }
         let status = self.run_atomic(h, op, dt, kind, n, payload, buf);
         if !status.is_ok() {
-            self.stats.rma_refused += 1;
+            self.out.stats.rma_refused += 1;
             if buf != NIL {
                 self.rsp_free.push(buf);
                 buf = NIL;
@@ -431,7 +431,7 @@ impl Endpoint {
         } else {
             self.remote.writes += 1;
         }
-        self.ctrl.push_back(Ctrl::AtomRsp {
+        self.out.ctrl.push_back(Ctrl::AtomRsp {
             peer,
             op: h.op,
             status,
@@ -492,7 +492,7 @@ impl Endpoint {
 
     /// Builds the datagram of an RMA control packet.
     pub(super) fn emit_rma_ctrl(&mut self, c: Ctrl, out: &mut [u8]) -> Option<TxInfo> {
-        use super::endpoint::{TOK_RECEIPT, peer_token};
+        use super::outbox::{TOK_RECEIPT, peer_token};
         let (peer, len) = match c {
             Ctrl::WriteRsp {
                 peer,

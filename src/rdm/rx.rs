@@ -3,7 +3,8 @@
 //! (recv/trecv, FI_PEEK/FI_CLAIM/FI_DISCARD, FI_MULTI_RECV, cancel).
 
 use super::cma::{self, CmaError, Segs};
-use super::endpoint::{Ctrl, Endpoint, msg_key};
+use super::endpoint::{Endpoint, msg_key};
+use super::outbox::Ctrl;
 use super::peer::PeerIdx;
 use super::pool::{ChunkList, Handle, NIL};
 use super::proto::longcts;
@@ -83,11 +84,44 @@ pub(crate) struct RxMsg {
     pub desc_pid: u32,
 }
 
+/// The receive side of one peer.
+#[derive(Debug, Default)]
+pub(crate) struct PeerRx {
+    /// Receive ordering, created on first message from it.
+    pub window: Option<Window>,
+    /// The `next` we last advertised in a CREDIT.
+    pub advertised: u32,
+    pub credit_queued: bool,
+}
+
 fn kind_flags(tagged: bool) -> CompFlags {
     CompFlags::msg(CompFlags::RECV, tagged)
 }
 
 impl Endpoint {
+    fn rx_peer_mut(&mut self, peer: PeerIdx) -> &mut PeerRx {
+        let i = peer as usize;
+        if i >= self.rx_peers.len() {
+            self.rx_peers.resize_with(i + 1, PeerRx::default);
+        }
+        &mut self.rx_peers[i]
+    }
+
+    /// Receive side: advertise `next` when it moved half a window.
+    fn maybe_credit(&mut self, peer: PeerIdx) {
+        let half = (self.cfg.reorder_window / 2).max(1) as u32;
+        let Some(p) = self.rx_peers.get_mut(peer as usize) else {
+            return;
+        };
+        let Some(next) = p.window.as_ref().map(|w| w.next_id()) else {
+            return;
+        };
+        if !p.credit_queued && next.wrapping_sub(p.advertised) >= half {
+            p.credit_queued = true;
+            self.out.ctrl.push_back(Ctrl::Credit(peer));
+        }
+    }
+
     /// A datagram from the transport. `src`: the sender if the transport
     /// could map it to one of our peers.
     pub fn handle_packet(
@@ -99,7 +133,7 @@ impl Endpoint {
         let pkt = match Packet::new_checked(bytes) {
             Ok(p) => p,
             Err(WireError::BadVersion(_)) => {
-                self.stats.bad_version += 1;
+                self.out.stats.bad_version += 1;
                 // A handshake in another version: fail what we send there
                 // rather than let it hang.
                 if bytes.get(1).copied() == Some(u8::from(PacketType::Handshake))
@@ -110,14 +144,14 @@ impl Endpoint {
                 return PacketOutcome::Dropped;
             }
             Err(_) => {
-                self.stats.malformed += 1;
+                self.out.stats.malformed += 1;
                 return PacketOutcome::Dropped;
             }
         };
         let repr = match Repr::parse(&pkt) {
             Ok(r) => r,
             Err(_) => {
-                self.stats.malformed += 1;
+                self.out.stats.malformed += 1;
                 return PacketOutcome::Dropped;
             }
         };
@@ -127,7 +161,7 @@ impl Endpoint {
             _ => None,
         };
         let Some((peer, learned)) = self.resolve(src, addr) else {
-            self.stats.unknown_src += 1;
+            self.out.stats.unknown_src += 1;
             return PacketOutcome::Dropped;
         };
         self.mark_alive(peer);
@@ -173,14 +207,14 @@ impl Endpoint {
                 PacketOutcome::Consumed
             }
             Repr::Unknown(_) => {
-                self.stats.unknown_type += 1;
+                self.out.stats.unknown_type += 1;
                 PacketOutcome::Dropped
             }
         };
         match out {
             PacketOutcome::Consumed if learned => PacketOutcome::NewPeer(peer),
             PacketOutcome::Deferred(_) => {
-                self.stats.deferred += 1;
+                self.out.stats.deferred += 1;
                 out
             }
             _ => out,
@@ -225,12 +259,12 @@ impl Endpoint {
                 Err(_) => false,
             },
             Proto::Unknown(_) => {
-                self.stats.unsupported += 1;
+                self.out.stats.unsupported += 1;
                 return PacketOutcome::Dropped;
             }
         };
         if !ok {
-            self.stats.malformed += 1;
+            self.out.stats.malformed += 1;
             return PacketOutcome::Dropped;
         }
         let payload = if hdr.proto == Proto::LongRead {
@@ -239,11 +273,11 @@ impl Endpoint {
             payload
         };
         let window = self.cfg.reorder_window;
-        let p = match self.peers.get_mut(peer) {
-            Some(p) => p,
-            None => return PacketOutcome::Dropped,
-        };
-        let next = p
+        if self.peers.get(peer).is_none() {
+            return PacketOutcome::Dropped;
+        }
+        let next = self
+            .rx_peer_mut(peer)
             .window
             .get_or_insert_with(|| Window::new(window))
             .next_id();
@@ -276,7 +310,7 @@ impl Endpoint {
         let ahead = hdr.msg_id.wrapping_sub(next) as usize;
         if !in_order && ahead >= window + self.cfg.reorder_overflow {
             // Beyond any credit we grant: a misbehaving sender.
-            self.stats.stale += 1;
+            self.out.stats.stale += 1;
             return PacketOutcome::Dropped;
         }
         let msg = RxMsg {
@@ -306,13 +340,17 @@ impl Endpoint {
         // stored messages, receives bound the attached ones, and the credit
         // window the out-of-order ones.
         let m = self.msgs.insert_force(msg);
-        let Some(w) = self.peers.get_mut(peer).and_then(|p| p.window.as_mut()) else {
+        let Some(w) = self
+            .rx_peers
+            .get_mut(peer as usize)
+            .and_then(|p| p.window.as_mut())
+        else {
             return PacketOutcome::Dropped;
         };
         match reorder::place(w, &mut self.overflow, peer, hdr.msg_id, m.idx()) {
             Place::Stale => {
                 self.msgs.remove(m);
-                self.stats.stale += 1;
+                self.out.stats.stale += 1;
                 PacketOutcome::Dropped
             }
             Place::Full => {
@@ -349,7 +387,11 @@ impl Endpoint {
 
     fn advance_loop(&mut self, peer: PeerIdx) {
         loop {
-            let Some(w) = self.peers.get_mut(peer).and_then(|p| p.window.as_mut()) else {
+            let Some(w) = self
+                .rx_peers
+                .get_mut(peer as usize)
+                .and_then(|p| p.window.as_mut())
+            else {
                 return;
             };
             match reorder::advance(w, &mut self.overflow, peer) {
@@ -473,7 +515,7 @@ impl Endpoint {
             let waiting = msg.state == MsgState::Attached(rx) && msg.received < msg.total;
             waiting.then_some(msg.peer)
         });
-        if let Some(kind) = broken.and_then(|p| self.peers.get(p)?.broken) {
+        if let Some(kind) = broken.and_then(|p| self.peers.broken(p)) {
             self.fail_msg(m, kind);
         }
     }
@@ -552,14 +594,14 @@ impl Endpoint {
             }
             if msg.proto == Proto::LongRead {
                 // The sender completes on it (it also stands for a receipt).
-                self.ctrl.push_back(Ctrl::Fin {
+                self.out.ctrl.push_back(Ctrl::Fin {
                     peer: msg.peer,
                     msg_id: msg.msg_id,
                     tx_id: msg.tx_id,
                     status: Status::Ok,
                 });
             } else if msg.want_receipt {
-                self.ctrl.push_back(Ctrl::Receipt {
+                self.out.ctrl.push_back(Ctrl::Receipt {
                     peer: msg.peer,
                     msg_id: msg.msg_id,
                     tx_id: msg.tx_id,
@@ -574,7 +616,7 @@ impl Endpoint {
                 msg.granted = g;
                 if !msg.cts_queued {
                     msg.cts_queued = true;
-                    self.ctrl.push_back(Ctrl::Cts(m));
+                    self.out.ctrl.push_back(Ctrl::Cts(m));
                 }
             }
         }
@@ -609,9 +651,7 @@ impl Endpoint {
         let (peer, base) = (msg.peer, msg.base);
         let pid = self
             .peers
-            .get(peer)
-            .and_then(|p| p.cma_pid)
-            .filter(|&pid| self.cma.is_some() && (msg.desc_pid == 0 || msg.desc_pid == pid));
+            .cma_pid_for(peer, msg.desc_pid, self.cma.is_some());
         let res = match pid {
             None => Err(CmaError::Denied),
             Some(_) if n == 0 => Ok(()),
@@ -626,7 +666,7 @@ impl Endpoint {
                 }
             }
         };
-        cma::count(&mut self.stats, res, n);
+        cma::count(&mut self.out.stats, res, n);
         let Some(msg) = self.msgs.get_mut(m) else {
             return;
         };
@@ -642,7 +682,7 @@ impl Endpoint {
                 } else {
                     ErrorKind::Io
                 };
-                self.ctrl.push_back(Ctrl::Fin {
+                self.out.ctrl.push_back(Ctrl::Fin {
                     peer,
                     msg_id: msg.msg_id,
                     tx_id: msg.tx_id,
@@ -676,12 +716,12 @@ impl Endpoint {
                 msg.total as usize - msg.cap,
                 Vec::new(),
             ))
-        } else if peer.is_some_and(|p| !p.in_av) {
+        } else if peer.is_some_and(|p| !p.in_av()) {
             // The data is placed; the address rides along (FI_SOURCE_ERR).
             Some((
                 ErrorKind::AddrNotAvail,
                 0,
-                peer.map(|p| p.addr.clone()).unwrap_or_default(),
+                peer.map(|p| p.addr().to_vec()).unwrap_or_default(),
             ))
         } else {
             None
@@ -709,10 +749,10 @@ impl Endpoint {
             }),
             iov: None,
         };
-        self.cq.push_back(c);
+        self.out.cq.push_back(c);
         if release
             && let Some(op) = self.rx.remove(rx)
-            && let Some(c) = self.cq.back_mut()
+            && let Some(c) = self.out.cq.back_mut()
         {
             c.iov = op.iov;
         }
@@ -796,7 +836,7 @@ impl Endpoint {
                     .is_some_and(|e| e <= m.granted)
         });
         let (true, Some(m)) = (ok, m) else {
-            self.stats.stale += 1;
+            self.out.stats.stale += 1;
             return PacketOutcome::Dropped;
         };
         self.msg_data(m, hdr.offset, payload)
@@ -898,7 +938,7 @@ impl Endpoint {
                 return Ok(());
             }
         }
-        if let Some(kind) = src.and_then(|p| self.peers.get(p)?.broken) {
+        if let Some(kind) = src.and_then(|p| self.peers.broken(p)) {
             // Directed at a broken peer, and nothing it sent before
             // matched: no message can come any more.
             let iov = self.rx.remove(rx).and_then(|op| op.iov);
@@ -906,7 +946,7 @@ impl Endpoint {
             if multi {
                 flags |= CompFlags::MULTI_RECV;
             }
-            self.push_error(context, flags, kind, 0, iov);
+            self.out.fail(context, flags, kind, 0, iov);
             return Ok(());
         }
         let matcher = if tagged {
@@ -933,7 +973,7 @@ impl Endpoint {
     ) -> Result<(), RdmError> {
         let found = self.tagged.find_unexpected(tag & !ignore, ignore, src);
         let Some((h, m)) = found.and_then(|(h, m)| Some((h, self.msgs.handle_at(m)?))) else {
-            self.cq.push_back(Completion {
+            self.out.cq.push_back(Completion {
                 context,
                 flags: CompFlags::RECV | CompFlags::TAGGED,
                 len: 0,
@@ -960,13 +1000,13 @@ impl Endpoint {
             cflags |= CompFlags::REMOTE_CQ_DATA;
         }
         let peer = self.peers.get(msg.peer);
-        let err = peer.filter(|p| !p.in_av).map(|p| CompletionError {
+        let err = peer.filter(|p| !p.in_av()).map(|p| CompletionError {
             kind: ErrorKind::AddrNotAvail,
             prov_errno: 0,
             olen: 0,
-            err_data: p.addr.clone(),
+            err_data: p.addr().to_vec(),
         });
-        self.cq.push_back(Completion {
+        self.out.cq.push_back(Completion {
             context,
             flags: cflags,
             len: msg.total as usize,
@@ -998,7 +1038,7 @@ impl Endpoint {
                 .get(found)
                 .map_or((0, 0), |m| (m.total as usize, m.tag));
             self.discard(found);
-            self.cq.push_back(Completion {
+            self.out.cq.push_back(Completion {
                 context,
                 flags: CompFlags::RECV | CompFlags::TAGGED,
                 len,
@@ -1091,7 +1131,7 @@ impl Endpoint {
         } else {
             None
         };
-        self.push_error(context, flags, kind, 0, iov);
+        self.out.fail(context, flags, kind, 0, iov);
     }
 }
 
