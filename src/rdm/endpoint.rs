@@ -16,29 +16,34 @@
 //! send, a peer's failure failing its sends, receives and RMA. Those steps
 //! live in the submodules: `send`, `recv`, `transmit`, `liveness`.
 
+/// Lends a part what the parts share (`outbox::Ctx`), borrowed from the
+/// coordinator's fields beside the part itself.
+macro_rules! ctx {
+    ($s:ident) => {
+        crate::rdm::outbox::Ctx {
+            out: &mut $s.out,
+            peers: &mut $s.peers,
+            cma: $s.cma.as_deref_mut(),
+        }
+    };
+}
+
 mod liveness;
+mod recv;
 mod send;
 mod transmit;
 
-use super::matcher::{Matcher, TagHasher};
 use super::outbox::Outbox;
 use super::peer::{INITIAL_WINDOW, PeerIdx, PeerLimits, Peers};
-use super::pool::{ChunkStore, Handle, Slab};
+use super::pool::{Handle, Slab};
 use super::proto::Cutoffs;
-use super::reorder::Overflow;
 use super::rma::{RemoteCounts, RmaOp, RmaTarget};
 use super::rma_target::{ReadOut, WriteIn};
-use super::rx::{PeerRx, RxMsg, RxOp};
+use super::rx::Rx;
 use super::tx::Tx;
 use super::{Cma, Completion, Config, ErrorKind, MAX_MEDIUM, RdmError, Stats, TxError};
 use crate::wire::rdm::{DATA_LEN, MAX_ADDR_LEN, REQ_LEN};
 use std::collections::HashMap;
-use std::hash::BuildHasherDefault;
-
-/// Key of a message in `inflight`.
-pub(super) fn msg_key(peer: PeerIdx, msg_id: u32) -> u64 {
-    (u64::from(peer) << 32) | u64::from(msg_id)
-}
 
 /// One RDM endpoint. `Send` (the glue may move it between threads; it
 /// serialises calls itself), never shared: every call takes `&mut self`.
@@ -48,26 +53,7 @@ pub struct Endpoint {
     pub(super) peers: Peers,
     pub(super) tx: Tx,
     pub(super) out: Outbox,
-    pub(super) rx: Slab<RxOp>,
-    pub(super) msgs: Slab<RxMsg>,
-    /// Medium messages that still expect packets, by `msg_key`.
-    pub(super) inflight: HashMap<u64, Handle, BuildHasherDefault<TagHasher>>,
-    pub(super) tagged: Matcher,
-    pub(super) untagged: Matcher,
-    pub(super) overflow: Overflow,
-    pub(super) rx_peers: Vec<PeerRx>,
-    pub(super) chunks: ChunkStore,
-    /// Messages stored without a receive (held out of order or unexpected).
-    /// In-order messages without a receive (unexpected, claimed): their
-    /// count, bytes and chunks are what the `unexp_*` limits bound.
-    pub(super) stored_msgs: usize,
-    pub(super) unexp_chunks: usize,
-    pub(super) max_unexp_chunks: usize,
-    /// Out-of-order messages and their bytes (bounded per peer by the
-    /// credit window, not refused).
-    pub(super) pending_msgs: usize,
-    pub(super) unexp_bytes: usize,
-    pub(super) reorder_bytes: usize,
+    rx: Rx,
     /// poll_transmit alternates between sends and RMA.
     rma_turn: bool,
     /// Reused by the liveness tick.
@@ -117,13 +103,7 @@ impl Endpoint {
                 .max(cfg.eager_max.min(eager_fit)),
         };
         cfg.cts_window = cfg.cts_window.max(cfg.mtu - DATA_LEN);
-        let max_msgs = cfg.rx_size + cfg.unexp_max_count;
-        // One chunk per stored packet; packets carry at least one byte.
-        let chunk_payload = (cfg.mtu - REQ_LEN).max(1);
-        // Each stored packet is a chunk of up to `mtu` bytes: limiting
-        // their number bounds the memory, not just the payload bytes.
-        let max_unexp_chunks = cfg.unexp_max_bytes / chunk_payload + cfg.unexp_max_count + 16;
-        let max_chunks = max_unexp_chunks + cfg.reorder_max_bytes / chunk_payload;
+        let max_msgs = Rx::max_msgs(&cfg);
         Endpoint {
             cut,
             peers: Peers::new(PeerLimits {
@@ -139,20 +119,7 @@ impl Endpoint {
                 cfg.tx_size + cfg.rma_target_max,
                 cfg.tx_size + cfg.rx_size + 64,
             ),
-            rx: Slab::with_capacity(cfg.rx_size),
-            msgs: Slab::with_capacity(max_msgs),
-            inflight: HashMap::with_capacity_and_hasher(max_msgs, Default::default()),
-            tagged: Matcher::new(cfg.rx_size, max_msgs),
-            untagged: Matcher::new(cfg.rx_size, max_msgs),
-            overflow: Overflow::new(cfg.reorder_overflow),
-            rx_peers: Vec::new(),
-            chunks: ChunkStore::new(max_chunks, cfg.mtu),
-            stored_msgs: 0,
-            unexp_chunks: 0,
-            max_unexp_chunks,
-            pending_msgs: 0,
-            unexp_bytes: 0,
-            reorder_bytes: 0,
+            rx: Rx::new(&cfg),
             rma_turn: false,
             scratch_peers: Vec::new(),
             rma_target: None,
@@ -264,8 +231,7 @@ impl Endpoint {
         }
         self.tx.forget_peer(peer);
         self.fail_peer_ops(peer, e.kind(), 0);
-        self.fail_peer_msgs(peer, e.kind());
-        self.fail_directed_recvs(peer, e.kind());
+        self.rx.fail_peer(&mut ctx!(self), peer, e.kind());
     }
 
     /// Fails every send and RMA operation toward `peer` (transport gave
@@ -284,9 +250,7 @@ impl Endpoint {
     /// False while unexpected storage is at its limit (in-order messages
     /// without a receive are then deferred; monitoring and tests).
     pub fn can_accept_packets(&self) -> bool {
-        self.unexp_bytes < self.cfg.unexp_max_bytes
-            && self.stored_msgs < self.cfg.unexp_max_count
-            && self.unexp_chunks < self.max_unexp_chunks
+        self.rx.can_accept()
     }
 
     /// Operations in flight (tests, shutdown).
@@ -296,7 +260,7 @@ impl Endpoint {
 
     /// Bytes held for unexpected and out-of-order messages.
     pub fn stored_bytes(&self) -> (usize, usize) {
-        (self.unexp_bytes, self.reorder_bytes)
+        self.rx.stored_bytes()
     }
 
     // ---- helpers the packet paths share (until they move into parts) ----

@@ -4,9 +4,9 @@
 //! `poll_completion`, and the drop/refusal counters. Also the tokens that
 //! name a datagram's owner in `on_send_complete`.
 
-use super::peer::PeerIdx;
+use super::peer::{PeerIdx, Peers};
 use super::pool::Handle;
-use super::{CompFlags, Completion, CompletionError, ErrorKind, Stats};
+use super::{Cma, CompFlags, Completion, CompletionError, ErrorKind, Stats};
 use crate::mem::UserIov;
 use crate::wire::rdm::{OpRef, Status};
 use std::collections::VecDeque;
@@ -112,6 +112,14 @@ impl Outbox {
             iov,
         });
     }
+}
+
+/// What a part borrows from the coordinator for one call: the outbox, the
+/// peer table (read, and told of CMA refusals) and the glue's CMA.
+pub(super) struct Ctx<'a> {
+    pub out: &'a mut Outbox,
+    pub peers: &'a mut Peers,
+    pub cma: Option<&'a mut (dyn Cma + Send + 'static)>,
 }
 
 /// Token kinds (top byte of a token).

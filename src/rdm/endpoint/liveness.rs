@@ -46,17 +46,7 @@ impl Endpoint {
         out.clear();
         self.tx.waited_peers(out);
         out.extend(self.rma.iter().map(|(_, o)| o.peer));
-        out.extend(
-            self.msgs
-                .iter()
-                .map(|(_, m)| m)
-                .filter(|m| {
-                    matches!(m.state, crate::rdm::rx::MsgState::Attached(_)) && m.received < m.total
-                })
-                .map(|m| m.peer),
-        );
-        self.tagged.directed_sources(out);
-        self.untagged.directed_sources(out);
+        self.rx.waited_peers(out);
         out.sort_unstable();
         out.dedup();
     }

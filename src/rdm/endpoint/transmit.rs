@@ -3,13 +3,11 @@
 
 use super::Endpoint;
 use crate::rdm::outbox::{
-    Ctrl, TOK_CREDIT, TOK_CTS, TOK_HS, TOK_RECEIPT, TOK_RMA, TOK_SERVE, TOK_TX, peer_token, token,
-    untoken,
+    Ctrl, TOK_CREDIT, TOK_CTS, TOK_HS, TOK_RECEIPT, TOK_RMA, TOK_SERVE, TOK_TX, peer_token, untoken,
 };
 use crate::rdm::{TxError, TxInfo};
 use crate::wire::rdm::{
-    CREDIT_LEN, CTS_LEN, CreditRepr, CtsRepr, FIN_LEN, FinRepr, HANDSHAKE_LEN, RECEIPT_LEN,
-    ReceiptRepr, emit_credit, emit_cts, emit_fin, emit_receipt,
+    FIN_LEN, FinRepr, HANDSHAKE_LEN, RECEIPT_LEN, ReceiptRepr, emit_fin, emit_receipt,
 };
 
 impl Endpoint {
@@ -60,43 +58,8 @@ impl Endpoint {
                     token: peer_token(TOK_HS, peer),
                 })
             }
-            Ctrl::Cts(msg) => {
-                if out.len() < CTS_LEN {
-                    return None;
-                }
-                let m = self.msgs.get_mut(msg)?;
-                m.cts_queued = false;
-                m.cts_out += 1;
-                let len = emit_cts(
-                    out,
-                    &CtsRepr {
-                        msg_id: m.msg_id,
-                        tx_id: m.tx_id,
-                        rx_id: msg.idx(),
-                        grant_end: m.granted,
-                    },
-                );
-                Some(TxInfo {
-                    peer: m.peer,
-                    len,
-                    token: token(TOK_CTS, msg),
-                })
-            }
-            Ctrl::Credit(peer) => {
-                let p = self.rx_peers.get_mut(peer as usize)?;
-                p.credit_queued = false;
-                let next = p.window.as_ref()?.next_id();
-                p.advertised = next;
-                if out.len() < CREDIT_LEN {
-                    return None;
-                }
-                let len = emit_credit(out, &CreditRepr { next_msg_id: next });
-                Some(TxInfo {
-                    peer,
-                    len,
-                    token: peer_token(TOK_CREDIT, peer),
-                })
-            }
+            Ctrl::Cts(msg) => self.rx.emit_cts(msg, out),
+            Ctrl::Credit(peer) => self.rx.emit_credit(peer, out),
             Ctrl::Receipt {
                 peer,
                 msg_id,
@@ -155,17 +118,9 @@ impl Endpoint {
                 }
             }
             TOK_CTS => {
-                let Some(m) = self.msgs.get_mut(h) else {
-                    return;
-                };
-                m.cts_out = m.cts_out.saturating_sub(1);
-                let peer = m.peer;
-                match res {
-                    Ok(()) => self.msg_progress(h),
-                    Err(e) => {
-                        self.fail_msg(h, e.kind());
-                        self.peer_failed(peer, e);
-                    }
+                let peer = self.rx.cts_sent(&mut ctx!(self), h, res);
+                if let (Some(peer), Err(e)) = (peer, res) {
+                    self.peer_failed(peer, e);
                 }
             }
             TOK_RMA => self.rma_sent(h, res),
