@@ -30,55 +30,38 @@ macro_rules! ctx {
 
 mod liveness;
 mod recv;
+mod rma;
 mod send;
 mod transmit;
 
 use super::outbox::Outbox;
 use super::peer::{INITIAL_WINDOW, PeerIdx, PeerLimits, Peers};
-use super::pool::{Handle, Slab};
 use super::proto::Cutoffs;
-use super::rma::{RemoteCounts, RmaOp, RmaTarget};
-use super::rma_target::{ReadOut, WriteIn};
+use super::rma::RmaInit;
+use super::rma_target::{RmaServe, ServeLimits};
 use super::rx::Rx;
 use super::tx::Tx;
 use super::{Cma, Completion, Config, ErrorKind, MAX_MEDIUM, RdmError, Stats, TxError};
 use crate::wire::rdm::{DATA_LEN, MAX_ADDR_LEN, REQ_LEN};
-use std::collections::HashMap;
 
 /// One RDM endpoint. `Send` (the glue may move it between threads; it
 /// serialises calls itself), never shared: every call takes `&mut self`.
 pub struct Endpoint {
-    pub(super) cfg: Config,
-    pub(super) cut: Cutoffs,
-    pub(super) peers: Peers,
-    pub(super) tx: Tx,
-    pub(super) out: Outbox,
+    cfg: Config,
+    cut: Cutoffs,
+    peers: Peers,
+    tx: Tx,
+    out: Outbox,
     rx: Rx,
     /// poll_transmit alternates between sends and RMA.
     rma_turn: bool,
     /// Reused by the liveness tick.
     scratch_peers: Vec<PeerIdx>,
-    // ---- RMA and atomics (rma.rs, rma_target.rs) ----
-    /// The glue's memory registry (target side).
-    pub(super) rma_target: Option<Box<dyn RmaTarget + Send>>,
-    /// Initiator operations and their copied payloads (inject data, atomic
-    /// operands; one reusable buffer per slot).
-    pub(super) rma: Slab<RmaOp>,
-    pub(super) rma_bufs: Vec<Vec<u8>>,
-    /// Ops waiting for their peer's handshake (RMA packets carry no
-    /// address: the target must know us first).
-    pub(super) rma_wait: Vec<Handle>,
-    /// Target: multi-packet writes being placed, by (peer, tx_id, gen).
-    pub(super) wr_in: HashMap<(PeerIdx, u32, u32), WriteIn>,
-    /// Target: reads being served.
-    pub(super) rd_out: Slab<ReadOut>,
-    /// Target: fetched values waiting in ATOMRSPs.
-    pub(super) rsp_bufs: Vec<Vec<u8>>,
-    pub(super) rsp_free: Vec<u32>,
-    pub(super) scratch: Vec<u8>,
-    pub(super) remote: RemoteCounts,
+    /// RMA and atomics: the initiator's operations, the target's work.
+    rma: RmaInit,
+    serve: RmaServe,
     /// The glue's single-copy access to same-host peers (module `cma`).
-    pub(super) cma: Option<Box<dyn Cma + Send>>,
+    cma: Option<Box<dyn Cma + Send>>,
 }
 
 impl Endpoint {
@@ -122,16 +105,12 @@ impl Endpoint {
             rx: Rx::new(&cfg),
             rma_turn: false,
             scratch_peers: Vec::new(),
-            rma_target: None,
-            rma: Slab::with_capacity(cfg.tx_size),
-            rma_bufs: (0..cfg.tx_size).map(|_| Vec::new()).collect(),
-            rma_wait: Vec::new(),
-            wr_in: HashMap::with_capacity(cfg.rma_target_max.min(4096)),
-            rd_out: Slab::with_capacity(cfg.rma_target_max),
-            rsp_bufs: Vec::new(),
-            rsp_free: Vec::new(),
-            scratch: Vec::new(),
-            remote: RemoteCounts::default(),
+            rma: RmaInit::new(cfg.tx_size, cfg.cts_window, cfg.pid),
+            serve: RmaServe::new(ServeLimits {
+                max: cfg.rma_target_max,
+                mtu: cfg.mtu,
+                cts_window: cfg.cts_window,
+            }),
             cma: None,
             cfg,
         }
@@ -224,7 +203,7 @@ impl Endpoint {
     /// msg_id, or the sender for a lost CTS or CREDIT), so — as when a
     /// device reports a peer unreachable — every operation with it fails
     /// now and later sends to it fail at once with the same error.
-    pub(super) fn peer_failed(&mut self, peer: PeerIdx, e: TxError) {
+    fn peer_failed(&mut self, peer: PeerIdx, e: TxError) {
         self.out.stats.send_failures += 1;
         if !self.peers.break_peer(peer, e.kind()) {
             return;
@@ -236,7 +215,7 @@ impl Endpoint {
 
     /// Fails every send and RMA operation toward `peer` (transport gave
     /// up, timeout, version) and stops serving its reads.
-    pub(super) fn fail_peer_ops(&mut self, peer: PeerIdx, kind: ErrorKind, prov_errno: i32) {
+    fn fail_peer_ops(&mut self, peer: PeerIdx, kind: ErrorKind, prov_errno: i32) {
         self.fail_peer_rma(peer, kind, prov_errno);
         self.tx.fail_peer(peer, kind, prov_errno, &mut self.out);
     }
@@ -261,32 +240,6 @@ impl Endpoint {
     /// Bytes held for unexpected and out-of-order messages.
     pub fn stored_bytes(&self) -> (usize, usize) {
         self.rx.stored_bytes()
-    }
-
-    // ---- helpers the packet paths share (until they move into parts) ----
-
-    pub(super) fn mark_alive(&mut self, peer: PeerIdx) {
-        self.peers.mark_alive(peer);
-    }
-
-    pub(super) fn peer_mtu(&self, peer: PeerIdx) -> usize {
-        self.peers.mtu(peer)
-    }
-
-    pub(super) fn cma_candidate(&self, peer: PeerIdx, len: usize) -> bool {
-        self.peers.cma_candidate(peer, len)
-    }
-
-    pub(super) fn cma_pid_for(
-        &self,
-        peer: PeerIdx,
-        desc: &crate::wire::rdm::CmaDesc<'_>,
-    ) -> Option<u32> {
-        self.peers.cma_pid_for(peer, desc.pid, self.cma.is_some())
-    }
-
-    pub(super) fn cma_refused(&mut self, peer: PeerIdx) {
-        self.peers.cma_refused(peer);
     }
 }
 

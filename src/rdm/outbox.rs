@@ -37,13 +37,13 @@ pub(super) enum Ctrl {
         status: Status,
         flags: u16,
     },
-    /// RMA target: an atomic's status; `buf` (index in `rsp_bufs`, or
-    /// NIL) holds the fetched values.
+    /// RMA target: an atomic's status; `buf` (a response buffer of the
+    /// target part) holds the fetched values.
     AtomRsp {
         peer: PeerIdx,
         op: OpRef,
         status: Status,
-        buf: u32,
+        buf: Option<Handle>,
     },
     /// RMA target: a read that sends no data (refused, zero bytes, or
     /// placed with CMA: `flags` READRSP_PLACED).

@@ -8,16 +8,11 @@ use crate::rdm::{ErrorKind, PROV_ERR_TIMEOUT};
 use crate::wire::rdm::HandshakeRepr;
 
 impl Endpoint {
-    /// We are about to send to `peer`.
-    pub(in crate::rdm) fn contact(&mut self, now: u64, peer: PeerIdx) {
-        self.peers.contact(now, peer, &mut self.out);
-    }
-
-    pub(in crate::rdm) fn ensure_handshake(&mut self, peer: PeerIdx) {
+    pub(super) fn ensure_handshake(&mut self, peer: PeerIdx) {
         self.peers.ensure_handshake(peer, &mut self.out);
     }
 
-    pub(in crate::rdm) fn on_handshake(&mut self, peer: PeerIdx, hdr: HandshakeRepr) {
+    pub(super) fn on_handshake(&mut self, peer: PeerIdx, hdr: HandshakeRepr) {
         if self.peers.on_handshake(peer, hdr.features) {
             // Sends blocked on the initial window may go now.
             self.tx.set_window(peer, hdr.window);
@@ -45,7 +40,7 @@ impl Endpoint {
     pub fn waited_peers(&self, out: &mut Vec<PeerIdx>) {
         out.clear();
         self.tx.waited_peers(out);
-        out.extend(self.rma.iter().map(|(_, o)| o.peer));
+        self.rma.waited_peers(out);
         self.rx.waited_peers(out);
         out.sort_unstable();
         out.dedup();

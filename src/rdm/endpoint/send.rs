@@ -148,7 +148,7 @@ impl Endpoint {
     }
 
     /// Long-CTS sender: a CTS from the receiver.
-    pub(in crate::rdm) fn on_cts(&mut self, peer: PeerIdx, c: CtsRepr) {
+    pub(super) fn on_cts(&mut self, peer: PeerIdx, c: CtsRepr) {
         match self.tx.on_cts(peer, c) {
             CtsOutcome::Stale => self.out.stats.stale += 1,
             CtsOutcome::Granted => {}
@@ -157,19 +157,19 @@ impl Endpoint {
     }
 
     /// The peer delivered every message below `next`: unblock sends.
-    pub(in crate::rdm) fn on_credit(&mut self, peer: PeerIdx, c: CreditRepr) {
+    pub(super) fn on_credit(&mut self, peer: PeerIdx, c: CreditRepr) {
         self.tx.on_credit(peer, c.next_msg_id);
     }
 
     /// FI_DELIVERY_COMPLETE: the receiver placed the data.
-    pub(in crate::rdm) fn on_receipt(&mut self, peer: PeerIdx, r: ReceiptRepr) {
+    pub(super) fn on_receipt(&mut self, peer: PeerIdx, r: ReceiptRepr) {
         if !self.tx.on_receipt(peer, r, &mut self.out) {
             self.out.stats.stale += 1;
         }
     }
 
     /// Long-read: the receiver copied the message (or could not).
-    pub(in crate::rdm) fn on_fin(&mut self, peer: PeerIdx, f: FinRepr) {
+    pub(super) fn on_fin(&mut self, peer: PeerIdx, f: FinRepr) {
         if !self.tx.on_fin(peer, f, &mut self.out) {
             self.out.stats.stale += 1;
         }

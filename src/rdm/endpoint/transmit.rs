@@ -99,7 +99,7 @@ impl Endpoint {
                 })
             }
             Ctrl::WriteRsp { .. } | Ctrl::AtomRsp { .. } | Ctrl::ReadDone { .. } => {
-                self.emit_rma_ctrl(c, out)
+                self.serve.emit_ctrl(c, out)
             }
         }
     }
