@@ -1,20 +1,23 @@
 //! The endpoint: a coordinator of owned parts, in the manner of
-//! quinn-proto's `Connection`. Each part keeps its own state and its
+//! quinn-proto's `Connection`. Each part keeps its state private and its
 //! invariants behind its methods:
 //!
-//! - [`Peers`](super::peer::Peers): the peer table, handshakes, liveness,
-//!   links;
-//! - [`Tx`](super::tx::Tx): send operations, the send queue, msg_ids and
-//!   credit windows per peer;
-//! - the receive part: posted receives, incoming messages, matching,
-//!   ordering and the storage of data that arrived early;
-//! - the RMA initiator and target parts.
+//! - `peer::Peers`: the peer table, handshakes, deadlines and probes, the
+//!   link to each peer (packet size, CMA reach);
+//! - `tx::Tx`: send operations, their inject copies, the send queue, and
+//!   per peer the msg_id sequence, credit window and pause;
+//! - `rx::Rx`: posted receives, incoming messages, ordering, matching,
+//!   placement, and (`rx::store`) the budgets of data that came early;
+//! - `rma::RmaInit` and `rma_target::RmaServe`: RMA and atomics as
+//!   initiator and as target.
 //!
-//! The coordinator owns what they share — the [`Outbox`] (control and RMA
-//! packets to send, completions, counters), the glue's CMA — and carries
-//! out the steps that span parts: a packet's dispatch, a CTS advancing a
-//! send, a peer's failure failing its sends, receives and RMA. Those steps
-//! live in the submodules: `send`, `recv`, `transmit`, `liveness`.
+//! The coordinator owns what they share — the `Outbox` (control and RMA
+//! packets to send, completions, counters) and the glue's CMA, lent to a
+//! part for one call as `outbox::Ctx` — and carries out the steps that
+//! span parts: a packet's dispatch, a CTS advancing a send, a handshake
+//! releasing sends and RMA, a peer's failure failing its sends, receives
+//! and RMA. Those steps are in the submodules `send`, `recv`, `rma`,
+//! `transmit` and `liveness`.
 
 /// Lends a part what the parts share (`outbox::Ctx`), borrowed from the
 /// coordinator's fields beside the part itself.
@@ -49,19 +52,21 @@ use crate::wire::rdm::{DATA_LEN, MAX_ADDR_LEN, REQ_LEN};
 pub struct Endpoint {
     cfg: Config,
     cut: Cutoffs,
+    // ---- the parts ----
     peers: Peers,
     tx: Tx,
-    out: Outbox,
     rx: Rx,
+    rma: RmaInit,
+    serve: RmaServe,
+    // ---- what they share ----
+    out: Outbox,
+    /// The glue's single-copy access to same-host peers (module `cma`).
+    cma: Option<Box<dyn Cma + Send>>,
+    // ---- scheduling ----
     /// poll_transmit alternates between sends and RMA.
     rma_turn: bool,
     /// Reused by the liveness tick.
     scratch_peers: Vec<PeerIdx>,
-    /// RMA and atomics: the initiator's operations, the target's work.
-    rma: RmaInit,
-    serve: RmaServe,
-    /// The glue's single-copy access to same-host peers (module `cma`).
-    cma: Option<Box<dyn Cma + Send>>,
 }
 
 impl Endpoint {
@@ -97,21 +102,21 @@ impl Endpoint {
                 probe_interval_ns: cfg.probe_interval_ns,
             }),
             tx: Tx::new(cfg.tx_size, cfg.inject_size),
-            out: Outbox::new(
-                2 * max_msgs + 64,
-                cfg.tx_size + cfg.rma_target_max,
-                cfg.tx_size + cfg.rx_size + 64,
-            ),
             rx: Rx::new(&cfg),
-            rma_turn: false,
-            scratch_peers: Vec::new(),
             rma: RmaInit::new(cfg.tx_size, cfg.cts_window, cfg.pid),
             serve: RmaServe::new(ServeLimits {
                 max: cfg.rma_target_max,
                 mtu: cfg.mtu,
                 cts_window: cfg.cts_window,
             }),
+            out: Outbox::new(
+                2 * max_msgs + 64,
+                cfg.tx_size + cfg.rma_target_max,
+                cfg.tx_size + cfg.rx_size + 64,
+            ),
             cma: None,
+            rma_turn: false,
+            scratch_peers: Vec::new(),
             cfg,
         }
     }

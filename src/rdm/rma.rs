@@ -70,7 +70,7 @@ pub struct RemoteCounts {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum RmaKind {
+pub(super) enum RmaKind {
     Write,
     Read,
     Atomic {

@@ -20,7 +20,7 @@ use std::collections::VecDeque;
 
 /// One send operation.
 #[derive(Debug)]
-pub(crate) struct TxOp {
+pub(super) struct TxOp {
     pub peer: PeerIdx,
     pub context: u64,
     pub tagged: bool,

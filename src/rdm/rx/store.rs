@@ -27,7 +27,7 @@ enum Class {
 
 /// One message's stored data.
 #[derive(Debug, Default)]
-pub(crate) struct Stash {
+pub(super) struct Stash {
     list: ChunkList,
     /// Bytes charged and chunks held.
     bytes: usize,
@@ -37,18 +37,18 @@ pub(crate) struct Stash {
 
 /// The budget a chunk did not fit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Full;
+pub(super) struct Full;
 
 /// Limits of the unexpected budget.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Limits {
+pub(super) struct Limits {
     pub max_bytes: usize,
     pub max_msgs: usize,
     pub max_chunks: usize,
 }
 
 #[derive(Debug)]
-pub(crate) struct Store {
+pub(super) struct Store {
     chunks: ChunkStore,
     lim: Limits,
     unexp_bytes: usize,
