@@ -6,6 +6,8 @@
 //! input cannot turn into unbounded memory; entries are recycled, so the
 //! steady state allocates nothing.
 
+use std::num::NonZeroU64;
+
 /// "No entry" in index links.
 pub const NIL: u32 = u32::MAX;
 
@@ -18,34 +20,56 @@ const GEN_MASK: u32 = (1 << GEN_BITS) - 1;
 /// entry was stored. Removing the entry moves the slot to the next
 /// generation, so a handle kept past its entry's life (a datagram verdict,
 /// a queued control packet, a stale response) is refused by the slab.
+///
+/// Packed in one non-zero word, `(generation + 1) << 32 | slot`, so a
+/// handle travels in a register and `Option<Handle>` costs nothing extra.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Handle {
-    idx: u32,
-    generation: u32,
+pub struct Handle(NonZeroU64);
+
+/// The generation part of a handle as entries store it (generation + 1).
+type Tag = u32;
+
+const fn tag(generation: u32) -> Tag {
+    (generation & GEN_MASK) + 1
 }
 
 impl Handle {
     /// A handle rebuilt from its parts (a token, an RMA op reference). The
     /// generation is taken modulo 2^GEN_BITS, as the slab counts it.
+    #[inline]
     pub const fn from_parts(idx: u32, generation: u32) -> Self {
-        Handle {
-            idx,
-            generation: generation & GEN_MASK,
+        Handle::tagged(idx, tag(generation))
+    }
+
+    #[inline]
+    const fn tagged(idx: u32, tag: Tag) -> Self {
+        // tag ≥ 1: the word is never zero.
+        match NonZeroU64::new(((tag as u64) << 32) | idx as u64) {
+            Some(v) => Handle(v),
+            None => Handle(NonZeroU64::MAX),
         }
     }
 
-    pub fn idx(self) -> u32 {
-        self.idx
+    #[inline]
+    fn tag(self) -> Tag {
+        (self.0.get() >> 32) as Tag
     }
 
+    #[inline]
+    pub fn idx(self) -> u32 {
+        self.0.get() as u32
+    }
+
+    #[inline]
     pub fn generation(self) -> u32 {
-        self.generation
+        self.tag() - 1
     }
 }
 
 #[derive(Debug)]
 struct Entry<T> {
-    generation: u32,
+    /// The slot's generation + 1 (what handles carry).
+    tag: Tag,
     value: Option<T>,
 }
 
@@ -85,12 +109,13 @@ impl<T> Slab<T> {
     }
 
     /// Stores `v`; `Err(v)` when full.
+    #[inline]
     pub fn insert(&mut self, v: T) -> Result<Handle, T> {
         if let Some(i) = self.free.pop() {
             let e = &mut self.entries[i as usize];
             e.value = Some(v);
             self.used += 1;
-            return Ok(Handle::from_parts(i, e.generation));
+            return Ok(Handle::tagged(i, e.tag));
         }
         if self.entries.len() >= self.cap {
             return Err(v);
@@ -101,6 +126,7 @@ impl<T> Slab<T> {
     /// Stores `v` even past the capacity: for entries whose number the
     /// protocol bounds (out-of-order messages: the msg credit window per
     /// peer), which must never be refused. The slab keeps what it grew to.
+    #[inline]
     pub fn insert_force(&mut self, v: T) -> Handle {
         match self.insert(v) {
             Ok(h) => h,
@@ -108,84 +134,98 @@ impl<T> Slab<T> {
         }
     }
 
+    #[inline]
     fn push(&mut self, v: T) -> Handle {
         self.entries.push(Entry {
-            generation: 0,
+            tag: tag(0),
             value: Some(v),
         });
         self.used += 1;
-        Handle::from_parts((self.entries.len() - 1) as u32, 0)
+        Handle::tagged((self.entries.len() - 1) as u32, tag(0))
     }
 
+    #[inline]
     fn entry(&self, h: Handle) -> Option<&Entry<T>> {
         self.entries
-            .get(h.idx as usize)
-            .filter(|e| e.generation == h.generation)
+            .get(h.idx() as usize)
+            .filter(|e| e.tag == h.tag())
     }
 
+    #[inline]
     pub fn get(&self, h: Handle) -> Option<&T> {
         self.entry(h)?.value.as_ref()
     }
 
+    #[inline]
     pub fn get_mut(&mut self, h: Handle) -> Option<&mut T> {
-        let e = self.entries.get_mut(h.idx as usize)?;
-        if e.generation != h.generation {
+        let e = self.entries.get_mut(h.idx() as usize)?;
+        if e.tag != h.tag() {
             return None;
         }
         e.value.as_mut()
     }
 
+    #[inline]
     pub fn contains(&self, h: Handle) -> bool {
         self.get(h).is_some()
     }
 
     /// Removes the entry of `h`; its slot moves to the next generation.
+    #[inline]
     pub fn remove(&mut self, h: Handle) -> Option<T> {
-        let e = self.entries.get_mut(h.idx as usize)?;
-        if e.generation != h.generation {
+        let e = self.entries.get_mut(h.idx() as usize)?;
+        if e.tag != h.tag() || e.value.is_none() {
             return None;
         }
-        let v = e.value.take()?;
-        e.generation = (e.generation + 1) & GEN_MASK;
-        self.free.push(h.idx);
+        e.tag = tag(e.tag);
+        self.free.push(h.idx());
         self.used -= 1;
-        Some(v)
+        // Last, so the value moves straight into the caller's slot.
+        e.value.take()
     }
 
     /// The handle of the live entry in slot `i` (an index that came from
     /// the wire, checked by the caller against the entry's content).
+    #[inline]
     pub fn handle_at(&self, i: u32) -> Option<Handle> {
         self.entry_at(i).map(|(h, _)| h)
     }
 
     /// The live entry in slot `i` with its handle.
+    #[inline]
     pub fn entry_at(&self, i: u32) -> Option<(Handle, &T)> {
         let e = self.entries.get(i as usize)?;
-        Some((Handle::from_parts(i, e.generation), e.value.as_ref()?))
+        Some((Handle::tagged(i, e.tag), e.value.as_ref()?))
     }
 
     /// The live entry in slot `i` (links within one structure).
+    #[inline]
     pub fn at(&self, i: u32) -> Option<&T> {
         self.entries.get(i as usize)?.value.as_ref()
     }
 
+    #[inline]
     pub fn at_mut(&mut self, i: u32) -> Option<&mut T> {
         self.entries.get_mut(i as usize)?.value.as_mut()
     }
 
+    #[inline]
     pub fn remove_at(&mut self, i: u32) -> Option<T> {
         let h = self.handle_at(i)?;
         self.remove(h)
     }
 
+    #[inline]
     pub fn len(&self) -> usize {
         self.used
     }
 
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.used == 0
     }
 
+    #[inline]
     pub fn is_full(&self) -> bool {
         self.used >= self.cap
     }
@@ -205,7 +245,7 @@ impl<T> Slab<T> {
     pub fn iter(&self) -> impl Iterator<Item = (Handle, &T)> + '_ {
         self.entries.iter().enumerate().filter_map(|(i, e)| {
             let v = e.value.as_ref()?;
-            Some((Handle::from_parts(i as u32, e.generation), v))
+            Some((Handle::tagged(i as u32, e.tag), v))
         })
     }
 
@@ -370,6 +410,8 @@ mod tests {
         }
         assert_eq!(h.generation(), 1);
         assert_eq!(Handle::from_parts(h.idx(), 1 + (1 << GEN_BITS)), h);
+        // One word, also as an option.
+        assert_eq!(std::mem::size_of::<Option<Handle>>(), 8);
         // Forced entries past the capacity are slots too.
         let f = s.insert_force("f");
         assert_eq!((s.len(), s.slots()), (2, 2));

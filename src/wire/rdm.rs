@@ -535,25 +535,29 @@ pub struct FinRepr {
 
 // ---- field access -------------------------------------------------------
 
-/// The `N` bytes of `r`; `Truncated` when the buffer ends first.
-fn bytes<const N: usize>(b: &[u8], r: Range<usize>) -> Result<[u8; N], WireError> {
-    b.get(r)
-        .and_then(|s| <[u8; N]>::try_from(s).ok())
-        .ok_or(WireError::Truncated)
+/// The first `N` bytes of `b` — a family's fixed header — checked once:
+/// `Truncated` when the buffer ends first. Its fields are then read by
+/// their constant ranges, which lie inside `N` by construction (`N` is the
+/// end of the family's last range), so no read can fail or come up short.
+fn header<const N: usize>(b: &[u8]) -> Result<&[u8; N], WireError> {
+    b.first_chunk::<N>().ok_or(WireError::Truncated)
 }
-fn get8(b: &[u8], at: usize) -> Result<u8, WireError> {
-    b.get(at).copied().ok_or(WireError::Truncated)
+fn rd16<const N: usize>(h: &[u8; N], r: Range<usize>) -> u16 {
+    let mut a = [0u8; 2];
+    a.copy_from_slice(&h[r]);
+    u16::from_le_bytes(a)
 }
-fn get16(b: &[u8], r: Range<usize>) -> Result<u16, WireError> {
-    bytes(b, r).map(u16::from_le_bytes)
+fn rd32<const N: usize>(h: &[u8; N], r: Range<usize>) -> u32 {
+    let mut a = [0u8; 4];
+    a.copy_from_slice(&h[r]);
+    u32::from_le_bytes(a)
 }
-fn get32(b: &[u8], r: Range<usize>) -> Result<u32, WireError> {
-    bytes(b, r).map(u32::from_le_bytes)
+fn rd64<const N: usize>(h: &[u8; N], r: Range<usize>) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&h[r]);
+    u64::from_le_bytes(a)
 }
-fn get64(b: &[u8], r: Range<usize>) -> Result<u64, WireError> {
-    bytes(b, r).map(u64::from_le_bytes)
-}
-/// The bytes of `r`.
+/// The bytes of `r` (a variable tail: an address).
 fn span(b: &[u8], r: Range<usize>) -> Result<&[u8], WireError> {
     b.get(r).ok_or(WireError::Truncated)
 }
@@ -663,11 +667,11 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
 // ---- family headers: each read and written through its `field` ranges ----
 
-fn op_ref(b: &[u8]) -> Result<OpRef, WireError> {
-    Ok(OpRef {
-        tx_id: get32(b, field::op::TX_ID)?,
-        op_gen: get32(b, field::op::OP_GEN)?,
-    })
+fn op_ref<const N: usize>(h: &[u8; N]) -> OpRef {
+    OpRef {
+        tx_id: rd32(h, field::op::TX_ID),
+        op_gen: rd32(h, field::op::OP_GEN),
+    }
 }
 
 fn emit_op(out: &mut [u8], op: OpRef) {
@@ -683,16 +687,17 @@ fn emit_base(out: &mut [u8], t: PacketType, flags: u16) {
 
 impl ReqRepr {
     fn parse(b: &[u8]) -> Result<Self, WireError> {
+        let h = header::<REQ_LEN>(b)?;
         use field::req as f;
         Ok(ReqRepr {
-            flags: get16(b, field::FLAGS)?,
-            proto: Proto::from(get8(b, f::PROTO)?),
-            msg_id: get32(b, f::MSG_ID)?,
-            tx_id: get32(b, f::TX_ID)?,
-            tag: get64(b, f::TAG)?,
-            cq_data: get64(b, f::CQ_DATA)?,
-            total_len: get64(b, f::TOTAL_LEN)?,
-            offset: get64(b, f::OFFSET)?,
+            flags: rd16(h, field::FLAGS),
+            proto: Proto::from(h[f::PROTO]),
+            msg_id: rd32(h, f::MSG_ID),
+            tx_id: rd32(h, f::TX_ID),
+            tag: rd64(h, f::TAG),
+            cq_data: rd64(h, f::CQ_DATA),
+            total_len: rd64(h, f::TOTAL_LEN),
+            offset: rd64(h, f::OFFSET),
         })
     }
 }
@@ -724,12 +729,13 @@ pub fn emit_req(out: &mut [u8], hdr: &ReqRepr, addr: Option<&[u8]>) -> usize {
 
 impl CtsRepr {
     fn parse(b: &[u8]) -> Result<Self, WireError> {
+        let h = header::<CTS_LEN>(b)?;
         use field::cts as f;
         Ok(CtsRepr {
-            msg_id: get32(b, f::MSG_ID)?,
-            tx_id: get32(b, f::TX_ID)?,
-            rx_id: get32(b, f::RX_ID)?,
-            grant_end: get64(b, f::GRANT_END)?,
+            msg_id: rd32(h, f::MSG_ID),
+            tx_id: rd32(h, f::TX_ID),
+            rx_id: rd32(h, f::RX_ID),
+            grant_end: rd64(h, f::GRANT_END),
         })
     }
 }
@@ -747,11 +753,12 @@ pub fn emit_cts(out: &mut [u8], c: &CtsRepr) -> usize {
 
 impl DataRepr {
     fn parse(b: &[u8]) -> Result<Self, WireError> {
+        let h = header::<DATA_LEN>(b)?;
         use field::data as f;
         Ok(DataRepr {
-            msg_id: get32(b, f::MSG_ID)?,
-            rx_id: get32(b, f::RX_ID)?,
-            offset: get64(b, f::OFFSET)?,
+            msg_id: rd32(h, f::MSG_ID),
+            rx_id: rd32(h, f::RX_ID),
+            offset: rd64(h, f::OFFSET),
         })
     }
 }
@@ -768,10 +775,11 @@ pub fn emit_data(out: &mut [u8], d: &DataRepr) -> usize {
 
 impl ReceiptRepr {
     fn parse(b: &[u8]) -> Result<Self, WireError> {
+        let h = header::<RECEIPT_LEN>(b)?;
         use field::receipt as f;
         Ok(ReceiptRepr {
-            msg_id: get32(b, f::MSG_ID)?,
-            tx_id: get32(b, f::TX_ID)?,
+            msg_id: rd32(h, f::MSG_ID),
+            tx_id: rd32(h, f::TX_ID),
         })
     }
 }
@@ -786,12 +794,13 @@ pub fn emit_receipt(out: &mut [u8], r: &ReceiptRepr) -> usize {
 
 impl HandshakeRepr {
     fn parse(b: &[u8]) -> Result<Self, WireError> {
+        let h = header::<HANDSHAKE_LEN>(b)?;
         use field::handshake as f;
         Ok(HandshakeRepr {
-            flags: get16(b, field::FLAGS)?,
-            max_version: get8(b, f::MAX_VERSION)?,
-            window: get16(b, f::WINDOW)?,
-            features: get64(b, f::FEATURES)?,
+            flags: rd16(h, field::FLAGS),
+            max_version: h[f::MAX_VERSION],
+            window: rd16(h, f::WINDOW),
+            features: rd64(h, f::FEATURES),
         })
     }
 }
@@ -811,8 +820,9 @@ pub fn emit_handshake(out: &mut [u8], h: &HandshakeRepr, addr: &[u8]) -> usize {
 
 impl CreditRepr {
     fn parse(b: &[u8]) -> Result<Self, WireError> {
+        let h = header::<CREDIT_LEN>(b)?;
         Ok(CreditRepr {
-            next_msg_id: get32(b, field::credit::NEXT_MSG_ID)?,
+            next_msg_id: rd32(h, field::credit::NEXT_MSG_ID),
         })
     }
 }
@@ -827,15 +837,16 @@ pub fn emit_credit(out: &mut [u8], c: &CreditRepr) -> usize {
 
 impl RtwRepr {
     fn parse(b: &[u8]) -> Result<Self, WireError> {
+        let h = header::<RTW_LEN>(b)?;
         use field::rtw as f;
         Ok(RtwRepr {
-            flags: get16(b, field::FLAGS)?,
-            op: op_ref(b)?,
-            key: get64(b, f::KEY)?,
-            addr: get64(b, f::ADDR)?,
-            total_len: get64(b, f::TOTAL_LEN)?,
-            offset: get64(b, f::OFFSET)?,
-            cq_data: get64(b, f::CQ_DATA)?,
+            flags: rd16(h, field::FLAGS),
+            op: op_ref(h),
+            key: rd64(h, f::KEY),
+            addr: rd64(h, f::ADDR),
+            total_len: rd64(h, f::TOTAL_LEN),
+            offset: rd64(h, f::OFFSET),
+            cq_data: rd64(h, f::CQ_DATA),
         })
     }
 }
@@ -855,13 +866,14 @@ pub fn emit_rtw(out: &mut [u8], h: &RtwRepr) -> usize {
 
 impl RtrRepr {
     fn parse(b: &[u8]) -> Result<Self, WireError> {
+        let h = header::<RTR_LEN>(b)?;
         use field::rtr as f;
         Ok(RtrRepr {
-            flags: get16(b, field::FLAGS)?,
-            op: op_ref(b)?,
-            key: get64(b, f::KEY)?,
-            addr: get64(b, f::ADDR)?,
-            len: get64(b, f::LEN)?,
+            flags: rd16(h, field::FLAGS),
+            op: op_ref(h),
+            key: rd64(h, f::KEY),
+            addr: rd64(h, f::ADDR),
+            len: rd64(h, f::LEN),
         })
     }
 }
@@ -880,15 +892,16 @@ pub fn emit_rtr(out: &mut [u8], h: &RtrRepr) -> usize {
 
 impl RtaRepr {
     fn parse(b: &[u8]) -> Result<Self, WireError> {
+        let h = header::<RTA_LEN>(b)?;
         use field::rta as f;
         Ok(RtaRepr {
-            op: op_ref(b)?,
-            key: get64(b, f::KEY)?,
-            addr: get64(b, f::ADDR)?,
-            atomic_op: get8(b, f::OP)?,
-            datatype: get8(b, f::DATATYPE)?,
-            kind: get8(b, f::KIND)?,
-            count: get32(b, f::COUNT)?,
+            op: op_ref(h),
+            key: rd64(h, f::KEY),
+            addr: rd64(h, f::ADDR),
+            atomic_op: h[f::OP],
+            datatype: h[f::DATATYPE],
+            kind: h[f::KIND],
+            count: rd32(h, f::COUNT),
         })
     }
 }
@@ -910,12 +923,13 @@ pub fn emit_rta(out: &mut [u8], h: &RtaRepr) -> usize {
 
 impl ReadRspRepr {
     fn parse(b: &[u8]) -> Result<Self, WireError> {
+        let h = header::<READRSP_LEN>(b)?;
         use field::readrsp as f;
         Ok(ReadRspRepr {
-            flags: get16(b, field::FLAGS)?,
-            op: op_ref(b)?,
-            offset: get64(b, f::OFFSET)?,
-            status: get32(b, f::STATUS)?.into(),
+            flags: rd16(h, field::FLAGS),
+            op: op_ref(h),
+            offset: rd64(h, f::OFFSET),
+            status: rd32(h, f::STATUS).into(),
         })
     }
 }
@@ -933,10 +947,11 @@ pub fn emit_readrsp(out: &mut [u8], h: &ReadRspRepr) -> usize {
 
 impl RspRepr {
     fn parse(b: &[u8]) -> Result<Self, WireError> {
+        let h = header::<RSP_LEN>(b)?;
         Ok(RspRepr {
-            flags: get16(b, field::FLAGS)?,
-            op: op_ref(b)?,
-            status: get32(b, field::rsp::STATUS)?.into(),
+            flags: rd16(h, field::FLAGS),
+            op: op_ref(h),
+            status: rd32(h, field::rsp::STATUS).into(),
         })
     }
 }
@@ -959,11 +974,12 @@ pub fn emit_rsp(out: &mut [u8], h: &RspRepr, atomic: bool) -> usize {
 
 impl FinRepr {
     fn parse(b: &[u8]) -> Result<Self, WireError> {
+        let h = header::<FIN_LEN>(b)?;
         use field::fin as f;
         Ok(FinRepr {
-            msg_id: get32(b, f::MSG_ID)?,
-            tx_id: get32(b, f::TX_ID)?,
-            status: get32(b, f::STATUS)?.into(),
+            msg_id: rd32(h, f::MSG_ID),
+            tx_id: rd32(h, f::TX_ID),
+            status: rd32(h, f::STATUS).into(),
         })
     }
 }
@@ -992,8 +1008,9 @@ impl<'a> CmaDesc<'a> {
     /// overflow (and every segment's end fits the address space).
     pub fn parse(b: &'a [u8], total: u64) -> Result<CmaDesc<'a>, WireError> {
         use field::cma as f;
-        let pid = get32(b, f::PID)?;
-        let n = get32(b, f::COUNT)? as usize;
+        let h = header::<CMA_DESC_HDR>(b)?;
+        let pid = rd32(h, f::PID);
+        let n = rd32(h, f::COUNT) as usize;
         if n == 0 || n > MAX_CMA_SEGS || b.len() != cma_desc_len(n) {
             return Err(WireError::Malformed);
         }
@@ -1024,9 +1041,9 @@ impl<'a> CmaDesc<'a> {
     /// (address, length) of each segment, in order.
     pub fn segments(&self) -> impl Iterator<Item = (u64, u64)> + 'a {
         use field::cma as f;
-        self.segs
-            .chunks_exact(CMA_SEG_LEN)
-            .filter_map(|c| Some((get64(c, f::SEG_ADDR).ok()?, get64(c, f::SEG_LEN).ok()?)))
+        let (segs, _) = self.segs.as_chunks::<CMA_SEG_LEN>();
+        segs.iter()
+            .map(|s| (rd64(s, f::SEG_ADDR), rd64(s, f::SEG_LEN)))
     }
 
     /// Writes it again (as `emit_cma_desc` did); `out` must hold `wire_len`.
@@ -1114,18 +1131,18 @@ fn check_range(offset: u64, len: usize, total: u64) -> Result<(), WireError> {
 }
 
 impl<'a> Repr<'a> {
-    /// Reads a packet. The lengths `new_checked` validates are checked
-    /// again (a view built unchecked gets the same errors, never a panic),
-    /// and every field is read through its range: one the buffer does not
-    /// hold is `Truncated`.
+    /// Reads a packet. Each header (base, family, address, descriptor)
+    /// is checked against the buffer before its fields are read, so a view
+    /// built unchecked gets `Truncated` where `new_checked` would have
+    /// refused it — never a panic, never a field read as zero.
     pub fn parse(p: &Packet<&'a [u8]>) -> Result<Repr<'a>, WireError> {
-        p.check_len()?;
         let b: &'a [u8] = p.buf;
-        Ok(match PacketType::from(get8(b, field::TYPE)?) {
+        let base = header::<BASE_LEN>(b)?;
+        Ok(match PacketType::from(base[field::TYPE]) {
             PacketType::Req => {
                 let hdr = ReqRepr::parse(b)?;
                 let (addr, at) = if hdr.flags & REQ_HAS_ADDR != 0 {
-                    let end = REQ_LEN + usize::from(get8(b, field::req::ADDR_LEN)?);
+                    let end = REQ_LEN + usize::from(header::<REQ_LEN>(b)?[field::req::ADDR_LEN]);
                     (Some(span(b, REQ_LEN..end)?), end)
                 } else {
                     (None, REQ_LEN)
@@ -1150,7 +1167,8 @@ impl<'a> Repr<'a> {
             PacketType::Receipt => Repr::Receipt(ReceiptRepr::parse(b)?),
             PacketType::Handshake => {
                 let hdr = HandshakeRepr::parse(b)?;
-                let end = HANDSHAKE_LEN + usize::from(get8(b, field::handshake::ADDR_LEN)?);
+                let end = HANDSHAKE_LEN
+                    + usize::from(header::<HANDSHAKE_LEN>(b)?[field::handshake::ADDR_LEN]);
                 Repr::Handshake {
                     hdr,
                     addr: span(b, HANDSHAKE_LEN..end)?,
