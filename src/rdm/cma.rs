@@ -6,11 +6,9 @@
 //! RMA request being served); the copy is the whole transfer, so there is
 //! no state to keep between calls. Tests implement it in-process.
 
-use super::endpoint::Endpoint;
-use super::peer::PeerIdx;
-use super::{RdmError, Stats};
+use super::Stats;
 use crate::mem::UserIov;
-use crate::wire::rdm::{CMA_DESC_HDR, CMA_SEG_LEN, CmaDesc, FEATURE_CMA, MAX_CMA_SEGS};
+use crate::wire::rdm::{CMA_DESC_HDR, CMA_SEG_LEN, MAX_CMA_SEGS};
 use smallvec::SmallVec;
 
 /// Why a CMA copy did not happen.
@@ -81,65 +79,6 @@ pub(super) fn describe(iov: &UserIov) -> Option<Segs> {
 /// Bytes of a descriptor of `segs`.
 pub(super) fn desc_len(segs: &Segs) -> usize {
     CMA_DESC_HDR + segs.len() * CMA_SEG_LEN
-}
-
-impl Endpoint {
-    /// Installs the glue's CMA. Without one, every long-read REQ and CMA
-    /// RMA request from peers is answered with the packet fallback.
-    pub fn set_cma(&mut self, c: Box<dyn Cma + Send>) {
-        self.cma = Some(c);
-    }
-
-    /// What the glue knows of the link to `peer`: the largest packet it
-    /// takes (≥ `Config::mtu` to matter; `poll_transmit`'s buffer limits
-    /// it too), and, for a process on this host whose memory we may read
-    /// and write with CMA, its pid.
-    pub fn set_peer_link(
-        &mut self,
-        peer: PeerIdx,
-        mtu: usize,
-        cma_pid: Option<u32>,
-    ) -> Result<(), RdmError> {
-        let min = self.cfg.mtu;
-        let p = self.peers.get_mut(peer).ok_or(RdmError::UnknownPeer)?;
-        p.mtu = mtu.max(min);
-        p.cma_pid = cma_pid.filter(|&pid| pid != 0);
-        Ok(())
-    }
-
-    /// Largest packet to `peer`.
-    pub(super) fn peer_mtu(&self, peer: PeerIdx) -> usize {
-        self.peers
-            .get(peer)
-            .map_or(self.cfg.mtu, |p| p.mtu.max(self.cfg.mtu))
-    }
-
-    /// Whether a transfer of `len` bytes to `peer` should try CMA (the
-    /// sender's side of the decision; the copier may still refuse).
-    pub(super) fn cma_candidate(&self, peer: PeerIdx, len: usize) -> bool {
-        self.cfg.cma_min > 0
-            && len >= self.cfg.cma_min
-            && self
-                .peers
-                .get(peer)
-                .is_some_and(|p| p.cma_pid.is_some() && p.hs_recv && p.features & FEATURE_CMA != 0)
-    }
-
-    /// The copier's side: the pid to use for a descriptor from `peer`, or
-    /// `None` when we cannot copy (no CMA here, none to that peer, or the
-    /// descriptor names another process).
-    pub(super) fn cma_pid_for(&self, peer: PeerIdx, desc: &CmaDesc<'_>) -> Option<u32> {
-        self.cma.as_ref()?;
-        let pid = self.peers.get(peer)?.cma_pid?;
-        (desc.pid == 0 || desc.pid == pid).then_some(pid)
-    }
-
-    /// A copy was refused: stop offering CMA to that peer.
-    pub(super) fn cma_refused(&mut self, peer: PeerIdx) {
-        if let Some(p) = self.peers.get_mut(peer) {
-            p.cma_pid = None;
-        }
-    }
 }
 
 /// Counts the outcome of one copy of `bytes`.

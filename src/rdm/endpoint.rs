@@ -1,162 +1,72 @@
-//! The endpoint: its state, its construction and the application-facing
-//! calls (post send/receive, cancel, completions). The packet paths live in
-//! `tx`, `rx` and `handshake`.
+//! The endpoint: a coordinator of owned parts, in the manner of
+//! quinn-proto's `Connection`. Each part keeps its state private and its
+//! invariants behind its methods:
+//!
+//! - `peer::Peers`: the peer table, handshakes, deadlines and probes, the
+//!   link to each peer (packet size, CMA reach);
+//! - `tx::Tx`: send operations, their inject copies, the send queue, and
+//!   per peer the msg_id sequence, credit window and pause;
+//! - `rx::Rx`: posted receives, incoming messages, ordering, matching,
+//!   placement, and (`rx::store`) the budgets of data that came early;
+//! - `rma::RmaInit` and `rma_target::RmaServe`: RMA and atomics as
+//!   initiator and as target.
+//!
+//! The coordinator owns what they share — the `Outbox` (control and RMA
+//! packets to send, completions, counters) and the glue's CMA, lent to a
+//! part for one call as `outbox::Ctx` — and carries out the steps that
+//! span parts: a packet's dispatch, a CTS advancing a send, a handshake
+//! releasing sends and RMA, a peer's failure failing its sends, receives
+//! and RMA. Those steps are in the submodules `send`, `recv`, `rma`,
+//! `transmit` and `liveness`.
 
-use super::matcher::{Matcher, TagHasher};
-use super::peer::{INITIAL_WINDOW, PeerIdx, PeerTable};
-use super::pool::{ChunkStore, Slab};
-use super::proto::{self, Cutoffs};
-use super::reorder::Overflow;
-use super::rma::{RemoteCounts, RmaOp, RmaQ, RmaTarget};
-use super::rma_target::{ReadOut, WriteIn};
-use super::rx::{RxMsg, RxOp};
-use super::tx::TxOp;
-use super::{
-    CompFlags, Completion, CompletionError, Config, ErrorKind, MAX_MEDIUM, OpFlags, RdmError, Stats,
-};
-use crate::mem::UserIov;
-use crate::wire::rdm::{DATA_LEN, MAX_ADDR_LEN, OpRef, Proto, REQ_LEN, Status};
-use std::collections::{HashMap, VecDeque};
-use std::hash::BuildHasherDefault;
-
-/// Control packets waiting for `poll_transmit`.
-#[derive(Clone, Copy, Debug)]
-pub(super) enum Ctrl {
-    Handshake(PeerIdx),
-    Credit(PeerIdx),
-    Cts {
-        msg: u32,
-        generation: u32,
-    },
-    Receipt {
-        peer: PeerIdx,
-        msg_id: u32,
-        tx_id: u32,
-    },
-    /// Long-read receiver: the message was read (or not: `status`).
-    Fin {
-        peer: PeerIdx,
-        msg_id: u32,
-        tx_id: u32,
-        status: Status,
-    },
-    /// RMA target: a write's status (`flags`: RSP_NO_CMA).
-    WriteRsp {
-        peer: PeerIdx,
-        op: OpRef,
-        status: Status,
-        flags: u16,
-    },
-    /// RMA target: an atomic's status; `buf` (index in `rsp_bufs`, or
-    /// NIL) holds the fetched values.
-    AtomRsp {
-        peer: PeerIdx,
-        op: OpRef,
-        status: Status,
-        buf: u32,
-    },
-    /// RMA target: a read that sends no data (refused, zero bytes, or
-    /// placed with CMA: `flags` READRSP_PLACED).
-    ReadDone {
-        peer: PeerIdx,
-        op: OpRef,
-        status: Status,
-        flags: u16,
-    },
+/// Lends a part what the parts share (`outbox::Ctx`), borrowed from the
+/// coordinator's fields beside the part itself.
+macro_rules! ctx {
+    ($s:ident) => {
+        crate::rdm::outbox::Ctx {
+            out: &mut $s.out,
+            peers: &mut $s.peers,
+            cma: $s.cma.as_deref_mut(),
+        }
+    };
 }
 
-/// Token kinds (top byte of a token).
-pub(super) const TOK_TX: u64 = 1;
-pub(super) const TOK_CTS: u64 = 2;
-pub(super) const TOK_HS: u64 = 3;
-pub(super) const TOK_RECEIPT: u64 = 4;
-pub(super) const TOK_CREDIT: u64 = 5;
-pub(super) const TOK_RMA: u64 = 6;
-pub(super) const TOK_SERVE: u64 = 7;
+mod liveness;
+mod recv;
+mod rma;
+mod send;
+mod transmit;
 
-/// kind (8 bits) | generation (24 bits) | index (32 bits): a token of a
-/// freed and reused slot is recognised as stale.
-pub(super) fn token(kind: u64, generation: u32, idx: u32) -> u64 {
-    (kind << 56) | (((generation & 0xff_ffff) as u64) << 32) | idx as u64
-}
-
-/// Key of a message in `inflight`.
-pub(super) fn msg_key(peer: PeerIdx, msg_id: u32) -> u64 {
-    (u64::from(peer) << 32) | u64::from(msg_id)
-}
-
-pub(super) fn untoken(t: u64) -> (u64, u32, u32) {
-    (t >> 56, ((t >> 32) & 0xff_ffff) as u32, t as u32)
-}
+use super::outbox::Outbox;
+use super::peer::{INITIAL_WINDOW, PeerIdx, PeerLimits, Peers};
+use super::proto::Cutoffs;
+use super::rma::RmaInit;
+use super::rma_target::{RmaServe, ServeLimits};
+use super::rx::Rx;
+use super::tx::Tx;
+use super::{Cma, Completion, Config, ErrorKind, MAX_MEDIUM, RdmError, Stats, TxError};
+use crate::wire::rdm::{DATA_LEN, MAX_ADDR_LEN, REQ_LEN};
 
 /// One RDM endpoint. `Send` (the glue may move it between threads; it
 /// serialises calls itself), never shared: every call takes `&mut self`.
 pub struct Endpoint {
-    pub(super) cfg: Config,
-    pub(super) cut: Cutoffs,
-    pub(super) peers: PeerTable,
-    pub(super) tx: Slab<TxOp>,
-    pub(super) tx_gen: Vec<u32>,
-    /// Inject copies, one buffer per tx slot, allocated once.
-    pub(super) inject_bufs: Vec<Vec<u8>>,
-    pub(super) rx: Slab<RxOp>,
-    pub(super) msgs: Slab<RxMsg>,
-    pub(super) msg_gen: Vec<u32>,
-    /// Medium messages that still expect packets, by `msg_key`.
-    pub(super) inflight: HashMap<u64, u32, BuildHasherDefault<TagHasher>>,
-    pub(super) tagged: Matcher,
-    pub(super) untagged: Matcher,
-    pub(super) overflow: Overflow,
-    pub(super) chunks: ChunkStore,
-    /// Messages stored without a receive (held out of order or unexpected).
-    /// In-order messages without a receive (unexpected, claimed): their
-    /// count, bytes and chunks are what the `unexp_*` limits bound.
-    pub(super) stored_msgs: usize,
-    pub(super) unexp_chunks: usize,
-    pub(super) max_unexp_chunks: usize,
-    /// Out-of-order messages and their bytes (bounded per peer by the
-    /// credit window, not refused).
-    pub(super) pending_msgs: usize,
-    pub(super) unexp_bytes: usize,
-    pub(super) reorder_bytes: usize,
-    pub(super) ctrl: VecDeque<Ctrl>,
-    pub(super) txq: VecDeque<(u32, u32)>,
-    /// Peers paused by the glue (`set_peer_paused`).
-    pub(super) paused: usize,
-    pub(super) cq: VecDeque<Completion>,
-    /// Peers with a handshake deadline running.
-    pub(super) hs_pending: Vec<PeerIdx>,
-    /// Next liveness tick (0: not started).
-    pub(super) probe_at: u64,
-    pub(super) scratch_peers: Vec<PeerIdx>,
-    pub(super) stats: Stats,
-    // ---- RMA and atomics (rma.rs, rma_target.rs) ----
-    /// The glue's memory registry (target side).
-    pub(super) rma_target: Option<Box<dyn RmaTarget + Send>>,
-    /// Initiator operations, their generations and copied payloads
-    /// (inject data, atomic operands; one reusable buffer per slot).
-    pub(super) rma: Slab<RmaOp>,
-    pub(super) rma_gen: Vec<u32>,
-    pub(super) rma_bufs: Vec<Vec<u8>>,
-    /// RMA packets to send (initiator ops and reads being served).
-    pub(super) rmaq: VecDeque<RmaQ>,
-    /// Ops waiting for their peer's handshake (RMA packets carry no
-    /// address: the target must know us first).
-    pub(super) rma_wait: Vec<(u32, u32)>,
-    /// poll_transmit alternates between sends and RMA.
-    pub(super) rma_turn: bool,
-    /// Target: multi-packet writes being placed, by (peer, tx_id, gen).
-    pub(super) wr_in: HashMap<(PeerIdx, u32, u32), WriteIn>,
-    /// Target: reads being served.
-    pub(super) rd_out: Slab<ReadOut>,
-    pub(super) rd_gen: Vec<u32>,
-    /// Target: fetched values waiting in ATOMRSPs.
-    pub(super) rsp_bufs: Vec<Vec<u8>>,
-    pub(super) rsp_free: Vec<u32>,
-    pub(super) scratch: Vec<u8>,
-    pub(super) remote: RemoteCounts,
+    cfg: Config,
+    cut: Cutoffs,
+    // ---- the parts ----
+    peers: Peers,
+    tx: Tx,
+    rx: Rx,
+    rma: RmaInit,
+    serve: RmaServe,
+    // ---- what they share ----
+    out: Outbox,
     /// The glue's single-copy access to same-host peers (module `cma`).
-    pub(super) cma: Option<Box<dyn super::Cma + Send>>,
+    cma: Option<Box<dyn Cma + Send>>,
+    // ---- scheduling ----
+    /// poll_transmit alternates between sends and RMA.
+    rma_turn: bool,
+    /// Reused by the liveness tick.
+    scratch_peers: Vec<PeerIdx>,
 }
 
 impl Endpoint {
@@ -181,58 +91,32 @@ impl Endpoint {
                 .max(cfg.eager_max.min(eager_fit)),
         };
         cfg.cts_window = cfg.cts_window.max(cfg.mtu - DATA_LEN);
-        let max_msgs = cfg.rx_size + cfg.unexp_max_count;
-        // One chunk per stored packet; packets carry at least one byte.
-        let chunk_payload = (cfg.mtu - REQ_LEN).max(1);
-        // Each stored packet is a chunk of up to `mtu` bytes: limiting
-        // their number bounds the memory, not just the payload bytes.
-        let max_unexp_chunks = cfg.unexp_max_bytes / chunk_payload + cfg.unexp_max_count + 16;
-        let max_chunks = max_unexp_chunks + cfg.reorder_max_bytes / chunk_payload;
+        let max_msgs = Rx::max_msgs(&cfg);
         Endpoint {
             cut,
-            peers: PeerTable::new(cfg.max_peers),
-            tx: Slab::with_capacity(cfg.tx_size),
-            tx_gen: vec![0; cfg.tx_size],
-            inject_bufs: (0..cfg.tx_size)
-                .map(|_| Vec::with_capacity(cfg.inject_size))
-                .collect(),
-            rx: Slab::with_capacity(cfg.rx_size),
-            msgs: Slab::with_capacity(max_msgs),
-            msg_gen: vec![0; max_msgs],
-            inflight: HashMap::with_capacity_and_hasher(max_msgs, Default::default()),
-            tagged: Matcher::new(cfg.rx_size, max_msgs),
-            untagged: Matcher::new(cfg.rx_size, max_msgs),
-            overflow: Overflow::new(cfg.reorder_overflow),
-            chunks: ChunkStore::new(max_chunks, cfg.mtu),
-            stored_msgs: 0,
-            unexp_chunks: 0,
-            max_unexp_chunks,
-            pending_msgs: 0,
-            unexp_bytes: 0,
-            reorder_bytes: 0,
-            ctrl: VecDeque::with_capacity(2 * max_msgs + 64),
-            txq: VecDeque::with_capacity(cfg.tx_size),
-            paused: 0,
-            cq: VecDeque::with_capacity(cfg.tx_size + cfg.rx_size + 64),
-            hs_pending: Vec::new(),
-            probe_at: 0,
-            scratch_peers: Vec::new(),
-            stats: Stats::default(),
-            rma_target: None,
-            rma: Slab::with_capacity(cfg.tx_size),
-            rma_gen: vec![0; cfg.tx_size],
-            rma_bufs: (0..cfg.tx_size).map(|_| Vec::new()).collect(),
-            rmaq: VecDeque::with_capacity(cfg.tx_size + cfg.rma_target_max),
-            rma_wait: Vec::new(),
-            rma_turn: false,
-            wr_in: HashMap::with_capacity(cfg.rma_target_max.min(4096)),
-            rd_out: Slab::with_capacity(cfg.rma_target_max),
-            rd_gen: vec![0; cfg.rma_target_max],
-            rsp_bufs: Vec::new(),
-            rsp_free: Vec::new(),
-            scratch: Vec::new(),
-            remote: RemoteCounts::default(),
+            peers: Peers::new(PeerLimits {
+                max_peers: cfg.max_peers,
+                mtu: cfg.mtu,
+                cma_min: cfg.cma_min,
+                handshake_timeout_ns: cfg.handshake_timeout_ns,
+                probe_interval_ns: cfg.probe_interval_ns,
+            }),
+            tx: Tx::new(cfg.tx_size, cfg.inject_size),
+            rx: Rx::new(&cfg),
+            rma: RmaInit::new(cfg.tx_size, cfg.cts_window, cfg.pid),
+            serve: RmaServe::new(ServeLimits {
+                max: cfg.rma_target_max,
+                mtu: cfg.mtu,
+                cts_window: cfg.cts_window,
+            }),
+            out: Outbox::new(
+                2 * max_msgs + 64,
+                cfg.tx_size + cfg.rma_target_max,
+                cfg.tx_size + cfg.rx_size + 64,
+            ),
             cma: None,
+            rma_turn: false,
+            scratch_peers: Vec::new(),
             cfg,
         }
     }
@@ -242,7 +126,7 @@ impl Endpoint {
     }
 
     pub fn stats(&self) -> &Stats {
-        &self.stats
+        &self.out.stats
     }
 
     /// Eager and medium cut-offs in force (eager clipped to one packet).
@@ -268,249 +152,89 @@ impl Endpoint {
     /// sequences survive a later re-insert (as EFA keeps its peer state);
     /// messages from it are then reported with `AddrNotAvail`.
     pub fn remove_peer(&mut self, peer: PeerIdx) -> Result<(), RdmError> {
-        let p = self.peers.get_mut(peer).ok_or(RdmError::UnknownPeer)?;
-        p.in_av = false;
-        Ok(())
+        self.peers.leave_av(peer)
     }
 
     pub fn peer_addr(&self, peer: PeerIdx) -> Option<&[u8]> {
-        self.peers.get(peer).map(|p| p.addr.as_slice())
+        self.peers.get(peer).map(|p| p.addr())
     }
 
     pub fn lookup_peer(&self, addr: &[u8]) -> Option<PeerIdx> {
         self.peers.lookup(addr)
     }
 
-    // ---- sends ---------------------------------------------------------
+    /// What the endpoint knows of a peer (monitoring): one of "new",
+    /// "hs_sent" (our handshake went, none came back), "hs_recv", "up"
+    /// (both ways), "broken" (the transport gave up on it); and whether
+    /// the application's AV holds it.
+    pub fn peer_state(&self, peer: PeerIdx) -> Option<(&'static str, bool)> {
+        self.peers.state(peer)
+    }
 
-    /// fi_send/fi_sendmsg. `data`: remote CQ data.
-    pub fn send(
+    /// Whether operations with `peer` fail (and with which error).
+    pub fn peer_broken(&self, peer: PeerIdx) -> Option<ErrorKind> {
+        self.peers.broken(peer)
+    }
+
+    /// The glue found `peer` gone (its process died, its shared-memory
+    /// ring closed): break it as if the transport had given up on it.
+    pub fn peer_unreachable(&mut self, peer: PeerIdx) {
+        self.peer_failed(peer, TxError::Unreachable);
+    }
+
+    /// Installs the glue's CMA. Without one, every long-read REQ and CMA
+    /// RMA request from peers is answered with the packet fallback.
+    pub fn set_cma(&mut self, c: Box<dyn Cma + Send>) {
+        self.cma = Some(c);
+    }
+
+    /// What the glue knows of the link to `peer`: the largest packet it
+    /// takes (≥ `Config::mtu` to matter; `poll_transmit`'s buffer limits
+    /// it too), and, for a process on this host whose memory we may read
+    /// and write with CMA, its pid.
+    pub fn set_peer_link(
         &mut self,
-        now: u64,
         peer: PeerIdx,
-        iov: UserIov,
-        data: Option<u64>,
-        context: u64,
-        flags: OpFlags,
+        mtu: usize,
+        cma_pid: Option<u32>,
     ) -> Result<(), RdmError> {
-        self.post_send(now, peer, Some(iov), &[], false, 0, data, context, flags)
+        self.peers.set_link(peer, mtu, cma_pid)
     }
 
-    /// fi_tsend/fi_tsendmsg.
-    #[allow(clippy::too_many_arguments)]
-    pub fn tsend(
-        &mut self,
-        now: u64,
-        peer: PeerIdx,
-        iov: UserIov,
-        tag: u64,
-        data: Option<u64>,
-        context: u64,
-        flags: OpFlags,
-    ) -> Result<(), RdmError> {
-        self.post_send(now, peer, Some(iov), &[], true, tag, data, context, flags)
+    // ---- what spans the parts --------------------------------------------
+
+    /// The transport gave up on a datagram to `peer`. Its message sequence
+    /// is broken from then on (the receiver would wait forever for the lost
+    /// msg_id, or the sender for a lost CTS or CREDIT), so — as when a
+    /// device reports a peer unreachable — every operation with it fails
+    /// now and later sends to it fail at once with the same error.
+    fn peer_failed(&mut self, peer: PeerIdx, e: TxError) {
+        self.out.stats.send_failures += 1;
+        if !self.peers.break_peer(peer, e.kind()) {
+            return;
+        }
+        self.tx.forget_peer(peer);
+        self.fail_peer_ops(peer, e.kind(), 0);
+        self.rx.fail_peer(&mut ctx!(self), peer, e.kind());
     }
 
-    /// fi_inject/fi_injectdata: copied now, no completion event (a
-    /// completion with `report == false` is still produced for counters).
-    pub fn inject(
-        &mut self,
-        now: u64,
-        peer: PeerIdx,
-        buf: &[u8],
-        data: Option<u64>,
-    ) -> Result<(), RdmError> {
-        self.post_send(now, peer, None, buf, false, 0, data, 0, OpFlags::INJECT)
+    /// Fails every send and RMA operation toward `peer` (transport gave
+    /// up, timeout, version) and stops serving its reads.
+    fn fail_peer_ops(&mut self, peer: PeerIdx, kind: ErrorKind, prov_errno: i32) {
+        self.fail_peer_rma(peer, kind, prov_errno);
+        self.tx.fail_peer(peer, kind, prov_errno, &mut self.out);
     }
 
-    /// fi_tinject/fi_tinjectdata.
-    pub fn tinject(
-        &mut self,
-        now: u64,
-        peer: PeerIdx,
-        buf: &[u8],
-        tag: u64,
-        data: Option<u64>,
-    ) -> Result<(), RdmError> {
-        self.post_send(now, peer, None, buf, true, tag, data, 0, OpFlags::INJECT)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn post_send(
-        &mut self,
-        now: u64,
-        peer: PeerIdx,
-        iov: Option<UserIov>,
-        inject_src: &[u8],
-        tagged: bool,
-        tag: u64,
-        data: Option<u64>,
-        context: u64,
-        flags: OpFlags,
-    ) -> Result<(), RdmError> {
-        if self.peers.get(peer).is_none() {
-            return Err(RdmError::UnknownPeer);
-        }
-        // `iov == None` is fi_inject: no event at all.
-        let silent = iov.is_none();
-        let inject = flags.contains(OpFlags::INJECT);
-        let len = iov.as_ref().map_or(inject_src.len(), UserIov::len);
-        if inject && len > self.cfg.inject_size {
-            return Err(RdmError::TooLong);
-        }
-        if self.tx.is_full() {
-            return Err(RdmError::Again);
-        }
-        if let Some(kind) = self.peers.get(peer).and_then(|p| p.broken) {
-            // Accepted, and failed like the operations before it.
-            let flags = CompFlags::msg(CompFlags::SEND, tagged);
-            self.push_error(context, flags, kind, 0, iov);
-            return Ok(());
-        }
-        let proto = self.choose_proto(peer, len, iov.as_ref(), inject);
-        let report = !silent && (!self.cfg.tx_selective || flags.contains(OpFlags::COMPLETION));
-        let early = inject
-            && (flags.contains(OpFlags::INJECT_COMPLETE)
-                || !flags.intersects(OpFlags::TRANSMIT_COMPLETE | OpFlags::DELIVERY_COMPLETE));
-        let p = self.peers.get_mut(peer).ok_or(RdmError::UnknownPeer)?;
-        let msg_id = p.next_tx_msg;
-        let op = TxOp {
-            peer,
-            context,
-            tagged,
-            tag,
-            data,
-            len: len as u64,
-            msg_id,
-            proto,
-            iov: None,
-            next_off: 0,
-            req_sent: false,
-            granted: 0,
-            rx_id: 0,
-            want_receipt: flags.contains(OpFlags::DELIVERY_COMPLETE),
-            receipt_got: false,
-            reported: false,
-            report,
-            queued: true,
-            sent_pkts: 0,
-            acked_pkts: 0,
-        };
-        let Ok(idx) = self.tx.insert(op) else {
-            return Err(RdmError::Again);
-        };
-        p.next_tx_msg = msg_id.wrapping_add(1);
-        if inject {
-            // Copy now so the caller may reuse its buffer at once.
-            let buf = &mut self.inject_bufs[idx as usize];
-            buf.clear();
-            match &iov {
-                Some(v) => {
-                    buf.resize(len, 0);
-                    v.copy_out(0, buf);
-                }
-                None => buf.extend_from_slice(inject_src),
-            }
-        }
-        let op = self.tx.get_mut(idx).ok_or(RdmError::Again)?;
-        // An injected send never reads the caller's iov again.
-        let mut iov = iov;
-        if !inject {
-            op.iov = iov.take();
-        }
-        if early {
-            // Inject: the buffer is free now; the completion says so.
-            op.reported = true;
-            let c = Completion {
-                context,
-                flags: CompFlags::msg(CompFlags::SEND, tagged),
-                len,
-                buf: 0,
-                data: 0,
-                tag: 0,
-                src: None,
-                report,
-                err: None,
-                iov: iov.take(),
-            };
-            self.cq.push_back(c);
-        }
-        self.txq.push_back((idx, self.tx_gen[idx as usize]));
-        self.contact(now, peer);
-        Ok(())
-    }
-
-    /// The protocol of a `len`-byte send to `peer`: long-read when CMA
-    /// reaches it and the buffer can be described, else by size, with
-    /// eager up to one packet of that peer's link.
-    fn choose_proto(
-        &self,
-        peer: PeerIdx,
-        len: usize,
-        iov: Option<&UserIov>,
-        inject: bool,
-    ) -> Proto {
-        let mtu = self.peer_mtu(peer);
-        let addr = self.cfg.local_addr.len();
-        if !inject
-            && self.cma_candidate(peer, len)
-            && let Some(segs) = iov.and_then(super::cma::describe)
-            && REQ_LEN + addr + super::cma::desc_len(&segs) <= mtu
-        {
-            return Proto::LongRead;
-        }
-        let mut cut = self.cut;
-        if mtu > self.cfg.mtu {
-            // Eager as "one packet" follows the link; a smaller configured
-            // eager limit stays.
-            let fit = |m: usize| m - REQ_LEN - addr;
-            if cut.eager_max >= fit(self.cfg.mtu) {
-                cut.eager_max = fit(mtu);
-                cut.medium_max = cut.medium_max.max(cut.eager_max);
-            }
-        }
-        proto::choose(cut, len)
-    }
-
-    // ---- completions ---------------------------------------------------
+    // ---- completions and monitoring ---------------------------------------
 
     pub fn poll_completion(&mut self) -> Option<Completion> {
-        self.cq.pop_front()
-    }
-
-    pub(super) fn push_error(
-        &mut self,
-        context: u64,
-        flags: CompFlags,
-        kind: ErrorKind,
-        prov_errno: i32,
-        iov: Option<UserIov>,
-    ) {
-        self.cq.push_back(Completion {
-            context,
-            flags,
-            len: 0,
-            buf: 0,
-            data: 0,
-            tag: 0,
-            src: None,
-            report: true,
-            err: Some(CompletionError {
-                kind,
-                prov_errno,
-                olen: 0,
-                err_data: Vec::new(),
-            }),
-            iov,
-        });
+        self.out.cq.pop_front()
     }
 
     /// False while unexpected storage is at its limit (in-order messages
     /// without a receive are then deferred; monitoring and tests).
     pub fn can_accept_packets(&self) -> bool {
-        self.unexp_bytes < self.cfg.unexp_max_bytes
-            && self.stored_msgs < self.cfg.unexp_max_count
-            && self.unexp_chunks < self.max_unexp_chunks
+        self.rx.can_accept()
     }
 
     /// Operations in flight (tests, shutdown).
@@ -520,23 +244,7 @@ impl Endpoint {
 
     /// Bytes held for unexpected and out-of-order messages.
     pub fn stored_bytes(&self) -> (usize, usize) {
-        (self.unexp_bytes, self.reorder_bytes)
-    }
-
-    /// What the endpoint knows of a peer (monitoring): one of "new",
-    /// "hs_sent" (our handshake went, none came back), "hs_recv", "up"
-    /// (both ways), "broken" (the transport gave up on it); and whether
-    /// the application's AV holds it.
-    pub fn peer_state(&self, peer: PeerIdx) -> Option<(&'static str, bool)> {
-        let p = self.peers.get(peer)?;
-        let s = match (p.broken.is_some(), p.hs_sent, p.hs_recv) {
-            (true, _, _) => "broken",
-            (false, true, true) => "up",
-            (false, false, true) => "hs_recv",
-            (false, true, false) => "hs_sent",
-            (false, false, false) => "new",
-        };
-        Some((s, p.in_av))
+        self.rx.stored_bytes()
     }
 }
 

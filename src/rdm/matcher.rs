@@ -21,6 +21,7 @@
 //! allocated per operation; the maps drop empty keys, so their size stays
 //! within the slab capacity they were created with.
 
+pub use super::pool::Handle;
 use super::pool::{NIL, Slab};
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -79,7 +80,7 @@ const EMPTY: Head = Head {
 };
 
 fn push_back<T>(slab: &mut Slab<T>, h: &mut Head, i: u32, l: fn(&mut T) -> &mut Links) {
-    if let Some(e) = slab.get_mut(i) {
+    if let Some(e) = slab.at_mut(i) {
         *l(e) = Links {
             prev: h.tail,
             next: NIL,
@@ -87,23 +88,23 @@ fn push_back<T>(slab: &mut Slab<T>, h: &mut Head, i: u32, l: fn(&mut T) -> &mut 
     }
     if h.tail == NIL {
         h.head = i;
-    } else if let Some(t) = slab.get_mut(h.tail) {
+    } else if let Some(t) = slab.at_mut(h.tail) {
         l(t).next = i;
     }
     h.tail = i;
 }
 
 fn unlink<T>(slab: &mut Slab<T>, h: &mut Head, i: u32, l: fn(&mut T) -> &mut Links) {
-    let Some(e) = slab.get_mut(i) else {
+    let Some(e) = slab.at_mut(i) else {
         return;
     };
     let Links { prev, next } = *l(e);
     *l(e) = UNLINKED;
-    match slab.get_mut(prev) {
+    match slab.at_mut(prev) {
         Some(p) => l(p).next = next,
         None => h.head = next,
     }
-    match slab.get_mut(next) {
+    match slab.at_mut(next) {
         Some(n) => l(n).prev = prev,
         None => h.tail = prev,
     }
@@ -185,9 +186,6 @@ fn src_ok(want: Option<u32>, src: u32) -> bool {
     want.is_none_or(|w| w == src)
 }
 
-/// Handle of a posted receive or unexpected entry.
-pub type Handle = u32;
-
 #[derive(Debug)]
 pub struct Matcher {
     posted: Slab<Posted>,
@@ -224,7 +222,7 @@ impl Matcher {
     pub fn post(&mut self, tag: u64, ignore: u64, src: Option<u32>, value: u32) -> Option<Handle> {
         self.seq += 1;
         let tag = tag & !ignore;
-        let i = self
+        let h = self
             .posted
             .insert(Posted {
                 seq: self.seq,
@@ -235,6 +233,7 @@ impl Matcher {
                 link: UNLINKED,
             })
             .ok()?;
+        let i = h.idx();
         let key = (tag, src.unwrap_or(ANY));
         let directed = usize::from(src.is_some());
         if ignore == 0 {
@@ -262,7 +261,7 @@ impl Matcher {
             g.directed += directed;
             map_push(&mut g.map, &mut self.posted, key, i, posted_link);
         }
-        Some(i)
+        Some(h)
     }
 
     pub fn unpost(&mut self, h: Handle) -> Option<u32> {
@@ -274,12 +273,13 @@ impl Matcher {
                 usize::from(p.src.is_some()),
             )
         };
+        let i = h.idx();
         if ignore == 0 {
-            map_unlink(&mut self.exact, &mut self.posted, key, h, posted_link);
+            map_unlink(&mut self.exact, &mut self.posted, key, i, posted_link);
             self.exact_count -= 1;
             self.exact_directed -= directed;
         } else if let Some(g) = self.groups.iter_mut().find(|g| g.ignore == ignore) {
-            map_unlink(&mut g.map, &mut self.posted, key, h, posted_link);
+            map_unlink(&mut g.map, &mut self.posted, key, i, posted_link);
             g.count -= 1;
             g.directed -= directed;
         }
@@ -317,8 +317,8 @@ impl Matcher {
 
     /// Oldest receive of queue `key`: (handle, seq, value).
     fn head_of(&self, map: &TagMap, key: Key) -> Option<(Handle, u64, u32)> {
-        let i = map.get(&key)?.head;
-        self.posted.get(i).map(|p| (i, p.seq, p.value))
+        let (h, p) = self.posted.entry_at(map.get(&key)?.head)?;
+        Some((h, p.seq, p.value))
     }
 
     /// Appends the source of every directed posted receive.
@@ -326,21 +326,15 @@ impl Matcher {
         if self.exact_directed == 0 && self.groups.iter().all(|g| g.directed == 0) {
             return;
         }
-        out.extend(
-            self.posted
-                .indices()
-                .filter_map(|i| self.posted.get(i)?.src),
-        );
+        out.extend(self.posted.iter().filter_map(|(_, p)| p.src));
     }
 
     /// The posted receives directed at `src`: (handle, value).
     pub fn posted_from(&self, src: u32) -> Vec<(Handle, u32)> {
         self.posted
-            .indices()
-            .filter_map(|i| {
-                let p = self.posted.get(i)?;
-                (p.src == Some(src)).then_some((i, p.value))
-            })
+            .iter()
+            .filter(|(_, p)| p.src == Some(src))
+            .map(|(h, p)| (h, p.value))
             .collect()
     }
 
@@ -354,7 +348,7 @@ impl Matcher {
 
     /// Records an unexpected message; `None` when the table is full.
     pub fn add_unexpected(&mut self, tag: u64, src: u32, value: u32) -> Option<Handle> {
-        let i = self
+        let h = self
             .unexp
             .insert(Unexp {
                 tag,
@@ -365,6 +359,7 @@ impl Matcher {
                 all: UNLINKED,
             })
             .ok()?;
+        let i = h.idx();
         map_push(
             &mut self.unexp_tag,
             &mut self.unexp,
@@ -380,7 +375,7 @@ impl Matcher {
             unexp_tag_src_link,
         );
         push_back(&mut self.unexp, &mut self.unexp_all, i, unexp_all_link);
-        Some(i)
+        Some(h)
     }
 
     pub fn unexpected_full(&self) -> bool {
@@ -401,13 +396,13 @@ impl Matcher {
     ) -> Option<(Handle, u32)> {
         if ignore == 0 {
             let i = self.unexp_tag.get(&(tag, src.unwrap_or(ANY)))?.head;
-            return self.unexp.get(i).map(|u| (i, u.value));
+            return self.unexp.entry_at(i).map(|(h, u)| (h, u.value));
         }
         let want = tag & !ignore;
         let mut i = self.unexp_all.head;
-        while let Some(u) = self.unexp.get(i) {
+        while let Some((h, u)) = self.unexp.entry_at(i) {
             if u.tag & !ignore == want && src_ok(src, u.src) {
-                return Some((i, u.value));
+                return Some((h, u.value));
             }
             i = u.all.next;
         }
@@ -416,21 +411,22 @@ impl Matcher {
 
     pub fn remove_unexpected(&mut self, h: Handle) -> Option<u32> {
         let (tag, src) = self.unexp.get(h).map(|u| (u.tag, u.src))?;
+        let i = h.idx();
         map_unlink(
             &mut self.unexp_tag,
             &mut self.unexp,
             (tag, ANY),
-            h,
+            i,
             unexp_tag_link,
         );
         map_unlink(
             &mut self.unexp_tag,
             &mut self.unexp,
             (tag, src),
-            h,
+            i,
             unexp_tag_src_link,
         );
-        unlink(&mut self.unexp, &mut self.unexp_all, h, unexp_all_link);
+        unlink(&mut self.unexp, &mut self.unexp_all, i, unexp_all_link);
         self.unexp.remove(h).map(|u| u.value)
     }
 }

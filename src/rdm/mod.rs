@@ -99,9 +99,9 @@
 pub mod atomic;
 mod cma;
 mod endpoint;
-mod handshake;
 pub mod inbox;
 pub mod matcher;
+mod outbox;
 pub mod peer;
 pub mod pool;
 mod proto;

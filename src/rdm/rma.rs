@@ -17,20 +17,28 @@
 //!   target executes it when the packet is processed and answers with an
 //!   ATOMRSP carrying the old values for the fetch and compare kinds.
 //!
-//! The target side is in `rma_target`.
+//! This module is the initiator part ([`RmaInit`]): its operations, their
+//! copied payloads, the ops waiting for a handshake, their packets and the
+//! responses that end them. Invariants kept here: an op is queued (in the
+//! RMA transmit queue) exactly when its `queued` flag is set, or waits for
+//! its peer's handshake in `wait`; a write keeps at most its window of
+//! packets unconfirmed. The target part is in `rma_target`; the calls
+//! (fi_write, fi_read, fi_atomic...) are the coordinator's
+//! (`endpoint/rma.rs`).
 
-use super::atomic::{self, AtomicKind, AtomicOp, Datatype};
+use super::atomic::{AtomicKind, AtomicOp, Datatype};
 use super::cma;
-use super::endpoint::{Endpoint, TOK_RMA, token};
-use super::peer::PeerIdx;
-use super::types::{CompFlags, ErrorKind, OpFlags};
-use super::{Completion, CompletionError, RdmError, TxError, TxInfo};
+use super::outbox::{Ctx, Outbox, RmaQ, TOK_RMA, token};
+use super::peer::{PeerIdx, Peers};
+use super::pool::{Handle, Slab};
+use super::types::{CompFlags, ErrorKind};
+use super::{Completion, CompletionError, TxInfo};
 use crate::mem::UserIov;
 use crate::wire::rdm::{
-    FEATURE_RMA, OpRef, READRSP_PLACED, RSP_LEN, RSP_NO_CMA, RTA_LEN, RTR_CMA, RTR_LEN, RTW_CMA,
-    RTW_CQ_DATA, RTW_LEN, ReadRspRepr, RspRepr, RtaRepr, RtrRepr, RtwRepr, emit_cma_desc, emit_rta,
-    emit_rtr, emit_rtw,
+    OpRef, READRSP_PLACED, RSP_NO_CMA, RTR_CMA, RTR_LEN, RTW_CMA, RTW_CQ_DATA, RTW_LEN,
+    ReadRspRepr, RspRepr, RtaRepr, RtrRepr, RtwRepr, emit_cma_desc, emit_rta, emit_rtr, emit_rtw,
 };
+use std::collections::VecDeque;
 
 /// The glue's memory registry, consulted by the target side of RMA and
 /// atomics. `access` is CompFlags::REMOTE_READ, CompFlags::REMOTE_WRITE or both; the
@@ -62,7 +70,7 @@ pub struct RemoteCounts {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum RmaKind {
+pub(super) enum RmaKind {
     Write,
     Read,
     Atomic {
@@ -75,43 +83,70 @@ pub(crate) enum RmaKind {
 
 /// One initiator operation.
 #[derive(Debug)]
-pub(crate) struct RmaOp {
+struct RmaOp {
+    peer: PeerIdx,
+    context: u64,
+    kind: RmaKind,
+    key: u64,
+    addr: u64,
+    len: u64,
+    data: Option<u64>,
+    /// Write source / read destination, handed back at completion.
+    iov: Option<UserIov>,
+    /// Fetch/compare atomics: where the old values go.
+    result: Option<UserIov>,
+    /// The payload was copied to the part's buffer of this slot (inject,
+    /// atomics).
+    copied: bool,
+    next_off: u64,
+    started: bool,
+    sent_pkts: u32,
+    acked_pkts: u32,
+    /// Read: bytes arrived.
+    received: u64,
+    report: bool,
+    queued: bool,
+    /// The request asked the target to copy with CMA (RTW_CMA/RTR_CMA).
+    cma: bool,
+    /// The target refused CMA for it: move the data in packets.
+    no_cma: bool,
+}
+
+/// An operation the coordinator has checked.
+pub(super) struct NewRma {
     pub peer: PeerIdx,
     pub context: u64,
     pub kind: RmaKind,
     pub key: u64,
     pub addr: u64,
     pub len: u64,
+    /// Remote CQ data of a write.
     pub data: Option<u64>,
-    /// Write source / read destination, handed back at completion.
+    /// Selective completion verdict.
+    pub report: bool,
+}
+
+/// Where an operation's bytes come from and go.
+pub(super) struct RmaBufs<'a> {
+    /// Write source / read destination.
     pub iov: Option<UserIov>,
     /// Fetch/compare atomics: where the old values go.
     pub result: Option<UserIov>,
-    /// The payload was copied to `rma_bufs[slot]` (inject, atomics).
-    pub copied: bool,
-    pub next_off: u64,
-    pub started: bool,
-    pub sent_pkts: u32,
-    pub acked_pkts: u32,
-    /// Read: bytes arrived.
-    pub received: u64,
-    pub report: bool,
-    pub queued: bool,
-    /// The request asked the target to copy with CMA (RTW_CMA/RTR_CMA).
-    pub cma: bool,
-    /// The target refused CMA for it: move the data in packets.
-    pub no_cma: bool,
+    /// Copy the payload now: from `iov` if given, else `a` then `b`
+    /// (inject data; atomic operands and compare values).
+    pub copy: bool,
+    pub a: &'a [u8],
+    pub b: &'a [u8],
 }
 
-/// An entry of `rmaq`: (slot, generation) of an initiator op or of a read
-/// being served.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum RmaQ {
-    Op(u32, u32),
-    Serve(u32, u32),
+/// Packets a write or read response stream over a link of `mtu` bytes may
+/// have in the transport: `cts_window` bytes' worth.
+pub(super) fn window_pkts(mtu: usize, cts_window: usize) -> u32 {
+    let per = (mtu - RTW_LEN).max(1);
+    (cts_window / per).clamp(1, u32::MAX as usize) as u32
 }
 
-fn cq_flags(kind: RmaKind) -> CompFlags {
+pub(super) fn cq_flags(kind: RmaKind) -> CompFlags {
     match kind {
         RmaKind::Write => CompFlags::RMA | CompFlags::WRITE,
         RmaKind::Read => CompFlags::RMA | CompFlags::READ,
@@ -123,345 +158,111 @@ fn cq_flags(kind: RmaKind) -> CompFlags {
     }
 }
 
-impl Endpoint {
-    /// Installs the memory registry that RMA and atomics from peers use.
-    /// Without one, every such request is refused with ErrorKind::NotSupported.
-    pub fn set_rma_target(&mut self, t: Box<dyn RmaTarget + Send>) {
-        self.rma_target = Some(t);
-    }
+/// The initiator part.
+pub(super) struct RmaInit {
+    ops: Slab<RmaOp>,
+    /// Copied payloads, one reusable buffer per slot.
+    bufs: Vec<Vec<u8>>,
+    /// Ops waiting for their peer's handshake (RMA packets carry no
+    /// address: the target must know us first).
+    wait: Vec<Handle>,
+    cts_window: usize,
+    /// Our pid, stated in CMA descriptors.
+    pid: u32,
+}
 
-    /// Counts of remote reads/writes since the last call (counters).
-    pub fn take_remote_counts(&mut self) -> RemoteCounts {
-        std::mem::take(&mut self.remote)
-    }
-
-    /// fi_write/fi_writemsg/fi_writedata. `data`: remote CQ data (the
-    /// target gets an REMOTE_WRITE | RMA | REMOTE_CQ_DATA completion).
-    /// `OpFlags::INJECT` copies the data now (≤ inject_size).
-    #[allow(clippy::too_many_arguments)]
-    pub fn write(
-        &mut self,
-        now: u64,
-        peer: PeerIdx,
-        iov: UserIov,
-        rma_addr: u64,
-        key: u64,
-        data: Option<u64>,
-        context: u64,
-        flags: OpFlags,
-    ) -> Result<(), RdmError> {
-        let len = iov.len();
-        self.post_rma(
-            now,
-            peer,
-            RmaKind::Write,
-            len as u64,
-            Some(iov),
-            None,
-            &[],
-            rma_addr,
-            key,
-            data,
-            context,
-            flags,
-        )
-    }
-
-    /// fi_inject_write/fi_inject_writedata: copied now, no CQ event (a
-    /// `report == false` completion for counters; errors are reported).
-    pub fn inject_write(
-        &mut self,
-        now: u64,
-        peer: PeerIdx,
-        buf: &[u8],
-        rma_addr: u64,
-        key: u64,
-        data: Option<u64>,
-    ) -> Result<(), RdmError> {
-        self.post_rma(
-            now,
-            peer,
-            RmaKind::Write,
-            buf.len() as u64,
-            None,
-            None,
-            buf,
-            rma_addr,
-            key,
-            data,
-            0,
-            OpFlags::INJECT,
-        )
-    }
-
-    /// fi_read/fi_readmsg: `iov.len()` bytes from the target into `iov`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn read(
-        &mut self,
-        now: u64,
-        peer: PeerIdx,
-        iov: UserIov,
-        rma_addr: u64,
-        key: u64,
-        context: u64,
-        flags: OpFlags,
-    ) -> Result<(), RdmError> {
-        let len = iov.len();
-        self.post_rma(
-            now,
-            peer,
-            RmaKind::Read,
-            len as u64,
-            Some(iov),
-            None,
-            &[],
-            rma_addr,
-            key,
-            None,
-            context,
-            flags - OpFlags::INJECT,
-        )
-    }
-
-    /// Largest `count` of one atomic of this (op, datatype, kind), or
-    /// `None` if it is not supported (fi_atomicvalid, fi_query_atomic).
-    pub fn atomic_valid(&self, op: AtomicOp, dt: Datatype, kind: AtomicKind) -> Option<usize> {
-        if !atomic::supported(op, dt, kind) {
-            return None;
+impl RmaInit {
+    pub fn new(size: usize, cts_window: usize, pid: u32) -> Self {
+        RmaInit {
+            ops: Slab::with_capacity(size),
+            bufs: (0..size).map(|_| Vec::new()).collect(),
+            wait: Vec::new(),
+            cts_window,
+            pid,
         }
-        let per = if kind == AtomicKind::Compare { 2 } else { 1 } * dt.size();
-        let req = (self.cfg.mtu - RTA_LEN) / per;
-        let rsp = (self.cfg.mtu - RSP_LEN) / dt.size();
-        // A request and its response each fit one packet (a tiny MTU may
-        // leave no room for the widest types).
-        let max = req.min(rsp);
-        (max > 0).then_some(max)
     }
 
-    /// fi_atomic / fi_fetch_atomic / fi_compare_atomic (and their msg and
-    /// inject forms). The kind follows from the arguments: a compare op
-    /// (CSWAP*, MSWAP) needs `compare` and `result`; `result` alone is a
-    /// fetch; neither is a base atomic. `operand` (ignored for
-    /// FI_ATOMIC_READ) and `compare` hold `count` values and are copied
-    /// now; `result` receives the old values and comes back in the
-    /// completion. Executed once at the target, in the order requests
-    /// arrive there.
-    #[allow(clippy::too_many_arguments)]
-    pub fn atomic(
-        &mut self,
-        now: u64,
-        peer: PeerIdx,
-        op: AtomicOp,
-        dt: Datatype,
-        operand: &[u8],
-        compare: Option<&[u8]>,
-        result: Option<UserIov>,
-        rma_addr: u64,
-        key: u64,
-        count: usize,
-        context: u64,
-        flags: OpFlags,
-    ) -> Result<(), RdmError> {
-        let kind = match (compare.is_some(), result.is_some()) {
-            (true, true) => AtomicKind::Compare,
-            (false, true) => AtomicKind::Fetch,
-            (false, false) => AtomicKind::Write,
-            (true, false) => return Err(RdmError::InvalidArgument),
-        };
-        let max = self
-            .atomic_valid(op, dt, kind)
-            .ok_or(RdmError::InvalidArgument)?;
-        if count == 0 || count > max {
-            return Err(RdmError::InvalidArgument);
-        }
-        let n = count * dt.size();
-        if (op != AtomicOp::Read && operand.len() < n)
-            || compare.is_some_and(|c| c.len() < n)
-            || result.as_ref().is_some_and(|r| r.len() < n)
-        {
-            return Err(RdmError::InvalidArgument);
-        }
-        // Operands, then compare values: the RTA payload, copied now.
-        let src_op = if op == AtomicOp::Read {
-            &[][..]
-        } else {
-            &operand[..n]
-        };
-        let src_cmp = compare.map_or(&[][..], |c| &c[..n]);
-        let kind = RmaKind::Atomic {
-            op,
-            dt,
-            kind,
-            count: count as u32,
-        };
-        self.post_rma_copy(
-            now, peer, kind, n as u64, result, src_op, src_cmp, rma_addr, key, context, flags,
-        )
+    pub fn is_full(&self) -> bool {
+        self.ops.is_full()
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn post_rma(
-        &mut self,
-        now: u64,
-        peer: PeerIdx,
-        kind: RmaKind,
-        len: u64,
-        iov: Option<UserIov>,
-        result: Option<UserIov>,
-        inject_src: &[u8],
-        rma_addr: u64,
-        key: u64,
-        data: Option<u64>,
-        context: u64,
-        flags: OpFlags,
-    ) -> Result<(), RdmError> {
-        let inject = flags.contains(OpFlags::INJECT);
-        if inject && len as usize > self.cfg.inject_size {
-            return Err(RdmError::TooLong);
-        }
-        let silent = iov.is_none() && result.is_none() && inject;
-        self.post_rma_inner(
-            now,
-            peer,
-            kind,
-            len,
-            iov,
-            result,
-            inject,
-            inject_src,
-            &[],
-            rma_addr,
-            key,
-            data,
-            context,
-            flags,
-            silent,
-        )
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn post_rma_copy(
-        &mut self,
-        now: u64,
-        peer: PeerIdx,
-        kind: RmaKind,
-        len: u64,
-        result: Option<UserIov>,
-        a: &[u8],
-        b: &[u8],
-        rma_addr: u64,
-        key: u64,
-        context: u64,
-        flags: OpFlags,
-    ) -> Result<(), RdmError> {
-        // fi_inject_atomic: no event (results are not allowed with it).
-        let silent = flags.contains(OpFlags::INJECT) && result.is_none();
-        self.post_rma_inner(
-            now, peer, kind, len, None, result, true, a, b, rma_addr, key, None, context, flags,
-            silent,
-        )
+    pub fn len(&self) -> usize {
+        self.ops.len()
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn post_rma_inner(
+    /// Appends the peers of the operations in flight.
+    pub fn waited_peers(&self, out: &mut Vec<PeerIdx>) {
+        out.extend(self.ops.iter().map(|(_, o)| o.peer));
+    }
+
+    /// Starts an operation: its payload is copied now if asked, and it is
+    /// queued, or waits for its peer's handshake (`ready == false`).
+    pub fn post(
         &mut self,
-        now: u64,
-        peer: PeerIdx,
-        kind: RmaKind,
-        len: u64,
-        iov: Option<UserIov>,
-        result: Option<UserIov>,
-        copy: bool,
-        src_a: &[u8],
-        src_b: &[u8],
-        rma_addr: u64,
-        key: u64,
-        data: Option<u64>,
-        context: u64,
-        flags: OpFlags,
-        silent: bool,
-    ) -> Result<(), RdmError> {
-        let Some(p) = self.peers.get(peer) else {
-            return Err(RdmError::UnknownPeer);
-        };
-        if rma_addr.checked_add(len).is_none() {
-            return Err(RdmError::InvalidArgument);
-        }
-        if self.rma.is_full() {
-            return Err(RdmError::Again);
-        }
-        let errno = p.broken.or_else(|| {
-            (p.hs_recv && p.features & FEATURE_RMA == 0).then_some(ErrorKind::NotSupported)
-        });
-        if let Some(errno) = errno {
-            self.push_error(context, cq_flags(kind), errno, 0, result.or(iov));
-            return Ok(());
-        }
-        let report = !silent && (!self.cfg.tx_selective || flags.contains(OpFlags::COMPLETION));
+        r: NewRma,
+        bufs: RmaBufs<'_>,
+        ready: bool,
+        q: &mut VecDeque<RmaQ>,
+    ) -> Result<(), super::RdmError> {
         let op = RmaOp {
-            peer,
-            context,
-            kind,
-            key,
-            addr: rma_addr,
-            len,
-            data,
+            peer: r.peer,
+            context: r.context,
+            kind: r.kind,
+            key: r.key,
+            addr: r.addr,
+            len: r.len,
+            data: r.data,
             iov: None,
-            result,
-            copied: copy,
+            result: bufs.result,
+            copied: bufs.copy,
             next_off: 0,
             started: false,
             sent_pkts: 0,
             acked_pkts: 0,
             received: 0,
-            report,
+            report: r.report,
             queued: true,
             cma: false,
             no_cma: false,
         };
-        let Ok(idx) = self.rma.insert(op) else {
-            return Err(RdmError::Again);
+        let Ok(idx) = self.ops.insert(op) else {
+            return Err(super::RdmError::Again);
         };
-        if copy {
-            let buf = &mut self.rma_bufs[idx as usize];
+        if bufs.copy {
+            let buf = &mut self.bufs[idx.idx() as usize];
             buf.clear();
-            match &iov {
+            match &bufs.iov {
                 Some(v) => {
-                    buf.resize(len as usize, 0);
+                    buf.resize(r.len as usize, 0);
                     v.copy_out(0, buf);
                 }
                 None => {
-                    buf.extend_from_slice(src_a);
-                    buf.extend_from_slice(src_b);
+                    buf.extend_from_slice(bufs.a);
+                    buf.extend_from_slice(bufs.b);
                 }
             }
         }
-        if let Some(op) = self.rma.get_mut(idx) {
-            op.iov = iov;
+        if let Some(op) = self.ops.get_mut(idx) {
+            op.iov = bufs.iov;
         }
-        let generation = self.rma_gen[idx as usize];
-        if self.peers.get(peer).is_some_and(|p| p.hs_recv) {
-            self.rmaq.push_back(RmaQ::Op(idx, generation));
+        if ready {
+            q.push_back(RmaQ::Op(idx));
         } else {
-            self.rma_wait.push((idx, generation));
+            self.wait.push(idx);
         }
-        self.contact(now, peer);
         Ok(())
     }
 
-    /// Packets a write or read response stream to `peer` may have in the
-    /// transport.
-    pub(super) fn rma_window_pkts(&self, peer: PeerIdx) -> u32 {
-        let per = (self.peer_mtu(peer) - RTW_LEN).max(1);
-        (self.cfg.cts_window / per).clamp(1, u32::MAX as usize) as u32
-    }
-
-    /// The CMA descriptor segments of RMA op `idx` if it should ask the
+    /// The CMA descriptor segments of op `idx` if it should ask the
     /// target for a single copy (large enough, CMA reaches the peer, the
     /// buffer describable and the request fitting one packet).
-    fn rma_cma_segs(&self, idx: u32, hdr: usize, lim: usize) -> Option<cma::Segs> {
-        let op = self.rma.get(idx)?;
-        if op.started || op.copied || op.no_cma || !self.cma_candidate(op.peer, op.len as usize) {
+    fn cma_segs(&self, idx: Handle, peers: &Peers, hdr: usize, lim: usize) -> Option<cma::Segs> {
+        let op = self.ops.get(idx)?;
+        if op.started || op.copied || op.no_cma || !peers.cma_candidate(op.peer, op.len as usize) {
             return None;
         }
         if !matches!(op.kind, RmaKind::Write | RmaKind::Read) {
@@ -471,26 +272,22 @@ impl Endpoint {
         (hdr + cma::desc_len(&segs) <= lim).then_some(segs)
     }
 
-    /// The peer's handshake arrived: its waiting RMA ops may go.
-    pub(super) fn release_rma(&mut self, peer: PeerIdx) {
+    /// `peer`'s handshake arrived: its waiting ops go, or fail when it
+    /// does not speak RMA (`rma == false`).
+    pub fn release(&mut self, peer: PeerIdx, rma: bool, out: &mut Outbox) {
         let mut i = 0;
-        while i < self.rma_wait.len() {
-            let (idx, generation) = self.rma_wait[i];
-            let live = self.rma_gen[idx as usize] == generation && self.rma.get(idx).is_some();
-            if !live {
-                self.rma_wait.swap_remove(i);
+        while i < self.wait.len() {
+            let idx = self.wait[i];
+            if !self.ops.contains(idx) {
+                self.wait.swap_remove(i);
                 continue;
             }
-            if self.rma.get(idx).is_some_and(|op| op.peer == peer) {
-                self.rma_wait.swap_remove(i);
-                let no_rma = self
-                    .peers
-                    .get(peer)
-                    .is_some_and(|p| p.features & FEATURE_RMA == 0);
-                if no_rma {
-                    self.finish_rma(idx, Some((ErrorKind::NotSupported, 0)));
+            if self.ops.get(idx).is_some_and(|op| op.peer == peer) {
+                self.wait.swap_remove(i);
+                if rma {
+                    out.rma.push_back(RmaQ::Op(idx));
                 } else {
-                    self.rmaq.push_back(RmaQ::Op(idx, generation));
+                    self.finish(idx, Some((ErrorKind::NotSupported, 0)), out);
                 }
                 continue;
             }
@@ -498,35 +295,26 @@ impl Endpoint {
         }
     }
 
-    /// The next RMA packet (initiator ops and reads served), if any.
-    pub(super) fn poll_rma(&mut self, out: &mut [u8]) -> Option<TxInfo> {
-        while let Some(q) = self.rmaq.pop_front() {
-            let t = match q {
-                RmaQ::Op(idx, generation) => self.emit_op(idx, generation, out),
-                RmaQ::Serve(idx, generation) => self.emit_serve(idx, generation, out),
-            };
-            if t.is_some() {
-                return t;
-            }
-        }
-        None
-    }
-
-    fn emit_op(&mut self, idx: u32, generation: u32, out: &mut [u8]) -> Option<TxInfo> {
-        if self.rma_gen[idx as usize] != generation {
-            return None;
-        }
-        let peer = self.rma.get(idx)?.peer;
-        let window = self.rma_window_pkts(peer);
-        let lim = self.peer_mtu(peer).min(out.len());
+    /// The next packet of op `idx` into `out`; a write with more to send
+    /// inside its window goes back on `q`.
+    pub fn emit(
+        &mut self,
+        idx: Handle,
+        peers: &Peers,
+        q: &mut VecDeque<RmaQ>,
+        out: &mut [u8],
+    ) -> Option<TxInfo> {
+        let peer = self.ops.get(idx)?.peer;
+        let window = window_pkts(peers.mtu(peer), self.cts_window);
+        let lim = peers.mtu(peer).min(out.len());
         let out = &mut out[..lim];
-        let cma_segs = self.rma_cma_segs(idx, RTW_LEN.max(RTR_LEN), lim);
-        let pid = self.cfg.pid;
-        let op = self.rma.get_mut(idx)?;
+        let cma_segs = self.cma_segs(idx, peers, RTW_LEN.max(RTR_LEN), lim);
+        let pid = self.pid;
+        let op = self.ops.get_mut(idx)?;
         op.queued = false;
         let oref = OpRef {
-            tx_id: idx,
-            op_gen: generation,
+            tx_id: idx.idx(),
+            op_gen: idx.generation(),
         };
         let len = match op.kind {
             RmaKind::Write if let Some(segs) = cma_segs => {
@@ -580,7 +368,7 @@ impl Endpoint {
                 let off = op.next_off as usize;
                 let dst = &mut out[at..at + n];
                 if op.copied {
-                    dst.copy_from_slice(&self.rma_bufs[idx as usize][off..off + n]);
+                    dst.copy_from_slice(&self.bufs[idx.idx() as usize][off..off + n]);
                 } else if let Some(iov) = &op.iov {
                     iov.copy_out(off, dst);
                 }
@@ -623,7 +411,7 @@ impl Endpoint {
                         count,
                     },
                 );
-                let src = &self.rma_bufs[idx as usize];
+                let src = &self.bufs[idx.idx() as usize];
                 if out.len() < at + src.len() {
                     return None;
                 }
@@ -638,62 +426,62 @@ impl Endpoint {
             && op.sent_pkts.wrapping_sub(op.acked_pkts) < window
         {
             op.queued = true;
-            self.rmaq.push_back(RmaQ::Op(idx, generation));
+            q.push_back(RmaQ::Op(idx));
         }
         Some(TxInfo {
             peer: op.peer,
             len,
-            token: token(TOK_RMA, generation, idx),
+            token: token(TOK_RMA, idx),
         })
     }
 
-    /// Transport verdict on an initiator RMA packet.
-    pub(super) fn rma_sent(&mut self, generation: u32, idx: u32, res: Result<(), TxError>) {
-        if self.rma_gen.get(idx as usize) != Some(&generation) {
-            return;
-        }
-        let Some(op) = self.rma.get_mut(idx) else {
-            return;
-        };
-        let peer = op.peer;
-        match res {
-            Ok(()) => {
-                op.acked_pkts += 1;
-                if op.kind == RmaKind::Write && op.next_off < op.len && !op.queued {
-                    op.queued = true;
-                    self.rmaq.push_back(RmaQ::Op(idx, generation));
-                }
-                self.mark_alive(peer);
+    /// Transport verdict on a packet of op `idx`: its peer (`None`: the
+    /// op ended). A confirmed packet may let a write send more.
+    pub fn sent(&mut self, idx: Handle, ok: bool, q: &mut VecDeque<RmaQ>) -> Option<PeerIdx> {
+        let op = self.ops.get_mut(idx)?;
+        if ok {
+            op.acked_pkts += 1;
+            if op.kind == RmaKind::Write && op.next_off < op.len && !op.queued {
+                op.queued = true;
+                q.push_back(RmaQ::Op(idx));
             }
-            Err(e) => self.peer_failed(peer, e),
         }
+        Some(op.peer)
     }
 
-    /// The live initiator op a response names, or `None` (stale, counted).
-    fn rma_op_for(&mut self, peer: PeerIdx, r: OpRef, want: fn(RmaKind) -> bool) -> Option<u32> {
-        let ok = self.rma_gen.get(r.tx_id as usize) == Some(&r.op_gen)
+    /// The live op a response names, or `None` (stale, counted).
+    fn op_for(
+        &self,
+        out: &mut Outbox,
+        peer: PeerIdx,
+        r: OpRef,
+        want: fn(RmaKind) -> bool,
+    ) -> Option<Handle> {
+        let h = Handle::from_parts(r.tx_id, r.op_gen);
+        // A generation wider than handles carry names no op of ours.
+        let ok = h.generation() == r.op_gen
             && self
-                .rma
-                .get(r.tx_id)
+                .ops
+                .get(h)
                 .is_some_and(|op| op.peer == peer && want(op.kind) && op.started);
         if !ok {
-            self.stats.stale += 1;
+            out.stats.stale += 1;
             return None;
         }
-        Some(r.tx_id)
+        Some(h)
     }
 
-    pub(super) fn on_write_rsp(&mut self, peer: PeerIdx, r: RspRepr) {
-        let Some(idx) = self.rma_op_for(peer, r.op, |k| k == RmaKind::Write) else {
+    pub fn on_write_rsp(&mut self, ctx: &mut Ctx<'_>, peer: PeerIdx, r: RspRepr) {
+        let Some(idx) = self.op_for(ctx.out, peer, r.op, |k| k == RmaKind::Write) else {
             return;
         };
         if r.flags & RSP_NO_CMA != 0 {
             // The target could not read our memory: send the data.
-            let Some(op) = self.rma.get_mut(idx) else {
+            let Some(op) = self.ops.get_mut(idx) else {
                 return;
             };
             if !op.cma {
-                self.stats.stale += 1;
+                ctx.out.stats.stale += 1;
                 return;
             }
             op.cma = false;
@@ -701,50 +489,53 @@ impl Endpoint {
             op.next_off = 0;
             let queue = !op.queued;
             op.queued = true;
-            self.cma_refused(peer);
+            ctx.peers.cma_refused(peer);
             if queue {
-                self.rmaq.push_back(RmaQ::Op(idx, r.op.op_gen));
+                ctx.out.rma.push_back(RmaQ::Op(idx));
             }
             return;
         }
         let err = ErrorKind::from_status(r.status).map(|k| (k, 0));
-        self.finish_rma(idx, err);
+        self.finish(idx, err, ctx.out);
     }
 
-    pub(super) fn on_read_rsp(&mut self, peer: PeerIdx, h: ReadRspRepr, payload: &[u8]) {
-        let Some(idx) = self.rma_op_for(peer, h.op, |k| k == RmaKind::Read) else {
+    pub fn on_read_rsp(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        peer: PeerIdx,
+        h: ReadRspRepr,
+        payload: &[u8],
+    ) {
+        let Some(idx) = self.op_for(ctx.out, peer, h.op, |k| k == RmaKind::Read) else {
             return;
         };
         if let Some(kind) = ErrorKind::from_status(h.status) {
-            self.finish_rma(idx, Some((kind, 0)));
+            self.finish(idx, Some((kind, 0)), ctx.out);
             return;
         }
-        let Some(op) = self.rma.get_mut(idx) else {
+        let Some(op) = self.ops.get_mut(idx) else {
             return;
         };
         if h.flags & READRSP_PLACED != 0 {
             // The target wrote every byte into our buffer.
             if !op.cma {
-                self.stats.malformed += 1;
+                ctx.out.stats.malformed += 1;
                 return;
             }
-            self.finish_rma(idx, None);
+            self.finish(idx, None, ctx.out);
             return;
         }
         if op.cma {
             // Served in packets: the target could not write to us.
             op.cma = false;
-            self.cma_refused(peer);
+            ctx.peers.cma_refused(peer);
         }
-        let Some(op) = self.rma.get_mut(idx) else {
-            return;
-        };
         let fits = h
             .offset
             .checked_add(payload.len() as u64)
             .is_some_and(|e| e <= op.len);
         if !fits {
-            self.stats.malformed += 1;
+            ctx.out.stats.malformed += 1;
             return;
         }
         if let Some(iov) = op.iov.as_mut() {
@@ -752,41 +543,40 @@ impl Endpoint {
         }
         op.received += payload.len() as u64;
         if op.received >= op.len {
-            self.finish_rma(idx, None);
+            self.finish(idx, None, ctx.out);
         }
     }
 
-    pub(super) fn on_atom_rsp(&mut self, peer: PeerIdx, h: RspRepr, payload: &[u8]) {
-        let Some(idx) = self.rma_op_for(peer, h.op, |k| matches!(k, RmaKind::Atomic { .. })) else {
+    pub fn on_atom_rsp(&mut self, out: &mut Outbox, peer: PeerIdx, h: RspRepr, payload: &[u8]) {
+        let Some(idx) = self.op_for(out, peer, h.op, |k| matches!(k, RmaKind::Atomic { .. }))
+        else {
             return;
         };
         if let Some(kind) = ErrorKind::from_status(h.status) {
-            self.finish_rma(idx, Some((kind, 0)));
+            self.finish(idx, Some((kind, 0)), out);
             return;
         }
-        let Some(op) = self.rma.get_mut(idx) else {
+        let Some(op) = self.ops.get_mut(idx) else {
             return;
         };
         if let Some(res) = op.result.as_mut() {
             if payload.len() as u64 != op.len {
-                self.stats.malformed += 1;
-                self.finish_rma(idx, Some((ErrorKind::InvalidArgument, 0)));
+                out.stats.malformed += 1;
+                self.finish(idx, Some((ErrorKind::InvalidArgument, 0)), out);
                 return;
             }
             res.copy_in(0, payload);
         }
-        self.finish_rma(idx, None);
+        self.finish(idx, None, out);
     }
 
-    /// Completes initiator op `idx` (with `err`: (errno, prov_errno)).
-    pub(super) fn finish_rma(&mut self, idx: u32, err: Option<(ErrorKind, i32)>) {
-        let g = &mut self.rma_gen[idx as usize];
-        *g = (*g + 1) & 0xff_ffff;
-        let Some(mut op) = self.rma.remove(idx) else {
+    /// Completes op `idx` (with `err`: (errno, prov_errno)).
+    fn finish(&mut self, idx: Handle, err: Option<(ErrorKind, i32)>, out: &mut Outbox) {
+        let Some(mut op) = self.ops.remove(idx) else {
             return;
         };
         let report = op.report || err.is_some();
-        self.cq.push_back(Completion {
+        out.complete(Completion {
             context: op.context,
             flags: cq_flags(op.kind),
             len: if err.is_some() { 0 } else { op.len as usize },
@@ -805,22 +595,14 @@ impl Endpoint {
         });
     }
 
-    /// Fails every RMA op toward `peer` and stops serving its reads.
-    pub(super) fn fail_peer_rma(&mut self, peer: PeerIdx, kind: ErrorKind, prov_errno: i32) {
-        let mut i = 0;
-        while i < self.rma.capacity() as u32 {
-            if self.rma.get(i).is_some_and(|op| op.peer == peer) {
-                self.finish_rma(i, Some((kind, prov_errno)));
+    /// Fails every op toward `peer`.
+    pub fn fail_peer(&mut self, peer: PeerIdx, kind: ErrorKind, prov_errno: i32, out: &mut Outbox) {
+        for i in 0..self.ops.slots() {
+            if let Some((h, op)) = self.ops.entry_at(i)
+                && op.peer == peer
+            {
+                self.finish(h, Some((kind, prov_errno)), out);
             }
-            i += 1;
-        }
-        self.wr_in.retain(|&(p, _, _), _| p != peer);
-        let mut i = 0;
-        while i < self.rd_out.capacity() as u32 {
-            if self.rd_out.get(i).is_some_and(|r| r.peer == peer) {
-                self.free_serve(i);
-            }
-            i += 1;
         }
     }
 }

@@ -9,42 +9,77 @@
 //! is deferred (`PacketOutcome::Deferred`), never dropped — safe, since
 //! what frees them needs no incoming packet. Writes in progress (a
 //! counter per multi-packet write) are never deferred: see `on_rtw`.
+//!
+//! This module is the target part ([`RmaServe`]): the glue's registry, the
+//! writes in progress, the reads being served and the atomic response
+//! buffers. Invariants kept here: a read being served is in the RMA
+//! transmit queue exactly when its `queued` flag is set, and keeps at most
+//! its window of READRSPs unconfirmed; a response buffer is taken from the
+//! time its atomic runs until its ATOMRSP is built.
 
 use super::atomic::{self, AtomicKind, AtomicOp, Datatype};
 use super::cma::{self, CmaError};
-use super::endpoint::{Ctrl, Endpoint, TOK_SERVE, token};
-use super::peer::PeerIdx;
-use super::pool::NIL;
-use super::rma::RmaQ;
+use super::outbox::{Ctrl, Ctx, Outbox, RmaQ, TOK_RECEIPT, TOK_SERVE, peer_token, token};
+use super::peer::{PeerIdx, Peers};
+use super::pool::{Handle, Slab};
+use super::rma::{RemoteCounts, RmaTarget, window_pkts};
 use super::types::{Access, CompFlags, ErrorKind};
-use super::{Completion, PacketOutcome, TxError, TxInfo};
+use super::{Completion, PacketOutcome, TxInfo};
 use crate::wire::rdm::Status;
 use crate::wire::rdm::{
     CmaDesc, OpRef, READRSP_LEN, READRSP_PLACED, RSP_LEN, RSP_NO_CMA, RTW_CMA, RTW_CQ_DATA,
     ReadRspRepr, RspRepr, RtaRepr, RtrRepr, RtwRepr, emit_readrsp, emit_rsp,
 };
+use std::collections::{HashMap, VecDeque};
 
 /// A multi-packet write being placed.
 #[derive(Debug)]
-pub(crate) struct WriteIn {
-    pub total: u64,
-    pub received: u64,
+struct WriteIn {
+    total: u64,
+    received: u64,
     /// Not `Ok`: what every packet of it gets (nothing placed).
-    pub status: Status,
+    status: Status,
 }
 
 /// A read being served.
 #[derive(Debug)]
-pub(crate) struct ReadOut {
-    pub peer: PeerIdx,
-    pub op: OpRef,
-    pub key: u64,
-    pub addr: u64,
-    pub len: u64,
-    pub next_off: u64,
-    pub sent_pkts: u32,
-    pub acked_pkts: u32,
-    pub queued: bool,
+struct ReadOut {
+    peer: PeerIdx,
+    op: OpRef,
+    key: u64,
+    addr: u64,
+    len: u64,
+    next_off: u64,
+    sent_pkts: u32,
+    acked_pkts: u32,
+    queued: bool,
+}
+
+/// Settings of the target part, from the endpoint's configuration.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct ServeLimits {
+    /// Reads being served and atomic responses waiting, each at most.
+    pub max: usize,
+    /// The endpoint's MTU (an atomic's response must fit one packet).
+    pub mtu: usize,
+    pub cts_window: usize,
+}
+
+/// The target part.
+pub(super) struct RmaServe {
+    /// The glue's memory registry.
+    target: Option<Box<dyn RmaTarget + Send>>,
+    /// Multi-packet writes being placed, by (peer, tx_id, gen).
+    writes: HashMap<(PeerIdx, u32, u32), WriteIn>,
+    /// Reads being served.
+    reads: Slab<ReadOut>,
+    /// Fetched values waiting in ATOMRSPs: a slot per buffer in use, the
+    /// buffers kept for reuse.
+    rsp: Slab<()>,
+    rsp_bufs: Vec<Vec<u8>>,
+    scratch: Vec<u8>,
+    remote: RemoteCounts,
+    lim: ServeLimits,
 }
 
 /// The wire status of a failed copy.
@@ -55,11 +90,46 @@ fn cma_status(e: CmaError) -> Status {
     }
 }
 
-impl Endpoint {
+impl RmaServe {
+    pub fn new(lim: ServeLimits) -> Self {
+        RmaServe {
+            target: None,
+            writes: HashMap::with_capacity(lim.max.min(4096)),
+            reads: Slab::with_capacity(lim.max),
+            rsp: Slab::lazy(lim.max),
+            rsp_bufs: Vec::new(),
+            scratch: Vec::new(),
+            remote: RemoteCounts::default(),
+            lim,
+        }
+    }
+
+    pub fn set_target(&mut self, t: Box<dyn RmaTarget + Send>) {
+        self.target = Some(t);
+    }
+
+    /// Counts of remote reads/writes since the last call.
+    pub fn take_remote_counts(&mut self) -> RemoteCounts {
+        std::mem::take(&mut self.remote)
+    }
+
+    /// `peer` broke: its writes in progress are dropped and its reads no
+    /// longer served.
+    pub fn forget_peer(&mut self, peer: PeerIdx) {
+        self.writes.retain(|&(p, _, _), _| p != peer);
+        for i in 0..self.reads.slots() {
+            if let Some((h, r)) = self.reads.entry_at(i)
+                && r.peer == peer
+            {
+                self.reads.remove(h);
+            }
+        }
+    }
+
     /// Copies `data` to `[addr + off ..)` after checking the whole write
     /// `[addr, addr + total)`; returns the status.
     fn place_write(&mut self, key: u64, addr: u64, total: u64, off: u64, data: &[u8]) -> Status {
-        let Some(t) = self.rma_target.as_mut() else {
+        let Some(t) = self.target.as_mut() else {
             return Status::NotSupported;
         };
         match t.resolve(key, addr, total as usize, Access::REMOTE_WRITE) {
@@ -72,9 +142,15 @@ impl Endpoint {
         }
     }
 
-    pub(super) fn on_rtw(&mut self, peer: PeerIdx, h: RtwRepr, payload: &[u8]) -> PacketOutcome {
+    pub fn on_rtw(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        peer: PeerIdx,
+        h: RtwRepr,
+        payload: &[u8],
+    ) -> PacketOutcome {
         if h.flags & RTW_CMA != 0 {
-            return self.on_rtw_cma(peer, h, payload);
+            return self.on_rtw_cma(ctx, peer, h, payload);
         }
         let single = h.offset == 0 && payload.len() as u64 == h.total_len;
         let key = (peer, h.op.tx_id, h.op.op_gen);
@@ -84,12 +160,12 @@ impl Endpoint {
             } else {
                 self.place_write(h.key, h.addr, h.total_len, 0, payload)
             };
-            self.write_done(peer, h, status);
+            self.write_done(ctx.out, peer, h, status);
             return PacketOutcome::Consumed;
         }
-        let status = match self.wr_in.get(&key) {
+        let status = match self.writes.get(&key) {
             Some(w) if w.total != h.total_len => {
-                self.stats.malformed += 1;
+                ctx.out.stats.malformed += 1;
                 return PacketOutcome::Dropped;
             }
             Some(w) => w.status,
@@ -104,7 +180,7 @@ impl Endpoint {
         } else {
             status
         };
-        let w = self.wr_in.entry(key).or_insert(WriteIn {
+        let w = self.writes.entry(key).or_insert(WriteIn {
             total: h.total_len,
             received: 0,
             status: Status::Ok,
@@ -115,22 +191,28 @@ impl Endpoint {
         w.received += payload.len() as u64;
         if w.received >= w.total {
             let status = w.status;
-            self.wr_in.remove(&key);
-            self.write_done(peer, h, status);
+            self.writes.remove(&key);
+            self.write_done(ctx.out, peer, h, status);
         }
         PacketOutcome::Consumed
     }
 
     /// A write whose data we copy from the initiator's memory (RTW_CMA):
     /// checked against the registry first, as every write.
-    fn on_rtw_cma(&mut self, peer: PeerIdx, h: RtwRepr, payload: &[u8]) -> PacketOutcome {
+    fn on_rtw_cma(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        peer: PeerIdx,
+        h: RtwRepr,
+        payload: &[u8],
+    ) -> PacketOutcome {
         let Ok(desc) = CmaDesc::parse(payload, h.total_len) else {
-            self.stats.malformed += 1;
+            ctx.out.stats.malformed += 1;
             return PacketOutcome::Dropped;
         };
-        let pid = self.cma_pid_for(peer, &desc);
+        let pid = ctx.peers.cma_pid_for(peer, desc.pid, ctx.cma.is_some());
         let segs = cma::clip(desc.segments(), h.total_len);
-        let got = match self.rma_target.as_mut() {
+        let got = match self.target.as_mut() {
             None => Err(Status::NotSupported),
             Some(t) => match t.resolve(h.key, h.addr, h.total_len as usize, Access::REMOTE_WRITE) {
                 Ok(iov) if iov.len() as u64 == h.total_len => Ok(iov),
@@ -141,46 +223,46 @@ impl Endpoint {
         let mut iov = match got {
             Ok(iov) => iov,
             Err(status) => {
-                self.write_done(peer, h, status);
+                self.write_done(ctx.out, peer, h, status);
                 return PacketOutcome::Consumed;
             }
         };
-        let res = match (pid, self.cma.as_mut()) {
+        let res = match (pid, ctx.cma.as_deref_mut()) {
             (Some(pid), Some(c)) => c.read(pid, &segs, &mut iov, 0),
             _ => Err(CmaError::Denied),
         };
-        cma::count(&mut self.stats, res, h.total_len);
+        cma::count(&mut ctx.out.stats, res, h.total_len);
         match res {
-            Ok(()) => self.write_done(peer, h, Status::Ok),
+            Ok(()) => self.write_done(ctx.out, peer, h, Status::Ok),
             Err(CmaError::Denied) => {
                 // Nothing placed: the initiator sends the data instead.
-                self.cma_refused(peer);
-                self.ctrl.push_back(Ctrl::WriteRsp {
+                ctx.peers.cma_refused(peer);
+                ctx.out.ctrl.push_back(Ctrl::WriteRsp {
                     peer,
                     op: h.op,
                     status: Status::Ok,
                     flags: RSP_NO_CMA,
                 });
             }
-            Err(e) => self.write_done(peer, h, cma_status(e)),
+            Err(e) => self.write_done(ctx.out, peer, h, cma_status(e)),
         }
         PacketOutcome::Consumed
     }
 
     /// Zero-byte requests touch no memory; they need RMA enabled only.
     fn check_empty(&self) -> Status {
-        if self.rma_target.is_some() {
+        if self.target.is_some() {
             Status::Ok
         } else {
             Status::NotSupported
         }
     }
 
-    fn write_done(&mut self, peer: PeerIdx, h: RtwRepr, status: Status) {
+    fn write_done(&mut self, out: &mut Outbox, peer: PeerIdx, h: RtwRepr, status: Status) {
         if status.is_ok() {
             self.remote.writes += 1;
             if h.flags & RTW_CQ_DATA != 0 {
-                self.cq.push_back(Completion {
+                out.complete(Completion {
                     context: 0,
                     flags: CompFlags::REMOTE_WRITE | CompFlags::RMA | CompFlags::REMOTE_CQ_DATA,
                     len: h.total_len as usize,
@@ -194,9 +276,9 @@ impl Endpoint {
                 });
             }
         } else {
-            self.stats.rma_refused += 1;
+            out.stats.rma_refused += 1;
         }
-        self.ctrl.push_back(Ctrl::WriteRsp {
+        out.ctrl.push_back(Ctrl::WriteRsp {
             peer,
             op: h.op,
             status,
@@ -207,13 +289,19 @@ impl Endpoint {
     /// A read whose data we may write into the initiator's buffer (RTR_CMA,
     /// range already checked): `Some(status)` when answered, `None` when
     /// CMA was refused and the read is to be served in packets.
-    fn serve_cma(&mut self, peer: PeerIdx, h: &RtrRepr, desc: &CmaDesc<'_>) -> Option<Status> {
-        let pid = self.cma_pid_for(peer, desc);
+    fn serve_cma(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        peer: PeerIdx,
+        h: &RtrRepr,
+        desc: &CmaDesc<'_>,
+    ) -> Option<Status> {
+        let pid = ctx.peers.cma_pid_for(peer, desc.pid, ctx.cma.is_some());
         let segs = cma::clip(desc.segments(), h.len);
-        let res = match (pid, self.rma_target.as_mut()) {
+        let res = match (pid, self.target.as_mut()) {
             (Some(pid), Some(t)) => {
                 match t.resolve(h.key, h.addr, h.len as usize, Access::REMOTE_READ) {
-                    Ok(iov) if iov.len() as u64 == h.len => match self.cma.as_mut() {
+                    Ok(iov) if iov.len() as u64 == h.len => match ctx.cma.as_deref_mut() {
                         Some(c) => c.write(pid, &segs, &iov, 0),
                         None => Err(CmaError::Denied),
                     },
@@ -222,19 +310,20 @@ impl Endpoint {
             }
             _ => Err(CmaError::Denied),
         };
-        cma::count(&mut self.stats, res, h.len);
+        cma::count(&mut ctx.out.stats, res, h.len);
         match res {
             Ok(()) => Some(Status::Ok),
             Err(CmaError::Denied) => {
-                self.cma_refused(peer);
+                ctx.peers.cma_refused(peer);
                 None
             }
             Err(e) => Some(cma_status(e)),
         }
     }
 
-    pub(super) fn on_rtr(
+    pub fn on_rtr(
         &mut self,
+        ctx: &mut Ctx<'_>,
         peer: PeerIdx,
         h: RtrRepr,
         desc: Option<CmaDesc<'_>>,
@@ -242,7 +331,7 @@ impl Endpoint {
         let status = if h.len == 0 {
             self.check_empty()
         } else {
-            match self.rma_target.as_mut() {
+            match self.target.as_mut() {
                 None => Status::NotSupported,
                 Some(t) => match t.resolve(h.key, h.addr, h.len as usize, Access::REMOTE_READ) {
                     Ok(iov) if iov.len() as u64 == h.len => Status::Ok,
@@ -255,9 +344,9 @@ impl Endpoint {
             if status.is_ok() {
                 self.remote.reads += 1;
             } else {
-                self.stats.rma_refused += 1;
+                ctx.out.stats.rma_refused += 1;
             }
-            self.ctrl.push_back(Ctrl::ReadDone {
+            ctx.out.ctrl.push_back(Ctrl::ReadDone {
                 peer,
                 op: h.op,
                 status,
@@ -266,12 +355,12 @@ impl Endpoint {
             return PacketOutcome::Consumed;
         }
         if let Some(d) = desc
-            && let Some(status) = self.serve_cma(peer, &h, &d)
+            && let Some(status) = self.serve_cma(ctx, peer, &h, &d)
         {
             if status.is_ok() {
                 self.remote.reads += 1;
             }
-            self.ctrl.push_back(Ctrl::ReadDone {
+            ctx.out.ctrl.push_back(Ctrl::ReadDone {
                 peer,
                 op: h.op,
                 status,
@@ -290,24 +379,28 @@ impl Endpoint {
             acked_pkts: 0,
             queued: true,
         };
-        let Ok(i) = self.rd_out.insert(r) else {
+        let Ok(i) = self.reads.insert(r) else {
             return PacketOutcome::Deferred(peer);
         };
         self.remote.reads += 1;
-        self.rmaq.push_back(RmaQ::Serve(i, self.rd_gen[i as usize]));
+        ctx.out.rma.push_back(RmaQ::Serve(i));
         PacketOutcome::Consumed
     }
 
-    /// The next READRSP of served read `i`.
-    pub(super) fn emit_serve(&mut self, i: u32, generation: u32, out: &mut [u8]) -> Option<TxInfo> {
-        if self.rd_gen[i as usize] != generation {
-            return None;
-        }
-        let peer = self.rd_out.get(i)?.peer;
-        let window = self.rma_window_pkts(peer);
-        let lim = self.peer_mtu(peer).min(out.len());
+    /// The next READRSP of served read `i` into `out`; a read with more
+    /// to send inside its window goes back on `q`.
+    pub fn emit(
+        &mut self,
+        i: Handle,
+        peers: &Peers,
+        q: &mut VecDeque<RmaQ>,
+        out: &mut [u8],
+    ) -> Option<TxInfo> {
+        let peer = self.reads.get(i)?.peer;
+        let window = window_pkts(peers.mtu(peer), self.lim.cts_window);
+        let lim = peers.mtu(peer).min(out.len());
         let out = &mut out[..lim];
-        let r = self.rd_out.get_mut(i)?;
+        let r = self.reads.get_mut(i)?;
         r.queued = false;
         if r.next_off >= r.len || r.sent_pkts.wrapping_sub(r.acked_pkts) >= window {
             return None;
@@ -322,7 +415,7 @@ impl Endpoint {
         };
         // Resolved again per packet: a region closed meanwhile fails the
         // read instead of being read after its release.
-        let got = match self.rma_target.as_mut() {
+        let got = match self.target.as_mut() {
             None => Err(ErrorKind::NotSupported),
             Some(t) => t.resolve(r.key, r.addr + r.next_off, n, Access::REMOTE_READ),
         };
@@ -346,64 +439,57 @@ impl Endpoint {
         let peer = r.peer;
         if r.next_off < r.len && r.sent_pkts.wrapping_sub(r.acked_pkts) < window {
             r.queued = true;
-            self.rmaq.push_back(RmaQ::Serve(i, generation));
+            q.push_back(RmaQ::Serve(i));
         }
         Some(TxInfo {
             peer,
             len,
-            token: token(TOK_SERVE, generation, i),
+            token: token(TOK_SERVE, i),
         })
     }
 
-    /// Transport verdict on a READRSP.
-    pub(super) fn serve_sent(&mut self, generation: u32, i: u32, res: Result<(), TxError>) {
-        if self.rd_gen.get(i as usize) != Some(&generation) {
-            return;
+    /// Transport verdict on a READRSP of read `i`: the read's peer
+    /// (`None`: it ended). The read ends when every packet is confirmed,
+    /// or on a failure.
+    pub fn sent(
+        &mut self,
+        i: Handle,
+        ok: bool,
+        peers: &Peers,
+        q: &mut VecDeque<RmaQ>,
+    ) -> Option<PeerIdx> {
+        let peer = self.reads.get(i)?.peer;
+        let window = window_pkts(peers.mtu(peer), self.lim.cts_window);
+        let r = self.reads.get_mut(i)?;
+        if !ok {
+            self.reads.remove(i);
+            return Some(peer);
         }
-        let Some(peer) = self.rd_out.get(i).map(|r| r.peer) else {
-            return;
-        };
-        let window = self.rma_window_pkts(peer);
-        let Some(r) = self.rd_out.get_mut(i) else {
-            return;
-        };
-        let peer = r.peer;
-        match res {
-            Ok(()) => {
-                r.acked_pkts += 1;
-                if r.next_off >= r.len && r.acked_pkts == r.sent_pkts {
-                    self.free_serve(i);
-                } else if r.next_off < r.len
-                    && !r.queued
-                    && r.sent_pkts.wrapping_sub(r.acked_pkts) < window
-                {
-                    r.queued = true;
-                    self.rmaq.push_back(RmaQ::Serve(i, generation));
-                }
-                self.mark_alive(peer);
-            }
-            Err(e) => {
-                self.free_serve(i);
-                self.peer_failed(peer, e);
-            }
+        r.acked_pkts += 1;
+        if r.next_off >= r.len && r.acked_pkts == r.sent_pkts {
+            self.reads.remove(i);
+        } else if r.next_off < r.len && !r.queued && r.sent_pkts.wrapping_sub(r.acked_pkts) < window
+        {
+            r.queued = true;
+            q.push_back(RmaQ::Serve(i));
         }
+        Some(peer)
     }
 
-    pub(super) fn free_serve(&mut self, i: u32) {
-        if self.rd_out.remove(i).is_some() {
-            let g = &mut self.rd_gen[i as usize];
-            *g = (*g + 1) & 0xff_ffff;
-        }
-    }
-
-    pub(super) fn on_rta(&mut self, peer: PeerIdx, h: RtaRepr, payload: &[u8]) -> PacketOutcome {
+    pub fn on_rta(
+        &mut self,
+        out: &mut Outbox,
+        peer: PeerIdx,
+        h: RtaRepr,
+        payload: &[u8],
+    ) -> PacketOutcome {
         let parsed = (
             AtomicOp::from_code(h.atomic_op),
             Datatype::from_code(h.datatype),
             AtomicKind::from_wire(h.kind),
         );
         let (Some(op), Some(dt), Some(kind)) = parsed else {
-            self.stats.malformed += 1;
+            out.stats.malformed += 1;
             return PacketOutcome::Dropped;
         };
         let count = h.count as usize;
@@ -411,35 +497,33 @@ impl Endpoint {
         let fetch = kind != AtomicKind::Write;
         if count == 0
             || payload.len() != atomic::operand_len(op, dt, kind, count)
-            || (fetch && RSP_LEN + n > self.cfg.mtu)
+            || (fetch && RSP_LEN + n > self.lim.mtu)
         {
-            self.stats.malformed += 1;
+            out.stats.malformed += 1;
             return PacketOutcome::Dropped;
         }
-        let mut buf = NIL;
+        let mut buf = None;
         if fetch {
-            buf = match self.rsp_free.pop() {
-                Some(b) => b,
-                None if self.rsp_bufs.len() < self.cfg.rma_target_max => {
-                    self.rsp_bufs.push(Vec::new());
-                    (self.rsp_bufs.len() - 1) as u32
-                }
-                None => return PacketOutcome::Deferred(peer),
+            let Ok(b) = self.rsp.insert(()) else {
+                return PacketOutcome::Deferred(peer);
             };
+            if b.idx() as usize == self.rsp_bufs.len() {
+                self.rsp_bufs.push(Vec::new());
+            }
+            buf = Some(b);
         }
         let status = self.run_atomic(h, op, dt, kind, n, payload, buf);
         if !status.is_ok() {
-            self.stats.rma_refused += 1;
-            if buf != NIL {
-                self.rsp_free.push(buf);
-                buf = NIL;
+            out.stats.rma_refused += 1;
+            if let Some(b) = buf.take() {
+                self.rsp.remove(b);
             }
         } else if op == AtomicOp::Read {
             self.remote.reads += 1;
         } else {
             self.remote.writes += 1;
         }
-        self.ctrl.push_back(Ctrl::AtomRsp {
+        out.ctrl.push_back(Ctrl::AtomRsp {
             peer,
             op: h.op,
             status,
@@ -448,7 +532,7 @@ impl Endpoint {
         PacketOutcome::Consumed
     }
 
-    /// Executes one atomic; the old values go to `rsp_bufs[buf]`.
+    /// Executes one atomic; the old values go to response buffer `buf`.
     #[allow(clippy::too_many_arguments)]
     fn run_atomic(
         &mut self,
@@ -458,7 +542,7 @@ impl Endpoint {
         kind: AtomicKind,
         n: usize,
         payload: &[u8],
-        buf: u32,
+        buf: Option<Handle>,
     ) -> Status {
         if !atomic::supported(op, dt, kind) {
             return Status::NotSupported;
@@ -470,7 +554,7 @@ impl Endpoint {
         } else {
             Access::REMOTE_READ | Access::REMOTE_WRITE
         };
-        let Some(t) = self.rma_target.as_mut() else {
+        let Some(t) = self.target.as_mut() else {
             return Status::NotSupported;
         };
         let mut iov = match t.resolve(h.key, h.addr, n, access) {
@@ -482,7 +566,7 @@ impl Endpoint {
         scratch.clear();
         scratch.resize(n, 0);
         iov.copy_out(0, scratch);
-        if let Some(b) = self.rsp_bufs.get_mut(buf as usize) {
+        if let Some(b) = buf.and_then(|b| self.rsp_bufs.get_mut(b.idx() as usize)) {
             b.clear();
             b.extend_from_slice(scratch);
         }
@@ -499,8 +583,7 @@ impl Endpoint {
     }
 
     /// Builds the datagram of an RMA control packet.
-    pub(super) fn emit_rma_ctrl(&mut self, c: Ctrl, out: &mut [u8]) -> Option<TxInfo> {
-        use super::endpoint::TOK_RECEIPT;
+    pub fn emit_ctrl(&mut self, c: Ctrl, out: &mut [u8]) -> Option<TxInfo> {
         let (peer, len) = match c {
             Ctrl::WriteRsp {
                 peer,
@@ -541,10 +624,12 @@ impl Endpoint {
                     true,
                 );
                 let mut len = at;
-                if let Some(b) = self.rsp_bufs.get(buf as usize) {
+                if let Some(h) = buf
+                    && self.rsp.remove(h).is_some()
+                {
+                    let b = &self.rsp_bufs[h.idx() as usize];
                     out[at..at + b.len()].copy_from_slice(b);
                     len += b.len();
-                    self.rsp_free.push(buf);
                 }
                 (peer, len)
             }
@@ -553,7 +638,7 @@ impl Endpoint {
         Some(TxInfo {
             peer,
             len,
-            token: token(TOK_RECEIPT, 0, peer),
+            token: peer_token(TOK_RECEIPT, peer),
         })
     }
 }

@@ -1,23 +1,26 @@
-//! Transmit path: turning queued control packets and send operations into
-//! datagrams, and finishing sends when the transport (and for
-//! FI_DELIVERY_COMPLETE the receiver) has confirmed them.
+//! The send part of the endpoint: send operations, their inject copies,
+//! the queue of sends with packets to go, and per peer the msg_id sequence,
+//! the msg credit window and the glue's pause.
+//!
+//! Invariants kept here: a send is in `queue` (or in its peer's `blocked`
+//! or `parked` list) exactly when its `queued` flag is set, or was dropped
+//! from there after it ended (handles of ended sends are refused by the
+//! slab); a message starts only inside its peer's credit window
+//! (`msg_id - next_acked < window`); `paused` counts the peers paused.
+//! The protocols' packet building is in `proto`.
 
-use super::endpoint::{
-    Ctrl, Endpoint, TOK_CREDIT, TOK_CTS, TOK_HS, TOK_RECEIPT, TOK_RMA, TOK_SERVE, TOK_TX, token,
-    untoken,
-};
-use super::peer::PeerIdx;
+use super::outbox::{Outbox, TOK_TX, token};
+use super::peer::{INITIAL_WINDOW, PeerIdx, Peers};
+use super::pool::{Handle, Slab};
 use super::proto::{self, longcts};
-use super::{CompFlags, Completion, CompletionError, ErrorKind, TxError, TxInfo};
+use super::{CompFlags, Completion, CompletionError, ErrorKind, RdmError, TxError, TxInfo};
 use crate::mem::UserIov;
-use crate::wire::rdm::{
-    CREDIT_LEN, CTS_LEN, CreditRepr, CtsRepr, FIN_LEN, FinRepr, HANDSHAKE_LEN, Proto, RECEIPT_LEN,
-    ReceiptRepr, emit_credit, emit_cts, emit_fin, emit_receipt,
-};
+use crate::wire::rdm::{CtsRepr, FinRepr, Proto, ReceiptRepr};
+use std::collections::VecDeque;
 
 /// One send operation.
 #[derive(Debug)]
-pub(crate) struct TxOp {
+pub(super) struct TxOp {
     pub peer: PeerIdx,
     pub context: u64,
     pub tagged: bool,
@@ -26,7 +29,8 @@ pub(crate) struct TxOp {
     pub len: u64,
     pub msg_id: u32,
     pub proto: Proto,
-    /// Caller buffers (None for inject: the copy is in `inject_bufs`).
+    /// Caller buffers (None for inject: the copy is in the part's inject
+    /// buffer of the op's slot).
     pub iov: Option<UserIov>,
     /// Next byte to hand to the transport.
     pub next_off: u64,
@@ -40,7 +44,7 @@ pub(crate) struct TxOp {
     pub reported: bool,
     /// Selective completion verdict.
     pub report: bool,
-    /// In `txq`.
+    /// In the send queue (or a peer's blocked/parked list).
     pub queued: bool,
     /// Datagrams handed to the transport / confirmed by it.
     pub sent_pkts: u32,
@@ -56,257 +60,253 @@ impl TxError {
     }
 }
 
-impl Endpoint {
-    /// The next datagram to send, written into `out`, which must hold
-    /// `Config::mtu` bytes (a smaller buffer gets nothing: every packet is
-    /// built to fit the MTU, and one that did not fit would be lost).
-    /// Packets to a peer with a larger link (`set_peer_link`) use as much
-    /// of `out` as that link takes. Control packets go first: they
-    /// unblock peers.
-    pub fn poll_transmit(&mut self, _now: u64, out: &mut [u8]) -> Option<TxInfo> {
-        if out.len() < self.cfg.mtu {
-            return None;
+/// A send the coordinator has checked and chosen a protocol for.
+pub(super) struct NewSend {
+    pub peer: PeerIdx,
+    pub context: u64,
+    pub tagged: bool,
+    pub tag: u64,
+    pub data: Option<u64>,
+    pub len: usize,
+    pub proto: Proto,
+    pub want_receipt: bool,
+    /// Selective completion verdict.
+    pub report: bool,
+    /// Copy the payload now (FI_INJECT).
+    pub inject: bool,
+    /// Complete at once (inject without transmit/delivery complete).
+    pub early: bool,
+}
+
+/// The send side of one peer.
+#[derive(Debug)]
+struct PeerTx {
+    /// Next msg_id we send to it.
+    next_msg: u32,
+    /// Msg credit window: the peer delivered every message below
+    /// `next_acked`; we start messages below `next_acked + window` only.
+    next_acked: u32,
+    window: u32,
+    /// Sends waiting for credit, in msg_id order.
+    blocked: VecDeque<Handle>,
+    /// The glue's link to it is full: sends wait in `parked` (still
+    /// marked `queued`) until it has room.
+    paused: bool,
+    parked: VecDeque<Handle>,
+}
+
+impl Default for PeerTx {
+    fn default() -> Self {
+        PeerTx {
+            next_msg: 0,
+            next_acked: 0,
+            window: INITIAL_WINDOW,
+            blocked: VecDeque::new(),
+            paused: false,
+            parked: VecDeque::new(),
         }
-        let mtu = self.cfg.mtu;
-        while let Some(c) = self.ctrl.pop_front() {
-            if let Some(t) = self.emit_ctrl(c, &mut out[..mtu]) {
-                return Some(t);
-            }
+    }
+}
+
+/// What a CTS did to the send it names.
+pub(super) enum CtsOutcome {
+    /// No such send (or not one a CTS applies to): counted as stale.
+    Stale,
+    Granted,
+    /// A long-read send the receiver could not read: it goes on as
+    /// long-CTS, and the peer should not be offered CMA again.
+    FellBack,
+}
+
+pub(super) struct Tx {
+    ops: Slab<TxOp>,
+    /// Inject copies, one buffer per slot, allocated once.
+    inject: Vec<Vec<u8>>,
+    /// Sends with packets to go now.
+    queue: VecDeque<Handle>,
+    /// Per peer, by index (grown as peers are first sent to).
+    peers: Vec<PeerTx>,
+    paused: usize,
+}
+
+impl Tx {
+    pub fn new(size: usize, inject_size: usize) -> Self {
+        Tx {
+            ops: Slab::with_capacity(size),
+            inject: (0..size).map(|_| Vec::with_capacity(inject_size)).collect(),
+            queue: VecDeque::with_capacity(size),
+            peers: Vec::new(),
+            paused: 0,
         }
-        // Sends and RMA take turns, so neither a long write nor a long
-        // message holds the other back.
-        self.rma_turn = !self.rma_turn;
-        if self.rma_turn
-            && let Some(t) = self.poll_rma(out)
-        {
-            return Some(t);
-        }
-        if let Some(t) = self.poll_sends(out) {
-            return Some(t);
-        }
-        self.poll_rma(out)
     }
 
-    fn poll_sends(&mut self, out: &mut [u8]) -> Option<TxInfo> {
-        while let Some((idx, generation)) = self.txq.pop_front() {
-            if self.tx_gen[idx as usize] != generation {
-                continue;
+    pub fn is_full(&self) -> bool {
+        self.ops.is_full()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    fn peer_mut(&mut self, p: PeerIdx) -> &mut PeerTx {
+        let i = p as usize;
+        if i >= self.peers.len() {
+            self.peers.resize_with(i + 1, PeerTx::default);
+        }
+        &mut self.peers[i]
+    }
+
+    /// Starts a send: it takes `peer`'s next msg_id, an inject payload is
+    /// copied now (so the caller may reuse its buffer at once), and an
+    /// early completion goes out at once.
+    pub fn post(
+        &mut self,
+        s: NewSend,
+        iov: Option<UserIov>,
+        inject_src: &[u8],
+        out: &mut Outbox,
+    ) -> Result<(), RdmError> {
+        let msg_id = self.peer_mut(s.peer).next_msg;
+        let op = TxOp {
+            peer: s.peer,
+            context: s.context,
+            tagged: s.tagged,
+            tag: s.tag,
+            data: s.data,
+            len: s.len as u64,
+            msg_id,
+            proto: s.proto,
+            iov: None,
+            next_off: 0,
+            req_sent: false,
+            granted: 0,
+            rx_id: 0,
+            want_receipt: s.want_receipt,
+            receipt_got: false,
+            reported: false,
+            report: s.report,
+            queued: true,
+            sent_pkts: 0,
+            acked_pkts: 0,
+        };
+        let Ok(h) = self.ops.insert(op) else {
+            return Err(RdmError::Again);
+        };
+        self.peer_mut(s.peer).next_msg = msg_id.wrapping_add(1);
+        if s.inject {
+            let buf = &mut self.inject[h.idx() as usize];
+            buf.clear();
+            match &iov {
+                Some(v) => {
+                    buf.resize(s.len, 0);
+                    v.copy_out(0, buf);
+                }
+                None => buf.extend_from_slice(inject_src),
             }
-            let Some(op) = self.tx.get_mut(idx) else {
+        }
+        let op = self.ops.get_mut(h).ok_or(RdmError::Again)?;
+        // An injected send never reads the caller's iov again.
+        let mut iov = iov;
+        if !s.inject {
+            op.iov = iov.take();
+        }
+        if s.early {
+            // Inject: the buffer is free now; the completion says so.
+            op.reported = true;
+            out.complete(Completion {
+                context: s.context,
+                flags: CompFlags::msg(CompFlags::SEND, s.tagged),
+                len: s.len,
+                buf: 0,
+                data: 0,
+                tag: 0,
+                src: None,
+                report: s.report,
+                err: None,
+                iov: iov.take(),
+            });
+        }
+        self.queue.push_back(h);
+        Ok(())
+    }
+
+    /// The next packet of a queued send, written into `out` (already cut
+    /// to the endpoint's MTU or more; a peer's link may take up to all of
+    /// it). Sends of a paused peer are parked, sends without credit
+    /// blocked. Until the peer's handshake shows it knows us, REQs carry
+    /// `local_addr` so it can identify us (EFA does the same).
+    pub fn next_packet(
+        &mut self,
+        peers: &Peers,
+        local_addr: &[u8],
+        pid: u32,
+        out: &mut [u8],
+    ) -> Option<TxInfo> {
+        while let Some(h) = self.queue.pop_front() {
+            let Some(op) = self.ops.get_mut(h) else {
                 continue;
             };
-            let Some(peer) = self.peers.get_mut(op.peer) else {
+            let Some(peer) = peers.get(op.peer) else {
                 op.queued = false;
                 continue;
             };
-            if peer.paused {
+            let i = op.peer as usize;
+            if i >= self.peers.len() {
+                self.peers.resize_with(i + 1, PeerTx::default);
+            }
+            let pt = &mut self.peers[i];
+            if pt.paused {
                 // Stays `queued`: a CTS must not queue it a second time.
-                peer.parked.push_back((idx, generation));
+                pt.parked.push_back(h);
                 continue;
             }
             op.queued = false;
             // A new message needs credit: the receiver holds at most
             // `window` messages ahead of the one it waits for.
-            if !op.req_sent && op.msg_id.wrapping_sub(peer.tx_next_acked) >= peer.tx_window {
-                peer.blocked.push_back((idx, generation));
+            if !op.req_sent && op.msg_id.wrapping_sub(pt.next_acked) >= pt.window {
+                pt.blocked.push_back(h);
                 continue;
             }
-            // Until the peer's handshake shows it knows us, REQs carry our
-            // address so it can identify us (EFA does the same).
-            let addr = (!peer.hs_recv).then_some(self.cfg.local_addr.as_slice());
-            let lim = peer.mtu.max(self.cfg.mtu).min(out.len());
-            let inject = &self.inject_bufs[idx as usize];
-            let pid = self.cfg.pid;
-            let Some(len) = proto::emit(op, idx, inject, pid, addr, &mut out[..lim]) else {
+            let addr = (!peer.hs_recv()).then_some(local_addr);
+            let lim = peers.mtu(op.peer).min(out.len());
+            let inject = &self.inject[h.idx() as usize];
+            let Some(len) = proto::emit(op, h.idx(), inject, pid, addr, &mut out[..lim]) else {
                 continue;
             };
             op.sent_pkts += 1;
             if proto::has_more(op) {
                 op.queued = true;
-                self.txq.push_back((idx, generation));
+                self.queue.push_back(h);
             }
             return Some(TxInfo {
                 peer: op.peer,
                 len,
-                token: token(TOK_TX, generation, idx),
+                token: token(TOK_TX, h),
             });
         }
         None
     }
 
-    fn emit_ctrl(&mut self, c: Ctrl, out: &mut [u8]) -> Option<TxInfo> {
-        match c {
-            Ctrl::Handshake(peer) => {
-                if out.len() < HANDSHAKE_LEN + self.cfg.local_addr.len() {
-                    return None;
-                }
-                let len = self.emit_handshake(peer, out)?;
-                Some(TxInfo {
-                    peer,
-                    len,
-                    token: token(TOK_HS, 0, peer),
-                })
-            }
-            Ctrl::Cts { msg, generation } => {
-                if self.msg_gen[msg as usize] != generation || out.len() < CTS_LEN {
-                    return None;
-                }
-                let m = self.msgs.get_mut(msg)?;
-                m.cts_queued = false;
-                m.cts_out += 1;
-                let len = emit_cts(
-                    out,
-                    &CtsRepr {
-                        msg_id: m.msg_id,
-                        tx_id: m.tx_id,
-                        rx_id: msg,
-                        grant_end: m.granted,
-                    },
-                );
-                Some(TxInfo {
-                    peer: m.peer,
-                    len,
-                    token: token(TOK_CTS, generation, msg),
-                })
-            }
-            Ctrl::Credit(peer) => {
-                let p = self.peers.get_mut(peer)?;
-                p.credit_queued = false;
-                let next = p.window.as_ref()?.next_id();
-                p.rx_advertised = next;
-                if out.len() < CREDIT_LEN {
-                    return None;
-                }
-                let len = emit_credit(out, &CreditRepr { next_msg_id: next });
-                Some(TxInfo {
-                    peer,
-                    len,
-                    token: token(TOK_CREDIT, 0, peer),
-                })
-            }
-            Ctrl::Receipt {
-                peer,
-                msg_id,
-                tx_id,
-            } => {
-                if out.len() < RECEIPT_LEN {
-                    return None;
-                }
-                let len = emit_receipt(out, &ReceiptRepr { msg_id, tx_id });
-                Some(TxInfo {
-                    peer,
-                    len,
-                    token: token(TOK_RECEIPT, 0, peer),
-                })
-            }
-            Ctrl::Fin {
-                peer,
-                msg_id,
-                tx_id,
-                status,
-            } => {
-                if out.len() < FIN_LEN {
-                    return None;
-                }
-                let len = emit_fin(
-                    out,
-                    &FinRepr {
-                        msg_id,
-                        tx_id,
-                        status,
-                    },
-                );
-                Some(TxInfo {
-                    peer,
-                    len,
-                    token: token(TOK_RECEIPT, 0, peer),
-                })
-            }
-            Ctrl::WriteRsp { .. } | Ctrl::AtomRsp { .. } | Ctrl::ReadDone { .. } => {
-                self.emit_rma_ctrl(c, out)
-            }
+    /// The transport's verdict on a packet of send `h`: its peer, or
+    /// `None` for an ended send. A confirmed packet may complete the send.
+    pub fn sent(&mut self, h: Handle, ok: bool, out: &mut Outbox) -> Option<PeerIdx> {
+        let op = self.ops.get_mut(h)?;
+        let peer = op.peer;
+        if ok {
+            op.acked_pkts += 1;
+            self.finish(h, None, out);
         }
+        Some(peer)
     }
 
-    /// The transport's verdict on a datagram from `poll_transmit`.
-    pub fn on_send_complete(&mut self, tok: u64, res: Result<(), TxError>) {
-        let (kind, generation, idx) = untoken(tok);
-        match kind {
-            TOK_TX => {
-                if self.tx_gen[idx as usize % self.tx_gen.len()] != generation {
-                    return;
-                }
-                let Some(op) = self.tx.get_mut(idx) else {
-                    return;
-                };
-                let peer = op.peer;
-                match res {
-                    Ok(()) => {
-                        op.acked_pkts += 1;
-                        self.mark_alive(peer);
-                        self.finish_tx(idx, None);
-                    }
-                    Err(e) => self.peer_failed(peer, e),
-                }
-            }
-            TOK_CTS => {
-                if self.msg_gen.get(idx as usize) != Some(&generation) {
-                    return;
-                }
-                let Some(m) = self.msgs.get_mut(idx) else {
-                    return;
-                };
-                m.cts_out = m.cts_out.saturating_sub(1);
-                let peer = m.peer;
-                match res {
-                    Ok(()) => self.msg_progress(idx),
-                    Err(e) => {
-                        self.fail_msg(idx, e.kind());
-                        self.peer_failed(peer, e);
-                    }
-                }
-            }
-            TOK_RMA => self.rma_sent(generation, idx, res),
-            TOK_SERVE => self.serve_sent(generation, idx, res),
-            TOK_HS | TOK_RECEIPT | TOK_CREDIT => match res {
-                Ok(()) => self.mark_alive(idx),
-                Err(e) => self.peer_failed(idx, e),
-            },
-            _ => {}
-        }
-    }
-
-    /// The transport gave up on a datagram to `peer`. Its message sequence
-    /// is broken from then on (the receiver would wait forever for the lost
-    /// msg_id, or the sender for a lost CTS or CREDIT), so — as when a
-    /// device reports a peer unreachable — every operation with it fails
-    /// now and later sends to it fail at once with the same error.
-    pub(super) fn peer_failed(&mut self, peer: PeerIdx, e: TxError) {
-        self.stats.send_failures += 1;
-        let Some(p) = self.peers.get_mut(peer) else {
-            return;
-        };
-        if p.broken.is_some() {
-            return;
-        }
-        p.broken = Some(e.kind());
-        p.deadline = None;
-        p.blocked.clear();
-        p.parked.clear();
-        if p.paused {
-            p.paused = false;
-            self.paused -= 1;
-        }
-        self.fail_peer_ops(peer, e.kind(), 0);
-        self.fail_peer_msgs(peer, e.kind());
-        self.fail_directed_recvs(peer, e.kind());
-    }
-
-    /// Completes send `idx` if it is done, or with `err`. A send with an
-    /// error is freed at once: the generation in its tokens makes any
-    /// datagram verdict still to come stale.
-    pub(super) fn finish_tx(&mut self, idx: u32, err: Option<(ErrorKind, i32)>) {
-        let Some(op) = self.tx.get(idx) else {
+    /// Completes send `h` if it is done, or with `err`. A send with an
+    /// error is freed at once: its handle in tokens and lists goes stale.
+    pub fn finish(&mut self, h: Handle, err: Option<(ErrorKind, i32)>, out: &mut Outbox) {
+        let Some(op) = self.ops.get(h) else {
             return;
         };
         if err.is_none() {
@@ -318,20 +318,18 @@ impl Endpoint {
                 return;
             }
         }
-        let generation = &mut self.tx_gen[idx as usize];
-        *generation = (*generation + 1) & 0xff_ffff;
-        let Some(mut op) = self.tx.remove(idx) else {
+        let Some(mut op) = self.ops.remove(h) else {
             return;
         };
         let flags = CompFlags::msg(CompFlags::SEND, op.tagged);
         if op.reported {
             if err.is_some() {
-                self.stats.errors_after_inject += 1;
+                out.stats.errors_after_inject += 1;
             }
             return;
         }
         let report = op.report || err.is_some();
-        self.cq.push_back(Completion {
+        out.complete(Completion {
             context: op.context,
             flags,
             len: if err.is_some() { 0 } else { op.len as usize },
@@ -350,58 +348,149 @@ impl Endpoint {
         });
     }
 
-    /// Long-CTS sender: a CTS from the receiver.
-    pub(super) fn on_cts(&mut self, peer: PeerIdx, c: CtsRepr) {
-        let Some(op) = self.tx.get_mut(c.tx_id) else {
-            self.stats.stale += 1;
-            return;
+    /// The live send a packet from `peer` names by slot, if its message
+    /// matches.
+    fn named(&self, peer: PeerIdx, tx_id: u32, msg_id: u32) -> Option<Handle> {
+        let (h, op) = self.ops.entry_at(tx_id)?;
+        (op.peer == peer && op.msg_id == msg_id).then_some(h)
+    }
+
+    /// Long-CTS (or long-read) sender: a CTS from the receiver.
+    pub fn on_cts(&mut self, peer: PeerIdx, c: CtsRepr) -> CtsOutcome {
+        let Some(h) = self.named(peer, c.tx_id, c.msg_id) else {
+            return CtsOutcome::Stale;
+        };
+        let Some(op) = self.ops.get_mut(h) else {
+            return CtsOutcome::Stale;
         };
         let long_read = op.proto == Proto::LongRead;
-        if op.peer != peer || op.msg_id != c.msg_id || !(op.proto == Proto::LongCts || long_read) {
-            self.stats.stale += 1;
-            return;
+        if !(op.proto == Proto::LongCts || long_read) {
+            return CtsOutcome::Stale;
         }
         if long_read {
             // The receiver could not read our memory: send the data.
             op.proto = Proto::LongCts;
-            self.cma_refused(peer);
         }
-        let Some(op) = self.tx.get_mut(c.tx_id) else {
-            return;
-        };
         longcts::on_cts(op, c.rx_id, c.grant_end);
         if !op.queued && proto::has_more(op) {
             op.queued = true;
-            let generation = self.tx_gen[c.tx_id as usize];
-            self.txq.push_back((c.tx_id, generation));
+            self.queue.push_back(h);
+        }
+        if long_read {
+            CtsOutcome::FellBack
+        } else {
+            CtsOutcome::Granted
         }
     }
 
     /// The peer delivered every message below `next`: unblock sends.
-    pub(super) fn on_credit(&mut self, peer: PeerIdx, c: CreditRepr) {
-        let Some(p) = self.peers.get_mut(peer) else {
-            return;
-        };
+    pub fn on_credit(&mut self, peer: PeerIdx, next: u32) {
+        let p = self.peer_mut(peer);
         // Credits may arrive out of order: only move forward (and never
         // past what we sent).
-        let ahead = c.next_msg_id.wrapping_sub(p.tx_next_acked);
-        let sent = p.next_tx_msg.wrapping_sub(p.tx_next_acked);
+        let ahead = next.wrapping_sub(p.next_acked);
+        let sent = p.next_msg.wrapping_sub(p.next_acked);
         if ahead == 0 || ahead > sent {
             return;
         }
-        p.tx_next_acked = c.next_msg_id;
+        p.next_acked = next;
         self.release_blocked(peer);
     }
 
-    /// The glue's link to `peer` is full (`true`) or has room again: while
-    /// paused, no send data to it comes out of `poll_transmit` (control
-    /// packets and RMA, which has its own per-operation window, still do),
-    /// so the packets the glue must keep for a full link stay bounded and
-    /// the other peers' traffic goes on.
-    pub fn set_peer_paused(&mut self, peer: PeerIdx, paused: bool) {
-        let Some(p) = self.peers.get_mut(peer) else {
+    /// The peer's handshake stated its reorder window: our credit window
+    /// toward it (never below the initial one); sends blocked on the
+    /// initial window may go now.
+    pub fn set_window(&mut self, peer: PeerIdx, window: u16) {
+        self.peer_mut(peer).window = u32::from(window).max(INITIAL_WINDOW);
+        self.release_blocked(peer);
+    }
+
+    /// Requeues the blocked sends of `peer` that now have credit, in
+    /// msg_id order. Every entry is looked at, not just the front: a send
+    /// with credit must never wait behind one without (the receiver would
+    /// wait for it, and the credit for the other would never come).
+    fn release_blocked(&mut self, peer: PeerIdx) {
+        let Some(p) = self.peers.get_mut(peer as usize) else {
             return;
         };
+        let (ops, queue) = (&self.ops, &mut self.queue);
+        let (acked, window) = (p.next_acked, p.window);
+        p.blocked.retain(|&h| {
+            let credit = match ops.get(h) {
+                Some(op) => op.msg_id.wrapping_sub(acked) < window,
+                None => return false, // gone: drop it from the list
+            };
+            if credit {
+                queue.push_back(h);
+            }
+            !credit
+        });
+    }
+
+    /// FI_DELIVERY_COMPLETE: the receiver placed the data. `false`: stale.
+    pub fn on_receipt(&mut self, peer: PeerIdx, r: ReceiptRepr, out: &mut Outbox) -> bool {
+        let Some(h) = self.named(peer, r.tx_id, r.msg_id) else {
+            return false;
+        };
+        let Some(op) = self.ops.get_mut(h).filter(|op| op.want_receipt) else {
+            return false;
+        };
+        op.receipt_got = true;
+        self.finish(h, None, out);
+        true
+    }
+
+    /// Long-read: the receiver copied the message (or could not).
+    /// `false`: stale.
+    pub fn on_fin(&mut self, peer: PeerIdx, f: FinRepr, out: &mut Outbox) -> bool {
+        let Some(h) = self.named(peer, f.tx_id, f.msg_id) else {
+            return false;
+        };
+        let Some(op) = self
+            .ops
+            .get_mut(h)
+            .filter(|op| op.proto == Proto::LongRead && op.req_sent)
+        else {
+            return false;
+        };
+        if let Some(kind) = ErrorKind::from_status(f.status) {
+            self.finish(h, Some((kind, 0)), out);
+            return true;
+        }
+        // Every byte is placed: sent, and delivered.
+        op.next_off = op.len;
+        op.receipt_got = true;
+        self.finish(h, None, out);
+        true
+    }
+
+    /// Fails every send toward `peer`.
+    pub fn fail_peer(&mut self, peer: PeerIdx, kind: ErrorKind, prov_errno: i32, out: &mut Outbox) {
+        for i in 0..self.ops.slots() {
+            if let Some((h, op)) = self.ops.entry_at(i)
+                && op.peer == peer
+            {
+                self.finish(h, Some((kind, prov_errno)), out);
+            }
+        }
+    }
+
+    /// `peer` broke: nothing waits for its credit or its link any more.
+    pub fn forget_peer(&mut self, peer: PeerIdx) {
+        let Some(p) = self.peers.get_mut(peer as usize) else {
+            return;
+        };
+        p.blocked.clear();
+        p.parked.clear();
+        if p.paused {
+            p.paused = false;
+            self.paused -= 1;
+        }
+    }
+
+    /// The glue's link to `peer` is full (`true`) or has room again.
+    pub fn set_paused(&mut self, peer: PeerIdx, paused: bool) {
+        let p = self.peer_mut(peer);
         if p.paused == paused {
             return;
         }
@@ -412,89 +501,23 @@ impl Endpoint {
             self.paused -= 1;
             // Ahead of what was queued meanwhile, in their order: they were
             // popped first, so they hold the lower msg_ids.
+            let p = &mut self.peers[peer as usize];
             for e in p.parked.drain(..).rev() {
-                self.txq.push_front(e);
+                self.queue.push_front(e);
             }
         }
     }
 
-    /// Peers `set_peer_paused` holds back now.
     pub fn paused_peers(&self) -> usize {
         self.paused
     }
 
-    /// Whether `set_peer_paused` holds `peer` back.
     pub fn peer_paused(&self, peer: PeerIdx) -> bool {
-        self.peers.get(peer).is_some_and(|p| p.paused)
+        self.peers.get(peer as usize).is_some_and(|p| p.paused)
     }
 
-    /// Requeues the blocked sends of `peer` that now have credit, in
-    /// msg_id order. Every entry is looked at, not just the front: a send
-    /// with credit must never wait behind one without (the receiver would
-    /// wait for it, and the credit for the other would never come).
-    pub(super) fn release_blocked(&mut self, peer: PeerIdx) {
-        let Some(p) = self.peers.get_mut(peer) else {
-            return;
-        };
-        let (tx, gens, txq) = (&self.tx, &self.tx_gen, &mut self.txq);
-        let (acked, window) = (p.tx_next_acked, p.tx_window);
-        p.blocked.retain(|&(idx, generation)| {
-            let credit = match tx.get(idx) {
-                Some(op) if gens[idx as usize] == generation => {
-                    op.msg_id.wrapping_sub(acked) < window
-                }
-                _ => return false, // gone: drop it from the list
-            };
-            if credit {
-                txq.push_back((idx, generation));
-            }
-            !credit
-        });
-    }
-
-    /// FI_DELIVERY_COMPLETE: the receiver placed the data.
-    pub(super) fn on_receipt(&mut self, peer: PeerIdx, r: ReceiptRepr) {
-        let Some(op) = self.tx.get_mut(r.tx_id) else {
-            self.stats.stale += 1;
-            return;
-        };
-        if op.peer != peer || op.msg_id != r.msg_id || !op.want_receipt {
-            self.stats.stale += 1;
-            return;
-        }
-        op.receipt_got = true;
-        self.finish_tx(r.tx_id, None);
-    }
-
-    /// Long-read: the receiver copied the message (or could not).
-    pub(super) fn on_fin(&mut self, peer: PeerIdx, f: FinRepr) {
-        let Some(op) = self.tx.get_mut(f.tx_id) else {
-            self.stats.stale += 1;
-            return;
-        };
-        if op.peer != peer || op.msg_id != f.msg_id || op.proto != Proto::LongRead || !op.req_sent {
-            self.stats.stale += 1;
-            return;
-        }
-        if let Some(kind) = ErrorKind::from_status(f.status) {
-            self.finish_tx(f.tx_id, Some((kind, 0)));
-            return;
-        }
-        // Every byte is placed: sent, and delivered.
-        op.next_off = op.len;
-        op.receipt_got = true;
-        self.finish_tx(f.tx_id, None);
-    }
-
-    /// Fails every send toward `peer` (transport gave up, timeout).
-    pub(super) fn fail_peer_ops(&mut self, peer: PeerIdx, kind: ErrorKind, prov_errno: i32) {
-        self.fail_peer_rma(peer, kind, prov_errno);
-        let mut i = 0;
-        while i < self.tx.capacity() as u32 {
-            if self.tx.get(i).is_some_and(|op| op.peer == peer) {
-                self.finish_tx(i, Some((kind, prov_errno)));
-            }
-            i += 1;
-        }
+    /// Appends the peers of the sends in flight.
+    pub fn waited_peers(&self, out: &mut Vec<PeerIdx>) {
+        out.extend(self.ops.iter().map(|(_, o)| o.peer));
     }
 }

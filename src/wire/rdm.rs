@@ -1,70 +1,201 @@
 //! RDM packet families (DESIGN §4), carried as the payload of one SRD
 //! datagram each.
 //!
-//! Every packet starts with the same 4-byte base header:
+//! All multi-byte fields are little-endian. Every packet starts with the
+//! same 4-byte base header; the type byte selects a fixed family header,
+//! and some families carry a variable tail (address, data, descriptor):
 //!
 //! ```text
-//! 0  version u8     (VERSION; other versions are dropped, or refused at handshake)
-//! 1  type    u8     (PacketType)
-//! 2  flags   u16    (family specific, little endian like every field)
+//! base      0 version | 1 type | 2..4 flags
+//! REQ       4 proto | 5 addr len | 6..8 zero | 8..12 msg_id | 12..16 tx_id
+//!           16..24 tag | 24..32 cq_data | 32..40 total len | 40..48 offset
+//!           (48: address if REQ_HAS_ADDR, then data or a CMA descriptor)
+//! CTS       4..8 msg_id | 8..12 tx_id | 12..16 rx_id | 16..20 zero | 20..28 grant end
+//! DATA      4..8 msg_id | 8..12 rx_id | 12..20 offset                 (data follows)
+//! RECEIPT   4..8 msg_id | 8..12 tx_id
+//! HANDSHAKE 4 max version | 5 addr len | 6..8 window | 8..16 features (address follows)
+//! CREDIT    4..8 next msg_id | 8..12 zero
+//! RMA op    4..8 tx_id | 8..12 op_gen        (first fields of RTW..ATOMRSP)
+//! RTW       12..20 key | 20..28 addr | 28..36 total len | 36..44 offset
+//!           44..52 cq_data                        (data or a CMA descriptor follows)
+//! RTR       12..20 key | 20..28 addr | 28..36 len  (a CMA descriptor may follow)
+//! RTA       12..20 key | 20..28 addr | 28 op | 29 datatype | 30 kind | 31 zero
+//!           32..36 count                                   (operands follow)
+//! READRSP   12..20 offset | 20..24 status | 24..28 zero     (data follows)
+//! WRITERSP  12..16 status | 16..20 zero
+//! ATOMRSP   12..16 status | 16..20 zero                 (fetched values follow)
+//! FIN       4..8 msg_id | 8..12 tx_id | 12..16 status | 16..20 zero
+//! CMA desc  0..4 pid | 4..8 count | count × (0..8 address | 8..16 length)
 //! ```
 //!
-//! followed by a fixed family header and, for REQ/DATA/HANDSHAKE, a variable
-//! tail. [`Packet::new_checked`] validates the base header and the fixed
-//! family length once; [`Repr::parse`] then reads an owned header and a
-//! borrowed payload. Nothing here allocates.
+//! Each range is named once in `mod field` and used by both the parser and
+//! the emitter. [`Packet::new_checked`] validates the base header, the
+//! family's fixed length and any declared address once; [`Repr::parse`]
+//! then reads an owned header and a borrowed payload. A buffer shorter
+//! than what it must hold is [`WireError::Truncated`] wherever it is met —
+//! never read as zeros. Nothing here allocates.
 
-/// Why a packet was rejected. (Kept local to this module so the `wire`
-/// module root, owned by the SRD work, needs only `pub mod rdm;`.)
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum WireError {
-    /// Shorter than its headers say.
-    Truncated,
-    /// Another protocol version.
-    Version(u8),
-    /// Field values that contradict each other.
-    Malformed,
-}
+use std::ops::Range;
+
+pub use super::WireError;
 
 /// Protocol version spoken by this build.
 pub const VERSION: u8 = 2;
-/// Base header length.
-pub const BASE_LEN: usize = 4;
 /// Longest raw address a REQ or HANDSHAKE may carry.
 pub const MAX_ADDR_LEN: usize = 255;
 
-/// REQ fixed header (after the base header): proto u8, addr_len u8,
-/// reserved u16, msg_id u32, tx_id u32, tag u64, cq_data u64, total_len u64,
-/// offset u64.
-pub const REQ_LEN: usize = BASE_LEN + 44;
-/// CTS: msg_id u32, tx_id u32, rx_id u32, reserved u32, grant_end u64.
-pub const CTS_LEN: usize = BASE_LEN + 24;
-/// DATA: msg_id u32, rx_id u32, offset u64.
-pub const DATA_LEN: usize = BASE_LEN + 16;
-/// RECEIPT: msg_id u32, tx_id u32.
-pub const RECEIPT_LEN: usize = BASE_LEN + 8;
-/// HANDSHAKE: max_version u8, addr_len u8, window u16, features u64.
-pub const HANDSHAKE_LEN: usize = BASE_LEN + 12;
-/// CREDIT: next_msg_id u32, reserved u32.
-pub const CREDIT_LEN: usize = BASE_LEN + 8;
-/// RTW (emulated write, one per packet): tx_id u32, op_gen u32, key u64,
-/// addr u64, total_len u64, offset u64, cq_data u64; data follows.
-pub const RTW_LEN: usize = BASE_LEN + 48;
-/// RTR (emulated read): tx_id u32, op_gen u32, key u64, addr u64, len u64.
-pub const RTR_LEN: usize = BASE_LEN + 32;
-/// RTA (atomic): tx_id u32, op_gen u32, key u64, addr u64, op u8,
-/// datatype u8, kind u8, reserved u8, count u32; operands follow (then the
-/// compare operands for the compare kind).
-pub const RTA_LEN: usize = BASE_LEN + 32;
-/// READRSP: tx_id u32, op_gen u32, offset u64, status u32, reserved u32;
-/// data follows.
-pub const READRSP_LEN: usize = BASE_LEN + 24;
-/// WRITERSP / ATOMRSP: tx_id u32, op_gen u32, status u32, reserved u32;
-/// ATOMRSP carries the fetched values after it.
-pub const RSP_LEN: usize = BASE_LEN + 16;
+/// Byte ranges of every field, by family (offsets from the packet start).
+mod field {
+    use std::ops::Range;
+    pub const VERSION: usize = 0;
+    pub const TYPE: usize = 1;
+    pub const FLAGS: Range<usize> = 2..4;
+    /// End of the base header.
+    pub const BASE_END: usize = FLAGS.end;
 
-/// FIN (long-read done): msg_id u32, tx_id u32, status u32, reserved u32.
-pub const FIN_LEN: usize = BASE_LEN + 16;
+    pub mod req {
+        use std::ops::Range;
+        pub const PROTO: usize = 4;
+        pub const ADDR_LEN: usize = 5;
+        pub const RSVD: Range<usize> = 6..8;
+        pub const MSG_ID: Range<usize> = 8..12;
+        pub const TX_ID: Range<usize> = 12..16;
+        pub const TAG: Range<usize> = 16..24;
+        pub const CQ_DATA: Range<usize> = 24..32;
+        pub const TOTAL_LEN: Range<usize> = 32..40;
+        pub const OFFSET: Range<usize> = 40..48;
+        /// The address (REQ_HAS_ADDR), then the payload.
+        pub const END: usize = OFFSET.end;
+    }
+    pub mod cts {
+        use std::ops::Range;
+        pub const MSG_ID: Range<usize> = 4..8;
+        pub const TX_ID: Range<usize> = 8..12;
+        pub const RX_ID: Range<usize> = 12..16;
+        pub const RSVD: Range<usize> = 16..20;
+        pub const GRANT_END: Range<usize> = 20..28;
+        pub const END: usize = GRANT_END.end;
+    }
+    pub mod data {
+        use std::ops::Range;
+        pub const MSG_ID: Range<usize> = 4..8;
+        pub const RX_ID: Range<usize> = 8..12;
+        pub const OFFSET: Range<usize> = 12..20;
+        pub const END: usize = OFFSET.end;
+    }
+    pub mod receipt {
+        use std::ops::Range;
+        pub const MSG_ID: Range<usize> = 4..8;
+        pub const TX_ID: Range<usize> = 8..12;
+        pub const END: usize = TX_ID.end;
+    }
+    pub mod handshake {
+        use std::ops::Range;
+        pub const MAX_VERSION: usize = 4;
+        pub const ADDR_LEN: usize = 5;
+        pub const WINDOW: Range<usize> = 6..8;
+        pub const FEATURES: Range<usize> = 8..16;
+        /// The address follows.
+        pub const END: usize = FEATURES.end;
+    }
+    pub mod credit {
+        use std::ops::Range;
+        pub const NEXT_MSG_ID: Range<usize> = 4..8;
+        pub const RSVD: Range<usize> = 8..12;
+        pub const END: usize = RSVD.end;
+    }
+    /// The initiator's operation: the first fields of every RMA packet.
+    pub mod op {
+        use std::ops::Range;
+        pub const TX_ID: Range<usize> = 4..8;
+        pub const OP_GEN: Range<usize> = 8..12;
+    }
+    pub mod rtw {
+        use std::ops::Range;
+        pub const KEY: Range<usize> = 12..20;
+        pub const ADDR: Range<usize> = 20..28;
+        pub const TOTAL_LEN: Range<usize> = 28..36;
+        pub const OFFSET: Range<usize> = 36..44;
+        pub const CQ_DATA: Range<usize> = 44..52;
+        pub const END: usize = CQ_DATA.end;
+    }
+    pub mod rtr {
+        use std::ops::Range;
+        pub const KEY: Range<usize> = 12..20;
+        pub const ADDR: Range<usize> = 20..28;
+        pub const LEN: Range<usize> = 28..36;
+        pub const END: usize = LEN.end;
+    }
+    pub mod rta {
+        use std::ops::Range;
+        pub const KEY: Range<usize> = 12..20;
+        pub const ADDR: Range<usize> = 20..28;
+        pub const OP: usize = 28;
+        pub const DATATYPE: usize = 29;
+        pub const KIND: usize = 30;
+        pub const RSVD: usize = 31;
+        pub const COUNT: Range<usize> = 32..36;
+        pub const END: usize = COUNT.end;
+    }
+    pub mod readrsp {
+        use std::ops::Range;
+        pub const OFFSET: Range<usize> = 12..20;
+        pub const STATUS: Range<usize> = 20..24;
+        pub const RSVD: Range<usize> = 24..28;
+        pub const END: usize = RSVD.end;
+    }
+    /// WRITERSP and ATOMRSP.
+    pub mod rsp {
+        use std::ops::Range;
+        pub const STATUS: Range<usize> = 12..16;
+        pub const RSVD: Range<usize> = 16..20;
+        pub const END: usize = RSVD.end;
+    }
+    pub mod fin {
+        use std::ops::Range;
+        pub const MSG_ID: Range<usize> = 4..8;
+        pub const TX_ID: Range<usize> = 8..12;
+        pub const STATUS: Range<usize> = 12..16;
+        pub const RSVD: Range<usize> = 16..20;
+        pub const END: usize = RSVD.end;
+    }
+    /// A CMA descriptor (offsets from its own start).
+    pub mod cma {
+        use std::ops::Range;
+        pub const PID: Range<usize> = 0..4;
+        pub const COUNT: Range<usize> = 4..8;
+        pub const SEGS: usize = COUNT.end;
+        /// Within one segment.
+        pub const SEG_ADDR: Range<usize> = 0..8;
+        pub const SEG_LEN: Range<usize> = 8..16;
+        pub const SEG_END: usize = SEG_LEN.end;
+    }
+}
+
+/// Base header length.
+pub const BASE_LEN: usize = field::BASE_END;
+/// REQ fixed header (the address and the payload follow).
+pub const REQ_LEN: usize = field::req::END;
+pub const CTS_LEN: usize = field::cts::END;
+/// DATA header (the payload follows).
+pub const DATA_LEN: usize = field::data::END;
+pub const RECEIPT_LEN: usize = field::receipt::END;
+/// HANDSHAKE fixed header (the address follows).
+pub const HANDSHAKE_LEN: usize = field::handshake::END;
+pub const CREDIT_LEN: usize = field::credit::END;
+/// RTW (emulated write, one per packet); data follows.
+pub const RTW_LEN: usize = field::rtw::END;
+/// RTR (emulated read).
+pub const RTR_LEN: usize = field::rtr::END;
+/// RTA (atomic); operands follow (then the compare operands for the
+/// compare kind).
+pub const RTA_LEN: usize = field::rta::END;
+/// READRSP; data follows.
+pub const READRSP_LEN: usize = field::readrsp::END;
+/// WRITERSP / ATOMRSP; ATOMRSP carries the fetched values after it.
+pub const RSP_LEN: usize = field::rsp::END;
+/// FIN (long-read done).
+pub const FIN_LEN: usize = field::fin::END;
 
 /// RTW flags.
 pub const RTW_CQ_DATA: u16 = 1 << 0;
@@ -84,9 +215,9 @@ pub const RSP_NO_CMA: u16 = 1 << 0;
 /// Most segments a [`CmaDesc`] may list.
 pub const MAX_CMA_SEGS: usize = 64;
 /// Bytes of a [`CmaDesc`] before its segments: pid u32, count u32.
-pub const CMA_DESC_HDR: usize = 8;
+pub const CMA_DESC_HDR: usize = field::cma::SEGS;
 /// Bytes per segment of a [`CmaDesc`]: address u64, length u64.
-pub const CMA_SEG_LEN: usize = 16;
+pub const CMA_SEG_LEN: usize = field::cma::SEG_END;
 
 /// REQ flags.
 pub const REQ_TAGGED: u16 = 1 << 0;
@@ -214,92 +345,6 @@ impl From<Proto> for u8 {
             Proto::LongCts => 2,
             Proto::LongRead => 3,
             Proto::Unknown(x) => x,
-        }
-    }
-}
-
-/// A checked view of an RDM packet.
-#[derive(Debug)]
-pub struct Packet<T: AsRef<[u8]>> {
-    buf: T,
-}
-
-fn rd16(b: &[u8], at: usize) -> u16 {
-    u16::from_le_bytes([b[at], b[at + 1]])
-}
-fn rd32(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes(b[at..at + 4].try_into().unwrap_or([0; 4]))
-}
-fn rd64(b: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes(b[at..at + 8].try_into().unwrap_or([0; 8]))
-}
-fn wr16(b: &mut [u8], at: usize, v: u16) {
-    b[at..at + 2].copy_from_slice(&v.to_le_bytes());
-}
-fn wr32(b: &mut [u8], at: usize, v: u32) {
-    b[at..at + 4].copy_from_slice(&v.to_le_bytes());
-}
-fn wr64(b: &mut [u8], at: usize, v: u64) {
-    b[at..at + 8].copy_from_slice(&v.to_le_bytes());
-}
-
-impl<T: AsRef<[u8]>> Packet<T> {
-    pub fn new_unchecked(buf: T) -> Self {
-        Packet { buf }
-    }
-
-    /// Validates the version, and that the fixed header of the family and
-    /// any declared address fit in the buffer. Unknown types pass (the
-    /// caller counts them).
-    pub fn new_checked(buf: T) -> Result<Self, WireError> {
-        let p = Packet { buf };
-        let b = p.buf.as_ref();
-        if b.len() < BASE_LEN {
-            return Err(WireError::Truncated);
-        }
-        if b[0] != VERSION {
-            return Err(WireError::Version(b[0]));
-        }
-        let fixed = match p.packet_type() {
-            PacketType::Req => REQ_LEN,
-            PacketType::Cts => CTS_LEN,
-            PacketType::Data => DATA_LEN,
-            PacketType::Receipt => RECEIPT_LEN,
-            PacketType::Handshake => HANDSHAKE_LEN,
-            PacketType::Credit => CREDIT_LEN,
-            PacketType::Rtw => RTW_LEN,
-            PacketType::Rtr => RTR_LEN,
-            PacketType::Rta => RTA_LEN,
-            PacketType::ReadRsp => READRSP_LEN,
-            PacketType::WriteRsp | PacketType::AtomRsp => RSP_LEN,
-            PacketType::Fin => FIN_LEN,
-            PacketType::Unknown(_) => BASE_LEN,
-        };
-        if b.len() < fixed {
-            return Err(WireError::Truncated);
-        }
-        if p.addr_len() > b.len() - fixed {
-            return Err(WireError::Truncated);
-        }
-        Ok(p)
-    }
-
-    pub fn version(&self) -> u8 {
-        self.buf.as_ref()[0]
-    }
-    pub fn packet_type(&self) -> PacketType {
-        PacketType::from(self.buf.as_ref()[1])
-    }
-    pub fn flags(&self) -> u16 {
-        rd16(self.buf.as_ref(), 2)
-    }
-    /// Length of the carried address (REQ with REQ_HAS_ADDR, HANDSHAKE).
-    pub fn addr_len(&self) -> usize {
-        let b = self.buf.as_ref();
-        match self.packet_type() {
-            PacketType::Req if self.flags() & REQ_HAS_ADDR != 0 => b[5] as usize,
-            PacketType::Handshake => b[5] as usize,
-            _ => 0,
         }
     }
 }
@@ -488,14 +533,470 @@ pub struct FinRepr {
     pub status: Status,
 }
 
+// ---- field access -------------------------------------------------------
+
+/// The first `N` bytes of `b` — a family's fixed header — checked once:
+/// `Truncated` when the buffer ends first. Its fields are then read by
+/// their constant ranges, which lie inside `N` by construction (`N` is the
+/// end of the family's last range), so no read can fail or come up short.
+fn header<const N: usize>(b: &[u8]) -> Result<&[u8; N], WireError> {
+    b.first_chunk::<N>().ok_or(WireError::Truncated)
+}
+fn rd16<const N: usize>(h: &[u8; N], r: Range<usize>) -> u16 {
+    let mut a = [0u8; 2];
+    a.copy_from_slice(&h[r]);
+    u16::from_le_bytes(a)
+}
+fn rd32<const N: usize>(h: &[u8; N], r: Range<usize>) -> u32 {
+    let mut a = [0u8; 4];
+    a.copy_from_slice(&h[r]);
+    u32::from_le_bytes(a)
+}
+fn rd64<const N: usize>(h: &[u8; N], r: Range<usize>) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&h[r]);
+    u64::from_le_bytes(a)
+}
+/// The bytes of `r` (a variable tail: an address).
+fn span(b: &[u8], r: Range<usize>) -> Result<&[u8], WireError> {
+    b.get(r).ok_or(WireError::Truncated)
+}
+/// The bytes from `at` to the end.
+fn tail(b: &[u8], at: usize) -> Result<&[u8], WireError> {
+    b.get(at..).ok_or(WireError::Truncated)
+}
+
+// Emitters write into buffers their callers sized (`*_LEN` plus the tail);
+// a shorter one is a caller bug and panics.
+fn put16(out: &mut [u8], r: Range<usize>, v: u16) {
+    out[r].copy_from_slice(&v.to_le_bytes());
+}
+fn put32(out: &mut [u8], r: Range<usize>, v: u32) {
+    out[r].copy_from_slice(&v.to_le_bytes());
+}
+fn put64(out: &mut [u8], r: Range<usize>, v: u64) {
+    out[r].copy_from_slice(&v.to_le_bytes());
+}
+
+/// Fixed header length of a family (the base header for unknown types).
+fn fixed_len(t: PacketType) -> usize {
+    match t {
+        PacketType::Req => REQ_LEN,
+        PacketType::Cts => CTS_LEN,
+        PacketType::Data => DATA_LEN,
+        PacketType::Receipt => RECEIPT_LEN,
+        PacketType::Handshake => HANDSHAKE_LEN,
+        PacketType::Credit => CREDIT_LEN,
+        PacketType::Rtw => RTW_LEN,
+        PacketType::Rtr => RTR_LEN,
+        PacketType::Rta => RTA_LEN,
+        PacketType::ReadRsp => READRSP_LEN,
+        PacketType::WriteRsp | PacketType::AtomRsp => RSP_LEN,
+        PacketType::Fin => FIN_LEN,
+        PacketType::Unknown(_) => BASE_LEN,
+    }
+}
+
+/// A checked view of an RDM packet.
+#[derive(Debug)]
+pub struct Packet<T: AsRef<[u8]>> {
+    buf: T,
+}
+
+impl<T: AsRef<[u8]>> Packet<T> {
+    /// Wraps without checking; the accessors may panic on a buffer that
+    /// `new_checked` would refuse (`Repr::parse` never does).
+    pub fn new_unchecked(buf: T) -> Self {
+        Packet { buf }
+    }
+
+    /// Validates the version, and that the fixed header of the family and
+    /// any declared address fit in the buffer. Unknown types pass (the
+    /// caller counts them).
+    pub fn new_checked(buf: T) -> Result<Self, WireError> {
+        let p = Packet { buf };
+        p.check_len()?;
+        Ok(p)
+    }
+
+    /// What `new_checked` checks: the base header first (so another
+    /// version gets a clear error), then the family's fixed header and the
+    /// address it declares.
+    pub fn check_len(&self) -> Result<(), WireError> {
+        let b = self.buf.as_ref();
+        if b.len() < BASE_LEN {
+            return Err(WireError::Truncated);
+        }
+        let v = b[field::VERSION];
+        if v != VERSION {
+            return Err(WireError::BadVersion(v));
+        }
+        let fixed = fixed_len(self.packet_type());
+        if b.len() < fixed || self.addr_len() > b.len() - fixed {
+            return Err(WireError::Truncated);
+        }
+        Ok(())
+    }
+
+    pub fn version(&self) -> u8 {
+        self.buf.as_ref()[field::VERSION]
+    }
+    pub fn packet_type(&self) -> PacketType {
+        PacketType::from(self.buf.as_ref()[field::TYPE])
+    }
+    pub fn flags(&self) -> u16 {
+        let f = &self.buf.as_ref()[field::FLAGS];
+        u16::from_le_bytes([f[0], f[1]])
+    }
+    /// Length of the carried address (REQ with REQ_HAS_ADDR, HANDSHAKE).
+    pub fn addr_len(&self) -> usize {
+        let b = self.buf.as_ref();
+        match self.packet_type() {
+            PacketType::Req if self.flags() & REQ_HAS_ADDR != 0 => {
+                usize::from(b[field::req::ADDR_LEN])
+            }
+            PacketType::Handshake => usize::from(b[field::handshake::ADDR_LEN]),
+            _ => 0,
+        }
+    }
+    /// The fixed header and the address: where the payload starts.
+    pub fn header_len(&self) -> usize {
+        fixed_len(self.packet_type()) + self.addr_len()
+    }
+}
+
+// ---- family headers: each read and written through its `field` ranges ----
+
+fn op_ref<const N: usize>(h: &[u8; N]) -> OpRef {
+    OpRef {
+        tx_id: rd32(h, field::op::TX_ID),
+        op_gen: rd32(h, field::op::OP_GEN),
+    }
+}
+
+fn emit_op(out: &mut [u8], op: OpRef) {
+    put32(out, field::op::TX_ID, op.tx_id);
+    put32(out, field::op::OP_GEN, op.op_gen);
+}
+
+fn emit_base(out: &mut [u8], t: PacketType, flags: u16) {
+    out[field::VERSION] = VERSION;
+    out[field::TYPE] = t.into();
+    put16(out, field::FLAGS, flags);
+}
+
+impl ReqRepr {
+    fn parse(b: &[u8]) -> Result<Self, WireError> {
+        let h = header::<REQ_LEN>(b)?;
+        use field::req as f;
+        Ok(ReqRepr {
+            flags: rd16(h, field::FLAGS),
+            proto: Proto::from(h[f::PROTO]),
+            msg_id: rd32(h, f::MSG_ID),
+            tx_id: rd32(h, f::TX_ID),
+            tag: rd64(h, f::TAG),
+            cq_data: rd64(h, f::CQ_DATA),
+            total_len: rd64(h, f::TOTAL_LEN),
+            offset: rd64(h, f::OFFSET),
+        })
+    }
+}
+
+/// Writes a REQ header (and the address when `addr` is given) and returns
+/// the offset where the payload goes. `out` must hold `REQ_LEN + addr.len()`.
+pub fn emit_req(out: &mut [u8], hdr: &ReqRepr, addr: Option<&[u8]>) -> usize {
+    use field::req as f;
+    let mut flags = hdr.flags & !REQ_HAS_ADDR;
+    let alen = addr.map_or(0, |a| a.len().min(MAX_ADDR_LEN));
+    if addr.is_some() {
+        flags |= REQ_HAS_ADDR;
+    }
+    emit_base(out, PacketType::Req, flags);
+    out[f::PROTO] = hdr.proto.into();
+    out[f::ADDR_LEN] = alen as u8;
+    put16(out, f::RSVD, 0);
+    put32(out, f::MSG_ID, hdr.msg_id);
+    put32(out, f::TX_ID, hdr.tx_id);
+    put64(out, f::TAG, hdr.tag);
+    put64(out, f::CQ_DATA, hdr.cq_data);
+    put64(out, f::TOTAL_LEN, hdr.total_len);
+    put64(out, f::OFFSET, hdr.offset);
+    if let Some(a) = addr {
+        out[f::END..f::END + alen].copy_from_slice(&a[..alen]);
+    }
+    f::END + alen
+}
+
+impl CtsRepr {
+    fn parse(b: &[u8]) -> Result<Self, WireError> {
+        let h = header::<CTS_LEN>(b)?;
+        use field::cts as f;
+        Ok(CtsRepr {
+            msg_id: rd32(h, f::MSG_ID),
+            tx_id: rd32(h, f::TX_ID),
+            rx_id: rd32(h, f::RX_ID),
+            grant_end: rd64(h, f::GRANT_END),
+        })
+    }
+}
+
+pub fn emit_cts(out: &mut [u8], c: &CtsRepr) -> usize {
+    use field::cts as f;
+    emit_base(out, PacketType::Cts, 0);
+    put32(out, f::MSG_ID, c.msg_id);
+    put32(out, f::TX_ID, c.tx_id);
+    put32(out, f::RX_ID, c.rx_id);
+    put32(out, f::RSVD, 0);
+    put64(out, f::GRANT_END, c.grant_end);
+    f::END
+}
+
+impl DataRepr {
+    fn parse(b: &[u8]) -> Result<Self, WireError> {
+        let h = header::<DATA_LEN>(b)?;
+        use field::data as f;
+        Ok(DataRepr {
+            msg_id: rd32(h, f::MSG_ID),
+            rx_id: rd32(h, f::RX_ID),
+            offset: rd64(h, f::OFFSET),
+        })
+    }
+}
+
+/// Writes a DATA header; the payload goes at the returned offset.
+pub fn emit_data(out: &mut [u8], d: &DataRepr) -> usize {
+    use field::data as f;
+    emit_base(out, PacketType::Data, 0);
+    put32(out, f::MSG_ID, d.msg_id);
+    put32(out, f::RX_ID, d.rx_id);
+    put64(out, f::OFFSET, d.offset);
+    f::END
+}
+
+impl ReceiptRepr {
+    fn parse(b: &[u8]) -> Result<Self, WireError> {
+        let h = header::<RECEIPT_LEN>(b)?;
+        use field::receipt as f;
+        Ok(ReceiptRepr {
+            msg_id: rd32(h, f::MSG_ID),
+            tx_id: rd32(h, f::TX_ID),
+        })
+    }
+}
+
+pub fn emit_receipt(out: &mut [u8], r: &ReceiptRepr) -> usize {
+    use field::receipt as f;
+    emit_base(out, PacketType::Receipt, 0);
+    put32(out, f::MSG_ID, r.msg_id);
+    put32(out, f::TX_ID, r.tx_id);
+    f::END
+}
+
+impl HandshakeRepr {
+    fn parse(b: &[u8]) -> Result<Self, WireError> {
+        let h = header::<HANDSHAKE_LEN>(b)?;
+        use field::handshake as f;
+        Ok(HandshakeRepr {
+            flags: rd16(h, field::FLAGS),
+            max_version: h[f::MAX_VERSION],
+            window: rd16(h, f::WINDOW),
+            features: rd64(h, f::FEATURES),
+        })
+    }
+}
+
+/// Writes a HANDSHAKE with our address (up to MAX_ADDR_LEN bytes of it).
+pub fn emit_handshake(out: &mut [u8], h: &HandshakeRepr, addr: &[u8]) -> usize {
+    use field::handshake as f;
+    let alen = addr.len().min(MAX_ADDR_LEN);
+    emit_base(out, PacketType::Handshake, h.flags);
+    out[f::MAX_VERSION] = h.max_version;
+    out[f::ADDR_LEN] = alen as u8;
+    put16(out, f::WINDOW, h.window);
+    put64(out, f::FEATURES, h.features);
+    out[f::END..f::END + alen].copy_from_slice(&addr[..alen]);
+    f::END + alen
+}
+
+impl CreditRepr {
+    fn parse(b: &[u8]) -> Result<Self, WireError> {
+        let h = header::<CREDIT_LEN>(b)?;
+        Ok(CreditRepr {
+            next_msg_id: rd32(h, field::credit::NEXT_MSG_ID),
+        })
+    }
+}
+
+pub fn emit_credit(out: &mut [u8], c: &CreditRepr) -> usize {
+    use field::credit as f;
+    emit_base(out, PacketType::Credit, 0);
+    put32(out, f::NEXT_MSG_ID, c.next_msg_id);
+    put32(out, f::RSVD, 0);
+    f::END
+}
+
+impl RtwRepr {
+    fn parse(b: &[u8]) -> Result<Self, WireError> {
+        let h = header::<RTW_LEN>(b)?;
+        use field::rtw as f;
+        Ok(RtwRepr {
+            flags: rd16(h, field::FLAGS),
+            op: op_ref(h),
+            key: rd64(h, f::KEY),
+            addr: rd64(h, f::ADDR),
+            total_len: rd64(h, f::TOTAL_LEN),
+            offset: rd64(h, f::OFFSET),
+            cq_data: rd64(h, f::CQ_DATA),
+        })
+    }
+}
+
+/// Writes an RTW header; the data goes at the returned offset.
+pub fn emit_rtw(out: &mut [u8], h: &RtwRepr) -> usize {
+    use field::rtw as f;
+    emit_base(out, PacketType::Rtw, h.flags);
+    emit_op(out, h.op);
+    put64(out, f::KEY, h.key);
+    put64(out, f::ADDR, h.addr);
+    put64(out, f::TOTAL_LEN, h.total_len);
+    put64(out, f::OFFSET, h.offset);
+    put64(out, f::CQ_DATA, h.cq_data);
+    f::END
+}
+
+impl RtrRepr {
+    fn parse(b: &[u8]) -> Result<Self, WireError> {
+        let h = header::<RTR_LEN>(b)?;
+        use field::rtr as f;
+        Ok(RtrRepr {
+            flags: rd16(h, field::FLAGS),
+            op: op_ref(h),
+            key: rd64(h, f::KEY),
+            addr: rd64(h, f::ADDR),
+            len: rd64(h, f::LEN),
+        })
+    }
+}
+
+/// Writes an RTR header; with RTR_CMA the descriptor goes at the returned
+/// offset.
+pub fn emit_rtr(out: &mut [u8], h: &RtrRepr) -> usize {
+    use field::rtr as f;
+    emit_base(out, PacketType::Rtr, h.flags);
+    emit_op(out, h.op);
+    put64(out, f::KEY, h.key);
+    put64(out, f::ADDR, h.addr);
+    put64(out, f::LEN, h.len);
+    f::END
+}
+
+impl RtaRepr {
+    fn parse(b: &[u8]) -> Result<Self, WireError> {
+        let h = header::<RTA_LEN>(b)?;
+        use field::rta as f;
+        Ok(RtaRepr {
+            op: op_ref(h),
+            key: rd64(h, f::KEY),
+            addr: rd64(h, f::ADDR),
+            atomic_op: h[f::OP],
+            datatype: h[f::DATATYPE],
+            kind: h[f::KIND],
+            count: rd32(h, f::COUNT),
+        })
+    }
+}
+
+/// Writes an RTA header; the operands go at the returned offset.
+pub fn emit_rta(out: &mut [u8], h: &RtaRepr) -> usize {
+    use field::rta as f;
+    emit_base(out, PacketType::Rta, 0);
+    emit_op(out, h.op);
+    put64(out, f::KEY, h.key);
+    put64(out, f::ADDR, h.addr);
+    out[f::OP] = h.atomic_op;
+    out[f::DATATYPE] = h.datatype;
+    out[f::KIND] = h.kind;
+    out[f::RSVD] = 0;
+    put32(out, f::COUNT, h.count);
+    f::END
+}
+
+impl ReadRspRepr {
+    fn parse(b: &[u8]) -> Result<Self, WireError> {
+        let h = header::<READRSP_LEN>(b)?;
+        use field::readrsp as f;
+        Ok(ReadRspRepr {
+            flags: rd16(h, field::FLAGS),
+            op: op_ref(h),
+            offset: rd64(h, f::OFFSET),
+            status: rd32(h, f::STATUS).into(),
+        })
+    }
+}
+
+/// Writes a READRSP header; the data goes at the returned offset.
+pub fn emit_readrsp(out: &mut [u8], h: &ReadRspRepr) -> usize {
+    use field::readrsp as f;
+    emit_base(out, PacketType::ReadRsp, h.flags);
+    emit_op(out, h.op);
+    put64(out, f::OFFSET, h.offset);
+    put32(out, f::STATUS, h.status.into());
+    put32(out, f::RSVD, 0);
+    f::END
+}
+
+impl RspRepr {
+    fn parse(b: &[u8]) -> Result<Self, WireError> {
+        let h = header::<RSP_LEN>(b)?;
+        Ok(RspRepr {
+            flags: rd16(h, field::FLAGS),
+            op: op_ref(h),
+            status: rd32(h, field::rsp::STATUS).into(),
+        })
+    }
+}
+
+/// Writes a WRITERSP (`atomic == false`) or ATOMRSP header; ATOMRSP's
+/// fetched values go at the returned offset.
+pub fn emit_rsp(out: &mut [u8], h: &RspRepr, atomic: bool) -> usize {
+    use field::rsp as f;
+    let t = if atomic {
+        PacketType::AtomRsp
+    } else {
+        PacketType::WriteRsp
+    };
+    emit_base(out, t, h.flags);
+    emit_op(out, h.op);
+    put32(out, f::STATUS, h.status.into());
+    put32(out, f::RSVD, 0);
+    f::END
+}
+
+impl FinRepr {
+    fn parse(b: &[u8]) -> Result<Self, WireError> {
+        let h = header::<FIN_LEN>(b)?;
+        use field::fin as f;
+        Ok(FinRepr {
+            msg_id: rd32(h, f::MSG_ID),
+            tx_id: rd32(h, f::TX_ID),
+            status: rd32(h, f::STATUS).into(),
+        })
+    }
+}
+
+pub fn emit_fin(out: &mut [u8], f: &FinRepr) -> usize {
+    use field::fin as fl;
+    emit_base(out, PacketType::Fin, 0);
+    put32(out, fl::MSG_ID, f.msg_id);
+    put32(out, fl::TX_ID, f.tx_id);
+    put32(out, fl::STATUS, f.status.into());
+    put32(out, fl::RSVD, 0);
+    fl::END
+}
+
 /// A checked description of memory in a process of this host, read or
-/// written with CMA (process_vm_readv/writev):
-///
-/// ```text
-/// 0  pid   u32   (the process owning the memory; 0: not stated)
-/// 4  count u32   (segments, 1..=MAX_CMA_SEGS)
-/// 8  count × (address u64, length u64)
-/// ```
+/// written with CMA (process_vm_readv/writev): the process (`pid`, 0: not
+/// stated) and 1..=MAX_CMA_SEGS (address, length) segments.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CmaDesc<'a> {
     pub pid: u32,
@@ -506,16 +1007,16 @@ impl<'a> CmaDesc<'a> {
     /// Checks the layout and that the lengths add up to `total` without
     /// overflow (and every segment's end fits the address space).
     pub fn parse(b: &'a [u8], total: u64) -> Result<CmaDesc<'a>, WireError> {
-        if b.len() < CMA_DESC_HDR {
-            return Err(WireError::Truncated);
-        }
-        let n = rd32(b, 4) as usize;
-        if n == 0 || n > MAX_CMA_SEGS || b.len() != CMA_DESC_HDR + n * CMA_SEG_LEN {
+        use field::cma as f;
+        let h = header::<CMA_DESC_HDR>(b)?;
+        let pid = rd32(h, f::PID);
+        let n = rd32(h, f::COUNT) as usize;
+        if n == 0 || n > MAX_CMA_SEGS || b.len() != cma_desc_len(n) {
             return Err(WireError::Malformed);
         }
         let d = CmaDesc {
-            pid: rd32(b, 0),
-            segs: &b[CMA_DESC_HDR..],
+            pid,
+            segs: tail(b, f::SEGS)?,
         };
         let mut sum = 0u64;
         for (a, l) in d.segments() {
@@ -532,11 +1033,26 @@ impl<'a> CmaDesc<'a> {
         self.segs.len() / CMA_SEG_LEN
     }
 
+    /// Bytes of the descriptor on the wire.
+    pub fn wire_len(&self) -> usize {
+        CMA_DESC_HDR + self.segs.len()
+    }
+
     /// (address, length) of each segment, in order.
     pub fn segments(&self) -> impl Iterator<Item = (u64, u64)> + 'a {
-        self.segs
-            .chunks_exact(CMA_SEG_LEN)
-            .map(|c| (rd64(c, 0), rd64(c, 8)))
+        use field::cma as f;
+        let (segs, _) = self.segs.as_chunks::<CMA_SEG_LEN>();
+        segs.iter()
+            .map(|s| (rd64(s, f::SEG_ADDR), rd64(s, f::SEG_LEN)))
+    }
+
+    /// Writes it again (as `emit_cma_desc` did); `out` must hold `wire_len`.
+    fn emit(&self, out: &mut [u8]) -> usize {
+        use field::cma as f;
+        put32(out, f::PID, self.pid);
+        put32(out, f::COUNT, self.count() as u32);
+        out[f::SEGS..f::SEGS + self.segs.len()].copy_from_slice(self.segs);
+        self.wire_len()
     }
 }
 
@@ -547,12 +1063,13 @@ pub fn cma_desc_len(n: usize) -> usize {
 
 /// Writes a descriptor; `out` must hold `cma_desc_len(segs.len())` bytes.
 pub fn emit_cma_desc(out: &mut [u8], pid: u32, segs: &[(u64, u64)]) -> usize {
-    wr32(out, 0, pid);
-    wr32(out, 4, segs.len() as u32);
+    use field::cma as f;
+    put32(out, f::PID, pid);
+    put32(out, f::COUNT, segs.len() as u32);
     for (i, &(a, l)) in segs.iter().enumerate() {
-        let at = CMA_DESC_HDR + i * CMA_SEG_LEN;
-        wr64(out, at, a);
-        wr64(out, at + 8, l);
+        let at = cma_desc_len(i);
+        put64(out, at + f::SEG_ADDR.start..at + f::SEG_ADDR.end, a);
+        put64(out, at + f::SEG_LEN.start..at + f::SEG_LEN.end, l);
     }
     cma_desc_len(segs.len())
 }
@@ -605,691 +1122,191 @@ pub enum Repr<'a> {
     Unknown(u8),
 }
 
-fn op_ref(b: &[u8]) -> OpRef {
-    OpRef {
-        tx_id: rd32(b, 4),
-        op_gen: rd32(b, 8),
+/// `Malformed` unless `offset + len` stays within `total`.
+fn check_range(offset: u64, len: usize, total: u64) -> Result<(), WireError> {
+    match offset.checked_add(len as u64) {
+        Some(e) if e <= total => Ok(()),
+        _ => Err(WireError::Malformed),
     }
 }
 
 impl<'a> Repr<'a> {
+    /// Reads a packet. Each header (base, family, address, descriptor)
+    /// is checked against the buffer before its fields are read, so a view
+    /// built unchecked gets `Truncated` where `new_checked` would have
+    /// refused it — never a panic, never a field read as zero.
     pub fn parse(p: &Packet<&'a [u8]>) -> Result<Repr<'a>, WireError> {
         let b: &'a [u8] = p.buf;
-        let flags = p.flags();
-        Ok(match p.packet_type() {
+        let base = header::<BASE_LEN>(b)?;
+        Ok(match PacketType::from(base[field::TYPE]) {
             PacketType::Req => {
-                let alen = p.addr_len();
-                let hdr = ReqRepr {
-                    flags,
-                    proto: Proto::from(b[4]),
-                    msg_id: rd32(b, 8),
-                    tx_id: rd32(b, 12),
-                    tag: rd64(b, 16),
-                    cq_data: rd64(b, 24),
-                    total_len: rd64(b, 32),
-                    offset: rd64(b, 40),
+                let hdr = ReqRepr::parse(b)?;
+                let (addr, at) = if hdr.flags & REQ_HAS_ADDR != 0 {
+                    let end = REQ_LEN + usize::from(header::<REQ_LEN>(b)?[field::req::ADDR_LEN]);
+                    (Some(span(b, REQ_LEN..end)?), end)
+                } else {
+                    (None, REQ_LEN)
                 };
-                let payload = &b[REQ_LEN + alen..];
+                let payload = tail(b, at)?;
                 if hdr.proto == Proto::LongRead {
                     // The payload describes the data; it is not data.
                     if hdr.offset != 0 {
                         return Err(WireError::Malformed);
                     }
                     CmaDesc::parse(payload, hdr.total_len)?;
-                } else if hdr
-                    .offset
-                    .checked_add(payload.len() as u64)
-                    .is_none_or(|e| e > hdr.total_len)
-                {
-                    return Err(WireError::Malformed);
+                } else {
+                    check_range(hdr.offset, payload.len(), hdr.total_len)?;
                 }
-                let addr = (flags & REQ_HAS_ADDR != 0).then(|| &b[REQ_LEN..REQ_LEN + alen]);
                 Repr::Req { hdr, addr, payload }
             }
-            PacketType::Cts => Repr::Cts(CtsRepr {
-                msg_id: rd32(b, 4),
-                tx_id: rd32(b, 8),
-                rx_id: rd32(b, 12),
-                grant_end: rd64(b, 20),
-            }),
+            PacketType::Cts => Repr::Cts(CtsRepr::parse(b)?),
             PacketType::Data => Repr::Data {
-                hdr: DataRepr {
-                    msg_id: rd32(b, 4),
-                    rx_id: rd32(b, 8),
-                    offset: rd64(b, 12),
-                },
-                payload: &b[DATA_LEN..],
+                hdr: DataRepr::parse(b)?,
+                payload: tail(b, DATA_LEN)?,
             },
-            PacketType::Receipt => Repr::Receipt(ReceiptRepr {
-                msg_id: rd32(b, 4),
-                tx_id: rd32(b, 8),
-            }),
+            PacketType::Receipt => Repr::Receipt(ReceiptRepr::parse(b)?),
             PacketType::Handshake => {
-                let alen = p.addr_len();
+                let hdr = HandshakeRepr::parse(b)?;
+                let end = HANDSHAKE_LEN
+                    + usize::from(header::<HANDSHAKE_LEN>(b)?[field::handshake::ADDR_LEN]);
                 Repr::Handshake {
-                    hdr: HandshakeRepr {
-                        flags,
-                        max_version: b[4],
-                        window: rd16(b, 6),
-                        features: rd64(b, 8),
-                    },
-                    addr: &b[HANDSHAKE_LEN..HANDSHAKE_LEN + alen],
+                    hdr,
+                    addr: span(b, HANDSHAKE_LEN..end)?,
                 }
             }
-            PacketType::Credit => Repr::Credit(CreditRepr {
-                next_msg_id: rd32(b, 4),
-            }),
+            PacketType::Credit => Repr::Credit(CreditRepr::parse(b)?),
             PacketType::Rtw => {
-                let hdr = RtwRepr {
-                    flags,
-                    op: op_ref(b),
-                    key: rd64(b, 12),
-                    addr: rd64(b, 20),
-                    total_len: rd64(b, 28),
-                    offset: rd64(b, 36),
-                    cq_data: rd64(b, 44),
-                };
-                let payload = &b[RTW_LEN..];
+                let hdr = RtwRepr::parse(b)?;
+                let payload = tail(b, RTW_LEN)?;
                 if hdr.addr.checked_add(hdr.total_len).is_none() {
                     return Err(WireError::Malformed);
                 }
-                if flags & RTW_CMA != 0 {
+                if hdr.flags & RTW_CMA != 0 {
                     if hdr.offset != 0 {
                         return Err(WireError::Malformed);
                     }
                     CmaDesc::parse(payload, hdr.total_len)?;
                 } else {
-                    let end = hdr.offset.checked_add(payload.len() as u64);
-                    if end.is_none_or(|e| e > hdr.total_len) {
-                        return Err(WireError::Malformed);
-                    }
+                    check_range(hdr.offset, payload.len(), hdr.total_len)?;
                 }
                 Repr::Rtw { hdr, payload }
             }
             PacketType::Rtr => {
-                let hdr = RtrRepr {
-                    flags,
-                    op: op_ref(b),
-                    key: rd64(b, 12),
-                    addr: rd64(b, 20),
-                    len: rd64(b, 28),
-                };
+                let hdr = RtrRepr::parse(b)?;
                 if hdr.addr.checked_add(hdr.len).is_none() {
                     return Err(WireError::Malformed);
                 }
-                let desc = if flags & RTR_CMA != 0 {
-                    Some(CmaDesc::parse(&b[RTR_LEN..], hdr.len)?)
+                let desc = if hdr.flags & RTR_CMA != 0 {
+                    Some(CmaDesc::parse(tail(b, RTR_LEN)?, hdr.len)?)
                 } else {
                     None
                 };
                 Repr::Rtr { hdr, desc }
             }
             PacketType::Rta => Repr::Rta {
-                hdr: RtaRepr {
-                    op: op_ref(b),
-                    key: rd64(b, 12),
-                    addr: rd64(b, 20),
-                    atomic_op: b[28],
-                    datatype: b[29],
-                    kind: b[30],
-                    count: rd32(b, 32),
-                },
-                payload: &b[RTA_LEN..],
+                hdr: RtaRepr::parse(b)?,
+                payload: tail(b, RTA_LEN)?,
             },
             PacketType::ReadRsp => {
-                let hdr = ReadRspRepr {
-                    flags,
-                    op: op_ref(b),
-                    offset: rd64(b, 12),
-                    status: rd32(b, 20).into(),
-                };
-                let payload = &b[READRSP_LEN..];
-                let placed = flags & READRSP_PLACED != 0;
+                let hdr = ReadRspRepr::parse(b)?;
+                let payload = tail(b, READRSP_LEN)?;
+                let placed = hdr.flags & READRSP_PLACED != 0;
                 if (!hdr.status.is_ok() || placed) && !payload.is_empty() {
                     return Err(WireError::Malformed);
                 }
                 Repr::ReadRsp { hdr, payload }
             }
             PacketType::WriteRsp => {
+                let hdr = RspRepr::parse(b)?;
                 if b.len() != RSP_LEN {
                     return Err(WireError::Malformed);
                 }
-                Repr::WriteRsp(RspRepr {
-                    flags,
-                    op: op_ref(b),
-                    status: rd32(b, 12).into(),
-                })
+                Repr::WriteRsp(hdr)
             }
             PacketType::AtomRsp => Repr::AtomRsp {
-                hdr: RspRepr {
-                    flags,
-                    op: op_ref(b),
-                    status: rd32(b, 12).into(),
-                },
-                payload: &b[RSP_LEN..],
+                hdr: RspRepr::parse(b)?,
+                payload: tail(b, RSP_LEN)?,
             },
-            PacketType::Fin => Repr::Fin(FinRepr {
-                msg_id: rd32(b, 4),
-                tx_id: rd32(b, 8),
-                status: rd32(b, 12).into(),
-            }),
+            PacketType::Fin => Repr::Fin(FinRepr::parse(b)?),
             PacketType::Unknown(t) => Repr::Unknown(t),
+        })
+    }
+
+    /// Bytes `emit` writes.
+    pub fn buffer_len(&self) -> usize {
+        let addr = |a: &[u8]| a.len().min(MAX_ADDR_LEN);
+        match self {
+            Repr::Req {
+                addr: a, payload, ..
+            } => REQ_LEN + a.map_or(0, addr) + payload.len(),
+            Repr::Cts(_) => CTS_LEN,
+            Repr::Data { payload, .. } => DATA_LEN + payload.len(),
+            Repr::Receipt(_) => RECEIPT_LEN,
+            Repr::Handshake { addr: a, .. } => HANDSHAKE_LEN + addr(a),
+            Repr::Credit(_) => CREDIT_LEN,
+            Repr::Rtw { payload, .. } => RTW_LEN + payload.len(),
+            Repr::Rtr { desc, .. } => RTR_LEN + desc.map_or(0, |d| d.wire_len()),
+            Repr::Rta { payload, .. } => RTA_LEN + payload.len(),
+            Repr::ReadRsp { payload, .. } => READRSP_LEN + payload.len(),
+            Repr::WriteRsp(_) => RSP_LEN,
+            Repr::AtomRsp { payload, .. } => RSP_LEN + payload.len(),
+            Repr::Fin(_) => FIN_LEN,
+            Repr::Unknown(_) => BASE_LEN,
+        }
+    }
+
+    /// Writes the whole packet (header, address, payload) and returns its
+    /// length; `None` when `out` is shorter than `buffer_len`. The hot
+    /// paths use the `emit_*` functions instead, which write a header and
+    /// leave the payload to be copied in place.
+    pub fn emit(&self, out: &mut [u8]) -> Option<usize> {
+        let out = out.get_mut(..self.buffer_len())?;
+        let with = |out: &mut [u8], at: usize, payload: &[u8]| {
+            out[at..at + payload.len()].copy_from_slice(payload);
+            at + payload.len()
+        };
+        Some(match self {
+            Repr::Req { hdr, addr, payload } => {
+                let at = emit_req(out, hdr, *addr);
+                with(out, at, payload)
+            }
+            Repr::Cts(c) => emit_cts(out, c),
+            Repr::Data { hdr, payload } => {
+                let at = emit_data(out, hdr);
+                with(out, at, payload)
+            }
+            Repr::Receipt(r) => emit_receipt(out, r),
+            Repr::Handshake { hdr, addr } => emit_handshake(out, hdr, addr),
+            Repr::Credit(c) => emit_credit(out, c),
+            Repr::Rtw { hdr, payload } => {
+                let at = emit_rtw(out, hdr);
+                with(out, at, payload)
+            }
+            Repr::Rtr { hdr, desc } => {
+                let at = emit_rtr(out, hdr);
+                at + desc.map_or(0, |d| d.emit(&mut out[at..]))
+            }
+            Repr::Rta { hdr, payload } => {
+                let at = emit_rta(out, hdr);
+                with(out, at, payload)
+            }
+            Repr::ReadRsp { hdr, payload } => {
+                let at = emit_readrsp(out, hdr);
+                with(out, at, payload)
+            }
+            Repr::WriteRsp(r) => emit_rsp(out, r, false),
+            Repr::AtomRsp { hdr, payload } => {
+                let at = emit_rsp(out, hdr, true);
+                with(out, at, payload)
+            }
+            Repr::Fin(f) => emit_fin(out, f),
+            Repr::Unknown(t) => {
+                emit_base(out, PacketType::Unknown(*t), 0);
+                BASE_LEN
+            }
         })
     }
 }
 
-fn emit_base(out: &mut [u8], t: PacketType, flags: u16) {
-    out[0] = VERSION;
-    out[1] = t.into();
-    wr16(out, 2, flags);
-}
-
-/// Writes a REQ header (and the address when `addr` is given) and returns
-/// the offset where the payload goes. `out` must hold `REQ_LEN + addr.len()`.
-pub fn emit_req(out: &mut [u8], hdr: &ReqRepr, addr: Option<&[u8]>) -> usize {
-    let mut flags = hdr.flags & !REQ_HAS_ADDR;
-    let alen = addr.map_or(0, |a| a.len().min(MAX_ADDR_LEN));
-    if addr.is_some() {
-        flags |= REQ_HAS_ADDR;
-    }
-    emit_base(out, PacketType::Req, flags);
-    out[4] = hdr.proto.into();
-    out[5] = alen as u8;
-    wr16(out, 6, 0);
-    wr32(out, 8, hdr.msg_id);
-    wr32(out, 12, hdr.tx_id);
-    wr64(out, 16, hdr.tag);
-    wr64(out, 24, hdr.cq_data);
-    wr64(out, 32, hdr.total_len);
-    wr64(out, 40, hdr.offset);
-    if let Some(a) = addr {
-        out[REQ_LEN..REQ_LEN + alen].copy_from_slice(&a[..alen]);
-    }
-    REQ_LEN + alen
-}
-
-pub fn emit_cts(out: &mut [u8], c: &CtsRepr) -> usize {
-    emit_base(out, PacketType::Cts, 0);
-    wr32(out, 4, c.msg_id);
-    wr32(out, 8, c.tx_id);
-    wr32(out, 12, c.rx_id);
-    wr32(out, 16, 0);
-    wr64(out, 20, c.grant_end);
-    CTS_LEN
-}
-
-/// Writes a DATA header; the payload goes at the returned offset.
-pub fn emit_data(out: &mut [u8], d: &DataRepr) -> usize {
-    emit_base(out, PacketType::Data, 0);
-    wr32(out, 4, d.msg_id);
-    wr32(out, 8, d.rx_id);
-    wr64(out, 12, d.offset);
-    DATA_LEN
-}
-
-pub fn emit_receipt(out: &mut [u8], r: &ReceiptRepr) -> usize {
-    emit_base(out, PacketType::Receipt, 0);
-    wr32(out, 4, r.msg_id);
-    wr32(out, 8, r.tx_id);
-    RECEIPT_LEN
-}
-
-pub fn emit_credit(out: &mut [u8], c: &CreditRepr) -> usize {
-    emit_base(out, PacketType::Credit, 0);
-    wr32(out, 4, c.next_msg_id);
-    wr32(out, 8, 0);
-    CREDIT_LEN
-}
-
-pub fn emit_handshake(out: &mut [u8], h: &HandshakeRepr, addr: &[u8]) -> usize {
-    let alen = addr.len().min(MAX_ADDR_LEN);
-    emit_base(out, PacketType::Handshake, h.flags);
-    out[4] = h.max_version;
-    out[5] = alen as u8;
-    wr16(out, 6, h.window);
-    wr64(out, 8, h.features);
-    out[HANDSHAKE_LEN..HANDSHAKE_LEN + alen].copy_from_slice(&addr[..alen]);
-    HANDSHAKE_LEN + alen
-}
-
-fn emit_op(out: &mut [u8], op: OpRef) {
-    wr32(out, 4, op.tx_id);
-    wr32(out, 8, op.op_gen);
-}
-
-/// Writes an RTW header; the data goes at the returned offset.
-pub fn emit_rtw(out: &mut [u8], h: &RtwRepr) -> usize {
-    emit_base(out, PacketType::Rtw, h.flags);
-    emit_op(out, h.op);
-    wr64(out, 12, h.key);
-    wr64(out, 20, h.addr);
-    wr64(out, 28, h.total_len);
-    wr64(out, 36, h.offset);
-    wr64(out, 44, h.cq_data);
-    RTW_LEN
-}
-
-/// Writes an RTR header; with RTR_CMA the descriptor goes at the returned
-/// offset.
-pub fn emit_rtr(out: &mut [u8], h: &RtrRepr) -> usize {
-    emit_base(out, PacketType::Rtr, h.flags);
-    emit_op(out, h.op);
-    wr64(out, 12, h.key);
-    wr64(out, 20, h.addr);
-    wr64(out, 28, h.len);
-    RTR_LEN
-}
-
-/// Writes an RTA header; the operands go at the returned offset.
-pub fn emit_rta(out: &mut [u8], h: &RtaRepr) -> usize {
-    emit_base(out, PacketType::Rta, 0);
-    emit_op(out, h.op);
-    wr64(out, 12, h.key);
-    wr64(out, 20, h.addr);
-    out[28] = h.atomic_op;
-    out[29] = h.datatype;
-    out[30] = h.kind;
-    out[31] = 0;
-    wr32(out, 32, h.count);
-    RTA_LEN
-}
-
-/// Writes a READRSP header; the data goes at the returned offset.
-pub fn emit_readrsp(out: &mut [u8], h: &ReadRspRepr) -> usize {
-    emit_base(out, PacketType::ReadRsp, h.flags);
-    emit_op(out, h.op);
-    wr64(out, 12, h.offset);
-    wr32(out, 20, h.status.into());
-    wr32(out, 24, 0);
-    READRSP_LEN
-}
-
-/// Writes a WRITERSP (`atomic == false`) or ATOMRSP header; ATOMRSP's
-/// fetched values go at the returned offset.
-pub fn emit_rsp(out: &mut [u8], h: &RspRepr, atomic: bool) -> usize {
-    let t = if atomic {
-        PacketType::AtomRsp
-    } else {
-        PacketType::WriteRsp
-    };
-    emit_base(out, t, h.flags);
-    emit_op(out, h.op);
-    wr32(out, 12, h.status.into());
-    wr32(out, 16, 0);
-    RSP_LEN
-}
-
-pub fn emit_fin(out: &mut [u8], f: &FinRepr) -> usize {
-    emit_base(out, PacketType::Fin, 0);
-    wr32(out, 4, f.msg_id);
-    wr32(out, 8, f.tx_id);
-    wr32(out, 12, f.status.into());
-    wr32(out, 16, 0);
-    FIN_LEN
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse(b: &[u8]) -> Result<Repr<'_>, WireError> {
-        Repr::parse(&Packet::new_checked(b)?)
-    }
-
-    #[test]
-    fn req_round_trip_with_addr() {
-        let mut buf = [0u8; 128];
-        let hdr = ReqRepr {
-            flags: REQ_TAGGED | REQ_CQ_DATA,
-            proto: Proto::Medium,
-            msg_id: 7,
-            tx_id: 9,
-            tag: 0xdead_beef,
-            cq_data: 42,
-            total_len: 100,
-            offset: 90,
-        };
-        let at = emit_req(&mut buf, &hdr, Some(b"addr"));
-        buf[at..at + 10].copy_from_slice(b"0123456789");
-        match parse(&buf[..at + 10]).unwrap() {
-            Repr::Req {
-                hdr: h,
-                addr,
-                payload,
-            } => {
-                assert_eq!(h.flags, hdr.flags | REQ_HAS_ADDR);
-                assert_eq!(h.proto, Proto::Medium);
-                assert_eq!(
-                    (h.msg_id, h.tx_id, h.tag, h.cq_data),
-                    (7, 9, 0xdead_beef, 42)
-                );
-                assert_eq!(addr, Some(&b"addr"[..]));
-                assert_eq!(payload, b"0123456789");
-            }
-            r => panic!("{r:?}"),
-        }
-        // Data running past total_len is rejected.
-        assert!(parse(&buf[..at + 10]).is_ok());
-        let mut bad = buf;
-        bad[32] = 50; // total_len 50 < offset 90
-        assert_eq!(parse(&bad[..at + 10]), Err(WireError::Malformed));
-    }
-
-    #[test]
-    fn control_round_trips() {
-        let mut buf = [0u8; 64];
-        let c = CtsRepr {
-            msg_id: 1,
-            tx_id: 2,
-            rx_id: 3,
-            grant_end: 1 << 40,
-        };
-        let n = emit_cts(&mut buf, &c);
-        assert_eq!(parse(&buf[..n]).unwrap(), Repr::Cts(c));
-        let d = DataRepr {
-            msg_id: 4,
-            rx_id: 5,
-            offset: 6,
-        };
-        let n = emit_data(&mut buf, &d);
-        buf[n] = 0xaa;
-        assert_eq!(
-            parse(&buf[..n + 1]).unwrap(),
-            Repr::Data {
-                hdr: d,
-                payload: &[0xaa]
-            }
-        );
-        let r = ReceiptRepr {
-            msg_id: 8,
-            tx_id: 9,
-        };
-        let n = emit_receipt(&mut buf, &r);
-        assert_eq!(parse(&buf[..n]).unwrap(), Repr::Receipt(r));
-        let h = HandshakeRepr {
-            flags: HS_REPLY,
-            max_version: 1,
-            window: 300,
-            features: 3,
-        };
-        let n = emit_handshake(&mut buf, &h, b"me");
-        assert_eq!(
-            parse(&buf[..n]).unwrap(),
-            Repr::Handshake {
-                hdr: h,
-                addr: b"me"
-            }
-        );
-        let c = CreditRepr { next_msg_id: 77 };
-        let n = emit_credit(&mut buf, &c);
-        assert_eq!(parse(&buf[..n]).unwrap(), Repr::Credit(c));
-    }
-
-    #[test]
-    fn malformed_is_rejected_not_panicking() {
-        assert_eq!(parse(&[]), Err(WireError::Truncated));
-        let other = VERSION + 1;
-        assert_eq!(parse(&[other, 1, 0, 0]), Err(WireError::Version(other)));
-        assert_eq!(parse(&[VERSION, 1, 0, 0]), Err(WireError::Truncated));
-        assert_eq!(parse(&[VERSION, 99, 0, 0]).unwrap(), Repr::Unknown(99));
-        // Declared address longer than the packet.
-        let mut buf = [0u8; REQ_LEN + 2];
-        let hdr = ReqRepr {
-            flags: 0,
-            proto: Proto::Eager,
-            msg_id: 0,
-            tx_id: 0,
-            tag: 0,
-            cq_data: 0,
-            total_len: 0,
-            offset: 0,
-        };
-        emit_req(&mut buf, &hdr, Some(b"ab"));
-        buf[5] = 200;
-        assert_eq!(parse(&buf), Err(WireError::Truncated));
-        // Every truncation of a valid packet fails cleanly.
-        let mut hs = [0u8; 64];
-        let n = emit_handshake(
-            &mut hs,
-            &HandshakeRepr {
-                flags: 0,
-                max_version: 1,
-                window: 16,
-                features: 0,
-            },
-            b"xyz",
-        );
-        for cut in 0..n {
-            assert!(parse(&hs[..cut]).is_err(), "cut {cut}");
-        }
-    }
-
-    #[test]
-    fn rma_round_trips_and_rejections() {
-        let mut buf = [0u8; 128];
-        let op = OpRef {
-            tx_id: 3,
-            op_gen: 4,
-        };
-        let w = RtwRepr {
-            flags: RTW_CQ_DATA,
-            op,
-            key: 0x1234,
-            addr: 0x1000,
-            total_len: 10,
-            offset: 6,
-            cq_data: 99,
-        };
-        let n = emit_rtw(&mut buf, &w);
-        buf[n..n + 4].copy_from_slice(b"abcd");
-        assert_eq!(
-            parse(&buf[..n + 4]).unwrap(),
-            Repr::Rtw {
-                hdr: w,
-                payload: b"abcd"
-            }
-        );
-        // Data past total_len.
-        assert_eq!(parse(&buf[..n + 5]), Err(WireError::Malformed));
-        let r = RtrRepr {
-            flags: 0,
-            op,
-            key: 7,
-            addr: 8,
-            len: 9,
-        };
-        let n = emit_rtr(&mut buf, &r);
-        assert_eq!(parse(&buf[..n]).unwrap(), Repr::Rtr { hdr: r, desc: None });
-        let mut bad = buf;
-        bad[20..28].copy_from_slice(&u64::MAX.to_le_bytes());
-        assert_eq!(parse(&bad[..n]), Err(WireError::Malformed));
-        let a = RtaRepr {
-            op,
-            key: 1,
-            addr: 2,
-            atomic_op: 12,
-            datatype: 7,
-            kind: 2,
-            count: 1,
-        };
-        let n = emit_rta(&mut buf, &a);
-        buf[n..n + 16].fill(0);
-        assert_eq!(
-            parse(&buf[..n + 16]).unwrap(),
-            Repr::Rta {
-                hdr: a,
-                payload: &[0; 16]
-            }
-        );
-        let rr = ReadRspRepr {
-            flags: 0,
-            op,
-            offset: 5,
-            status: Status::Ok,
-        };
-        let n = emit_readrsp(&mut buf, &rr);
-        buf[n] = 1;
-        assert_eq!(
-            parse(&buf[..n + 1]).unwrap(),
-            Repr::ReadRsp {
-                hdr: rr,
-                payload: &[1]
-            }
-        );
-        let rs = RspRepr {
-            flags: 0,
-            op,
-            status: Status::InvalidArgument,
-        };
-        let n = emit_rsp(&mut buf, &rs, false);
-        assert_eq!(parse(&buf[..n]).unwrap(), Repr::WriteRsp(rs));
-        let n = emit_rsp(&mut buf, &rs, true);
-        assert_eq!(
-            parse(&buf[..n]).unwrap(),
-            Repr::AtomRsp {
-                hdr: rs,
-                payload: &[]
-            }
-        );
-        for t in 7..=12u8 {
-            for cut in 0..RTW_LEN.min(READRSP_LEN) {
-                let mut b = [0u8; 64];
-                b[0] = VERSION;
-                b[1] = t;
-                let fixed = match PacketType::from(t) {
-                    PacketType::Rtw => RTW_LEN,
-                    PacketType::Rtr => RTR_LEN,
-                    PacketType::Rta => RTA_LEN,
-                    PacketType::ReadRsp => READRSP_LEN,
-                    _ => RSP_LEN,
-                };
-                if cut < fixed {
-                    assert!(parse(&b[..cut]).is_err(), "type {t} cut {cut}");
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn cma_forms_round_trip_and_reject_bad_descriptors() {
-        let mut buf = [0u8; 256];
-        let segs = [(0x1000u64, 100u64), (0x9000, 28)];
-        // Long-read REQ: the payload is a descriptor summing to total_len.
-        let hdr = ReqRepr {
-            flags: REQ_TAGGED,
-            proto: Proto::LongRead,
-            msg_id: 1,
-            tx_id: 2,
-            tag: 3,
-            cq_data: 0,
-            total_len: 128,
-            offset: 0,
-        };
-        let at = emit_req(&mut buf, &hdr, None);
-        let n = at + emit_cma_desc(&mut buf[at..], 4242, &segs);
-        match parse(&buf[..n]).unwrap() {
-            Repr::Req {
-                hdr: h, payload, ..
-            } => {
-                assert_eq!(h.proto, Proto::LongRead);
-                let d = CmaDesc::parse(payload, 128).unwrap();
-                assert_eq!(d.pid, 4242);
-                assert_eq!(d.count(), 2);
-                assert_eq!(d.segments().collect::<Vec<_>>(), segs.to_vec());
-            }
-            r => panic!("{r:?}"),
-        }
-        // Lengths not adding up, truncated, zero or too many segments.
-        let mut bad = buf;
-        bad[32..40].copy_from_slice(&129u64.to_le_bytes());
-        assert_eq!(parse(&bad[..n]), Err(WireError::Malformed));
-        assert!(parse(&buf[..n - 1]).is_err());
-        let mut bad = buf;
-        bad[at + 4..at + 8].copy_from_slice(&0u32.to_le_bytes());
-        assert_eq!(parse(&bad[..n]), Err(WireError::Malformed));
-        let mut bad = buf;
-        bad[at + 4..at + 8].copy_from_slice(&((MAX_CMA_SEGS + 1) as u32).to_le_bytes());
-        assert_eq!(parse(&bad[..n]), Err(WireError::Malformed));
-        // A segment wrapping the address space.
-        let wrap = [(u64::MAX - 4, 128u64)];
-        let m = at + emit_cma_desc(&mut buf[at..], 1, &wrap);
-        assert_eq!(parse(&buf[..m]), Err(WireError::Malformed));
-        // RTW with RTW_CMA, RTR with RTR_CMA.
-        let op = OpRef {
-            tx_id: 5,
-            op_gen: 6,
-        };
-        let w = RtwRepr {
-            flags: RTW_CMA,
-            op,
-            key: 9,
-            addr: 0x5000,
-            total_len: 128,
-            offset: 0,
-            cq_data: 0,
-        };
-        let at = emit_rtw(&mut buf, &w);
-        let n = at + emit_cma_desc(&mut buf[at..], 7, &segs);
-        match parse(&buf[..n]).unwrap() {
-            Repr::Rtw { hdr, payload } => {
-                assert_eq!(hdr, w);
-                assert_eq!(CmaDesc::parse(payload, 128).unwrap().count(), 2);
-            }
-            r => panic!("{r:?}"),
-        }
-        let mut bad = buf;
-        bad[36..44].copy_from_slice(&1u64.to_le_bytes()); // offset 1
-        assert_eq!(parse(&bad[..n]), Err(WireError::Malformed));
-        let r = RtrRepr {
-            flags: RTR_CMA,
-            op,
-            key: 9,
-            addr: 0x5000,
-            len: 128,
-        };
-        let at = emit_rtr(&mut buf, &r);
-        let n = at + emit_cma_desc(&mut buf[at..], 7, &segs);
-        match parse(&buf[..n]).unwrap() {
-            Repr::Rtr { hdr, desc } => {
-                assert_eq!(hdr, r);
-                assert_eq!(desc.unwrap().pid, 7);
-            }
-            r => panic!("{r:?}"),
-        }
-        // RTR_CMA without its descriptor.
-        assert!(parse(&buf[..at]).is_err());
-        // READRSP_PLACED carries no data; FIN and RSP_NO_CMA round trip.
-        let rr = ReadRspRepr {
-            flags: READRSP_PLACED,
-            op,
-            offset: 0,
-            status: Status::Ok,
-        };
-        let n = emit_readrsp(&mut buf, &rr);
-        assert_eq!(
-            parse(&buf[..n]).unwrap(),
-            Repr::ReadRsp {
-                hdr: rr,
-                payload: &[]
-            }
-        );
-        assert_eq!(parse(&buf[..n + 1]), Err(WireError::Malformed));
-        let f = FinRepr {
-            msg_id: 1,
-            tx_id: 2,
-            status: Status::Io,
-        };
-        let n = emit_fin(&mut buf, &f);
-        assert_eq!(parse(&buf[..n]).unwrap(), Repr::Fin(f));
-        for cut in 0..n {
-            assert!(parse(&buf[..cut]).is_err(), "fin cut {cut}");
-        }
-        let rs = RspRepr {
-            flags: RSP_NO_CMA,
-            op,
-            status: Status::Ok,
-        };
-        let n = emit_rsp(&mut buf, &rs, false);
-        assert_eq!(parse(&buf[..n]).unwrap(), Repr::WriteRsp(rs));
-    }
-}
+mod tests;
