@@ -24,6 +24,12 @@ const DUPTHRESH: u64 = 3;
 const DROP_EVENTS: usize = 32;
 
 /// One software SRD device. See the module docs of `srd` for the I/O face.
+/// A send buffer lent by `Device::lend`: the caller writes a packet into it
+/// and posts it or gives it back (not `Copy`: it is used once).
+#[derive(Debug)]
+#[must_use = "a lent buffer is posted or given back"]
+pub struct Lent(u32);
+
 #[derive(Debug)]
 pub struct Device {
     cfg: DeviceConfig,
@@ -515,16 +521,72 @@ impl Device {
     /// when acked (or with an error status after the retry / RNR limit); UD
     /// sends when handed to the network.
     pub fn post_send(&mut self, qpn: Qpn, wr: SendWr<'_>) -> Result<(), SrdError> {
+        let (peer, qp_type) = self.check_send(qpn, wr.ah, wr.data.len())?;
+        let id = self.pool.take(wr.data).ok_or(SrdError::QueueFull)?;
+        self.enqueue_send(id, qpn, peer, qp_type, &wr);
+        Ok(())
+    }
+
+    /// Lends a send buffer with room for a payload of `room` bytes, for the
+    /// caller to build a packet in (`lent_mut`) and post (`post_lent`) with
+    /// no copy, or give back (`give_back`); `None` when the pool is empty.
+    pub fn lend(&mut self, room: usize) -> Option<Lent> {
+        let id = self.pool.lend(room)?;
+        self.tx_high_water = self.tx_high_water.max(self.pool.in_use());
+        Some(Lent(id))
+    }
+
+    /// The payload room of a lent buffer.
+    pub fn lent_mut(&mut self, b: &Lent) -> &mut [u8] {
+        self.pool.spare_mut(b.0).unwrap_or_default()
+    }
+
+    /// The first `len` payload bytes of a lent buffer.
+    pub fn lent(&self, b: &Lent, len: usize) -> &[u8] {
+        self.pool
+            .get(b.0)
+            .and_then(|t| t.spare().get(..len))
+            .unwrap_or_default()
+    }
+
+    /// Posts the first `len` bytes of a lent buffer as `wr` would be posted
+    /// (its `data` is ignored). On error the buffer stays lent to the caller.
+    pub fn post_lent(
+        &mut self,
+        qpn: Qpn,
+        b: Lent,
+        len: usize,
+        wr: SendWr<'_>,
+    ) -> Result<(), (SrdError, Lent)> {
+        let (peer, qp_type) = match self.check_send(qpn, wr.ah, len) {
+            Ok(v) => v,
+            Err(e) => return Err((e, b)),
+        };
+        if !self.pool.set_len(b.0, len) {
+            return Err((SrdError::TooLong, b));
+        }
+        self.enqueue_send(b.0, qpn, peer, qp_type, &wr);
+        Ok(())
+    }
+
+    /// Returns a lent buffer unposted.
+    pub fn give_back(&mut self, b: Lent) {
+        self.pool.release(b.0);
+    }
+
+    /// Whether a send of `len` bytes to `ah` may be posted on `qpn`: the
+    /// peer and the QP type it goes to.
+    fn check_send(&self, qpn: Qpn, ah: Ah, len: usize) -> Result<(u32, QpType), SrdError> {
         let q = self.qps.get(qpn).ok_or(SrdError::InvalidQp)?;
         if q.state != QpState::Rts {
             return Err(SrdError::InvalidState);
         }
-        let ah = self.ahs.get(wr.ah.0).ok_or(SrdError::InvalidAh)?;
+        let ah = self.ahs.get(ah.0).ok_or(SrdError::InvalidAh)?;
         let limit = self
             .peers
             .get(ix(ah.peer))
             .map_or(self.cfg.max_payload, |p| p.max_payload);
-        if wr.data.len() > limit {
+        if len > limit {
             return Err(SrdError::TooLong);
         }
         if ah.pd != q.pd {
@@ -533,8 +595,11 @@ impl Device {
         if q.sq_outstanding >= q.sq_depth {
             return Err(SrdError::QueueFull);
         }
-        let (peer, qp_type) = (ah.peer, q.qp_type);
-        let id = self.pool.take(wr.data).ok_or(SrdError::QueueFull)?;
+        Ok((ah.peer, q.qp_type))
+    }
+
+    /// Queues the filled buffer `id` for sending.
+    fn enqueue_send(&mut self, id: u32, qpn: Qpn, peer: u32, qp_type: QpType, wr: &SendWr<'_>) {
         if let Some(b) = self.pool.get_mut(id) {
             b.wr_id = wr.wr_id;
             b.src_qpn = qpn;
@@ -558,7 +623,6 @@ impl Device {
                 self.mark_ready(peer);
             }
         }
-        Ok(())
     }
 
     /// Posts a receive buffer (QP in INIT, RTR or RTS).

@@ -17,7 +17,7 @@ mod pool;
 mod reliability;
 pub mod sim;
 
-pub use device::Device;
+pub use device::{Device, Lent};
 pub use objects::{Access, Mr, QpState, QpType};
 
 use std::fmt;

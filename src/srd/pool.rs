@@ -7,8 +7,14 @@
 //! kernel) is pinned: freeing it waits until it is unpinned, so a datagram
 //! never goes out of a buffer that was reused meanwhile.
 //!
+//! A sender that builds its packets itself borrows a buffer (`lend`), writes
+//! the payload into it and posts it: the packet is written once, where it
+//! is sent and kept for retransmission from.
+//!
 //! Buffers are allocated lazily on first use and then reused for the life of
-//! the device; the pool never grows beyond its configured size.
+//! the device; the pool never grows beyond its configured number. A buffer's
+//! memory only grows (to the largest payload it carried), so reuse costs no
+//! clearing.
 
 use super::Qpn;
 use crate::wire::srd::DATA_HEADER_LEN;
@@ -19,8 +25,9 @@ pub(crate) const HEADROOM: usize = DATA_HEADER_LEN;
 
 #[derive(Debug)]
 pub(crate) struct TxBuf {
-    /// `HEADROOM` bytes, then the payload.
+    /// `HEADROOM` bytes, then the payload (`len` bytes), then spare room.
     data: Vec<u8>,
+    len: usize,
     pub wr_id: u64,
     pub src_qpn: Qpn,
     pub dst_qpn: Qpn,
@@ -35,21 +42,37 @@ pub(crate) struct TxBuf {
 impl TxBuf {
     #[cfg(test)]
     pub fn payload(&self) -> &[u8] {
-        &self.data[HEADROOM..]
+        &self.data[HEADROOM..HEADROOM + self.len]
     }
 
     pub fn payload_len(&self) -> usize {
-        self.data.len() - HEADROOM
+        self.len
     }
 
-    /// The whole buffer, header room included (the header is written into
-    /// it before each transmission).
+    /// The whole datagram, header room included (the header is written
+    /// into it before each transmission).
     pub fn frame_mut(&mut self) -> &mut [u8] {
-        &mut self.data
+        &mut self.data[..HEADROOM + self.len]
     }
 
     pub fn frame(&self) -> &[u8] {
-        &self.data
+        &self.data[..HEADROOM + self.len]
+    }
+
+    /// The payload area, all of its room.
+    pub fn spare(&self) -> &[u8] {
+        &self.data[HEADROOM..]
+    }
+
+    /// Makes room for a payload of `n` bytes, growing only. Called with an
+    /// empty payload, so a larger buffer replaces the old one: fresh zeroed
+    /// memory whose pages the system maps only when a packet is written into
+    /// them (a room asked for the largest link costs a small packet only the
+    /// pages it fills).
+    fn room(&mut self, n: usize) {
+        if self.data.len() < HEADROOM + n {
+            self.data = vec![0; HEADROOM + n];
+        }
     }
 }
 
@@ -90,11 +113,23 @@ impl Pool {
     /// Takes a buffer and fills its payload with a copy of `data`; `None`
     /// when empty.
     pub fn take(&mut self, data: &[u8]) -> Option<u32> {
+        let id = self.lend(data.len())?;
+        let b = self.get_mut(id)?;
+        b.data[HEADROOM..][..data.len()].copy_from_slice(data);
+        b.len = data.len();
+        Some(id)
+    }
+
+    /// Takes a buffer with room for a payload of `room` bytes, its payload
+    /// empty, for the caller to write (`spare_mut`, `set_len`) and post or
+    /// `release`; `None` when empty.
+    pub fn lend(&mut self, room: usize) -> Option<u32> {
         let id = match self.free.pop() {
             Some(id) => id,
             None if self.allocated() < self.cap => {
                 self.bufs.push(TxBuf {
-                    data: Vec::with_capacity(self.buf_size),
+                    data: vec![0; self.buf_size],
+                    len: 0,
                     wr_id: 0,
                     src_qpn: 0,
                     dst_qpn: 0,
@@ -108,12 +143,27 @@ impl Pool {
             None => return None,
         };
         let b = self.get_mut(id)?;
-        b.data.clear();
-        b.data.resize(HEADROOM, 0);
-        b.data.extend_from_slice(data);
+        b.room(room);
+        b.len = 0;
         b.released = false;
         self.in_use += 1;
         Some(id)
+    }
+
+    /// The payload area of a lent buffer, all of its room.
+    pub fn spare_mut(&mut self, id: u32) -> Option<&mut [u8]> {
+        self.get_mut(id).map(|b| &mut b.data[HEADROOM..])
+    }
+
+    /// Sets the payload length of a lent buffer (at most its room).
+    pub fn set_len(&mut self, id: u32, n: usize) -> bool {
+        match self.get_mut(id) {
+            Some(b) if HEADROOM + n <= b.data.len() => {
+                b.len = n;
+                true
+            }
+            _ => false,
+        }
     }
 
     pub fn get(&self, id: u32) -> Option<&TxBuf> {
@@ -176,5 +226,37 @@ mod tests {
         p.pin(b);
         p.unpin(b);
         assert_eq!(p.in_use(), 1, "unpinning a live buffer does not free it");
+    }
+
+    #[test]
+    fn a_lent_buffer_is_written_in_place_and_grows_only() {
+        let mut p = Pool::new(2, 16);
+        let a = p.lend(40).unwrap();
+        assert_eq!(p.in_use(), 1);
+        let room = p.spare_mut(a).unwrap();
+        assert!(
+            room.len() >= 40,
+            "room for the asked payload beyond the default size"
+        );
+        room[..5].copy_from_slice(b"hello");
+        assert!(p.set_len(a, 5));
+        assert!(
+            !p.set_len(a, 1 << 20),
+            "a length beyond the room is refused"
+        );
+        assert_eq!(p.get(a).unwrap().payload(), b"hello");
+        assert_eq!(p.get(a).unwrap().frame().len(), HEADROOM + 5);
+        p.release(a);
+        assert_eq!(p.in_use(), 0);
+        // Reused for a small copy: the payload is exactly the new data.
+        let b = p.take(b"xy").unwrap();
+        assert_eq!(b, a);
+        assert_eq!(p.get(b).unwrap().payload(), b"xy");
+        assert!(
+            p.spare_mut(b).unwrap().len() >= 40,
+            "memory kept, not shrunk"
+        );
+        assert!(p.lend(1).is_some());
+        assert!(p.lend(1).is_none(), "no more than the configured number");
     }
 }

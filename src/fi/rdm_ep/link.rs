@@ -13,7 +13,7 @@ use crate::fi::params::Params;
 use crate::fi::stats::Observer;
 use crate::fi::transport::Transport;
 use crate::rdm::{self, PacketOutcome, PeerIdx, TxError};
-use crate::srd::{self, Opcode, Pd, QpType, SendWr, WcStatus};
+use crate::srd::{self, Lent, Opcode, Pd, QpType, SendWr, WcStatus};
 use std::time::Duration;
 
 /// Datagrams one UDP poll hands to the protocol at most (the rest wait in
@@ -49,8 +49,9 @@ pub(super) struct Link {
     udp_paused: Vec<PeerIdx>,
     /// Packets the protocol deferred, per sender.
     pub inbox: rdm::Inbox,
-    /// One outgoing packet, as large as the largest link.
-    out: Vec<u8>,
+    /// Room for one outgoing packet of the largest link (the payload room
+    /// asked of each lent send buffer).
+    out_len: usize,
     nonce: u64,
     host_id: u64,
     /// Counters, the live stats page and drop warnings (fi::stats).
@@ -91,7 +92,7 @@ impl Link {
             udp_hot_until: 0,
             udp_paused: Vec::new(),
             inbox: rdm::Inbox::new(),
-            out: vec![0u8; out_len],
+            out_len,
             nonce: crate::fi::endpoint::random_u64(),
             host_id: crate::fi::endpoint::host_id(),
             obs: Observer::default(),
@@ -251,8 +252,21 @@ impl Link {
             shm.flush(r);
         }
         self.resume_udp(r);
+        // Packets are built in a send buffer lent by the device: one sent
+        // over UDP is posted from where it was written (and retransmitted
+        // from there); one that goes over shared memory is copied into the
+        // ring and the buffer is used for the next packet.
+        let mut lent: Option<Lent> = None;
         while self.t.dev.send_room(self.qpn) > 0 {
-            let Some(tx) = r.poll_transmit(now, &mut self.out) else {
+            let buf = match lent.take() {
+                Some(b) => b,
+                None => match self.t.dev.lend(self.out_len) {
+                    Some(b) => b,
+                    None => break,
+                },
+            };
+            let Some(tx) = r.poll_transmit(now, self.t.dev.lent_mut(&buf)) else {
+                lent = Some(buf);
                 break;
             };
             any = true;
@@ -260,22 +274,24 @@ impl Link {
             if !self.routes.has_route(tx.peer) {
                 self.note_peer(r, tx.peer, None);
             }
-            let data = &self.out[..tx.len];
             if let Some(shm) = self.shm.as_mut()
                 && shm.routes(tx.peer)
             {
+                let data = self.t.dev.lent(&buf, tx.len);
                 if crate::log::debug_data() {
                     log_packet("tx", Some(tx.peer), data, "shm");
                 }
                 shm.send(r, tx.peer, data, tx.token);
                 Observer::high_water(&mut self.obs.hw_shm_pending, shm.queued());
+                lent = Some(buf);
                 continue;
             }
             if crate::log::debug_data() {
-                log_packet("tx", Some(tx.peer), data, "udp");
+                log_packet("tx", Some(tx.peer), self.t.dev.lent(&buf, tx.len), "udp");
             }
             let Some(route) = self.routes.route(tx.peer) else {
                 r.on_send_complete(tx.token, Err(TxError::Unreachable));
+                lent = Some(buf);
                 continue;
             };
             let wr = SendWr {
@@ -283,10 +299,11 @@ impl Link {
                 ah: route.ah,
                 remote_qpn: route.qpn,
                 remote_qkey: route.qkey,
-                data: &self.out[..tx.len],
+                data: &[],
             };
-            if self.t.dev.post_send(self.qpn, wr).is_err() {
+            if let Err((_, b)) = self.t.dev.post_lent(self.qpn, buf, tx.len, wr) {
                 r.on_send_complete(tx.token, Err(TxError::Io));
+                lent = Some(b);
                 continue;
             }
             self.udp_dirty = true;
@@ -294,6 +311,9 @@ impl Link {
                 r.set_peer_paused(tx.peer, true);
                 self.udp_paused.push(tx.peer);
             }
+        }
+        if let Some(b) = lent {
+            self.t.dev.give_back(b);
         }
         any
     }
