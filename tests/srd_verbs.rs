@@ -304,3 +304,58 @@ fn send_buffer_pool_is_shared_and_bounded() {
     assert_eq!(d.post_send(qps[1], wr).unwrap_err(), SrdError::QueueFull);
     assert_eq!(d.usage().tx_buffers_in_use, 6);
 }
+
+#[test]
+fn lent_send_buffers_are_posted_in_place_or_given_back() {
+    let mut d = device();
+    let pd = d.alloc_pd().unwrap();
+    let cq = d.create_cq(12).unwrap();
+    let ah = d.create_ah(pd, device_addr(1)).unwrap();
+    let attr = QpAttr {
+        pd,
+        qp_type: QpType::Srd,
+        qkey: 1,
+        send_cq: cq,
+        recv_cq: cq,
+        sq_depth: 0,
+        rq_depth: 0,
+    };
+    let qp = d.create_qp(attr).unwrap();
+    for s in [QpState::Init, QpState::Rtr, QpState::Rts] {
+        d.modify_qp(qp, s).unwrap();
+    }
+    let wr = |wr_id| SendWr {
+        wr_id,
+        ah,
+        remote_qpn: 1,
+        remote_qkey: 1,
+        data: &[],
+    };
+    let b = d.lend(100).unwrap();
+    assert!(d.lent_mut(&b).len() >= 100);
+    d.lent_mut(&b)[..5].copy_from_slice(b"hello");
+    assert_eq!(d.lent(&b, 5), b"hello");
+    d.post_lent(qp, b, 5, wr(7)).unwrap();
+    assert_eq!(d.usage().tx_buffers_in_use, 1);
+    // Too long for the peer: refused, the buffer stays with the caller.
+    let b = d.lend(200).unwrap();
+    let (e, b) = d.post_lent(qp, b, 101, wr(8)).unwrap_err();
+    assert_eq!(e, SrdError::TooLong);
+    assert_eq!(d.usage().tx_buffers_in_use, 2, "still lent");
+    d.give_back(b);
+    assert_eq!(d.usage().tx_buffers_in_use, 1);
+    // The pool bounds lending as it bounds posting.
+    let lent: Vec<_> = std::iter::from_fn(|| d.lend(10)).collect();
+    assert_eq!(lent.len(), 5, "6 buffers, 1 posted");
+    assert_eq!(d.send_room(qp), 0);
+    lent.into_iter().for_each(|b| d.give_back(b));
+    // The posted one completes (flushed here) and goes back to the pool.
+    d.modify_qp(qp, QpState::Err).unwrap();
+    let c = d.poll_cq(cq).unwrap();
+    assert_eq!((c.wr_id, c.status), (7, WcStatus::Flushed));
+    assert!(
+        d.poll_cq(cq).is_none(),
+        "nothing for the given-back buffers"
+    );
+    assert_eq!(d.usage().tx_buffers_in_use, 0);
+}

@@ -616,6 +616,86 @@ fn gso_coalesces_equal_datagrams_and_receiver_sees_them_apart() {
     assert_eq!(seqs, (0..50).collect::<Vec<_>>());
 }
 
+/// Sets SO_NO_CHECK (no UDP checksum on sends) on every path of `b`: the
+/// kernel then refuses every GSO send with EINVAL. False where it cannot.
+fn set_no_check(b: &UdpBackend, on: bool) -> bool {
+    let v: libc::c_int = on.into();
+    b.raw_fds().all(|fd| {
+        // SAFETY: a valid socket fd owned by `b`, an int option value.
+        unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_NO_CHECK,
+                (&v as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            ) == 0
+        }
+    })
+}
+
+#[test]
+fn a_gso_send_the_kernel_refuses_falls_back_for_that_destination_only() {
+    let mut cfg = UdpConfig::new(LO, 1);
+    cfg.gso = true;
+    let mut a = UdpBackend::open(cfg).unwrap();
+    if !a.gso_enabled() || !set_no_check(&a, true) {
+        eprintln!("kernel without UDP GSO or SO_NO_CHECK: skipped");
+        return;
+    }
+    let (mut b, mut c, mut d) = (open(LO, 1), open(LO, 1), open(LO, 1));
+    let bufs: Vec<Vec<u8>> = (0..20).map(|i| payload(i, 1000)).collect();
+    let items_to = |dst: SocketAddrV4| -> Vec<SendItem> {
+        bufs.iter()
+            .map(|d| SendItem {
+                path: 0,
+                dst,
+                data: d,
+            })
+            .collect()
+    };
+    let mut batch = RecvBatch::default();
+    let expect_all = |r: &mut UdpBackend, batch: &mut RecvBatch| {
+        let mut seqs = Vec::new();
+        let n = recv_upto(r, batch, 20, 50, |_, _, data| {
+            let q = seq_of(data);
+            assert_eq!(data, &bufs[q as usize][..], "datagram {q} intact");
+            seqs.push(q);
+        });
+        assert_eq!(n, 20);
+        seqs.sort();
+        assert_eq!(seqs, (0..20).collect::<Vec<_>>(), "every datagram, once");
+    };
+
+    // Refused (EINVAL): retried as plain datagrams, all delivered.
+    assert_eq!(a.send_batch(&mut items_to(b.local_addr(0))).unwrap(), 20);
+    let s = *a.stats();
+    assert_eq!((s.gso_fallbacks, s.gso_sends, s.tx_datagrams), (1, 0, 20));
+    assert_eq!(a.gso_refused_peers(), 1);
+    assert!(a.gso_enabled(), "one refusal does not turn GSO off for all");
+    expect_all(&mut b, &mut batch);
+
+    // b is not tried again; c is refused on its own.
+    assert_eq!(a.send_batch(&mut items_to(b.local_addr(0))).unwrap(), 20);
+    assert_eq!(a.stats().gso_fallbacks, 1, "no second try toward b");
+    assert_eq!(a.send_batch(&mut items_to(c.local_addr(0))).unwrap(), 20);
+    assert_eq!(a.stats().gso_fallbacks, 2);
+    assert_eq!(a.gso_refused_peers(), 2);
+    expect_all(&mut b, &mut batch);
+    expect_all(&mut c, &mut batch);
+
+    // Once the kernel accepts GSO again, a destination that never refused
+    // gets bursts while b keeps plain datagrams.
+    assert!(set_no_check(&a, false));
+    assert_eq!(a.send_batch(&mut items_to(d.local_addr(0))).unwrap(), 20);
+    assert_eq!(a.stats().gso_sends, 1, "d: one GSO message");
+    assert_eq!(a.send_batch(&mut items_to(b.local_addr(0))).unwrap(), 20);
+    assert_eq!(a.stats().gso_sends, 1, "b: plain datagrams");
+    assert_eq!(a.stats().gso_fallbacks, 2);
+    expect_all(&mut d, &mut batch);
+    expect_all(&mut b, &mut batch);
+}
+
 #[test]
 fn gro_receiver_splits_coalesced_reads_back_into_datagrams() {
     let mut tx = UdpConfig::new(LO, 1);

@@ -77,8 +77,9 @@ pub struct UdpConfig {
     /// Requested SO_RCVBUF and SO_SNDBUF in bytes (failure is tolerated).
     pub socket_buffer: usize,
     /// Coalesce runs of equal-size datagrams to one destination into UDP GSO
-    /// sends (UDP_SEGMENT). Ignored when the kernel lacks it; turned off at
-    /// the first GSO send the kernel refuses (counted in `gso_fallbacks`).
+    /// sends (UDP_SEGMENT). Ignored when the kernel lacks it; a destination
+    /// for which the kernel refuses a GSO send gets plain datagrams from then
+    /// on (counted in `gso_fallbacks`), the others keep GSO.
     /// Receivers see ordinary datagrams either way.
     pub gso: bool,
     /// Let the kernel coalesce received datagrams of one flow (UDP_GRO);
@@ -173,7 +174,7 @@ pub struct UdpBackend {
     tx_drop: DropInjector,
     stats: UdpStats,
     next_rx_path: usize,
-    gso: bool,
+    gso: send::Gso,
     gro: bool,
     tx: SendScratch,
 }
@@ -255,7 +256,7 @@ impl UdpBackend {
             tx_drop: DropInjector::new(tx_rate, cfg.drop_seed ^ 0x5EED_0F5E_4D00_0001),
             stats: UdpStats::default(),
             next_rx_path: 0,
-            gso,
+            gso: send::Gso::new(gso),
             gro,
             tx: SendScratch::new(),
         })
@@ -279,9 +280,16 @@ impl UdpBackend {
         self.paths.iter().map(|p| p.fd.as_raw_fd())
     }
 
-    /// Whether sends currently coalesce datagrams with UDP GSO.
+    /// Whether sends coalesce datagrams with UDP GSO (toward destinations
+    /// that did not refuse it).
     pub fn gso_enabled(&self) -> bool {
-        self.gso
+        self.gso.on()
+    }
+
+    /// Destinations sent plain datagrams since the kernel refused a GSO
+    /// send to them.
+    pub fn gso_refused_peers(&self) -> usize {
+        self.gso.refused()
     }
 
     /// Whether receives let the kernel coalesce datagrams (UDP GRO).

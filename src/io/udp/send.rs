@@ -2,8 +2,10 @@
 //! optionally coalescing runs of equal-size datagrams to one destination into
 //! a single UDP GSO message (UDP_SEGMENT), which the kernel splits again.
 
+use std::collections::HashSet;
 use std::io;
 use std::mem;
+use std::net::SocketAddrV4;
 
 use super::sys::{self, ErrKind};
 use super::{MAX_ERR_RETRIES, MAX_UDP_PAYLOAD, SEND_CHUNK, SendItem, UdpStats};
@@ -13,6 +15,51 @@ const GSO_MAX_SEGMENTS: usize = 64;
 /// Control buffer per message: room for one UDP_SEGMENT cmsg (24 bytes),
 /// in u64s for cmsghdr alignment.
 type Ctrl = [u64; 4];
+
+/// Where GSO may be used: on, unless the kernel lacks it, except toward the
+/// destinations for which it refused a GSO send (a route whose MTU is below
+/// the segment size, a device without checksum offload): those get plain
+/// datagrams, the others keep their bursts. Past `MAX_REFUSED` such
+/// destinations GSO is turned off for all (the set stays bounded).
+#[derive(Debug)]
+pub(super) struct Gso {
+    on: bool,
+    refused: HashSet<SocketAddrV4>,
+}
+
+const MAX_REFUSED: usize = 1024;
+
+impl Gso {
+    pub(super) fn new(on: bool) -> Self {
+        Gso {
+            on,
+            refused: HashSet::new(),
+        }
+    }
+
+    /// Whether sends may use GSO at all.
+    pub(super) fn on(&self) -> bool {
+        self.on
+    }
+
+    fn allows(&self, dst: SocketAddrV4) -> bool {
+        self.on && (self.refused.is_empty() || !self.refused.contains(&dst))
+    }
+
+    fn refuse(&mut self, dst: SocketAddrV4) {
+        if self.refused.len() >= MAX_REFUSED {
+            self.on = false;
+            self.refused.clear();
+        } else {
+            self.refused.insert(dst);
+        }
+    }
+
+    /// Destinations currently sent plain datagrams for a GSO refusal.
+    pub(super) fn refused(&self) -> usize {
+        self.refused.len()
+    }
+}
 
 /// Preallocated sendmmsg scratch; raw pointers are rebuilt for every chunk.
 pub(super) struct SendScratch {
@@ -50,17 +97,17 @@ impl SendScratch {
     }
 
     /// Fills message headers for chunk positions `from..k`; returns the
-    /// number of messages. With `gso`, a run of datagrams to one destination,
+    /// number of messages. Where `gso` allows the destination, a run of datagrams to one destination,
     /// all of one size except possibly a shorter, non-empty last one, and
     /// at most 65507 bytes in total, becomes one message.
-    fn build(&mut self, items: &[SendItem<'_>], from: usize, k: usize, gso: bool) -> usize {
+    fn build(&mut self, items: &[SendItem<'_>], from: usize, k: usize, gso: &Gso) -> usize {
         let mut j = from;
         let mut m = 0;
         while j < k {
             let first = &items[self.idx[j] as usize];
             let seg = first.data.len();
             let mut run = 1;
-            if gso && seg > 0 {
+            if seg > 0 && gso.allows(first.dst) {
                 let mut total = seg;
                 while j + run < k && run < GSO_MAX_SEGMENTS {
                     let it = &items[self.idx[j + run] as usize];
@@ -135,19 +182,19 @@ fn gso_unsupported(e: &io::Error) -> bool {
 /// Sends chunk positions `0..k` (items `tx.idx[..k]`) on socket `fd`.
 /// Returns how many (a prefix of the chunk) were handed over or lost on the
 /// way; short when the socket buffer is full. On an unexpected error, the
-/// count so far and the error. A GSO failure clears `*gso` and resends the
-/// rest as plain datagrams.
+/// count so far and the error. A refused GSO send marks its destination in
+/// `gso` and resends the rest, that destination's as plain datagrams.
 pub(super) fn send_chunk(
     fd: libc::c_int,
     tx: &mut SendScratch,
     items: &[SendItem<'_>],
     k: usize,
-    gso: &mut bool,
+    gso: &mut Gso,
     stats: &mut UdpStats,
 ) -> Result<usize, (usize, io::Error)> {
     let mut base = 0;
     'build: loop {
-        let m = tx.build(items, base, k, *gso);
+        let m = tx.build(items, base, k, gso);
         let mut h = 0;
         let mut retries = 0;
         while h < m {
@@ -180,7 +227,7 @@ pub(super) fn send_chunk(
                 io::Error::last_os_error()
             };
             if tx.runs[h] > 1 && gso_unsupported(&e) {
-                *gso = false;
+                gso.refuse(items[tx.idx[tx.starts[h] as usize] as usize].dst);
                 stats.gso_fallbacks += 1;
                 continue 'build;
             }
