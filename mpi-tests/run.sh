@@ -19,6 +19,7 @@ TESTS=(
   "pingpong|2|pingpong|||point-to-point at every size around protocol cut-offs 0 B..64 MiB; Send, Isend/Irecv, Ssend"
   "wildcard|4|wildcard|||ANY_SOURCE/ANY_TAG matching, non-overtaking, exact+wildcard mixes, many senders"
   "probe|2|probe|||Probe/Iprobe/Mprobe/Improbe+Mrecv, status fields, below/above eager"
+  "selfsend|2|selfsend|||Isend/Irecv to self 0 B..1 MiB, data verified; a small send to self is complete once its receive is"
   "cancel|2|cancel|||MPI_Cancel of unmatched receives, of a completed receive, racing cancel"
   "manyops|4|manyops|||1000 outstanding Irecv + 1000 Isend per rank, Waitall/Testsome"
   "collectives|5|collectives|||Bcast, Reduce, Allreduce, Allgather, Alltoall(v), Barrier"

@@ -39,11 +39,19 @@ pub(super) struct Routes {
     by_dev: HashMap<(DeviceAddr, u32), PeerIdx, BuildHasherDefault<TagHasher>>,
     /// `Av::removals()` when `by_fi` was last checked.
     av_removals: u64,
+    /// This endpoint itself, once the application names it (its packets
+    /// to itself are delivered in process, as a ring delivers them).
+    own: Option<PeerIdx>,
 }
 
 impl Routes {
     pub fn route(&self, p: PeerIdx) -> Option<Route> {
         self.routes.get(p as usize).copied().flatten()
+    }
+
+    /// Whether `p` is this endpoint itself.
+    pub fn is_own(&self, p: PeerIdx) -> bool {
+        self.own == Some(p)
     }
 
     pub fn has_route(&self, p: PeerIdx) -> bool {
@@ -110,6 +118,9 @@ impl Link {
         let Some(a) = r.peer_addr(p).and_then(|b| EpAddr::from_bytes(b).ok()) else {
             return;
         };
+        if a == self.name() {
+            self.routes.own = Some(p);
+        }
         // Same host: the peer's ring, if it offers one we can open.
         let same_host = a.host_id == self.host_id();
         if same_host
