@@ -21,32 +21,6 @@ fn version(minor: u32) -> u32 {
     (1 << 16) | minor
 }
 
-/// fi_getinfo at `version`.
-fn getinfo_v(
-    version: u32,
-    node: Option<&str>,
-    service: Option<&str>,
-    flags: u64,
-    hints: Option<&InfoList>,
-) -> Result<InfoList, i32> {
-    init();
-    let node = node.map(|s| CString::new(s).unwrap());
-    let service = service.map(|s| CString::new(s).unwrap());
-    let mut out: *mut b::fi_info = ptr::null_mut();
-    // SAFETY: all pointers are valid or NULL as the API allows.
-    let rc = unsafe {
-        b::fi_getinfo(
-            version,
-            node.as_ref().map_or(ptr::null(), |s| s.as_ptr()),
-            service.as_ref().map_or(ptr::null(), |s| s.as_ptr()),
-            flags,
-            hints.map_or(ptr::null(), |h| h.0 as *const _),
-            &mut out,
-        )
-    };
-    if rc == 0 { Ok(InfoList(out)) } else { Err(rc) }
-}
-
 fn bytes(p: *mut std::ffi::c_void, len: usize) -> Vec<u8> {
     if p.is_null() {
         return Vec::new();

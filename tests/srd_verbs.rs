@@ -3,7 +3,8 @@
 
 use srd_fi::srd::sim::device_addr;
 use srd_fi::srd::{
-    Access, Device, DeviceConfig, QpAttr, QpState, QpType, RecvWr, SendWr, SrdError, WcStatus,
+    Access, Cq, Device, DeviceConfig, Pd, QpAttr, QpState, QpType, Qpn, RecvWr, SendWr, SrdError,
+    WcStatus,
 };
 
 fn device() -> Device {
@@ -16,6 +17,24 @@ fn device() -> Device {
         ..DeviceConfig::default()
     })
     .unwrap()
+}
+
+/// An SRD QP of the device's default depths, brought to RTS.
+fn rts_qp(d: &mut Device, pd: Pd, cq: Cq) -> Qpn {
+    let attr = QpAttr {
+        pd,
+        qp_type: QpType::Srd,
+        qkey: 1,
+        send_cq: cq,
+        recv_cq: cq,
+        sq_depth: 0,
+        rq_depth: 0,
+    };
+    let qp = d.create_qp(attr).unwrap();
+    for s in [QpState::Init, QpState::Rtr, QpState::Rts] {
+        d.modify_qp(qp, s).unwrap();
+    }
+    qp
 }
 
 #[test]
@@ -273,20 +292,7 @@ fn send_buffer_pool_is_shared_and_bounded() {
     let ah = d.create_ah(pd, device_addr(1)).unwrap();
     let mut qps = Vec::new();
     for _ in 0..2 {
-        let attr = QpAttr {
-            pd,
-            qp_type: QpType::Srd,
-            qkey: 1,
-            send_cq: cq,
-            recv_cq: cq,
-            sq_depth: 0,
-            rq_depth: 0,
-        };
-        let qp = d.create_qp(attr).unwrap();
-        for s in [QpState::Init, QpState::Rtr, QpState::Rts] {
-            d.modify_qp(qp, s).unwrap();
-        }
-        qps.push(qp);
+        qps.push(rts_qp(&mut d, pd, cq));
     }
     let wr = SendWr {
         wr_id: 1,
@@ -311,19 +317,7 @@ fn lent_send_buffers_are_posted_in_place_or_given_back() {
     let pd = d.alloc_pd().unwrap();
     let cq = d.create_cq(12).unwrap();
     let ah = d.create_ah(pd, device_addr(1)).unwrap();
-    let attr = QpAttr {
-        pd,
-        qp_type: QpType::Srd,
-        qkey: 1,
-        send_cq: cq,
-        recv_cq: cq,
-        sq_depth: 0,
-        rq_depth: 0,
-    };
-    let qp = d.create_qp(attr).unwrap();
-    for s in [QpState::Init, QpState::Rtr, QpState::Rts] {
-        d.modify_qp(qp, s).unwrap();
-    }
+    let qp = rts_qp(&mut d, pd, cq);
     let wr = |wr_id| SendWr {
         wr_id,
         ah,

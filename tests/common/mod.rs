@@ -107,6 +107,17 @@ pub fn getinfo(
     flags: u64,
     hints: Option<&InfoList>,
 ) -> Result<InfoList, c_int> {
+    getinfo_v(API, node, service, flags, hints)
+}
+
+/// fi_getinfo at API `version`.
+pub fn getinfo_v(
+    version: u32,
+    node: Option<&str>,
+    service: Option<&str>,
+    flags: u64,
+    hints: Option<&InfoList>,
+) -> Result<InfoList, c_int> {
     init();
     let node = node.map(|s| CString::new(s).unwrap());
     let service = service.map(|s| CString::new(s).unwrap());
@@ -114,7 +125,7 @@ pub fn getinfo(
     // SAFETY: all pointers are valid or NULL as the API allows.
     let rc = unsafe {
         b::fi_getinfo(
-            API,
+            version,
             node.as_ref().map_or(ptr::null(), |s| s.as_ptr()),
             service.as_ref().map_or(ptr::null(), |s| s.as_ptr()),
             flags,
