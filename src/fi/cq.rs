@@ -71,12 +71,8 @@ pub struct Cq {
     inner: Mutex<Inner>,
     eps: Mutex<Vec<Weak<dyn Progress>>>,
     signaled: AtomicBool,
-    /// When reads started finding nothing (ns since `clock`, 0 = not idle).
-    pub idle_since: std::sync::atomic::AtomicU64,
-    /// Empty reads counted by `idle_for`, and the idle time it last measured.
-    empty_reads: std::sync::atomic::AtomicU64,
-    idle_last: std::sync::atomic::AtomicU64,
-    clock: std::time::Instant,
+    /// What a polling reader does when reads find nothing (fi::idle).
+    pub idle: super::idle::Idle,
 }
 
 impl std::fmt::Debug for Cq {
@@ -139,10 +135,11 @@ impl Cq {
             }),
             eps: Mutex::new(Vec::new()),
             signaled: AtomicBool::new(false),
-            idle_since: std::sync::atomic::AtomicU64::new(0),
-            empty_reads: std::sync::atomic::AtomicU64::new(0),
-            idle_last: std::sync::atomic::AtomicU64::new(0),
-            clock: std::time::Instant::now(),
+            idle: super::idle::Idle::new(
+                super::params::get()
+                    .spin_us
+                    .map(std::time::Duration::from_micros),
+            ),
         })
     }
 
@@ -260,29 +257,6 @@ impl Cq {
     pub fn has_entries(&self) -> bool {
         let g = self.lock();
         !g.ok.is_empty() || !g.err.is_empty()
-    }
-
-    /// How long reads have found nothing (starts the idle clock if not
-    /// running). The clock is read on the first empty read and then every
-    /// 16th: an empty read is what a polling application spins on, and a
-    /// clock read costs more than the rest of it. In between, the last
-    /// measured idle time is returned (it only ever lags).
-    pub fn idle_for(&self) -> std::time::Duration {
-        let since = self.idle_since.load(Ordering::Relaxed);
-        let n = self.empty_reads.load(Ordering::Relaxed).wrapping_add(1);
-        self.empty_reads.store(n, Ordering::Relaxed);
-        if since != 0 && !n.is_multiple_of(16) {
-            return std::time::Duration::from_nanos(self.idle_last.load(Ordering::Relaxed));
-        }
-        let now = (self.clock.elapsed().as_nanos() as u64).max(1);
-        if since == 0 {
-            self.idle_since.store(now, Ordering::Relaxed);
-            self.idle_last.store(0, Ordering::Relaxed);
-            return std::time::Duration::ZERO;
-        }
-        let idle = now.saturating_sub(since);
-        self.idle_last.store(idle, Ordering::Relaxed);
-        std::time::Duration::from_nanos(idle)
     }
 
     /// fi_cq_signal: a blocked reader returns -FI_EAGAIN.
