@@ -511,8 +511,18 @@ pub extern "C" fn srd_rs_cq_read(
         if buf.is_null() && count > 0 {
             return Err(Error::Inval);
         }
-        // SAFETY: cq is our CQ.
-        let cq = unsafe { object::borrow::<Cq>(cq)? };
+        // A polling read borrows the queue without counting a reference;
+        // a blocking one, which may wait long, holds one.
+        let held;
+        let cq: &Cq = if blocking != 0 {
+            // SAFETY: cq is our CQ.
+            held = unsafe { object::borrow::<Cq>(cq)? };
+            &held
+        } else {
+            // SAFETY: cq is our CQ, open for this call (fi_close of a queue
+            // being read is the application's error).
+            unsafe { object::borrow_ref::<Cq>(cq)? }
+        };
         let size = cq.entry_size();
         let deadline = (blocking != 0 && timeout >= 0)
             .then(|| Instant::now() + Duration::from_millis(timeout as u64));
