@@ -16,10 +16,11 @@
 //!   while this host's processes in our address vectors fit its online
 //!   CPUs, and 0 once they outnumber them ([`note_local_processes`]);
 //! - with a spin of 0, an empty read yields only when the caller came
-//!   straight back from the previous one ([`CALLER_YIELDED`]): a caller
-//!   that yields itself between reads (opal_progress when oversubscribed)
-//!   already let the others run, and a second yield per poll only slows the
-//!   round of ranks sharing the core.
+//!   straight back from the previous empty one ([`CALLER_YIELDED`]): a
+//!   caller that yields itself between reads (opal_progress when
+//!   oversubscribed) already let the others run, and a second yield per
+//!   poll only slows the round of ranks sharing the core; and the empty
+//!   read right after one that found entries never yields.
 //!
 //! Contention from outside the job (other users' processes) does not turn
 //! the spin off: yielding to them would only cost our ranks their latency.
@@ -32,7 +33,7 @@ use std::time::{Duration, Instant};
 pub const SPIN_OWN_CORE: Duration = Duration::from_micros(200);
 /// With a spin of 0: a caller away from us this long since the previous
 /// empty read did something else meanwhile (yielded, computed).
-pub const CALLER_YIELDED: Duration = Duration::from_micros(5);
+pub const CALLER_YIELDED: Duration = Duration::from_micros(1);
 /// Empty reads between clock reads while spinning (a clock read costs
 /// more than the rest of an empty read).
 const CLOCK_EVERY: u64 = 16;
@@ -121,10 +122,15 @@ impl Idle {
         })
     }
 
-    /// A read found something: the idle period ends.
+    /// A read found something: the idle period ends. The empty read that
+    /// follows at once (mtl ofi reads until -FI_EAGAIN) does not yield: the
+    /// caller has entries to handle first.
     pub fn busy(&self) {
         if self.since.load(Ordering::Relaxed) != 0 {
             self.since.store(0, Ordering::Relaxed);
+        }
+        if self.last_exit.load(Ordering::Relaxed) != 0 {
+            self.last_exit.store(0, Ordering::Relaxed);
         }
     }
 
@@ -196,7 +202,11 @@ mod tests {
         i.yield_now();
         assert!(i.should_yield());
         i.busy();
-        assert!(i.should_yield(), "a new idle period yields at once");
+        assert!(
+            !i.should_yield(),
+            "the read right after a success does not yield"
+        );
+        assert!(i.should_yield(), "the next one does");
         std::thread::sleep(CALLER_YIELDED * 4);
         assert!(!i.should_yield(), "caller was away: no second yield");
     }
