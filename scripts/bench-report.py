@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 
-UNITS = {"lat": "us", "bw": "MB/s", "bibw": "MB/s", "mr": "msgs/s"}
+UNITS = {"lat": "us", "bw": "MB/s", "bibw": "MB/s", "mr": "msgs/s", "ar": "us"}
 TITLES = {
     "lat": "one-way latency (us; ratio < 1: srd faster)",
     "bw": "bandwidth, window 64 (MB/s; ratio > 1: srd faster)",

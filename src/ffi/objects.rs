@@ -497,11 +497,6 @@ unsafe fn write_entry(format: u32, dst: *mut u8, e: &Entry) {
     }
 }
 
-/// After finding nothing for this long, reads give the CPU away on every
-/// empty poll, so oversubscribed jobs move; before that they spin, so a
-/// reply that arrives within a round trip is seen at once.
-const YIELD_AFTER: Duration = Duration::from_micros(200);
-
 #[unsafe(no_mangle)]
 pub extern "C" fn srd_rs_cq_read(
     cq: *mut c_void,
@@ -516,8 +511,18 @@ pub extern "C" fn srd_rs_cq_read(
         if buf.is_null() && count > 0 {
             return Err(Error::Inval);
         }
-        // SAFETY: cq is our CQ.
-        let cq = unsafe { object::borrow::<Cq>(cq)? };
+        // A polling read borrows the queue without counting a reference;
+        // a blocking one, which may wait long, holds one.
+        let held;
+        let cq: &Cq = if blocking != 0 {
+            // SAFETY: cq is our CQ.
+            held = unsafe { object::borrow::<Cq>(cq)? };
+            &held
+        } else {
+            // SAFETY: cq is our CQ, open for this call (fi_close of a queue
+            // being read is the application's error).
+            unsafe { object::borrow_ref::<Cq>(cq)? }
+        };
         let size = cq.entry_size();
         let deadline = (blocking != 0 && timeout >= 0)
             .then(|| Instant::now() + Duration::from_millis(timeout as u64));
@@ -537,7 +542,7 @@ pub extern "C" fn srd_rs_cq_read(
             });
             match r {
                 Ok(n) => {
-                    cq.idle_since.store(0, Ordering::Relaxed);
+                    cq.idle.busy();
                     return Ok(n as isize);
                 }
                 Err(Error::Again) if blocking != 0 => {
@@ -548,9 +553,9 @@ pub extern "C" fn srd_rs_cq_read(
                     }
                 }
                 Err(Error::Again) => {
-                    if cq.idle_for() >= YIELD_AFTER {
-                        // SAFETY: plain syscall.
-                        unsafe { libc::sched_yield() };
+                    // Spin a while, then give the core away (fi::idle).
+                    if cq.idle.should_yield() {
+                        cq.idle.yield_now();
                     }
                     return Err(Error::Again);
                 }

@@ -32,6 +32,29 @@ struct Inner {
     by_sender: HashMap<SenderKey, u64>,
     /// (pid, nonce) of same-host endpoints: how shared-memory senders are found.
     by_token: HashMap<(u32, u64), u64>,
+    /// Entries per process of this host (pid): the job's share of the
+    /// host, for the idle policy (fi::idle).
+    local_pids: HashMap<u32, usize>,
+}
+
+impl Inner {
+    /// Counts `a` in or out of the host's processes.
+    fn count_local(&mut self, a: &EpAddr, add: bool) {
+        if a.pid == 0 || a.host_id != crate::fi::endpoint::host_id() {
+            return;
+        }
+        if add {
+            *self.local_pids.entry(a.pid).or_insert(0) += 1;
+            let me = std::process::id();
+            let n = self.local_pids.len() + usize::from(!self.local_pids.contains_key(&me));
+            crate::fi::idle::note_local_processes(n);
+        } else if let Some(c) = self.local_pids.get_mut(&a.pid) {
+            *c -= 1;
+            if *c == 0 {
+                self.local_pids.remove(&a.pid);
+            }
+        }
+    }
 }
 
 /// An address vector.
@@ -96,6 +119,7 @@ impl Av {
                 slots: Vec::with_capacity(count_hint.min(1 << 16)),
                 by_sender: HashMap::new(),
                 by_token: HashMap::new(),
+                local_pids: HashMap::new(),
             }),
             removals: std::sync::atomic::AtomicU64::new(0),
             max_entries: 1 << 24,
@@ -167,6 +191,7 @@ impl Av {
                         if a.pid != 0 {
                             g.by_token.entry((a.pid, a.nonce)).or_insert(idx);
                         }
+                        g.count_local(&a, true);
                     }
                     changed = true;
                 }
@@ -205,6 +230,7 @@ impl Av {
         if g.by_token.get(&(a.pid, a.nonce)) == Some(&fi_addr) {
             g.by_token.remove(&(a.pid, a.nonce));
         }
+        g.count_local(a, false);
     }
 
     /// Inserts addresses given as consecutive `len`-byte records; calls `out`
@@ -234,6 +260,7 @@ impl Av {
                     if a.pid != 0 {
                         g.by_token.entry((a.pid, a.nonce)).or_insert(idx);
                     }
+                    g.count_local(&a, true);
                     ok += 1;
                     if self.shared.is_some() {
                         published.push((idx, a));
@@ -271,6 +298,7 @@ impl Av {
         if a.pid != 0 {
             g.by_token.entry((a.pid, a.nonce)).or_insert(idx);
         }
+        g.count_local(&a, true);
         Ok(idx)
     }
 

@@ -71,12 +71,11 @@ pub struct Cq {
     inner: Mutex<Inner>,
     eps: Mutex<Vec<Weak<dyn Progress>>>,
     signaled: AtomicBool,
-    /// When reads started finding nothing (ns since `clock`, 0 = not idle).
-    pub idle_since: std::sync::atomic::AtomicU64,
-    /// Empty reads counted by `idle_for`, and the idle time it last measured.
-    empty_reads: std::sync::atomic::AtomicU64,
-    idle_last: std::sync::atomic::AtomicU64,
-    clock: std::time::Instant,
+    /// What a polling reader does when reads find nothing (fi::idle).
+    pub idle: super::idle::Idle,
+    /// Entries waiting (ok + err), stored under the lock after every
+    /// change: an empty read answers from it without taking the lock.
+    pending: std::sync::atomic::AtomicUsize,
 }
 
 impl std::fmt::Debug for Cq {
@@ -139,10 +138,12 @@ impl Cq {
             }),
             eps: Mutex::new(Vec::new()),
             signaled: AtomicBool::new(false),
-            idle_since: std::sync::atomic::AtomicU64::new(0),
-            empty_reads: std::sync::atomic::AtomicU64::new(0),
-            idle_last: std::sync::atomic::AtomicU64::new(0),
-            clock: std::time::Instant::now(),
+            pending: std::sync::atomic::AtomicUsize::new(0),
+            idle: super::idle::Idle::new(
+                super::params::get()
+                    .spin_us
+                    .map(std::time::Duration::from_micros),
+            ),
         })
     }
 
@@ -189,6 +190,8 @@ impl Cq {
             return Err(Error::Again);
         }
         g.ok.push_back(e);
+        self.pending
+            .store(g.ok.len() + g.err.len(), Ordering::Release);
         drop(g);
         self.wait.notify();
         Ok(())
@@ -201,6 +204,8 @@ impl Cq {
             return Err(Error::Again);
         }
         g.err.push_back(e);
+        self.pending
+            .store(g.ok.len() + g.err.len(), Ordering::Release);
         drop(g);
         self.wait.notify();
         Ok(())
@@ -220,6 +225,10 @@ impl Cq {
     /// Takes up to `max` entries. `Err(Avail)` when an error entry waits and
     /// no successful ones do; `Err(Again)` when empty.
     pub fn take(&self, max: usize, out: &mut impl FnMut(&Entry)) -> Result<usize> {
+        // What a polling reader mostly finds: nothing, and no lock for it.
+        if self.pending.load(Ordering::Acquire) == 0 {
+            return Err(Error::Again);
+        }
         let mut g = self.lock();
         if g.ok.is_empty() {
             return Err(if g.err.is_empty() {
@@ -234,6 +243,8 @@ impl Cq {
             out(&e);
             n += 1;
         }
+        self.pending
+            .store(g.ok.len() + g.err.len(), Ordering::Release);
         if g.ok.is_empty() && g.err.is_empty() && self.wait.exported() {
             // The exported descriptor reads as ready only while entries wait.
             self.wait.signal.clear();
@@ -246,6 +257,8 @@ impl Cq {
     pub fn take_err(&self, out: &mut impl FnMut(&ErrEntry)) -> Result<()> {
         let mut g = self.lock();
         let e = g.err.pop_front().ok_or(Error::Again)?;
+        self.pending
+            .store(g.ok.len() + g.err.len(), Ordering::Release);
         out(&e);
         g.last_err = Some(e);
         Ok(())
@@ -260,29 +273,6 @@ impl Cq {
     pub fn has_entries(&self) -> bool {
         let g = self.lock();
         !g.ok.is_empty() || !g.err.is_empty()
-    }
-
-    /// How long reads have found nothing (starts the idle clock if not
-    /// running). The clock is read on the first empty read and then every
-    /// 16th: an empty read is what a polling application spins on, and a
-    /// clock read costs more than the rest of it. In between, the last
-    /// measured idle time is returned (it only ever lags).
-    pub fn idle_for(&self) -> std::time::Duration {
-        let since = self.idle_since.load(Ordering::Relaxed);
-        let n = self.empty_reads.load(Ordering::Relaxed).wrapping_add(1);
-        self.empty_reads.store(n, Ordering::Relaxed);
-        if since != 0 && !n.is_multiple_of(16) {
-            return std::time::Duration::from_nanos(self.idle_last.load(Ordering::Relaxed));
-        }
-        let now = (self.clock.elapsed().as_nanos() as u64).max(1);
-        if since == 0 {
-            self.idle_since.store(now, Ordering::Relaxed);
-            self.idle_last.store(0, Ordering::Relaxed);
-            return std::time::Duration::ZERO;
-        }
-        let idle = now.saturating_sub(since);
-        self.idle_last.store(idle, Ordering::Relaxed);
-        std::time::Duration::from_nanos(idle)
     }
 
     /// fi_cq_signal: a blocked reader returns -FI_EAGAIN.

@@ -12,6 +12,7 @@ pub mod eq;
 pub mod errno;
 pub mod fabric;
 pub mod getinfo;
+pub mod idle;
 pub mod info;
 pub mod mr;
 pub mod mr_target;

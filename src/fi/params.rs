@@ -49,6 +49,12 @@ pub const DEFS: &[Def] = &[
         help: "Milliseconds without application progress after which a helper thread answers the network for an RDM endpoint (acks, retransmissions), so peers do not time out while the application computes; 0 disables it.",
     },
     Def {
+        name: "spin_us",
+        kind: Kind::Str,
+        default: "auto",
+        help: "Microseconds a reader whose fi_cq_read calls find nothing spins before it yields its core (sched_yield) on every empty read; 0 yields at once (only when the caller did not yield itself since its previous read). auto: 200 while this host's processes in the address vector fit its online CPUs, 0 once they outnumber them (more ranks than cores), so the rank waited for can run.",
+    },
+    Def {
         name: "retry_limit",
         kind: Kind::Int,
         default: "50",
@@ -131,6 +137,8 @@ pub struct Params {
     pub drop_rate: f64,
     pub drop_seed: u64,
     pub progress_interval_ms: u64,
+    /// None: auto.
+    pub spin_us: Option<u64>,
     pub retry_limit: u32,
     pub peer_timeout_ms: u64,
     pub shm: bool,
@@ -182,6 +190,7 @@ impl Params {
                 .unwrap_or(0.0),
             drop_seed: num("drop_seed"),
             progress_interval_ms: num("progress_interval_ms"),
+            spin_us: text("spin_us").trim().parse::<u64>().ok(),
             retry_limit: u32::try_from(num("retry_limit")).unwrap_or(u32::MAX).max(1),
             peer_timeout_ms: num("peer_timeout_ms"),
             shm: !matches!(text("shm").trim(), "0" | "false" | "no" | "off"),

@@ -10,9 +10,11 @@ use crate::fi::av::Av;
 use crate::fi::outbox::{self, Outbox, Push};
 use crate::fi::params::Params;
 use crate::io::shm::{ShmConfig, ShmEndpoint, ShmError, ShmPeer, ShmStats, ShmToken};
+use crate::rdm::matcher::TagHasher;
 use crate::rdm::{self, PeerIdx, TxError};
 use smallvec::SmallVec;
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 
 /// Ring geometry: packets to same-host peers may be this large whatever
 /// the interface MTU (`rdm::Endpoint::set_peer_link`).
@@ -25,8 +27,9 @@ pub(super) struct ShmLink {
     out_len: usize,
     /// protocol peer → its ring.
     rings: Vec<Option<ShmPeer>>,
-    /// ring token of a sender → protocol peer.
-    by_token: HashMap<ShmToken, PeerIdx>,
+    /// ring token of a sender → protocol peer (looked up per packet
+    /// received: the cheap hasher, not SipHash).
+    by_token: HashMap<ShmToken, PeerIdx, BuildHasherDefault<TagHasher>>,
     /// Packets a full ring could not take yet, per peer.
     outbox: Outbox,
     /// Liveness checks of the peers operations wait on: next one (ns) and
@@ -56,7 +59,7 @@ impl ShmLink {
                 out_len: ep.slot_size().max(mtu),
                 ep,
                 rings: Vec::new(),
-                by_token: HashMap::new(),
+                by_token: HashMap::default(),
                 outbox: Outbox::default(),
                 check_at: 0,
                 check_ns: check_interval(params.peer_timeout_ms),
