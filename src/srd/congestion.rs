@@ -1,37 +1,50 @@
-//! RTT estimation, retransmission timeout and the congestion window.
+//! RTT estimation, retransmission and probe timeouts, and the congestion
+//! window.
 //!
 //! The RTO follows RFC 6298 (SRTT/RTTVAR with gains 1/8 and 1/4, RTO =
-//! SRTT + 4·RTTVAR, Karn's rule: no samples from retransmitted packets) but
-//! is clamped to `[min_rto, max_rto]` with a min of about a millisecond: on a
-//! datacenter fabric TCP's 200 ms floor is what ruins throughput under loss.
+//! SRTT + 4·RTTVAR, Karn's rule: no samples from retransmitted packets),
+//! never below 3·SRTT (a tail-loss probe at 2·SRTT gets its round trip
+//! first), clamped to `[min_rto, max_rto]` with a floor of tens of µs: on a
+//! datacenter fabric a fixed millisecond floor (let alone TCP's 200 ms) is
+//! what ruins latency and throughput under loss. Backoff doubles at most
+//! `MAX_BACKOFF` times.
+
+/// Most doublings of the RTO after consecutive expiries.
+pub(crate) const MAX_BACKOFF: u32 = 12;
 
 /// Per-peer RTT estimator with exponential backoff.
 #[derive(Debug, Clone)]
 pub(crate) struct Rtt {
     srtt: u64,
     rttvar: u64,
+    /// Smallest sample seen: the path's RTT without queueing.
+    min_rtt: u64,
     has_sample: bool,
     backoff: u32,
     min_rto: u64,
     max_rto: u64,
     initial_rto: u64,
+    min_pto: u64,
 }
 
 impl Rtt {
-    pub fn new(min_rto: u64, max_rto: u64, initial_rto: u64) -> Self {
+    pub fn new(min_rto: u64, max_rto: u64, initial_rto: u64, min_pto: u64) -> Self {
         Rtt {
             srtt: 0,
             rttvar: 0,
+            min_rtt: u64::MAX,
             has_sample: false,
             backoff: 0,
             min_rto,
             max_rto,
             initial_rto,
+            min_pto,
         }
     }
 
     /// Feeds one RTT measurement (ns) from a packet sent exactly once.
     pub fn sample(&mut self, r: u64) {
+        self.min_rtt = self.min_rtt.min(r);
         if self.has_sample {
             let err = self.srtt.abs_diff(r);
             self.rttvar = self.rttvar - self.rttvar / 4 + err / 4;
@@ -48,13 +61,19 @@ impl Rtt {
         self.backoff = 0;
     }
 
-    /// Doubles the timeout after an expiry (capped at max_rto).
+    /// Doubles the timeout after an expiry (at most `MAX_BACKOFF` times,
+    /// and never beyond max_rto).
     pub fn back_off(&mut self) {
-        self.backoff = (self.backoff + 1).min(30);
+        self.backoff = (self.backoff + 1).min(MAX_BACKOFF);
     }
 
     pub fn srtt(&self) -> Option<u64> {
         self.has_sample.then_some(self.srtt)
+    }
+
+    /// Smallest RTT sample so far.
+    pub fn min_rtt(&self) -> Option<u64> {
+        self.has_sample.then_some(self.min_rtt)
     }
 
     /// The retransmission timeout without backoff.
@@ -62,6 +81,7 @@ impl Rtt {
         let base = if self.has_sample {
             self.srtt
                 .saturating_add(self.rttvar.saturating_mul(4).max(1))
+                .max(self.srtt.saturating_mul(3))
         } else {
             self.initial_rto
         };
@@ -70,14 +90,16 @@ impl Rtt {
 
     /// The current retransmission timeout, backoff included.
     pub fn rto(&self) -> u64 {
-        let base = if self.has_sample {
-            self.srtt
-                .saturating_add(self.rttvar.saturating_mul(4).max(1))
-        } else {
-            self.initial_rto
-        };
-        let base = base.clamp(self.min_rto, self.max_rto);
-        base.saturating_mul(1u64 << self.backoff).min(self.max_rto)
+        self.base_rto()
+            .saturating_mul(1u64 << self.backoff)
+            .min(self.max_rto)
+    }
+
+    /// The tail-loss probe timeout: 2·SRTT (at least `min_pto`), or none
+    /// before the first sample (the RTO covers that case).
+    pub fn pto(&self) -> Option<u64> {
+        self.has_sample
+            .then(|| self.srtt.saturating_mul(2).max(self.min_pto))
     }
 }
 
@@ -254,12 +276,14 @@ mod tests {
 
     #[test]
     fn rto_tracks_rtt_with_floor_and_backoff() {
-        let mut r = Rtt::new(1_000_000, 100_000_000, 10_000_000);
+        let mut r = Rtt::new(1_000_000, 100_000_000, 10_000_000, 10_000);
         assert_eq!(r.rto(), 10_000_000);
+        assert_eq!(r.pto(), None, "no probe before an RTT sample");
         for _ in 0..50 {
             r.sample(20_000);
         }
         assert_eq!(r.rto(), 1_000_000, "clamped to the min RTO");
+        assert_eq!(r.pto(), Some(40_000), "probe at 2 SRTT");
         r.back_off();
         r.back_off();
         assert_eq!(r.rto(), 4_000_000);
@@ -272,7 +296,32 @@ mod tests {
             r.sample(5_000_000);
         }
         let rto = r.rto();
-        assert!((5_000_000..6_000_000).contains(&rto), "{rto}");
+        assert!(
+            (14_900_000..16_000_000).contains(&rto),
+            "about 3 SRTT: {rto}"
+        );
+    }
+
+    #[test]
+    fn rto_floor_follows_the_measured_rtt() {
+        let mut r = Rtt::new(50_000, 1_000_000_000, 10_000_000, 10_000);
+        for _ in 0..50 {
+            r.sample(25_000);
+        }
+        assert_eq!(r.min_rtt(), Some(25_000));
+        assert_eq!(r.rto(), 75_000, "3 SRTT on a steady path");
+        assert_eq!(r.pto(), Some(50_000));
+        for _ in 0..100 {
+            r.back_off();
+        }
+        assert_eq!(r.rto(), 75_000 << MAX_BACKOFF, "backoff bounded");
+        let mut r = Rtt::new(50_000, 100_000_000, 10_000_000, 10_000);
+        r.sample(2_000);
+        for _ in 0..50 {
+            r.sample(2_000);
+        }
+        assert_eq!(r.rto(), 50_000, "never below min_rto");
+        assert_eq!(r.pto(), Some(10_000), "never below min_pto");
     }
 
     #[test]
