@@ -276,3 +276,48 @@ fn silent_peer_still_times_out_with_bounded_backoff() {
     let bound = rto + (0..=6).map(|k| rto << k).sum::<u64>();
     assert!(took <= bound, "{took} > {bound}");
 }
+
+#[test]
+fn isolated_random_loss_does_not_collapse_the_window() {
+    // 2 % independent loss: losses are isolated, the RTT stays at the
+    // path's, so the window is not cut for them (docs/srd-spec.md §11);
+    // every message still arrives exactly once.
+    let net = NetConfig {
+        seed: 5,
+        loss_ppm: 20_000,
+        ..NetConfig::default()
+    };
+    let mut p = pair(net, DeviceConfig::default());
+    let total = 20_000u64;
+    let (mut posted, mut sent, mut min_cwnd) = (0u64, 0u64, u32::MAX);
+    let mut seen = vec![false; total as usize];
+    let end = 1_000 * MS;
+    while sent < total || seen.iter().any(|&x| !x) {
+        while posted < total && p.sim.devices[0].send_room(p.qp[0]) > 0 {
+            p.post(posted);
+            posted += 1;
+        }
+        while let Some(c) = p.sim.devices[0].poll_cq(p.cq[0]) {
+            assert_eq!(c.status, WcStatus::Success);
+            sent += 1;
+        }
+        while let Some(c) = p.sim.devices[1].poll_cq(p.cq[1]) {
+            let buf = c.buf.expect("buffer back");
+            let id = u64::from_le_bytes(buf[..8].try_into().unwrap()) as usize;
+            assert!(!seen[id], "message {id} delivered twice");
+            seen[id] = true;
+            let wr = RecvWr { wr_id: 0, buf };
+            p.sim.devices[1].post_recv(p.qp[1], wr).unwrap();
+        }
+        if sent > 2_000
+            && posted < total
+            && let Some(i) = p.sim.devices[0].peer_info(device_addr(1))
+        {
+            min_cwnd = min_cwnd.min(i.cwnd);
+        }
+        assert!(p.sim.step(end), "stalled at {sent}");
+    }
+    let s = p.stats();
+    assert!(s.fast_retransmits > 100, "{s:?}");
+    assert!(min_cwnd >= 64, "window cut to {min_cwnd}: {s:?}");
+}

@@ -805,7 +805,9 @@ fn bidirectional_traffic_excludes_dead_paths_for_data_and_acks() {
     for (i, dead) in [(0usize, 1u16 << 2), (1, 1 << 1)] {
         let info = net.sim.devices[i].peer_info(device_addr(1 - i)).unwrap();
         assert_eq!(info.dead_paths, dead, "device {i}: {info:?}");
-        assert_eq!(net.sim.devices[i].stats().duplicates, 0);
+        // Time-based detection may resend a packet jitter only delayed;
+        // the receiver drops the copy (exactly-once is checked above).
+        assert!(net.sim.devices[i].stats().duplicates <= 8);
     }
     // Acks follow the data's path health: few of either side's packets are lost.
     for i in 0..2 {

@@ -1031,7 +1031,8 @@ impl Device {
         if let Some(r) = sample {
             p.rtt.sample(r);
         }
-        p.cwnd.on_ack_delay(acked, sample, now);
+        let (min_rtt, srtt) = (p.rtt.min_rtt().unwrap_or(0), p.rtt.srtt().unwrap_or(0));
+        p.cwnd.on_ack_delay(acked, sample, now, min_rtt, srtt);
         if acked > 0 {
             p.rtt.progress();
             p.consecutive_timeouts = 0;
@@ -1070,7 +1071,8 @@ impl Device {
                     p.rack_loss();
                     let next_tx = p.tx.tx_count;
                     let srtt = p.rtt.srtt().unwrap_or(0);
-                    p.cwnd.on_loss(tx_seq, next_tx, now, srtt);
+                    let min_rtt = p.rtt.min_rtt().unwrap_or(0);
+                    p.cwnd.on_loss(tx_seq, next_tx, now, srtt, min_rtt);
                     if p.paths.on_loss(path, now) == PathEvent::Failed {
                         self.stats.path_failures += 1;
                     }
@@ -1255,7 +1257,9 @@ impl Device {
         self.stats.rto_events += 1;
         p.rtt.back_off();
         let next = p.tx.tx_count;
-        p.cwnd.on_timeout(next);
+        let congestion =
+            p.consecutive_timeouts > 0 || p.cwnd.queue_building(p.rtt.min_rtt().unwrap_or(0));
+        p.cwnd.on_timeout(next, congestion);
         if p.consecutive_timeouts == 0 {
             p.stall_since = now.saturating_sub(rto);
         }

@@ -102,10 +102,11 @@ pub struct DeviceConfig {
     pub cwnd_init: u32,
     pub cwnd_min: u32,
     pub cwnd_max: u32,
-    /// Delay-based congestion control: target RTT in ns, 0 = off (loss-based
-    /// AIMD only). With a target the window follows RTT samples, may drop
-    /// below one packet (then paced), and incast stays near link rate
-    /// (docs/srd-spec.md, congestion control).
+    /// Delay-based congestion control: queueing delay allowed on top of the
+    /// path's smallest RTT, in ns; 0 = off (loss-based AIMD only). With a
+    /// target the window follows the filtered RTT, may drop below one
+    /// packet (then paced), and incast stays near link rate
+    /// (docs/srd-spec.md §11).
     pub cc_target_delay: u64,
     /// Ack after this many newly received packets...
     pub ack_every: u32,

@@ -160,9 +160,12 @@ impl Peer {
     }
 
     /// When a tail-loss probe is due: 2·SRTT after the newest transmission
-    /// still in flight, once per flight (until an ack makes progress).
+    /// still in flight, once per flight (until an ack makes progress). None
+    /// while a queue builds toward the peer: the tail is then most likely
+    /// waiting in it, and a probe would only add to it (the RTO remains).
     pub fn tlp_deadline(&self) -> Option<u64> {
-        if self.tlp_sent {
+        let min_rtt = self.rtt.min_rtt().unwrap_or(0);
+        if self.tlp_sent || self.cwnd.below_one_packet() || self.cwnd.queue_building(min_rtt) {
             return None;
         }
         let pto = self.rtt.pto()?;
