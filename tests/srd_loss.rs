@@ -268,9 +268,9 @@ fn silent_peer_still_times_out_with_bounded_backoff() {
     assert_eq!(status, Some(WcStatus::RetryExceeded));
     let after = p.stats();
     assert_eq!(after.tlp_probes - before.tlp_probes, 1);
-    // The probe counts as the first retransmission: retry_limit (6) more
-    // come from timeouts, and the one after them is refused.
-    assert_eq!(after.rto_events - before.rto_events, 6, "{after:?}");
+    // retry_limit (6) timeouts in a row without progress, and the next
+    // one fails the peer.
+    assert_eq!(after.rto_events - before.rto_events, 7, "{after:?}");
     // 2 SRTT + Σ_{k=0..6} RTO·2^k.
     let took = p.sim.now - t0;
     let bound = rto + (0..=6).map(|k| rto << k).sum::<u64>();

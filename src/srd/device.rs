@@ -1037,6 +1037,7 @@ impl Device {
             p.rtt.progress();
             p.consecutive_timeouts = 0;
             p.tlp_sent = false;
+            p.last_progress = now;
         }
         p.tx.advance_una();
         if p.tx.pending.is_empty()
@@ -1106,6 +1107,7 @@ impl Device {
         self.stats.rx_naks += 1;
         // Any answer proves the peer and this path alive.
         p.consecutive_timeouts = 0;
+        p.last_progress = now;
         p.rtt.progress();
         if p.paths.on_ack(slot.path) == PathEvent::Recovered {
             self.stats.path_recoveries += 1;
@@ -1464,6 +1466,7 @@ impl Device {
     /// Sends one data packet for peer `pi` (popped from the ready queue).
     fn transmit_data(&mut self, now: u64, pi: u32) -> Option<Outgoing> {
         let retry_limit = self.cfg.retry_limit;
+        let max_rto = self.cfg.max_rto;
         let p = self.peers.get_mut(usize::try_from(pi).ok()?)?;
         p.in_ready = false;
         if !p.can_send() {
@@ -1481,7 +1484,12 @@ impl Device {
             } else {
                 retry_limit
             };
-            if s.retries > budget {
+            // With round-trip timers a packet's retries come fast: a peer
+            // that acked anything within max_rto is alive and congested (a
+            // 1000:1 incast), not gone; the timeout rule below covers a
+            // silent one.
+            let silent = now.saturating_sub(p.last_progress) >= max_rto;
+            if s.retries > budget && silent {
                 self.fail_peer(pi, WcStatus::RetryExceeded);
                 return None;
             }

@@ -44,6 +44,8 @@ pub(crate) struct Peer {
     pub reo_quarters: u32,
     /// Losses declared since the window last changed.
     pub reo_clean: u32,
+    /// When an ack or NAK from the peer last made progress (0: never).
+    pub last_progress: u64,
     /// Packets accepted since our last ack.
     pub rx_unacked: u32,
     pub ack_deadline: Option<u64>,
@@ -92,6 +94,7 @@ impl Peer {
             consecutive_timeouts: 0,
             stall_since: 0,
             tlp_sent: false,
+            last_progress: 0,
             reo_at: None,
             reo_quarters: REO_MIN_QUARTERS,
             reo_clean: 0,
