@@ -321,3 +321,47 @@ fn isolated_random_loss_does_not_collapse_the_window() {
     assert!(s.fast_retransmits > 100, "{s:?}");
     assert!(min_cwnd >= 64, "window cut to {min_cwnd}: {s:?}");
 }
+
+#[test]
+fn a_lost_burst_of_64_is_repaired_in_one_round_of_retransmissions() {
+    // A GSO burst dropped whole: 64 consecutive packets. The SACK bitmap
+    // of the next ack covers all of them (256 PSNs past cum), RACK
+    // declares them lost together and they go out again back to back,
+    // each once.
+    let cfg = DeviceConfig {
+        cwnd_init: 128,
+        ..DeviceConfig::default()
+    };
+    let mut p = pair(net(), cfg);
+    let mut seen = Vec::new();
+    p.warm_up(20, &mut seen);
+    let srtt = p.sim.devices[0]
+        .peer_info(device_addr(1))
+        .unwrap()
+        .srtt
+        .unwrap();
+    let before = p.stats();
+    let t0 = p.sim.now;
+    p.black_out(t0, t0 + 1);
+    for id in 20..84 {
+        p.post(id);
+    }
+    p.sim.flush();
+    assert_eq!(p.sim.stats.blackholed, 64);
+    p.sim.step(t0 + 2 * US);
+    for id in 84..100 {
+        p.post(id);
+    }
+    assert!(p.run(80, 100 * MS, &mut seen));
+    let took = p.sim.now - t0;
+    let after = p.stats();
+    assert_eq!(after.rto_events, before.rto_events, "{after:?}");
+    assert_eq!(after.fast_retransmits - before.fast_retransmits, 64);
+    assert_eq!(
+        after.retransmits - before.retransmits,
+        64,
+        "each resent once"
+    );
+    assert!(took <= 3 * srtt, "repaired after {took} ns (srtt {srtt})");
+    assert!(seen.iter().all(|&s| s));
+}
