@@ -18,12 +18,15 @@ import sys
 import tempfile
 import time
 
-UNITS = {"lat": "us", "bw": "MB/s", "bibw": "MB/s", "mr": "msgs/s", "ar": "us"}
+UNITS = {"lat": "us", "bw": "MB/s", "bibw": "MB/s", "mr": "msgs/s", "ar": "us", "p50": "us", "p99": "us", "p99.9": "us"}
 TITLES = {
     "lat": "one-way latency (us; ratio < 1: srd faster)",
     "bw": "bandwidth, window 64 (MB/s; ratio > 1: srd faster)",
     "bibw": "bidirectional bandwidth, window 64 each way (MB/s; ratio > 1: srd faster)",
     "mr": "aggregate message rate (msgs/s; ratio > 1: srd faster)",
+    "p50": "8 B one-way latency, median of every round trip (us; ratio < 1: srd faster)",
+    "p99": "8 B one-way latency, 99th percentile (us; ratio < 1: srd faster)",
+    "p99.9": "8 B one-way latency, 99.9th percentile (us; ratio < 1: srd faster)",
 }
 SAME_HOST = ["srd-shm", "srd-udp", "tcp", "rxd", "vader"]
 SAME_HOST_RATIOS = [("srd-shm", "vader"), ("srd-udp", "tcp"), ("srd-udp", "rxd"), ("srd-shm", "tcp")]
@@ -41,7 +44,7 @@ def human_size(s):
 def fmt(test, v):
     if v is None:
         return "-"
-    if test == "lat":
+    if test in ("lat", "p50", "p99", "p99.9"):
         return f"{v:.2f}"
     if test == "mr":
         return f"{v / 1e3:.0f}k"
@@ -70,7 +73,7 @@ def tables(rows, paths, ratios):
     data = {(p, t, n, s): v for p, t, n, s, v, _, _ in rows}
     present = [p for p in paths if any(r[0] == p for r in rows)]
     ratios = [(a, b) for a, b in ratios if a in present and b in present]
-    for test in ("lat", "bw", "bibw", "mr"):
+    for test in ("lat", "p50", "p99", "p99.9", "bw", "bibw", "mr"):
         keys = sorted({(n, s) for p, t, n, s in data if t == test})
         if not keys:
             continue

@@ -200,9 +200,11 @@ fn run_stream(loss_ppm: u32, deadline: u64) -> (Outcome, Net) {
 fn stream_100k_no_loss() {
     let (out, net) = run_stream(0, 50 * MS);
     let s = net.sim.devices[0].stats();
-    assert_eq!(s.retransmits, 0);
+    // Jitter reorders; time-based detection (RACK) may resend a packet or
+    // two while the RTT estimate settles and its reorder window adapts.
+    assert!(s.retransmits <= 4, "{s:?}");
     assert_eq!(s.rto_events, 0);
-    assert_eq!(net.sim.devices[1].stats().duplicates, 0);
+    assert!(net.sim.devices[1].stats().duplicates <= s.retransmits);
     eprintln!("0%: {out:?}");
 }
 
@@ -329,6 +331,7 @@ fn vanished_peer_gives_error_completions_in_bounded_time() {
     };
     let mut net = setup(lossy(0, 13), cfg.clone(), 2, QpType::Srd);
     stream(&mut net, 1_000, 50 * MS);
+    let rto = net.sim.devices[0].peer_info(device_addr(1)).unwrap().rto;
     net.sim.set_down(1, true);
     let t0 = net.sim.now;
     for id in 0..10 {
@@ -344,10 +347,12 @@ fn vanished_peer_gives_error_completions_in_bounded_time() {
         errs.iter().all(|c| c.status == WcStatus::RetryExceeded),
         "{errs:?}"
     );
-    // Bound: retry_limit + 1 timeouts, RTO doubling from min_rto, capped.
-    let bound: u64 = (0..=cfg.retry_limit)
-        .map(|k| (cfg.min_rto << k).min(cfg.max_rto))
-        .sum();
+    // Bound: a tail-loss probe (2 SRTT < RTO), then retry_limit + 1
+    // timeouts, the RTO doubling from what the measured RTT gave, capped.
+    let bound: u64 = rto
+        + (0..=cfg.retry_limit)
+            .map(|k| (rto << k).min(cfg.max_rto))
+            .sum::<u64>();
     let took = net.sim.now - t0;
     assert!(took <= bound + MS, "took {took} > bound {bound}");
     assert_eq!(net.sim.devices[0].stats().retry_exceeded, 1);
@@ -800,7 +805,9 @@ fn bidirectional_traffic_excludes_dead_paths_for_data_and_acks() {
     for (i, dead) in [(0usize, 1u16 << 2), (1, 1 << 1)] {
         let info = net.sim.devices[i].peer_info(device_addr(1 - i)).unwrap();
         assert_eq!(info.dead_paths, dead, "device {i}: {info:?}");
-        assert_eq!(net.sim.devices[i].stats().duplicates, 0);
+        // Time-based detection may resend a packet jitter only delayed;
+        // the receiver drops the copy (exactly-once is checked above).
+        assert!(net.sim.devices[i].stats().duplicates <= 8);
     }
     // Acks follow the data's path health: few of either side's packets are lost.
     for i in 0..2 {

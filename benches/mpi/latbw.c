@@ -8,12 +8,30 @@
  *     -k  time the loop in this many equal slices and report the best one
  *         (default 1: the whole loop); on a machine shared with other jobs a
  *         slice in which a rank lost its core then does not count
+ *     -p  latency: also time every round trip on its own and print
+ *         "pct <size> <mean> <p50> <p99> <p99.9>" (one-way, half of each
+ *         round trip, us) over all timed iterations
  * Prints "lat <size> <usec>" and "bw <size> <MB/s>" lines from rank 0.
  * Every received message is checked at its first and last byte. */
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The q-quantile (0..1) of n sorted values, nearest rank. */
+static double quantile(const double *v, int n, double q)
+{
+    int i = (int)(q * n + 0.999999) - 1;
+    if (i < 0) i = 0;
+    if (i >= n) i = n - 1;
+    return v[i];
+}
 
 #define WINDOW 64
 
@@ -34,7 +52,7 @@ static void check(const char *buf, size_t s, char want, const char *what)
 
 int main(int argc, char **argv)
 {
-    int rank, np, lat = 0, bw = 0, base = 1000, slices = 1;
+    int rank, np, lat = 0, bw = 0, base = 1000, slices = 1, pct = 0;
     size_t maxsize = 4u << 20, factor = 2;
     size_t list[32];
     int nlist = 0;
@@ -44,6 +62,7 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-l")) lat = 1;
         else if (!strcmp(argv[i], "-b")) bw = 1;
+        else if (!strcmp(argv[i], "-p")) pct = 1;
         else if (!strcmp(argv[i], "-m") && i + 1 < argc) maxsize = strtoull(argv[++i], NULL, 0);
         else if (!strcmp(argv[i], "-i") && i + 1 < argc) base = atoi(argv[++i]);
         else if (!strcmp(argv[i], "-f") && i + 1 < argc) factor = strtoull(argv[++i], NULL, 0);
@@ -85,7 +104,7 @@ int main(int argc, char **argv)
             for (int warm = 0; warm < 2; warm++) {
                 int n = warm ? iters : iters / 10 + 1;
                 int k = warm && slices < n ? slices : warm ? n : 1, done = 0;
-                double best = 0;
+                double best = 0, *one = pct && warm ? malloc(sizeof(double) * (size_t)n) : NULL;
                 MPI_Barrier(MPI_COMM_WORLD);
                 /* Slice j runs iterations [n*j/k, n*(j+1)/k): k = 1 is the whole loop. */
                 for (int j = 0; j < k; j++) {
@@ -93,8 +112,10 @@ int main(int argc, char **argv)
                     double t0 = MPI_Wtime();
                     for (int i = 0; i < m; i++) {
                         if (rank == 0) {
+                            double t1 = one ? MPI_Wtime() : 0;
                             MPI_Send(sbuf, (int)s, MPI_CHAR, peer, 1, MPI_COMM_WORLD);
                             MPI_Recv(rbuf, (int)s, MPI_CHAR, peer, 1, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+                            if (one) one[done + i] = (MPI_Wtime() - t1) * 1e6 / 2.0;
                         } else {
                             MPI_Recv(rbuf, (int)s, MPI_CHAR, peer, 1, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
                             MPI_Send(sbuf, (int)s, MPI_CHAR, peer, 1, MPI_COMM_WORLD);
@@ -106,6 +127,14 @@ int main(int argc, char **argv)
                 }
                 check(rbuf, s, want, "latency");
                 if (warm && rank == 0) printf("lat %zu %.2f\n", s, best);
+                if (one && rank == 0 && n > 0) {
+                    double sum = 0;
+                    for (int i = 0; i < n; i++) sum += one[i];
+                    qsort(one, (size_t)n, sizeof(double), cmp_double);
+                    printf("pct %zu %.2f %.2f %.2f %.2f\n", s, sum / n, quantile(one, n, 0.5),
+                           quantile(one, n, 0.99), quantile(one, n, 0.999));
+                }
+                free(one);
             }
         } else if (lat) {
             MPI_Barrier(MPI_COMM_WORLD);

@@ -58,7 +58,7 @@ pub const DEFS: &[Def] = &[
         name: "retry_limit",
         kind: Kind::Int,
         default: "50",
-        help: "Consecutive retransmission timeouts (RTO 1-100 ms, doubling) after which a silent peer is declared unreachable and operations toward it fail; about 5 s at the default.",
+        help: "Consecutive retransmission timeouts (RTO from 3 round trips, at least 50 us, doubling to 100 ms) after which a silent peer is declared unreachable and operations toward it fail; about 4 s at the default.",
     },
     Def {
         name: "peer_timeout_ms",

@@ -1,37 +1,50 @@
-//! RTT estimation, retransmission timeout and the congestion window.
+//! RTT estimation, retransmission and probe timeouts, and the congestion
+//! window.
 //!
 //! The RTO follows RFC 6298 (SRTT/RTTVAR with gains 1/8 and 1/4, RTO =
-//! SRTT + 4·RTTVAR, Karn's rule: no samples from retransmitted packets) but
-//! is clamped to `[min_rto, max_rto]` with a min of about a millisecond: on a
-//! datacenter fabric TCP's 200 ms floor is what ruins throughput under loss.
+//! SRTT + 4·RTTVAR, Karn's rule: no samples from retransmitted packets),
+//! never below 3·SRTT (a tail-loss probe at 2·SRTT gets its round trip
+//! first), clamped to `[min_rto, max_rto]` with a floor of tens of µs: on a
+//! datacenter fabric a fixed millisecond floor (let alone TCP's 200 ms) is
+//! what ruins latency and throughput under loss. Backoff doubles at most
+//! `MAX_BACKOFF` times.
+
+/// Most doublings of the RTO after consecutive expiries.
+pub(crate) const MAX_BACKOFF: u32 = 12;
 
 /// Per-peer RTT estimator with exponential backoff.
 #[derive(Debug, Clone)]
 pub(crate) struct Rtt {
     srtt: u64,
     rttvar: u64,
+    /// Smallest sample seen: the path's RTT without queueing.
+    min_rtt: u64,
     has_sample: bool,
     backoff: u32,
     min_rto: u64,
     max_rto: u64,
     initial_rto: u64,
+    min_pto: u64,
 }
 
 impl Rtt {
-    pub fn new(min_rto: u64, max_rto: u64, initial_rto: u64) -> Self {
+    pub fn new(min_rto: u64, max_rto: u64, initial_rto: u64, min_pto: u64) -> Self {
         Rtt {
             srtt: 0,
             rttvar: 0,
+            min_rtt: u64::MAX,
             has_sample: false,
             backoff: 0,
             min_rto,
             max_rto,
             initial_rto,
+            min_pto,
         }
     }
 
     /// Feeds one RTT measurement (ns) from a packet sent exactly once.
     pub fn sample(&mut self, r: u64) {
+        self.min_rtt = self.min_rtt.min(r);
         if self.has_sample {
             let err = self.srtt.abs_diff(r);
             self.rttvar = self.rttvar - self.rttvar / 4 + err / 4;
@@ -48,13 +61,19 @@ impl Rtt {
         self.backoff = 0;
     }
 
-    /// Doubles the timeout after an expiry (capped at max_rto).
+    /// Doubles the timeout after an expiry (at most `MAX_BACKOFF` times,
+    /// and never beyond max_rto).
     pub fn back_off(&mut self) {
-        self.backoff = (self.backoff + 1).min(30);
+        self.backoff = (self.backoff + 1).min(MAX_BACKOFF);
     }
 
     pub fn srtt(&self) -> Option<u64> {
         self.has_sample.then_some(self.srtt)
+    }
+
+    /// Smallest RTT sample so far.
+    pub fn min_rtt(&self) -> Option<u64> {
+        self.has_sample.then_some(self.min_rtt)
     }
 
     /// The retransmission timeout without backoff.
@@ -62,6 +81,7 @@ impl Rtt {
         let base = if self.has_sample {
             self.srtt
                 .saturating_add(self.rttvar.saturating_mul(4).max(1))
+                .max(self.srtt.saturating_mul(3))
         } else {
             self.initial_rto
         };
@@ -70,14 +90,16 @@ impl Rtt {
 
     /// The current retransmission timeout, backoff included.
     pub fn rto(&self) -> u64 {
-        let base = if self.has_sample {
-            self.srtt
-                .saturating_add(self.rttvar.saturating_mul(4).max(1))
-        } else {
-            self.initial_rto
-        };
-        let base = base.clamp(self.min_rto, self.max_rto);
-        base.saturating_mul(1u64 << self.backoff).min(self.max_rto)
+        self.base_rto()
+            .saturating_mul(1u64 << self.backoff)
+            .min(self.max_rto)
+    }
+
+    /// The tail-loss probe timeout: 2·SRTT (at least `min_pto`), or none
+    /// before the first sample (the RTO covers that case).
+    pub fn pto(&self) -> Option<u64> {
+        self.has_sample
+            .then(|| self.srtt.saturating_mul(2).max(self.min_pto))
     }
 }
 
@@ -89,20 +111,32 @@ const FP: u64 = 1024;
 /// then includes the queue they build, so they slow down further.
 const MIN_FP: u64 = FP / 8;
 
+/// Losses of consecutive transmissions that make a burst (a queue
+/// overflowing, or a whole batch dropped) rather than isolated random loss.
+const LOSS_RUN: u32 = 3;
+
 /// Congestion window in packets.
 ///
 /// Loss-based (AIMD, `target == 0`): slow start to `ssthresh`, then +1 per
-/// window of acks; halved on loss at most once per window of
+/// window of acks; halved on a congestion loss at most once per window of
 /// transmissions, cut to the floor on a timeout.
 ///
-/// Delay-based (`target > 0`, after Swift): each ack's RTT sample is
-/// compared with the target. Below it the window grows (slow start, then
-/// +1 packet per RTT); above it the window shrinks in proportion to the
-/// excess, at most once per RTT and by at most half. The window is kept in
-/// 1/1024 packets and may fall below one packet: the device then sends one
-/// packet per `srtt / cwnd` (pacing), so a thousand senders into one
-/// receiver share its link without overflowing the switch queue. Losses
-/// and timeouts still halve it.
+/// Delay-based (`target > 0`, after Swift; the default): the target RTT is
+/// the path's `min_rtt` plus `target` of queueing. An ack whose RTT sample
+/// is at or below it grows the window (slow start, then +1 packet per
+/// RTT). Decreases follow the *filtered* RTT, the smallest sample of each
+/// round (one SRTT): a queue raises every sample of a round, a descheduled
+/// process or a late ack only some. A round above the target shrinks the
+/// window in proportion to the excess, by at most half. The window is kept
+/// in 1/1024 packets and may fall below one packet: the device then sends
+/// one packet per `srtt / cwnd` (pacing), so a thousand senders into one
+/// receiver share its link without overflowing the switch queue.
+///
+/// Losses (both modes) cut the window only when they look like congestion:
+/// `LOSS_RUN` consecutive transmissions lost, or the filtered RTT above the
+/// target. An isolated loss on an uncongested path (random loss, a
+/// corrupted datagram) is repaired and otherwise ignored. Timeouts always
+/// cut.
 #[derive(Debug, Clone)]
 pub(crate) struct Cwnd {
     cwnd: u32,
@@ -120,6 +154,15 @@ pub(crate) struct Cwnd {
     w: u64,
     ss_w: u64,
     last_decrease: u64,
+    /// RTT filter: start and smallest sample of the current round, and the
+    /// smallest sample of the last complete round (0: none yet).
+    round_start: u64,
+    round_min: u64,
+    filtered: u64,
+    /// Burst detection: the last lost transmission and how many lost
+    /// transmissions in a row end there.
+    last_lost_tx: u64,
+    loss_run: u32,
 }
 
 impl Cwnd {
@@ -144,6 +187,11 @@ impl Cwnd {
             w: u64::from(init) * FP,
             ss_w: u64::from(max) * FP,
             last_decrease: 0,
+            round_start: 0,
+            round_min: u64::MAX,
+            filtered: 0,
+            last_lost_tx: u64::MAX,
+            loss_run: 0,
         }
     }
 
@@ -154,6 +202,11 @@ impl Cwnd {
         } else {
             self.cwnd
         }
+    }
+
+    /// Paced below one packet per RTT (delay mode)?
+    pub fn below_one_packet(&self) -> bool {
+        self.target > 0 && self.w < FP
     }
 
     /// Below one packet (delay mode): the gap to leave between packets,
@@ -180,16 +233,50 @@ impl Cwnd {
         }
     }
 
-    /// Delay mode: one ack newly covering `acked` packets, with an RTT
-    /// sample if it had a usable one (Karn).
-    pub fn on_ack_delay(&mut self, acked: u32, rtt: Option<u64>, now: u64) {
+    /// Feeds the round filter; true when a round (one SRTT) just ended and
+    /// `filtered` holds its smallest sample.
+    fn filter(&mut self, rtt: u64, now: u64, srtt: u64) -> bool {
+        self.round_min = self.round_min.min(rtt);
+        if now.saturating_sub(self.round_start) < srtt {
+            return false;
+        }
+        self.filtered = self.round_min;
+        self.round_min = u64::MAX;
+        self.round_start = now;
+        true
+    }
+
+    /// Is a queue building toward this peer: the last round's smallest RTT
+    /// above the target (delay mode: `min_rtt + target`; loss-based mode:
+    /// twice `min_rtt`)?
+    pub fn queue_building(&self, min_rtt: u64) -> bool {
+        let allowance = if self.target > 0 {
+            self.target
+        } else {
+            min_rtt
+        };
+        self.filtered > min_rtt.saturating_add(allowance)
+    }
+
+    /// One ack newly covering `acked` packets, with an RTT sample if it had
+    /// a usable one (Karn); `min_rtt` and `srtt` from the estimator.
+    pub fn on_ack_delay(
+        &mut self,
+        acked: u32,
+        rtt: Option<u64>,
+        now: u64,
+        min_rtt: u64,
+        srtt: u64,
+    ) {
+        let Some(rtt) = rtt else { return };
+        let round_end = self.filter(rtt, now, srtt);
         if self.target == 0 || acked == 0 {
             return;
         }
-        let Some(rtt) = rtt else { return };
         let acked = u64::from(acked);
         let max = u64::from(self.max) * FP;
-        if rtt <= self.target {
+        let target = min_rtt.saturating_add(self.target);
+        if rtt <= target {
             let inc = if self.w < self.ss_w {
                 acked * FP
             } else if self.w >= FP {
@@ -200,10 +287,12 @@ impl Cwnd {
                 acked * FP / 4
             };
             self.w = (self.w + inc).min(max);
-        } else if now.saturating_sub(self.last_decrease) >= rtt {
+        }
+        let rtt = self.filtered;
+        if round_end && rtt > target && now.saturating_sub(self.last_decrease) >= rtt {
             // Swift: w *= 1 - beta·(rtt - target)/rtt, beta = 0.8, at
             // most halving.
-            let excess = u128::from(rtt - self.target);
+            let excess = u128::from(rtt - target);
             let cut = (excess * 8 * u128::from(FP) / (10 * u128::from(rtt))).min(512);
             let keep = u128::from(FP) - cut;
             let w = u128::from(self.w) * keep / u128::from(FP);
@@ -214,12 +303,30 @@ impl Cwnd {
     }
 
     /// A packet last sent as transmission `tx_seq` was lost; `next_tx_seq` is
-    /// the counter's current value.
-    /// In delay mode a loss halves the window at most once per `srtt` (below
-    /// one packet every packet is a window of its own).
-    pub fn on_loss(&mut self, tx_seq: u64, next_tx_seq: u64, now: u64, srtt: u64) {
-        if tx_seq < self.recovery_until {
-            return;
+    /// the counter's current value. Returns whether the window was cut: only
+    /// for a congestion loss (a burst, or a queue building), at most once
+    /// per window of transmissions; in delay mode also at most once per
+    /// `srtt` (below one packet every packet is a window of its own).
+    pub fn on_loss(
+        &mut self,
+        tx_seq: u64,
+        next_tx_seq: u64,
+        now: u64,
+        srtt: u64,
+        min_rtt: u64,
+    ) -> bool {
+        self.loss_run = if tx_seq == self.last_lost_tx.wrapping_add(1) {
+            self.loss_run + 1
+        } else {
+            1
+        };
+        self.last_lost_tx = tx_seq;
+        // Delay mode reads congestion from the RTT and keeps windows of a
+        // few packets, where runs are short: every loss counts there.
+        let congestion =
+            self.target > 0 || self.loss_run >= LOSS_RUN || self.queue_building(min_rtt);
+        if !congestion || tx_seq < self.recovery_until {
+            return false;
         }
         self.recovery_until = next_tx_seq;
         self.cwnd = (self.cwnd / 2).max(self.min);
@@ -230,9 +337,26 @@ impl Cwnd {
             self.ss_w = self.w;
             self.last_decrease = now;
         }
+        true
     }
 
-    pub fn on_timeout(&mut self, next_tx_seq: u64) {
+    /// A retransmission timeout. `congestion`: a queue is building or the
+    /// timeouts repeat; then the window drops to its floor (delay mode: at
+    /// most one packet). A first timeout on an uncongested path (random
+    /// loss took a packet and its probe) only halves it, to no less than
+    /// one packet.
+    pub fn on_timeout(&mut self, next_tx_seq: u64, congestion: bool) {
+        if !congestion && self.target == 0 {
+            if next_tx_seq > self.recovery_until {
+                self.cwnd = (self.cwnd / 2).max(self.min);
+                self.ssthresh = self.cwnd;
+                self.w = (self.w / 2).max(FP.min(self.w));
+                self.ss_w = self.w;
+            }
+            self.recovery_until = next_tx_seq;
+            self.acked = 0;
+            return;
+        }
         if self.recovery_until <= next_tx_seq {
             self.ssthresh = (self.cwnd / 2).max(self.min);
         }
@@ -254,12 +378,14 @@ mod tests {
 
     #[test]
     fn rto_tracks_rtt_with_floor_and_backoff() {
-        let mut r = Rtt::new(1_000_000, 100_000_000, 10_000_000);
+        let mut r = Rtt::new(1_000_000, 100_000_000, 10_000_000, 10_000);
         assert_eq!(r.rto(), 10_000_000);
+        assert_eq!(r.pto(), None, "no probe before an RTT sample");
         for _ in 0..50 {
             r.sample(20_000);
         }
         assert_eq!(r.rto(), 1_000_000, "clamped to the min RTO");
+        assert_eq!(r.pto(), Some(40_000), "probe at 2 SRTT");
         r.back_off();
         r.back_off();
         assert_eq!(r.rto(), 4_000_000);
@@ -272,7 +398,32 @@ mod tests {
             r.sample(5_000_000);
         }
         let rto = r.rto();
-        assert!((5_000_000..6_000_000).contains(&rto), "{rto}");
+        assert!(
+            (14_900_000..16_000_000).contains(&rto),
+            "about 3 SRTT: {rto}"
+        );
+    }
+
+    #[test]
+    fn rto_floor_follows_the_measured_rtt() {
+        let mut r = Rtt::new(50_000, 1_000_000_000, 10_000_000, 10_000);
+        for _ in 0..50 {
+            r.sample(25_000);
+        }
+        assert_eq!(r.min_rtt(), Some(25_000));
+        assert_eq!(r.rto(), 75_000, "3 SRTT on a steady path");
+        assert_eq!(r.pto(), Some(50_000));
+        for _ in 0..100 {
+            r.back_off();
+        }
+        assert_eq!(r.rto(), 75_000 << MAX_BACKOFF, "backoff bounded");
+        let mut r = Rtt::new(50_000, 100_000_000, 10_000_000, 10_000);
+        r.sample(2_000);
+        for _ in 0..50 {
+            r.sample(2_000);
+        }
+        assert_eq!(r.rto(), 50_000, "never below min_rto");
+        assert_eq!(r.pto(), Some(10_000), "never below min_pto");
     }
 
     #[test]
@@ -282,38 +433,48 @@ mod tests {
             c.on_ack();
         }
         assert_eq!(c.get(), 16, "slow start doubles per window");
-        c.on_loss(10, 20, 0, 0);
+        assert!(
+            !c.on_loss(10, 20, 0, 0, 0),
+            "an isolated loss is not congestion"
+        );
+        assert_eq!(c.get(), 16);
+        assert!(!c.on_loss(11, 20, 0, 0, 0));
+        assert!(c.on_loss(12, 20, 0, 0, 0), "three in a row are");
         assert_eq!(c.get(), 8);
-        c.on_loss(15, 25, 0, 0);
+        c.on_loss(13, 25, 0, 0, 0);
         assert_eq!(c.get(), 8, "one cut per loss event");
         for _ in 0..8 {
             c.on_ack();
         }
         assert_eq!(c.get(), 9, "congestion avoidance: +1 per window");
-        c.on_timeout(30);
+        c.on_timeout(30, true);
         assert_eq!(c.get(), 2);
     }
 
     #[test]
     fn delay_mode_tracks_the_target_and_paces_below_one_packet() {
         let mut c = Cwnd::with_target(4, 1, 64, 50_000);
-        c.on_ack_delay(4, Some(10_000), 0);
+        c.on_ack_delay(4, Some(10_000), 0, 0, 10_000);
         assert_eq!(c.get(), 8, "slow start below the target");
         assert!(c.pacing_gap(10_000).is_none());
         // Far above the target: cut by at most half, once per RTT.
-        c.on_ack_delay(1, Some(500_000), 1_000_000);
+        // The round that held the low sample ends without a cut; the
+        // next one, all above the target, cuts.
+        c.on_ack_delay(1, Some(500_000), 600_000, 0, 500_000);
+        assert_eq!(c.get(), 8, "the round's smallest RTT was below the target");
+        c.on_ack_delay(1, Some(500_000), 1_100_000, 0, 500_000);
         assert_eq!(c.get(), 4);
-        c.on_ack_delay(1, Some(500_000), 1_000_001);
+        c.on_ack_delay(1, Some(500_000), 1_100_001, 0, 500_000);
         assert_eq!(c.get(), 4, "one decrease per RTT");
         for k in 0..8u64 {
-            c.on_ack_delay(1, Some(500_000), 2_000_000 + k * 1_000_000);
+            c.on_ack_delay(1, Some(500_000), 2_000_000 + k * 1_000_000, 0, 500_000);
         }
         assert_eq!(c.get(), 1, "floor of the in-flight limit");
         let gap = c.pacing_gap(10_000).expect("paced below one packet");
         assert!(gap > 10_000, "{gap}");
         // Back under the target: it grows again (+1/4 packet per ack).
         for _ in 0..4 {
-            c.on_ack_delay(1, Some(10_000), 20_000_000);
+            c.on_ack_delay(1, Some(10_000), 20_000_000, 0, 10_000);
         }
         assert!(c.pacing_gap(10_000).is_none());
         assert!(c.get() >= 1);

@@ -17,8 +17,6 @@ use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::hash::BuildHasherDefault;
 use std::net::SocketAddrV4;
 
-/// Later transmissions that must be acked before an older one counts as lost.
-const DUPTHRESH: u64 = 3;
 /// Drop events kept for the glue between two `take_drop_events` calls;
 /// beyond, drops are only counted.
 const DROP_EVENTS: usize = 32;
@@ -1058,7 +1056,17 @@ impl Device {
             if newest.is_none_or(|(s, _, _)| r.tx_seq > s) {
                 newest = Some((r.tx_seq, r.sent_at, r.retransmitted));
             }
-            p.tx.highest_acked_tx = p.tx.highest_acked_tx.max(r.tx_seq);
+            // An ack of a resend sooner than the path's RTT answers the
+            // original: it dates nothing sent since (RFC 8985, step 2).
+            let age = now.saturating_sub(r.sent_at);
+            let early = r.retransmitted && p.rtt.min_rtt().is_some_and(|m| age < m);
+            if early || r.was_lost {
+                // Declared lost, yet the first transmission arrived.
+                p.spurious_loss();
+            }
+            if !early {
+                p.tx.on_delivered(r.tx_seq, r.sent_at, now);
+            }
             p.cwnd.on_ack();
             if p.paths.on_ack(r.path) == PathEvent::Recovered {
                 done.stats.path_recoveries += 1;
@@ -1087,10 +1095,13 @@ impl Device {
         if let Some(r) = sample {
             p.rtt.sample(r);
         }
-        p.cwnd.on_ack_delay(acked, sample, now);
+        let (min_rtt, srtt) = (p.rtt.min_rtt().unwrap_or(0), p.rtt.srtt().unwrap_or(0));
+        p.cwnd.on_ack_delay(acked, sample, now, min_rtt, srtt);
         if acked > 0 {
             p.rtt.progress();
             p.consecutive_timeouts = 0;
+            p.tlp_sent = false;
+            p.last_progress = now;
         }
         p.tx.advance_una();
         if p.tx.pending.is_empty()
@@ -1099,25 +1110,45 @@ impl Device {
         {
             self.spare_rings.push(ring);
         }
-        // Fast retransmit: the oldest transmission is lost once DUPTHRESH
-        // later ones were acked and it is older than 1.5 smoothed RTTs
-        // (reordering allowance for multipath).
-        let min_age = p.rtt.srtt().map_or(0, |s| s + s / 2);
-        while let Some(psn) = p.tx.fast_lost(DUPTHRESH, now, min_age) {
-            let Some((path, tx_seq)) = p.tx.mark_lost(psn) else {
-                break;
-            };
-            stats.fast_retransmits += 1;
-            let next_tx = p.tx.tx_count;
-            let srtt = p.rtt.srtt().unwrap_or(0);
-            p.cwnd.on_loss(tx_seq, next_tx, now, srtt);
-            if p.paths.on_loss(path, now) == PathEvent::Failed {
-                stats.path_failures += 1;
-            }
-        }
+        self.detect_losses(pi, now);
         self.mark_ready(pi);
         // The RTT sample and the backoff reset can bring the RTO earlier.
         self.arm(pi);
+    }
+
+    /// Time-based loss detection (RACK, docs/srd-spec.md §7.3): declares
+    /// lost every in-flight packet sent before an acked one that has been
+    /// out for that one's RTT plus a quarter SRTT, and arms the reorder
+    /// timer for the first that is not yet.
+    fn detect_losses(&mut self, pi: u32, now: u64) {
+        let Some(p) = self.peers.get_mut(ix(pi)) else {
+            return;
+        };
+        p.reo_at = None;
+        let reo_wnd = p.reo_wnd();
+        loop {
+            match p.tx.rack(now, reo_wnd) {
+                super::reliability::Rack::Lost(psn) => {
+                    let Some((path, tx_seq)) = p.tx.mark_lost(psn) else {
+                        break;
+                    };
+                    self.stats.fast_retransmits += 1;
+                    p.rack_loss();
+                    let next_tx = p.tx.tx_count;
+                    let srtt = p.rtt.srtt().unwrap_or(0);
+                    let min_rtt = p.rtt.min_rtt().unwrap_or(0);
+                    p.cwnd.on_loss(tx_seq, next_tx, now, srtt, min_rtt);
+                    if p.paths.on_loss(path, now) == PathEvent::Failed {
+                        self.stats.path_failures += 1;
+                    }
+                }
+                super::reliability::Rack::At(t) => {
+                    p.reo_at = Some(t);
+                    break;
+                }
+                super::reliability::Rack::Unknown => break,
+            }
+        }
     }
 
     fn on_nak(&mut self, now: u64, from: DeviceAddr, epoch: u32, psn: u32, reason: NakReason) {
@@ -1140,6 +1171,7 @@ impl Device {
         self.stats.rx_naks += 1;
         // Any answer proves the peer and this path alive.
         p.consecutive_timeouts = 0;
+        p.last_progress = now;
         p.rtt.progress();
         if p.paths.on_ack(slot.path) == PathEvent::Recovered {
             self.stats.path_recoveries += 1;
@@ -1246,10 +1278,30 @@ impl Device {
             p.pace_until = None;
             self.mark_ready(pi);
         }
+        let Some(p) = self.peer_mut(pi) else { return };
+        if p.reo_at.is_some_and(|d| d <= now) {
+            self.detect_losses(pi, now);
+            self.mark_ready(pi);
+        }
         let Some(p) = self.peers.get_mut(ix(pi)) else {
             return;
         };
         let (rto, base) = (p.rto(), p.rtt.base_rto());
+        let rto_due = p.tx.deadline(rto).is_some_and(|d| d <= now);
+        if !rto_due && p.tlp_deadline().is_some_and(|d| d <= now) {
+            // Tail-loss probe: nothing after the flight's last packets will
+            // reveal their loss, so resend the newest one; its ack (or the
+            // SACK it brings) settles the rest through RACK. Not a loss
+            // signal: no window cut, no path blame.
+            p.tlp_sent = true;
+            if let Some(psn) = p.tx.newest_in_flight()
+                && p.tx.mark_lost(psn).is_some()
+            {
+                self.stats.tlp_probes += 1;
+                self.mark_ready(pi);
+            }
+            return;
+        }
         let mut lost = 0u32;
         // The backed-off timeout decides whether the timer fired; once it
         // did, every packet out for longer than the plain RTO is lost too.
@@ -1271,7 +1323,9 @@ impl Device {
         self.stats.rto_events += 1;
         p.rtt.back_off();
         let next = p.tx.tx_count;
-        p.cwnd.on_timeout(next);
+        let congestion =
+            p.consecutive_timeouts > 0 || p.cwnd.queue_building(p.rtt.min_rtt().unwrap_or(0));
+        p.cwnd.on_timeout(next, congestion);
         if p.consecutive_timeouts == 0 {
             p.stall_since = now.saturating_sub(rto);
         }
@@ -1476,6 +1530,7 @@ impl Device {
     /// Sends one data packet for peer `pi` (popped from the ready queue).
     fn transmit_data(&mut self, now: u64, pi: u32) -> Option<Outgoing> {
         let retry_limit = self.cfg.retry_limit;
+        let max_rto = self.cfg.max_rto;
         let p = self.peers.get_mut(usize::try_from(pi).ok()?)?;
         p.in_ready = false;
         if !p.can_send() {
@@ -1493,7 +1548,12 @@ impl Device {
             } else {
                 retry_limit
             };
-            if s.retries > budget {
+            // With round-trip timers a packet's retries come fast: a peer
+            // that acked anything within max_rto is alive and congested (a
+            // 1000:1 incast), not gone; the timeout rule below covers a
+            // silent one.
+            let silent = now.saturating_sub(p.last_progress) >= max_rto;
+            if s.retries > budget && silent {
                 self.fail_peer(pi, WcStatus::RetryExceeded);
                 return None;
             }

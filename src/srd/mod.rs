@@ -68,11 +68,15 @@ pub struct DeviceConfig {
     pub paths: u8,
     /// Largest payload of one message (datagram = payload + 40-byte header).
     pub max_payload: usize,
-    /// Clamp of the retransmission timeout computed from the RTT estimate.
+    /// Clamp of the retransmission timeout computed from the RTT estimate
+    /// (which is at least 3·SRTT: the floor only guards tiny RTTs).
     pub min_rto: u64,
     pub max_rto: u64,
     /// RTO before the first RTT sample.
     pub initial_rto: u64,
+    /// Floor of the tail-loss probe timeout (2·SRTT after the last
+    /// transmission of a flight that is not acknowledged).
+    pub min_pto: u64,
     /// Retransmissions of one packet, and consecutive timeouts without any
     /// ack progress, after which the peer is declared failed.
     pub retry_limit: u32,
@@ -98,10 +102,11 @@ pub struct DeviceConfig {
     pub cwnd_init: u32,
     pub cwnd_min: u32,
     pub cwnd_max: u32,
-    /// Delay-based congestion control: target RTT in ns, 0 = off (loss-based
-    /// AIMD only). With a target the window follows RTT samples, may drop
-    /// below one packet (then paced), and incast stays near link rate
-    /// (docs/srd-spec.md, congestion control).
+    /// Delay-based congestion control: queueing delay allowed on top of the
+    /// path's smallest RTT, in ns; 0 = off (loss-based AIMD only). With a
+    /// target the window follows the filtered RTT, may drop below one
+    /// packet (then paced), and incast stays near link rate
+    /// (docs/srd-spec.md §11).
     pub cc_target_delay: u64,
     /// Ack after this many newly received packets...
     pub ack_every: u32,
@@ -136,9 +141,10 @@ impl Default for DeviceConfig {
             epoch: 1,
             paths: 4,
             max_payload: 8192,
-            min_rto: 1_000_000,
+            min_rto: 50_000,
             max_rto: 100_000_000,
             initial_rto: 10_000_000,
+            min_pto: 10_000,
             retry_limit: 16,
             peer_timeout: 0,
             rnr_retry_limit: 7,
@@ -343,7 +349,12 @@ pub struct Stats {
     pub send_completions: u64,
     pub recv_completions: u64,
     pub retransmits: u64,
+    /// Packets declared lost by time-based detection (RACK: a later
+    /// transmission was acked and the reorder window has passed).
     pub fast_retransmits: u64,
+    /// Tail-loss probes sent (the newest packet resent at the probe
+    /// timeout, before any RTO).
+    pub tlp_probes: u64,
     pub rto_events: u64,
     pub rnr_naks_sent: u64,
     pub rnr_naks_received: u64,

@@ -7,6 +7,15 @@ use super::multipath::Paths;
 use super::reliability::{RxWindow, TxWindow};
 use super::{DeviceAddr, DeviceConfig, psn_lt};
 
+/// RACK reorder window bounds, in quarters of SRTT: from half an SRTT
+/// (multipath sprays a flight over paths whose delays differ) to a whole
+/// one.
+pub(crate) const REO_MIN_QUARTERS: u32 = 2;
+pub(crate) const REO_MAX_QUARTERS: u32 = 4;
+/// Loss declarations without a spurious one after which the reorder
+/// window narrows by a quarter SRTT.
+pub(crate) const REO_CLEAN: u32 = 16;
+
 #[derive(Debug)]
 pub(crate) struct Peer {
     pub addr: DeviceAddr,
@@ -22,6 +31,21 @@ pub(crate) struct Peer {
     /// When the current run of timeouts began (its oldest packet's send
     /// time); meaningful while `consecutive_timeouts > 0`.
     pub stall_since: u64,
+    /// A tail-loss probe went out and nothing new was acked since: the
+    /// next timer for the flight is the RTO.
+    pub tlp_sent: bool,
+    /// RACK reorder timer: a packet sent before an acked one is declared
+    /// lost at this time unless acked first.
+    pub reo_at: Option<u64>,
+    /// RACK's reorder window in quarters of SRTT (2..=4): widened when a
+    /// packet declared lost turns out to have arrived (the reordering of
+    /// multipath exceeded it), narrowed again after `REO_CLEAN` losses
+    /// with no such surprise.
+    pub reo_quarters: u32,
+    /// Losses declared since the window last changed.
+    pub reo_clean: u32,
+    /// When an ack or NAK from the peer last made progress (0: never).
+    pub last_progress: u64,
     /// Packets accepted since our last ack.
     pub rx_unacked: u32,
     pub ack_deadline: Option<u64>,
@@ -59,7 +83,7 @@ impl Peer {
             remote_epoch: None,
             tx: TxWindow::new(cfg.window),
             rx: RxWindow::new(),
-            rtt: Rtt::new(cfg.min_rto, cfg.max_rto, cfg.initial_rto),
+            rtt: Rtt::new(cfg.min_rto, cfg.max_rto, cfg.initial_rto, cfg.min_pto),
             cwnd: Cwnd::with_target(
                 cfg.cwnd_init,
                 cfg.cwnd_min,
@@ -69,6 +93,11 @@ impl Peer {
             paths: Paths::new(cfg.paths, cfg.path_fail_threshold, cfg.path_probe_interval),
             consecutive_timeouts: 0,
             stall_since: 0,
+            tlp_sent: false,
+            last_progress: 0,
+            reo_at: None,
+            reo_quarters: REO_MIN_QUARTERS,
+            reo_clean: 0,
             rx_unacked: 0,
             ack_deadline: None,
             ack_queued: false,
@@ -110,12 +139,55 @@ impl Peer {
         self.rtt.rto()
     }
 
+    /// RACK's reorder window now.
+    pub fn reo_wnd(&self) -> u64 {
+        self.rtt
+            .srtt()
+            .map_or(0, |s| s / 4 * u64::from(self.reo_quarters))
+    }
+
+    /// A packet declared lost was acked for its original transmission: the
+    /// reorder window was too narrow.
+    pub fn spurious_loss(&mut self) {
+        self.reo_quarters = (self.reo_quarters + 1).min(REO_MAX_QUARTERS);
+        self.reo_clean = 0;
+    }
+
+    /// A loss was declared by RACK.
+    pub fn rack_loss(&mut self) {
+        self.reo_clean += 1;
+        if self.reo_clean >= REO_CLEAN {
+            self.reo_clean = 0;
+            self.reo_quarters = (self.reo_quarters - 1).max(REO_MIN_QUARTERS);
+        }
+    }
+
+    /// When a tail-loss probe is due: 2·SRTT after the newest transmission
+    /// still in flight, once per flight (until an ack makes progress). None
+    /// while a queue builds toward the peer: the tail is then most likely
+    /// waiting in it, and a probe would only add to it (the RTO remains).
+    pub fn tlp_deadline(&self) -> Option<u64> {
+        let min_rtt = self.rtt.min_rtt().unwrap_or(0);
+        if self.tlp_sent || self.cwnd.below_one_packet() || self.cwnd.queue_building(min_rtt) {
+            return None;
+        }
+        let pto = self.rtt.pto()?;
+        self.tx.newest_sent_at().map(|t| t.saturating_add(pto))
+    }
+
     /// Earliest timer of this peer.
     pub fn next_deadline(&self) -> Option<u64> {
         let rto = self.tx.deadline(self.rto());
-        [rto, self.ack_deadline, self.rnr_next, self.pace_until]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            rto,
+            self.tlp_deadline(),
+            self.reo_at,
+            self.ack_deadline,
+            self.rnr_next,
+            self.pace_until,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 }

@@ -59,6 +59,8 @@ const FREE_SLOT: Slot = Slot {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Removed {
     pub buf: u32,
+    /// It had been declared lost and not resent yet.
+    pub was_lost: bool,
     pub path: u8,
     pub sent_at: u64,
     pub tx_seq: u64,
@@ -83,6 +85,20 @@ pub(crate) struct TxWindow {
     /// Transmission counter (every send and resend), for loss detection.
     pub tx_count: u64,
     pub highest_acked_tx: u64,
+    /// RACK: the RTT of the newest transmission acked so far (ack time
+    /// minus its send time).
+    pub rack_rtt: u64,
+}
+
+/// What time-based loss detection found at the oldest transmission.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Rack {
+    /// Lost: a later transmission was acked and the reorder window passed.
+    Lost(u32),
+    /// A later transmission was acked; lost at this time unless acked.
+    At(u64),
+    /// Nothing sent after it has been acked.
+    Unknown,
 }
 
 impl TxWindow {
@@ -100,6 +116,7 @@ impl TxWindow {
             pending: VecDeque::new(),
             tx_count: 0,
             highest_acked_tx: 0,
+            rack_rtt: 0,
         }
     }
 
@@ -244,6 +261,7 @@ impl TxWindow {
         }
         Some(Removed {
             buf: s.buf,
+            was_lost: s.state == SlotState::Lost,
             path: s.path,
             sent_at: s.sent_at,
             tx_seq: s.tx_seq,
@@ -299,14 +317,46 @@ impl TxWindow {
         self.slot(self.head).map(|s| s.sent_at.saturating_add(rto))
     }
 
-    /// The oldest in-flight packet, if at least `dupthresh` later
-    /// transmissions have been acked and it has been out for `min_age`
-    /// (a RACK-style reordering allowance for multipath).
-    pub fn fast_lost(&self, dupthresh: u64, now: u64, min_age: u64) -> Option<u32> {
-        let s = self.slot(self.head)?;
-        let later_acked = self.highest_acked_tx >= s.tx_seq + dupthresh;
-        let old = now.saturating_sub(s.sent_at) >= min_age;
-        (later_acked && old).then_some(s.psn)
+    /// Send time of the newest transmission still in flight.
+    pub fn newest_sent_at(&self) -> Option<u64> {
+        self.slot(self.tail).map(|s| s.sent_at)
+    }
+
+    /// The newest transmission still in flight (the tail-loss probe's).
+    pub fn newest_in_flight(&self) -> Option<u32> {
+        self.slot(self.tail).map(|s| s.psn)
+    }
+
+    /// Records that transmission `tx_seq`, sent at `sent_at`, was acked at
+    /// `now` (RACK's state: the newest delivered transmission and its RTT).
+    pub fn on_delivered(&mut self, tx_seq: u64, sent_at: u64, now: u64) {
+        if tx_seq >= self.highest_acked_tx {
+            self.highest_acked_tx = tx_seq;
+            self.rack_rtt = now.saturating_sub(sent_at);
+        }
+    }
+
+    /// RACK (RFC 8985) on the oldest transmission in flight: it is lost
+    /// once a transmission sent after it has been acked and it has been
+    /// out for that one's RTT plus `reo_wnd` (the allowance for multipath
+    /// reordering). Transmissions are in send order, so when the oldest is
+    /// not lost none is.
+    pub fn rack(&self, now: u64, reo_wnd: u64) -> Rack {
+        let Some(s) = self.slot(self.head) else {
+            return Rack::Unknown;
+        };
+        if s.tx_seq >= self.highest_acked_tx {
+            return Rack::Unknown;
+        }
+        let at = s
+            .sent_at
+            .saturating_add(self.rack_rtt)
+            .saturating_add(reo_wnd);
+        if at <= now {
+            Rack::Lost(s.psn)
+        } else {
+            Rack::At(at)
+        }
     }
 
     /// Next packet to retransmit (skipping stale queue entries).

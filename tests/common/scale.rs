@@ -63,7 +63,8 @@ pub fn default_net(seed: u64) -> NetConfig {
 /// The device configuration for a datacenter fabric (what the scale runs
 /// use besides the defaults): delay-based congestion control with a 25 µs
 /// RTT target, an RTO floor of 200 µs and a first window of 8 packets.
-/// The defaults (loss-based AIMD, 1 ms RTO floor, first window of 32) are
+/// The defaults (loss-based AIMD that ignores isolated losses, RTO from
+/// 3 SRTT with a 50 µs floor, first window of 32) are
 /// tuned for the kernel UDP path, whose timing noise on a loaded host
 /// reaches milliseconds.
 pub fn datacenter(mut cfg: DeviceConfig) -> DeviceConfig {
