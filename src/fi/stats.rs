@@ -705,7 +705,7 @@ pub struct Sources<'a> {
 }
 
 /// Number of endpoint counters.
-pub const RDM_COUNTER_COUNT: usize = 88;
+pub const RDM_COUNTER_COUNT: usize = 91;
 
 /// The endpoint counters, names and values in page order. Drop reasons
 /// are summed across layers where the same fault can show at either
@@ -735,6 +735,8 @@ pub fn rdm_counters(s: &Sources<'_>) -> [(&'static str, u64); RDM_COUNTER_COUNT]
         ("udp_send_calls", s.udp.send_syscalls),
         ("udp_recv_calls", s.udp.recv_syscalls),
         ("udp_eagain", s.udp.eagain),
+        ("udp_gso_sends", s.udp.gso_sends),
+        ("udp_gso_fallbacks", s.udp.gso_fallbacks),
         ("shm_tx_pkts", s.shm.sent),
         ("shm_tx_bytes", s.shm.sent_bytes),
         ("shm_rx_pkts", s.shm.received),
@@ -749,6 +751,7 @@ pub fn rdm_counters(s: &Sources<'_>) -> [(&'static str, u64); RDM_COUNTER_COUNT]
         ("naks_rx", d.rx_naks),
         ("retransmits", d.retransmits),
         ("fast_retransmits", d.fast_retransmits),
+        ("tlp_probes", d.tlp_probes),
         ("rto_events", d.rto_events),
         ("rnr_naks_tx", d.rnr_naks_sent),
         ("rnr_naks_rx", d.rnr_naks_received),
