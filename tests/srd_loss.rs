@@ -68,6 +68,15 @@ fn pair(net: NetConfig, cfg: DeviceConfig) -> Pair {
 }
 
 impl Pair {
+    /// Device 0's smoothed RTT to device 1 (ns), once it has one.
+    fn srtt(&self) -> u64 {
+        self.sim.devices[0]
+            .peer_info(device_addr(1))
+            .unwrap()
+            .srtt
+            .unwrap()
+    }
+
     fn post(&mut self, id: u64) {
         let data = id.to_le_bytes();
         let wr = SendWr {
@@ -150,11 +159,7 @@ fn lone_lost_packet_is_recovered_by_a_tail_loss_probe() {
     let mut p = pair(net(), DeviceConfig::default());
     let mut seen = Vec::new();
     p.warm_up(20, &mut seen);
-    let srtt = p.sim.devices[0]
-        .peer_info(device_addr(1))
-        .unwrap()
-        .srtt
-        .unwrap();
+    let srtt = p.srtt();
     assert!((20 * US..=30 * US).contains(&srtt), "srtt {srtt}");
     let before = p.stats();
     let t0 = p.sim.now;
@@ -177,11 +182,7 @@ fn lost_tail_of_a_burst_is_recovered_by_probe_then_rack() {
     let mut p = pair(net(), DeviceConfig::default());
     let mut seen = Vec::new();
     p.warm_up(20, &mut seen);
-    let srtt = p.sim.devices[0]
-        .peer_info(device_addr(1))
-        .unwrap()
-        .srtt
-        .unwrap();
+    let srtt = p.srtt();
     let before = p.stats();
     // Ten packets at once: the first six arrive, the last four are lost
     // (the sim sends a burst at one instant, so lose them by posting
@@ -215,11 +216,7 @@ fn a_hole_in_a_stream_is_repaired_by_rack_within_two_round_trips() {
     let mut p = pair(net(), DeviceConfig::default());
     let mut seen = Vec::new();
     p.warm_up(20, &mut seen);
-    let srtt = p.sim.devices[0]
-        .peer_info(device_addr(1))
-        .unwrap()
-        .srtt
-        .unwrap();
+    let srtt = p.srtt();
     let before = p.stats();
     // Three packets lost, then ten more sent a little later: their acks
     // (SACK) reveal the hole; no probe or timeout is needed.
@@ -335,11 +332,7 @@ fn a_lost_burst_of_64_is_repaired_in_one_round_of_retransmissions() {
     let mut p = pair(net(), cfg);
     let mut seen = Vec::new();
     p.warm_up(20, &mut seen);
-    let srtt = p.sim.devices[0]
-        .peer_info(device_addr(1))
-        .unwrap()
-        .srtt
-        .unwrap();
+    let srtt = p.srtt();
     let before = p.stats();
     let t0 = p.sim.now;
     p.black_out(t0, t0 + 1);

@@ -19,9 +19,9 @@ fn device() -> Device {
     .unwrap()
 }
 
-/// An SRD QP of the device's default depths, brought to RTS.
-fn rts_qp(d: &mut Device, pd: Pd, cq: Cq) -> Qpn {
-    let attr = QpAttr {
+/// An SRD QP's attributes: one CQ for both queues, the device's depths.
+fn srd_attr(pd: Pd, cq: Cq) -> QpAttr {
+    QpAttr {
         pd,
         qp_type: QpType::Srd,
         qkey: 1,
@@ -29,8 +29,12 @@ fn rts_qp(d: &mut Device, pd: Pd, cq: Cq) -> Qpn {
         recv_cq: cq,
         sq_depth: 0,
         rq_depth: 0,
-    };
-    let qp = d.create_qp(attr).unwrap();
+    }
+}
+
+/// An SRD QP of the device's default depths, brought to RTS.
+fn rts_qp(d: &mut Device, pd: Pd, cq: Cq) -> Qpn {
+    let qp = d.create_qp(srd_attr(pd, cq)).unwrap();
     for s in [QpState::Init, QpState::Rtr, QpState::Rts] {
         d.modify_qp(qp, s).unwrap();
     }
@@ -81,16 +85,7 @@ fn qp_state_machine_gates_verbs() {
     let mut d = device();
     let pd = d.alloc_pd().unwrap();
     let cq = d.create_cq(6).unwrap();
-    let attr = QpAttr {
-        pd,
-        qp_type: QpType::Srd,
-        qkey: 1,
-        send_cq: cq,
-        recv_cq: cq,
-        sq_depth: 0,
-        rq_depth: 0,
-    };
-    let qp = d.create_qp(attr).unwrap();
+    let qp = d.create_qp(srd_attr(pd, cq)).unwrap();
     let ah = d.create_ah(pd, device_addr(1)).unwrap();
     let wr = |data: &'static [u8]| SendWr {
         wr_id: 1,
