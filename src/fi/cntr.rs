@@ -3,8 +3,8 @@
 use super::cq::Progress;
 use super::errno::{Error, Result};
 use crate::bindings as b;
+use std::sync::Weak;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, Weak};
 
 /// A completion counter.
 pub struct Cntr {
@@ -15,7 +15,7 @@ pub struct Cntr {
     pub wait: super::wait::WaitObj,
     /// The fid's context (what fi_poll reports for this counter).
     pub context: usize,
-    eps: Mutex<Vec<Weak<dyn Progress>>>,
+    eps: super::wait::BoundEps,
 }
 
 impl std::fmt::Debug for Cntr {
@@ -44,24 +44,19 @@ impl Cntr {
             wait_obj,
             wait: super::wait::WaitObj::new(wait_obj)?,
             context: 0,
-            eps: Mutex::new(Vec::new()),
+            eps: Default::default(),
         })
     }
 
     /// An endpoint was bound; `fds` are its wait descriptors.
     pub fn attach(&self, ep: Weak<dyn Progress>, fds: &[i32]) {
-        let mut eps = self.eps.lock().unwrap_or_else(|e| e.into_inner());
-        eps.retain(|w| w.strong_count() > 0);
-        if !eps.iter().any(|w| Weak::ptr_eq(w, &ep)) {
-            eps.push(ep);
-        }
+        self.eps.add(ep);
         self.wait.add_fds(fds);
     }
 
     /// The bound endpoints that are still open.
     pub fn endpoints(&self) -> super::wait::Eps {
-        let g = self.eps.lock().unwrap_or_else(|e| e.into_inner());
-        g.iter().filter_map(Weak::upgrade).collect()
+        self.eps.alive()
     }
 
     /// Blocks until the counter may have moved: an update, input for a
@@ -81,13 +76,7 @@ impl Cntr {
     }
 
     pub fn progress(&self) {
-        let eps: Vec<_> = {
-            let g = self.eps.lock().unwrap_or_else(|e| e.into_inner());
-            g.iter().filter_map(Weak::upgrade).collect()
-        };
-        for ep in eps {
-            ep.progress();
-        }
+        self.eps.progress();
     }
 
     pub fn read(&self) -> u64 {

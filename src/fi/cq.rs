@@ -69,7 +69,7 @@ pub struct Cq {
     /// The fid's context (what fi_poll reports for this queue).
     pub context: usize,
     inner: Mutex<Inner>,
-    eps: Mutex<Vec<Weak<dyn Progress>>>,
+    eps: super::wait::BoundEps,
     signaled: AtomicBool,
     /// What a polling reader does when reads find nothing (fi::idle).
     pub idle: super::idle::Idle,
@@ -136,7 +136,7 @@ impl Cq {
                 ok: VecDeque::with_capacity(size.min(4096)),
                 ..Default::default()
             }),
-            eps: Mutex::new(Vec::new()),
+            eps: Default::default(),
             signaled: AtomicBool::new(false),
             pending: std::sync::atomic::AtomicUsize::new(0),
             idle: super::idle::Idle::new(
@@ -159,18 +159,13 @@ impl Cq {
 
     /// An endpoint was bound; `fds` are its wait descriptors.
     pub fn attach(&self, ep: Weak<dyn Progress>, fds: &[i32]) {
-        let mut eps = self.eps.lock().unwrap_or_else(|e| e.into_inner());
-        eps.retain(|w| w.strong_count() > 0);
-        if !eps.iter().any(|w| Weak::ptr_eq(w, &ep)) {
-            eps.push(ep);
-        }
+        self.eps.add(ep);
         self.wait.add_fds(fds);
     }
 
     /// The bound endpoints that are still open.
     pub fn endpoints(&self) -> super::wait::Eps {
-        let g = self.eps.lock().unwrap_or_else(|e| e.into_inner());
-        g.iter().filter_map(Weak::upgrade).collect()
+        self.eps.alive()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -213,13 +208,7 @@ impl Cq {
 
     /// Drives every endpoint bound to this queue.
     pub fn progress(&self) {
-        let eps: SmallVec<[std::sync::Arc<dyn Progress>; 4]> = {
-            let g = self.eps.lock().unwrap_or_else(|e| e.into_inner());
-            g.iter().filter_map(Weak::upgrade).collect()
-        };
-        for ep in eps {
-            ep.progress();
-        }
+        self.eps.progress();
     }
 
     /// Takes up to `max` entries. `Err(Avail)` when an error entry waits and

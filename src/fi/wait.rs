@@ -148,6 +148,35 @@ pub fn poll_fds(fds: &[RawFd], timer: Option<Duration>, deadline: Option<Instant
 /// The endpoints that make progress for one object, upgraded.
 pub type Eps = smallvec::SmallVec<[Arc<dyn Progress>; 4]>;
 
+/// The endpoints bound to a CQ or counter, held weakly: a closed endpoint
+/// drops out by itself.
+#[derive(Default)]
+pub struct BoundEps(std::sync::Mutex<Vec<std::sync::Weak<dyn Progress>>>);
+
+impl BoundEps {
+    /// Binds `ep` (once), forgetting endpoints closed meanwhile.
+    pub fn add(&self, ep: std::sync::Weak<dyn Progress>) {
+        let mut eps = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        eps.retain(|w| w.strong_count() > 0);
+        if !eps.iter().any(|w| std::sync::Weak::ptr_eq(w, &ep)) {
+            eps.push(ep);
+        }
+    }
+
+    /// The bound endpoints that are still open.
+    pub fn alive(&self) -> Eps {
+        let g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        g.iter().filter_map(std::sync::Weak::upgrade).collect()
+    }
+
+    /// Drives every bound endpoint once.
+    pub fn progress(&self) {
+        for ep in self.alive() {
+            ep.progress();
+        }
+    }
+}
+
 /// Arms every endpoint of `eps`, then sleeps on their descriptors and
 /// `extra` until input, a timer or `deadline`; disarms. Returns false when
 /// the deadline passed. When an endpoint already has input, returns at
