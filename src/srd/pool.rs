@@ -127,8 +127,10 @@ impl Pool {
         let id = match self.free.pop() {
             Some(id) => id,
             None if self.allocated() < self.cap => {
+                // Sized for this first use at once (not allocated small,
+                // then replaced by `room`).
                 self.bufs.push(TxBuf {
-                    data: vec![0; self.buf_size],
+                    data: vec![0; self.buf_size.max(HEADROOM + room)],
                     len: 0,
                     wr_id: 0,
                     src_qpn: 0,
