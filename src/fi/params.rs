@@ -85,6 +85,12 @@ pub const DEFS: &[Def] = &[
         help: "Same-host messages and RMA transfers of at least this many bytes are copied once with cross-memory attach (the receiver or RMA target reads/writes the peer's buffer) instead of through the rings; 0 never.",
     },
     Def {
+        name: "shm_fast",
+        kind: Kind::Bool,
+        default: "1",
+        help: "Send small messages to a same-host peer whose handshake is done as one packet written straight from the caller's buffer into the peer's ring, and place them at the receiver without per-message bookkeeping, when nothing earlier to that peer is still queued; 0 sends them through the protocol's send queue like larger ones (same wire format, same order).",
+    },
+    Def {
         name: "unexp_max",
         kind: Kind::Int,
         default: "4096",
@@ -144,6 +150,7 @@ pub struct Params {
     pub shm: bool,
     pub shm_cma: bool,
     pub shm_cma_min: usize,
+    pub shm_fast: bool,
     pub unexp_max: usize,
     pub unexp_max_bytes: usize,
     pub stats: bool,
@@ -196,6 +203,7 @@ impl Params {
             shm: !matches!(text("shm").trim(), "0" | "false" | "no" | "off"),
             shm_cma: !matches!(text("shm_cma").trim(), "0" | "false" | "no" | "off"),
             shm_cma_min: num("shm_cma_min") as usize,
+            shm_fast: !matches!(text("shm_fast").trim(), "0" | "false" | "no" | "off"),
             unexp_max: (num("unexp_max") as usize).max(1),
             unexp_max_bytes: (num("unexp_max_bytes") as usize).max(1),
             stats: matches!(text("stats").trim(), "1" | "true" | "yes" | "on"),

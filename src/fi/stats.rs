@@ -705,7 +705,7 @@ pub struct Sources<'a> {
 }
 
 /// Number of endpoint counters.
-pub const RDM_COUNTER_COUNT: usize = 91;
+pub const RDM_COUNTER_COUNT: usize = 93;
 
 /// The endpoint counters, names and values in page order. Drop reasons
 /// are summed across layers where the same fault can show at either
@@ -743,6 +743,8 @@ pub fn rdm_counters(s: &Sources<'_>) -> [(&'static str, u64); RDM_COUNTER_COUNT]
         ("shm_rx_bytes", s.shm.received_bytes),
         ("shm_full", s.shm.full),
         ("shm_abandoned", s.shm.abandoned),
+        ("shm_fast_sends", r.fast_sends),
+        ("fast_placed", r.fast_placed),
         ("srd_tx_data", d.tx_data),
         ("srd_rx_data", d.rx_data),
         ("acks_tx", d.tx_acks),

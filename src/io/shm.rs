@@ -448,12 +448,23 @@ impl ShmEndpoint {
     ///
     /// Panics if `peer` did not come from this endpoint's `connect`.
     pub fn send(&mut self, peer: ShmPeer, data: &[u8]) -> Result<(), ShmError> {
+        self.send_with(peer, data.len(), |d| d.copy_from_slice(data))
+    }
+
+    /// `send` of a `len`-byte packet that `write` builds in the peer's
+    /// ring slot (no staging copy); `write` runs only if the packet goes.
+    pub fn send_with(
+        &mut self,
+        peer: ShmPeer,
+        len: usize,
+        write: impl FnOnce(&mut [u8]),
+    ) -> Result<(), ShmError> {
         let me = self.token;
         let p = &mut self.peers[peer.index()];
         if p.gone {
             return Err(ShmError::PeerGone);
         }
-        if data.len() > p.ring.slot_size() {
+        if len > p.ring.slot_size() {
             return Err(ShmError::TooLong);
         }
         if p.ring.state() != STATE_OPEN {
@@ -468,11 +479,11 @@ impl ShmEndpoint {
                 return Err(ShmError::PeerGone);
             }
         }
-        match p.ring.push(me.pid, me.nonce, data) {
+        match p.ring.push_with(me.pid, me.nonce, len, write) {
             Push::Done => {
                 p.full_streak = 0;
                 self.stats.sent += 1;
-                self.stats.sent_bytes += data.len() as u64;
+                self.stats.sent_bytes += len as u64;
                 if p.ring.waiter()
                     && let (Some(bell), Ok(addr)) = (&self.bell, doorbell_addr(p.token))
                 {

@@ -180,6 +180,9 @@ pub struct Config {
     pub cma_min: usize,
     /// Our process id, stated in CMA descriptors (0: not stated).
     pub pid: u32,
+    /// Place the next eager message of a peer straight into its matched
+    /// receive, without per-message state (`rx::Rx::place_eager`).
+    pub fast_eager: bool,
 }
 
 impl Default for Config {
@@ -207,6 +210,7 @@ impl Default for Config {
             rma_target_max: 1024,
             cma_min: 16 * 1024,
             pid: 0,
+            fast_eager: true,
         }
     }
 }
@@ -319,6 +323,11 @@ pub struct Stats {
     pub cma_errors: u64,
     /// Liveness probes sent to silent peers that operations wait on.
     pub probes: u64,
+    /// Messages sent as one REQ the glue wrote straight into the link
+    /// (`fast_req`), and eager messages placed without per-message state
+    /// (`rx::Rx::place_eager`).
+    pub fast_sends: u64,
+    pub fast_placed: u64,
 }
 
 /// Largest medium message any peer may send (Config::medium_max is clamped

@@ -185,6 +185,13 @@ impl Peers {
 
     /// We are about to send to `peer`: our handshake goes first, and a
     /// peer not known alive gets a deadline.
+    /// Both handshakes done and the peer whole: it knows our address
+    /// (REQs need not carry it) and sends to it need no deadline.
+    pub fn settled(&self, i: PeerIdx) -> bool {
+        self.get(i)
+            .is_some_and(|p| p.hs_recv && p.hs_sent && p.alive && p.broken.is_none())
+    }
+
     pub fn contact(&mut self, now: u64, i: PeerIdx, out: &mut Outbox) {
         self.ensure_handshake(i, out);
         let timeout = self.lim.handshake_timeout_ns;

@@ -291,6 +291,38 @@ impl Tx {
         None
     }
 
+    /// Whether a new message to `peer` may skip the send queue (the
+    /// same-host fast path): nothing queued that it could overtake, the
+    /// peer neither paused nor waiting for credit, and credit for one more
+    /// message.
+    pub fn may_bypass(&self, peer: PeerIdx) -> bool {
+        if !self.queue.is_empty() {
+            return false;
+        }
+        match self.peers.get(peer as usize) {
+            Some(p) => {
+                !p.paused
+                    && p.blocked.is_empty()
+                    && p.parked.is_empty()
+                    && p.next_msg.wrapping_sub(p.next_acked) < p.window
+            }
+            None => true,
+        }
+    }
+
+    /// Takes `peer`'s next msg_id for a message that skips the queue.
+    pub fn bypass_msg_id(&mut self, peer: PeerIdx) -> u32 {
+        let p = self.peer_mut(peer);
+        let id = p.next_msg;
+        p.next_msg = id.wrapping_add(1);
+        id
+    }
+
+    /// Whether sends have packets to go now.
+    pub fn has_queued(&self) -> bool {
+        !self.queue.is_empty()
+    }
+
     /// The transport's verdict on a packet of send `h`: its peer, or
     /// `None` for an ended send. A confirmed packet may complete the send.
     pub fn sent(&mut self, h: Handle, ok: bool, out: &mut Outbox) -> Option<PeerIdx> {

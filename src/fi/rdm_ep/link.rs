@@ -252,6 +252,9 @@ impl Link {
             shm.flush(r);
         }
         self.resume_udp(r);
+        if !r.wants_transmit() {
+            return false;
+        }
         // Packets are built in a send buffer lent by the device: one sent
         // over UDP is posted from where it was written (and retransmitted
         // from there); one that goes over shared memory is copied into the

@@ -28,6 +28,7 @@ use super::stats::Observer;
 use super::transport::Transport;
 use crate::bindings as b;
 use crate::rdm::{self, CompFlags, PeerIdx, RdmError};
+use crate::wire::rdm::REQ_LEN;
 use link::{Link, RX_DEPTH};
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,6 +42,10 @@ pub struct RdmOpen {
     cfg: rdm::Config,
 }
 
+/// Largest message `send_fast` takes: beyond, the copy dominates and the
+/// general path costs little more (a ring slot holds far more).
+const FAST_MAX: usize = 4096;
+
 /// An enabled RDM endpoint: the link and the protocol engine.
 pub struct RdmEp {
     link: Link,
@@ -52,6 +57,10 @@ pub struct RdmEp {
     /// Staging for inject payloads (a fresh zeroed array per call cost a
     /// 4 KiB memset per send).
     inject_tmp: Box<[u8; super::offer::RDM_INJECT]>,
+    /// FI_SRD_SHM_FAST: small same-host sends take `send_fast`.
+    fast: bool,
+    /// The clock at the start of the last progress round.
+    last_now: u64,
 }
 
 impl RdmOpen {
@@ -97,6 +106,7 @@ impl RdmOpen {
             unexp_max_count: params.unexp_max,
             unexp_max_bytes: params.unexp_max_bytes,
             pid: std::process::id(),
+            fast_eager: params.shm_fast,
             probe_interval_ns: probe_interval(params.peer_timeout_ms),
             ..rdm::Config::default()
         };
@@ -162,6 +172,7 @@ impl RdmOpen {
         cfg.rx_selective = sink.rx_selective;
         cfg.local_addr = link.name().to_bytes().to_vec();
         let (tx_size, rx_size) = (cfg.tx_size, cfg.rx_size);
+        let cfg_fast = cfg.fast_eager;
         let mut r = rdm::Endpoint::new(cfg);
         r.set_rma_target(target);
         if link.shm.as_ref().is_some_and(|s| s.cma_enabled()) {
@@ -174,6 +185,8 @@ impl RdmOpen {
             tx_size,
             rx_size,
             inject_tmp: Box::new([0u8; super::offer::RDM_INJECT]),
+            fast: cfg_fast,
+            last_now: 0,
         }
     }
 }
@@ -292,6 +305,10 @@ impl RdmEp {
     pub fn send(&mut self, sink: &Sink, av: &Arc<Av>, op: SendOp) -> Result<()> {
         let peer = self.peer_of(av, op.dest)?;
         let n = op.iov.len();
+        if self.send_fast(sink, av, peer, &op) {
+            self.link.obs.tx_msg(peer, n);
+            return Ok(());
+        }
         let now = self.link.t.now();
         let data = (op.flags & b::FI_REMOTE_CQ_DATA != 0).then_some(op.data);
         let flags = convert::op_flags(op.flags);
@@ -316,21 +333,70 @@ impl RdmEp {
         self.after_post(sink, av, now, res)
     }
 
+    /// The same-host fast path of a send: a small message to a settled
+    /// peer on this host, with nothing of ours queued ahead of it, is one
+    /// eager REQ written straight from the caller's buffer into the
+    /// peer's ring (no send operation, no staging copy, no clock read);
+    /// the wire format and the msg_id sequence are the protocol's, so the
+    /// receiver keeps it in order with the engine's packets. `false`:
+    /// nothing was done, the general path takes it.
+    fn send_fast(&mut self, sink: &Sink, av: &Arc<Av>, peer: PeerIdx, op: &SendOp) -> bool {
+        let n = op.iov.len();
+        if !self.fast
+            || n > FAST_MAX
+            || op.flags & (b::FI_DELIVERY_COMPLETE | b::FI_MATCH_COMPLETE) != 0
+        {
+            return false;
+        }
+        let (Some(shm), r) = (self.link.shm.as_mut(), &mut self.rdm) else {
+            return false;
+        };
+        if !shm.routes(peer) || !r.fast_ready(peer, n) {
+            return false;
+        }
+        // fi_inject proper: no completion event (counters still count it).
+        let silent = !op.report && op.flags & b::FI_INJECT != 0 && op.context == 0;
+        let data = (op.flags & b::FI_REMOTE_CQ_DATA != 0).then_some(op.data);
+        let flags = convert::op_flags(op.flags);
+        let sent = shm.send_fast(peer, REQ_LEN + n, |slot| {
+            let (ctx, tagged, tag) = (op.context as u64, op.tagged, op.tag);
+            let h = r.fast_req(peer, n, tagged, tag, data, ctx, flags, silent, slot);
+            op.iov.copy_out(0, &mut slot[h..]);
+        });
+        if !sent {
+            return false;
+        }
+        self.link.obs.tx_pkt(peer, REQ_LEN + n);
+        self.completions(sink, Some(av));
+        true
+    }
+
     pub fn recv(&mut self, sink: &Sink, av: &Arc<Av>, op: RecvOp) -> Result<()> {
         let src = if op.src == ADDR_NOTAVAIL {
             None
         } else {
             Some(self.peer_of(av, op.src)?)
         };
-        let now = self.link.t.now();
+        // Posting a receive reads no clock (the engine does not use it
+        // there); one is read only if the post left packets to send (a
+        // CTS, a long-read's FIN), which carry send times.
+        let posted_at = self.last_now;
         let flags = convert::op_flags(op.flags);
         let ctx = op.context as u64;
         let res = if op.tagged {
             let rdm = &mut self.rdm;
-            rdm.trecv(now, op.iov, src, op.tag, op.ignore, ctx, flags)
+            rdm.trecv(posted_at, op.iov, src, op.tag, op.ignore, ctx, flags)
         } else {
-            self.rdm.recv(now, op.iov, src, ctx, flags)
+            self.rdm.recv(posted_at, op.iov, src, ctx, flags)
         };
+        if res.is_ok() && !self.rdm.wants_transmit() && !self.link.udp_dirty {
+            let (t, rx) = self.rdm.pending_ops();
+            Observer::high_water(&mut self.link.obs.hw_tx_ops, t);
+            Observer::high_water(&mut self.link.obs.hw_rx_ops, rx);
+            self.completions(sink, Some(av));
+            return Ok(());
+        }
+        let now = self.link.t.now();
         self.after_post(sink, av, now, res)
     }
 
@@ -345,11 +411,15 @@ impl RdmEp {
         let (link, r) = (&mut self.link, &mut self.rdm);
         let av_ref = av.map(|a| &**a);
         let mut now = link.t.now();
+        self.last_now = now;
         for _ in 0..4 {
             let polled = link.poll_udp(r, av_ref, now, false);
             let mut busy = link.retry_deferred(r, now);
             busy |= link.device_completions(r);
-            busy |= link.shm_receive(r, av_ref, now);
+            // The ring is drained in one go: what it holds next arrived
+            // after this round began and waits for the next call, rather
+            // than costing every message a second round.
+            link.shm_receive(r, av_ref, now);
             busy |= link.transmit(r, now);
             if r.poll_timeout().is_some_and(|t| t <= now) {
                 r.handle_timeout(now);

@@ -166,6 +166,27 @@ impl ShmLink {
         }
     }
 
+    /// A packet of `len` bytes that `write` builds in same-host peer
+    /// `p`'s ring, if it can go now (a ring, nothing waiting for it in
+    /// the outbox, room); `write` runs only then.
+    pub fn send_fast(&mut self, p: PeerIdx, len: usize, write: impl FnOnce(&mut [u8])) -> bool {
+        let Some(sp) = self.ring(p) else {
+            return false;
+        };
+        if self.outbox.queued(p) != 0 {
+            return false;
+        }
+        let debug = crate::log::debug_data();
+        self.ep
+            .send_with(sp, len, |slot| {
+                write(slot);
+                if debug {
+                    log_packet("tx", Some(p), slot, "shm fast");
+                }
+            })
+            .is_ok()
+    }
+
     /// Sends packets that waited for room in their peer's ring; a peer
     /// whose queue drained may produce send data again.
     pub fn flush(&mut self, r: &mut rdm::Endpoint) {

@@ -267,10 +267,19 @@ impl Ring {
         self.atomic_u32(OFF_STATE).store(s, Ordering::Release)
     }
 
-    /// Producer: copies `data` (≤ slot_size, checked by the caller) into a
-    /// free slot tagged with the sender's identity. Lock-free; never waits.
-    pub(crate) fn push(&self, src_pid: u32, src_nonce: u64, data: &[u8]) -> Push {
-        debug_assert!(data.len() <= self.slot_size);
+    /// Producer: claims a free slot, tags it with the sender's identity and
+    /// lets `write` fill its `len` bytes (≤ slot_size, checked by the
+    /// caller) in place, then publishes it. Lock-free; never waits.
+    /// `write` must not panic: a claimed slot left unpublished by a live
+    /// process stalls the ring.
+    pub(crate) fn push_with(
+        &self,
+        src_pid: u32,
+        src_nonce: u64,
+        len: usize,
+        write: impl FnOnce(&mut [u8]),
+    ) -> Push {
+        assert!(len <= self.slot_size);
         let enq = self.enq();
         let mut pos = enq.load(Ordering::Relaxed);
         loop {
@@ -293,12 +302,14 @@ impl Ring {
         let slot = self.slot(pos);
         // SAFETY: winning the CAS at `pos` while `seq == pos` gives this
         // producer exclusive use of the slot until it publishes `pos + 1`;
-        // the data region holds slot_size ≥ data.len() bytes.
-        unsafe {
-            ptr::write(slot.add(8) as *mut u32, data.len() as u32);
+        // the data region holds slot_size ≥ len bytes (asserted above), so
+        // the slice is in the mapping and nobody else uses it meanwhile.
+        let dst = unsafe {
+            ptr::write(slot.add(8) as *mut u32, len as u32);
             ptr::write(slot.add(16) as *mut u64, src_nonce);
-            ptr::copy_nonoverlapping(data.as_ptr(), slot.add(SLOT_HEADER), data.len());
-        }
+            std::slice::from_raw_parts_mut(slot.add(SLOT_HEADER), len)
+        };
+        write(dst);
         // SeqCst, paired with the consumer's in `set_waiter`/`published`:
         // either the consumer sees this slot before sleeping, or we see its
         // waiter flag after publishing and ring its doorbell (Dekker).

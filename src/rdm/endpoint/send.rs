@@ -7,8 +7,11 @@ use crate::rdm::cma;
 use crate::rdm::peer::PeerIdx;
 use crate::rdm::proto;
 use crate::rdm::tx::{CtsOutcome, NewSend};
-use crate::rdm::{CompFlags, OpFlags, RdmError};
-use crate::wire::rdm::{CreditRepr, CtsRepr, FinRepr, Proto, REQ_LEN, ReceiptRepr};
+use crate::rdm::{CompFlags, Completion, OpFlags, RdmError};
+use crate::wire::rdm::{
+    CreditRepr, CtsRepr, FinRepr, Proto, REQ_CQ_DATA, REQ_LEN, REQ_TAGGED, ReceiptRepr, ReqRepr,
+    emit_req,
+};
 
 impl Endpoint {
     /// fi_send/fi_sendmsg. `data`: remote CQ data.
@@ -113,6 +116,74 @@ impl Endpoint {
         self.tx.post(s, iov, inject_src, &mut self.out)?;
         self.peers.contact(now, peer, &mut self.out);
         Ok(())
+    }
+
+    /// The same-host fast path's question: may a `len`-byte message to
+    /// `peer` go as one eager REQ that the glue writes straight into the
+    /// peer's link, without a send operation? Yes when the peer is settled
+    /// (both handshakes, alive, not broken), nothing of ours is queued
+    /// that it could overtake, credit allows it, and it fits one packet of
+    /// the link (`REQ_LEN + len`) and the eager cut-off. Then
+    /// [`fast_req`](Self::fast_req) must follow, with no call between.
+    pub fn fast_ready(&self, peer: PeerIdx, len: usize) -> bool {
+        len <= self.cut.eager_max
+            && REQ_LEN + len <= self.peers.mtu(peer)
+            && self.peers.settled(peer)
+            && self.tx.may_bypass(peer)
+    }
+
+    /// Writes the REQ of a message `fast_ready` admitted into `out` (≥
+    /// `REQ_LEN` bytes; the payload follows it there) and takes its
+    /// msg_id. The message is handed over once the glue has pushed the
+    /// packet (a same-host ring is reliable and in order): its send
+    /// completion is queued now (`silent`: fi_inject, which only counters
+    /// see).
+    #[allow(clippy::too_many_arguments)]
+    pub fn fast_req(
+        &mut self,
+        peer: PeerIdx,
+        len: usize,
+        tagged: bool,
+        tag: u64,
+        data: Option<u64>,
+        context: u64,
+        flags: OpFlags,
+        silent: bool,
+        out: &mut [u8],
+    ) -> usize {
+        let msg_id = self.tx.bypass_msg_id(peer);
+        self.out.stats.fast_sends += 1;
+        let mut req_flags = 0;
+        if tagged {
+            req_flags |= REQ_TAGGED;
+        }
+        if data.is_some() {
+            req_flags |= REQ_CQ_DATA;
+        }
+        let hdr = ReqRepr {
+            flags: req_flags,
+            proto: Proto::Eager,
+            msg_id,
+            tx_id: 0,
+            tag,
+            cq_data: data.unwrap_or(0),
+            total_len: len as u64,
+            offset: 0,
+        };
+        let n = emit_req(out, &hdr, None);
+        self.out.complete(Completion {
+            context,
+            flags: CompFlags::msg(CompFlags::SEND, tagged),
+            len,
+            buf: 0,
+            data: 0,
+            tag: 0,
+            src: None,
+            report: !silent && (!self.cfg.tx_selective || flags.contains(OpFlags::COMPLETION)),
+            err: None,
+            iov: None,
+        });
+        n
     }
 
     /// The protocol of a `len`-byte send to `peer`: long-read when CMA

@@ -42,6 +42,12 @@ impl Endpoint {
         self.poll_rma(out)
     }
 
+    /// Whether `poll_transmit` has anything to give now (a cheap check
+    /// for the glue's rounds that find nothing to do).
+    pub fn wants_transmit(&self) -> bool {
+        !self.out.ctrl.is_empty() || !self.out.rma.is_empty() || self.tx.has_queued()
+    }
+
     fn emit_ctrl(&mut self, c: Ctrl, out: &mut [u8]) -> Option<TxInfo> {
         match c {
             Ctrl::Handshake(peer) => {

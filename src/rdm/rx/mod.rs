@@ -143,6 +143,7 @@ pub(super) struct Rx {
     cts_window: u64,
     min_multi: usize,
     selective: bool,
+    fast_eager: bool,
 }
 
 impl Rx {
@@ -173,6 +174,7 @@ impl Rx {
             cts_window: cfg.cts_window as u64,
             min_multi: cfg.min_multi_recv,
             selective: cfg.rx_selective,
+            fast_eager: cfg.fast_eager,
         }
     }
 
@@ -306,6 +308,15 @@ impl Rx {
         if in_order && matched.is_none() && !self.store.admits(payload.len()) {
             return PacketOutcome::Deferred(peer);
         }
+        if in_order
+            && self.fast_eager
+            && hdr.proto == Proto::Eager
+            && let Some((ph, rx)) = matched
+            && self.place_eager(ctx, peer, &hdr, tagged, tag, ph, rx, payload)
+        {
+            self.advance_peer(ctx, peer);
+            return PacketOutcome::Consumed;
+        }
         let ahead = hdr.msg_id.wrapping_sub(next) as usize;
         if !in_order && ahead >= window + self.overflow_max {
             // Beyond any credit we grant: a misbehaving sender.
@@ -374,6 +385,66 @@ impl Rx {
                 out
             }
         }
+    }
+
+    /// The common case of a small message, without an `RxMsg`: the next
+    /// eager message of its peer, with a posted receive (not a
+    /// multi-receive) that holds it, from a peer in the AV, wanting no
+    /// receipt. Placed and completed at once; `false` (nothing changed)
+    /// when one of those does not hold and the general path takes it.
+    #[allow(clippy::too_many_arguments)]
+    fn place_eager(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        peer: PeerIdx,
+        hdr: &ReqRepr,
+        tagged: bool,
+        tag: u64,
+        posted: Handle,
+        rx: u32,
+        payload: &[u8],
+    ) -> bool {
+        if hdr.flags & REQ_RECEIPT != 0 || !ctx.peers.get(peer).is_some_and(|p| p.in_av()) {
+            return false;
+        }
+        let Some(rx) = self.recvs.handle_at(rx) else {
+            return false;
+        };
+        let Some(op) = self.recvs.get_mut(rx) else {
+            return false;
+        };
+        if op.multi || payload.len() > op.len {
+            return false;
+        }
+        if op.posted.take().is_none() {
+            return false;
+        }
+        if let Some(iov) = op.iov.as_mut() {
+            iov.copy_in(0, payload);
+        }
+        let mut flags = kind_flags(tagged);
+        let data = (hdr.flags & REQ_CQ_DATA != 0).then_some(hdr.cq_data);
+        if data.is_some() {
+            flags |= CompFlags::REMOTE_CQ_DATA;
+        }
+        let (context, report) = (op.context, op.report);
+        let buf = op.iov.as_ref().map_or(0, UserIov::base_addr);
+        self.matcher_mut(tagged).unpost(posted);
+        let iov = self.recvs.remove(rx).and_then(|op| op.iov);
+        ctx.out.stats.fast_placed += 1;
+        ctx.out.complete(Completion {
+            context,
+            flags,
+            len: payload.len(),
+            buf,
+            data: data.unwrap_or(0),
+            tag,
+            src: Some(peer),
+            report,
+            err: None,
+            iov,
+        });
+        true
     }
 
     /// A DATA packet of a long-CTS message.
