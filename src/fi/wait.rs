@@ -169,10 +169,24 @@ impl BoundEps {
         g.iter().filter_map(std::sync::Weak::upgrade).collect()
     }
 
-    /// Drives every bound endpoint once.
+    /// Drives every bound endpoint once (a single one, the usual case,
+    /// without collecting the list).
     pub fn progress(&self) {
-        for ep in self.alive() {
-            ep.progress();
+        let one = {
+            let g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            match g.as_slice() {
+                [w] => Some(w.upgrade()),
+                _ => None,
+            }
+        };
+        match one {
+            Some(Some(ep)) => ep.progress(),
+            Some(None) => {}
+            None => {
+                for ep in self.alive() {
+                    ep.progress();
+                }
+            }
         }
     }
 }

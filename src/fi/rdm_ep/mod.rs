@@ -59,7 +59,7 @@ pub struct RdmEp {
     inject_tmp: Box<[u8; super::offer::RDM_INJECT]>,
     /// FI_SRD_SHM_FAST: small same-host sends take `send_fast`.
     fast: bool,
-    /// The clock at the start of the last progress round.
+    /// The clock as the last progress round last read it.
     last_now: u64,
 }
 
@@ -411,7 +411,6 @@ impl RdmEp {
         let (link, r) = (&mut self.link, &mut self.rdm);
         let av_ref = av.map(|a| &**a);
         let mut now = link.t.now();
-        self.last_now = now;
         for _ in 0..4 {
             let polled = link.poll_udp(r, av_ref, now, false);
             let mut busy = link.retry_deferred(r, now);
@@ -435,6 +434,7 @@ impl RdmEp {
                 now = link.t.now();
             }
         }
+        self.last_now = now;
         if let Some(shm) = link.shm.as_mut() {
             shm.check_peers(r, now);
         }
