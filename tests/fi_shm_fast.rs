@@ -29,3 +29,8 @@ fn concurrent_senders_on_a_thread_safe_endpoint() {
     let fast = concurrent_senders_on_one_endpoint(4, 2000);
     assert!(fast > 0, "no send took the fast path");
 }
+
+#[test]
+fn injects_are_counted_on_the_fast_path() {
+    injects_count_in_the_send_counter();
+}

@@ -34,3 +34,9 @@ fn concurrent_senders_without_the_fast_path() {
     setup();
     assert_eq!(concurrent_senders_on_one_endpoint(4, 2000), 0);
 }
+
+#[test]
+fn injects_are_counted_without_the_fast_path() {
+    setup();
+    injects_count_in_the_send_counter();
+}

@@ -278,3 +278,41 @@ pub fn concurrent_senders_on_one_endpoint(threads: usize, per: usize) -> u64 {
     }
     fast_counters(&p).0 - before
 }
+
+/// fi_inject writes no completion event, but a bound send counter counts
+/// every one (and a plain send both).
+pub fn injects_count_in_the_send_counter() {
+    let o = Opts {
+        cntrs: true,
+        ..Opts::rdm()
+    };
+    let p = Pair::new(&o);
+    warm_up(&p);
+    p.drain(20);
+    let before = cntr_read(p.a.txcntr);
+    let mut bufs = vec![[0u8; 8]; 6];
+    for (i, buf) in bufs.iter_mut().enumerate() {
+        assert_eq!(p.b.trecv(buf, ADDR_UNSPEC, 5, 0, 70 + i), 0);
+    }
+    for i in 0..5u8 {
+        assert_eq!(p.a.tinject(&[i; 8], p.a.peer, 5), 0);
+    }
+    assert_eq!(p.a.tsend(&[9; 8], p.a.peer, 5, 80), 0);
+    let g = p.wait(1, 6, 10);
+    assert_eq!(g[0].len(), 1, "only the plain send completes: {:?}", g[0]);
+    assert_eq!(g[0][0].ctx, 80);
+    for (i, buf) in bufs.iter().enumerate() {
+        let want = if i < 5 { i as u8 } else { 9 };
+        assert_eq!(buf, &[want; 8], "receive {i}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while cntr_read(p.a.txcntr) < before + 6 && Instant::now() < deadline {
+        p.drain(5);
+    }
+    assert_eq!(
+        cntr_read(p.a.txcntr),
+        before + 6,
+        "5 injects and 1 send counted"
+    );
+    assert_eq!(cntr_readerr(p.a.txcntr), 0);
+}

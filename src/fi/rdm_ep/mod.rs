@@ -354,20 +354,26 @@ impl RdmEp {
         if !shm.routes(peer) || !r.fast_ready(peer, n) {
             return false;
         }
-        // fi_inject proper: no completion event (counters still count it).
+        // fi_inject proper: no completion event; a send counter still
+        // counts it.
         let silent = !op.report && op.flags & b::FI_INJECT != 0 && op.context == 0;
+        let counted = sink.send_cntr.is_some();
         let data = (op.flags & b::FI_REMOTE_CQ_DATA != 0).then_some(op.data);
         let flags = convert::op_flags(op.flags);
         let sent = shm.send_fast(peer, REQ_LEN + n, |slot| {
             let (ctx, tagged, tag) = (op.context as u64, op.tagged, op.tag);
-            let h = r.fast_req(peer, n, tagged, tag, data, ctx, flags, silent, slot);
+            let h = r.fast_req(
+                peer, n, tagged, tag, data, ctx, flags, silent, counted, slot,
+            );
             op.iov.copy_out(0, &mut slot[h..]);
         });
         if !sent {
             return false;
         }
         self.link.obs.tx_pkt(peer, REQ_LEN + n);
-        self.completions(sink, Some(av));
+        if !silent || counted {
+            self.completions(sink, Some(av));
+        }
         true
     }
 

@@ -136,8 +136,8 @@ impl Endpoint {
     /// `REQ_LEN` bytes; the payload follows it there) and takes its
     /// msg_id. The message is handed over once the glue has pushed the
     /// packet (a same-host ring is reliable and in order): its send
-    /// completion is queued now (`silent`: fi_inject, which only counters
-    /// see).
+    /// completion is queued now. `silent` (fi_inject): no event, and a
+    /// completion only when `counted` (a counter must see it).
     #[allow(clippy::too_many_arguments)]
     pub fn fast_req(
         &mut self,
@@ -149,6 +149,7 @@ impl Endpoint {
         context: u64,
         flags: OpFlags,
         silent: bool,
+        counted: bool,
         out: &mut [u8],
     ) -> usize {
         let msg_id = self.tx.bypass_msg_id(peer);
@@ -171,6 +172,9 @@ impl Endpoint {
             offset: 0,
         };
         let n = emit_req(out, &hdr, None);
+        if silent && !counted {
+            return n;
+        }
         self.out.complete(Completion {
             context,
             flags: CompFlags::msg(CompFlags::SEND, tagged),
