@@ -290,7 +290,7 @@ pub fn injects_count_in_the_send_counter() {
     warm_up(&p);
     p.drain(20);
     let before = cntr_read(p.a.txcntr);
-    let mut bufs = vec![[0u8; 8]; 6];
+    let mut bufs = [[0u8; 8]; 6];
     for (i, buf) in bufs.iter_mut().enumerate() {
         assert_eq!(p.b.trecv(buf, ADDR_UNSPEC, 5, 0, 70 + i), 0);
     }
