@@ -13,8 +13,7 @@ use crate::fi::endpoint::{Endpoint, random_u64};
 use crate::fi::errno::{Error, Result};
 use crate::fi::fabric::Domain;
 use crate::fi::mr::Region;
-use crate::fi::ops::{RecvOp, SendOp};
-use crate::fi::sink::Dir;
+use crate::fi::ops::{FlagMode, RecvOp, SendOp};
 use crate::mem::UserIov;
 use std::ffi::{c_char, c_void};
 use std::os::raw::c_int;
@@ -913,29 +912,14 @@ pub extern "C" fn srd_rs_endpoint(
     })
 }
 
-/// Flags in force for a data call and whether its success is reported:
-/// `fi_send`-style calls take the endpoint's default op_flags, `*msg` calls
-/// exactly the flags given, inject calls never complete.
-pub(crate) fn resolve_flags(
-    ep: &Endpoint,
-    dir: Dir,
-    flags: u64,
-    mode: c_int,
-) -> Result<(u64, bool)> {
-    let st = ep.lock();
-    let defaults = match dir {
-        Dir::Tx => st.tx_flags,
-        Dir::Rx => st.rx_flags,
-    };
-    Ok(match mode {
-        SRD_OP_DEFAULT => {
-            let f = defaults | flags;
-            (f, st.sink.reports(dir, f))
-        }
-        SRD_OP_MSG => (flags, st.sink.reports(dir, flags)),
-        SRD_OP_INJECT if dir == Dir::Tx => (flags | b::FI_INJECT, false),
-        _ => return Err(Error::Inval),
-    })
+/// The mode of a data call from the shim (`SRD_OP_*`).
+pub(crate) fn flag_mode(mode: c_int) -> Result<FlagMode> {
+    match mode {
+        SRD_OP_DEFAULT => Ok(FlagMode::Default),
+        SRD_OP_MSG => Ok(FlagMode::Msg),
+        SRD_OP_INJECT => Ok(FlagMode::Inject),
+        _ => Err(Error::Inval),
+    }
 }
 
 /// Builds the iov of a data call.
@@ -991,14 +975,8 @@ pub extern "C" fn srd_rs_ep_send(
         let ep = unsafe { object::borrow::<Endpoint>(ep)? };
         // SAFETY: the application's iovecs (contract of the data calls).
         let iov = unsafe { user_iov(iov, count, ep.iov_limit)? };
-        let (flags, report) = resolve_flags(&ep, Dir::Tx, flags, mode)?;
-        if flags & b::FI_INJECT != 0
-            && iov.len() > crate::fi::offer::RDM_INJECT
-            && ep.ep_type == b::FI_EP_RDM
-        {
-            return Err(Error::MsgSize);
-        }
-        ep.send(SendOp {
+        let mode = flag_mode(mode)?;
+        let op = SendOp {
             iov,
             dest: addr,
             tag,
@@ -1006,8 +984,9 @@ pub extern "C" fn srd_rs_ep_send(
             context: context as usize,
             flags,
             tagged: tagged != 0,
-            report,
-        })?;
+            report: false,
+        };
+        ep.send(op, mode)?;
         Ok(0)
     })
 }
@@ -1031,23 +1010,26 @@ pub extern "C" fn srd_rs_ep_recv(
         let ep = unsafe { object::borrow::<Endpoint>(ep)? };
         // SAFETY: the application's iovecs (contract of the data calls).
         let iov = unsafe { user_iov(iov, count, ep.iov_limit)? };
-        let (flags, report) = resolve_flags(&ep, Dir::Rx, flags, mode)?;
+        let mode = flag_mode(mode)?;
         // Without FI_DIRECTED_RECV the source address is ignored.
         let src = if ep.caps & b::FI_DIRECTED_RECV != 0 {
             addr
         } else {
             ADDR_NOTAVAIL
         };
-        ep.recv(RecvOp {
-            iov,
-            src,
-            tag,
-            ignore,
-            context: context as usize,
-            flags,
-            tagged: tagged != 0,
-            report,
-        })?;
+        ep.recv(
+            RecvOp {
+                iov,
+                src,
+                tag,
+                ignore,
+                context: context as usize,
+                flags,
+                tagged: tagged != 0,
+                report: false,
+            },
+            mode,
+        )?;
         Ok(0)
     })
 }

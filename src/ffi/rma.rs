@@ -4,7 +4,7 @@
 
 use super::guard;
 use super::object;
-use super::objects::{resolve_flags, user_iov};
+use super::objects::{flag_mode, user_iov};
 use crate::bindings as b;
 use crate::fi::endpoint::Endpoint;
 use crate::fi::errno::{Error, Result};
@@ -54,7 +54,7 @@ pub extern "C" fn srd_rs_ep_rma(
         if iov.len() != range.len {
             return Err(Error::Inval);
         }
-        let (flags, report) = resolve_flags(&ep, Dir::Tx, flags, mode)?;
+        let (flags, report) = ep.resolve_flags(Dir::Tx, flags, flag_mode(mode)?)?;
         if is_read != 0 && flags & b::FI_INJECT != 0 {
             return Err(Error::Inval);
         }
@@ -168,7 +168,7 @@ pub extern "C" fn srd_rs_ep_atomic(
         if !(n == range.count || (n == 0 && aop == AtomicOp::Read)) {
             return Err(Error::Inval);
         }
-        let (flags, report) = resolve_flags(&ep, Dir::Tx, flags, mode)?;
+        let (flags, report) = ep.resolve_flags(Dir::Tx, flags, flag_mode(mode)?)?;
         if kind >= 1 && flags & b::FI_INJECT != 0 {
             return Err(Error::Inval);
         }

@@ -11,9 +11,9 @@ use super::errno::{Error, Result};
 use super::fabric::Domain;
 use super::info::Info;
 use super::offer;
-use super::ops::{RecvOp, SendOp};
+use super::ops::{FlagMode, RecvOp, SendOp};
 use super::rdm_ep::{RdmEp, RdmOpen};
-use super::sink::Sink;
+use super::sink::{Dir, Sink};
 use super::transport::Transport;
 use crate::bindings as b;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -316,8 +316,24 @@ impl Endpoint {
         self.name
     }
 
-    pub fn send(&self, op: SendOp) -> Result<()> {
+    /// A data call's flags and completion verdict after `mode` (one lock
+    /// for calls that post nothing, e.g. RMA, which resolve first).
+    pub fn resolve_flags(&self, dir: Dir, flags: u64, mode: FlagMode) -> Result<(u64, bool)> {
+        resolve(&self.lock(), dir, flags, mode)
+    }
+
+    /// fi_send and its forms: `op.flags` as the call gave them, resolved
+    /// with `mode` under the same lock as the post (`op.report` is set
+    /// here).
+    pub fn send(&self, mut op: SendOp, mode: FlagMode) -> Result<()> {
         let mut st = self.lock();
+        (op.flags, op.report) = resolve(&st, Dir::Tx, op.flags, mode)?;
+        if op.flags & b::FI_INJECT != 0
+            && op.iov.len() > offer::RDM_INJECT
+            && self.ep_type == b::FI_EP_RDM
+        {
+            return Err(Error::MsgSize);
+        }
         if !st.enabled {
             return Err(Error::OpBadState);
         }
@@ -337,8 +353,10 @@ impl Endpoint {
         }
     }
 
-    pub fn recv(&self, op: RecvOp) -> Result<()> {
+    /// fi_recv and its forms, resolved as `send`.
+    pub fn recv(&self, mut op: RecvOp, mode: FlagMode) -> Result<()> {
         let mut st = self.lock();
+        (op.flags, op.report) = resolve(&st, Dir::Rx, op.flags, mode)?;
         if !st.enabled {
             return Err(Error::OpBadState);
         }
@@ -488,6 +506,25 @@ impl Endpoint {
             Engine::RdmOpen(_) | Engine::Moving => {}
         }
     }
+}
+
+/// Flags in force for a data call and whether its success is reported:
+/// `fi_send`-style calls take the endpoint's default op_flags, `*msg`
+/// calls exactly the flags given, inject calls never complete.
+fn resolve(st: &State, dir: Dir, flags: u64, mode: FlagMode) -> Result<(u64, bool)> {
+    let defaults = match dir {
+        Dir::Tx => st.tx_flags,
+        Dir::Rx => st.rx_flags,
+    };
+    Ok(match mode {
+        FlagMode::Default => {
+            let f = defaults | flags;
+            (f, st.sink.reports(dir, f))
+        }
+        FlagMode::Msg => (flags, st.sink.reports(dir, flags)),
+        FlagMode::Inject if dir == Dir::Tx => (flags | b::FI_INJECT, false),
+        FlagMode::Inject => return Err(Error::Inval),
+    })
 }
 
 impl Drop for Endpoint {

@@ -3,6 +3,18 @@
 use crate::mem::UserIov;
 
 /// A send: message or tagged.
+/// How a data call's flags combine with the endpoint's defaults.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlagMode {
+    /// fi_send, fi_recv, ...: the defaults (fi_tx_attr / fi_rx_attr
+    /// op_flags) or'ed in.
+    Default,
+    /// fi_sendmsg, fi_recvmsg, ...: the call's flags alone.
+    Msg,
+    /// fi_inject and its forms: FI_INJECT, no completion event.
+    Inject,
+}
+
 #[derive(Debug)]
 pub struct SendOp {
     pub iov: UserIov,
