@@ -85,6 +85,12 @@ pub const DEFS: &[Def] = &[
         help: "Same-host messages and RMA transfers of at least this many bytes are copied once with cross-memory attach (the receiver or RMA target reads/writes the peer's buffer) instead of through the rings; 0 never.",
     },
     Def {
+        name: "zcopy",
+        kind: Kind::Bool,
+        default: "1",
+        help: "Send the data packets of medium and long messages over UDP from the application's buffers by iovec (zero copy; retransmissions read them again) instead of copying them first; 0 copies.",
+    },
+    Def {
         name: "unexp_max",
         kind: Kind::Int,
         default: "4096",
@@ -144,6 +150,7 @@ pub struct Params {
     pub shm: bool,
     pub shm_cma: bool,
     pub shm_cma_min: usize,
+    pub zcopy: bool,
     pub unexp_max: usize,
     pub unexp_max_bytes: usize,
     pub stats: bool,
@@ -196,6 +203,7 @@ impl Params {
             shm: !matches!(text("shm").trim(), "0" | "false" | "no" | "off"),
             shm_cma: !matches!(text("shm_cma").trim(), "0" | "false" | "no" | "off"),
             shm_cma_min: num("shm_cma_min") as usize,
+            zcopy: !matches!(text("zcopy").trim(), "0" | "false" | "no" | "off"),
             unexp_max: (num("unexp_max") as usize).max(1),
             unexp_max_bytes: (num("unexp_max_bytes") as usize).max(1),
             stats: matches!(text("stats").trim(), "1" | "true" | "yes" | "on"),

@@ -385,7 +385,7 @@ impl RdmEp {
     fn post_progress(&mut self, sink: &Sink, av: &Arc<Av>, now: u64) {
         self.link.transmit(&mut self.rdm, now);
         if self.link.udp_dirty {
-            self.link.push_udp();
+            self.link.push_udp(&self.rdm);
         }
         self.completions(sink, Some(av));
     }

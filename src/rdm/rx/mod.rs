@@ -800,6 +800,7 @@ impl Rx {
             peer: msg.peer,
             len,
             token: token(TOK_CTS, m),
+            ext: None,
         })
     }
 
@@ -835,6 +836,7 @@ impl Rx {
             peer,
             len,
             token: peer_token(TOK_CREDIT, peer),
+            ext: None,
         })
     }
 }
