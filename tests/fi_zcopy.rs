@@ -9,9 +9,10 @@ mod common;
 
 use common::child;
 use common::fab::*;
-use common::stats::{ctr, page_of, wait_for};
+use common::stats::{ctr, page_of};
 use common::{close, fid_of};
 use srd_fi::bindings as b;
+use srd_fi::fi::stats::{self, Snapshot};
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
@@ -31,6 +32,28 @@ fn setup() {
             std::env::set_var("FI_SRD_PROGRESS_INTERVAL_MS", "0");
         }
     });
+}
+
+/// Reads `page` every 5 ms until `done` holds, calling `poll` (which
+/// drives progress) in between without pause.
+fn wait_for(
+    page: &std::path::Path,
+    secs: u64,
+    mut poll: impl FnMut(),
+    mut done: impl FnMut(&Snapshot) -> bool,
+) -> Snapshot {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let look = Instant::now() + Duration::from_millis(5);
+        while Instant::now() < look {
+            poll();
+        }
+        let s = stats::read(page).expect("readable page");
+        if done(&s) {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "page never got there: {s:#?}");
+    }
 }
 
 /// Polls `s`'s CQs for `ms`, returning what showed up (tx, rx).
@@ -132,6 +155,12 @@ fn victim_role() {
 /// A long message (long-CTS: granted by the receiver as it takes data).
 const LONG: usize = 64 << 20;
 
+/// A CQ polled from another thread (the provider is FI_THREAD_SAFE).
+struct Cq(*mut b::fid_cq);
+// SAFETY: the CQ outlives the thread (joined before it is closed) and the
+// provider serialises calls on it.
+unsafe impl Send for Cq {}
+
 /// A child killed when the test ends, whatever way.
 struct Reaped(child::Kid);
 
@@ -174,7 +203,7 @@ fn a_peer_killed_mid_burst_fails_the_sends_and_releases_every_reference() {
     let page = page_of(&n.s.name);
     let held = wait_for(
         &page,
-        10,
+        30,
         || {
             poll_cq(n.s.txcq);
         },
@@ -230,8 +259,23 @@ fn an_endpoint_closed_mid_burst_completes_nothing_afterwards() {
         },
         |s| ctr(s, "zc_refs") > 0,
     );
-    // fi_close with the sends outstanding: afterwards the CQ stays empty,
-    // and the buffers are the application's again.
+    // fi_close with the send outstanding while B takes data at full speed
+    // (another thread progresses it): the send may well finish during the
+    // close, yet afterwards A's CQ stays empty and its buffer is the
+    // application's again.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let b_rx = Cq(p.b.rxcq);
+    let b_got = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let b_rx = b_rx;
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                n += usize::from(poll_cq(b_rx.0).is_some());
+            }
+            n
+        })
+    };
     assert_eq!(close(fid_of(p.a.ep)), 0, "close ep");
     let t = Instant::now();
     let mut after = 0;
@@ -242,6 +286,9 @@ fn an_endpoint_closed_mid_burst_completes_nothing_afterwards() {
     }
     assert_eq!(after, 0, "completions after fi_close");
     drop(long);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let got = b_got.join().unwrap();
+    eprintln!("B completed {got} receives meanwhile");
     for f in [fid_of(p.a.txcq), fid_of(p.a.rxcq), fid_of(p.a.av)] {
         assert_eq!(close(f), 0, "close child");
     }

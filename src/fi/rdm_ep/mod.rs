@@ -47,6 +47,8 @@ pub struct RdmEp {
     rdm: rdm::Endpoint,
     /// A completion the application's CQ had no room for.
     stash: Option<rdm::Completion>,
+    /// fi_close is under way: operations that end now report nothing.
+    closing: bool,
     tx_size: usize,
     rx_size: usize,
     /// Staging for inject payloads (a fresh zeroed array per call cost a
@@ -171,6 +173,7 @@ impl RdmOpen {
             link,
             rdm: r,
             stash: None,
+            closing: false,
             tx_size,
             rx_size,
             inject_tmp: Box::new([0u8; super::offer::RDM_INJECT]),
@@ -401,6 +404,11 @@ impl RdmEp {
                     None => return,
                 },
             };
+            if self.closing {
+                // The application closed the endpoint: it hears nothing
+                // more of it (the buffers are its own again on return).
+                continue;
+            }
             // Receives and remote-write completions (CQ data at the target)
             // go to the receive side; sends, RMA and atomics we initiated to
             // the transmit side.
@@ -451,6 +459,8 @@ impl RdmEp {
     /// acknowledgements we owe reach their senders and our own last packets
     /// get theirs (a peer would otherwise see its final sends fail).
     pub fn linger(&mut self, sink: &Sink, av: Option<&Arc<Av>>, max: Duration) {
+        self.closing = true;
+        self.stash = None;
         let start = std::time::Instant::now();
         let mut quiet_rounds = 0;
         while start.elapsed() < max {
