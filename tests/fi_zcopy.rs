@@ -120,6 +120,12 @@ fn every_size_arrives_whole_from_the_senders_buffers() {
         ctr(&s, "zc_bytes")
     );
     assert_eq!(ctr(&s, "udp_errors"), 0);
+    eprintln!(
+        "zc_pkts {} zc_gone {} retransmits {}",
+        ctr(&s, "zc_pkts"),
+        ctr(&s, "zc_gone"),
+        ctr(&s, "retransmits")
+    );
 }
 
 /// The victim: answers one exchange (so both know each other), then

@@ -294,7 +294,8 @@ impl Link {
                 tx.len = end;
                 tx.ext = None;
             }
-            self.obs.tx_pkt(tx.peer, tx.len);
+            let whole = tx.len + tx.ext.map_or(0, |e| e.len as usize);
+            self.obs.tx_pkt(tx.peer, whole);
             if !self.routes.has_route(tx.peer) {
                 self.note_peer(r, tx.peer, None);
             }
