@@ -131,6 +131,7 @@ fn main() {
                     path: 0,
                     dst,
                     data: &data,
+                    tail: &[],
                 })
                 .collect();
             let acc = &mut batched[v];

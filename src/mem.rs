@@ -174,6 +174,29 @@ impl UserIov {
         done
     }
 
+    /// The bytes `offset..offset + len` as borrowed slices, one per
+    /// segment they touch (fewer bytes at the end of the list): the
+    /// caller hands them to the kernel by iovec instead of copying them.
+    /// The borrow keeps the list, and so (by `from_raw`'s contract) its
+    /// memory, alive for as long as the slices are used.
+    pub fn slices<'a>(&'a self, offset: usize, len: usize, mut f: impl FnMut(&'a [u8])) {
+        self.for_each_chunk(offset, len, |chunk_ptr, owned, n| match owned {
+            Some(s) => f(s),
+            // SAFETY: `from_raw`'s contract: the segment is valid for reads
+            // of its length while the operation owning this list lives, and
+            // `&self` borrows the list for the slice's lifetime;
+            // for_each_chunk keeps `chunk_ptr..+n` inside the segment.
+            None => f(unsafe { std::slice::from_raw_parts(chunk_ptr, n) }),
+        });
+    }
+
+    /// How many segments the bytes `offset..offset + len` touch.
+    pub fn pieces(&self, offset: usize, len: usize) -> usize {
+        let mut n = 0;
+        self.for_each_chunk(offset, len, |_, _, _| n += 1);
+        n
+    }
+
     /// Owned contents, concatenated (tests).
     pub fn to_vec(&self) -> Vec<u8> {
         let mut v = vec![0u8; self.total];
@@ -181,11 +204,11 @@ impl UserIov {
         v
     }
 
-    fn for_each_chunk(
-        &self,
+    fn for_each_chunk<'a>(
+        &'a self,
         offset: usize,
         max: usize,
-        mut f: impl FnMut(*const u8, Option<&[u8]>, usize),
+        mut f: impl FnMut(*const u8, Option<&'a [u8]>, usize),
     ) {
         let mut skip = offset;
         let mut left = max;
@@ -261,5 +284,25 @@ mod tests {
         assert_eq!(&a, b"xy");
         assert_eq!(&b, b"zw\0");
         assert_eq!(&out, b"xyzw\0");
+    }
+
+    #[test]
+    fn slices_borrow_the_range_per_segment() {
+        let mut a = *b"abc";
+        let mut b = *b"defgh";
+        // SAFETY: a and b outlive iov and are only read while it lives.
+        let iov = unsafe { UserIov::from_raw(&[(a.as_mut_ptr(), 3), (b.as_mut_ptr(), 5)]) };
+        let mut got: Vec<&[u8]> = Vec::new();
+        iov.slices(1, 5, |s| got.push(s));
+        assert_eq!(got, [&b"bc"[..], &b"def"[..]]);
+        assert_eq!(iov.pieces(1, 5), 2);
+        assert_eq!(iov.pieces(3, 2), 1);
+        got.clear();
+        iov.slices(6, 10, |s| got.push(s));
+        assert_eq!(got, [&b"gh"[..]], "short at the end of the list");
+        let owned = UserIov::from_vecs(vec![b"xy".to_vec(), b"z".to_vec()]);
+        let mut all = Vec::new();
+        owned.slices(0, 3, |s| all.extend_from_slice(s));
+        assert_eq!(all, b"xyz");
     }
 }

@@ -348,3 +348,113 @@ fn lent_send_buffers_are_posted_in_place_or_given_back() {
     );
     assert_eq!(d.usage().tx_buffers_in_use, 0);
 }
+
+/// A zero-copy send: the device keeps the header and a reference
+/// (`ExtRef`) to the payload's tail, resolved by the caller at every
+/// transmission (retransmissions too); the reference is released when the
+/// send completes, here with an error after the retry limit. A device
+/// that checksums payloads refuses such sends (it never sees the bytes).
+#[test]
+fn zero_copy_sends_resolve_their_tail_at_every_transmission_until_they_complete() {
+    use srd_fi::srd::ExtRef;
+    let cfg = |i, csum| DeviceConfig {
+        addr: device_addr(i),
+        max_payload: 2000,
+        payload_checksum: csum,
+        retry_limit: 2,
+        sq_depth: 8,
+        rq_depth: 4,
+        tx_buffers: 8,
+        ..DeviceConfig::default()
+    };
+    let mut a = Device::new(cfg(0, false)).unwrap();
+    let mut b = Device::new(cfg(1, false)).unwrap();
+    let (pa, pb) = (a.alloc_pd().unwrap(), b.alloc_pd().unwrap());
+    let (ca, cb) = (a.create_cq(16).unwrap(), b.create_cq(16).unwrap());
+    let qa = rts_qp(&mut a, pa, ca);
+    let qb = rts_qp(&mut b, pb, cb);
+    b.post_recv(
+        qb,
+        RecvWr {
+            wr_id: 9,
+            buf: vec![0; 2000],
+        },
+    )
+    .unwrap();
+    let ah = a.create_ah(pa, device_addr(1)).unwrap();
+    let user: Vec<u8> = (0..1500u32).map(|i| (i * 7) as u8).collect();
+    let ext = ExtRef {
+        key: 77,
+        off: 100,
+        len: 1000,
+    };
+    let buf = a.lend(16).unwrap();
+    a.lent_mut(&buf)[..4].copy_from_slice(b"HEAD");
+    let wr = SendWr {
+        wr_id: 5,
+        ah,
+        remote_qpn: qb,
+        remote_qkey: 1,
+        data: &[],
+    };
+    a.post_lent_ext(qa, buf, 4, ext, wr).unwrap();
+    assert_eq!(a.usage().ext_refs, 1);
+    let mut resolved = 0;
+    let mut out = vec![0u8; a.max_datagram()];
+    let mut send = |a: &mut Device, now: u64, resolved: &mut u32| {
+        let t = a
+            .poll_transmit_with(now, &mut out, |e, dst| {
+                assert_eq!(e, ext);
+                *resolved += 1;
+                dst.copy_from_slice(&user[e.off as usize..][..e.len as usize]);
+                true
+            })
+            .expect("a datagram");
+        out[..t.len].to_vec()
+    };
+    // First transmission: B gets header and tail in one payload.
+    let d = send(&mut a, 0, &mut resolved);
+    b.handle_datagram(0, 0, device_addr(0).socket(), &d);
+    let c = b.poll_cq(cb).unwrap();
+    assert_eq!((c.wr_id, c.status, c.len), (9, WcStatus::Success, 1004));
+    let got = c.buf.unwrap();
+    assert_eq!(&got[..4], b"HEAD");
+    assert_eq!(&got[4..1004], &user[100..1100]);
+    // Its ack is lost: the timeout resends, reading the tail again.
+    let mut now = 0;
+    let mut rounds = 0;
+    while a.poll_cq(ca).is_none() {
+        now = a.poll_timeout().expect("a timer while the send is out");
+        a.handle_timeout(now);
+        while a.usage().queued > 0 {
+            send(&mut a, now, &mut resolved);
+        }
+        rounds += 1;
+        assert!(rounds < 100, "the retry limit ends it");
+    }
+    assert!(resolved >= 2, "resent from the caller's memory: {resolved}");
+    assert_eq!(a.usage().ext_refs, 0, "released with the completion");
+    assert_eq!(a.usage().tx_buffers_in_use, 0);
+    assert!(
+        a.poll_transmit_with(now, &mut out, |_, _| panic!("resolved after completion"))
+            .is_none()
+    );
+    // A device checksumming payloads cannot take a tail it never sees.
+    let mut c = Device::new(cfg(2, true)).unwrap();
+    let pc = c.alloc_pd().unwrap();
+    let cc = c.create_cq(16).unwrap();
+    let qc = rts_qp(&mut c, pc, cc);
+    let ah = c.create_ah(pc, device_addr(1)).unwrap();
+    let buf = c.lend(16).unwrap();
+    let wr = SendWr {
+        wr_id: 1,
+        ah,
+        remote_qpn: 1,
+        remote_qkey: 1,
+        data: &[],
+    };
+    let (e, buf) = c.post_lent_ext(qc, buf, 4, ext, wr).unwrap_err();
+    assert_eq!(e, SrdError::InvalidArg);
+    c.give_back(buf);
+    assert_eq!(c.usage().ext_refs, 0);
+}

@@ -97,6 +97,7 @@ fn batch_exchange_delivers_bytes_intact() {
                 path: 0,
                 dst,
                 data: d,
+                tail: &[],
             })
             .collect();
         assert_eq!(send_all(&mut a, &mut items), chunk.len());
@@ -128,6 +129,7 @@ fn batch_exchange_delivers_bytes_intact() {
             path: 0,
             dst: a.local_addr(0),
             data: d,
+            tail: &[],
         })
         .collect();
     assert_eq!(send_all(&mut b, &mut items), 10);
@@ -161,6 +163,7 @@ fn multipath_spray_shows_distinct_source_ports() {
             path: (i % 4) as u8,
             dst,
             data: d,
+            tail: &[],
         })
         .collect();
     assert_eq!(send_all(&mut a, &mut items), 40);
@@ -239,21 +242,25 @@ fn oversize_datagram_is_lost_alone_and_the_rest_delivered() {
             path: 0,
             dst,
             data: &small0,
+            tail: &[],
         },
         SendItem {
             path: 0,
             dst,
             data: &huge,
+            tail: &[],
         },
         SendItem {
             path: 0,
             dst,
             data: &small1,
+            tail: &[],
         },
         SendItem {
             path: 0,
             dst,
             data: &small2,
+            tail: &[],
         },
     ];
     // The refused one counts as handed over (lost on the way): nothing to retry.
@@ -283,11 +290,13 @@ fn bad_path_in_batch_is_invalid_input_and_sends_nothing() {
             path: 0,
             dst: b.local_addr(0),
             data: &d,
+            tail: &[],
         },
         SendItem {
             path: 2,
             dst: b.local_addr(0),
             data: &d,
+            tail: &[],
         },
     ];
     let err = a.send_batch(&mut items).unwrap_err();
@@ -308,6 +317,7 @@ fn batch_capacity_bounds_each_call() {
             path: 0,
             dst: b.local_addr(0),
             data: d,
+            tail: &[],
         })
         .collect();
     assert_eq!(send_all(&mut a, &mut items), 100);
@@ -370,6 +380,7 @@ fn lossy_run(seed: u64, count: u64) -> (Vec<u64>, u64) {
                 path: 0,
                 dst: b.local_addr(0),
                 data: d,
+                tail: &[],
             })
             .collect();
         assert_eq!(send_all(&mut a, &mut items), chunk.len());
@@ -425,6 +436,7 @@ fn send_drop_injection_reports_sent_and_loses_them() {
                 path: (i % 2) as u8,
                 dst: b.local_addr(0),
                 data: d,
+                tail: &[],
             })
             .collect();
         assert_eq!(send_all(&mut a, &mut items), chunk.len());
@@ -531,6 +543,7 @@ fn full_socket_buffer_gives_partial_send_and_keeps_the_rest() {
             path: (i % 2) as u8,
             dst: silent,
             data: d,
+            tail: &[],
         })
         .collect();
     let n = a.send_batch(&mut items).unwrap();
@@ -589,6 +602,7 @@ fn gso_coalesces_equal_datagrams_and_receiver_sees_them_apart() {
                 b.local_addr(0)
             },
             data: d,
+            tail: &[],
         })
         .collect();
     assert_eq!(a.send_batch(&mut items).unwrap(), 50);
@@ -651,6 +665,7 @@ fn a_gso_send_the_kernel_refuses_falls_back_for_that_destination_only() {
                 path: 0,
                 dst,
                 data: d,
+                tail: &[],
             })
             .collect()
     };
@@ -727,6 +742,7 @@ fn gro_receiver_splits_coalesced_reads_back_into_datagrams() {
             path: 0,
             dst: b.local_addr(0),
             data: d,
+            tail: &[],
         })
         .collect();
     assert_eq!(a.send_batch(&mut items).unwrap(), 31);
@@ -761,6 +777,7 @@ fn sending_to_a_closed_port_is_harmless() {
             path: (i % 2) as u8,
             dst: closed,
             data: &d,
+            tail: &[],
         })
         .collect();
     assert_eq!(a.send_batch(&mut items).unwrap(), 8);
@@ -782,4 +799,72 @@ fn sending_to_a_closed_port_is_harmless() {
     let s = *a.stats();
     assert_eq!(s.io_errors, 0);
     assert_eq!(s.tx_datagrams, 11);
+}
+
+/// Datagrams gathered from a header and a tail of slices elsewhere (a
+/// zero-copy send: `[header_i, user slice_i]`): as GSO bursts, and as plain
+/// datagrams once the kernel refuses GSO, every byte arrives in place.
+#[test]
+fn gathered_datagrams_arrive_whole_with_gso_and_after_its_refusal() {
+    let mut cfg = UdpConfig::new(LO, 1);
+    cfg.gso = true;
+    let mut a = UdpBackend::open(cfg).unwrap();
+    let mut b = open(LO, 1);
+    // 20 datagrams of 8-byte header + 1000 bytes of one "user buffer",
+    // the last shorter; odd ones take their tail in two slices.
+    let user: Vec<u8> = (0..20_000u32).map(|i| (i * 13 + 5) as u8).collect();
+    let heads: Vec<[u8; 8]> = (0..20u64).map(|i| i.to_le_bytes()).collect();
+    let tail_of = |i: usize| -> &[u8] {
+        let end = if i == 19 {
+            i * 1000 + 300
+        } else {
+            (i + 1) * 1000
+        };
+        &user[i * 1000..end]
+    };
+    let tails: Vec<Vec<&[u8]>> = (0..20)
+        .map(|i| {
+            let t = tail_of(i);
+            if i % 2 == 1 {
+                vec![&t[..100], &t[100..]]
+            } else {
+                vec![t]
+            }
+        })
+        .collect();
+    let mut batch = RecvBatch::default();
+    let mut round = |a: &mut UdpBackend, b: &mut UdpBackend| {
+        let mut items: Vec<SendItem> = (0..20)
+            .map(|i| SendItem {
+                path: 0,
+                dst: b.local_addr(0),
+                data: &heads[i],
+                tail: &tails[i],
+            })
+            .collect();
+        assert_eq!(a.send_batch(&mut items).unwrap(), 20);
+        let mut seen = Vec::new();
+        let n = recv_upto(b, &mut batch, 20, 50, |_, _, data| {
+            let q = seq_of(data) as usize;
+            assert_eq!(&data[8..], tail_of(q), "datagram {q} intact");
+            seen.push(q);
+        });
+        assert_eq!(n, 20);
+        seen.sort();
+        assert_eq!(seen, (0..20).collect::<Vec<_>>());
+    };
+    round(&mut a, &mut b);
+    if !a.gso_enabled() {
+        eprintln!("kernel without UDP GSO: the refusal part skipped");
+        return;
+    }
+    assert!(a.stats().gso_sends >= 1, "one burst: {:?}", a.stats());
+    assert_eq!(a.stats().tx_bytes, 20 * 8 + 19 * 1000 + 300);
+    if !set_no_check(&a, true) {
+        eprintln!("no SO_NO_CHECK: the refusal part skipped");
+        return;
+    }
+    let before = a.stats().gso_fallbacks;
+    round(&mut a, &mut b);
+    assert_eq!(a.stats().gso_fallbacks, before + 1, "refused, then plain");
 }

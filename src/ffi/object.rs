@@ -56,11 +56,19 @@ pub unsafe fn close<T>(rs: *mut c_void) -> Result<()> {
     }
     // SAFETY: per the contract, rs is the fid's live Arc<T>.
     let obj = unsafe { Arc::from_raw(rs as *const T) };
-    if Arc::strong_count(&obj) > 1 {
-        // Still bound or parent of open objects: give the reference back.
-        let _ = Arc::into_raw(obj);
-        return Err(Error::Busy);
+    // Atomically the last strong reference, or busy: a count read first
+    // could be raced by a `Weak::upgrade` (an endpoint's keepalive thread),
+    // and the object would then be dropped — its close work done — on that
+    // thread after fi_close returned.
+    match Arc::try_unwrap(obj) {
+        Ok(last) => {
+            drop(last);
+            Ok(())
+        }
+        Err(obj) => {
+            // Still bound or parent of open objects: give the reference back.
+            let _ = Arc::into_raw(obj);
+            Err(Error::Busy)
+        }
     }
-    drop(obj);
-    Ok(())
 }

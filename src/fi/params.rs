@@ -91,6 +91,12 @@ pub const DEFS: &[Def] = &[
         help: "Send small messages to a same-host peer whose handshake is done as one packet written straight from the caller's buffer into the peer's ring, and place them at the receiver without per-message bookkeeping, when nothing earlier to that peer is still queued; 0 sends them through the protocol's send queue like larger ones (same wire format, same order).",
     },
     Def {
+        name: "zcopy",
+        kind: Kind::Bool,
+        default: "1",
+        help: "Send the data packets of medium and long messages over UDP from the application's buffers by iovec (zero copy; retransmissions read them again) instead of copying them first; 0 copies.",
+    },
+    Def {
         name: "unexp_max",
         kind: Kind::Int,
         default: "4096",
@@ -151,6 +157,7 @@ pub struct Params {
     pub shm_cma: bool,
     pub shm_cma_min: usize,
     pub shm_fast: bool,
+    pub zcopy: bool,
     pub unexp_max: usize,
     pub unexp_max_bytes: usize,
     pub stats: bool,
@@ -204,6 +211,7 @@ impl Params {
             shm_cma: !matches!(text("shm_cma").trim(), "0" | "false" | "no" | "off"),
             shm_cma_min: num("shm_cma_min") as usize,
             shm_fast: !matches!(text("shm_fast").trim(), "0" | "false" | "no" | "off"),
+            zcopy: !matches!(text("zcopy").trim(), "0" | "false" | "no" | "off"),
             unexp_max: (num("unexp_max") as usize).max(1),
             unexp_max_bytes: (num("unexp_max_bytes") as usize).max(1),
             stats: matches!(text("stats").trim(), "1" | "true" | "yes" | "on"),

@@ -702,10 +702,12 @@ pub struct Sources<'a> {
     pub tx_queued: u64,
     pub paused_peers: u64,
     pub inbox: crate::rdm::inbox::InboxStats,
+    /// Zero-copy datagrams not sent: their send was over.
+    pub zc_gone: u64,
 }
 
 /// Number of endpoint counters.
-pub const RDM_COUNTER_COUNT: usize = 93;
+pub const RDM_COUNTER_COUNT: usize = 98;
 
 /// The endpoint counters, names and values in page order. Drop reasons
 /// are summed across layers where the same fault can show at either
@@ -737,6 +739,11 @@ pub fn rdm_counters(s: &Sources<'_>) -> [(&'static str, u64); RDM_COUNTER_COUNT]
         ("udp_eagain", s.udp.eagain),
         ("udp_gso_sends", s.udp.gso_sends),
         ("udp_gso_fallbacks", s.udp.gso_fallbacks),
+        ("udp_errors", s.udp.io_errors),
+        ("zc_pkts", r.zc_packets),
+        ("zc_bytes", r.zc_bytes),
+        ("zc_refs", u64::from(s.usage.ext_refs)),
+        ("zc_gone", s.zc_gone),
         ("shm_tx_pkts", s.shm.sent),
         ("shm_tx_bytes", s.shm.sent_bytes),
         ("shm_rx_pkts", s.shm.received),

@@ -4,12 +4,13 @@
 
 use super::errno::{Error, Result};
 use super::params::Params;
-use crate::io::udp::{RecvBatch, SendItem, UdpBackend, UdpConfig};
+use crate::io::udp::{MAX_TAIL, RecvBatch, SendItem, UdpBackend, UdpConfig};
 use crate::srd::{
-    Arrival, Cq as SrdCq, Device, DeviceAddr, DeviceConfig, Outgoing, Pd, QpAttr, QpState, QpType,
-    Qpn,
+    Arrival, Cq as SrdCq, Device, DeviceAddr, DeviceConfig, ExtRef, Outgoing, Pd, QpAttr, QpState,
+    QpType, Qpn,
 };
 use crate::wire::srd::DATA_HEADER_LEN;
+use smallvec::SmallVec;
 use std::net::SocketAddrV4;
 use std::time::{Duration, Instant};
 
@@ -18,6 +19,24 @@ const BATCH: usize = 32;
 /// Datagrams handed to the kernel per send batch: enough for a full GSO
 /// burst (64 segments) on each of two paths.
 const TX_BATCH: usize = 128;
+
+/// Where the tails of zero-copy datagrams (`Outgoing::ext`) live: the
+/// owner of the memory they name, asked each time one goes out.
+pub trait ExtSource {
+    /// Pushes the slices holding `e`'s bytes (at most `MAX_TAIL`) to
+    /// `out`; `false` when they are gone (the send they belong to is
+    /// over): the datagram is then not sent.
+    fn ext_slices<'a>(&'a self, e: ExtRef, out: &mut SmallVec<[&'a [u8]; MAX_TAIL]>) -> bool;
+}
+
+/// For transports that never post zero-copy sends.
+pub struct NoExt;
+
+impl ExtSource for NoExt {
+    fn ext_slices<'a>(&'a self, _: ExtRef, _: &mut SmallVec<[&'a [u8]; MAX_TAIL]>) -> bool {
+        false
+    }
+}
 
 /// A device bound to UDP sockets.
 pub struct Transport {
@@ -34,6 +53,9 @@ pub struct Transport {
     epoch: Instant,
     /// Pump rounds (the non-primary paths are polled every 16th).
     pumps: u32,
+    /// Zero-copy datagrams not sent because their send was over (its
+    /// data acknowledged meanwhile, or failed).
+    pub ext_gone: u64,
 }
 
 impl std::fmt::Debug for Transport {
@@ -84,6 +106,7 @@ impl Transport {
             udp,
             epoch: Instant::now(),
             pumps: 0,
+            ext_gone: 0,
         })
     }
 
@@ -171,16 +194,16 @@ impl Transport {
         if self.dev.poll_timeout().is_some_and(|t| t <= now) {
             self.dev.handle_timeout(now);
         }
-        moved |= self.flush(now);
+        moved |= self.flush(now, &NoExt);
         moved
     }
 
     /// Sends what the device has, without reading first: a new operation's
     /// datagrams go out at once (a receive system call before them only
     /// adds latency; the next progress round reads).
-    pub fn push(&mut self) -> bool {
+    pub fn push(&mut self, ext: &dyn ExtSource) -> bool {
         let now = self.now();
-        self.flush(now)
+        self.flush(now, ext)
     }
 
     /// The next SRD data the device takes in place (`Device::set_in_place`),
@@ -233,11 +256,11 @@ impl Transport {
 
     /// The rest of an I/O round after reading: due device timers, then
     /// what the device has to send.
-    pub fn service(&mut self, now: u64) -> bool {
+    pub fn service(&mut self, now: u64, ext: &dyn ExtSource) -> bool {
         if self.dev.poll_timeout().is_some_and(|t| t <= now) {
             self.dev.handle_timeout(now);
         }
-        self.flush(now)
+        self.flush(now, ext)
     }
 
     /// Hands waiting datagrams of the last batch to the device, at most
@@ -261,8 +284,10 @@ impl Transport {
     }
 
     /// Sends queued datagrams, then asks the device for more. Datagrams go
-    /// to the kernel straight from the device's buffers.
-    fn flush(&mut self, now: u64) -> bool {
+    /// to the kernel straight from the device's buffers, a zero-copy one
+    /// with its tail gathered from where `ext` says it lives (looked up
+    /// again on every attempt: a send that ended meanwhile is not read).
+    fn flush(&mut self, now: u64, ext: &dyn ExtSource) -> bool {
         let mut moved = false;
         let debug = crate::log::debug_data();
         loop {
@@ -280,29 +305,52 @@ impl Transport {
                 return moved;
             }
             let dev = &self.dev;
-            let mut items: smallvec::SmallVec<[(SendItem<'_>, usize); TX_BATCH]> = self
+            // Tails first (all borrowed before any item names them); a
+            // datagram whose tail is gone is left out and handed back.
+            let mut tails: SmallVec<[&[u8]; TX_BATCH]> = SmallVec::new();
+            let mut spans: SmallVec<[Option<(usize, usize)>; TX_BATCH]> = SmallVec::new();
+            for o in &self.tx {
+                let span = match o.ext {
+                    None => Some((0, 0)),
+                    Some(e) => {
+                        let mut got = SmallVec::new();
+                        let ok = ext.ext_slices(e, &mut got);
+                        ok.then(|| {
+                            let at = tails.len();
+                            tails.extend(got);
+                            (at, tails.len())
+                        })
+                    }
+                };
+                self.ext_gone += u64::from(span.is_none());
+                spans.push(span);
+            }
+            let tails = &tails[..];
+            let mut items: SmallVec<[(SendItem<'_>, usize); TX_BATCH]> = self
                 .tx
                 .iter()
+                .zip(&spans)
                 .enumerate()
-                .map(|(i, o)| {
+                .filter_map(|(i, (o, span))| {
+                    let (a, b) = (*span)?;
                     let item = SendItem {
                         path: o.path,
                         dst: o.dst,
                         data: dev.datagram(o),
+                        tail: &tails[a..b],
                     };
-                    (item, i)
+                    Some((item, i))
                 })
                 .collect();
-            let mut send: smallvec::SmallVec<[SendItem<'_>; TX_BATCH]> =
-                items.iter().map(|x| x.0).collect();
+            let mut send: SmallVec<[SendItem<'_>; TX_BATCH]> = items.iter().map(|x| x.0).collect();
             let sent = match self.udp.send_batch(&mut send) {
                 Ok(k) => k,
                 // Nothing could go: drop the batch; SRD retransmits, UD is best effort.
-                Err(_) => n,
+                Err(_) => send.len(),
             };
             moved |= sent > 0;
             // send_batch put the unsent items last, in order: find which.
-            let unsent: smallvec::SmallVec<[usize; TX_BATCH]> = send[sent..]
+            let unsent: SmallVec<[usize; TX_BATCH]> = send[sent..]
                 .iter()
                 .filter_map(|it| {
                     items
@@ -313,7 +361,7 @@ impl Transport {
                 .collect();
             drop(send);
             drop(items);
-            let mut keep: smallvec::SmallVec<[Outgoing; TX_BATCH]> = smallvec::SmallVec::new();
+            let mut keep: SmallVec<[Outgoing; TX_BATCH]> = SmallVec::new();
             for &i in &unsent {
                 keep.push(self.tx[i]);
             }

@@ -153,13 +153,30 @@ pub struct UdpStats {
     pub gro_receives: u64,
 }
 
-/// One datagram to send: from local socket `path` to `dst`.
+/// One datagram to send: from local socket `path` to `dst`, the bytes of
+/// `data` followed by those of `tail` (at most [`MAX_TAIL`] slices,
+/// gathered by iovec: a payload sent from where its owner keeps it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SendItem<'a> {
     pub path: u8,
     pub dst: SocketAddrV4,
     pub data: &'a [u8],
+    pub tail: &'a [&'a [u8]],
 }
+
+impl SendItem<'_> {
+    /// The datagram's length.
+    pub fn len(&self) -> usize {
+        self.data.len() + self.tail.iter().map(|t| t.len()).sum::<usize>()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Most slices in a `SendItem`'s tail.
+pub const MAX_TAIL: usize = 3;
 
 #[derive(Debug)]
 struct Path {
@@ -623,6 +640,12 @@ impl UdpBackend {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!("send path {} but only {np} paths", bad.path),
+            ));
+        }
+        if items.iter().any(|it| it.tail.len() > MAX_TAIL) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("more than {MAX_TAIL} tail slices"),
             ));
         }
         let mut done = mem::take(&mut self.tx.done);

@@ -44,7 +44,7 @@ use super::rma::RmaInit;
 use super::rma_target::{RmaServe, ServeLimits};
 use super::rx::Rx;
 use super::tx::Tx;
-use super::{Cma, Completion, Config, ErrorKind, MAX_MEDIUM, RdmError, Stats, TxError};
+use super::{Cma, Completion, Config, ErrorKind, ExtSlice, MAX_MEDIUM, RdmError, Stats, TxError};
 use crate::wire::rdm::{DATA_LEN, MAX_ADDR_LEN, REQ_LEN};
 
 /// One RDM endpoint. `Send` (the glue may move it between threads; it
@@ -199,6 +199,48 @@ impl Endpoint {
         cma_pid: Option<u32>,
     ) -> Result<(), RdmError> {
         self.peers.set_link(peer, mtu, cma_pid)
+    }
+
+    /// Whether send data to `peer` may go out of the caller's buffers by
+    /// reference (`TxInfo::ext`): the glue turns it on for peers whose
+    /// transport gathers it (UDP), never for links that need the packet
+    /// whole (a ring).
+    pub fn set_peer_zero_copy(&mut self, peer: PeerIdx, on: bool) -> Result<(), RdmError> {
+        self.peers.set_zero_copy(peer, on)
+    }
+
+    /// The bytes a zero-copy packet (`TxInfo::ext`, with its `token`)
+    /// leaves in the send's buffers, handed to `f` as borrowed slices (at
+    /// most `EXT_PIECES`). `false` when the send is over (completed or
+    /// failed: its buffers are the caller's again) or the range is not
+    /// whole: then the slices given so far must be discarded and the
+    /// datagram not sent.
+    pub fn ext_slices<'a>(&'a self, token: u64, e: ExtSlice, mut f: impl FnMut(&'a [u8])) -> bool {
+        let Some(iov) = self.ext_iov(token) else {
+            return false;
+        };
+        let mut n = 0;
+        iov.slices(e.off as usize, e.len as usize, |s| {
+            n += s.len();
+            f(s);
+        });
+        n == e.len as usize
+    }
+
+    /// As `ext_slices`, copying the bytes into `dst` (exactly `e.len`
+    /// long): for links that need the packet whole, and the simulator.
+    pub fn ext_copy(&self, token: u64, e: ExtSlice, dst: &mut [u8]) -> bool {
+        self.ext_iov(token).is_some_and(|iov| {
+            dst.len() == e.len as usize && iov.copy_out(e.off as usize, dst) == dst.len()
+        })
+    }
+
+    fn ext_iov(&self, token: u64) -> Option<&crate::mem::UserIov> {
+        let (kind, h) = crate::rdm::outbox::untoken(token);
+        if kind != crate::rdm::outbox::TOK_TX {
+            return None;
+        }
+        self.tx.iov_of(h)
     }
 
     // ---- what spans the parts --------------------------------------------

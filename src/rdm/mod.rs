@@ -243,10 +243,28 @@ pub enum TxError {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TxInfo {
     pub peer: PeerIdx,
+    /// Bytes written into `poll_transmit`'s buffer.
     pub len: usize,
     /// Hand back to `on_send_complete` exactly once.
     pub token: u64,
+    /// Zero copy (peers set with `set_peer_zero_copy`): the packet goes on
+    /// with these bytes of the send's buffers, which the caller gathers
+    /// with `Endpoint::ext_slices(token, ..)` each time it transmits it.
+    pub ext: Option<ExtSlice>,
 }
+
+/// Bytes `off..off + len` of a send's buffers, the tail of a packet left
+/// in the caller's memory (`TxInfo::ext`). They stay valid while the send
+/// lives: `Endpoint::ext_slices` says when it no longer does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExtSlice {
+    pub off: u64,
+    pub len: u32,
+}
+
+/// Most segments of the caller's iov one zero-copy packet may span (more:
+/// the packet is a copy).
+pub const EXT_PIECES: usize = 3;
 
 /// What `handle_packet` did with a datagram.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -328,6 +346,10 @@ pub struct Stats {
     /// (`rx::Rx::place_eager`).
     pub fast_sends: u64,
     pub fast_placed: u64,
+    /// Packets whose payload went out of the caller's buffers by
+    /// reference (zero copy), and their payload bytes.
+    pub zc_packets: u64,
+    pub zc_bytes: u64,
 }
 
 /// Largest medium message any peer may send (Config::medium_max is clamped

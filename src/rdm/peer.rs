@@ -58,6 +58,9 @@ pub(super) struct Peer {
     mtu: usize,
     /// Its pid when CMA may reach its memory (same host), set by the glue.
     cma_pid: Option<u32>,
+    /// Send data to it may leave its payload in the caller's buffers
+    /// (`TxInfo::ext`), set by the glue.
+    zero_copy: bool,
     /// Something came from it (or a datagram to it was confirmed) since
     /// the last liveness tick.
     heard: bool,
@@ -147,6 +150,7 @@ impl Peers {
                 broken: None,
                 mtu: 0,
                 cma_pid: None,
+                zero_copy: false,
                 heard: false,
             })
             .ok()?
@@ -353,6 +357,16 @@ impl Peers {
         p.mtu = mtu.max(min);
         p.cma_pid = cma_pid.filter(|&pid| pid != 0);
         Ok(())
+    }
+
+    /// Whether packets to `peer` may leave payload in the caller's buffers.
+    pub fn set_zero_copy(&mut self, i: PeerIdx, on: bool) -> Result<(), RdmError> {
+        self.table.at_mut(i).ok_or(RdmError::UnknownPeer)?.zero_copy = on;
+        Ok(())
+    }
+
+    pub fn zero_copy(&self, i: PeerIdx) -> bool {
+        self.get(i).is_some_and(|p| p.zero_copy)
     }
 
     /// Largest packet to `peer`.

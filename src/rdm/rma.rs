@@ -432,6 +432,7 @@ impl RmaInit {
             peer: op.peer,
             len,
             token: token(TOK_RMA, idx),
+            ext: None,
         })
     }
 

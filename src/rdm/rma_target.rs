@@ -445,6 +445,7 @@ impl RmaServe {
             peer,
             len,
             token: token(TOK_SERVE, i),
+            ext: None,
         })
     }
 
@@ -639,6 +640,7 @@ impl RmaServe {
             peer,
             len,
             token: peer_token(TOK_RECEIPT, peer),
+            ext: None,
         })
     }
 }

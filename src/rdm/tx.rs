@@ -13,7 +13,9 @@ use super::outbox::{Outbox, TOK_TX, token};
 use super::peer::{INITIAL_WINDOW, PeerIdx, Peers};
 use super::pool::{Handle, Slab};
 use super::proto::{self, longcts};
-use super::{CompFlags, Completion, CompletionError, ErrorKind, RdmError, TxError, TxInfo};
+use super::{
+    CompFlags, Completion, CompletionError, ErrorKind, ExtSlice, RdmError, TxError, TxInfo,
+};
 use crate::mem::UserIov;
 use crate::wire::rdm::{CtsRepr, FinRepr, Proto, ReceiptRepr};
 use std::collections::VecDeque;
@@ -274,7 +276,9 @@ impl Tx {
             let addr = (!peer.hs_recv()).then_some(local_addr);
             let lim = peers.mtu(op.peer).min(out.len());
             let inject = &self.inject[h.idx() as usize];
-            let Some(len) = proto::emit(op, h.idx(), inject, pid, addr, &mut out[..lim]) else {
+            let (off, zc) = (op.next_off, peers.zero_copy(op.peer));
+            let Some((len, ext)) = proto::emit(op, h.idx(), inject, pid, addr, &mut out[..lim], zc)
+            else {
                 continue;
             };
             op.sent_pkts += 1;
@@ -286,6 +290,7 @@ impl Tx {
                 peer: op.peer,
                 len,
                 token: token(TOK_TX, h),
+                ext: (ext > 0).then_some(ExtSlice { off, len: ext }),
             });
         }
         None
@@ -378,6 +383,11 @@ impl Tx {
             }),
             iov: op.iov.take(),
         });
+    }
+
+    /// The caller's buffers of live send `h` (not of an inject).
+    pub fn iov_of(&self, h: Handle) -> Option<&UserIov> {
+        self.ops.get(h)?.iov.as_ref()
     }
 
     /// The live send a packet from `peer` names by slot, if its message

@@ -6,8 +6,8 @@ use super::peer::{EpochCheck, Peer};
 use super::pool::Pool;
 use super::reliability::Slot;
 use super::{
-    Access, Ah, Arrival, Completion, Cq, DeviceAddr, DeviceConfig, DropEvent, MAX_PATHS, Mr,
-    Opcode, OutSrc, Outgoing, Pd, PeerInfo, QpAttr, QpState, QpType, Qpn, RX_WINDOW, RecvWr,
+    Access, Ah, Arrival, Completion, Cq, DeviceAddr, DeviceConfig, DropEvent, ExtRef, MAX_PATHS,
+    Mr, Opcode, OutSrc, Outgoing, Pd, PeerInfo, QpAttr, QpState, QpType, Qpn, RX_WINDOW, RecvWr,
     SendWr, SrdError, Stats, Transmit, UD_PREFIX, Usage, WcStatus,
 };
 use crate::wire::WireError;
@@ -172,6 +172,7 @@ impl Device {
             ahs: self.ahs.len(),
             mrs: self.mrs.len(),
             cqs: self.cqs.len(),
+            ext_refs: self.pool.ext_live(),
             ..Usage::default()
         };
         for p in &self.peers {
@@ -917,11 +918,27 @@ impl Device {
     /// `max_datagram()` bytes). Order: NAKs, acks, SRD data (peers served
     /// round-robin, retransmissions first), UD data.
     pub fn poll_transmit(&mut self, now: u64, out: &mut [u8]) -> Option<Transmit> {
+        self.poll_transmit_with(now, out, |_, _| false)
+    }
+
+    /// `poll_transmit` for a device with zero-copy sends: `resolve` copies
+    /// an `ExtRef`'s bytes into the slice it is given (exactly its
+    /// length) or says they are gone (then the datagram is lost, as on the
+    /// wire).
+    pub fn poll_transmit_with(
+        &mut self,
+        now: u64,
+        out: &mut [u8],
+        resolve: impl FnOnce(ExtRef, &mut [u8]) -> bool,
+    ) -> Option<Transmit> {
         let o = self.poll_outgoing(now)?;
         let bytes = self.datagram(&o);
-        let fits = out.len() >= bytes.len();
+        let mut fits = out.len() >= o.len;
         if fits {
             out[..bytes.len()].copy_from_slice(bytes);
+            if let Some(e) = o.ext {
+                fits = resolve(e, &mut out[bytes.len()..o.len]);
+            }
         }
         self.sent(o);
         // Every datagram is built to fit the device's MTU, which `out` must
@@ -942,13 +959,15 @@ impl Device {
         Some(o)
     }
 
-    /// The bytes of an outgoing datagram.
+    /// The bytes of an outgoing datagram in the device's memory: all of
+    /// it, or the part in front of its `ext` tail.
     pub fn datagram(&self, o: &Outgoing) -> &[u8] {
         let whole = match o.src {
             OutSrc::Pool(id) => self.pool.get(id).map(|b| b.frame()),
             OutSrc::Ctrl(i) => self.ctrl.get(ix(i)).map(|b| b.as_slice()),
         };
-        whole.and_then(|b| b.get(..o.len)).unwrap_or(&[])
+        let head = o.len - o.ext.map_or(0, |e| e.len as usize);
+        whole.and_then(|b| b.get(..head)).unwrap_or(&[])
     }
 
     /// The I/O layer is done with `o` (the kernel took it, or it is dropped).
@@ -1016,6 +1035,7 @@ impl Device {
                 path,
                 dst,
                 len,
+                ext: None,
                 src: OutSrc::Ctrl(slot),
             });
         }
@@ -1047,6 +1067,7 @@ impl Device {
                 path,
                 dst,
                 len,
+                ext: None,
                 src: OutSrc::Ctrl(slot),
             });
         }
@@ -1094,6 +1115,7 @@ impl Device {
                 path,
                 dst,
                 len,
+                ext: None,
                 src: OutSrc::Pool(id),
             });
         }
@@ -1197,13 +1219,19 @@ impl Device {
         let plen = b.payload_len();
         let r = self.header(PacketType::SrdData, fl, path, body, plen);
         let b = self.pool.get_mut(buf)?;
-        let len = r.emit_in_place(b.frame_mut())?;
+        let ext = b.ext;
+        let len = match ext {
+            // The payload's tail goes out from its owner's memory.
+            Some(_) => r.emit_head_in_place(b.frame_mut())?,
+            None => r.emit_in_place(b.frame_mut())?,
+        };
         self.pool.pin(buf);
         self.stats.tx_data += 1;
         Some(Outgoing {
             path,
             dst,
             len,
+            ext,
             src: OutSrc::Pool(buf),
         })
     }

@@ -289,6 +289,19 @@ pub struct Completion {
     pub buf: Option<Vec<u8>>,
 }
 
+/// Payload bytes a send leaves in its owner's memory (zero copy,
+/// `Device::post_lent_ext`): an opaque descriptor the device carries with
+/// the packet and never reads through. The I/O layer resolves it through
+/// the owner each time the datagram goes out (retransmissions included)
+/// and sends `[header, those bytes]` by iovec. `key` names the owner's
+/// operation, `off` and `len` the bytes within it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExtRef {
+    pub key: u64,
+    pub off: u64,
+    pub len: u32,
+}
+
 /// A datagram ready to go, still in the device's memory (`poll_outgoing`):
 /// the I/O layer reads it with `Device::datagram` and hands it back with
 /// `Device::sent` once the kernel has it (or it is dropped). Until then its
@@ -298,7 +311,11 @@ pub struct Outgoing {
     /// Local path (socket index) to send from.
     pub path: u8,
     pub dst: SocketAddrV4,
+    /// The whole datagram: the bytes `Device::datagram` gives, then the
+    /// `ext` bytes, if any.
     pub len: usize,
+    /// The tail of the payload, left in its owner's memory.
+    pub ext: Option<ExtRef>,
     pub(crate) src: OutSrc,
 }
 
@@ -426,6 +443,10 @@ pub struct Usage {
     pub ahs: u32,
     pub mrs: u32,
     pub cqs: u32,
+    /// Send buffers holding a reference to their owner's memory
+    /// (`ExtRef`) instead of a copy of the payload: each one is released
+    /// when its send completes, succeeds or fails.
+    pub ext_refs: u32,
 }
 
 /// A snapshot of the state a device holds for one remote device.

@@ -16,7 +16,7 @@
 //! memory only grows (to the largest payload it carried), so reuse costs no
 //! clearing.
 
-use super::Qpn;
+use super::{ExtRef, Qpn};
 use crate::wire::srd::DATA_HEADER_LEN;
 
 pub(crate) const NONE: u32 = u32::MAX;
@@ -33,6 +33,8 @@ pub(crate) struct TxBuf {
     pub dst_qpn: Qpn,
     pub qkey: u32,
     pub peer: u32,
+    /// The payload's tail, left in the sender's memory (zero copy).
+    pub ext: Option<ExtRef>,
     /// Handed to the I/O layer and not yet returned.
     pins: u16,
     /// Released while pinned: free it when the last pin goes.
@@ -45,12 +47,13 @@ impl TxBuf {
         &self.data[HEADROOM..HEADROOM + self.len]
     }
 
+    /// The payload: the bytes in the buffer and the `ext` tail.
     pub fn payload_len(&self) -> usize {
-        self.len
+        self.len + self.ext.map_or(0, |e| e.len as usize)
     }
 
-    /// The whole datagram, header room included (the header is written
-    /// into it before each transmission).
+    /// The datagram (without an `ext` tail), header room included (the
+    /// header is written into it before each transmission).
     pub fn frame_mut(&mut self) -> &mut [u8] {
         &mut self.data[..HEADROOM + self.len]
     }
@@ -82,6 +85,8 @@ pub(crate) struct Pool {
     free: Vec<u32>,
     cap: u32,
     in_use: u32,
+    /// Buffers holding an `ext` reference (until freed).
+    ext_live: u32,
     /// Capacity given to each buffer when first created (max payload and
     /// header room), so it never grows afterwards.
     buf_size: usize,
@@ -94,12 +99,37 @@ impl Pool {
             free: Vec::new(),
             cap,
             in_use: 0,
+            ext_live: 0,
             buf_size: payload_size + HEADROOM,
         }
     }
 
     pub fn in_use(&self) -> u32 {
         self.in_use
+    }
+
+    pub fn ext_live(&self) -> u32 {
+        self.ext_live
+    }
+
+    /// Makes the payload of lent buffer `id` end in `ext` (counted live
+    /// until the buffer is freed).
+    pub fn set_ext(&mut self, id: u32, ext: ExtRef) {
+        let Some(b) = self.get_mut(id) else { return };
+        if b.ext.replace(ext).is_none() {
+            self.ext_live += 1;
+        }
+    }
+
+    /// Puts `id` on the free list; its reference, if any, is dropped.
+    fn free(&mut self, id: u32) {
+        let Some(b) = self.get_mut(id) else { return };
+        b.released = false;
+        if b.ext.take().is_some() {
+            self.ext_live -= 1;
+        }
+        self.free.push(id);
+        self.in_use -= 1;
     }
 
     pub fn allocated(&self) -> u32 {
@@ -137,6 +167,7 @@ impl Pool {
                     dst_qpn: 0,
                     qkey: 0,
                     peer: NONE,
+                    ext: None,
                     pins: 0,
                     released: false,
                 });
@@ -184,8 +215,7 @@ impl Pool {
             b.released = true;
             return;
         }
-        self.free.push(id);
-        self.in_use -= 1;
+        self.free(id);
     }
 
     pub fn pin(&mut self, id: u32) {
@@ -198,9 +228,7 @@ impl Pool {
         let Some(b) = self.get_mut(id) else { return };
         b.pins = b.pins.saturating_sub(1);
         if b.pins == 0 && b.released {
-            b.released = false;
-            self.free.push(id);
-            self.in_use -= 1;
+            self.free(id);
         }
     }
 }
@@ -260,5 +288,40 @@ mod tests {
         );
         assert!(p.lend(1).is_some());
         assert!(p.lend(1).is_none(), "no more than the configured number");
+    }
+
+    #[test]
+    fn an_ext_reference_lives_until_its_buffer_is_freed() {
+        let mut p = Pool::new(2, 16);
+        let a = p.lend(8).unwrap();
+        assert!(p.set_len(a, 4));
+        p.set_ext(
+            a,
+            ExtRef {
+                key: 7,
+                off: 100,
+                len: 1000,
+            },
+        );
+        assert_eq!(p.get(a).unwrap().payload_len(), 1004);
+        assert_eq!(
+            p.get(a).unwrap().frame().len(),
+            HEADROOM + 4,
+            "the tail is not in the buffer"
+        );
+        assert_eq!(p.ext_live(), 1);
+        p.pin(a);
+        p.release(a);
+        assert_eq!(p.ext_live(), 1, "still held by the I/O layer");
+        p.unpin(a);
+        assert_eq!(p.ext_live(), 0);
+        let b = p.lend(8).unwrap();
+        assert_eq!(b, a);
+        assert_eq!(
+            p.get(b).unwrap().ext,
+            None,
+            "a reused buffer carries no reference"
+        );
+        p.release(b);
     }
 }

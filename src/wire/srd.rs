@@ -502,10 +502,25 @@ impl Repr {
     /// `buf[header_len()..header_len() + payload_len]` (a send buffer with
     /// room for the header in front): writes the header and the checksum.
     pub fn emit_in_place(&self, buf: &mut [u8]) -> Option<usize> {
+        self.emit_into(buf, true)
+    }
+
+    /// As `emit_in_place` for a datagram whose payload goes out from
+    /// elsewhere (gathered by iovec behind `buf[..header_len()]`, which is
+    /// all this writes): the checksum must cover the header alone (flag
+    /// `HDR_CSUM`, else `None`). Returns the whole datagram's length.
+    pub fn emit_head_in_place(&self, buf: &mut [u8]) -> Option<usize> {
+        if self.flags & flags::HDR_CSUM == 0 {
+            return None;
+        }
+        self.emit_into(buf, false)
+    }
+
+    fn emit_into(&self, buf: &mut [u8], whole: bool) -> Option<usize> {
         let h = self.header_len();
         let total = h + self.payload_len;
         let total16 = u16::try_from(total).ok()?;
-        let out = buf.get_mut(..total)?;
+        let out = buf.get_mut(..if whole { total } else { h })?;
         out[field::VERSION] = VERSION;
         out[field::TYPE] = u8::from(self.packet_type);
         out[field::FLAGS] = self.flags;
@@ -557,8 +572,12 @@ impl Repr {
                 out[field::NAK_RSVD].copy_from_slice(&[0; 3]);
             }
         }
-        let mut p = Packet::new_unchecked(out);
-        p.set_checksum();
+        if whole {
+            Packet::new_unchecked(out).set_checksum();
+        } else {
+            let c = compute_checksum(out, h);
+            out[field::CSUM].copy_from_slice(&c.to_be_bytes());
+        }
         Some(total)
     }
 }
@@ -585,6 +604,23 @@ mod tests {
             },
             payload_len,
         }
+    }
+
+    #[test]
+    fn a_head_emitted_alone_checks_with_its_payload_behind_it() {
+        let payload: Vec<u8> = (0..100u8).collect();
+        let mut r = data_repr(payload.len());
+        let mut buf = [0u8; 256];
+        assert_eq!(r.emit_head_in_place(&mut buf), None, "needs HDR_CSUM");
+        r.flags |= flags::HDR_CSUM;
+        let mut head = [0u8; DATA_HEADER_LEN];
+        assert_eq!(r.emit_head_in_place(&mut head), Some(DATA_HEADER_LEN + 100));
+        buf[..DATA_HEADER_LEN].copy_from_slice(&head);
+        buf[DATA_HEADER_LEN..DATA_HEADER_LEN + 100].copy_from_slice(&payload);
+        let p = Packet::new_checked(&buf[..DATA_HEADER_LEN + 100]).unwrap();
+        assert!(p.verify_checksum());
+        assert_eq!(p.payload(), &payload[..]);
+        assert_eq!(Repr::parse(&p).unwrap(), r);
     }
 
     #[test]

@@ -156,10 +156,22 @@ impl Net {
                 } else {
                     0
                 };
+                // A zero-copy packet's tail, gathered from the send's
+                // buffers as the transport would.
+                let mut bytes = buf[..t.len].to_vec();
+                if let Some(e) = t.ext {
+                    let mut tail = vec![0u8; e.len as usize];
+                    assert!(
+                        self.eps[i].ext_copy(t.token, e, &mut tail),
+                        "a live send's tail"
+                    );
+                    bytes.extend_from_slice(&tail);
+                    assert!(bytes.len() <= self.mtu, "datagram larger than the MTU");
+                }
                 self.flight.push(Dgram {
                     from: i,
                     to,
-                    bytes: buf[..t.len].to_vec(),
+                    bytes,
                     token: t.token,
                     not_before: self.now + delay,
                 });

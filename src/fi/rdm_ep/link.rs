@@ -11,9 +11,12 @@ use crate::fi::addr::{EpAddr, Kind};
 use crate::fi::errno::Result;
 use crate::fi::params::Params;
 use crate::fi::stats::Observer;
+use crate::fi::transport::ExtSource;
 use crate::fi::transport::Transport;
+use crate::io::udp::MAX_TAIL;
 use crate::rdm::{self, PacketOutcome, PeerIdx, TxError};
-use crate::srd::{self, Lent, Opcode, Pd, QpType, SendWr, WcStatus};
+use crate::srd::{self, ExtRef, Lent, Opcode, Pd, QpType, SendWr, WcStatus};
+use smallvec::SmallVec;
 use std::time::Duration;
 
 /// Datagrams one UDP poll hands to the protocol at most (the rest wait in
@@ -56,11 +59,15 @@ pub(super) struct Link {
     host_id: u64,
     /// Counters, the live stats page and drop warnings (fi::stats).
     pub obs: Observer,
+    /// Data to UDP peers goes out of the caller's buffers (FI_SRD_ZCOPY
+    /// and header-only checksums).
+    pub zcopy: bool,
 }
 
 impl Link {
     pub fn open(t: Transport, params: &Params) -> Result<Link> {
         let mut t = t;
+        let t_payload_checksum = t.dev.config().payload_checksum;
         let (pd, cq, qpn) = t.open_qp(QpType::Srd, RDM_QKEY, 4096, RX_DEPTH as u32)?;
         // Data is read in place from the socket buffers: no receive buffer
         // is posted, copied into or held (a deferred packet is copied into
@@ -96,6 +103,7 @@ impl Link {
             nonce: crate::fi::endpoint::random_u64(),
             host_id: crate::fi::endpoint::host_id(),
             obs: Observer::default(),
+            zcopy: params.zcopy && !t_payload_checksum,
         };
         Ok(link)
     }
@@ -156,7 +164,7 @@ impl Link {
                 got += 1;
                 self.take_arrival(r, av, now, a);
             }
-            let moved = self.t.service(now);
+            let moved = self.t.service(now, &Ext(r));
             self.log_device_drops();
             if got > 0 || moved {
                 self.udp_hot_until = now.saturating_add(1_000_000);
@@ -191,9 +199,9 @@ impl Link {
 
     /// Hands what the device has to send to the kernel now, reading
     /// nothing (after a post: its datagrams go first).
-    pub fn push_udp(&mut self) {
+    pub fn push_udp(&mut self, r: &rdm::Endpoint) {
         self.udp_dirty = false;
-        self.t.push();
+        self.t.push(&Ext(r));
     }
 
     /// Send verdicts from the device (data arrives in place: `poll_udp`).
@@ -268,12 +276,29 @@ impl Link {
                     None => break,
                 },
             };
-            let Some(tx) = r.poll_transmit(now, self.t.dev.lent_mut(&buf)) else {
+            let Some(mut tx) = r.poll_transmit(now, self.t.dev.lent_mut(&buf)) else {
                 lent = Some(buf);
                 break;
             };
             any = true;
-            self.obs.tx_pkt(tx.peer, tx.len);
+            if let Some(e) = tx.ext
+                && !self.gathers(tx.peer)
+            {
+                // A link that needs the packet whole: copy the tail in.
+                let dst = &mut self.t.dev.lent_mut(&buf)[tx.len..];
+                let end = tx.len + e.len as usize;
+                if dst.len() < e.len as usize
+                    || !r.ext_copy(tx.token, e, &mut dst[..e.len as usize])
+                {
+                    r.on_send_complete(tx.token, Err(TxError::Io));
+                    lent = Some(buf);
+                    continue;
+                }
+                tx.len = end;
+                tx.ext = None;
+            }
+            let whole = tx.len + tx.ext.map_or(0, |e| e.len as usize);
+            self.obs.tx_pkt(tx.peer, whole);
             if !self.routes.has_route(tx.peer) {
                 self.note_peer(r, tx.peer, None);
             }
@@ -319,7 +344,18 @@ impl Link {
                 remote_qkey: route.qkey,
                 data: &[],
             };
-            if let Err((_, b)) = self.t.dev.post_lent(self.qpn, buf, tx.len, wr) {
+            let posted = match tx.ext {
+                Some(e) => {
+                    let ext = ExtRef {
+                        key: tx.token,
+                        off: e.off,
+                        len: e.len,
+                    };
+                    self.t.dev.post_lent_ext(self.qpn, buf, tx.len, ext, wr)
+                }
+                None => self.t.dev.post_lent(self.qpn, buf, tx.len, wr),
+            };
+            if let Err((_, b)) = posted {
                 r.on_send_complete(tx.token, Err(TxError::Io));
                 lent = Some(b);
                 continue;
@@ -334,6 +370,12 @@ impl Link {
             self.t.dev.give_back(b);
         }
         any
+    }
+
+    /// Whether packets to `p` go to the device, which gathers a zero-copy
+    /// tail by iovec (not to a ring or to ourselves).
+    fn gathers(&self, p: PeerIdx) -> bool {
+        !self.routes.is_own(p) && !self.shm.as_ref().is_some_and(|s| s.routes(p))
     }
 
     /// Resumes the UDP peers whose device backlog went down.
@@ -368,6 +410,22 @@ impl Link {
             let key = crate::log::Once::key(e.from);
             obs.once.warn_drop(key, &e.from, e.reason, "SRD datagram");
         }
+    }
+}
+
+/// The protocol engine as the place zero-copy tails live: a datagram's
+/// `ExtRef` key is the token of the send it belongs to.
+pub(super) struct Ext<'a>(pub &'a rdm::Endpoint);
+
+const _: () = assert!(rdm::EXT_PIECES <= MAX_TAIL);
+
+impl ExtSource for Ext<'_> {
+    fn ext_slices<'b>(&'b self, e: ExtRef, out: &mut SmallVec<[&'b [u8]; MAX_TAIL]>) -> bool {
+        let s = rdm::ExtSlice {
+            off: e.off,
+            len: e.len,
+        };
+        self.0.ext_slices(e.key, s, |b| out.push(b))
     }
 }
 

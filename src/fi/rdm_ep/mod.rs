@@ -52,6 +52,8 @@ pub struct RdmEp {
     rdm: rdm::Endpoint,
     /// A completion the application's CQ had no room for.
     stash: Option<rdm::Completion>,
+    /// fi_close is under way: operations that end now report nothing.
+    closing: bool,
     tx_size: usize,
     rx_size: usize,
     /// Staging for inject payloads (a fresh zeroed array per call cost a
@@ -182,6 +184,7 @@ impl RdmOpen {
             link,
             rdm: r,
             stash: None,
+            closing: false,
             tx_size,
             rx_size,
             inject_tmp: Box::new([0u8; super::offer::RDM_INJECT]),
@@ -461,7 +464,7 @@ impl RdmEp {
     fn post_progress(&mut self, sink: &Sink, av: &Arc<Av>, now: u64) {
         self.link.transmit(&mut self.rdm, now);
         if self.link.udp_dirty {
-            self.link.push_udp();
+            self.link.push_udp(&self.rdm);
         }
         self.completions(sink, Some(av));
     }
@@ -477,6 +480,11 @@ impl RdmEp {
                     None => return,
                 },
             };
+            if self.closing {
+                // The application closed the endpoint: it hears nothing
+                // more of it (the buffers are its own again on return).
+                continue;
+            }
             // Receives and remote-write completions (CQ data at the target)
             // go to the receive side; sends, RMA and atomics we initiated to
             // the transmit side.
@@ -527,6 +535,8 @@ impl RdmEp {
     /// acknowledgements we owe reach their senders and our own last packets
     /// get theirs (a peer would otherwise see its final sends fail).
     pub fn linger(&mut self, sink: &Sink, av: Option<&Arc<Av>>, max: Duration) {
+        self.closing = true;
+        self.stash = None;
         let start = std::time::Instant::now();
         let mut quiet_rounds = 0;
         while start.elapsed() < max {

@@ -90,6 +90,7 @@ impl Link {
             tx_queued: self.shm.as_ref().map_or(0, |s| s.queued()) as u64,
             paused_peers: r.map_or(0, |r| r.paused_peers() as u64),
             inbox: self.inbox.stats(),
+            zc_gone: self.t.ext_gone,
         };
         stats::rdm_counters(&src)
     }

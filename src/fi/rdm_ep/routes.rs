@@ -146,6 +146,10 @@ impl Link {
             if same_host && !by_ring && self.t.dev.set_peer_max_payload(ah, LOCAL_PAYLOAD).is_ok() {
                 let _ = r.set_peer_link(p, LOCAL_PAYLOAD, None);
             }
+            // Over UDP, send data leaves the caller's buffers by iovec.
+            if self.zcopy && !by_ring && self.routes.own != Some(p) {
+                let _ = r.set_peer_zero_copy(p, true);
+            }
         }
     }
 

@@ -8,7 +8,7 @@ use std::mem;
 use std::net::SocketAddrV4;
 
 use super::sys::{self, ErrKind};
-use super::{MAX_ERR_RETRIES, MAX_UDP_PAYLOAD, SEND_CHUNK, SendItem, UdpStats};
+use super::{MAX_ERR_RETRIES, MAX_TAIL, MAX_UDP_PAYLOAD, SEND_CHUNK, SendItem, UdpStats};
 
 /// Most segments in one GSO message (the kernel's UDP_MAX_SEGMENTS is ≥ 64).
 const GSO_MAX_SEGMENTS: usize = 64;
@@ -67,9 +67,10 @@ pub(super) struct SendScratch {
     iovs: Box<[libc::iovec]>,
     hdrs: Box<[libc::mmsghdr]>,
     ctrl: Box<[Ctrl]>,
-    /// Per message: first chunk position and number of datagrams.
+    /// Per message: first chunk position, number of datagrams and bytes.
     starts: Box<[u8]>,
     runs: Box<[u8]>,
+    bytes: Box<[u32]>,
     /// Chunk position → index into the caller's items.
     pub(super) idx: Box<[u32]>,
     /// Per-item "handed over" flags of the current send_batch call.
@@ -85,12 +86,16 @@ impl SendScratch {
             // SAFETY: see above.
             names: (0..SEND_CHUNK).map(|_| unsafe { mem::zeroed() }).collect(),
             // SAFETY: see above.
-            iovs: (0..SEND_CHUNK).map(|_| unsafe { mem::zeroed() }).collect(),
+            // One per datagram and tail slice.
+            iovs: (0..SEND_CHUNK * (1 + MAX_TAIL))
+                .map(|_| unsafe { mem::zeroed() })
+                .collect(),
             // SAFETY: see above.
             hdrs: (0..SEND_CHUNK).map(|_| unsafe { mem::zeroed() }).collect(),
             ctrl: vec![[0; 4]; SEND_CHUNK].into_boxed_slice(),
             starts: vec![0; SEND_CHUNK].into_boxed_slice(),
             runs: vec![0; SEND_CHUNK].into_boxed_slice(),
+            bytes: vec![0; SEND_CHUNK].into_boxed_slice(),
             idx: vec![0; SEND_CHUNK].into_boxed_slice(),
             done: Vec::with_capacity(SEND_CHUNK),
         }
@@ -103,15 +108,16 @@ impl SendScratch {
     fn build(&mut self, items: &[SendItem<'_>], from: usize, k: usize, gso: &Gso) -> usize {
         let mut j = from;
         let mut m = 0;
+        let mut v = 0;
         while j < k {
             let first = &items[self.idx[j] as usize];
-            let seg = first.data.len();
+            let seg = first.len();
             let mut run = 1;
             if seg > 0 && gso.allows(first.dst) {
                 let mut total = seg;
                 while j + run < k && run < GSO_MAX_SEGMENTS {
                     let it = &items[self.idx[j + run] as usize];
-                    let len = it.data.len();
+                    let len = it.len();
                     if it.dst != first.dst || len == 0 || len > seg || total + len > MAX_UDP_PAYLOAD
                     {
                         break;
@@ -123,19 +129,30 @@ impl SendScratch {
                     }
                 }
             }
+            // [data, tail...] of each datagram in turn: a GSO message's
+            // segments are cut by size, whatever the iovec boundaries.
+            let v0 = v;
+            let mut bytes = 0;
             for q in j..j + run {
-                let data = items[self.idx[q] as usize].data;
-                self.iovs[q] = libc::iovec {
-                    iov_base: data.as_ptr().cast_mut().cast(),
-                    iov_len: data.len(),
-                };
+                let it = &items[self.idx[q] as usize];
+                for data in std::iter::once(it.data).chain(it.tail.iter().copied()) {
+                    if data.is_empty() {
+                        continue;
+                    }
+                    self.iovs[v] = libc::iovec {
+                        iov_base: data.as_ptr().cast_mut().cast(),
+                        iov_len: data.len(),
+                    };
+                    v += 1;
+                    bytes += data.len();
+                }
             }
             self.names[m] = sys::sockaddr_from(first.dst);
             let h = &mut self.hdrs[m];
             h.msg_hdr.msg_name = (&mut self.names[m] as *mut libc::sockaddr_in).cast();
             h.msg_hdr.msg_namelen = sys::SOCKADDR_IN_LEN;
-            h.msg_hdr.msg_iov = &mut self.iovs[j];
-            h.msg_hdr.msg_iovlen = run;
+            h.msg_hdr.msg_iov = &mut self.iovs[v0];
+            h.msg_hdr.msg_iovlen = v - v0;
             h.msg_hdr.msg_flags = 0;
             h.msg_len = 0;
             if run > 1 {
@@ -157,6 +174,7 @@ impl SendScratch {
             }
             self.starts[m] = j as u8;
             self.runs[m] = run as u8;
+            self.bytes[m] = bytes as u32;
             m += 1;
             j += run;
         }
@@ -164,9 +182,7 @@ impl SendScratch {
     }
 
     fn bytes_of(&self, msg: usize) -> u64 {
-        let s = self.starts[msg] as usize;
-        let r = self.runs[msg] as usize;
-        self.iovs[s..s + r].iter().map(|v| v.iov_len as u64).sum()
+        u64::from(self.bytes[msg])
     }
 }
 

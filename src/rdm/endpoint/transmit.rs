@@ -37,6 +37,10 @@ impl Endpoint {
         }
         let (addr, pid) = (self.cfg.local_addr.as_slice(), self.cfg.pid);
         if let Some(t) = self.tx.next_packet(&self.peers, addr, pid, out) {
+            if let Some(e) = t.ext {
+                self.out.stats.zc_packets += 1;
+                self.out.stats.zc_bytes += u64::from(e.len);
+            }
             return Some(t);
         }
         self.poll_rma(out)
@@ -62,6 +66,7 @@ impl Endpoint {
                     peer,
                     len,
                     token: peer_token(TOK_HS, peer),
+                    ext: None,
                 })
             }
             Ctrl::Cts(msg) => self.rx.emit_cts(msg, out),
@@ -79,6 +84,7 @@ impl Endpoint {
                     peer,
                     len,
                     token: peer_token(TOK_RECEIPT, peer),
+                    ext: None,
                 })
             }
             Ctrl::Fin {
@@ -102,6 +108,7 @@ impl Endpoint {
                     peer,
                     len,
                     token: peer_token(TOK_RECEIPT, peer),
+                    ext: None,
                 })
             }
             Ctrl::WriteRsp { .. } | Ctrl::AtomRsp { .. } | Ctrl::ReadDone { .. } => {

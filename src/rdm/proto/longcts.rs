@@ -4,7 +4,7 @@
 //! extends the grant when half of it has arrived, so long messages stream
 //! at the receiver's pace and never flood its storage.
 
-use super::{Source, req_header};
+use super::{payload, req_header};
 use crate::rdm::tx::TxOp;
 use crate::wire::rdm::{DATA_LEN, DataRepr, REQ_LEN, emit_data, emit_req};
 
@@ -14,14 +14,15 @@ pub fn emit(
     inject: &[u8],
     addr: Option<&[u8]>,
     out: &mut [u8],
-) -> Option<usize> {
+    zc: bool,
+) -> Option<(usize, u32)> {
     if !op.req_sent {
         if out.len() < REQ_LEN + addr.map_or(0, <[u8]>::len) {
             return None;
         }
         let n = emit_req(out, &req_header(op, tx_id, 0), addr);
         op.req_sent = true;
-        return Some(n);
+        return Some((n, 0));
     }
     let end = op.granted.min(op.len);
     if op.next_off >= end || out.len() <= DATA_LEN {
@@ -37,13 +38,9 @@ pub fn emit(
             offset: off,
         },
     );
-    let src = Source {
-        iov: op.iov.as_ref(),
-        inject,
-    };
-    let got = src.copy_out(off, &mut out[at..at + n]);
+    let (got, ext) = payload(op, inject, off, &mut out[at..at + n], zc);
     op.next_off = off + n as u64;
-    Some(at + got)
+    Some((at + got, ext))
 }
 
 /// Sender side of a CTS: raise the grant (CTSs may arrive out of order).

@@ -53,6 +53,27 @@ impl Source<'_> {
     }
 }
 
+/// Where a packet's payload bytes `off..off + n` go: copied into `dst`,
+/// or — with `zc`, from the caller's iov (not an inject copy) when they
+/// lie in at most `EXT_PIECES` of its segments — left there for the
+/// transport to gather (zero copy). Returns (bytes copied, bytes left).
+pub fn payload(op: &TxOp, inject: &[u8], off: u64, dst: &mut [u8], zc: bool) -> (usize, u32) {
+    let n = dst.len();
+    if zc
+        && n > 0
+        && let Some(iov) = op.iov.as_ref()
+        && iov.pieces(off as usize, n) <= super::EXT_PIECES
+        && (off as usize).saturating_add(n) <= iov.len()
+    {
+        return (0, n as u32);
+    }
+    let src = Source {
+        iov: op.iov.as_ref(),
+        inject,
+    };
+    (src.copy_out(off, dst), 0)
+}
+
 /// The REQ header of `op` for the packet at `offset`.
 pub fn req_header(op: &TxOp, tx_id: u32, offset: u64) -> ReqRepr {
     let mut flags = 0;
@@ -79,6 +100,8 @@ pub fn req_header(op: &TxOp, tx_id: u32, offset: u64) -> ReqRepr {
 
 /// Builds the next packet of `op` into `out`; `None` when it has nothing
 /// to send now (long-CTS waiting for credits) or `out` is too small.
+/// Returns the bytes written and, with `zc` (medium and long-CTS data),
+/// how many payload bytes follow them from the caller's iov instead.
 pub fn emit(
     op: &mut TxOp,
     tx_id: u32,
@@ -86,12 +109,13 @@ pub fn emit(
     pid: u32,
     addr: Option<&[u8]>,
     out: &mut [u8],
-) -> Option<usize> {
+    zc: bool,
+) -> Option<(usize, u32)> {
     match op.proto {
-        Proto::Eager => eager::emit(op, tx_id, inject, addr, out),
-        Proto::Medium => medium::emit(op, tx_id, inject, addr, out),
-        Proto::LongCts => longcts::emit(op, tx_id, inject, addr, out),
-        Proto::LongRead => longread::emit(op, tx_id, pid, addr, out),
+        Proto::Eager => eager::emit(op, tx_id, inject, addr, out).map(|n| (n, 0)),
+        Proto::Medium => medium::emit(op, tx_id, inject, addr, out, zc),
+        Proto::LongCts => longcts::emit(op, tx_id, inject, addr, out, zc),
+        Proto::LongRead => longread::emit(op, tx_id, pid, addr, out).map(|n| (n, 0)),
         Proto::Unknown(_) => None,
     }
 }

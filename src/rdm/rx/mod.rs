@@ -871,6 +871,7 @@ impl Rx {
             peer: msg.peer,
             len,
             token: token(TOK_CTS, m),
+            ext: None,
         })
     }
 
@@ -906,6 +907,7 @@ impl Rx {
             peer,
             len,
             token: peer_token(TOK_CREDIT, peer),
+            ext: None,
         })
     }
 }

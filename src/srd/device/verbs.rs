@@ -345,6 +345,37 @@ impl Device {
         Ok(())
     }
 
+    /// As `post_lent`, with the payload's tail left in the sender's memory
+    /// (zero copy): the packet is the first `len` bytes of `b` followed by
+    /// the `ext.len` bytes `ext` names, which the I/O layer gathers from
+    /// their owner at each transmission. The owner keeps them valid until
+    /// the send completes (success or error). Needs header-only checksums
+    /// (`payload_checksum` off): the device never sees those bytes.
+    pub fn post_lent_ext(
+        &mut self,
+        qpn: Qpn,
+        b: Lent,
+        len: usize,
+        ext: ExtRef,
+        wr: SendWr<'_>,
+    ) -> Result<(), (SrdError, Lent)> {
+        if self.cfg.payload_checksum || ext.len == 0 {
+            return Err((SrdError::InvalidArg, b));
+        }
+        let whole = len.saturating_add(ext.len as usize);
+        let (peer, qp_type) = match self.check_send(qpn, wr.ah, whole) {
+            Ok(v) if v.1 == QpType::Srd => v,
+            Ok(_) => return Err((SrdError::InvalidArg, b)),
+            Err(e) => return Err((e, b)),
+        };
+        if !self.pool.set_len(b.0, len) {
+            return Err((SrdError::TooLong, b));
+        }
+        self.pool.set_ext(b.0, ext);
+        self.enqueue_send(b.0, qpn, peer, qp_type, &wr);
+        Ok(())
+    }
+
     /// Returns a lent buffer unposted.
     pub fn give_back(&mut self, b: Lent) {
         self.pool.release(b.0);

@@ -1,0 +1,110 @@
+//! Zero-copy sends over UDP under loss (FI_SRD_SHM=0, FI_SRD_DROP_RATE):
+//! retransmissions read the sender's buffers again, every byte arrives,
+//! and once a send has completed its buffers are never read again (they
+//! are made inaccessible: a read by the kernel would fail the send call).
+
+mod common;
+
+use common::fab::*;
+use common::stats::{ctr, page_of, wait_for};
+use std::sync::Once;
+
+fn setup() {
+    static ENV: Once = Once::new();
+    ENV.call_once(|| {
+        // SAFETY: runs once, before any thread of this binary calls into
+        // libfabric (every test starts here).
+        unsafe {
+            std::env::set_var("FI_SRD_SHM", "0");
+            std::env::set_var("FI_SRD_DROP_RATE", "0.05");
+            std::env::set_var("FI_SRD_DROP_SEED", "13");
+        }
+    });
+}
+
+/// `len` bytes of fresh pages (munmapped on drop), to be made
+/// inaccessible after use.
+struct Pages {
+    ptr: *mut u8,
+    len: usize,
+}
+
+impl Pages {
+    fn new(len: usize) -> Pages {
+        // SAFETY: an anonymous private mapping; checked below.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(ptr, libc::MAP_FAILED);
+        Pages {
+            ptr: ptr.cast(),
+            len,
+        }
+    }
+
+    fn bytes(&mut self) -> &mut [u8] {
+        // SAFETY: the mapping is len bytes, readable and writable until
+        // `revoke`, and borrowed mutably through self.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
+    }
+
+    /// No access from now on (a read by the provider would fault; by the
+    /// kernel, fail with EFAULT).
+    fn revoke(&mut self) {
+        // SAFETY: our own mapping.
+        assert_eq!(
+            unsafe { libc::mprotect(self.ptr.cast(), self.len, libc::PROT_NONE) },
+            0
+        );
+    }
+}
+
+impl Drop for Pages {
+    fn drop(&mut self) {
+        // SAFETY: our own mapping, no slice of it outlives self.
+        unsafe { libc::munmap(self.ptr.cast(), self.len) };
+    }
+}
+
+#[test]
+fn every_size_arrives_whole_under_loss_and_completed_buffers_are_not_read() {
+    setup();
+    let p = Pair::new(&Opts::rdm());
+    let sizes = [1usize, 65_537, 300_000, (1 << 20) + 3, 8 << 20];
+    let mut done = Vec::new();
+    for (k, &size) in sizes.iter().enumerate() {
+        let mut src = Pages::new(size);
+        src.bytes().copy_from_slice(&pattern(size, k as u8 ^ 0x33));
+        let mut dst = vec![0u8; size];
+        assert_eq!(p.b.recv(&mut dst, ADDR_UNSPEC, 1), 0);
+        assert_eq!(p.a.send(src.bytes(), p.a.peer, 2), 0);
+        let got = p.wait(1, 1, 120);
+        assert_eq!((got[0][0].err, got[3][0].err, got[3][0].len), (0, 0, size));
+        assert!(dst == pattern(size, k as u8 ^ 0x33), "bytes at {size}");
+        // The send is over: its pages may go away.
+        src.revoke();
+        done.push(src);
+    }
+    // Keep both sides working a while (acks, late retransmissions): a
+    // read of a completed send's pages would show as a send error.
+    p.drain(300);
+    let pa = page_of(&p.a.name);
+    let s = wait_for(
+        &pa,
+        20,
+        || {
+            poll_cq(p.a.txcq);
+        },
+        |s| ctr(s, "zc_refs") == 0,
+    );
+    assert!(ctr(&s, "retransmits") > 0, "loss was repaired: {s:#?}");
+    assert!(ctr(&s, "zc_pkts") > 0);
+    assert_eq!(ctr(&s, "udp_errors"), 0, "no completed send was read");
+}
