@@ -2,7 +2,7 @@
 
 use super::multipath::PathEvent;
 use super::objects::{AhEntry, CqEntry, MrEntry, QpEntry, RKEY_BIT, Table};
-use super::peer::{EpochCheck, Peer};
+use super::peer::{EpochCheck, Peer, RtoEpisode};
 use super::pool::Pool;
 use super::reliability::Slot;
 use super::{
@@ -308,6 +308,7 @@ impl Device {
         p.rtt.progress();
         p.cwnd.reset();
         p.paths.reset();
+        p.rto_episode = RtoEpisode::default();
         p.consecutive_timeouts = 0;
         p.rnr_next = None;
         p.pace_until = None;
@@ -640,6 +641,7 @@ impl Device {
             if !early {
                 p.tx.on_delivered(r.tx_seq, r.sent_at, now);
             }
+            p.rto_check(r.sent_at, early || r.was_lost);
             p.cwnd.on_ack();
             if p.paths.on_ack(r.path) == PathEvent::Recovered {
                 done.stats.path_recoveries += 1;
@@ -668,6 +670,7 @@ impl Device {
         if let Some(r) = sample {
             p.rtt.sample(r);
         }
+        p.rto_settle(sample.is_some());
         let (min_rtt, srtt) = (p.rtt.min_rtt().unwrap_or(0), p.rtt.srtt().unwrap_or(0));
         p.cwnd.on_ack_delay(acked, sample, now, min_rtt, srtt);
         if acked > 0 {
@@ -709,8 +712,7 @@ impl Device {
                     p.rack_loss();
                     let next_tx = p.tx.tx_count;
                     let srtt = p.rtt.srtt().unwrap_or(0);
-                    let min_rtt = p.rtt.min_rtt().unwrap_or(0);
-                    p.cwnd.on_loss(tx_seq, next_tx, now, srtt, min_rtt);
+                    p.cwnd.on_loss(tx_seq, next_tx, now, srtt);
                     if p.paths.on_loss(path, now) == PathEvent::Failed {
                         self.stats.path_failures += 1;
                     }
@@ -860,7 +862,7 @@ impl Device {
             return;
         };
         let (rto, base) = (p.rto(), p.rtt.base_rto());
-        let rto_due = p.tx.deadline(rto).is_some_and(|d| d <= now);
+        let rto_due = p.rto_deadline().is_some_and(|d| d <= now);
         if !rto_due && p.tlp_deadline().is_some_and(|d| d <= now) {
             // Tail-loss probe: nothing after the flight's last packets will
             // reveal their loss, so resend the newest one; its ack (or the
@@ -875,13 +877,19 @@ impl Device {
             }
             return;
         }
+        if !rto_due {
+            return;
+        }
         let mut lost = 0u32;
-        // The backed-off timeout decides whether the timer fired; once it
-        // did, every packet out for longer than the plain RTO is lost too.
-        // Otherwise each older packet behind the head would wait for a
-        // timeout doubled once more, and a window lost in one congestion
-        // burst would take exponentially long to recover.
-        while let Some(psn) = p.tx.expired(now, if lost == 0 { rto } else { base }) {
+        // The timer fired for the oldest packet; every packet out for
+        // longer than the plain RTO is lost too. Otherwise each older
+        // packet behind the head would wait for a timeout doubled once
+        // more, and a window lost in one congestion burst would take
+        // exponentially long to recover.
+        while let Some(psn) = p.tx.oldest_in_flight() {
+            if lost > 0 && p.tx.deadline(base).is_none_or(|d| d > now) {
+                break;
+            }
             let Some((path, _)) = p.tx.mark_lost(psn) else {
                 break;
             };
@@ -893,6 +901,15 @@ impl Device {
         if lost == 0 {
             return;
         }
+        // Spurious unless proven real: if a packet it declared lost is
+        // acked for its original transmission (a descheduled receiver's
+        // late acks), the window cut is undone (after F-RTO, RFC 5682).
+        p.rto_episode = RtoEpisode {
+            at: now,
+            rto,
+            open: true,
+            spurious: false,
+        };
         self.stats.rto_events += 1;
         p.rtt.back_off();
         let next = p.tx.tx_count;
