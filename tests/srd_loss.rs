@@ -456,6 +456,59 @@ fn random_loss_on_a_loaded_path_does_not_cut_the_window() {
     }
 }
 
+/// `n` lone 8-byte messages, one at a time, at 5 % random loss, with
+/// `dup_small` as given: each is delivered exactly once (`Pair::run`
+/// asserts it). Returns both devices' counters and the virtual time taken.
+fn lone_messages(dup_small: usize, n: u64) -> (Stats, Stats, u64) {
+    let net = NetConfig {
+        seed: 21,
+        loss_ppm: 50_000,
+        ..NetConfig::default()
+    };
+    let cfg = DeviceConfig {
+        dup_small,
+        ..DeviceConfig::default()
+    };
+    let mut p = pair(net, cfg);
+    let mut seen = Vec::new();
+    let t0 = p.sim.now;
+    for id in 0..n {
+        p.post(id);
+        assert!(p.run(1, 100 * MS, &mut seen), "message {id} stuck");
+    }
+    assert_eq!(seen.len() as u64, n);
+    assert!(seen.iter().all(|&s| s));
+    (p.stats(), p.sim.devices[1].stats().clone(), p.sim.now - t0)
+}
+
+#[test]
+fn lone_small_packets_sent_twice_are_delivered_exactly_once() {
+    // With duplicates on, each lone message goes out on two paths; the
+    // receiver keeps one (its PSN) and acks the other as a duplicate, so
+    // every message still completes once and arrives once, and a single
+    // loss no longer waits for a probe.
+    let n = 3_000;
+    let (tx_off, _, t_off) = lone_messages(0, n);
+    let (tx_on, rx_on, t_on) = lone_messages(64, n);
+    assert_eq!(tx_on.send_completions, n);
+    assert_eq!(rx_on.recv_completions, n);
+    // About 90 % of the messages arrive twice: the second copy is dropped.
+    assert!(rx_on.duplicates >= n * 8 / 10, "{rx_on:?}");
+    // The copies are datagrams, not transmissions (tx_data counts these).
+    assert!(tx_on.tx_packets >= tx_on.tx_data + n, "{tx_on:?}");
+    let repairs = |s: &Stats| s.tlp_probes + s.rto_events;
+    assert!(
+        repairs(&tx_on) * 4 < repairs(&tx_off),
+        "probes and timeouts: {} with copies, {} without",
+        repairs(&tx_on),
+        repairs(&tx_off)
+    );
+    assert!(
+        t_on < t_off,
+        "virtual time {t_on} with copies, {t_off} without"
+    );
+}
+
 #[test]
 fn a_timeout_of_late_acks_is_undone() {
     // The receiver's acks vanish for a while (as when its process is

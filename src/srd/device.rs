@@ -65,6 +65,9 @@ pub struct Device {
     /// (at most `SPARE_RINGS`): idle peers hold no ring, and a few busy
     /// peers at a time allocate nothing.
     spare_rings: Vec<Vec<Slot>>,
+    /// The second copy of a lone small packet (`DeviceConfig::dup_small`),
+    /// sent right after the first on another path.
+    dup_next: Option<Outgoing>,
     /// Recent drops with their senders (bounded, for logging).
     drop_events: Vec<DropEvent>,
     /// Most send buffers in use at once.
@@ -134,6 +137,7 @@ impl Device {
             timers: BinaryHeap::new(),
             due: Vec::new(),
             spare_rings: Vec::new(),
+            dup_next: None,
             drop_events: Vec::new(),
             ctrl: Vec::new(),
             ctrl_free: Vec::new(),
@@ -953,7 +957,10 @@ impl Device {
     /// The next datagram to send, left in the device's memory (see
     /// [`Outgoing`]). Read it with `datagram`, return it with `sent`.
     pub fn poll_outgoing(&mut self, now: u64) -> Option<Outgoing> {
-        let o = self.next_outgoing(now)?;
+        let o = match self.dup_next.take() {
+            Some(o) => o,
+            None => self.next_outgoing(now)?,
+        };
         self.stats.tx_packets += 1;
         self.stats.tx_bytes += u64::try_from(o.len).unwrap_or(u64::MAX);
         Some(o)
@@ -1217,12 +1224,24 @@ impl Device {
         let len = r.emit_in_place(b.frame_mut())?;
         self.pool.pin(buf);
         self.stats.tx_data += 1;
-        Some(Outgoing {
+        let o = Outgoing {
             path,
             dst,
             len,
             src: OutSrc::Pool(buf),
-        })
+        };
+        // A lone small packet (nothing else in flight, nothing behind it)
+        // would need a probe at 2 SRTT if lost; a copy on another path
+        // makes one loss cost nothing. The receiver keeps one (PSN).
+        if avoid.is_none() && !more && plen <= self.cfg.dup_small {
+            let p = self.peers.get_mut(usize::try_from(pi).ok()?)?;
+            if p.tx.in_flight == 1 && p.paths.alive() > 1 {
+                let other = p.paths.choose(now, Some(path));
+                self.pool.pin(buf);
+                self.dup_next = Some(Outgoing { path: other, ..o });
+            }
+        }
+        Some(o)
     }
 }
 
