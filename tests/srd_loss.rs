@@ -544,11 +544,10 @@ fn a_timeout_of_late_acks_is_undone() {
     assert!(p.run(64, 100 * MS, &mut seen));
     let after = p.stats();
     assert!(after.rto_events > before.rto_events, "{after:?}");
+    // One packet is resent at the timeout; the rest of what it declared
+    // lost waits for the next ack, which removes them (after F-RTO).
     let resent = after.retransmits - before.retransmits;
-    assert!(
-        resent < 64,
-        "only what the cut window let out was resent: {resent}"
-    );
+    assert!(resent <= 4, "{resent} packets resent");
     assert!(
         info(&p).cwnd >= cwnd,
         "window {} after the spurious timeout, {cwnd} before",

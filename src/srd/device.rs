@@ -674,7 +674,7 @@ impl Device {
         if let Some(r) = sample {
             p.rtt.sample(r);
         }
-        p.rto_settle(sample.is_some());
+        p.rto_settle(acked > 0);
         let (min_rtt, srtt) = (p.rtt.min_rtt().unwrap_or(0), p.rtt.srtt().unwrap_or(0));
         p.cwnd.on_ack_delay(acked, sample, now, min_rtt, srtt);
         if acked > 0 {
@@ -912,6 +912,7 @@ impl Device {
             at: now,
             rto,
             open: true,
+            resent: false,
             spurious: false,
         };
         self.stats.rto_events += 1;
@@ -1133,7 +1134,13 @@ impl Device {
         if !p.can_send() {
             return None;
         }
-        let (psn, avoid) = if let Some(psn) = p.tx.pop_retx() {
+        let retx = if p.retx_allowed() {
+            p.tx.pop_retx()
+        } else {
+            None
+        };
+        let (psn, avoid) = if let Some(psn) = retx {
+            p.rto_episode.resent = true;
             let s = p.tx.note_retry(psn)?;
             // A peer that acked something within the last two RTO periods
             // is reachable: losses then are congestion (an incast drops the

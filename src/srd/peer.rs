@@ -80,6 +80,9 @@ pub(crate) struct RtoEpisode {
     pub rto: u64,
     /// Its verdict is still open.
     pub open: bool,
+    /// A packet it declared lost was resent; the others wait for the
+    /// verdict (the next ack that acks anything).
+    pub resent: bool,
     /// A packet sent before `at` was acked for its original transmission.
     pub spurious: bool,
 }
@@ -149,7 +152,16 @@ impl Peer {
         if self.tx.in_flight >= self.cwnd.get() || self.pace_until.is_some() {
             return false;
         }
-        self.tx.has_retx() || (!self.tx.pending.is_empty() && self.tx.has_room())
+        (self.retx_allowed() && self.tx.has_retx())
+            || (!self.tx.pending.is_empty() && self.tx.has_room())
+    }
+
+    /// May a retransmission go out? After a timeout one does; the rest of
+    /// what it declared lost waits for the next ack (after F-RTO): late
+    /// acks of the originals then remove them instead of their being sent
+    /// twice.
+    pub fn retx_allowed(&self) -> bool {
+        !(self.rto_episode.open && self.rto_episode.resent)
     }
 
     /// The retransmission timeout in force, backoff included.
@@ -215,9 +227,10 @@ impl Peer {
         }
     }
 
-    /// After an ack: a spurious timeout is undone; one whose declared
-    /// packets were all resent and acked as such stands.
-    pub fn rto_settle(&mut self, sample: bool) {
+    /// After an ack that newly acked something (`progress`): a spurious
+    /// timeout is undone; otherwise it stands, and the rest of what it
+    /// declared lost may be resent.
+    pub fn rto_settle(&mut self, progress: bool) {
         let e = self.rto_episode;
         if !e.open {
             return;
@@ -226,9 +239,9 @@ impl Peer {
             self.cwnd.undo_timeout();
             self.rtt.spurious_timeout(e.rto);
             self.rto_episode.open = false;
-        } else if sample {
-            // A fresh RTT sample: the path delivers again, and nothing
-            // declared lost by the timeout arrived before its resend.
+        } else if progress {
+            // The path delivers again, and nothing declared lost by the
+            // timeout arrived before its resend.
             self.cwnd.keep_timeout();
             self.rto_episode.open = false;
         }
