@@ -456,15 +456,10 @@ fn random_loss_on_a_loaded_path_does_not_cut_the_window() {
     }
 }
 
-/// `n` lone 8-byte messages, one at a time, at 5 % random loss, with
-/// `dup_small` as given: each is delivered exactly once (`Pair::run`
-/// asserts it). Returns both devices' counters and the virtual time taken.
-fn lone_messages(dup_small: usize, n: u64) -> (Stats, Stats, u64) {
-    let net = NetConfig {
-        seed: 21,
-        loss_ppm: 50_000,
-        ..NetConfig::default()
-    };
+/// `n` lone 8-byte messages, one at a time, over `net`, with `dup_small`
+/// as given: each is delivered exactly once (`Pair::run` asserts it).
+/// Returns both devices' counters and the virtual time taken.
+fn lone_messages(net: NetConfig, dup_small: usize, n: u64) -> (Stats, Stats, u64) {
     let cfg = DeviceConfig {
         dup_small,
         ..DeviceConfig::default()
@@ -474,7 +469,7 @@ fn lone_messages(dup_small: usize, n: u64) -> (Stats, Stats, u64) {
     let t0 = p.sim.now;
     for id in 0..n {
         p.post(id);
-        assert!(p.run(1, 100 * MS, &mut seen), "message {id} stuck");
+        assert!(p.run(1, 5_000 * MS, &mut seen), "message {id} stuck");
     }
     assert_eq!(seen.len() as u64, n);
     assert!(seen.iter().all(|&s| s));
@@ -488,8 +483,13 @@ fn lone_small_packets_sent_twice_are_delivered_exactly_once() {
     // every message still completes once and arrives once, and a single
     // loss no longer waits for a probe.
     let n = 3_000;
-    let (tx_off, _, t_off) = lone_messages(0, n);
-    let (tx_on, rx_on, t_on) = lone_messages(64, n);
+    let net = NetConfig {
+        seed: 21,
+        loss_ppm: 50_000,
+        ..NetConfig::default()
+    };
+    let (tx_off, _, t_off) = lone_messages(net.clone(), 0, n);
+    let (tx_on, rx_on, t_on) = lone_messages(net, 64, n);
     assert_eq!(tx_on.send_completions, n);
     assert_eq!(rx_on.recv_completions, n);
     // About 90 % of the messages arrive twice: the second copy is dropped.
@@ -507,6 +507,18 @@ fn lone_small_packets_sent_twice_are_delivered_exactly_once() {
         t_on < t_off,
         "virtual time {t_on} with copies, {t_off} without"
     );
+    // Heavy loss, the network duplicating and reordering too: still once.
+    let rough = NetConfig {
+        seed: 22,
+        loss_ppm: 300_000,
+        dup_ppm: 50_000,
+        jitter: 40_000,
+        ..NetConfig::default()
+    };
+    let (tx, rx, _) = lone_messages(rough, 64, 2_000);
+    assert_eq!(tx.send_completions, 2_000);
+    assert_eq!(rx.recv_completions, 2_000);
+    assert!(rx.duplicates > 1_000, "{rx:?}");
 }
 
 #[test]
