@@ -3,9 +3,10 @@
 #
 #   netns-cluster.sh up N [--loss P] [--proto udp|all]
 #                                      hosts h1..hN, 10.77.0.1..N/24 on eth0 (MTU 1500)
-#   netns-cluster.sh loss P [--proto udp|all]
-#                                      drop P% of outgoing UDP (or all IP) packets
-#                                      on every host's eth0 (0 = none)
+#   netns-cluster.sh loss P [--proto udp|all|tcp:LO-HI]
+#                                      drop P% of outgoing UDP (or all IP, or TCP
+#                                      to or from ports LO-HI) packets on every
+#                                      host's eth0 (0 = none)
 #   netns-cluster.sh status            what exists now
 #   netns-cluster.sh down              remove everything `up` made (idempotent)
 #   netns-cluster.sh exec HOST CMD...  run CMD in HOST (network + hostname HOST)
@@ -15,7 +16,11 @@
 # link, no address and no route: 10.77.0.0/24 exists only inside the cluster.
 # Loss is an nftables rule in each host's output chain that matches UDP only,
 # so TCP control connections (mpirun, fi_pingpong's OOB) stay whole; with
-# --proto all it drops TCP too (to compare with the tcp provider).
+# --proto all it drops TCP too (to compare with the tcp provider); with
+# --proto tcp:LO-HI only TCP segments whose source or destination port is in
+# LO-HI (the tcp provider's data connections when FI_TCP_PORT_LOW_RANGE /
+# FI_TCP_PORT_HIGH_RANGE confine its listening ports there), so mpirun's own
+# connections stay whole while tcp's data sees the loss.
 # /etc/netns/hK/hosts (bind-mounted by `ip netns exec`) resolves h1..hN.
 #
 # SRD_NETNS_PREFIX=P (letters, digits, '-'; at most 8) names everything with P
@@ -40,22 +45,31 @@ hosts() { [ -f "$STATE/hosts" ] && cat "$STATE/hosts" || true; }
 ns_exists() { ip netns list | awk '{print $1}' | grep -qx "$1"; }
 
 set_loss() { # host percent proto
-    local h=$1 p=$2 match="meta l4proto udp "
+    local h=$1 p=$2 match="meta l4proto udp " rules
     [ "$3" = all ] && match=""
     ip netns exec "$h" nft delete table inet "$NFT_TABLE" 2>/dev/null || true
     [ "$p" -eq 0 ] && return 0
+    rules="oifname \"eth0\" ${match}numgen random mod 100 < $p counter drop"
+    if [ "${3#tcp:}" != "$3" ]; then
+        # One draw per segment: a segment between two ports of the range
+        # matches the first rule only.
+        local r=${3#tcp:}
+        rules="oifname \"eth0\" tcp sport $r numgen random mod 100 < $p counter drop
+        oifname \"eth0\" tcp dport $r tcp sport != $r numgen random mod 100 < $p counter drop"
+    fi
     ip netns exec "$h" nft -f - <<EOF
 table inet $NFT_TABLE {
     chain output {
         type filter hook output priority 0; policy accept;
-        oifname "eth0" ${match}numgen random mod 100 < $p counter drop
+        $rules
     }
 }
 EOF
 }
 
 check_proto() {
-    [ "$1" = udp ] || [ "$1" = all ] || die "--proto must be udp or all, got '$1'"
+    [ "$1" = udp ] || [ "$1" = all ] || [[ "$1" =~ ^tcp:[0-9]+-[0-9]+$ ]] ||
+        die "--proto must be udp, all or tcp:LO-HI, got '$1'"
 }
 
 check_percent() {
@@ -130,10 +144,10 @@ cmd_up() {
 
 cmd_loss() {
     local p=${1:-} proto=udp
-    [ -n "$p" ] || die "usage: loss P [--proto udp|all]"
+    [ -n "$p" ] || die "usage: loss P [--proto udp|all|tcp:LO-HI]"
     shift
     if [ $# -gt 0 ]; then
-        [ "$1" = --proto ] && [ $# -eq 2 ] || die "usage: loss P [--proto udp|all]"
+        [ "$1" = --proto ] && [ $# -eq 2 ] || die "usage: loss P [--proto udp|all|tcp:LO-HI]"
         proto=$2
     fi
     check_percent "$p"
@@ -174,5 +188,5 @@ case ${1:-} in
     loss) shift; cmd_loss "$@" ;;
     status) cmd_status ;;
     exec) shift; cmd_exec "$@" ;;
-    *) sed -n '4,11s/^# \{0,1\}//p' "$0"; exit 2 ;;
+    *) sed -n '4,12s/^# \{0,1\}//p' "$0"; exit 2 ;;
 esac

@@ -21,6 +21,11 @@ struct Pair {
 }
 
 fn pair(net: NetConfig, cfg: DeviceConfig) -> Pair {
+    pair_sized(net, cfg, 64)
+}
+
+/// A pair whose receiver has `rq_depth` buffers of `buf` bytes posted.
+fn pair_sized(net: NetConfig, cfg: DeviceConfig, buf: usize) -> Pair {
     let mut sim = Sim::new(net, vec![cfg.clone(); 2]).expect("sim");
     let mut qp = [0; 2];
     let mut cq = [Cq(0); 2];
@@ -54,7 +59,7 @@ fn pair(net: NetConfig, cfg: DeviceConfig) -> Pair {
                 qp[1],
                 RecvWr {
                     wr_id: u64::from(k),
-                    buf: vec![0; 64],
+                    buf: vec![0; buf],
                 },
             )
             .unwrap();
@@ -356,5 +361,209 @@ fn a_lost_burst_of_64_is_repaired_in_one_round_of_retransmissions() {
         "each resent once"
     );
     assert!(took <= 3 * srtt, "repaired after {took} ns (srtt {srtt})");
+    assert!(seen.iter().all(|&s| s));
+}
+
+/// One sender streams `total` messages of `size` bytes over a 10 Gb/s
+/// switched link (`Sim::set_links`): its NIC queue and the switch port
+/// fill, so the RTT under load is several times the idle one, as on a
+/// real host where the receiver's socket buffer holds a queue. Returns the
+/// virtual time until every message arrived (each exactly once), the
+/// sender's counters and the smallest window seen after the start.
+fn stream_over_link(loss_ppm: u32, total: u64, size: usize) -> (u64, Stats, u32) {
+    use srd_fi::srd::sim::LinkConfig;
+    let net = NetConfig {
+        seed: 11,
+        loss_ppm,
+        delay: 40 * US,
+        jitter: 10 * US,
+        ..NetConfig::default()
+    };
+    let cfg = DeviceConfig {
+        max_payload: size,
+        ..DeviceConfig::default()
+    };
+    let mut p = pair_sized(net, cfg, size);
+    p.sim.set_links(Some(LinkConfig {
+        rate: 1_250_000_000,
+        queue_bytes: 1 << 20,
+        nic_bytes: 256 << 10,
+    }));
+    let payload = vec![7u8; size];
+    let (mut posted, mut sent, mut got, mut min_cwnd) = (0u64, 0u64, 0u64, u32::MAX);
+    let mut seen = vec![false; total as usize];
+    let t0 = p.sim.now;
+    while sent < total || got < total {
+        while posted < total && p.sim.devices[0].send_room(p.qp[0]) > 0 {
+            let mut data = payload.clone();
+            data[..8].copy_from_slice(&posted.to_le_bytes());
+            let wr = SendWr {
+                wr_id: posted,
+                ah: p.ah01,
+                remote_qpn: p.qp[1],
+                remote_qkey: QKEY,
+                data: &data,
+            };
+            p.sim.devices[0].post_send(p.qp[0], wr).unwrap();
+            posted += 1;
+        }
+        while let Some(c) = p.sim.devices[0].poll_cq(p.cq[0]) {
+            assert_eq!(c.status, WcStatus::Success, "{c:?}");
+            sent += 1;
+        }
+        while let Some(c) = p.sim.devices[1].poll_cq(p.cq[1]) {
+            assert_eq!(c.status, WcStatus::Success, "{c:?}");
+            let buf = c.buf.expect("buffer back");
+            let id = u64::from_le_bytes(buf[..8].try_into().unwrap()) as usize;
+            assert!(!seen[id], "message {id} delivered twice");
+            seen[id] = true;
+            got += 1;
+            let wr = RecvWr { wr_id: 0, buf };
+            p.sim.devices[1].post_recv(p.qp[1], wr).unwrap();
+        }
+        if sent > total / 10
+            && posted < total
+            && let Some(i) = p.sim.devices[0].peer_info(device_addr(1))
+        {
+            min_cwnd = min_cwnd.min(i.cwnd);
+        }
+        assert!(p.sim.step(t0 + 10_000 * MS), "stalled at {sent}/{got}");
+    }
+    assert!(seen.iter().all(|&s| s));
+    (p.sim.now - t0, p.stats(), min_cwnd)
+}
+
+#[test]
+fn random_loss_on_a_loaded_path_does_not_cut_the_window() {
+    // The queue a stream builds (its RTT twice the idle one and more) is
+    // its own, not a sign that random losses are congestion: at 1 % and
+    // 5 % independent loss the window is never cut (runs of 4 lost
+    // transmissions are rare), every message arrives exactly once
+    // (docs/srd-spec.md §11). Before, each loss while the RTT was above
+    // twice min_rtt halved it: down to 81 and 51 packets here.
+    // MTU-sized messages and a 100 µs round trip: the bandwidth-delay
+    // product (about 90 packets) is well above the window's floor.
+    let (total, size) = (20_000, 1400);
+    let (t_0, _, _) = stream_over_link(0, total, size);
+    for loss_ppm in [10_000, 50_000] {
+        let (t, s, w) = stream_over_link(loss_ppm, total, size);
+        eprintln!(
+            "{loss_ppm} ppm: goodput {:.3} of lossless, window >= {w}; {s:?}",
+            t_0 as f64 / t as f64
+        );
+        assert!(s.fast_retransmits > 100, "{s:?}");
+        assert!(w >= 200, "{loss_ppm} ppm: window cut to {w}, {s:?}");
+    }
+}
+
+/// `n` lone 8-byte messages, one at a time, over `net`, with `dup_small`
+/// as given: each is delivered exactly once (`Pair::run` asserts it).
+/// Returns both devices' counters and the virtual time taken.
+fn lone_messages(net: NetConfig, dup_small: usize, n: u64) -> (Stats, Stats, u64) {
+    let cfg = DeviceConfig {
+        dup_small,
+        ..DeviceConfig::default()
+    };
+    let mut p = pair(net, cfg);
+    let mut seen = Vec::new();
+    let t0 = p.sim.now;
+    for id in 0..n {
+        p.post(id);
+        assert!(p.run(1, 5_000 * MS, &mut seen), "message {id} stuck");
+    }
+    assert_eq!(seen.len() as u64, n);
+    assert!(seen.iter().all(|&s| s));
+    (p.stats(), p.sim.devices[1].stats().clone(), p.sim.now - t0)
+}
+
+#[test]
+fn lone_small_packets_sent_twice_are_delivered_exactly_once() {
+    // With duplicates on, each lone message goes out on two paths; the
+    // receiver keeps one (its PSN) and acks the other as a duplicate, so
+    // every message still completes once and arrives once, and a single
+    // loss no longer waits for a probe.
+    let n = 3_000;
+    let net = NetConfig {
+        seed: 21,
+        loss_ppm: 50_000,
+        ..NetConfig::default()
+    };
+    let (tx_off, _, t_off) = lone_messages(net.clone(), 0, n);
+    let (tx_on, rx_on, t_on) = lone_messages(net, 64, n);
+    assert_eq!(tx_on.send_completions, n);
+    assert_eq!(rx_on.recv_completions, n);
+    // About 90 % of the messages arrive twice: the second copy is dropped.
+    assert!(rx_on.duplicates >= n * 8 / 10, "{rx_on:?}");
+    // The copies are datagrams, not transmissions (tx_data counts these).
+    assert!(tx_on.tx_packets >= tx_on.tx_data + n, "{tx_on:?}");
+    let repairs = |s: &Stats| s.tlp_probes + s.rto_events;
+    assert!(
+        repairs(&tx_on) * 4 < repairs(&tx_off),
+        "probes and timeouts: {} with copies, {} without",
+        repairs(&tx_on),
+        repairs(&tx_off)
+    );
+    assert!(
+        t_on < t_off,
+        "virtual time {t_on} with copies, {t_off} without"
+    );
+    // Heavy loss, the network duplicating and reordering too: still once.
+    let rough = NetConfig {
+        seed: 22,
+        loss_ppm: 300_000,
+        dup_ppm: 50_000,
+        jitter: 40_000,
+        ..NetConfig::default()
+    };
+    let (tx, rx, _) = lone_messages(rough, 64, 2_000);
+    assert_eq!(tx.send_completions, 2_000);
+    assert_eq!(rx.recv_completions, 2_000);
+    assert!(rx.duplicates > 1_000, "{rx:?}");
+}
+
+#[test]
+fn a_timeout_of_late_acks_is_undone() {
+    // The receiver's acks vanish for a while (as when its process is
+    // descheduled on a real host): the sender's RTO fires, declares the
+    // flight lost and cuts the window to its floor. The acks that follow
+    // cover packets still waiting to be resent: they arrived the first
+    // time, so the timeout was spurious and the window comes back.
+    let cfg = DeviceConfig {
+        cwnd_init: 64,
+        ..DeviceConfig::default()
+    };
+    let mut p = pair(net(), cfg);
+    let mut seen = Vec::new();
+    p.warm_up(20, &mut seen);
+    let info = |p: &Pair| p.sim.devices[0].peer_info(device_addr(1)).unwrap();
+    let cwnd = info(&p).cwnd;
+    assert!(cwnd >= 64, "{cwnd}");
+    let rto = info(&p).rto;
+    let t0 = p.sim.now;
+    let paths = p.sim.devices[1].config().paths;
+    for path in 0..paths {
+        p.sim.add_black_hole(BlackHole {
+            device: 1,
+            path,
+            from: t0,
+            until: t0 + 3 * rto,
+        });
+    }
+    for id in 20..84 {
+        p.post(id);
+    }
+    let before = p.stats();
+    assert!(p.run(64, 100 * MS, &mut seen));
+    let after = p.stats();
+    assert!(after.rto_events > before.rto_events, "{after:?}");
+    // One packet is resent at the timeout; the rest of what it declared
+    // lost waits for the next ack, which removes them (after F-RTO).
+    let resent = after.retransmits - before.retransmits;
+    assert!(resent <= 4, "{resent} packets resent");
+    assert!(
+        info(&p).cwnd >= cwnd,
+        "window {} after the spurious timeout, {cwnd} before",
+        info(&p).cwnd
+    );
     assert!(seen.iter().all(|&s| s));
 }

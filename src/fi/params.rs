@@ -133,6 +133,12 @@ pub const DEFS: &[Def] = &[
         help: "Fault injection for tests: fraction (0-1) of received UDP datagrams the device drops.",
     },
     Def {
+        name: "dup_small",
+        kind: Kind::Size,
+        default: "0",
+        help: "Messages of up to this many bytes that go out alone to a peer over UDP (nothing else in flight to it) are sent twice, on two paths, so that one lost datagram costs no retransmission delay; 0 disables it.",
+    },
+    Def {
         name: "drop_seed",
         kind: Kind::Int,
         default: "1",
@@ -153,6 +159,7 @@ pub struct Params {
     pub spin_us: Option<u64>,
     pub retry_limit: u32,
     pub peer_timeout_ms: u64,
+    pub dup_small: usize,
     pub shm: bool,
     pub shm_cma: bool,
     pub shm_cma_min: usize,
@@ -207,6 +214,7 @@ impl Params {
             spin_us: text("spin_us").trim().parse::<u64>().ok(),
             retry_limit: u32::try_from(num("retry_limit")).unwrap_or(u32::MAX).max(1),
             peer_timeout_ms: num("peer_timeout_ms"),
+            dup_small: num("dup_small") as usize,
             shm: !matches!(text("shm").trim(), "0" | "false" | "no" | "off"),
             shm_cma: !matches!(text("shm_cma").trim(), "0" | "false" | "no" | "off"),
             shm_cma_min: num("shm_cma_min") as usize,

@@ -92,6 +92,7 @@ impl Transport {
             paths: u8::try_from(udp.paths()).unwrap_or(1),
             max_payload: udp_payload.saturating_sub(DATA_HEADER_LEN).max(256),
             epoch: epoch_seed(),
+            dup_small: params.dup_small,
             ..DeviceConfig::default()
         };
         tune(&mut cfg);

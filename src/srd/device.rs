@@ -2,7 +2,7 @@
 
 use super::multipath::PathEvent;
 use super::objects::{AhEntry, CqEntry, MrEntry, QpEntry, RKEY_BIT, Table};
-use super::peer::{EpochCheck, Peer};
+use super::peer::{EpochCheck, Peer, RtoEpisode};
 use super::pool::Pool;
 use super::reliability::Slot;
 use super::{
@@ -65,6 +65,9 @@ pub struct Device {
     /// (at most `SPARE_RINGS`): idle peers hold no ring, and a few busy
     /// peers at a time allocate nothing.
     spare_rings: Vec<Vec<Slot>>,
+    /// The second copy of a lone small packet (`DeviceConfig::dup_small`),
+    /// sent right after the first on another path.
+    dup_next: Option<Outgoing>,
     /// Recent drops with their senders (bounded, for logging).
     drop_events: Vec<DropEvent>,
     /// Most send buffers in use at once.
@@ -134,6 +137,7 @@ impl Device {
             timers: BinaryHeap::new(),
             due: Vec::new(),
             spare_rings: Vec::new(),
+            dup_next: None,
             drop_events: Vec::new(),
             ctrl: Vec::new(),
             ctrl_free: Vec::new(),
@@ -309,6 +313,7 @@ impl Device {
         p.rtt.progress();
         p.cwnd.reset();
         p.paths.reset();
+        p.rto_episode = RtoEpisode::default();
         p.consecutive_timeouts = 0;
         p.rnr_next = None;
         p.pace_until = None;
@@ -641,6 +646,7 @@ impl Device {
             if !early {
                 p.tx.on_delivered(r.tx_seq, r.sent_at, now);
             }
+            p.rto_check(r.sent_at, early || r.was_lost);
             p.cwnd.on_ack();
             if p.paths.on_ack(r.path) == PathEvent::Recovered {
                 done.stats.path_recoveries += 1;
@@ -669,6 +675,7 @@ impl Device {
         if let Some(r) = sample {
             p.rtt.sample(r);
         }
+        p.rto_settle(acked > 0);
         let (min_rtt, srtt) = (p.rtt.min_rtt().unwrap_or(0), p.rtt.srtt().unwrap_or(0));
         p.cwnd.on_ack_delay(acked, sample, now, min_rtt, srtt);
         if acked > 0 {
@@ -710,8 +717,7 @@ impl Device {
                     p.rack_loss();
                     let next_tx = p.tx.tx_count;
                     let srtt = p.rtt.srtt().unwrap_or(0);
-                    let min_rtt = p.rtt.min_rtt().unwrap_or(0);
-                    p.cwnd.on_loss(tx_seq, next_tx, now, srtt, min_rtt);
+                    p.cwnd.on_loss(tx_seq, next_tx, now, srtt);
                     if p.paths.on_loss(path, now) == PathEvent::Failed {
                         self.stats.path_failures += 1;
                     }
@@ -861,7 +867,7 @@ impl Device {
             return;
         };
         let (rto, base) = (p.rto(), p.rtt.base_rto());
-        let rto_due = p.tx.deadline(rto).is_some_and(|d| d <= now);
+        let rto_due = p.rto_deadline().is_some_and(|d| d <= now);
         if !rto_due && p.tlp_deadline().is_some_and(|d| d <= now) {
             // Tail-loss probe: nothing after the flight's last packets will
             // reveal their loss, so resend the newest one; its ack (or the
@@ -876,13 +882,19 @@ impl Device {
             }
             return;
         }
+        if !rto_due {
+            return;
+        }
         let mut lost = 0u32;
-        // The backed-off timeout decides whether the timer fired; once it
-        // did, every packet out for longer than the plain RTO is lost too.
-        // Otherwise each older packet behind the head would wait for a
-        // timeout doubled once more, and a window lost in one congestion
-        // burst would take exponentially long to recover.
-        while let Some(psn) = p.tx.expired(now, if lost == 0 { rto } else { base }) {
+        // The timer fired for the oldest packet; every packet out for
+        // longer than the plain RTO is lost too. Otherwise each older
+        // packet behind the head would wait for a timeout doubled once
+        // more, and a window lost in one congestion burst would take
+        // exponentially long to recover.
+        while let Some(psn) = p.tx.oldest_in_flight() {
+            if lost > 0 && p.tx.deadline(base).is_none_or(|d| d > now) {
+                break;
+            }
             let Some((path, _)) = p.tx.mark_lost(psn) else {
                 break;
             };
@@ -894,6 +906,16 @@ impl Device {
         if lost == 0 {
             return;
         }
+        // Spurious unless proven real: if a packet it declared lost is
+        // acked for its original transmission (a descheduled receiver's
+        // late acks), the window cut is undone (after F-RTO, RFC 5682).
+        p.rto_episode = RtoEpisode {
+            at: now,
+            rto,
+            open: true,
+            resent: false,
+            spurious: false,
+        };
         self.stats.rto_events += 1;
         p.rtt.back_off();
         let next = p.tx.tx_count;
@@ -953,7 +975,10 @@ impl Device {
     /// The next datagram to send, left in the device's memory (see
     /// [`Outgoing`]). Read it with `datagram`, return it with `sent`.
     pub fn poll_outgoing(&mut self, now: u64) -> Option<Outgoing> {
-        let o = self.next_outgoing(now)?;
+        let o = match self.dup_next.take() {
+            Some(o) => o,
+            None => self.next_outgoing(now)?,
+        };
         self.stats.tx_packets += 1;
         self.stats.tx_bytes += u64::try_from(o.len).unwrap_or(u64::MAX);
         Some(o)
@@ -1131,7 +1156,13 @@ impl Device {
         if !p.can_send() {
             return None;
         }
-        let (psn, avoid) = if let Some(psn) = p.tx.pop_retx() {
+        let retx = if p.retx_allowed() {
+            p.tx.pop_retx()
+        } else {
+            None
+        };
+        let (psn, avoid) = if let Some(psn) = retx {
+            p.rto_episode.resent = true;
             let s = p.tx.note_retry(psn)?;
             // A peer that acked something within the last two RTO periods
             // is reachable: losses then are congestion (an incast drops the
@@ -1227,13 +1258,25 @@ impl Device {
         };
         self.pool.pin(buf);
         self.stats.tx_data += 1;
-        Some(Outgoing {
+        let o = Outgoing {
             path,
             dst,
             len,
             ext,
             src: OutSrc::Pool(buf),
-        })
+        };
+        // A lone small packet (nothing else in flight, nothing behind it)
+        // would need a probe at 2 SRTT if lost; a copy on another path
+        // makes one loss cost nothing. The receiver keeps one (PSN).
+        if avoid.is_none() && !more && plen <= self.cfg.dup_small {
+            let p = self.peers.get_mut(usize::try_from(pi).ok()?)?;
+            if p.tx.in_flight == 1 && p.paths.alive() > 1 {
+                let other = p.paths.choose(now, Some(path));
+                self.pool.pin(buf);
+                self.dup_next = Some(Outgoing { path: other, ..o });
+            }
+        }
+        Some(o)
     }
 }
 

@@ -132,6 +132,10 @@ pub struct DeviceConfig {
     pub ctrl_queue: u32,
     /// Checksum the payload too (else the header only).
     pub payload_checksum: bool,
+    /// SRD payloads up to this many bytes that go out alone (nothing else
+    /// in flight to the peer, nothing queued behind) are sent twice, on two
+    /// paths: one loss then costs no probe (docs/srd-spec.md §7.2). 0: off.
+    pub dup_small: usize,
 }
 
 impl Default for DeviceConfig {
@@ -170,6 +174,7 @@ impl Default for DeviceConfig {
             max_mrs: 4096,
             ctrl_queue: 1024,
             payload_checksum: true,
+            dup_small: 0,
         }
     }
 }

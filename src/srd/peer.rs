@@ -65,6 +65,26 @@ pub(crate) struct Peer {
     pub max_payload: usize,
     /// Monitoring counters.
     pub counters: super::PeerCounters,
+    /// The last retransmission timeout (`at` 0: none yet).
+    pub rto_episode: RtoEpisode,
+}
+
+/// A retransmission timeout whose verdict is open: if a packet sent
+/// before it is acked for that transmission although declared lost, the
+/// acks were late, not missing, and the timeout spurious (after F-RTO,
+/// RFC 5682): its window cut is undone.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct RtoEpisode {
+    /// When it fired, and the timeout that fired.
+    pub at: u64,
+    pub rto: u64,
+    /// Its verdict is still open.
+    pub open: bool,
+    /// A packet it declared lost was resent; the others wait for the
+    /// verdict (the next ack that acks anything).
+    pub resent: bool,
+    /// A packet sent before `at` was acked for its original transmission.
+    pub spurious: bool,
 }
 
 /// How a packet's epoch relates to what we know of its sender.
@@ -107,6 +127,7 @@ impl Peer {
             pace_until: None,
             max_payload: cfg.max_payload,
             counters: super::PeerCounters::default(),
+            rto_episode: RtoEpisode::default(),
         }
     }
 
@@ -131,7 +152,16 @@ impl Peer {
         if self.tx.in_flight >= self.cwnd.get() || self.pace_until.is_some() {
             return false;
         }
-        self.tx.has_retx() || (!self.tx.pending.is_empty() && self.tx.has_room())
+        (self.retx_allowed() && self.tx.has_retx())
+            || (!self.tx.pending.is_empty() && self.tx.has_room())
+    }
+
+    /// May a retransmission go out? After a timeout one does; the rest of
+    /// what it declared lost waits for the next ack (after F-RTO): late
+    /// acks of the originals then remove them instead of their being sent
+    /// twice.
+    pub fn retx_allowed(&self) -> bool {
+        !(self.rto_episode.open && self.rto_episode.resent)
     }
 
     /// The retransmission timeout in force, backoff included.
@@ -175,9 +205,51 @@ impl Peer {
         self.tx.newest_sent_at().map(|t| t.saturating_add(pto))
     }
 
+    /// When the retransmission timer fires: the RTO (with backoff) after
+    /// the oldest transmission in flight, and not before the RTO after the
+    /// last expiry (which resent only the oldest packet; the next one is
+    /// as old, and firing for it at once would resend the flight packet
+    /// by packet, each time with the timeout doubled).
+    pub fn rto_deadline(&self) -> Option<u64> {
+        let rto = self.rto();
+        let rearm = self.rto_episode.at.saturating_add(rto);
+        self.tx.deadline(rto).map(|d| d.max(rearm))
+    }
+
+    /// An ack newly covered a packet last sent at `sent_at`; `original`:
+    /// declared lost, yet the ack answers the transmission before that
+    /// (acked while waiting to be resent, or sooner than min_rtt after
+    /// the resend). Feeds the verdict of an open timeout.
+    pub fn rto_check(&mut self, sent_at: u64, original: bool) {
+        let e = &mut self.rto_episode;
+        if e.open && original && sent_at <= e.at {
+            e.spurious = true;
+        }
+    }
+
+    /// After an ack that newly acked something (`progress`): a spurious
+    /// timeout is undone; otherwise it stands, and the rest of what it
+    /// declared lost may be resent.
+    pub fn rto_settle(&mut self, progress: bool) {
+        let e = self.rto_episode;
+        if !e.open {
+            return;
+        }
+        if e.spurious {
+            self.cwnd.undo_timeout();
+            self.rtt.spurious_timeout(e.rto);
+            self.rto_episode.open = false;
+        } else if progress {
+            // The path delivers again, and nothing declared lost by the
+            // timeout arrived before its resend.
+            self.cwnd.keep_timeout();
+            self.rto_episode.open = false;
+        }
+    }
+
     /// Earliest timer of this peer.
     pub fn next_deadline(&self) -> Option<u64> {
-        let rto = self.tx.deadline(self.rto());
+        let rto = self.rto_deadline();
         [
             rto,
             self.tlp_deadline(),

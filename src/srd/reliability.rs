@@ -306,10 +306,9 @@ impl TxWindow {
         self.retx.push_back(psn);
     }
 
-    /// The oldest in-flight packet, if its timeout `rto` has passed.
-    pub fn expired(&self, now: u64, rto: u64) -> Option<u32> {
-        let s = self.slot(self.head)?;
-        (s.sent_at.saturating_add(rto) <= now).then_some(s.psn)
+    /// The oldest transmission in flight.
+    pub fn oldest_in_flight(&self) -> Option<u32> {
+        self.slot(self.head).map(|s| s.psn)
     }
 
     /// When the oldest in-flight packet times out.
@@ -660,7 +659,8 @@ mod tests {
         }
         assert!(t.assign(99).is_none(), "window full");
         assert_eq!(t.in_flight, 8);
-        assert_eq!(t.expired(75, 10), Some(0));
+        assert_eq!(t.oldest_in_flight(), Some(0));
+        assert_eq!(t.deadline(10), Some(10));
         assert_eq!(t.remove(0).unwrap().buf, 0);
         assert_eq!(t.remove(2).unwrap().buf, 2);
         assert!(t.remove(2).is_none());
@@ -668,15 +668,15 @@ mod tests {
         assert_eq!(t.una, 1);
         assert_eq!(t.mark_lost(1), Some((0, 1)));
         assert_eq!(t.in_flight, 5);
-        assert_eq!(t.expired(1000, 10), Some(3));
+        assert_eq!(t.oldest_in_flight(), Some(3));
         assert_eq!(t.pop_retx(), Some(1));
         t.on_transmit(1, 100, 1);
         // 1 is now the newest transmission: the list order is 3..7, 1.
         for p in [3u32, 4, 5, 6, 7] {
-            assert_eq!(t.expired(1000, 10), Some(p));
+            assert_eq!(t.oldest_in_flight(), Some(p));
             t.remove(p);
         }
-        assert_eq!(t.expired(1000, 10), Some(1));
+        assert_eq!(t.oldest_in_flight(), Some(1));
         t.remove(1);
         t.advance_una();
         assert_eq!(t.una, 8);
