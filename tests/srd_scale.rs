@@ -45,9 +45,11 @@ fn all_to_all_128() {
     // After the traffic a device holds little per peer it talked to: its
     // peer entry and address handle, no send ring (given back when idle;
     // up to 16 spare rings, ~14 KiB each, stay device-wide and are counted
-    // here too: ~1.8 KiB per peer at 127 peers).
+    // here too: ~1.8 KiB per peer at 127 peers). Measured: 3004 B before
+    // the zero-copy send state (+65 B) and the timeout-verdict state of
+    // loss recovery (+49 B), 3117 B with both.
     let per_peer = r.bytes_per_idle_peer.expect("measured");
-    assert!(per_peer <= 3072.0, "{per_peer} bytes per idle peer");
+    assert!(per_peer <= 3200.0, "{per_peer} bytes per idle peer");
 }
 
 /// 10:1 and 100:1 incast, 64 × 4 KiB per sender, with delay-based
