@@ -5,16 +5,10 @@ mod common;
 mod shm_fast_common;
 
 use shm_fast_common::*;
-use std::sync::Once;
 
 /// Set before the provider reads its parameters (every test starts here).
 fn setup() {
-    static ENV: Once = Once::new();
-    ENV.call_once(|| {
-        // SAFETY: runs once, before any thread of this binary calls into
-        // libfabric.
-        unsafe { std::env::set_var("FI_SRD_SHM_FAST", "0") };
-    });
+    common::env_once(&[("FI_SRD_SHM_FAST", "0")]);
 }
 
 #[test]

@@ -9,11 +9,9 @@ mod common;
 
 use common::child;
 use common::fab::*;
-use common::stats::{ctr, page_of};
+use common::stats::{ctr, page_of, wait_for};
 use common::{close, fid_of};
 use srd_fi::bindings as b;
-use srd_fi::fi::stats::{self, Snapshot};
-use std::sync::Once;
 use std::time::{Duration, Instant};
 
 const ROLE: &str = "SRD_ZCOPY_ROLE";
@@ -22,38 +20,11 @@ const ROLE: &str = "SRD_ZCOPY_ROLE";
 /// keepalive thread (an endpoint the test does not progress answers
 /// nothing), set before the provider loads.
 fn setup() {
-    static ENV: Once = Once::new();
-    ENV.call_once(|| {
-        // SAFETY: runs once, before any thread of this binary calls into
-        // libfabric (every test starts here).
-        unsafe {
-            std::env::set_var("FI_SRD_SHM", "0");
-            std::env::set_var("FI_SRD_PEER_TIMEOUT_MS", "1000");
-            std::env::set_var("FI_SRD_PROGRESS_INTERVAL_MS", "0");
-        }
-    });
-}
-
-/// Reads `page` every 5 ms until `done` holds, calling `poll` (which
-/// drives progress) in between without pause.
-fn wait_for(
-    page: &std::path::Path,
-    secs: u64,
-    mut poll: impl FnMut(),
-    mut done: impl FnMut(&Snapshot) -> bool,
-) -> Snapshot {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        let look = Instant::now() + Duration::from_millis(5);
-        while Instant::now() < look {
-            poll();
-        }
-        let s = stats::read(page).expect("readable page");
-        if done(&s) {
-            return s;
-        }
-        assert!(Instant::now() < deadline, "page never got there: {s:#?}");
-    }
+    common::env_once(&[
+        ("FI_SRD_SHM", "0"),
+        ("FI_SRD_PEER_TIMEOUT_MS", "1000"),
+        ("FI_SRD_PROGRESS_INTERVAL_MS", "0"),
+    ]);
 }
 
 /// Polls `s`'s CQs for `ms`, returning what showed up (tx, rx).

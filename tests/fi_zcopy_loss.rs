@@ -7,19 +7,14 @@ mod common;
 
 use common::fab::*;
 use common::stats::{ctr, page_of, wait_for};
-use std::sync::Once;
 
+/// Over UDP at 5 % loss, set before the provider loads.
 fn setup() {
-    static ENV: Once = Once::new();
-    ENV.call_once(|| {
-        // SAFETY: runs once, before any thread of this binary calls into
-        // libfabric (every test starts here).
-        unsafe {
-            std::env::set_var("FI_SRD_SHM", "0");
-            std::env::set_var("FI_SRD_DROP_RATE", "0.05");
-            std::env::set_var("FI_SRD_DROP_SEED", "13");
-        }
-    });
+    common::env_once(&[
+        ("FI_SRD_SHM", "0"),
+        ("FI_SRD_DROP_RATE", "0.05"),
+        ("FI_SRD_DROP_SEED", "13"),
+    ]);
 }
 
 /// `len` bytes of fresh pages (munmapped on drop), to be made

@@ -177,3 +177,17 @@ pub fn null<T>() -> *mut T {
 pub fn void() -> *mut c_void {
     ptr::null_mut()
 }
+
+/// Sets `vars` in the environment once per test binary, before the
+/// provider reads its parameters: every test of a binary that needs them
+/// calls this first.
+pub fn env_once(vars: &[(&str, &str)]) {
+    static ENV: Once = Once::new();
+    ENV.call_once(|| {
+        for (k, v) in vars {
+            // SAFETY: runs once, before any thread of this binary calls
+            // into libfabric.
+            unsafe { std::env::set_var(k, v) };
+        }
+    });
+}

@@ -23,8 +23,10 @@ pub fn page_of(name: &[u8]) -> PathBuf {
     }
 }
 
-/// Reads the page until `done` holds (the owner publishes every few ms
-/// while progress runs); `poll` drives progress between reads.
+/// Reads the page every 5 ms until `done` holds (the owner publishes
+/// every few ms while progress runs), calling `poll` (which drives
+/// progress) in between without pause: an endpoint nobody progresses
+/// answers nothing.
 pub fn wait_for(
     page: &Path,
     secs: u64,
@@ -33,13 +35,18 @@ pub fn wait_for(
 ) -> Snapshot {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
-        poll();
+        let look = Instant::now() + Duration::from_millis(5);
+        loop {
+            poll();
+            if Instant::now() >= look {
+                break;
+            }
+        }
         let s = stats::read(page).expect("readable page");
         if done(&s) {
             return s;
         }
         assert!(Instant::now() < deadline, "page never got there: {s:#?}");
-        std::thread::sleep(Duration::from_millis(5));
     }
 }
 
