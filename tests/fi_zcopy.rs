@@ -9,7 +9,7 @@ mod common;
 
 use common::child;
 use common::fab::*;
-use common::stats::{ctr, page_of, wait_for};
+use common::stats::{ctr, page_of, wait_for, wait_reading};
 use common::{close, fid_of};
 use srd_fi::bindings as b;
 use std::time::{Duration, Instant};
@@ -76,14 +76,9 @@ fn every_size_arrives_whole_from_the_senders_buffers() {
     }
     // The large messages went by reference, and nothing is held now.
     let pa = page_of(&p.a.name);
-    let s = wait_for(
-        &pa,
-        20,
-        || {
-            poll_cq(p.a.txcq);
-        },
-        |s| ctr(s, "zc_refs") == 0 && ctr(s, "zc_pkts") > 0,
-    );
+    let s = wait_reading(&pa, 20, p.a.txcq, |s| {
+        ctr(s, "zc_refs") == 0 && ctr(s, "zc_pkts") > 0
+    });
     let big: usize = sizes.iter().filter(|&&n| n > 65_536).sum();
     assert!(
         ctr(&s, "zc_bytes") >= big as u64 / 2,
@@ -178,14 +173,7 @@ fn a_peer_killed_mid_burst_fails_the_sends_and_releases_every_reference() {
     let long = pattern(LONG, 7);
     assert_eq!(n.s.send(&long, n.s.peer, 100), 0);
     let page = page_of(&n.s.name);
-    let held = wait_for(
-        &page,
-        30,
-        || {
-            poll_cq(n.s.txcq);
-        },
-        |s| ctr(s, "zc_refs") > 0,
-    );
+    let held = wait_reading(&page, 30, n.s.txcq, |s| ctr(s, "zc_refs") > 0);
     eprintln!("references held mid-burst: {}", ctr(&held, "zc_refs"));
     kid.child.kill().expect("SIGKILL the victim");
     kid.finish(10);
@@ -195,14 +183,7 @@ fn a_peer_killed_mid_burst_fails_the_sends_and_releases_every_reference() {
     assert!(ok, "the send did not fail: {got:?}");
     assert_eq!(got[0].len(), 1);
     assert_eq!(got[0][0].err, b::FI_EHOSTUNREACH, "{:?}", got[0][0]);
-    let s = wait_for(
-        &page,
-        10,
-        || {
-            poll_cq(n.s.txcq);
-        },
-        |s| ctr(s, "zc_refs") == 0,
-    );
+    let s = wait_reading(&page, 10, n.s.txcq, |s| ctr(s, "zc_refs") == 0);
     assert!(ctr(&s, "zc_pkts") > 0, "{s:#?}");
     assert!(drain(&n.s, 100)[0].is_empty(), "nothing completes twice");
 }

@@ -6,7 +6,7 @@
 mod common;
 
 use common::fab::*;
-use common::stats::{ctr, page_of, wait_for};
+use common::stats::{ctr, page_of, wait_reading};
 
 /// Over UDP at 5 % loss, set before the provider loads.
 fn setup() {
@@ -91,14 +91,7 @@ fn every_size_arrives_whole_under_loss_and_completed_buffers_are_not_read() {
     // read of a completed send's pages would show as a send error.
     p.drain(300);
     let pa = page_of(&p.a.name);
-    let s = wait_for(
-        &pa,
-        20,
-        || {
-            poll_cq(p.a.txcq);
-        },
-        |s| ctr(s, "zc_refs") == 0,
-    );
+    let s = wait_reading(&pa, 20, p.a.txcq, |s| ctr(s, "zc_refs") == 0);
     assert!(ctr(&s, "retransmits") > 0, "loss was repaired: {s:#?}");
     assert!(ctr(&s, "zc_pkts") > 0);
     assert_eq!(ctr(&s, "udp_errors"), 0, "no completed send was read");

@@ -50,6 +50,23 @@ pub fn wait_for(
     }
 }
 
+/// `wait_for`, progressing by reading `cq` (entries found are dropped).
+pub fn wait_reading(
+    page: &Path,
+    secs: u64,
+    cq: *mut srd_fi::bindings::fid_cq,
+    done: impl FnMut(&Snapshot) -> bool,
+) -> Snapshot {
+    wait_for(
+        page,
+        secs,
+        || {
+            super::fab::poll_cq(cq);
+        },
+        done,
+    )
+}
+
 /// A counter of a snapshot (panics on an unknown name: typos fail).
 pub fn ctr(s: &Snapshot, name: &str) -> u64 {
     s.get(name).unwrap_or_else(|| panic!("no counter {name}"))
