@@ -59,8 +59,6 @@ pub struct RdmEp {
     /// Staging for inject payloads (a fresh zeroed array per call cost a
     /// 4 KiB memset per send).
     inject_tmp: Box<[u8; super::offer::RDM_INJECT]>,
-    /// FI_SRD_SHM_FAST: small same-host sends take `send_fast`.
-    fast: bool,
     /// The clock as the last progress round last read it.
     last_now: u64,
 }
@@ -174,7 +172,6 @@ impl RdmOpen {
         cfg.rx_selective = sink.rx_selective;
         cfg.local_addr = link.name().to_bytes().to_vec();
         let (tx_size, rx_size) = (cfg.tx_size, cfg.rx_size);
-        let cfg_fast = cfg.fast_eager;
         let mut r = rdm::Endpoint::new(cfg);
         r.set_rma_target(target);
         if link.shm.as_ref().is_some_and(|s| s.cma_enabled()) {
@@ -188,7 +185,6 @@ impl RdmOpen {
             tx_size,
             rx_size,
             inject_tmp: Box::new([0u8; super::offer::RDM_INJECT]),
-            fast: cfg_fast,
             last_now: 0,
         }
     }
@@ -231,7 +227,7 @@ impl RdmEp {
                 flags,
             )
         };
-        self.after_post(sink, av, now, res)
+        self.after_post(sink, av, Some(now), res)
     }
 
     /// fi_atomic, fi_fetch_atomic, fi_compare_atomic and their forms.
@@ -256,7 +252,7 @@ impl RdmEp {
             a.context as u64,
             flags,
         );
-        self.after_post(sink, av, now, res)
+        self.after_post(sink, av, Some(now), res)
     }
 
     /// Largest element count of an atomic, or None when unsupported.
@@ -271,11 +267,13 @@ impl RdmEp {
 
     /// `now`: the clock as the post read it (a few hundred ns old: a
     /// second read per post cost ~80 ns, 7 % of a small message).
+    /// `now: None`: the post read no clock; one is read only if it left
+    /// packets to send (they carry send times).
     fn after_post(
         &mut self,
         sink: &Sink,
         av: &Arc<Av>,
-        now: u64,
+        now: Option<u64>,
         res: std::result::Result<(), RdmError>,
     ) -> Result<()> {
         match res {
@@ -283,10 +281,14 @@ impl RdmEp {
                 let (t, rx) = self.rdm.pending_ops();
                 Observer::high_water(&mut self.link.obs.hw_tx_ops, t);
                 Observer::high_water(&mut self.link.obs.hw_rx_ops, rx);
-                // Put the new packets on their way; receiving is left to
-                // the CQ reads (a full progress round per post doubled the
-                // cost of a small send).
-                self.post_progress(sink, av, now);
+                let sending = self.rdm.wants_transmit() || self.link.udp_dirty;
+                match now.or_else(|| sending.then(|| self.link.t.now())) {
+                    // Put the new packets on their way; receiving is left
+                    // to the CQ reads (a full progress round per post
+                    // doubled the cost of a small send).
+                    Some(now) => self.post_progress(sink, av, now),
+                    None => self.completions(sink, Some(av)),
+                }
                 Ok(())
             }
             Err(RdmError::Again) => {
@@ -333,7 +335,7 @@ impl RdmEp {
         if res.is_ok() {
             self.link.obs.tx_msg(peer, n);
         }
-        self.after_post(sink, av, now, res)
+        self.after_post(sink, av, Some(now), res)
     }
 
     /// The same-host fast path of a send: a small message to a settled
@@ -345,7 +347,8 @@ impl RdmEp {
     /// nothing was done, the general path takes it.
     fn send_fast(&mut self, sink: &Sink, av: &Arc<Av>, peer: PeerIdx, op: &SendOp) -> bool {
         let n = op.iov.len();
-        if !self.fast
+        // FI_SRD_SHM_FAST turns the receiver's side off too.
+        if !self.rdm.config().fast_eager
             || n > FAST_MAX
             || op.flags & (b::FI_DELIVERY_COMPLETE | b::FI_MATCH_COMPLETE) != 0
         {
@@ -387,8 +390,8 @@ impl RdmEp {
             Some(self.peer_of(av, op.src)?)
         };
         // Posting a receive reads no clock (the engine does not use it
-        // there); one is read only if the post left packets to send (a
-        // CTS, a long-read's FIN), which carry send times.
+        // there); `after_post` reads one if the post left packets to send
+        // (a CTS, a long-read's FIN).
         let posted_at = self.last_now;
         let flags = convert::op_flags(op.flags);
         let ctx = op.context as u64;
@@ -398,15 +401,7 @@ impl RdmEp {
         } else {
             self.rdm.recv(posted_at, op.iov, src, ctx, flags)
         };
-        if res.is_ok() && !self.rdm.wants_transmit() && !self.link.udp_dirty {
-            let (t, rx) = self.rdm.pending_ops();
-            Observer::high_water(&mut self.link.obs.hw_tx_ops, t);
-            Observer::high_water(&mut self.link.obs.hw_rx_ops, rx);
-            self.completions(sink, Some(av));
-            return Ok(());
-        }
-        let now = self.link.t.now();
-        self.after_post(sink, av, now, res)
+        self.after_post(sink, av, None, res)
     }
 
     pub fn cancel(&mut self, _sink: &Sink, context: usize) -> bool {
