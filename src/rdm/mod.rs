@@ -316,6 +316,31 @@ pub struct Completion {
     pub iov: Option<UserIov>,
 }
 
+impl Completion {
+    /// A send's success: `len` bytes, no data, tag or source (fi_cq(3)
+    /// leaves them out of send entries).
+    pub fn sent(
+        context: u64,
+        tagged: bool,
+        len: usize,
+        report: bool,
+        iov: Option<UserIov>,
+    ) -> Self {
+        Completion {
+            context,
+            flags: CompFlags::msg(CompFlags::SEND, tagged),
+            len,
+            buf: 0,
+            data: 0,
+            tag: 0,
+            src: None,
+            report,
+            err: None,
+            iov,
+        }
+    }
+}
+
 /// Counters of what the endpoint dropped or refused.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Stats {

@@ -13,9 +13,7 @@ use super::outbox::{Outbox, TOK_TX, token};
 use super::peer::{INITIAL_WINDOW, PeerIdx, Peers};
 use super::pool::{Handle, Slab};
 use super::proto::{self, longcts};
-use super::{
-    CompFlags, Completion, CompletionError, ErrorKind, ExtSlice, RdmError, TxError, TxInfo,
-};
+use super::{Completion, CompletionError, ErrorKind, ExtSlice, RdmError, TxError, TxInfo};
 use crate::mem::UserIov;
 use crate::wire::rdm::{CtsRepr, FinRepr, Proto, ReceiptRepr};
 use std::collections::VecDeque;
@@ -219,18 +217,13 @@ impl Tx {
         if s.early {
             // Inject: the buffer is free now; the completion says so.
             op.reported = true;
-            out.complete(Completion {
-                context: s.context,
-                flags: CompFlags::msg(CompFlags::SEND, s.tagged),
-                len: s.len,
-                buf: 0,
-                data: 0,
-                tag: 0,
-                src: None,
-                report: s.report,
-                err: None,
-                iov: iov.take(),
-            });
+            out.complete(Completion::sent(
+                s.context,
+                s.tagged,
+                s.len,
+                s.report,
+                iov.take(),
+            ));
         }
         self.queue.push_back(h);
         Ok(())
@@ -358,7 +351,6 @@ impl Tx {
         let Some(mut op) = self.ops.remove(h) else {
             return;
         };
-        let flags = CompFlags::msg(CompFlags::SEND, op.tagged);
         if op.reported {
             if err.is_some() {
                 out.stats.errors_after_inject += 1;
@@ -366,22 +358,16 @@ impl Tx {
             return;
         }
         let report = op.report || err.is_some();
+        let len = if err.is_some() { 0 } else { op.len as usize };
+        let sent = Completion::sent(op.context, op.tagged, len, report, op.iov.take());
         out.complete(Completion {
-            context: op.context,
-            flags,
-            len: if err.is_some() { 0 } else { op.len as usize },
-            buf: 0,
-            data: 0,
-            tag: 0,
-            src: None,
-            report,
             err: err.map(|(kind, prov_errno)| CompletionError {
                 kind,
                 prov_errno,
                 olen: 0,
                 err_data: Vec::new(),
             }),
-            iov: op.iov.take(),
+            ..sent
         });
     }
 

@@ -175,18 +175,9 @@ impl Endpoint {
         if silent && !counted {
             return n;
         }
-        self.out.complete(Completion {
-            context,
-            flags: CompFlags::msg(CompFlags::SEND, tagged),
-            len,
-            buf: 0,
-            data: 0,
-            tag: 0,
-            src: None,
-            report: !silent && (!self.cfg.tx_selective || flags.contains(OpFlags::COMPLETION)),
-            err: None,
-            iov: None,
-        });
+        let report = !silent && (!self.cfg.tx_selective || flags.contains(OpFlags::COMPLETION));
+        self.out
+            .complete(Completion::sent(context, tagged, len, report, None));
         n
     }
 
