@@ -85,6 +85,28 @@ impl Kid {
         }
     }
 
+    /// `expect` for a child that needs us meanwhile: `poll` (which drives
+    /// our endpoint's progress) runs between looks at its output. A child
+    /// whose send waits for our acknowledgement cannot print otherwise:
+    /// an ack owed to a message we received leaves only when we progress.
+    pub fn expect_progressing(&self, what: &str, secs: u64, mut poll: impl FnMut()) -> String {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        let mut seen = Vec::new();
+        loop {
+            poll();
+            match self.lines.try_recv() {
+                Ok(l) if l.contains(what) => return l[l.find(what).unwrap()..].to_string(),
+                Ok(l) => seen.push(l),
+                Err(mpsc::TryRecvError::Empty) => {}
+                Err(e) => panic!("waiting for {what}: {e}; saw {seen:?}"),
+            }
+            assert!(
+                Instant::now() < deadline,
+                "waiting for {what}: timed out; saw {seen:?}"
+            );
+        }
+    }
+
     /// The next line containing `what`, from where `what` starts.
     pub fn expect(&self, what: &str, secs: u64) -> String {
         let l = self
