@@ -425,8 +425,15 @@ impl Device {
         };
         let pi = self.known_peer(from, r.epoch, true)?;
         if let Some(cum) = ack {
-            // An ack of our data riding on the peer's.
-            self.on_ack(now, from, r.epoch, cum, 0, &[0; w::MAX_SACK_WORDS]);
+            // An ack of our data riding on the peer's. One that acks nothing
+            // new (a one-way stream's every packet repeats the same) is no
+            // news: no pass over the window, the timers or the losses.
+            let news = self
+                .peer_mut(pi)
+                .is_some_and(|p| super::psn_lt(p.tx.una, cum));
+            if news {
+                self.on_ack(now, from, r.epoch, cum, 0, &[0; w::MAX_SACK_WORDS]);
+            }
         }
         let p = self.peer_mut(pi)?;
         if !p.rx.init {

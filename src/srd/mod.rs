@@ -121,6 +121,10 @@ pub struct DeviceConfig {
     pub path_fail_threshold: u32,
     /// An excluded path is probed with one packet after this long.
     pub path_probe_interval: u64,
+    /// Consecutive data packets to a peer on one path before the next path
+    /// takes over (1: each packet on the next path). A burst on one path
+    /// leaves in one GSO send and arrives in order.
+    pub path_burst: u32,
     /// Remote devices we keep state for.
     pub max_peers: u32,
     /// QPs, CQs, AHs, MRs, PDs the device can hold.
@@ -167,6 +171,7 @@ impl Default for DeviceConfig {
             ack_req_delay: 0,
             path_fail_threshold: 6,
             path_probe_interval: 50_000_000,
+            path_burst: 1,
             max_peers: 1024,
             max_qps: 256,
             max_cqs: 256,

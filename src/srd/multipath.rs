@@ -1,6 +1,8 @@
 //! Multipath spraying: a peer's packets are spread round-robin over the
 //! device's paths (local UDP source ports, so ECMP hashes them onto different
-//! network routes). A path whose packets keep getting lost is excluded and
+//! network routes), a burst at a time: `burst` consecutive packets take one
+//! path (they leave in one GSO send and arrive in order), the next burst the
+//! next path. A path whose packets keep getting lost is excluded and
 //! probed with a single packet after `probe_interval`; an ack of a packet
 //! sent on it brings it back. The last live path is never excluded: with
 //! nowhere else to go, losses are the network's, not the path's.
@@ -31,6 +33,12 @@ pub(crate) struct Paths {
     fail_threshold: u32,
     probe_interval: u64,
     state: [PathState; MAX_PATHS],
+    /// Packets one path takes before the next one does (1: every packet
+    /// its own path).
+    burst: u8,
+    /// The path of the current burst, and how many more packets it takes.
+    cur: u8,
+    left: u8,
 }
 
 impl Paths {
@@ -43,7 +51,16 @@ impl Paths {
             fail_threshold: fail_threshold.max(1),
             probe_interval,
             state: [PathState::default(); MAX_PATHS],
+            burst: 1,
+            cur: 0,
+            left: 0,
         }
+    }
+
+    /// `burst` consecutive packets per path (clamped to 1..=255).
+    pub fn with_burst(mut self, burst: u32) -> Self {
+        self.burst = u8::try_from(burst.max(1)).unwrap_or(u8::MAX);
+        self
     }
 
     fn st(&mut self, p: u8) -> Option<&mut PathState> {
@@ -57,7 +74,25 @@ impl Paths {
     /// Picks the path for the next packet: round-robin over live paths; a dead
     /// path whose probe time has come is picked once (a probe). `avoid` is the
     /// path a retransmitted packet was lost on, skipped if another will do.
+    /// Packets of a burst stay on its path while it is live; a resend
+    /// (`avoid`) goes elsewhere without ending the burst.
     pub fn choose(&mut self, now: u64, avoid: Option<u8>) -> u8 {
+        if avoid.is_none() && self.left > 0 {
+            let p = self.cur;
+            if self.state.get(usize::from(p)).is_some_and(|s| !s.dead) {
+                self.left -= 1;
+                return p;
+            }
+        }
+        let p = self.rotate(now, avoid);
+        if avoid.is_none() {
+            self.cur = p;
+            self.left = self.burst - 1;
+        }
+        p
+    }
+
+    fn rotate(&mut self, now: u64, avoid: Option<u8>) -> u8 {
         let n = self.n;
         let interval = self.probe_interval;
         for _ in 0..n {
@@ -140,7 +175,8 @@ impl Paths {
     }
 
     pub fn reset(&mut self) {
-        *self = Paths::new(self.n, self.fail_threshold, self.probe_interval);
+        *self = Paths::new(self.n, self.fail_threshold, self.probe_interval)
+            .with_burst(u32::from(self.burst));
     }
 }
 
@@ -165,6 +201,28 @@ mod tests {
         assert_eq!(picks.iter().filter(|&&x| x == 2).count(), 1, "{picks:?}");
         assert_eq!(p.on_ack(2), PathEvent::Recovered);
         assert_eq!(p.alive(), 4);
+    }
+
+    #[test]
+    fn a_burst_stays_on_its_path_and_a_dead_path_gets_one_probe() {
+        let mut p = Paths::new(3, 1, 1000).with_burst(4);
+        let picks: Vec<u8> = (0..12).map(|_| p.choose(0, None)).collect();
+        assert_eq!(picks, [0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2]);
+        // A resend elsewhere does not end the burst it interrupts.
+        assert_eq!(p.choose(0, None), 0);
+        assert_ne!(p.choose(0, Some(0)), 0);
+        assert_eq!(p.choose(0, None), 0);
+        // A path that fails mid-burst hands the rest to the next one.
+        p.on_loss(0, 0);
+        let picks: Vec<u8> = (0..8).map(|_| p.choose(10, None)).collect();
+        assert!(!picks.contains(&0), "{picks:?}");
+        // Its probe is one packet, not a burst.
+        let picks: Vec<u8> = (0..12).map(|_| p.choose(1010, None)).collect();
+        assert_eq!(picks.iter().filter(|&&x| x == 0).count(), 1, "{picks:?}");
+        // reset keeps the burst length.
+        p.reset();
+        let picks: Vec<u8> = (0..5).map(|_| p.choose(0, None)).collect();
+        assert_eq!(picks, [0, 0, 0, 0, 1]);
     }
 
     #[test]

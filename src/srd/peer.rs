@@ -110,7 +110,8 @@ impl Peer {
                 cfg.cwnd_max.min(cfg.window),
                 cfg.cc_target_delay,
             ),
-            paths: Paths::new(cfg.paths, cfg.path_fail_threshold, cfg.path_probe_interval),
+            paths: Paths::new(cfg.paths, cfg.path_fail_threshold, cfg.path_probe_interval)
+                .with_burst(cfg.path_burst),
             consecutive_timeouts: 0,
             stall_since: 0,
             tlp_sent: false,

@@ -29,6 +29,7 @@ use super::transport::Transport;
 use crate::bindings as b;
 use crate::rdm::{self, CompFlags, PeerIdx, RdmError};
 use crate::wire::rdm::REQ_LEN;
+use crate::wire::srd::DATA_HEADER_LEN;
 use link::{Link, RX_DEPTH};
 use std::sync::Arc;
 use std::time::Duration;
@@ -63,6 +64,9 @@ pub struct RdmEp {
     last_now: u64,
 }
 
+/// Most bytes of one UDP GSO send (the kernel's limit on a UDP datagram).
+const GSO_BYTES: usize = 65_507;
+
 impl RdmOpen {
     /// `port`: of the first socket (0: any; an FI_SOURCE address names one).
     pub fn open(
@@ -93,6 +97,13 @@ impl RdmOpen {
             // the payload (docs/srd-spec.md §3.4): no pass over the data.
             c.payload_checksum = false;
             c.peer_timeout = params.peer_timeout_ms.saturating_mul(1_000_000);
+            // A path takes as many packets as one GSO send carries (64 KiB,
+            // at most 64 segments): they arrive in order, not interleaved
+            // with the other paths' (the receiver then sees no holes to
+            // acknowledge and the sender no reordering to take for loss).
+            c.path_burst = u32::try_from(GSO_BYTES / (c.max_payload + DATA_HEADER_LEN))
+                .unwrap_or(1)
+                .clamp(1, 64);
         })?;
         let mut link = Link::open(t, params)?;
         let mtu = link.t.dev.max_payload();
