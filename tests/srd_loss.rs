@@ -364,6 +364,68 @@ fn a_lost_burst_of_64_is_repaired_in_one_round_of_retransmissions() {
     assert!(seen.iter().all(|&s| s));
 }
 
+#[test]
+fn holes_anywhere_in_a_window_of_1024_show_in_one_ack() {
+    // A window of 1024 small datagrams (what 1 MB in flight takes at an
+    // Ethernet MTU) with a lost packet at its start and a GSO burst of 64
+    // lost 600 PSNs later. An ack's SACK covers the whole receive window,
+    // so RACK finds both holes from the same acks: each lost packet is
+    // resent once and no timeout fires. (With 256 PSNs of SACK the later
+    // hole stayed hidden until the first was repaired, and a window full
+    // of such holes waited for its timeout.)
+    let cfg = DeviceConfig {
+        window: 1024,
+        cwnd_init: 1024,
+        cwnd_max: 1024,
+        ..DeviceConfig::default()
+    };
+    let mut p = pair(net(), cfg);
+    let mut seen = Vec::new();
+    p.warm_up(20, &mut seen);
+    let srtt = p.srtt();
+    let before = p.stats();
+    let t0 = p.sim.now;
+    p.black_out(t0, t0 + 1);
+    p.post(20);
+    p.sim.flush();
+    p.sim.step(t0 + 2 * US);
+    for id in 21..621 {
+        p.post(id);
+    }
+    p.sim.flush();
+    let t1 = p.sim.now;
+    p.black_out(t1, t1 + 1);
+    for id in 621..685 {
+        p.post(id);
+    }
+    p.sim.flush();
+    p.sim.step(t1 + 2 * US);
+    for id in 685..800 {
+        p.post(id);
+    }
+    // Both holes are declared lost within half an SRTT of each other (a
+    // second round would be a whole round trip later).
+    let declared = |p: &Pair| p.stats().fast_retransmits - before.fast_retransmits;
+    while declared(&p) == 0 {
+        assert!(p.sim.step(t0 + 100 * MS), "nothing declared lost");
+    }
+    let first = p.sim.now;
+    while p.sim.step(first + srtt / 2) {}
+    assert_eq!(declared(&p), 65, "both holes at once: {:?}", p.stats());
+    assert!(p.run(780, 100 * MS, &mut seen));
+    let took = p.sim.now - t0;
+    let after = p.stats();
+    assert_eq!(p.sim.stats.blackholed, 65);
+    assert_eq!(after.rto_events, before.rto_events, "{after:?}");
+    assert_eq!(
+        after.retransmits - before.retransmits,
+        65,
+        "each resent once: {after:?}"
+    );
+    assert!(took <= 4 * srtt, "repaired after {took} ns (srtt {srtt})");
+    assert!(seen.iter().all(|&s| s));
+}
+
 /// One sender streams `total` messages of `size` bytes over a 10 Gb/s
 /// switched link (`Sim::set_links`): its NIC queue and the switch port
 /// fill, so the RTT under load is several times the idle one, as on a

@@ -46,7 +46,11 @@ fn seeds() -> Vec<Vec<u8>> {
             body: Body::Ack {
                 cum_psn: 1,
                 sack_words: 2,
-                sack: [5, 9, 0, 0],
+                sack: {
+                    let mut s = [0; srd_fi::wire::srd::MAX_SACK_WORDS];
+                    s[..2].copy_from_slice(&[5, 9]);
+                    s
+                },
             },
             payload_len: 0,
             ..base

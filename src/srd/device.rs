@@ -599,7 +599,7 @@ impl Device {
         epoch: u32,
         cum: u32,
         words: u8,
-        sack: &[u64; 4],
+        sack: &[u64; w::MAX_SACK_WORDS],
     ) {
         let Some(pi) = self.known_peer(from, epoch, false) else {
             return;

@@ -11,6 +11,7 @@
 
 use super::pool::NONE;
 use super::{RX_WINDOW, psn_lt};
+use crate::wire::srd::MAX_SACK_WORDS;
 use std::collections::VecDeque;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -594,8 +595,8 @@ impl RxWindow {
     }
 
     /// SACK words for PSNs `cum+1 ..`, trailing zero words trimmed.
-    pub fn sack(&self) -> (u8, [u64; 4]) {
-        let mut out = [0u64; 4];
+    pub fn sack(&self) -> (u8, [u64; MAX_SACK_WORDS]) {
+        let mut out = [0u64; MAX_SACK_WORDS];
         let mut n = 0u8;
         if !self.has_holes() {
             return (0, out);

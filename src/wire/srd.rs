@@ -8,7 +8,7 @@
 //! common   0 ver | 1 type | 2 flags | 3 path | 4..8 src ip | 8..10 src port
 //!          10..12 total length | 12..16 src epoch | 16..20 crc32c
 //! data     20 dst qpn | 24 src qpn | 28 qkey | 32 psn | 36 una | 40 ack  (44 bytes, payload follows)
-//! ack      20 cum psn | 24 sack words n (0..=4) | 25..28 zero | 28.. n x u64 bitmap
+//! ack      20 cum psn | 24 sack words n (0..=16) | 25..28 zero | 28.. n x u64 bitmap
 //! nak      20 psn | 24 reason | 25..28 zero                          (28 bytes)
 //! ```
 //!
@@ -27,8 +27,9 @@ pub const COMMON_LEN: usize = 20;
 pub const DATA_HEADER_LEN: usize = 44;
 /// Bytes of an ack header without its SACK words.
 pub const ACK_BASE_LEN: usize = 28;
-/// Most SACK words an ack may carry (256 PSNs beyond the cumulative point).
-pub const MAX_SACK_WORDS: usize = 4;
+/// Most SACK words an ack may carry (1024 PSNs beyond the cumulative
+/// point: a whole receive window, so one ack shows every hole in it).
+pub const MAX_SACK_WORDS: usize = 16;
 /// Bytes of a NAK.
 pub const NAK_LEN: usize = 28;
 /// Largest datagram the 16-bit length field can describe.
@@ -558,8 +559,8 @@ impl Repr {
             } => {
                 let n = usize::from(sack_words).min(MAX_SACK_WORDS);
                 out[field::CUM].copy_from_slice(&cum_psn.to_be_bytes());
-                // n <= 4 fits a byte.
-                out[field::SACK_WORDS] = sack_words.min(4);
+                // n <= MAX_SACK_WORDS fits a byte.
+                out[field::SACK_WORDS] = n as u8;
                 out[field::ACK_RSVD].copy_from_slice(&[0; 3]);
                 for (i, w) in sack.iter().enumerate().take(n) {
                     let at = field::SACK + 8 * i;
@@ -639,6 +640,13 @@ mod tests {
         assert_eq!(Repr::parse(&p).unwrap(), r);
     }
 
+    /// A SACK array whose first words are `w`.
+    fn sack_of(w: &[u64]) -> [u64; MAX_SACK_WORDS] {
+        let mut s = [0; MAX_SACK_WORDS];
+        s[..w.len()].copy_from_slice(w);
+        s
+    }
+
     #[test]
     fn ack_and_nak_roundtrip() {
         let r = Repr {
@@ -651,7 +659,7 @@ mod tests {
             body: Body::Ack {
                 cum_psn: 42,
                 sack_words: 2,
-                sack: [0x8000_0000_0000_0001, 5, 0, 0],
+                sack: sack_of(&[0x8000_0000_0000_0001, 5]),
             },
             payload_len: 0,
         };
@@ -745,13 +753,13 @@ mod tests {
             body: Body::Ack {
                 cum_psn: 1,
                 sack_words: 1,
-                sack: [1, 0, 0, 0],
+                sack: sack_of(&[1]),
             },
             payload_len: 0,
         };
         let n = r.emit(&mut buf, &[]).unwrap();
         let mut w = buf;
-        w[24] = 5; // more SACK words than allowed
+        w[24] = MAX_SACK_WORDS as u8 + 1; // more SACK words than allowed
         assert_eq!(
             Packet::new_checked(&w[..n]).unwrap_err(),
             WireError::Malformed

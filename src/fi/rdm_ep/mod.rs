@@ -67,6 +67,21 @@ pub struct RdmEp {
 /// Most bytes of one UDP GSO send (the kernel's limit on a UDP datagram).
 const GSO_BYTES: usize = 65_507;
 
+/// Bytes a peer's window should hold: the bandwidth-delay product of
+/// 10 GB/s at 100 µs.
+const WINDOW_BYTES: usize = 1 << 20;
+
+/// The send window in packets for datagrams of `payload` bytes: enough
+/// for `WINDOW_BYTES`, a power of two from the device's default up to the
+/// receive window.
+fn window_for(payload: usize) -> u32 {
+    let want = WINDOW_BYTES.div_ceil(payload.max(1)).next_power_of_two();
+    let lo = crate::srd::DeviceConfig::default().window;
+    u32::try_from(want).map_or(crate::srd::RX_WINDOW, |w| {
+        w.clamp(lo, crate::srd::RX_WINDOW)
+    })
+}
+
 impl RdmOpen {
     /// `port`: of the first socket (0: any; an FI_SOURCE address names one).
     pub fn open(
@@ -97,6 +112,12 @@ impl RdmOpen {
             // the payload (docs/srd-spec.md §3.4): no pass over the data.
             c.payload_checksum = false;
             c.peer_timeout = params.peer_timeout_ms.saturating_mul(1_000_000);
+            // The window holds a bandwidth-delay product (10 GB/s at 100
+            // µs, 1 MB) however small the datagrams: 256 of 64 KiB on
+            // loopback, 1024 (the receive window, which one ack's SACK
+            // covers) at an Ethernet MTU.
+            c.window = window_for(c.max_payload);
+            c.cwnd_max = c.window;
             // A path takes as many packets as one GSO send carries (64 KiB,
             // at most 64 segments): they arrive in order, not interleaved
             // with the other paths' (the receiver then sees no holes to
