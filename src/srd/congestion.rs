@@ -173,6 +173,9 @@ pub(crate) struct Cwnd {
     /// transmissions in a row end there.
     last_lost_tx: u64,
     loss_run: u32,
+    /// Lost transmissions in a row that read as congestion: `LOSS_RUN`, or
+    /// more than one path burst (`with_burst`).
+    run_limit: u32,
     /// The window before the last timeout cut it, restored if that timeout
     /// proves spurious.
     saved: Option<Saved>,
@@ -213,8 +216,19 @@ impl Cwnd {
             filtered: 0,
             last_lost_tx: u64::MAX,
             loss_run: 0,
+            run_limit: LOSS_RUN,
             saved: None,
         }
+    }
+
+    /// Packets go to a path `burst` at a time, as one GSO send: a drop on
+    /// the way out (a full queue of the sender's, a filter) takes a whole
+    /// send, a run of up to `burst` that is one event, not a queue that
+    /// overflows packet after packet. Only a longer run reads as
+    /// congestion (the delay signal stays as it is).
+    pub fn with_burst(mut self, burst: u32) -> Self {
+        self.run_limit = LOSS_RUN.max(burst.saturating_add(1));
+        self
     }
 
     /// Packets allowed in flight (at least one).
@@ -343,7 +357,7 @@ impl Cwnd {
         // own queue in the receiver's socket buffer, so reading a loss
         // during it as congestion halved the window once per window of
         // packets at 1-5 % loss).
-        let congestion = self.target > 0 || self.loss_run >= LOSS_RUN;
+        let congestion = self.target > 0 || self.loss_run >= self.run_limit;
         if !congestion || tx_seq < self.recovery_until {
             return false;
         }
@@ -500,6 +514,24 @@ mod tests {
         c.keep_timeout();
         c.undo_timeout();
         assert_eq!(c.get(), 2, "a real one stands");
+    }
+
+    #[test]
+    fn a_lost_path_burst_is_one_event_a_longer_run_congestion() {
+        let mut c = Cwnd::new(64, 2, 64).with_burst(44);
+        for tx in 100..144 {
+            assert!(!c.on_loss(tx, 300, 0, 0), "a GSO send dropped whole");
+        }
+        assert_eq!(c.get(), 64);
+        assert!(
+            c.on_loss(144, 300, 0, 0),
+            "45 in a row are more than a send"
+        );
+        assert_eq!(c.get(), 32);
+        // With bursts of one packet the run that counts stays at four.
+        let mut d = Cwnd::new(64, 2, 64).with_burst(1);
+        assert!(!d.on_loss(0, 10, 0, 0) && !d.on_loss(1, 10, 0, 0) && !d.on_loss(2, 10, 0, 0));
+        assert!(d.on_loss(3, 10, 0, 0));
     }
 
     #[test]

@@ -57,7 +57,10 @@ impl Paths {
         }
     }
 
-    /// `burst` consecutive packets per path (clamped to 1..=255).
+    /// `burst` consecutive packets per path (clamped to 1..=255). A path
+    /// then fails after `fail_threshold` bursts' worth of losses in a row:
+    /// a burst lost whole is one event (one GSO send dropped), not a path
+    /// that lost every packet for a while.
     pub fn with_burst(mut self, burst: u32) -> Self {
         self.burst = u8::try_from(burst.max(1)).unwrap_or(u8::MAX);
         self
@@ -148,6 +151,7 @@ impl Paths {
     /// A packet sent on `p` was declared lost.
     pub fn on_loss(&mut self, p: u8, now: u64) -> PathEvent {
         let (threshold, interval, alive) = (self.fail_threshold, self.probe_interval, self.alive);
+        let burst = u32::from(self.burst);
         let Some(s) = self.st(p) else {
             return PathEvent::None;
         };
@@ -157,7 +161,7 @@ impl Paths {
             s.probe_at = now.saturating_add(interval);
             return PathEvent::None;
         }
-        if s.consecutive_losses >= threshold && alive > 1 {
+        if s.consecutive_losses >= threshold.saturating_mul(burst) && alive > 1 {
             s.dead = true;
             s.probe_at = now.saturating_add(interval);
             self.alive -= 1;
@@ -212,8 +216,13 @@ mod tests {
         assert_eq!(p.choose(0, None), 0);
         assert_ne!(p.choose(0, Some(0)), 0);
         assert_eq!(p.choose(0, None), 0);
-        // A path that fails mid-burst hands the rest to the next one.
-        p.on_loss(0, 0);
+        // A burst lost whole is one event: the path fails after its
+        // threshold (1 here) in bursts, and then hands the rest of its
+        // burst to the next one.
+        for _ in 0..3 {
+            assert_eq!(p.on_loss(0, 0), PathEvent::None);
+        }
+        assert_eq!(p.on_loss(0, 0), PathEvent::Failed);
         let picks: Vec<u8> = (0..8).map(|_| p.choose(10, None)).collect();
         assert!(!picks.contains(&0), "{picks:?}");
         // Its probe is one packet, not a burst.

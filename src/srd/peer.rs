@@ -109,7 +109,8 @@ impl Peer {
                 cfg.cwnd_min,
                 cfg.cwnd_max.min(cfg.window),
                 cfg.cc_target_delay,
-            ),
+            )
+            .with_burst(cfg.path_burst),
             paths: Paths::new(cfg.paths, cfg.path_fail_threshold, cfg.path_probe_interval)
                 .with_burst(cfg.path_burst),
             consecutive_timeouts: 0,
