@@ -154,6 +154,16 @@ impl Pair {
     }
 }
 
+/// A pair over `net()` with device config `cfg`, warmed up by 20 lone
+/// messages (the sender has an RTT estimate); returns it and the arrivals
+/// so far.
+fn warmed(cfg: DeviceConfig) -> (Pair, Vec<bool>) {
+    let mut p = pair(net(), cfg);
+    let mut seen = Vec::new();
+    p.warm_up(20, &mut seen);
+    (p, seen)
+}
+
 fn net() -> NetConfig {
     // 10 µs one way plus up to 5 µs of jitter: an RTT of 20-30 µs.
     NetConfig::default()
@@ -161,9 +171,7 @@ fn net() -> NetConfig {
 
 #[test]
 fn lone_lost_packet_is_recovered_by_a_tail_loss_probe() {
-    let mut p = pair(net(), DeviceConfig::default());
-    let mut seen = Vec::new();
-    p.warm_up(20, &mut seen);
+    let (mut p, mut seen) = warmed(DeviceConfig::default());
     let srtt = p.srtt();
     assert!((20 * US..=30 * US).contains(&srtt), "srtt {srtt}");
     let before = p.stats();
@@ -184,9 +192,7 @@ fn lone_lost_packet_is_recovered_by_a_tail_loss_probe() {
 
 #[test]
 fn lost_tail_of_a_burst_is_recovered_by_probe_then_rack() {
-    let mut p = pair(net(), DeviceConfig::default());
-    let mut seen = Vec::new();
-    p.warm_up(20, &mut seen);
+    let (mut p, mut seen) = warmed(DeviceConfig::default());
     let srtt = p.srtt();
     let before = p.stats();
     // Ten packets at once: the first six arrive, the last four are lost
@@ -218,9 +224,7 @@ fn lost_tail_of_a_burst_is_recovered_by_probe_then_rack() {
 
 #[test]
 fn a_hole_in_a_stream_is_repaired_by_rack_within_two_round_trips() {
-    let mut p = pair(net(), DeviceConfig::default());
-    let mut seen = Vec::new();
-    p.warm_up(20, &mut seen);
+    let (mut p, mut seen) = warmed(DeviceConfig::default());
     let srtt = p.srtt();
     let before = p.stats();
     // Three packets lost, then ten more sent a little later: their acks
@@ -253,9 +257,7 @@ fn silent_peer_still_times_out_with_bounded_backoff() {
         retry_limit: 6,
         ..DeviceConfig::default()
     };
-    let mut p = pair(net(), cfg);
-    let mut seen = Vec::new();
-    p.warm_up(20, &mut seen);
+    let (mut p, _) = warmed(cfg);
     let rto = p.sim.devices[0].peer_info(device_addr(1)).unwrap().rto;
     assert!(rto < 200 * US, "RTO from the measured RTT: {rto}");
     let before = p.stats();
@@ -334,9 +336,7 @@ fn a_lost_burst_of_64_is_repaired_in_one_round_of_retransmissions() {
         cwnd_init: 128,
         ..DeviceConfig::default()
     };
-    let mut p = pair(net(), cfg);
-    let mut seen = Vec::new();
-    p.warm_up(20, &mut seen);
+    let (mut p, mut seen) = warmed(cfg);
     let srtt = p.srtt();
     let before = p.stats();
     let t0 = p.sim.now;
@@ -379,9 +379,7 @@ fn holes_anywhere_in_a_window_of_1024_show_in_one_ack() {
         cwnd_max: 1024,
         ..DeviceConfig::default()
     };
-    let mut p = pair(net(), cfg);
-    let mut seen = Vec::new();
-    p.warm_up(20, &mut seen);
+    let (mut p, mut seen) = warmed(cfg);
     let srtt = p.srtt();
     let before = p.stats();
     let t0 = p.sim.now;
@@ -594,9 +592,7 @@ fn a_timeout_of_late_acks_is_undone() {
         cwnd_init: 64,
         ..DeviceConfig::default()
     };
-    let mut p = pair(net(), cfg);
-    let mut seen = Vec::new();
-    p.warm_up(20, &mut seen);
+    let (mut p, mut seen) = warmed(cfg);
     let info = |p: &Pair| p.sim.devices[0].peer_info(device_addr(1)).unwrap();
     let cwnd = info(&p).cwnd;
     assert!(cwnd >= 64, "{cwnd}");
