@@ -29,6 +29,7 @@ use std::time::Duration;
 pub use batch::{DEFAULT_SLOT_SIZE, DEFAULT_SLOTS, RecvBatch, RecvItem};
 pub use fault::DropInjector;
 pub use iface::{IPV4_UDP_OVERHEAD, Iface, MAX_UDP_PAYLOAD, interfaces};
+pub use send::GSO_MAX_SEGMENTS;
 
 use send::SendScratch;
 use sys::ErrKind;

@@ -27,6 +27,7 @@ use super::sink::{Dir, Sink};
 use super::stats::Observer;
 use super::transport::Transport;
 use crate::bindings as b;
+use crate::io::udp::{GSO_MAX_SEGMENTS, MAX_UDP_PAYLOAD};
 use crate::rdm::{self, CompFlags, PeerIdx, RdmError};
 use crate::wire::rdm::REQ_LEN;
 use crate::wire::srd::DATA_HEADER_LEN;
@@ -63,9 +64,6 @@ pub struct RdmEp {
     /// The clock as the last progress round last read it.
     last_now: u64,
 }
-
-/// Most bytes of one UDP GSO send (the kernel's limit on a UDP datagram).
-const GSO_BYTES: usize = 65_507;
 
 /// Bytes a peer's window should hold: the bandwidth-delay product of
 /// 10 GB/s at 100 µs.
@@ -122,9 +120,9 @@ impl RdmOpen {
             // at most 64 segments): they arrive in order, not interleaved
             // with the other paths' (the receiver then sees no holes to
             // acknowledge and the sender no reordering to take for loss).
-            c.path_burst = u32::try_from(GSO_BYTES / (c.max_payload + DATA_HEADER_LEN))
-                .unwrap_or(1)
-                .clamp(1, 64);
+            let per_send =
+                (MAX_UDP_PAYLOAD / (c.max_payload + DATA_HEADER_LEN)).clamp(1, GSO_MAX_SEGMENTS);
+            c.path_burst = u32::try_from(per_send).unwrap_or(1);
         })?;
         let mut link = Link::open(t, params)?;
         let mtu = link.t.dev.max_payload();

@@ -11,7 +11,7 @@ use super::sys::{self, ErrKind};
 use super::{MAX_ERR_RETRIES, MAX_TAIL, MAX_UDP_PAYLOAD, SEND_CHUNK, SendItem, UdpStats};
 
 /// Most segments in one GSO message (the kernel's UDP_MAX_SEGMENTS is ≥ 64).
-const GSO_MAX_SEGMENTS: usize = 64;
+pub const GSO_MAX_SEGMENTS: usize = 64;
 /// Control buffer per message: room for one UDP_SEGMENT cmsg (24 bytes),
 /// in u64s for cmsghdr alignment.
 type Ctrl = [u64; 4];
