@@ -7,6 +7,7 @@ mod common;
 
 use common::fab::*;
 use common::stats::{ctr, page_of, wait_reading};
+use common::{close, fid_of};
 
 /// Over UDP at 5 % loss, set before the provider loads.
 fn setup() {
@@ -95,4 +96,56 @@ fn every_size_arrives_whole_under_loss_and_completed_buffers_are_not_read() {
     assert!(ctr(&s, "retransmits") > 0, "loss was repaired: {s:#?}");
     assert!(ctr(&s, "zc_pkts") > 0);
     assert_eq!(ctr(&s, "udp_errors"), 0, "no completed send was read");
+}
+
+#[test]
+fn rma_writes_arrive_whole_under_loss_and_completed_sources_are_not_read() {
+    setup();
+    let o = Opts {
+        caps: srd_fi::bindings::FI_MSG | srd_fi::bindings::FI_RMA,
+        cq_format: srd_fi::bindings::FI_CQ_FORMAT_DATA,
+        ..Opts::rdm()
+    };
+    let info = lo_info(&o);
+    // SAFETY: info is our own copy; its domain_attr is valid. mr_mode 0:
+    // offsets and application keys.
+    unsafe { (*(*info.0).domain_attr).mr_mode = 0 };
+    let p = Pair::with_info(info, &o);
+    let sizes = [1usize, 65_537, (1 << 20) + 3, 4 << 20];
+    let mut done = Vec::new();
+    for (k, &size) in sizes.iter().enumerate() {
+        let mut target = vec![0xEEu8; size + 64];
+        let key = 40 + k as u64;
+        let mr = mr_reg(p.dom, &mut target, REMOTE_RW, key);
+        let mut src = Pages::new(size);
+        src.bytes().copy_from_slice(&pattern(size, k as u8 ^ 0x5a));
+        assert_eq!(p.a.write(src.bytes(), 16, key, 3), 0);
+        let got = p.wait(1, 0, 120);
+        assert_eq!((got[0].len(), got[0][0].err), (1, 0), "write {size}");
+        assert!(
+            target[16..16 + size] == pattern(size, k as u8 ^ 0x5a)[..],
+            "bytes at {size}"
+        );
+        assert!(
+            target[..16]
+                .iter()
+                .chain(&target[16 + size..])
+                .all(|&x| x == 0xEE)
+        );
+        // The write is over: its source may go away.
+        src.revoke();
+        done.push(src);
+        assert_eq!(close(fid_of(mr)), 0);
+    }
+    p.drain(300);
+    let pa = page_of(&p.a.name);
+    let s = wait_reading(&pa, 20, p.a.txcq, |s| ctr(s, "zc_refs") == 0);
+    assert!(ctr(&s, "retransmits") > 0, "loss was repaired: {s:#?}");
+    // Every byte but the 1-byte write's went by reference.
+    let total: usize = sizes.iter().sum();
+    assert!(
+        ctr(&s, "zc_bytes") as usize >= total - 1,
+        "writes went by reference: {s:#?}"
+    );
+    assert_eq!(ctr(&s, "udp_errors"), 0, "no completed write was read");
 }

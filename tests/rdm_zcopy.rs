@@ -3,11 +3,14 @@
 //! gathered by the harness as the transport gathers it), across segment
 //! boundaries of multi-segment iovs, under reordering; a range over more
 //! than `EXT_PIECES` segments is copied. Every byte arrives; a send that is
-//! over no longer resolves.
+//! over no longer resolves. The same for the data packets of RMA writes.
 
 mod rdm_common;
+#[path = "rdm_rma_common.rs"]
+mod rma_common;
 
 use rdm_common::{Net, cfg, owned, pattern};
+use rma_common::{RW, Registry};
 use srd_fi::mem::UserIov;
 use srd_fi::rdm::{ExtSlice, OpFlags};
 
@@ -84,4 +87,108 @@ fn zero_copy_packets_carry_every_byte_across_segments() {
     }
     assert_eq!(net.eps[0].pending_ops(), (0, 0));
     assert!(net.eps[0].stats().zc_bytes > 4 << 20);
+}
+
+/// Token of RMA operation slot `slot`, generation `generation` (the
+/// engine's token layout: kind 6 in the top byte).
+fn rma_token(generation: u64, slot: u64) -> u64 {
+    (6 << 56) | (generation << 32) | slot
+}
+
+#[test]
+fn rma_write_packets_leave_their_data_in_the_callers_buffer() {
+    const KEY: u64 = 0x2222;
+    let mut net = Net::new(2, 9, cfg);
+    let reg = Registry::default();
+    net.eps[1].set_rma_target(Box::new(reg.clone()));
+    reg.add(KEY, (4 << 20) + 64, RW, None);
+    let p = net.peer(0, 1);
+    net.eps[0].set_peer_zero_copy(p, true).unwrap();
+    let cases = [
+        (1usize, usize::MAX),
+        (100_000, 3000),
+        (300_000, 1000),
+        (200_000, 97),
+        (4 << 20, usize::MAX),
+    ];
+    let one = ExtSlice { off: 0, len: 1 };
+    for (k, &(len, seg)) in cases.iter().enumerate() {
+        let data = pattern(k as u64 + 70, len);
+        let off = 13 + k as u64;
+        let before = net.eps[0].stats().zc_packets;
+        net.eps[0]
+            .write(
+                net.now,
+                p,
+                segmented(&data, seg),
+                off,
+                KEY,
+                None,
+                k as u64,
+                OpFlags::empty(),
+            )
+            .unwrap();
+        if k == 0 {
+            // Live: the write's buffer resolves (what the transport gathers).
+            assert!(net.eps[0].ext_copy(rma_token(0, 0), one, &mut [0u8; 1]));
+        }
+        net.run(400_000);
+        let c = net.take(0);
+        assert_eq!(c.len(), 1, "{len}/{seg}: one completion");
+        assert!(c[0].err.is_none(), "{len}/{seg}: {:?}", c[0].err);
+        assert_eq!(
+            c[0].iov.as_ref().unwrap().to_vec(),
+            data,
+            "source handed back"
+        );
+        let mem = reg.bytes(KEY);
+        assert_eq!(
+            &mem[off as usize..off as usize + len],
+            &data[..],
+            "{len}/{seg}: bytes"
+        );
+        let by_ref = net.eps[0].stats().zc_packets - before;
+        let mtu = net.eps[0].config().mtu;
+        if seg.saturating_mul(2) >= mtu && len > 1 {
+            assert!(by_ref > 1, "{len}/{seg}: data went by reference ({by_ref})");
+        } else if seg * 4 < mtu {
+            assert_eq!(
+                by_ref, 0,
+                "{len}/{seg}: too many segments per packet: copied"
+            );
+        }
+    }
+    // Every write is over: none of their tokens resolves any more.
+    for g in 0..=cases.len() as u64 {
+        assert!(
+            !net.eps[0].ext_copy(rma_token(g, 0), one, &mut [0u8; 1]),
+            "generation {g}"
+        );
+    }
+    // A refused write (unknown key) ends early: its buffer is released
+    // with the error, and nothing of it is read afterwards.
+    let data = pattern(99, 1 << 20);
+    net.eps[0]
+        .write(
+            net.now,
+            p,
+            UserIov::from_vec(data),
+            0,
+            KEY + 1,
+            None,
+            77,
+            OpFlags::empty(),
+        )
+        .unwrap();
+    net.run(400_000);
+    let c = net.take(0);
+    assert_eq!(c.len(), 1);
+    assert!(c[0].err.is_some(), "refused write fails");
+    for g in 0..=cases.len() as u64 + 1 {
+        assert!(
+            !net.eps[0].ext_copy(rma_token(g, 0), one, &mut [0u8; 1]),
+            "generation {g}"
+        );
+    }
+    assert_eq!(net.eps[0].pending_ops(), (0, 0));
 }

@@ -94,7 +94,7 @@ pub const DEFS: &[Def] = &[
         name: "zcopy",
         kind: Kind::Bool,
         default: "1",
-        help: "Send the data packets of medium and long messages over UDP from the application's buffers by iovec (zero copy; retransmissions read them again) instead of copying them first; 0 copies.",
+        help: "Send the data packets of medium and long messages and of RMA writes over UDP from the application's buffers by iovec (zero copy; retransmissions read them again) instead of copying them first; 0 copies.",
     },
     Def {
         name: "unexp_max",

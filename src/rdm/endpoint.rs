@@ -236,11 +236,11 @@ impl Endpoint {
     }
 
     fn ext_iov(&self, token: u64) -> Option<&crate::mem::UserIov> {
-        let (kind, h) = crate::rdm::outbox::untoken(token);
-        if kind != crate::rdm::outbox::TOK_TX {
-            return None;
+        match crate::rdm::outbox::untoken(token) {
+            (crate::rdm::outbox::TOK_TX, h) => self.tx.iov_of(h),
+            (crate::rdm::outbox::TOK_RMA, h) => self.rma.iov_of(h),
+            _ => None,
         }
-        self.tx.iov_of(h)
     }
 
     // ---- what spans the parts --------------------------------------------

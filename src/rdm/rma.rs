@@ -32,7 +32,7 @@ use super::outbox::{Ctx, Outbox, RmaQ, TOK_RMA, token};
 use super::peer::{PeerIdx, Peers};
 use super::pool::{Handle, Slab};
 use super::types::{CompFlags, ErrorKind};
-use super::{Completion, CompletionError, TxInfo};
+use super::{Completion, CompletionError, ExtSlice, TxInfo};
 use crate::mem::UserIov;
 use crate::wire::rdm::{
     OpRef, READRSP_PLACED, RSP_NO_CMA, RTR_CMA, RTR_LEN, RTW_CMA, RTW_CQ_DATA, RTW_LEN,
@@ -309,6 +309,9 @@ impl RmaInit {
         let lim = peers.mtu(peer).min(out.len());
         let out = &mut out[..lim];
         let cma_segs = self.cma_segs(idx, peers, RTW_LEN.max(RTR_LEN), lim);
+        let zc = peers.zero_copy(peer);
+        // The part of a write's packet left in the caller's buffer.
+        let mut ext = None;
         let pid = self.pid;
         let op = self.ops.get_mut(idx)?;
         op.queued = false;
@@ -367,13 +370,24 @@ impl RmaInit {
                 let n = ((op.len - op.next_off) as usize).min(out.len() - at);
                 let off = op.next_off as usize;
                 let dst = &mut out[at..at + n];
+                op.next_off += n as u64;
                 if op.copied {
                     dst.copy_from_slice(&self.bufs[idx.idx() as usize][off..off + n]);
+                    at + n
                 } else if let Some(iov) = &op.iov {
-                    iov.copy_out(off, dst);
+                    if zc && super::proto::leaves_in_place(iov, off, n) {
+                        ext = Some(ExtSlice {
+                            off: off as u64,
+                            len: n as u32,
+                        });
+                        at
+                    } else {
+                        iov.copy_out(off, dst);
+                        at + n
+                    }
+                } else {
+                    at + n
                 }
-                op.next_off += n as u64;
-                at + n
             }
             RmaKind::Read => {
                 if op.started {
@@ -432,8 +446,19 @@ impl RmaInit {
             peer: op.peer,
             len,
             token: token(TOK_RMA, idx),
-            ext: None,
+            ext,
         })
+    }
+
+    /// The source of write `h`'s zero-copy packets (`TxInfo::ext`) while
+    /// the write lives; `None` once it ended (its buffer is the caller's
+    /// again) or for anything but a write from the caller's memory.
+    pub fn iov_of(&self, h: Handle) -> Option<&UserIov> {
+        let op = self.ops.get(h)?;
+        if op.kind != RmaKind::Write || op.copied {
+            return None;
+        }
+        op.iov.as_ref()
     }
 
     /// Transport verdict on a packet of op `idx`: its peer (`None`: the

@@ -30,20 +30,20 @@ impl Endpoint {
         // Sends and RMA take turns, so neither a long write nor a long
         // message holds the other back.
         self.rma_turn = !self.rma_turn;
-        if self.rma_turn
-            && let Some(t) = self.poll_rma(out)
-        {
-            return Some(t);
-        }
+        let t = if self.rma_turn {
+            self.poll_rma(out)
+        } else {
+            None
+        };
         let (addr, pid) = (self.cfg.local_addr.as_slice(), self.cfg.pid);
-        if let Some(t) = self.tx.next_packet(&self.peers, addr, pid, out) {
-            if let Some(e) = t.ext {
-                self.out.stats.zc_packets += 1;
-                self.out.stats.zc_bytes += u64::from(e.len);
-            }
-            return Some(t);
+        let t = t
+            .or_else(|| self.tx.next_packet(&self.peers, addr, pid, out))
+            .or_else(|| self.poll_rma(out))?;
+        if let Some(e) = t.ext {
+            self.out.stats.zc_packets += 1;
+            self.out.stats.zc_bytes += u64::from(e.len);
         }
-        self.poll_rma(out)
+        Some(t)
     }
 
     /// Whether `poll_transmit` has anything to give now (a cheap check

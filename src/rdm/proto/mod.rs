@@ -60,10 +60,10 @@ impl Source<'_> {
 pub fn payload(op: &TxOp, inject: &[u8], off: u64, dst: &mut [u8], zc: bool) -> (usize, u32) {
     let n = dst.len();
     if zc
-        && n > 0
-        && let Some(iov) = op.iov.as_ref()
-        && iov.pieces(off as usize, n) <= super::EXT_PIECES
-        && (off as usize).saturating_add(n) <= iov.len()
+        && op
+            .iov
+            .as_ref()
+            .is_some_and(|iov| leaves_in_place(iov, off as usize, n))
     {
         return (0, n as u32);
     }
@@ -72,6 +72,13 @@ pub fn payload(op: &TxOp, inject: &[u8], off: u64, dst: &mut [u8], zc: bool) -> 
         inject,
     };
     (src.copy_out(off, dst), 0)
+}
+
+/// Whether bytes `off..off + n` of `iov` may stay where they are, the
+/// tail of a zero-copy packet (`TxInfo::ext`): present, and in at most
+/// `EXT_PIECES` segments.
+pub fn leaves_in_place(iov: &UserIov, off: usize, n: usize) -> bool {
+    n > 0 && off.saturating_add(n) <= iov.len() && iov.pieces(off, n) <= super::EXT_PIECES
 }
 
 /// The REQ header of `op` for the packet at `offset`.
