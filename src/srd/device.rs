@@ -1222,9 +1222,14 @@ impl Device {
             p.rx_unacked = 0;
         }
         let path = p.paths.choose(now, avoid);
+        // With packets already in flight and the timer armed, a further
+        // transmission moves no deadline earlier (the RTO runs from the
+        // oldest, the probe from the newest); only a pacing gap can.
+        let mut rearm = p.tx.in_flight == 0 || p.timer_at.is_none();
         p.tx.on_transmit(psn, now, path);
         if let Some(gap) = p.rtt.srtt().and_then(|s| p.cwnd.pacing_gap(s)) {
             p.pace_until = Some(now.saturating_add(gap));
+            rearm = true;
         }
         p.counters.tx_data += 1;
         let una = p.tx.una;
@@ -1234,7 +1239,9 @@ impl Device {
             p.in_ready = true;
             self.ready.push_back(pi);
         }
-        self.arm(pi);
+        if rearm {
+            self.arm(pi);
+        }
         if owes_ack && !more {
             self.queue_ack(pi);
         }
