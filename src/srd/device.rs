@@ -4,7 +4,7 @@ use super::multipath::PathEvent;
 use super::objects::{AhEntry, CqEntry, MrEntry, QpEntry, RKEY_BIT, Table};
 use super::peer::{EpochCheck, Peer, RtoEpisode};
 use super::pool::Pool;
-use super::reliability::Slot;
+use super::reliability::Ring;
 use super::{
     Access, Ah, Arrival, Completion, Cq, DeviceAddr, DeviceConfig, DropEvent, ExtRef, MAX_PATHS,
     Mr, Opcode, OutSrc, Outgoing, Pd, PeerInfo, QpAttr, QpState, QpType, Qpn, RX_WINDOW, RecvWr,
@@ -64,7 +64,7 @@ pub struct Device {
     /// Send-window rings of peers that went idle, for the next busy peer
     /// (at most `SPARE_RINGS`): idle peers hold no ring, and a few busy
     /// peers at a time allocate nothing.
-    spare_rings: Vec<Vec<Slot>>,
+    spare_rings: Vec<Ring>,
     /// The second copy of a lone small packet (`DeviceConfig::dup_small`),
     /// sent right after the first on another path.
     dup_next: Option<Outgoing>,
@@ -666,9 +666,11 @@ impl Device {
             ack_one(p, psn);
             psn = psn.wrapping_add(1);
         }
-        // Selective part: bit j of word k is PSN cum+1+64k+j.
+        // Selective part: bit j of word k is PSN cum+1+64k+j. Only the
+        // PSNs still live are looked at: while a hole stays open every ack
+        // repeats the bits of the ones acked before.
         for (k, &word) in (0u32..).zip(sack.iter().take(usize::from(words))) {
-            let mut bits = word;
+            let mut bits = word & p.tx.live_word(cum.wrapping_add(1 + 64 * k));
             while bits != 0 {
                 let j = bits.trailing_zeros();
                 bits &= bits - 1;

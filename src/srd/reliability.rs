@@ -68,9 +68,21 @@ pub(crate) struct Removed {
     pub retransmitted: bool,
 }
 
+/// A send window's storage, handed from an idle peer to the next busy one
+/// (`TxWindow::take_ring`, `give_ring`): its slots, and one bit per slot
+/// that is not free, so an ack's SACK is matched against the PSNs still
+/// live a word at a time (`TxWindow::live_word`) rather than bit by bit.
+#[derive(Debug, Default)]
+pub(crate) struct Ring {
+    slots: Vec<Slot>,
+    live: Vec<u64>,
+}
+
 #[derive(Debug)]
 pub(crate) struct TxWindow {
     slots: Vec<Slot>,
+    /// Bit `i`: slot `i` is not free (see `Ring`).
+    live: Vec<u64>,
     size: u32,
     /// Next PSN to assign.
     pub next_psn: u32,
@@ -106,6 +118,7 @@ impl TxWindow {
     pub fn new(size: u32) -> Self {
         TxWindow {
             slots: Vec::new(),
+            live: Vec::new(),
             size: size.clamp(1, RX_WINDOW).next_power_of_two(),
             next_psn: 0,
             una: 0,
@@ -136,14 +149,17 @@ impl TxWindow {
     /// Gives up the slot ring of an idle window (nothing outstanding), so
     /// a peer that went quiet holds no ring; the device keeps a few spare
     /// rings for the next busy peer. `None` while busy or ringless.
-    pub fn take_ring(&mut self) -> Option<Vec<Slot>> {
+    pub fn take_ring(&mut self) -> Option<Ring> {
         if self.outstanding() != 0 || self.slots.is_empty() {
             return None;
         }
         self.retx.clear();
         self.head = NONE;
         self.tail = NONE;
-        Some(std::mem::take(&mut self.slots))
+        Some(Ring {
+            slots: std::mem::take(&mut self.slots),
+            live: std::mem::take(&mut self.live),
+        })
     }
 
     /// Has no ring (never sent, or idle and parked).
@@ -156,13 +172,69 @@ impl TxWindow {
     /// ring is only ever taken with every slot free (`take_ring`), and
     /// `assign` writes a slot whole (clearing 1024 slots, 56 KiB, on every
     /// lone message had cost a ping-pong about a microsecond).
-    pub fn give_ring(&mut self, ring: Vec<Slot>) -> Option<Vec<Slot>> {
-        if !self.slots.is_empty() || ring.len() != usize::try_from(self.size).ok()? {
+    pub fn give_ring(&mut self, ring: Ring) -> Option<Ring> {
+        if !self.slots.is_empty() || ring.slots.len() != usize::try_from(self.size).ok()? {
             return Some(ring);
         }
-        debug_assert!(ring.iter().all(|s| s.state == SlotState::Free));
-        self.slots = ring;
+        debug_assert!(ring.slots.iter().all(|s| s.state == SlotState::Free));
+        debug_assert!(ring.live.iter().all(|&w| w == 0));
+        self.slots = ring.slots;
+        self.live = ring.live;
         None
+    }
+
+    fn set_live(&mut self, i: u32, on: bool) {
+        if let Some(w) = self.live.get_mut((i / 64) as usize) {
+            let bit = 1u64 << (i % 64);
+            if on {
+                *w |= bit;
+            } else {
+                *w &= !bit;
+            }
+        }
+    }
+
+    /// Bit `j` set: PSN `base + j` is live (assigned, not yet acked or
+    /// abandoned). O(1) for windows of at least 64 slots.
+    pub fn live_word(&self, base: u32) -> u64 {
+        // The first PSN of the 64 at or after una, and how many of them
+        // are outstanding.
+        let skip = if psn_lt(base, self.una) {
+            self.una.wrapping_sub(base)
+        } else {
+            0
+        };
+        if skip >= 64 {
+            return 0;
+        }
+        let first = base.wrapping_add(skip);
+        let ahead = self
+            .outstanding()
+            .saturating_sub(first.wrapping_sub(self.una));
+        let n = ahead.min(64 - skip);
+        if n == 0 {
+            return 0;
+        }
+        // n <= outstanding <= size: the n slots from `first` are distinct.
+        let i = self.idx(first);
+        let bits = if self.size >= 64 {
+            let words = self.live.len();
+            let w = (i / 64) as usize;
+            let sh = i % 64;
+            let lo = self.live.get(w).copied().unwrap_or(0) >> sh;
+            let hi = match sh {
+                0 => 0,
+                _ => self.live.get((w + 1) % words.max(1)).copied().unwrap_or(0) << (64 - sh),
+            };
+            lo | hi
+        } else {
+            let word = self.live.first().copied().unwrap_or(0);
+            (0..n).fold(0u64, |acc, j| {
+                acc | (word >> ((i + j) & (self.size - 1)) & 1) << j
+            })
+        };
+        let mask = if n == 64 { u64::MAX } else { (1u64 << n) - 1 };
+        (bits & mask) << skip
     }
 
     /// PSNs assigned and not yet acked.
@@ -196,6 +268,7 @@ impl TxWindow {
         if self.slots.is_empty() {
             // The ring is created on the first send to this peer only.
             self.slots = vec![FREE_SLOT; usize::try_from(self.size).ok()?];
+            self.live = vec![0; usize::try_from(self.size.div_ceil(64)).ok()?];
         }
         let psn = self.next_psn;
         let i = self.idx(psn);
@@ -206,6 +279,7 @@ impl TxWindow {
             state: SlotState::Lost, // becomes InFlight in on_transmit
             ..FREE_SLOT
         };
+        self.set_live(i, true);
         self.next_psn = psn.wrapping_add(1);
         Some(psn)
     }
@@ -263,6 +337,7 @@ impl TxWindow {
             slot.state = SlotState::Free;
             slot.buf = NONE;
         }
+        self.set_live(i, false);
         Some(Removed {
             buf: s.buf,
             was_lost: s.state == SlotState::Lost,
@@ -466,6 +541,7 @@ impl TxWindow {
         for s in &mut self.slots {
             *s = FREE_SLOT;
         }
+        self.live.fill(0);
         self.head = NONE;
         self.tail = NONE;
         self.in_flight = 0;
@@ -686,6 +762,60 @@ mod tests {
         assert_eq!(t.una, 8);
         assert_eq!(t.in_flight, 0);
         assert!(t.has_room());
+    }
+
+    /// `live_word` against a PSN-by-PSN look-up, through random assigns,
+    /// acks, losses and resends, for windows below and above one word and
+    /// PSNs wrapping around zero.
+    #[test]
+    fn live_word_matches_the_slots() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rnd = |n: u32| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % u64::from(n.max(1))) as u32
+        };
+        for size in [1u32, 8, 32, 64, 256, 1024] {
+            let mut t = TxWindow::new(size);
+            let start = u32::MAX - 40;
+            t.next_psn = start;
+            t.una = start;
+            for step in 0..4000u32 {
+                match rnd(4) {
+                    0 | 1 => {
+                        if let Some(psn) = t.assign(step) {
+                            t.on_transmit(psn, u64::from(step), 0);
+                        }
+                    }
+                    2 => {
+                        let psn = t.una.wrapping_add(rnd(size));
+                        t.remove(psn);
+                        t.advance_una();
+                    }
+                    _ => {
+                        let psn = t.una.wrapping_add(rnd(size));
+                        if t.mark_lost(psn).is_some() && rnd(2) == 0 {
+                            t.pop_retx();
+                            t.on_transmit(psn, u64::from(step), 1);
+                        }
+                    }
+                }
+                let base = t
+                    .una
+                    .wrapping_add(rnd(3 * size + 130))
+                    .wrapping_sub(size + 65);
+                let want = (0..64u32).fold(0u64, |acc, j| {
+                    acc | u64::from(t.get(base.wrapping_add(j)).is_some()) << j
+                });
+                assert_eq!(
+                    t.live_word(base),
+                    want,
+                    "size {size} step {step} base {base}"
+                );
+            }
+            assert!(t.next_psn < start, "PSNs wrapped for size {size}");
+        }
     }
 
     #[test]
