@@ -351,9 +351,18 @@ fn compute_checksum(datagram: &[u8], header_len: usize) -> u32 {
         datagram
     };
     let mut c = Crc32c::new();
-    c.update(&covered[..field::CSUM.start]);
-    c.update(&[0u8; 4]);
-    c.update(&covered[field::CSUM.end..]);
+    if covered.len() <= 64 {
+        // A header: one pass over a copy with the field zeroed (three
+        // short updates cost twice as much, per packet both ways).
+        let mut b = [0u8; 64];
+        b[..covered.len()].copy_from_slice(covered);
+        b[field::CSUM].fill(0);
+        c.update(&b[..covered.len()]);
+    } else {
+        c.update(&covered[..field::CSUM.start]);
+        c.update(&[0u8; 4]);
+        c.update(&covered[field::CSUM.end..]);
+    }
     c.finish()
 }
 
