@@ -2,8 +2,9 @@
 //! core): medium and long-CTS data packets go out of the sender's buffers
 //! by iovec, the device holding a reference per packet until it is
 //! acknowledged (`zc_refs` on the stats page). Every byte arrives at every
-//! size; a peer that dies mid-burst fails the sends and releases every
-//! reference; an endpoint closed mid-burst reports nothing afterwards.
+//! size; a peer that dies mid-burst fails the sends (or an RMA write) and
+//! releases every reference; an endpoint closed mid-burst reports nothing
+//! afterwards.
 
 mod common;
 
@@ -97,13 +98,19 @@ fn every_size_arrives_whole_from_the_senders_buffers() {
 /// The victim: answers one exchange (so both know each other), then
 /// receives a long message slowly (progress every 2 ms, no keepalive
 /// thread) until it is killed mid-transfer.
+/// The peer of the killed-mid-burst tests: says hello, then takes packets
+/// slowly (a CQ poll every 2 ms) until it is killed. As the "send" role it
+/// has a receive posted for the long message; as the "write" role it
+/// exposes `LONG` bytes for remote writes under `WRITE_KEY`.
 #[test]
 #[ignore = "a child process's role: the multi-process tests run it (with --ignored)"]
 fn victim_role() {
-    if std::env::var_os(ROLE).is_none() {
+    let Some(role) = std::env::var_os(ROLE) else {
         return;
-    }
-    let mut n = Node::new(&Opts::rdm());
+    };
+    let mut n = Node::peer(0);
+    let mut big = vec![0u8; LONG];
+    let mr = (role == "write").then(|| mr_reg(n.dom, &mut big, b::FI_REMOTE_WRITE, WRITE_KEY));
     n.announce();
     let mut line = String::new();
     std::io::stdin().read_line(&mut line).expect("peer line");
@@ -113,8 +120,9 @@ fn victim_role() {
     n.wait(0, 1, 30);
     assert_eq!(n.s.send(&buf, n.s.peer, 2), 0);
     n.wait(1, 0, 30);
-    let mut big = vec![0u8; LONG];
-    assert_eq!(n.s.recv(&mut big, ADDR_UNSPEC, 3), 0);
+    if mr.is_none() {
+        assert_eq!(n.s.recv(&mut big, ADDR_UNSPEC, 3), 0);
+    }
     println!("SLOW");
     use std::io::Write;
     std::io::stdout().flush().unwrap();
@@ -124,8 +132,10 @@ fn victim_role() {
     }
 }
 
-/// A long message (long-CTS: granted by the receiver as it takes data).
+/// A long message (long-CTS: granted by the receiver as it takes data),
+/// or a long write.
 const LONG: usize = 64 << 20;
+const WRITE_KEY: u64 = 0x77;
 
 /// A CQ polled from another thread (the provider is FI_THREAD_SAFE).
 struct Cq(*mut b::fid_cq);
@@ -143,17 +153,17 @@ impl Drop for Reaped {
     }
 }
 
-#[test]
-fn a_peer_killed_mid_burst_fails_the_sends_and_releases_every_reference() {
-    setup();
-    if std::env::var_os(ROLE).is_some() {
-        return;
-    }
-    let mut n = Node::new(&Opts::rdm());
+/// Starts the victim in `role`, says hello, has `start` begin a long
+/// operation to it, kills it while the device holds references to the
+/// operation's unacknowledged packets, and checks that the operation
+/// fails with FI_EHOSTUNREACH, completes once, and that no reference is
+/// left.
+fn killed_mid_burst(role: &str, start: impl FnOnce(&Side, &[u8])) {
+    let mut n = Node::peer(0);
     let mut kid = Reaped(child::spawn(
         "victim_role",
         &[
-            (ROLE, "1"),
+            (ROLE, role),
             ("FI_SRD_SHM", "0"),
             ("FI_SRD_PROGRESS_INTERVAL_MS", "0"),
         ],
@@ -174,24 +184,49 @@ fn a_peer_killed_mid_burst_fails_the_sends_and_releases_every_reference() {
     kid.expect_progressing("SLOW", 30, || {
         poll_cq(n.s.txcq);
     });
-    // A long message the peer takes slowly: the sender holds references
-    // to its unacknowledged packets when the peer is killed.
+    // The peer takes it slowly: the sender holds references to its
+    // unacknowledged packets when the peer is killed.
     let long = pattern(LONG, 7);
-    assert_eq!(n.s.send(&long, n.s.peer, 100), 0);
+    start(&n.s, &long);
     let page = page_of(&n.s.name);
     let held = wait_reading(&page, 30, n.s.txcq, |s| ctr(s, "zc_refs") > 0);
-    eprintln!("references held mid-burst: {}", ctr(&held, "zc_refs"));
+    eprintln!(
+        "{role}: references held mid-burst: {}",
+        ctr(&held, "zc_refs")
+    );
     kid.child.kill().expect("SIGKILL the victim");
     kid.finish(10);
-    // Every send fails; then no reference is left.
+    // The operation fails; then no reference is left.
     let mut got: [Vec<Cqe>; 2] = Default::default();
     let ok = progress_until(&[n.s.txcq, n.s.rxcq], &mut got, 30, |g| !g[0].is_empty());
-    assert!(ok, "the send did not fail: {got:?}");
+    assert!(ok, "{role}: the operation did not fail: {got:?}");
     assert_eq!(got[0].len(), 1);
-    assert_eq!(got[0][0].err, b::FI_EHOSTUNREACH, "{:?}", got[0][0]);
+    assert_eq!(got[0][0].err, b::FI_EHOSTUNREACH, "{role}: {:?}", got[0][0]);
     let s = wait_reading(&page, 10, n.s.txcq, |s| ctr(s, "zc_refs") == 0);
     assert!(ctr(&s, "zc_pkts") > 0, "{s:#?}");
     assert!(drain(&n.s, 100)[0].is_empty(), "nothing completes twice");
+}
+
+#[test]
+fn a_peer_killed_mid_burst_fails_the_sends_and_releases_every_reference() {
+    setup();
+    if std::env::var_os(ROLE).is_some() {
+        return;
+    }
+    killed_mid_burst("send", |s, long| {
+        assert_eq!(s.send(long, s.peer, 100), 0);
+    });
+}
+
+#[test]
+fn a_target_killed_mid_write_fails_the_write_and_releases_every_reference() {
+    setup();
+    if std::env::var_os(ROLE).is_some() {
+        return;
+    }
+    killed_mid_burst("write", |s, long| {
+        assert_eq!(s.write(long, 0, WRITE_KEY, 100), 0);
+    });
 }
 
 #[test]
