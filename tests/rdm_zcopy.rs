@@ -192,3 +192,107 @@ fn rma_write_packets_leave_their_data_in_the_callers_buffer() {
     }
     assert_eq!(net.eps[0].pending_ops(), (0, 0));
 }
+
+/// The datagrams endpoint `i` has to send now, each with its zero-copy
+/// tail gathered (as the transport does), and their tokens.
+fn transmit_all(net: &mut Net, i: usize) -> Vec<(u64, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; net.mtu];
+    while let Some(t) = net.eps[i].poll_transmit(net.now, &mut buf) {
+        let mut bytes = buf[..t.len].to_vec();
+        if let Some(e) = t.ext {
+            let mut tail = vec![0u8; e.len as usize];
+            assert!(
+                net.eps[i].ext_copy(t.token, e, &mut tail),
+                "a live write's tail"
+            );
+            bytes.extend_from_slice(&tail);
+        }
+        out.push((t.token, bytes));
+    }
+    out
+}
+
+/// A write's response can overtake the acknowledgements of its packets
+/// (the transport confirms a datagram when the peer's ack arrives, and
+/// acks are delayed or lost): a zero-copy write completes only when both
+/// are in, so a resend of an unconfirmed packet still finds its bytes.
+#[test]
+fn a_zero_copy_write_completes_after_its_packets_are_confirmed() {
+    const KEY: u64 = 0x3333;
+    let mut net = Net::new(2, 5, cfg);
+    let reg = Registry::default();
+    net.eps[1].set_rma_target(Box::new(reg.clone()));
+    reg.add(KEY, 64 << 10, RW, None);
+    let (p01, p10) = (net.peer(0, 1), net.peer(1, 0));
+    net.eps[0].set_peer_zero_copy(p01, true).unwrap();
+    // Settle both handshakes with a message each way.
+    for (i, j) in [(0, 1), (1, 0)] {
+        net.eps[j]
+            .recv(net.now, owned(8), None, 1, OpFlags::empty())
+            .unwrap();
+        let p = net.peer(i, j);
+        net.eps[i]
+            .send(
+                net.now,
+                p,
+                UserIov::from_vec(vec![7; 8]),
+                None,
+                2,
+                OpFlags::empty(),
+            )
+            .unwrap();
+        net.run(10_000);
+        net.take(0);
+        net.take(1);
+    }
+    let data = pattern(31, 3 * net.mtu);
+    net.eps[0]
+        .write(
+            net.now,
+            p01,
+            UserIov::from_vec(data.clone()),
+            0,
+            KEY,
+            None,
+            9,
+            OpFlags::empty(),
+        )
+        .unwrap();
+    let pkts = transmit_all(&mut net, 0);
+    assert!(pkts.len() >= 3, "{} packets", pkts.len());
+    let now = net.now;
+    for (_, b) in &pkts {
+        net.eps[1].handle_packet(now, Some(p10), b);
+    }
+    // The target placed every byte and answers; its response arrives
+    // before any of our packets is confirmed.
+    let rsp = transmit_all(&mut net, 1);
+    assert_eq!(rsp.len(), 1, "one WRITERSP");
+    for (tok, b) in &rsp {
+        net.eps[0].handle_packet(now, Some(p01), b);
+        net.eps[1].on_send_complete(*tok, Ok(()));
+    }
+    assert_eq!(&reg.bytes(KEY)[..data.len()], &data[..]);
+    assert!(
+        net.eps[0].poll_completion().is_none(),
+        "complete before its packets are confirmed"
+    );
+    let (tok, _) = &pkts[0];
+    let one = ExtSlice { off: 0, len: 1 };
+    assert!(
+        net.eps[0].ext_copy(*tok, one, &mut [0u8; 1]),
+        "a resend still finds the buffer"
+    );
+    for (tok, _) in &pkts {
+        net.eps[0].on_send_complete(*tok, Ok(()));
+    }
+    let c = net.eps[0].poll_completion().expect("the write completes");
+    assert!(c.err.is_none(), "{:?}", c.err);
+    assert_eq!((c.context, c.len), (9, data.len()));
+    assert!(
+        !net.eps[0].ext_copy(*tok, one, &mut [0u8; 1]),
+        "over: nothing resolves"
+    );
+    assert!(transmit_all(&mut net, 0).is_empty(), "nothing more to send");
+}

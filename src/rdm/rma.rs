@@ -10,7 +10,10 @@
 //!   write shares the link with small traffic as long-CTS messages do. The
 //!   target answers with one WRITERSP when every byte is placed (or the
 //!   access was refused): every write completes on it, so FI_TRANSMIT_ and
-//!   FI_DELIVERY_COMPLETE both hold, and errors reach the initiator.
+//!   FI_DELIVERY_COMPLETE both hold, and errors reach the initiator. A
+//!   write whose packets left their payload in the caller's buffer (zero
+//!   copy) also waits for every packet to be confirmed: a resend of one
+//!   whose ack trails the response must still find the bytes.
 //! - Read: one RTR; the target streams READRSP packets (same window) or a
 //!   READRSP with an error status.
 //! - Atomic: one RTA with the operands (count limited to one packet); the
@@ -110,6 +113,12 @@ struct RmaOp {
     cma: bool,
     /// The target refused CMA for it: move the data in packets.
     no_cma: bool,
+    /// Some packet of this write left its payload in the caller's buffer
+    /// (zero copy): the write completes only once every packet is
+    /// confirmed, so a resend never finds the buffer handed back.
+    by_ref: bool,
+    /// The WRITERSP's verdict, held while packets are unconfirmed.
+    verdict: Option<Option<(ErrorKind, i32)>>,
 }
 
 /// An operation the coordinator has checked.
@@ -228,6 +237,8 @@ impl RmaInit {
             queued: true,
             cma: false,
             no_cma: false,
+            by_ref: false,
+            verdict: None,
         };
         let Ok(idx) = self.ops.insert(op) else {
             return Err(super::RdmError::Again);
@@ -376,6 +387,7 @@ impl RmaInit {
                     at + n
                 } else if let Some(iov) = &op.iov {
                     if zc && super::proto::leaves_in_place(iov, off, n) {
+                        op.by_ref = true;
                         ext = Some(ExtSlice {
                             off: off as u64,
                             len: n as u32,
@@ -463,16 +475,22 @@ impl RmaInit {
 
     /// Transport verdict on a packet of op `idx`: its peer (`None`: the
     /// op ended). A confirmed packet may let a write send more.
-    pub fn sent(&mut self, idx: Handle, ok: bool, q: &mut VecDeque<RmaQ>) -> Option<PeerIdx> {
+    pub fn sent(&mut self, idx: Handle, ok: bool, out: &mut Outbox) -> Option<PeerIdx> {
         let op = self.ops.get_mut(idx)?;
+        let peer = op.peer;
         if ok {
             op.acked_pkts += 1;
             if op.kind == RmaKind::Write && op.next_off < op.len && !op.queued {
                 op.queued = true;
-                q.push_back(RmaQ::Op(idx));
+                out.rma.push_back(RmaQ::Op(idx));
+            }
+            if op.acked_pkts == op.sent_pkts
+                && let Some(err) = op.verdict
+            {
+                self.finish(idx, err, out);
             }
         }
-        Some(op.peer)
+        Some(peer)
     }
 
     /// The live op a response names, or `None` (stale, counted).
@@ -522,6 +540,18 @@ impl RmaInit {
             return;
         }
         let err = ErrorKind::from_status(r.status).map(|k| (k, 0));
+        let Some(op) = self.ops.get_mut(idx) else {
+            return;
+        };
+        if op.by_ref && op.acked_pkts != op.sent_pkts {
+            // Every byte arrived (or the target refused): nothing more
+            // goes, and the write ends when its packets are confirmed
+            // (their acks may trail the response; a resend must still
+            // find the buffer).
+            op.next_off = op.len;
+            op.verdict = Some(err);
+            return;
+        }
         self.finish(idx, err, ctx.out);
     }
 

@@ -279,7 +279,7 @@ impl Endpoint {
 
     /// Transport verdict on an initiator RMA packet.
     pub(super) fn rma_sent(&mut self, h: Handle, res: Result<(), TxError>) {
-        let Some(peer) = self.rma.sent(h, res.is_ok(), &mut self.out.rma) else {
+        let Some(peer) = self.rma.sent(h, res.is_ok(), &mut self.out) else {
             return;
         };
         match res {
