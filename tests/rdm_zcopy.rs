@@ -9,7 +9,7 @@ mod rdm_common;
 #[path = "rdm_rma_common.rs"]
 mod rma_common;
 
-use rdm_common::{Net, cfg, owned, pattern};
+use rdm_common::{Net, cfg, datagram, owned, pattern};
 use rma_common::{RW, Registry};
 use srd_fi::mem::UserIov;
 use srd_fi::rdm::{ExtSlice, OpFlags};
@@ -199,16 +199,7 @@ fn transmit_all(net: &mut Net, i: usize) -> Vec<(u64, Vec<u8>)> {
     let mut out = Vec::new();
     let mut buf = vec![0u8; net.mtu];
     while let Some(t) = net.eps[i].poll_transmit(net.now, &mut buf) {
-        let mut bytes = buf[..t.len].to_vec();
-        if let Some(e) = t.ext {
-            let mut tail = vec![0u8; e.len as usize];
-            assert!(
-                net.eps[i].ext_copy(t.token, e, &mut tail),
-                "a live write's tail"
-            );
-            bytes.extend_from_slice(&tail);
-        }
-        out.push((t.token, bytes));
+        out.push((t.token, datagram(&net.eps[i], &t, &buf)));
     }
     out
 }

@@ -11,7 +11,7 @@
 #![allow(dead_code)]
 
 use srd_fi::mem::UserIov;
-use srd_fi::rdm::{Completion, Config, Endpoint, Inbox, PacketOutcome, PeerIdx, TxError};
+use srd_fi::rdm::{Completion, Config, Endpoint, Inbox, PacketOutcome, PeerIdx, TxError, TxInfo};
 use std::collections::{HashMap, HashSet, VecDeque};
 
 /// How the glue takes packets out of an endpoint's receive queue.
@@ -89,6 +89,22 @@ pub fn cfg(i: usize) -> Config {
     }
 }
 
+/// The datagram `poll_transmit` described with `t` (written into `buf`),
+/// with a zero-copy packet's tail gathered from the live operation's
+/// buffers as the transport does.
+pub fn datagram(ep: &Endpoint, t: &TxInfo, buf: &[u8]) -> Vec<u8> {
+    let mut bytes = buf[..t.len].to_vec();
+    if let Some(e) = t.ext {
+        let mut tail = vec![0u8; e.len as usize];
+        assert!(
+            ep.ext_copy(t.token, e, &mut tail),
+            "a live operation's tail"
+        );
+        bytes.extend_from_slice(&tail);
+    }
+    bytes
+}
+
 impl Net {
     /// `n` endpoints, each with every other in its AV.
     pub fn new(n: usize, seed: u64, mk: impl Fn(usize) -> Config) -> Net {
@@ -156,18 +172,8 @@ impl Net {
                 } else {
                     0
                 };
-                // A zero-copy packet's tail, gathered from the send's
-                // buffers as the transport would.
-                let mut bytes = buf[..t.len].to_vec();
-                if let Some(e) = t.ext {
-                    let mut tail = vec![0u8; e.len as usize];
-                    assert!(
-                        self.eps[i].ext_copy(t.token, e, &mut tail),
-                        "a live send's tail"
-                    );
-                    bytes.extend_from_slice(&tail);
-                    assert!(bytes.len() <= self.mtu, "datagram larger than the MTU");
-                }
+                let bytes = datagram(&self.eps[i], &t, &buf);
+                assert!(bytes.len() <= self.mtu, "datagram larger than the MTU");
                 self.flight.push(Dgram {
                     from: i,
                     to,
