@@ -56,6 +56,11 @@ impl Rtt {
         }
     }
 
+    /// Doublings in force.
+    pub fn backoff(&self) -> u32 {
+        self.backoff
+    }
+
     /// Resets the backoff: the peer made progress.
     pub fn progress(&mut self) {
         self.backoff = 0;

@@ -67,6 +67,9 @@ pub(crate) struct Peer {
     pub counters: super::PeerCounters,
     /// The last retransmission timeout (`at` 0: none yet).
     pub rto_episode: RtoEpisode,
+    /// Per (local, remote) pair: where in its allowed range a backed-off
+    /// timeout fires (`rto`).
+    salt: u64,
 }
 
 /// A retransmission timeout whose verdict is open: if a packet sent
@@ -130,6 +133,12 @@ impl Peer {
             max_payload: cfg.max_payload,
             counters: super::PeerCounters::default(),
             rto_episode: RtoEpisode::default(),
+            salt: mix(
+                u64::from(u32::from(cfg.addr.ip)) << 16
+                    ^ u64::from(cfg.addr.port)
+                    ^ u64::from(cfg.epoch) << 48,
+                u64::from(u32::from(addr.ip)) << 16 ^ u64::from(addr.port),
+            ),
         }
     }
 
@@ -166,9 +175,26 @@ impl Peer {
         !(self.rto_episode.open && self.rto_episode.resent)
     }
 
-    /// The retransmission timeout in force, backoff included.
+    /// The retransmission timeout in force, backoff included. Before the
+    /// first RTT sample (a guess, `initial_rto`, backed off) it is spread
+    /// over its upper half by a hash of the pair and the last expiry:
+    /// senders whose first flights were all lost in one burst (an incast)
+    /// would otherwise retry in lockstep, lose again, and wait a doubled
+    /// guess each wave with the receiver's link idle in between (their
+    /// resends, acked, give no sample: Karn). Never later than the
+    /// unspread timeout, so the bounds on reporting a failed peer stand.
     pub fn rto(&self) -> u64 {
-        self.rtt.rto()
+        let rto = self.rtt.rto();
+        if self.rtt.srtt().is_some() {
+            return rto;
+        }
+        let r = mix(
+            self.salt,
+            self.rto_episode.at ^ u64::from(self.rtt.backoff()),
+        );
+        // r / 2^64 of half the timeout.
+        let early = (u128::from(rto / 2) * u128::from(r)) >> 64;
+        rto - u64::try_from(early).unwrap_or(0)
     }
 
     /// RACK's reorder window now.
@@ -263,5 +289,43 @@ impl Peer {
         .into_iter()
         .flatten()
         .min()
+    }
+}
+
+/// A 64-bit mix of two words (splitmix64's finalizer): spreads timers
+/// without a random source in the sans-IO core.
+fn mix(a: u64, b: u64) -> u64 {
+    let mut z = a ^ b.rotate_left(32) ^ 0x9E37_79B9_7F4A_7C15;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    #[test]
+    fn a_guessed_timeout_is_spread_per_pair_a_measured_one_is_not() {
+        let cfg = DeviceConfig::default();
+        let guess = cfg.initial_rto;
+        let rtos: Vec<u64> = (1..=64u8)
+            .map(|k| Peer::new(DeviceAddr::new(Ipv4Addr::new(10, 0, 0, k), 7), &cfg).rto())
+            .collect();
+        assert!(rtos.iter().all(|&r| (guess / 2..=guess).contains(&r)));
+        let (lo, hi) = (rtos.iter().min().unwrap(), rtos.iter().max().unwrap());
+        assert!(hi - lo > guess / 4, "spread: {lo}..{hi}");
+        let mut p = Peer::new(DeviceAddr::new(Ipv4Addr::new(10, 0, 0, 1), 7), &cfg);
+        assert_eq!(p.rto(), rtos[0], "the same pair, the same timer");
+        p.rtt.back_off();
+        assert!(
+            (guess..=2 * guess).contains(&p.rto()),
+            "backed off: {}",
+            p.rto()
+        );
+        p.rtt.progress();
+        p.rtt.sample(20_000);
+        assert_eq!(p.rto(), p.rtt.rto(), "from the RTT: not spread");
     }
 }
