@@ -51,6 +51,7 @@ fn seeds() -> Vec<Vec<u8>> {
                     s[..2].copy_from_slice(&[5, 9]);
                     s
                 },
+                grant: 7,
             },
             payload_len: 0,
             ..base

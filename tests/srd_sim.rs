@@ -818,3 +818,98 @@ fn bidirectional_traffic_excludes_dead_paths_for_data_and_acks() {
         );
     }
 }
+
+/// Three senders streaming to one receiver: its acks grant each a third of
+/// its in-flight budget (docs/srd-spec.md §11.1), and their windows keep
+/// to it while every message arrives once and intact; a sender alone
+/// again, two fan-in periods later, gets no grant and its own window back.
+#[test]
+fn a_receiver_shares_its_budget_among_its_senders() {
+    let payload = DeviceConfig::default().max_payload as u64;
+    let cfg = DeviceConfig {
+        fan_in_budget: 6 * payload,
+        ..DeviceConfig::default()
+    };
+    let mut net = setup(lossy(0, 3), cfg.clone(), 4, QpType::Srd);
+    let rx_qp = net.nodes[0].qp;
+    for k in 0..cfg.rq_depth {
+        let buf = vec![0; 64];
+        net.sim.devices[0]
+            .post_recv(
+                rx_qp,
+                RecvWr {
+                    wr_id: u64::from(k),
+                    buf,
+                },
+            )
+            .unwrap();
+    }
+    const EACH: u64 = 300;
+    let mut received = [0u64; 4];
+    let mut done = [0u64; 4];
+    // Sender s posts ids s*EACH.. (`count` of them); runs until all are
+    // delivered and completed, checking windows at every step.
+    let mut phase = |net: &mut Net, senders: &[usize], count: u64, cap: Option<u32>| {
+        for &s in senders {
+            for id in 0..count {
+                send(net, s, 0, s as u64 * 10_000 + id, QKEY, None).unwrap();
+            }
+        }
+        let mut widest = 0;
+        let all = |r: &[u64], d: &[u64]| {
+            senders.iter().all(|&s| d[s] == count)
+                && r.iter().sum::<u64>() == count * senders.len() as u64
+        };
+        let mut r_phase = vec![0u64; 4];
+        let mut d_phase = vec![0u64; 4];
+        let ok = run_until(net, 100 * MS, |net| {
+            while let Some(c) = net.sim.devices[0].poll_cq(net.nodes[0].cq) {
+                assert_eq!((c.opcode, c.status), (Opcode::Recv, WcStatus::Success));
+                let buf = c.buf.expect("receive hands its buffer back");
+                let id = check_message(&buf[..c.len]);
+                r_phase[(id / 10_000) as usize] += 1;
+                net.sim.devices[0]
+                    .post_recv(
+                        rx_qp,
+                        RecvWr {
+                            wr_id: c.wr_id,
+                            buf,
+                        },
+                    )
+                    .unwrap();
+            }
+            for &s in senders {
+                for c in drain(net, s) {
+                    assert_eq!((c.opcode, c.status), (Opcode::Send, WcStatus::Success));
+                    d_phase[s] += 1;
+                }
+                let info = net.sim.devices[s].peer_info(device_addr(0)).unwrap();
+                // Once the receiver has heard from every sender, and
+                // its acks have come back.
+                if r_phase.iter().sum::<u64>() >= count * senders.len() as u64 / 3 {
+                    widest = widest.max(info.cwnd);
+                }
+            }
+            all(&r_phase, &d_phase)
+        });
+        assert!(
+            ok,
+            "phase {senders:?}: received {r_phase:?}, completed {d_phase:?}"
+        );
+        for s in 0..4 {
+            received[s] += r_phase[s];
+            done[s] += d_phase[s];
+        }
+        if let Some(cap) = cap {
+            assert!(widest <= cap, "window {widest} above the grant {cap}");
+        }
+        widest
+    };
+    let shared = phase(&mut net, &[1, 2, 3], EACH, Some(2));
+    assert_eq!(shared, 2, "each sender's window is its share");
+    net.sim.step(net.sim.now + 2 * cfg.fan_in_period);
+    let alone = phase(&mut net, &[1], EACH, None);
+    assert!(alone >= cfg.cwnd_min, "alone: window {alone}");
+    assert_eq!(received, [0, 2 * EACH, EACH, EACH]);
+    assert_eq!(done, received, "every send completed once");
+}

@@ -123,6 +123,8 @@ const FP: u64 = 1024;
 /// thousand senders at the floor offer 125 packets per RTT, and the RTT
 /// then includes the queue they build, so they slow down further.
 const MIN_FP: u64 = FP / 8;
+/// Smallest grant honoured: one packet per 64 round trips.
+const MIN_GRANT: u64 = FP / 64;
 
 /// Losses of consecutive transmissions that make a burst (a queue
 /// overflowing, or a whole batch dropped) rather than isolated random loss
@@ -146,6 +148,10 @@ const LOSS_RUN: u32 = 4;
 /// in 1/1024 packets and may fall below one packet: the device then sends
 /// one packet per `srtt / cwnd` (pacing), so a thousand senders into one
 /// receiver share its link without overflowing the switch queue.
+///
+/// A receiver's grant (§11.1 of the spec: its in-flight budget shared
+/// among the senders it hears from) caps either window; below one packet
+/// the sender paces as in delay mode.
 ///
 /// Losses cut the loss-based window only in a run of `LOSS_RUN`
 /// consecutive lost transmissions (delay mode: any loss, at most once per
@@ -184,6 +190,12 @@ pub(crate) struct Cwnd {
     /// The window before the last timeout cut it, restored if that timeout
     /// proves spurious.
     saved: Option<Saved>,
+    /// The receiver's grant in 1/1024 packets (u64::MAX: none).
+    grant: u64,
+    /// The last ack's round trip, resends included (0: none): paces a
+    /// sender that has no SRTT yet (Karn's rule gives a sender whose
+    /// first flight was lost none until a packet gets through first time).
+    last_rtt: u64,
 }
 
 /// What a timeout changes in the window, for undoing it.
@@ -223,7 +235,26 @@ impl Cwnd {
             loss_run: 0,
             run_limit: LOSS_RUN,
             saved: None,
+            grant: u64::MAX,
+            last_rtt: 0,
         }
+    }
+
+    /// The receiver's latest grant: `bytes` in flight at most (None: no
+    /// limit), in packets of `packet` bytes. At least `MIN_GRANT`.
+    pub fn set_grant(&mut self, bytes: Option<u64>, packet: usize) {
+        self.grant = bytes.map_or(u64::MAX, |b| {
+            let packet = u64::try_from(packet.max(1)).unwrap_or(u64::MAX);
+            (b.saturating_mul(FP) / packet).max(MIN_GRANT)
+        });
+    }
+
+    /// The window in 1/1024 packets if it is below one packet (then paced):
+    /// the delay-based window or the grant, the smaller.
+    fn sub_packet(&self) -> Option<u64> {
+        let own = if self.target > 0 { self.w } else { u64::MAX };
+        let w = own.min(self.grant);
+        (w < FP).then_some(w)
     }
 
     /// Packets go to a path `burst` at a time, as one GSO send: a drop on
@@ -236,25 +267,46 @@ impl Cwnd {
         self
     }
 
-    /// Packets allowed in flight (at least one).
+    /// Packets allowed in flight (at least one): the window, capped by the
+    /// receiver's grant.
     pub fn get(&self) -> u32 {
-        if self.target > 0 {
+        let own = if self.target > 0 {
             u32::try_from((self.w / FP).max(1)).unwrap_or(u32::MAX)
         } else {
             self.cwnd
-        }
+        };
+        let granted = u32::try_from((self.grant / FP).max(1)).unwrap_or(u32::MAX);
+        own.min(granted)
     }
 
-    /// Paced below one packet per RTT (delay mode)?
+    /// Is the receiver's grant what limits the window now?
+    pub fn granted(&self) -> bool {
+        let own = if self.target > 0 {
+            self.w
+        } else {
+            u64::from(self.cwnd) * FP
+        };
+        self.grant < own
+    }
+
+    /// Paced below one packet per RTT (delay mode or a grant)?
     pub fn below_one_packet(&self) -> bool {
-        self.target > 0 && self.w < FP
+        self.sub_packet().is_some()
     }
 
-    /// Below one packet (delay mode): the gap to leave between packets,
-    /// `srtt / cwnd`.
-    pub fn pacing_gap(&self, srtt: u64) -> Option<u64> {
-        (self.target > 0 && self.w < FP).then(|| {
-            let gap = u128::from(srtt) * u128::from(FP) / u128::from(self.w.max(1));
+    /// The round trip of the newest packet an ack covered, whether or not
+    /// it was resent (for pacing only, not the RTO).
+    pub fn note_rtt(&mut self, r: u64) {
+        self.last_rtt = r.max(1);
+    }
+
+    /// Below one packet: the gap to leave between packets, `rtt / cwnd`,
+    /// with `srtt`, or before it the last ack's round trip (none before
+    /// either: one packet in flight, unpaced).
+    pub fn pacing_gap(&self, srtt: Option<u64>) -> Option<u64> {
+        let rtt = srtt.or((self.last_rtt > 0).then_some(self.last_rtt))?;
+        self.sub_packet().map(|w| {
+            let gap = u128::from(rtt) * u128::from(FP) / u128::from(w.max(1));
             u64::try_from(gap).unwrap_or(u64::MAX)
         })
     }
@@ -431,7 +483,9 @@ impl Cwnd {
     }
 
     pub fn reset(&mut self) {
+        let run_limit = self.run_limit;
         *self = Cwnd::with_target(self.init, self.min, self.max, self.target);
+        self.run_limit = run_limit;
     }
 }
 
@@ -544,7 +598,7 @@ mod tests {
         let mut c = Cwnd::with_target(4, 1, 64, 50_000);
         c.on_ack_delay(4, Some(10_000), 0, 0, 10_000);
         assert_eq!(c.get(), 8, "slow start below the target");
-        assert!(c.pacing_gap(10_000).is_none());
+        assert!(c.pacing_gap(Some(10_000)).is_none());
         // Far above the target: cut by at most half, once per RTT.
         // The round that held the low sample ends without a cut; the
         // next one, all above the target, cuts.
@@ -558,13 +612,42 @@ mod tests {
             c.on_ack_delay(1, Some(500_000), 2_000_000 + k * 1_000_000, 0, 500_000);
         }
         assert_eq!(c.get(), 1, "floor of the in-flight limit");
-        let gap = c.pacing_gap(10_000).expect("paced below one packet");
+        let gap = c.pacing_gap(Some(10_000)).expect("paced below one packet");
         assert!(gap > 10_000, "{gap}");
         // Back under the target: it grows again (+1/4 packet per ack).
         for _ in 0..4 {
             c.on_ack_delay(1, Some(10_000), 20_000_000, 0, 10_000);
         }
-        assert!(c.pacing_gap(10_000).is_none());
+        assert!(c.pacing_gap(Some(10_000)).is_none());
         assert!(c.get() >= 1);
+    }
+
+    #[test]
+    fn a_grant_caps_the_window_and_paces_below_one_packet() {
+        let mut c = Cwnd::new(32, 16, 256);
+        c.set_grant(Some(4 * 4096), 4096);
+        assert_eq!(c.get(), 4, "the grant, not the window");
+        assert!(c.granted() && !c.below_one_packet());
+        assert!(c.pacing_gap(Some(10_000)).is_none());
+        // A quarter packet: one packet per four round trips.
+        c.set_grant(Some(1024), 4096);
+        assert_eq!(c.get(), 1);
+        assert_eq!(c.pacing_gap(Some(10_000)), Some(40_000));
+        // No SRTT yet (every first transmission lost): the last ack's
+        // round trip, resend or not; with neither, unpaced.
+        assert_eq!(c.pacing_gap(None), None);
+        c.note_rtt(8_000);
+        assert_eq!(c.pacing_gap(None), Some(32_000));
+        // Never below 1/64 packet.
+        c.set_grant(Some(1), 4096);
+        assert_eq!(c.pacing_gap(Some(10_000)), Some(640_000));
+        // Lifted: the window's own size again, unpaced.
+        c.set_grant(None, 4096);
+        assert_eq!(c.get(), 32);
+        assert!(!c.granted() && c.pacing_gap(Some(10_000)).is_none());
+        // A grant above the window changes nothing.
+        c.set_grant(Some(1 << 20), 4096);
+        assert_eq!(c.get(), 32);
+        assert!(!c.granted());
     }
 }

@@ -76,6 +76,46 @@ pub struct Device {
     /// slots free for more.
     ctrl: Vec<Vec<u8>>,
     ctrl_free: Vec<u32>,
+    /// Senders heard from: in the period `fan_period` (now / period) so
+    /// far, and in the one before it.
+    fan: FanIn,
+}
+
+/// How many peers send to this device: peers heard from (new data) in the
+/// current period of `fan_in_period` and in the one before; the larger
+/// count is the fan-in. O(1) per packet.
+#[derive(Debug, Default)]
+struct FanIn {
+    period: u64,
+    cur: u32,
+    prev: u32,
+}
+
+impl FanIn {
+    /// Peer `seen` (its last period heard from) sends now.
+    fn note(&mut self, seen: &mut u64, now: u64, len: u64) {
+        let e = now / len.max(1);
+        if e != self.period {
+            self.prev = if e == self.period + 1 { self.cur } else { 0 };
+            self.cur = 0;
+            self.period = e;
+        }
+        if *seen != e {
+            *seen = e;
+            self.cur += 1;
+        }
+    }
+
+    fn count(&self, now: u64, len: u64) -> u32 {
+        let e = now / len.max(1);
+        if e == self.period {
+            self.cur.max(self.prev)
+        } else if e == self.period + 1 {
+            self.cur
+        } else {
+            0
+        }
+    }
 }
 
 /// Control packets the I/O layer may hold at once (beyond, acks wait in
@@ -142,6 +182,7 @@ impl Device {
             ctrl: Vec::new(),
             ctrl_free: Vec::new(),
             tx_high_water: 0,
+            fan: FanIn::default(),
             cfg,
         })
     }
@@ -378,8 +419,12 @@ impl Device {
                     cum_psn,
                     sack_words,
                     sack,
+                    grant,
                 },
-            ) => self.on_ack(now, from, repr.epoch, cum_psn, sack_words, &sack),
+            ) => {
+                self.on_grant(from, grant);
+                self.on_ack(now, from, repr.epoch, cum_psn, sack_words, &sack)
+            }
             (_, Body::Nak { psn, reason }) => self.on_nak(now, from, repr.epoch, psn, reason),
             _ => {
                 self.stats.drop_malformed += 1;
@@ -504,7 +549,9 @@ impl Device {
         let ack_every = self.cfg.ack_every;
         let ack_delay = self.cfg.ack_delay;
         let req_delay = self.cfg.ack_req_delay;
-        let p = self.peer_mut(pi)?;
+        let fan_len = self.cfg.fan_in_period;
+        let p = self.peers.get_mut(ix(pi))?;
+        self.fan.note(&mut p.fan_seen, now, fan_len);
         p.rx.mark(psn);
         p.counters.rx_data += 1;
         p.rx_unacked += 1;
@@ -592,6 +639,30 @@ impl Device {
         self.push_cq(cq, c);
     }
 
+    /// The share of `fan_in_budget` each sender gets while more than one
+    /// sends to this device, in `GRANT_UNIT`s (0: no limit, one sender or
+    /// the budget off); docs/srd-spec.md §11.1.
+    fn grant(&self, now: u64) -> u16 {
+        let budget = self.cfg.fan_in_budget;
+        let n = self.fan.count(now, self.cfg.fan_in_period);
+        if budget == 0 || n < 2 {
+            return 0;
+        }
+        let share = budget / u64::from(n) / w::GRANT_UNIT as u64;
+        u16::try_from(share.max(1)).unwrap_or(u16::MAX)
+    }
+
+    /// A grant from `from` (its latest; 0: none) caps our window to it.
+    fn on_grant(&mut self, from: DeviceAddr, grant: u16) {
+        let Some(&pi) = self.peer_map.get(&from) else {
+            return;
+        };
+        if let Some(p) = self.peers.get_mut(ix(pi)) {
+            let bytes = (grant > 0).then(|| u64::from(grant) * w::GRANT_UNIT as u64);
+            p.cwnd.set_grant(bytes, p.max_payload);
+        }
+    }
+
     fn on_ack(
         &mut self,
         now: u64,
@@ -676,6 +747,9 @@ impl Device {
                 bits &= bits - 1;
                 ack_one(p, cum.wrapping_add(1 + 64 * k + j));
             }
+        }
+        if let Some((_, sent_at, _)) = newest {
+            p.cwnd.note_rtt(now.saturating_sub(sent_at));
         }
         let sample = match newest {
             Some((_, sent_at, false)) => Some(now.saturating_sub(sent_at)),
@@ -876,6 +950,13 @@ impl Device {
             return;
         };
         let (rto, base) = (p.rto(), p.rtt.base_rto());
+        // Out long enough to be lost once the oldest is: an SRTT and the
+        // reorder window (RACK's rule, the expiry standing for the later
+        // ack), at most the plain RTO.
+        let stale = p
+            .rtt
+            .srtt()
+            .map_or(base, |s| s.saturating_add(p.reo_wnd()).min(base));
         let rto_due = p.rto_deadline().is_some_and(|d| d <= now);
         if !rto_due && p.tlp_deadline().is_some_and(|d| d <= now) {
             // Tail-loss probe: nothing after the flight's last packets will
@@ -896,12 +977,14 @@ impl Device {
         }
         let mut lost = 0u32;
         // The timer fired for the oldest packet; every packet out for
-        // longer than the plain RTO is lost too. Otherwise each older
-        // packet behind the head would wait for a timeout doubled once
-        // more, and a window lost in one congestion burst would take
-        // exponentially long to recover.
+        // longer than an SRTT and the reorder window is lost too.
+        // Otherwise each packet behind the head would wait for a timeout
+        // doubled once more, and a window lost in one congestion burst
+        // would take exponentially long to recover (or, with a window
+        // a receiver's grant shrank below what is counted in flight,
+        // never be resent at all).
         while let Some(psn) = p.tx.oldest_in_flight() {
-            if lost > 0 && p.tx.deadline(base).is_none_or(|d| d > now) {
+            if lost > 0 && p.tx.deadline(stale).is_none_or(|d| d > now) {
                 break;
             }
             let Some((path, _)) = p.tx.mark_lost(psn) else {
@@ -1093,6 +1176,7 @@ impl Device {
                 cum_psn: cum,
                 sack_words: words,
                 sack,
+                grant: self.grant(now),
             };
             let r = self.header(PacketType::Ack, 0, path, body, 0);
             let len = r.emit(&mut self.ctrl[ix(slot)], &[])?;
@@ -1229,7 +1313,7 @@ impl Device {
         // oldest, the probe from the newest); only a pacing gap can.
         let mut rearm = p.tx.in_flight == 0 || p.timer_at.is_none();
         p.tx.on_transmit(psn, now, path);
-        if let Some(gap) = p.rtt.srtt().and_then(|s| p.cwnd.pacing_gap(s)) {
+        if let Some(gap) = p.cwnd.pacing_gap(p.rtt.srtt()) {
             p.pace_until = Some(now.saturating_add(gap));
             rearm = true;
         }
@@ -1387,5 +1471,33 @@ impl std::hash::Hasher for AddrHasher {
     }
     fn write_u16(&mut self, v: u16) {
         self.write_u64(u64::from(v) | 1 << 32);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FanIn;
+
+    #[test]
+    fn fan_in_counts_the_senders_of_this_period_and_the_last() {
+        let (mut f, len) = (FanIn::default(), 1_000);
+        let mut seen = [u64::MAX; 3];
+        assert_eq!(f.count(0, len), 0);
+        f.note(&mut seen[0], 10, len);
+        f.note(&mut seen[0], 20, len);
+        f.note(&mut seen[1], 30, len);
+        assert_eq!(f.count(40, len), 2, "one count per sender and period");
+        // Next period: the last one's count holds until this one's passes it.
+        f.note(&mut seen[2], 1_500, len);
+        assert_eq!(f.count(1_500, len), 2);
+        f.note(&mut seen[0], 1_600, len);
+        f.note(&mut seen[1], 1_700, len);
+        assert_eq!(f.count(1_800, len), 3);
+        // A period with nobody heard: the one before still counts while
+        // that period lasts, then nobody does.
+        assert_eq!(f.count(2_500, len), 3);
+        assert_eq!(f.count(3_000, len), 0);
+        f.note(&mut seen[2], 5_000, len);
+        assert_eq!(f.count(5_000, len), 1, "a gap of periods forgets them all");
     }
 }

@@ -108,6 +108,15 @@ pub struct DeviceConfig {
     /// packet (then paced), and incast stays near link rate
     /// (docs/srd-spec.md §11).
     pub cc_target_delay: u64,
+    /// Bytes in flight this device lets all its senders have together
+    /// while more than one sends to it, shared equally: acks carry each
+    /// sender's share (a grant) and the sender's window never exceeds it,
+    /// paced below one packet. An incast then queues at most this much
+    /// (docs/srd-spec.md §11.1). 0: off.
+    pub fan_in_budget: u64,
+    /// A peer counts toward the fan-in for this long after its last new
+    /// data packet (one to two periods), ns.
+    pub fan_in_period: u64,
     /// Ack after this many newly received packets...
     pub ack_every: u32,
     /// ...or after this delay, whichever comes first.
@@ -151,7 +160,7 @@ impl Default for DeviceConfig {
             max_payload: 8192,
             min_rto: 50_000,
             max_rto: 100_000_000,
-            initial_rto: 10_000_000,
+            initial_rto: 1_000_000,
             min_pto: 10_000,
             retry_limit: 16,
             peer_timeout: 0,
@@ -166,6 +175,8 @@ impl Default for DeviceConfig {
             cwnd_min: 16,
             cwnd_max: 256,
             cc_target_delay: 0,
+            fan_in_budget: 512 * 1024,
+            fan_in_period: 1_000_000,
             ack_every: 16,
             ack_delay: 20_000,
             ack_req_delay: 0,

@@ -67,6 +67,8 @@ pub(crate) struct Peer {
     pub counters: super::PeerCounters,
     /// The last retransmission timeout (`at` 0: none yet).
     pub rto_episode: RtoEpisode,
+    /// The device's fan-in period in which this peer last sent new data.
+    pub fan_seen: u64,
     /// Per (local, remote) pair: where in its allowed range a backed-off
     /// timeout fires (`rto`).
     salt: u64,
@@ -133,6 +135,7 @@ impl Peer {
             max_payload: cfg.max_payload,
             counters: super::PeerCounters::default(),
             rto_episode: RtoEpisode::default(),
+            fan_seen: u64::MAX,
             salt: mix(
                 u64::from(u32::from(cfg.addr.ip)) << 16
                     ^ u64::from(cfg.addr.port)
@@ -160,8 +163,16 @@ impl Peer {
 
     /// Can this peer put a data packet on the wire now?
     pub fn can_send(&mut self) -> bool {
-        if self.tx.in_flight >= self.cwnd.get() || self.pace_until.is_some() {
+        if self.pace_until.is_some() {
             return false;
+        }
+        if self.tx.in_flight >= self.cwnd.get() {
+            // A timeout resends one packet whatever is still counted in
+            // flight (packets younger than the timeout, more than a window
+            // a receiver's grant shrank): its ack is the verdict on the
+            // rest.
+            let e = self.rto_episode;
+            return e.open && !e.resent && self.tx.has_retx();
         }
         (self.retx_allowed() && self.tx.has_retx())
             || (!self.tx.pending.is_empty() && self.tx.has_room())
@@ -226,7 +237,8 @@ impl Peer {
     /// waiting in it, and a probe would only add to it (the RTO remains).
     pub fn tlp_deadline(&self) -> Option<u64> {
         let min_rtt = self.rtt.min_rtt().unwrap_or(0);
-        if self.tlp_sent || self.cwnd.below_one_packet() || self.cwnd.queue_building(min_rtt) {
+        let queue = self.cwnd.queue_building(min_rtt) && !self.cwnd.granted();
+        if self.tlp_sent || self.cwnd.below_one_packet() || queue {
             return None;
         }
         let pto = self.rtt.pto()?;

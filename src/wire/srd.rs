@@ -8,7 +8,7 @@
 //! common   0 ver | 1 type | 2 flags | 3 path | 4..8 src ip | 8..10 src port
 //!          10..12 total length | 12..16 src epoch | 16..20 crc32c
 //! data     20 dst qpn | 24 src qpn | 28 qkey | 32 psn | 36 una | 40 ack  (44 bytes, payload follows)
-//! ack      20 cum psn | 24 sack words n (0..=16) | 25..28 zero | 28.. n x u64 bitmap
+//! ack      20 cum psn | 24 sack words n (0..=16) | 25..27 grant | 27 zero | 28.. n x u64 bitmap
 //! nak      20 psn | 24 reason | 25..28 zero                          (28 bytes)
 //! ```
 //!
@@ -20,7 +20,7 @@ use super::crc32c::Crc32c;
 use std::net::Ipv4Addr;
 
 /// The only wire version this build speaks.
-pub const VERSION: u8 = 2;
+pub const VERSION: u8 = 3;
 /// Bytes of the common header.
 pub const COMMON_LEN: usize = 20;
 /// Bytes of a data (SRD or UD) header; the payload follows.
@@ -30,6 +30,8 @@ pub const ACK_BASE_LEN: usize = 28;
 /// Most SACK words an ack may carry (1024 PSNs beyond the cumulative
 /// point: a whole receive window, so one ack shows every hole in it).
 pub const MAX_SACK_WORDS: usize = 16;
+/// Unit of an ack's window grant, bytes.
+pub const GRANT_UNIT: usize = 64;
 /// Bytes of a NAK.
 pub const NAK_LEN: usize = 28;
 /// Largest datagram the 16-bit length field can describe.
@@ -56,7 +58,8 @@ mod field {
     // ack
     pub const CUM: Range<usize> = 20..24;
     pub const SACK_WORDS: usize = 24;
-    pub const ACK_RSVD: Range<usize> = 25..28;
+    pub const GRANT: Range<usize> = 25..27;
+    pub const ACK_RSVD: usize = 27;
     pub const SACK: usize = 28;
     // nak
     pub const NAK_PSN: Range<usize> = 20..24;
@@ -398,6 +401,10 @@ pub enum Body {
         cum_psn: u32,
         sack_words: u8,
         sack: [u64; MAX_SACK_WORDS],
+        /// The receiver's share of its in-flight budget for this sender,
+        /// in units of `GRANT_UNIT` bytes (docs/srd-spec.md §11.1); 0: no
+        /// limit.
+        grant: u16,
     },
     Nak {
         psn: u32,
@@ -438,14 +445,16 @@ impl Repr {
                 for (i, w) in sack.iter_mut().enumerate().take(n) {
                     *w = p.sack_word(i);
                 }
-                if p.b()[field::ACK_RSVD] != [0, 0, 0] {
+                if p.b()[field::ACK_RSVD] != 0 {
                     return Err(WireError::Malformed);
                 }
+                let g = &p.b()[field::GRANT];
                 Body::Ack {
                     cum_psn: p.cum_psn(),
                     // n <= MAX_SACK_WORDS was checked in new_checked.
                     sack_words: p.b()[field::SACK_WORDS],
                     sack,
+                    grant: u16::from_be_bytes([g[0], g[1]]),
                 }
             }
             PacketType::Nak => {
@@ -565,12 +574,14 @@ impl Repr {
                 cum_psn,
                 sack_words,
                 sack,
+                grant,
             } => {
                 let n = usize::from(sack_words).min(MAX_SACK_WORDS);
                 out[field::CUM].copy_from_slice(&cum_psn.to_be_bytes());
                 // n <= MAX_SACK_WORDS fits a byte.
                 out[field::SACK_WORDS] = n as u8;
-                out[field::ACK_RSVD].copy_from_slice(&[0; 3]);
+                out[field::GRANT].copy_from_slice(&grant.to_be_bytes());
+                out[field::ACK_RSVD] = 0;
                 for (i, w) in sack.iter().enumerate().take(n) {
                     let at = field::SACK + 8 * i;
                     out[at..at + 8].copy_from_slice(&w.to_be_bytes());
@@ -669,15 +680,25 @@ mod tests {
                 cum_psn: 42,
                 sack_words: 2,
                 sack: sack_of(&[0x8000_0000_0000_0001, 5]),
+                grant: 0x1234,
             },
             payload_len: 0,
         };
         let mut buf = [0u8; 64];
         let n = r.emit(&mut buf, &[]).unwrap();
         assert_eq!(n, 44);
+        assert_eq!(&buf[25..28], &[0x12, 0x34, 0], "grant, reserved");
         assert_eq!(
             Repr::parse(&Packet::new_checked(&buf[..n]).unwrap()).unwrap(),
             r
+        );
+        let mut bad = buf;
+        bad[27] = 1;
+        Packet::new_unchecked(&mut bad[..n]).set_checksum();
+        assert_eq!(
+            Repr::parse(&Packet::new_checked(&bad[..n]).unwrap()),
+            Err(WireError::Malformed),
+            "the reserved byte must be zero"
         );
 
         let r = Repr {
@@ -763,6 +784,7 @@ mod tests {
                 cum_psn: 1,
                 sack_words: 1,
                 sack: sack_of(&[1]),
+                grant: 0,
             },
             payload_len: 0,
         };

@@ -116,6 +116,9 @@ impl RdmOpen {
             // covers) at an Ethernet MTU.
             c.window = window_for(c.max_payload);
             c.cwnd_max = c.window;
+            // Two senders to one receiver keep a whole window each; more
+            // share two (the receive sockets hold 8 MiB each).
+            c.fan_in_budget = 2 * WINDOW_BYTES as u64;
             // A path takes as many packets as one GSO send carries (64 KiB,
             // at most 64 segments): they arrive in order, not interleaved
             // with the other paths' (the receiver then sees no holes to
