@@ -195,6 +195,15 @@ impl Default for DeviceConfig {
     }
 }
 
+/// splitmix64's finalizer: a 64-bit mix of one word. Drives the
+/// simulator's and the fault injector's generators and spreads timers
+/// without a random source in the sans-IO core.
+pub fn mix64(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
 /// Errors of the verbs API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SrdError {

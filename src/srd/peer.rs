@@ -304,13 +304,10 @@ impl Peer {
     }
 }
 
-/// A 64-bit mix of two words (splitmix64's finalizer): spreads timers
-/// without a random source in the sans-IO core.
+/// A 64-bit mix of two words: spreads timers without a random source in
+/// the sans-IO core.
 fn mix(a: u64, b: u64) -> u64 {
-    let mut z = a ^ b.rotate_left(32) ^ 0x9E37_79B9_7F4A_7C15;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+    super::mix64(a ^ b.rotate_left(32) ^ 0x9E37_79B9_7F4A_7C15)
 }
 
 #[cfg(test)]
