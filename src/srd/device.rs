@@ -1,5 +1,6 @@
 //! The device: verbs objects plus the packet engine (docs/srd-spec.md).
 
+use super::fanin::FanIn;
 use super::multipath::PathEvent;
 use super::objects::{AhEntry, CqEntry, MrEntry, QpEntry, RKEY_BIT, Table};
 use super::peer::{EpochCheck, Peer, RtoEpisode};
@@ -79,43 +80,6 @@ pub struct Device {
     /// Senders heard from: in the period `fan_period` (now / period) so
     /// far, and in the one before it.
     fan: FanIn,
-}
-
-/// How many peers send to this device: peers heard from (new data) in the
-/// current period of `fan_in_period` and in the one before; the larger
-/// count is the fan-in. O(1) per packet.
-#[derive(Debug, Default)]
-struct FanIn {
-    period: u64,
-    cur: u32,
-    prev: u32,
-}
-
-impl FanIn {
-    /// Peer `seen` (its last period heard from) sends now.
-    fn note(&mut self, seen: &mut u64, now: u64, len: u64) {
-        let e = now / len.max(1);
-        if e != self.period {
-            self.prev = if e == self.period + 1 { self.cur } else { 0 };
-            self.cur = 0;
-            self.period = e;
-        }
-        if *seen != e {
-            *seen = e;
-            self.cur += 1;
-        }
-    }
-
-    fn count(&self, now: u64, len: u64) -> u32 {
-        let e = now / len.max(1);
-        if e == self.period {
-            self.cur.max(self.prev)
-        } else if e == self.period + 1 {
-            self.cur
-        } else {
-            0
-        }
-    }
 }
 
 /// Control packets the I/O layer may hold at once (beyond, acks wait in
@@ -1471,33 +1435,5 @@ impl std::hash::Hasher for AddrHasher {
     }
     fn write_u16(&mut self, v: u16) {
         self.write_u64(u64::from(v) | 1 << 32);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::FanIn;
-
-    #[test]
-    fn fan_in_counts_the_senders_of_this_period_and_the_last() {
-        let (mut f, len) = (FanIn::default(), 1_000);
-        let mut seen = [u64::MAX; 3];
-        assert_eq!(f.count(0, len), 0);
-        f.note(&mut seen[0], 10, len);
-        f.note(&mut seen[0], 20, len);
-        f.note(&mut seen[1], 30, len);
-        assert_eq!(f.count(40, len), 2, "one count per sender and period");
-        // Next period: the last one's count holds until this one's passes it.
-        f.note(&mut seen[2], 1_500, len);
-        assert_eq!(f.count(1_500, len), 2);
-        f.note(&mut seen[0], 1_600, len);
-        f.note(&mut seen[1], 1_700, len);
-        assert_eq!(f.count(1_800, len), 3);
-        // A period with nobody heard: the one before still counts while
-        // that period lasts, then nobody does.
-        assert_eq!(f.count(2_500, len), 3);
-        assert_eq!(f.count(3_000, len), 0);
-        f.note(&mut seen[2], 5_000, len);
-        assert_eq!(f.count(5_000, len), 1, "a gap of periods forgets them all");
     }
 }

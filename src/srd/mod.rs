@@ -10,6 +10,7 @@
 
 mod congestion;
 mod device;
+mod fanin;
 mod multipath;
 mod objects;
 mod peer;

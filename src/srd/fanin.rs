@@ -1,0 +1,67 @@
+//! How many peers send to a device: the count behind its fan-in grants
+//! (docs/srd-spec.md §11.1).
+
+/// How many peers send to this device: peers heard from (new data) in the
+/// current period of `fan_in_period` and in the one before; the larger
+/// count is the fan-in. O(1) per packet.
+#[derive(Debug, Default)]
+pub(crate) struct FanIn {
+    period: u64,
+    cur: u32,
+    prev: u32,
+}
+
+impl FanIn {
+    /// Peer `seen` (its last period heard from) sends now.
+    pub(crate) fn note(&mut self, seen: &mut u64, now: u64, len: u64) {
+        let e = now / len.max(1);
+        if e != self.period {
+            self.prev = if e == self.period + 1 { self.cur } else { 0 };
+            self.cur = 0;
+            self.period = e;
+        }
+        if *seen != e {
+            *seen = e;
+            self.cur += 1;
+        }
+    }
+
+    pub(crate) fn count(&self, now: u64, len: u64) -> u32 {
+        let e = now / len.max(1);
+        if e == self.period {
+            self.cur.max(self.prev)
+        } else if e == self.period + 1 {
+            self.cur
+        } else {
+            0
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FanIn;
+
+    #[test]
+    fn fan_in_counts_the_senders_of_this_period_and_the_last() {
+        let (mut f, len) = (FanIn::default(), 1_000);
+        let mut seen = [u64::MAX; 3];
+        assert_eq!(f.count(0, len), 0);
+        f.note(&mut seen[0], 10, len);
+        f.note(&mut seen[0], 20, len);
+        f.note(&mut seen[1], 30, len);
+        assert_eq!(f.count(40, len), 2, "one count per sender and period");
+        // Next period: the last one's count holds until this one's passes it.
+        f.note(&mut seen[2], 1_500, len);
+        assert_eq!(f.count(1_500, len), 2);
+        f.note(&mut seen[0], 1_600, len);
+        f.note(&mut seen[1], 1_700, len);
+        assert_eq!(f.count(1_800, len), 3);
+        // A period with nobody heard: the one before still counts while
+        // that period lasts, then nobody does.
+        assert_eq!(f.count(2_500, len), 3);
+        assert_eq!(f.count(3_000, len), 0);
+        f.note(&mut seen[2], 5_000, len);
+        assert_eq!(f.count(5_000, len), 1, "a gap of periods forgets them all");
+    }
+}
