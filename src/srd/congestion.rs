@@ -249,11 +249,20 @@ impl Cwnd {
         });
     }
 
+    /// The window of either mode in 1/1024 packets, before the grant.
+    fn own_fp(&self) -> u64 {
+        if self.target > 0 {
+            self.w
+        } else {
+            u64::from(self.cwnd) * FP
+        }
+    }
+
     /// The window in 1/1024 packets if it is below one packet (then paced):
-    /// the delay-based window or the grant, the smaller.
+    /// the delay-based window or the grant, the smaller (the loss-based
+    /// window is at least one packet).
     fn sub_packet(&self) -> Option<u64> {
-        let own = if self.target > 0 { self.w } else { u64::MAX };
-        let w = own.min(self.grant);
+        let w = self.own_fp().min(self.grant);
         (w < FP).then_some(w)
     }
 
@@ -270,23 +279,13 @@ impl Cwnd {
     /// Packets allowed in flight (at least one): the window, capped by the
     /// receiver's grant.
     pub fn get(&self) -> u32 {
-        let own = if self.target > 0 {
-            u32::try_from((self.w / FP).max(1)).unwrap_or(u32::MAX)
-        } else {
-            self.cwnd
-        };
-        let granted = u32::try_from((self.grant / FP).max(1)).unwrap_or(u32::MAX);
-        own.min(granted)
+        let w = self.own_fp().min(self.grant);
+        u32::try_from((w / FP).max(1)).unwrap_or(u32::MAX)
     }
 
     /// Is the receiver's grant what limits the window now?
     pub fn granted(&self) -> bool {
-        let own = if self.target > 0 {
-            self.w
-        } else {
-            u64::from(self.cwnd) * FP
-        };
-        self.grant < own
+        self.grant < self.own_fp()
     }
 
     /// Paced below one packet per RTT (delay mode or a grant)?
