@@ -913,3 +913,70 @@ fn a_receiver_shares_its_budget_among_its_senders() {
     assert_eq!(received, [0, 2 * EACH, EACH, EACH]);
     assert_eq!(done, received, "every send completed once");
 }
+
+/// A bulk sender beside peers that each send one small message: they do
+/// not count toward the fan-in (a peer counts from its second packet of a
+/// period), so the bulk sender gets no grant and keeps its own window.
+#[test]
+fn a_lone_message_does_not_shrink_a_bulk_senders_window() {
+    let payload = DeviceConfig::default().max_payload as u64;
+    let cfg = DeviceConfig {
+        fan_in_budget: 6 * payload,
+        ..DeviceConfig::default()
+    };
+    let mut net = setup(lossy(0, 5), cfg.clone(), 4, QpType::Srd);
+    let rx_qp = net.nodes[0].qp;
+    for k in 0..cfg.rq_depth {
+        let buf = vec![0; 64];
+        net.sim.devices[0]
+            .post_recv(
+                rx_qp,
+                RecvWr {
+                    wr_id: u64::from(k),
+                    buf,
+                },
+            )
+            .unwrap();
+    }
+    const BULK: u64 = 300;
+    send(&mut net, 2, 0, 20_000, QKEY, None).unwrap();
+    send(&mut net, 3, 0, 30_000, QKEY, None).unwrap();
+    for id in 0..BULK {
+        send(&mut net, 1, 0, 10_000 + id, QKEY, None).unwrap();
+    }
+    let (mut got, mut done, mut widest) = ([0u64; 4], [0u64; 4], 0);
+    let ok = run_until(&mut net, 100 * MS, |net| {
+        while let Some(c) = net.sim.devices[0].poll_cq(net.nodes[0].cq) {
+            assert_eq!((c.opcode, c.status), (Opcode::Recv, WcStatus::Success));
+            let buf = c.buf.expect("receive hands its buffer back");
+            got[(check_message(&buf[..c.len]) / 10_000) as usize] += 1;
+            net.sim.devices[0]
+                .post_recv(
+                    rx_qp,
+                    RecvWr {
+                        wr_id: c.wr_id,
+                        buf,
+                    },
+                )
+                .unwrap();
+        }
+        for (s, d) in done.iter_mut().enumerate().skip(1) {
+            for c in drain(net, s) {
+                assert_eq!((c.opcode, c.status), (Opcode::Send, WcStatus::Success));
+                *d += 1;
+            }
+        }
+        // Once acks came back, within the first fan-in period (where the
+        // light senders' packets fell; a count would hold through the next).
+        if got[1] >= 100 && net.sim.now < cfg.fan_in_period {
+            let info = net.sim.devices[1].peer_info(device_addr(0)).unwrap();
+            widest = widest.max(info.cwnd);
+        }
+        got == [0, BULK, 1, 1] && done == got
+    });
+    assert!(ok, "received {got:?}, completed {done:?}");
+    assert!(
+        widest >= cfg.cwnd_min,
+        "bulk window {widest}: cut by peers that sent one message"
+    );
+}

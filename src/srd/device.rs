@@ -515,7 +515,8 @@ impl Device {
         let req_delay = self.cfg.ack_req_delay;
         let fan_len = self.cfg.fan_in_period;
         let p = self.peers.get_mut(ix(pi))?;
-        self.fan.note(&mut p.fan_seen, now, fan_len);
+        self.fan
+            .note(&mut p.fan_seen, &mut p.fan_pkts, now, fan_len);
         p.rx.mark(psn);
         p.counters.rx_data += 1;
         p.rx_unacked += 1;

@@ -69,6 +69,7 @@ pub(crate) struct Peer {
     pub rto_episode: RtoEpisode,
     /// The device's fan-in period in which this peer last sent new data.
     pub fan_seen: u64,
+    pub fan_pkts: u32,
     /// Per (local, remote) pair: where in its allowed range a backed-off
     /// timeout fires (`rto`).
     salt: u64,
@@ -136,6 +137,7 @@ impl Peer {
             counters: super::PeerCounters::default(),
             rto_episode: RtoEpisode::default(),
             fan_seen: u64::MAX,
+            fan_pkts: 0,
             salt: mix(
                 u64::from(u32::from(cfg.addr.ip)) << 16
                     ^ u64::from(cfg.addr.port)
