@@ -819,31 +819,35 @@ fn bidirectional_traffic_excludes_dead_paths_for_data_and_acks() {
     }
 }
 
+/// Four devices whose device 0 shares a budget of six packets among its
+/// senders, with every receive posted.
+fn fan_in_net(seed: u64) -> (Net, DeviceConfig) {
+    let payload = DeviceConfig::default().max_payload as u64;
+    let cfg = DeviceConfig {
+        fan_in_budget: 6 * payload,
+        ..DeviceConfig::default()
+    };
+    let mut net = setup(lossy(0, seed), cfg.clone(), 4, QpType::Srd);
+    let rx_qp = net.nodes[0].qp;
+    for k in 0..cfg.rq_depth {
+        let buf = vec![0; 64];
+        let wr = RecvWr {
+            wr_id: u64::from(k),
+            buf,
+        };
+        net.sim.devices[0].post_recv(rx_qp, wr).unwrap();
+    }
+    (net, cfg)
+}
+
 /// Three senders streaming to one receiver: its acks grant each a third of
 /// its in-flight budget (docs/srd-spec.md §11.1), and their windows keep
 /// to it while every message arrives once and intact; a sender alone
 /// again, two fan-in periods later, gets no grant and its own window back.
 #[test]
 fn a_receiver_shares_its_budget_among_its_senders() {
-    let payload = DeviceConfig::default().max_payload as u64;
-    let cfg = DeviceConfig {
-        fan_in_budget: 6 * payload,
-        ..DeviceConfig::default()
-    };
-    let mut net = setup(lossy(0, 3), cfg.clone(), 4, QpType::Srd);
+    let (mut net, cfg) = fan_in_net(3);
     let rx_qp = net.nodes[0].qp;
-    for k in 0..cfg.rq_depth {
-        let buf = vec![0; 64];
-        net.sim.devices[0]
-            .post_recv(
-                rx_qp,
-                RecvWr {
-                    wr_id: u64::from(k),
-                    buf,
-                },
-            )
-            .unwrap();
-    }
     const EACH: u64 = 300;
     let mut received = [0u64; 4];
     let mut done = [0u64; 4];
@@ -919,25 +923,8 @@ fn a_receiver_shares_its_budget_among_its_senders() {
 /// period), so the bulk sender gets no grant and keeps its own window.
 #[test]
 fn a_lone_message_does_not_shrink_a_bulk_senders_window() {
-    let payload = DeviceConfig::default().max_payload as u64;
-    let cfg = DeviceConfig {
-        fan_in_budget: 6 * payload,
-        ..DeviceConfig::default()
-    };
-    let mut net = setup(lossy(0, 5), cfg.clone(), 4, QpType::Srd);
+    let (mut net, cfg) = fan_in_net(5);
     let rx_qp = net.nodes[0].qp;
-    for k in 0..cfg.rq_depth {
-        let buf = vec![0; 64];
-        net.sim.devices[0]
-            .post_recv(
-                rx_qp,
-                RecvWr {
-                    wr_id: u64::from(k),
-                    buf,
-                },
-            )
-            .unwrap();
-    }
     const BULK: u64 = 300;
     send(&mut net, 2, 0, 20_000, QKEY, None).unwrap();
     send(&mut net, 3, 0, 30_000, QKEY, None).unwrap();
