@@ -840,6 +840,22 @@ fn fan_in_net(seed: u64) -> (Net, DeviceConfig) {
     (net, cfg)
 }
 
+/// Device 0's receives of the fan-in tests: each checked and counted by
+/// its sender (message id / 10 000), its buffer posted again.
+fn take_receives(net: &mut Net, by_sender: &mut [u64]) {
+    let rx_qp = net.nodes[0].qp;
+    while let Some(c) = net.sim.devices[0].poll_cq(net.nodes[0].cq) {
+        assert_eq!((c.opcode, c.status), (Opcode::Recv, WcStatus::Success));
+        let buf = c.buf.expect("receive hands its buffer back");
+        by_sender[(check_message(&buf[..c.len]) / 10_000) as usize] += 1;
+        let wr = RecvWr {
+            wr_id: c.wr_id,
+            buf,
+        };
+        net.sim.devices[0].post_recv(rx_qp, wr).unwrap();
+    }
+}
+
 /// Three senders streaming to one receiver: its acks grant each a third of
 /// its in-flight budget (docs/srd-spec.md §11.1), and their windows keep
 /// to it while every message arrives once and intact; a sender alone
@@ -847,7 +863,6 @@ fn fan_in_net(seed: u64) -> (Net, DeviceConfig) {
 #[test]
 fn a_receiver_shares_its_budget_among_its_senders() {
     let (mut net, cfg) = fan_in_net(3);
-    let rx_qp = net.nodes[0].qp;
     const EACH: u64 = 300;
     let mut received = [0u64; 4];
     let mut done = [0u64; 4];
@@ -867,21 +882,7 @@ fn a_receiver_shares_its_budget_among_its_senders() {
         let mut r_phase = vec![0u64; 4];
         let mut d_phase = vec![0u64; 4];
         let ok = run_until(net, 100 * MS, |net| {
-            while let Some(c) = net.sim.devices[0].poll_cq(net.nodes[0].cq) {
-                assert_eq!((c.opcode, c.status), (Opcode::Recv, WcStatus::Success));
-                let buf = c.buf.expect("receive hands its buffer back");
-                let id = check_message(&buf[..c.len]);
-                r_phase[(id / 10_000) as usize] += 1;
-                net.sim.devices[0]
-                    .post_recv(
-                        rx_qp,
-                        RecvWr {
-                            wr_id: c.wr_id,
-                            buf,
-                        },
-                    )
-                    .unwrap();
-            }
+            take_receives(net, &mut r_phase);
             for &s in senders {
                 for c in drain(net, s) {
                     assert_eq!((c.opcode, c.status), (Opcode::Send, WcStatus::Success));
@@ -924,7 +925,6 @@ fn a_receiver_shares_its_budget_among_its_senders() {
 #[test]
 fn a_lone_message_does_not_shrink_a_bulk_senders_window() {
     let (mut net, cfg) = fan_in_net(5);
-    let rx_qp = net.nodes[0].qp;
     const BULK: u64 = 300;
     send(&mut net, 2, 0, 20_000, QKEY, None).unwrap();
     send(&mut net, 3, 0, 30_000, QKEY, None).unwrap();
@@ -933,20 +933,7 @@ fn a_lone_message_does_not_shrink_a_bulk_senders_window() {
     }
     let (mut got, mut done, mut widest) = ([0u64; 4], [0u64; 4], 0);
     let ok = run_until(&mut net, 100 * MS, |net| {
-        while let Some(c) = net.sim.devices[0].poll_cq(net.nodes[0].cq) {
-            assert_eq!((c.opcode, c.status), (Opcode::Recv, WcStatus::Success));
-            let buf = c.buf.expect("receive hands its buffer back");
-            got[(check_message(&buf[..c.len]) / 10_000) as usize] += 1;
-            net.sim.devices[0]
-                .post_recv(
-                    rx_qp,
-                    RecvWr {
-                        wr_id: c.wr_id,
-                        buf,
-                    },
-                )
-                .unwrap();
-        }
+        take_receives(net, &mut got);
         for (s, d) in done.iter_mut().enumerate().skip(1) {
             for c in drain(net, s) {
                 assert_eq!((c.opcode, c.status), (Opcode::Send, WcStatus::Success));
