@@ -54,10 +54,14 @@ impl UserIov {
     /// `len` bytes until the operation that owns this iov completes, and the
     /// caller must not access that memory concurrently (libfabric's rule for
     /// posted buffers).
-    pub unsafe fn from_raw(segs: &[(*mut u8, usize)]) -> Self {
+    pub unsafe fn from_raw<S>(segs: impl IntoIterator<Item = S>) -> Self
+    where
+        S: std::borrow::Borrow<(*mut u8, usize)>,
+    {
         let mut v = SmallVec::new();
         let mut total = 0usize;
-        for &(ptr, len) in segs {
+        for s in segs {
+            let &(ptr, len) = s.borrow();
             if len == 0 {
                 continue;
             }
@@ -271,7 +275,7 @@ mod tests {
         let mut b = [0u8; 3];
         // SAFETY: a and b outlive iov and are not touched while it lives.
         let mut iov = unsafe {
-            UserIov::from_raw(&[
+            UserIov::from_raw([
                 (a.as_mut_ptr(), a.len()),
                 (std::ptr::null_mut(), 0),
                 (b.as_mut_ptr(), b.len()),
@@ -291,7 +295,7 @@ mod tests {
         let mut a = *b"abc";
         let mut b = *b"defgh";
         // SAFETY: a and b outlive iov and are only read while it lives.
-        let iov = unsafe { UserIov::from_raw(&[(a.as_mut_ptr(), 3), (b.as_mut_ptr(), 5)]) };
+        let iov = unsafe { UserIov::from_raw([(a.as_mut_ptr(), 3), (b.as_mut_ptr(), 5)]) };
         let mut got: Vec<&[u8]> = Vec::new();
         iov.slices(1, 5, |s| got.push(s));
         assert_eq!(got, [&b"bc"[..], &b"def"[..]]);

@@ -76,8 +76,8 @@ fn round(
         // this loop iteration, and are not touched meanwhile.
         let (siov, riov) = unsafe {
             (
-                UserIov::from_raw(&[(tx.as_mut_ptr(), len)]),
-                UserIov::from_raw(&[(rx.as_mut_ptr(), len)]),
+                UserIov::from_raw([(tx.as_mut_ptr(), len)]),
+                UserIov::from_raw([(rx.as_mut_ptr(), len)]),
             )
         };
         // Half the messages unexpected (receive posted after arrival).
@@ -92,7 +92,7 @@ fn round(
         let mut riov = None;
         if !posted {
             // SAFETY: as above.
-            riov = Some(unsafe { UserIov::from_raw(&[(rx.as_mut_ptr(), len)]) });
+            riov = Some(unsafe { UserIov::from_raw([(rx.as_mut_ptr(), len)]) });
         }
         let mut got = 0;
         for _ in 0..10_000 {

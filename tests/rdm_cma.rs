@@ -147,7 +147,7 @@ fn handshake(net: &mut Net) {
 fn raw(v: &mut [u8]) -> UserIov {
     // SAFETY: the tests keep `v` alive and untouched until the operation
     // using this iov has completed.
-    unsafe { UserIov::from_raw(&[(v.as_mut_ptr(), v.len())]) }
+    unsafe { UserIov::from_raw([(v.as_mut_ptr(), v.len())]) }
 }
 
 /// The same, split into `n` segments.
@@ -236,7 +236,7 @@ fn long_read_truncates_and_multi_receive_places_at_offsets() {
     net.run(10_000);
     let mut dst = vec![0xeeu8; 70_000 + 64];
     // Only 70 000 bytes of it are offered. SAFETY: as in `raw`.
-    let iov = unsafe { UserIov::from_raw(&[(dst.as_mut_ptr(), 70_000)]) };
+    let iov = unsafe { UserIov::from_raw([(dst.as_mut_ptr(), 70_000)]) };
     recv(&mut net, true, iov, 5, 2);
     net.run(10_000);
     let r = one(net.take(1), "truncated recv");

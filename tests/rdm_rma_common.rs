@@ -104,6 +104,6 @@ impl RmaTarget for Registry {
         // SAFETY: the region's Vec is never resized while registered, and
         // the endpoint uses the view only inside the call that resolved
         // it, on this thread, while the test does not touch the memory.
-        Ok(unsafe { UserIov::from_raw(&[(ptr, len)]) })
+        Ok(unsafe { UserIov::from_raw([(ptr, len)]) })
     }
 }

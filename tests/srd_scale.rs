@@ -177,7 +177,7 @@ fn rdm_bytes_per_idle_peer() {
         }
         // SAFETY: `rx` outlives the receive, which completes below (the
         // message is already waiting as unexpected) before `rx` is reused.
-        let iov = unsafe { UserIov::from_raw(&[(rx.as_mut_ptr(), 8)]) };
+        let iov = unsafe { UserIov::from_raw([(rx.as_mut_ptr(), 8)]) };
         r.recv(0, iov, None, j as u64, OpFlags::empty()).unwrap();
         let mut got = 0;
         while let Some(c) = r.poll_completion() {

@@ -935,15 +935,12 @@ pub(crate) unsafe fn user_iov(iov: *const b::iovec, count: usize, limit: usize) 
     }
     // SAFETY: per the contract.
     let list = unsafe { std::slice::from_raw_parts(iov, count) };
-    let segs: smallvec::SmallVec<[(*mut u8, usize); 4]> = list
-        .iter()
-        .map(|v| (v.iov_base as *mut u8, v.iov_len))
-        .collect();
-    if let Some(&(_, l)) = segs.iter().find(|&&(p, l)| p.is_null() && l > 0) {
+    if let Some(v) = list.iter().find(|v| v.iov_base.is_null() && v.iov_len > 0) {
         // A client bug worth seeing in the log (Open MPI 4.1's mtl ofi posts
         // such sends for MPI_BOTTOM struct datatypes): refused, never read.
         static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
         if !WARNED.swap(true, Ordering::Relaxed) {
+            let l = v.iov_len;
             crate::srd_log!(
                 Warn,
                 EpData,
@@ -952,8 +949,9 @@ pub(crate) unsafe fn user_iov(iov: *const b::iovec, count: usize, limit: usize) 
         }
         return Err(Error::Inval);
     }
-    // SAFETY: libfabric's rule: buffers stay valid until completion.
-    Ok(unsafe { UserIov::from_raw(&segs) })
+    // SAFETY: libfabric's rule: buffers stay valid until completion. One
+    // pass from the caller's iovecs into the list (no staging copy).
+    Ok(unsafe { UserIov::from_raw(list.iter().map(|v| (v.iov_base as *mut u8, v.iov_len))) })
 }
 
 #[unsafe(no_mangle)]
