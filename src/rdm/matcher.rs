@@ -18,8 +18,11 @@
 //! Untagged receives use a second `Matcher` with tag 0.
 //!
 //! All lists are intrusive (index links inside slab entries), so nothing is
-//! allocated per operation; the maps drop empty keys, so their size stays
-//! within the slab capacity they were created with.
+//! allocated per operation. A queue a match empties keeps its key (the next
+//! receive or message of that tag, the usual case, finds it instead of
+//! inserting it again, and the match removes nothing); empty keys are
+//! dropped when they would grow a map, so its size stays within twice the
+//! keys live at once.
 
 pub use super::pool::Handle;
 use super::pool::{NIL, Slab};
@@ -55,7 +58,38 @@ const ANY: u32 = u32::MAX;
 /// (tag after the ignore mask, source or ANY).
 type Key = (u64, u32);
 
-type TagMap = HashMap<Key, Head, BuildHasherDefault<TagHasher>>;
+/// Queues by key. A queue a match empties keeps its key; when the keys
+/// reach `limit`, the empty ones are dropped and `limit` becomes at least
+/// twice the live ones, so the map holds at most twice the keys ever live
+/// at once and a purge is at least half a map of new keys away from the
+/// next (amortised O(1) per key).
+#[derive(Debug)]
+struct TagMap {
+    map: HashMap<Key, Head, BuildHasherDefault<TagHasher>>,
+    limit: usize,
+}
+
+impl TagMap {
+    fn with_capacity(n: usize) -> Self {
+        TagMap {
+            map: HashMap::with_capacity_and_hasher(n, Default::default()),
+            limit: n.max(8),
+        }
+    }
+
+    fn get(&self, key: &Key) -> Option<&Head> {
+        self.map.get(key)
+    }
+
+    /// The queue of `key`, created empty if new.
+    fn queue(&mut self, key: Key) -> &mut Head {
+        if self.map.len() >= self.limit {
+            self.map.retain(|_, h| h.head != NIL);
+            self.limit = self.limit.max(2 * self.map.len());
+        }
+        self.map.entry(key).or_insert(EMPTY)
+    }
+}
 
 #[derive(Clone, Copy, Debug)]
 struct Links {
@@ -117,10 +151,10 @@ fn map_push<T>(
     i: u32,
     l: fn(&mut T) -> &mut Links,
 ) {
-    let h = map.entry(tag).or_insert(EMPTY);
-    push_back(slab, h, i, l);
+    push_back(slab, map.queue(tag), i, l);
 }
 
+/// Unlinks entry `i` from queue `tag`; an emptied queue keeps its key.
 fn map_unlink<T>(
     map: &mut TagMap,
     slab: &mut Slab<T>,
@@ -128,11 +162,8 @@ fn map_unlink<T>(
     i: u32,
     l: fn(&mut T) -> &mut Links,
 ) {
-    if let Some(h) = map.get_mut(&tag) {
+    if let Some(h) = map.map.get_mut(&tag) {
         unlink(slab, h, i, l);
-        if h.head == NIL {
-            map.remove(&tag);
-        }
     }
 }
 
@@ -207,13 +238,13 @@ impl Matcher {
     pub fn new(max_posted: usize, max_unexpected: usize) -> Self {
         Matcher {
             posted: Slab::with_capacity(max_posted),
-            exact: TagMap::with_capacity_and_hasher(max_posted, Default::default()),
+            exact: TagMap::with_capacity(max_posted),
             exact_count: 0,
             exact_directed: 0,
             groups: Vec::new(),
             seq: 0,
             unexp: Slab::with_capacity(max_unexpected),
-            unexp_tag: TagMap::with_capacity_and_hasher(2 * max_unexpected, Default::default()),
+            unexp_tag: TagMap::with_capacity(2 * max_unexpected),
             unexp_all: EMPTY,
         }
     }
@@ -249,7 +280,7 @@ impl Matcher {
                     }
                     self.groups.push(Group {
                         ignore,
-                        map: TagMap::default(),
+                        map: TagMap::with_capacity(0),
                         count: 0,
                         directed: 0,
                     });
@@ -480,6 +511,43 @@ mod tests {
         assert_eq!(m.unpost(a), Some(10));
         assert_eq!(m.unpost(a), None);
         assert_eq!(m.match_posted(5, 1), Some((b, 11)));
+    }
+
+    #[test]
+    fn emptied_keys_stay_bounded() {
+        let mut m = Matcher::new(16, 16);
+        let cap = m.exact.map.capacity();
+        // Many distinct tags, one receive live at a time: the emptied
+        // keys are purged instead of growing the map.
+        for t in 0..10_000u64 {
+            let h = m.post(t, 0, None, 1).unwrap();
+            assert_eq!(m.match_posted(t, 0), Some((h, 1)));
+            assert_eq!(m.unpost(h), Some(1));
+            assert_eq!(m.match_posted(t, 0), None);
+        }
+        assert!(m.exact.map.capacity() <= cap);
+        // Sixteen live tags and churn on others: bounded by twice the live
+        // keys, and matching still right.
+        let live: Vec<_> = (0..16u64)
+            .map(|t| m.post(1 << 40 | t, 0, None, 2).unwrap())
+            .collect();
+        m.unpost(live[0]);
+        for t in 0..10_000u64 {
+            let h = m.post(t, 0, Some(3), 4).unwrap();
+            assert_eq!(m.match_posted(t, 3), Some((h, 4)));
+            m.unpost(h);
+        }
+        assert!(m.exact.map.len() <= 2 * 16, "{}", m.exact.map.len());
+        assert_eq!(m.match_posted(1 << 40 | 5, 9), Some((live[5], 2)));
+        assert_eq!(m.match_posted(1 << 40, 9), None);
+        // Unexpected messages likewise.
+        for t in 0..10_000u64 {
+            let h = m.add_unexpected(t, (t % 7) as u32, 5).unwrap();
+            assert_eq!(m.find_unexpected(t, 0, None), Some((h, 5)));
+            assert_eq!(m.remove_unexpected(h), Some(5));
+            assert_eq!(m.find_unexpected(t, 0, Some((t % 7) as u32)), None);
+        }
+        assert!(m.unexp_tag.map.len() <= 2 * 32, "{}", m.unexp_tag.map.len());
     }
 
     #[test]
