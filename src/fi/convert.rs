@@ -74,8 +74,31 @@ pub fn op_flags_to_fi(f: OpFlags) -> u64 {
 }
 
 /// The flags of a completion entry.
+/// By table (this runs once per completion): the low and the high six
+/// bits of the flags each index the libfabric bits they stand for.
 pub fn comp_flags_to_fi(f: CompFlags) -> u64 {
-    to_bits(&COMP, f)
+    let v = f.bits() as usize;
+    COMP_LO[v & 63] | COMP_HI[(v >> 6) & 63]
+}
+
+const _: () = assert!(CompFlags::all().bits() < 1 << 12);
+const COMP_LO: [u64; 64] = comp_table(0);
+const COMP_HI: [u64; 64] = comp_table(6);
+
+const fn comp_table(shift: u32) -> [u64; 64] {
+    let mut t = [0u64; 64];
+    let mut i = 0;
+    while i < 64 {
+        let mut j = 0;
+        while j < COMP.len() {
+            if COMP[j].0.bits() & ((i as u32) << shift) != 0 {
+                t[i] |= COMP[j].1;
+            }
+            j += 1;
+        }
+        i += 1;
+    }
+    t
 }
 
 pub fn comp_flags(v: u64) -> CompFlags {
