@@ -273,6 +273,11 @@ impl Endpoint {
         self.out.cq.pop_front()
     }
 
+    /// Whether `poll_completion` has something.
+    pub fn has_completion(&self) -> bool {
+        !self.out.cq.is_empty()
+    }
+
     /// False while unexpected storage is at its limit (in-order messages
     /// without a receive are then deferred; monitoring and tests).
     pub fn can_accept_packets(&self) -> bool {
