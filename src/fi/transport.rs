@@ -51,6 +51,12 @@ pub struct Transport {
     /// the ones the kernel could not take yet come first, in order.
     tx: Vec<Outgoing>,
     epoch: Instant,
+    /// The clock as read after the last system call that moved datagrams.
+    /// A caller's `now` dates from the start of its round, and a round's
+    /// sends and reads can take longer than the path's RTT: datagrams are
+    /// stamped and arrivals dated no earlier than this, so an ack read
+    /// after a send never dates from before it (an RTT sample of zero).
+    clock: u64,
     /// Pump rounds (the non-primary paths are polled every 16th).
     pumps: u32,
     /// Zero-copy datagrams not sent because their send was over (its
@@ -106,6 +112,7 @@ impl Transport {
             dev,
             udp,
             epoch: Instant::now(),
+            clock: 0,
             pumps: 0,
             ext_gone: 0,
         })
@@ -148,6 +155,12 @@ impl Transport {
         u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 
+    /// Reads the clock after a system call that moved datagrams.
+    fn tick(&mut self) -> u64 {
+        self.clock = self.now();
+        self.clock
+    }
+
     /// The address peers send to (path 0).
     pub fn local(&self) -> SocketAddrV4 {
         self.udp.local_addr(0)
@@ -184,6 +197,7 @@ impl Transport {
                     Ok(0) | Err(_) => break,
                     Ok(n) => {
                         moved = true;
+                        let now = self.tick();
                         self.feed(now, &mut budget);
                         if n < BATCH || self.rx_pos < self.rx.len() {
                             break;
@@ -192,6 +206,7 @@ impl Transport {
                 }
             }
         }
+        let now = now.max(self.clock);
         if self.dev.poll_timeout().is_some_and(|t| t <= now) {
             self.dev.handle_timeout(now);
         }
@@ -216,6 +231,7 @@ impl Transport {
     pub fn next_arrival(&mut self, now: u64) -> Option<Arrival> {
         let debug = crate::log::debug_data();
         for _ in 0..2 {
+            let now = now.max(self.clock);
             while let Some(item) = self.rx.get(self.rx_pos) {
                 let i = self.rx_pos;
                 self.rx_pos += 1;
@@ -243,6 +259,9 @@ impl Transport {
             if !matches!(r, Ok(n) if n > 0) {
                 return None;
             }
+            // Dated from the read (the caller's `now` may predate a send
+            // whose ack is in this batch).
+            self.tick();
         }
         None
     }
@@ -258,6 +277,7 @@ impl Transport {
     /// The rest of an I/O round after reading: due device timers, then
     /// what the device has to send.
     pub fn service(&mut self, now: u64, ext: &dyn ExtSource) -> bool {
+        let now = now.max(self.clock);
         if self.dev.poll_timeout().is_some_and(|t| t <= now) {
             self.dev.handle_timeout(now);
         }
@@ -290,6 +310,8 @@ impl Transport {
     /// again on every attempt: a send that ended meanwhile is not read).
     fn flush(&mut self, now: u64, ext: &dyn ExtSource) -> bool {
         let mut moved = false;
+        // Each batch is stamped with the clock after the previous send.
+        let mut now = now.max(self.clock);
         let debug = crate::log::debug_data();
         loop {
             while self.tx.len() < TX_BATCH {
@@ -362,6 +384,7 @@ impl Transport {
                 .collect();
             drop(send);
             drop(items);
+            now = self.tick();
             let mut keep: SmallVec<[Outgoing; TX_BATCH]> = SmallVec::new();
             for &i in &unsent {
                 keep.push(self.tx[i]);
