@@ -502,4 +502,48 @@ mod tests {
         t.pump();
         assert_eq!(seen(&t), N, "nothing handed twice");
     }
+
+    /// An ack read by a round whose clock reading predates the send it
+    /// answers (the round read the clock, then sent, then read) is dated
+    /// from its read, not from the round's start: its RTT sample is not
+    /// zero. (Before, such samples were zero: min_rtt 0 between two
+    /// namespaces, and RACK declared packets in a queue lost.)
+    #[test]
+    fn an_ack_read_after_a_send_is_dated_after_it() {
+        use crate::srd::{QpType, RecvWr, SendWr};
+        let open = || {
+            let local = SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 0);
+            Transport::open(local, 1472, &Params::default(), |_| {}).unwrap()
+        };
+        let (mut a, mut b) = (open(), open());
+        let (pd, _, qa) = a.open_qp(QpType::Srd, 7, 8, 8).unwrap();
+        let (_, _, qb) = b.open_qp(QpType::Srd, 7, 8, 8).unwrap();
+        let rwr = RecvWr {
+            wr_id: 1,
+            buf: vec![0; 64],
+        };
+        b.dev.post_recv(qb, rwr).unwrap();
+        let ah = a.dev.create_ah(pd, b.dev.addr()).unwrap();
+        let stale = a.now();
+        let wr = SendWr {
+            wr_id: 1,
+            ah,
+            remote_qpn: qb,
+            remote_qkey: 7,
+            data: b"ping",
+        };
+        a.dev.post_send(qa, wr).unwrap();
+        a.push(&NoExt);
+        let srtt = |t: &Transport, peer| t.dev.peer_info(peer).and_then(|i| i.srtt);
+        for _ in 0..1000 {
+            b.pump();
+            while a.next_arrival(stale).is_some() {}
+            if srtt(&a, b.dev.addr()).is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let rtt = srtt(&a, b.dev.addr()).expect("acked");
+        assert!(rtt > 0, "RTT sample {rtt} ns");
+    }
 }
