@@ -5,7 +5,7 @@ use super::multipath::PathEvent;
 use super::objects::{AhEntry, CqEntry, MrEntry, QpEntry, RKEY_BIT, Table};
 use super::peer::{EpochCheck, Peer, RtoEpisode};
 use super::pool::Pool;
-use super::reliability::Ring;
+use super::reliability::{LostBy, Ring};
 use super::{
     Access, Ah, Arrival, Completion, Cq, DeviceAddr, DeviceConfig, DropEvent, ExtRef, MAX_PATHS,
     Mr, Opcode, OutSrc, Outgoing, Pd, PeerInfo, QpAttr, QpState, QpType, Qpn, RX_WINDOW, RecvWr,
@@ -692,7 +692,7 @@ impl Device {
             if early || r.was_lost {
                 // Declared lost, yet the first transmission arrived.
                 p.spurious_loss();
-                if r.overtaken {
+                if r.lost_by == LostBy::Overtaken {
                     // Its path reordered: no more path-order rule.
                     p.path_order = false;
                 }
@@ -779,7 +779,7 @@ impl Device {
             lost.clear();
             p.tx.overtaken(by_path, OVERTAKEN_SCAN, &mut lost);
             for &psn in &lost {
-                if let Some(out) = p.tx.mark_lost(psn, true) {
+                if let Some(out) = p.tx.mark_lost(psn, LostBy::Overtaken) {
                     Self::fast_loss(&mut self.stats, p, out, now);
                 }
             }
@@ -789,7 +789,7 @@ impl Device {
         loop {
             match p.tx.rack(now, reo_wnd) {
                 super::reliability::Rack::Lost(psn) => {
-                    let Some(out) = p.tx.mark_lost(psn, false) else {
+                    let Some(out) = p.tx.mark_lost(psn, LostBy::Rack) else {
                         break;
                     };
                     Self::fast_loss(&mut self.stats, p, out, now);
@@ -967,7 +967,7 @@ impl Device {
             // signal: no window cut, no path blame.
             p.tlp_sent = true;
             if let Some(psn) = p.tx.newest_in_flight()
-                && p.tx.mark_lost(psn, false).is_some()
+                && p.tx.mark_lost(psn, LostBy::Probe).is_some()
             {
                 self.stats.tlp_probes += 1;
                 self.mark_ready(pi);
@@ -989,7 +989,7 @@ impl Device {
             if lost > 0 && p.tx.deadline(stale).is_none_or(|d| d > now) {
                 break;
             }
-            let Some((path, _)) = p.tx.mark_lost(psn, false) else {
+            let Some((path, _)) = p.tx.mark_lost(psn, LostBy::Timeout) else {
                 break;
             };
             lost += 1;

@@ -188,8 +188,11 @@ impl Peer {
     /// what it declared lost waits for the next ack (after F-RTO): late
     /// acks of the originals then remove them instead of their being sent
     /// twice.
+    /// Once nothing is in flight no ack can come, so it may then whatever
+    /// the timeout (its resend lost to a probe or to RACK leaves lost
+    /// packets, no timer and no ack: a stall for good otherwise).
     pub fn retx_allowed(&self) -> bool {
-        !(self.rto_episode.open && self.rto_episode.resent)
+        !(self.rto_episode.open && self.rto_episode.resent) || self.tx.in_flight == 0
     }
 
     /// The retransmission timeout in force, backoff included. Before the

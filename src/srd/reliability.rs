@@ -37,9 +37,8 @@ pub(crate) struct Slot {
     pub retry_at: u64,
     pub path: u8,
     pub retransmitted: bool,
-    /// Last declared lost because a later transmission on its path was
-    /// acked (not by the reorder window).
-    pub overtaken: bool,
+    /// What declared it lost last (a resend keeps it).
+    pub lost_by: LostBy,
     prev: u32,
     next: u32,
 }
@@ -55,7 +54,7 @@ const FREE_SLOT: Slot = Slot {
     retry_at: 0,
     path: 0,
     retransmitted: false,
-    overtaken: false,
+    lost_by: LostBy::Rack,
     prev: NONE,
     next: NONE,
 };
@@ -70,8 +69,20 @@ pub(crate) struct Removed {
     pub sent_at: u64,
     pub tx_seq: u64,
     pub retransmitted: bool,
-    /// Its last loss was declared by the path-order rule.
-    pub overtaken: bool,
+    pub lost_by: LostBy,
+}
+
+/// What declared a packet lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LostBy {
+    /// RACK's time rule (a later packet acked, the reorder window passed).
+    Rack,
+    /// The path-order rule (a later packet on its path acked).
+    Overtaken,
+    /// The tail-loss probe (the newest packet, resent to draw an ack).
+    Probe,
+    /// A retransmission timeout.
+    Timeout,
 }
 
 /// A send window's storage, handed from an idle peer to the next busy one
@@ -351,7 +362,7 @@ impl TxWindow {
             sent_at: s.sent_at,
             tx_seq: s.tx_seq,
             retransmitted: s.retransmitted,
-            overtaken: s.overtaken,
+            lost_by: s.lost_by,
         })
     }
 
@@ -366,10 +377,9 @@ impl TxWindow {
         }
     }
 
-    /// Declares an in-flight packet lost and queues it for retransmission
-    /// (`overtaken`: by the path-order rule). Returns its path and last
-    /// transmission number.
-    pub fn mark_lost(&mut self, psn: u32, overtaken: bool) -> Option<(u8, u64)> {
+    /// Declares an in-flight packet lost and queues it for retransmission.
+    /// Returns its path and last transmission number.
+    pub fn mark_lost(&mut self, psn: u32, by: LostBy) -> Option<(u8, u64)> {
         let s = *self.get(psn)?;
         if s.state != SlotState::InFlight {
             return None;
@@ -378,7 +388,7 @@ impl TxWindow {
         self.unlink(i);
         if let Some(slot) = self.slot_mut(i) {
             slot.state = SlotState::Lost;
-            slot.overtaken = overtaken;
+            slot.lost_by = by;
         }
         self.push_retx(psn);
         Some((s.path, s.tx_seq))
@@ -780,7 +790,7 @@ mod tests {
         assert!(t.remove(2).is_none());
         t.advance_una();
         assert_eq!(t.una, 1);
-        assert_eq!(t.mark_lost(1, false), Some((0, 1)));
+        assert_eq!(t.mark_lost(1, LostBy::Rack), Some((0, 1)));
         assert_eq!(t.in_flight, 5);
         assert_eq!(t.oldest_in_flight(), Some(3));
         assert_eq!(t.pop_retx(), Some(1));
@@ -829,7 +839,7 @@ mod tests {
                     }
                     _ => {
                         let psn = t.una.wrapping_add(rnd(size));
-                        if t.mark_lost(psn, false).is_some() && rnd(2) == 0 {
+                        if t.mark_lost(psn, LostBy::Rack).is_some() && rnd(2) == 0 {
                             t.pop_retx();
                             t.on_transmit(psn, u64::from(step), 1);
                         }
