@@ -954,3 +954,26 @@ fn a_lone_message_does_not_shrink_a_bulk_senders_window() {
         "bulk window {widest}: cut by peers that sent one message"
     );
 }
+
+/// The path-order rule on a network whose jitter reorders within a path
+/// (the assumption broken): a loss it declares proves spurious, the rule
+/// turns itself off for the peer, and the stream is delivered exactly
+/// once with hardly more retransmissions than without the rule.
+#[test]
+fn stream_1pct_loss_with_path_order_on_a_reordering_network() {
+    let run = |path_order: bool| {
+        let cfg = DeviceConfig {
+            path_order,
+            ..DeviceConfig::default()
+        };
+        let mut net = setup(lossy(10_000, 7), cfg, 2, QpType::Srd);
+        let out = stream(&mut net, 20_000, 500 * MS);
+        assert_eq!(out.duplicates, 0);
+        net.sim.devices[0].stats().retransmits
+    };
+    let (on, off) = (run(true), run(false));
+    assert!(
+        on <= off + 64,
+        "{on} retransmissions with the rule, {off} without"
+    );
+}

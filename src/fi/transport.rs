@@ -51,6 +51,12 @@ pub struct Transport {
     /// the ones the kernel could not take yet come first, in order.
     tx: Vec<Outgoing>,
     epoch: Instant,
+    /// The clock as read after the last system call that moved datagrams.
+    /// A caller's `now` dates from the start of its round, and a round's
+    /// sends and reads can take longer than the path's RTT: datagrams are
+    /// stamped and arrivals dated no earlier than this, so an ack read
+    /// after a send never dates from before it (an RTT sample of zero).
+    clock: u64,
     /// Pump rounds (the non-primary paths are polled every 16th).
     pumps: u32,
     /// Zero-copy datagrams not sent because their send was over (its
@@ -106,6 +112,7 @@ impl Transport {
             dev,
             udp,
             epoch: Instant::now(),
+            clock: 0,
             pumps: 0,
             ext_gone: 0,
         })
@@ -148,6 +155,12 @@ impl Transport {
         u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 
+    /// Reads the clock after a system call that moved datagrams.
+    fn tick(&mut self) -> u64 {
+        self.clock = self.now();
+        self.clock
+    }
+
     /// The address peers send to (path 0).
     pub fn local(&self) -> SocketAddrV4 {
         self.udp.local_addr(0)
@@ -184,6 +197,7 @@ impl Transport {
                     Ok(0) | Err(_) => break,
                     Ok(n) => {
                         moved = true;
+                        let now = self.tick();
                         self.feed(now, &mut budget);
                         if n < BATCH || self.rx_pos < self.rx.len() {
                             break;
@@ -192,6 +206,7 @@ impl Transport {
                 }
             }
         }
+        let now = now.max(self.clock);
         if self.dev.poll_timeout().is_some_and(|t| t <= now) {
             self.dev.handle_timeout(now);
         }
@@ -216,6 +231,7 @@ impl Transport {
     pub fn next_arrival(&mut self, now: u64) -> Option<Arrival> {
         let debug = crate::log::debug_data();
         for _ in 0..2 {
+            let now = now.max(self.clock);
             while let Some(item) = self.rx.get(self.rx_pos) {
                 let i = self.rx_pos;
                 self.rx_pos += 1;
@@ -243,6 +259,9 @@ impl Transport {
             if !matches!(r, Ok(n) if n > 0) {
                 return None;
             }
+            // Dated from the read (the caller's `now` may predate a send
+            // whose ack is in this batch).
+            self.tick();
         }
         None
     }
@@ -258,6 +277,7 @@ impl Transport {
     /// The rest of an I/O round after reading: due device timers, then
     /// what the device has to send.
     pub fn service(&mut self, now: u64, ext: &dyn ExtSource) -> bool {
+        let now = now.max(self.clock);
         if self.dev.poll_timeout().is_some_and(|t| t <= now) {
             self.dev.handle_timeout(now);
         }
@@ -290,6 +310,8 @@ impl Transport {
     /// again on every attempt: a send that ended meanwhile is not read).
     fn flush(&mut self, now: u64, ext: &dyn ExtSource) -> bool {
         let mut moved = false;
+        // Each batch is stamped with the clock after the previous send.
+        let mut now = now.max(self.clock);
         let debug = crate::log::debug_data();
         loop {
             while self.tx.len() < TX_BATCH {
@@ -362,6 +384,7 @@ impl Transport {
                 .collect();
             drop(send);
             drop(items);
+            now = self.tick();
             let mut keep: SmallVec<[Outgoing; TX_BATCH]> = SmallVec::new();
             for &i in &unsent {
                 keep.push(self.tx[i]);
@@ -478,5 +501,49 @@ mod tests {
         );
         t.pump();
         assert_eq!(seen(&t), N, "nothing handed twice");
+    }
+
+    /// An ack read by a round whose clock reading predates the send it
+    /// answers (the round read the clock, then sent, then read) is dated
+    /// from its read, not from the round's start: its RTT sample is not
+    /// zero. (Before, such samples were zero: min_rtt 0 between two
+    /// namespaces, and RACK declared packets in a queue lost.)
+    #[test]
+    fn an_ack_read_after_a_send_is_dated_after_it() {
+        use crate::srd::{QpType, RecvWr, SendWr};
+        let open = || {
+            let local = SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 0);
+            Transport::open(local, 1472, &Params::default(), |_| {}).unwrap()
+        };
+        let (mut a, mut b) = (open(), open());
+        let (pd, _, qa) = a.open_qp(QpType::Srd, 7, 8, 8).unwrap();
+        let (_, _, qb) = b.open_qp(QpType::Srd, 7, 8, 8).unwrap();
+        let rwr = RecvWr {
+            wr_id: 1,
+            buf: vec![0; 64],
+        };
+        b.dev.post_recv(qb, rwr).unwrap();
+        let ah = a.dev.create_ah(pd, b.dev.addr()).unwrap();
+        let stale = a.now();
+        let wr = SendWr {
+            wr_id: 1,
+            ah,
+            remote_qpn: qb,
+            remote_qkey: 7,
+            data: b"ping",
+        };
+        a.dev.post_send(qa, wr).unwrap();
+        a.push(&NoExt);
+        let srtt = |t: &Transport, peer| t.dev.peer_info(peer).and_then(|i| i.srtt);
+        for _ in 0..1000 {
+            b.pump();
+            while a.next_arrival(stale).is_some() {}
+            if srtt(&a, b.dev.addr()).is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let rtt = srtt(&a, b.dev.addr()).expect("acked");
+        assert!(rtt > 0, "RTT sample {rtt} ns");
     }
 }

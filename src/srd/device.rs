@@ -5,7 +5,7 @@ use super::multipath::PathEvent;
 use super::objects::{AhEntry, CqEntry, MrEntry, QpEntry, RKEY_BIT, Table};
 use super::peer::{EpochCheck, Peer, RtoEpisode};
 use super::pool::Pool;
-use super::reliability::Ring;
+use super::reliability::{LostBy, Ring};
 use super::{
     Access, Ah, Arrival, Completion, Cq, DeviceAddr, DeviceConfig, DropEvent, ExtRef, MAX_PATHS,
     Mr, Opcode, OutSrc, Outgoing, Pd, PeerInfo, QpAttr, QpState, QpType, Qpn, RX_WINDOW, RecvWr,
@@ -66,6 +66,8 @@ pub struct Device {
     /// (at most `SPARE_RINGS`): idle peers hold no ring, and a few busy
     /// peers at a time allocate nothing.
     spare_rings: Vec<Ring>,
+    /// PSNs the path-order rule found lost in one ack (reused).
+    scratch_psns: Vec<u32>,
     /// The second copy of a lone small packet (`DeviceConfig::dup_small`),
     /// sent right after the first on another path.
     dup_next: Option<Outgoing>,
@@ -101,6 +103,8 @@ fn wire_reason(e: WireError) -> &'static str {
 
 /// Spare send-window rings a device keeps (each `window` slots).
 const SPARE_RINGS: usize = 16;
+/// Most in-flight packets the path-order rule looks at per ack.
+const OVERTAKEN_SCAN: usize = 256;
 
 fn count_wire_error(stats: &mut Stats, e: WireError) {
     match e {
@@ -141,6 +145,7 @@ impl Device {
             timers: BinaryHeap::new(),
             due: Vec::new(),
             spare_rings: Vec::new(),
+            scratch_psns: Vec::new(),
             dup_next: None,
             drop_events: Vec::new(),
             ctrl: Vec::new(),
@@ -672,6 +677,8 @@ impl Device {
         // lost and would inflate the estimate.
         let mut newest: Option<(u64, u64, bool)> = None; // (tx_seq, sent_at, resent)
         let mut acked: u32 = 0;
+        // One past the newest transmission delivered per path (path order).
+        let mut by_path = [0u64; MAX_PATHS];
         let mut ack_one = |p: &mut Peer, psn: u32| {
             let Some(r) = p.tx.remove(psn) else { return };
             acked += 1;
@@ -685,9 +692,19 @@ impl Device {
             if early || r.was_lost {
                 // Declared lost, yet the first transmission arrived.
                 p.spurious_loss();
+                if r.lost_by == LostBy::Overtaken {
+                    // Its path reordered: no more path-order rule.
+                    p.path_order = false;
+                }
             }
             if !early {
                 p.tx.on_delivered(r.tx_seq, r.sent_at, now);
+            }
+            if !r.retransmitted
+                && let Some(h) = by_path.get_mut(usize::from(r.path))
+            {
+                // Only a packet sent once says which transmission arrived.
+                *h = (*h).max(r.tx_seq + 1);
             }
             p.rto_check(r.sent_at, early || r.was_lost);
             p.cwnd.on_ack();
@@ -739,7 +756,7 @@ impl Device {
         {
             self.spare_rings.push(ring);
         }
-        self.detect_losses(pi, now);
+        self.detect_losses(pi, now, &by_path);
         self.mark_ready(pi);
         // The RTT sample and the backoff reset can bring the RTO earlier.
         self.arm(pi);
@@ -749,26 +766,33 @@ impl Device {
     /// lost every in-flight packet sent before an acked one that has been
     /// out for that one's RTT plus a quarter SRTT, and arms the reorder
     /// timer for the first that is not yet.
-    fn detect_losses(&mut self, pi: u32, now: u64) {
+    /// With the path-order rule, first every packet a later one on its
+    /// path overtook (`by_path`: what this ack delivered per path; see
+    /// `TxWindow::overtaken`).
+    fn detect_losses(&mut self, pi: u32, now: u64, by_path: &[u64; MAX_PATHS]) {
         let Some(p) = self.peers.get_mut(ix(pi)) else {
             return;
         };
         p.reo_at = None;
+        if p.path_order && by_path.iter().any(|&h| h > 0) {
+            let mut lost = std::mem::take(&mut self.scratch_psns);
+            lost.clear();
+            p.tx.overtaken(by_path, OVERTAKEN_SCAN, &mut lost);
+            for &psn in &lost {
+                if let Some(out) = p.tx.mark_lost(psn, LostBy::Overtaken) {
+                    Self::fast_loss(&mut self.stats, p, out, now);
+                }
+            }
+            self.scratch_psns = lost;
+        }
         let reo_wnd = p.reo_wnd();
         loop {
             match p.tx.rack(now, reo_wnd) {
                 super::reliability::Rack::Lost(psn) => {
-                    let Some((path, tx_seq)) = p.tx.mark_lost(psn) else {
+                    let Some(out) = p.tx.mark_lost(psn, LostBy::Rack) else {
                         break;
                     };
-                    self.stats.fast_retransmits += 1;
-                    p.rack_loss();
-                    let next_tx = p.tx.tx_count;
-                    let srtt = p.rtt.srtt().unwrap_or(0);
-                    p.cwnd.on_loss(tx_seq, next_tx, now, srtt);
-                    if p.paths.on_loss(path, now) == PathEvent::Failed {
-                        self.stats.path_failures += 1;
-                    }
+                    Self::fast_loss(&mut self.stats, p, out, now);
                 }
                 super::reliability::Rack::At(t) => {
                     p.reo_at = Some(t);
@@ -776,6 +800,19 @@ impl Device {
                 }
                 super::reliability::Rack::Unknown => break,
             }
+        }
+    }
+
+    /// The bookkeeping of a loss found by an ack (not a timeout):
+    /// `(path, tx_seq)` of the lost transmission.
+    fn fast_loss(stats: &mut Stats, p: &mut Peer, (path, tx_seq): (u8, u64), now: u64) {
+        stats.fast_retransmits += 1;
+        p.rack_loss();
+        let next_tx = p.tx.tx_count;
+        let srtt = p.rtt.srtt().unwrap_or(0);
+        p.cwnd.on_loss(tx_seq, next_tx, now, srtt);
+        if p.paths.on_loss(path, now) == PathEvent::Failed {
+            stats.path_failures += 1;
         }
     }
 
@@ -908,7 +945,7 @@ impl Device {
         }
         let Some(p) = self.peer_mut(pi) else { return };
         if p.reo_at.is_some_and(|d| d <= now) {
-            self.detect_losses(pi, now);
+            self.detect_losses(pi, now, &[0; MAX_PATHS]);
             self.mark_ready(pi);
         }
         let Some(p) = self.peers.get_mut(ix(pi)) else {
@@ -930,7 +967,7 @@ impl Device {
             // signal: no window cut, no path blame.
             p.tlp_sent = true;
             if let Some(psn) = p.tx.newest_in_flight()
-                && p.tx.mark_lost(psn).is_some()
+                && p.tx.mark_lost(psn, LostBy::Probe).is_some()
             {
                 self.stats.tlp_probes += 1;
                 self.mark_ready(pi);
@@ -952,7 +989,7 @@ impl Device {
             if lost > 0 && p.tx.deadline(stale).is_none_or(|d| d > now) {
                 break;
             }
-            let Some((path, _)) = p.tx.mark_lost(psn) else {
+            let Some((path, _)) = p.tx.mark_lost(psn, LostBy::Timeout) else {
                 break;
             };
             lost += 1;

@@ -135,6 +135,12 @@ pub struct DeviceConfig {
     /// takes over (1: each packet on the next path). A burst on one path
     /// leaves in one GSO send and arrives in order.
     pub path_burst: u32,
+    /// Each path delivers in the order sent (one UDP flow over one route):
+    /// a packet that a later one on its path overtook is lost at once,
+    /// without RACK's reorder window (docs/srd-spec.md §7.3). A peer whose
+    /// path turns out to reorder loses the rule. Off in the simulator,
+    /// whose jitter reorders within a path.
+    pub path_order: bool,
     /// Remote devices we keep state for.
     pub max_peers: u32,
     /// QPs, CQs, AHs, MRs, PDs the device can hold.
@@ -184,6 +190,7 @@ impl Default for DeviceConfig {
             path_fail_threshold: 6,
             path_probe_interval: 50_000_000,
             path_burst: 1,
+            path_order: false,
             max_peers: 1024,
             max_qps: 256,
             max_cqs: 256,

@@ -44,6 +44,9 @@ pub(crate) struct Peer {
     pub reo_quarters: u32,
     /// Losses declared since the window last changed.
     pub reo_clean: u32,
+    /// The path-order rule applies to this peer (`DeviceConfig::path_order`
+    /// until a loss it declared proves spurious).
+    pub path_order: bool,
     /// When an ack or NAK from the peer last made progress (0: never).
     pub last_progress: u64,
     /// Packets accepted since our last ack.
@@ -126,6 +129,7 @@ impl Peer {
             reo_at: None,
             reo_quarters: REO_MIN_QUARTERS,
             reo_clean: 0,
+            path_order: cfg.path_order,
             rx_unacked: 0,
             ack_deadline: None,
             ack_queued: false,
@@ -184,8 +188,11 @@ impl Peer {
     /// what it declared lost waits for the next ack (after F-RTO): late
     /// acks of the originals then remove them instead of their being sent
     /// twice.
+    /// Once nothing is in flight no ack can come, so it may then whatever
+    /// the timeout (its resend lost to a probe or to RACK leaves lost
+    /// packets, no timer and no ack: a stall for good otherwise).
     pub fn retx_allowed(&self) -> bool {
-        !(self.rto_episode.open && self.rto_episode.resent)
+        !(self.rto_episode.open && self.rto_episode.resent) || self.tx.in_flight == 0
     }
 
     /// The retransmission timeout in force, backoff included. Before the

@@ -10,7 +10,7 @@
 //! Receiver: a cumulative PSN plus a bitmap of the `RX_WINDOW` PSNs after it.
 
 use super::pool::NONE;
-use super::{RX_WINDOW, psn_lt};
+use super::{MAX_PATHS, RX_WINDOW, psn_lt};
 use crate::wire::srd::MAX_SACK_WORDS;
 use std::collections::VecDeque;
 
@@ -37,6 +37,8 @@ pub(crate) struct Slot {
     pub retry_at: u64,
     pub path: u8,
     pub retransmitted: bool,
+    /// What declared it lost last (a resend keeps it).
+    pub lost_by: LostBy,
     prev: u32,
     next: u32,
 }
@@ -52,6 +54,7 @@ const FREE_SLOT: Slot = Slot {
     retry_at: 0,
     path: 0,
     retransmitted: false,
+    lost_by: LostBy::Rack,
     prev: NONE,
     next: NONE,
 };
@@ -66,6 +69,20 @@ pub(crate) struct Removed {
     pub sent_at: u64,
     pub tx_seq: u64,
     pub retransmitted: bool,
+    pub lost_by: LostBy,
+}
+
+/// What declared a packet lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LostBy {
+    /// RACK's time rule (a later packet acked, the reorder window passed).
+    Rack,
+    /// The path-order rule (a later packet on its path acked).
+    Overtaken,
+    /// The tail-loss probe (the newest packet, resent to draw an ack).
+    Probe,
+    /// A retransmission timeout.
+    Timeout,
 }
 
 /// A send window's storage, handed from an idle peer to the next busy one
@@ -345,6 +362,7 @@ impl TxWindow {
             sent_at: s.sent_at,
             tx_seq: s.tx_seq,
             retransmitted: s.retransmitted,
+            lost_by: s.lost_by,
         })
     }
 
@@ -361,7 +379,7 @@ impl TxWindow {
 
     /// Declares an in-flight packet lost and queues it for retransmission.
     /// Returns its path and last transmission number.
-    pub fn mark_lost(&mut self, psn: u32) -> Option<(u8, u64)> {
+    pub fn mark_lost(&mut self, psn: u32, by: LostBy) -> Option<(u8, u64)> {
         let s = *self.get(psn)?;
         if s.state != SlotState::InFlight {
             return None;
@@ -370,6 +388,7 @@ impl TxWindow {
         self.unlink(i);
         if let Some(slot) = self.slot_mut(i) {
             slot.state = SlotState::Lost;
+            slot.lost_by = by;
         }
         self.push_retx(psn);
         Some((s.path, s.tx_seq))
@@ -434,6 +453,31 @@ impl TxWindow {
             Rack::Lost(s.psn)
         } else {
             Rack::At(at)
+        }
+    }
+
+    /// The path-order rule (docs/srd-spec.md §7.3): one path is one UDP
+    /// flow over one route and delivers in the order sent, so a
+    /// transmission still in flight that a later one on its path overtook
+    /// is lost at once, with no reorder window. `acked[k]` is one past the
+    /// newest transmission on path k that this ack delivered (0: none).
+    /// Looks at most `cap` transmissions from the oldest, and none sent
+    /// after the newest delivered; pushes the lost PSNs to `out`.
+    pub fn overtaken(&self, acked: &[u64; MAX_PATHS], cap: usize, out: &mut Vec<u32>) {
+        let top = acked.iter().copied().max().unwrap_or(0);
+        let mut i = self.head;
+        for _ in 0..cap {
+            let Some(s) = self.slot(i) else { break };
+            if s.tx_seq >= top {
+                break;
+            }
+            if acked
+                .get(usize::from(s.path))
+                .is_some_and(|&a| s.tx_seq < a)
+            {
+                out.push(s.psn);
+            }
+            i = s.next;
         }
     }
 
@@ -746,7 +790,7 @@ mod tests {
         assert!(t.remove(2).is_none());
         t.advance_una();
         assert_eq!(t.una, 1);
-        assert_eq!(t.mark_lost(1), Some((0, 1)));
+        assert_eq!(t.mark_lost(1, LostBy::Rack), Some((0, 1)));
         assert_eq!(t.in_flight, 5);
         assert_eq!(t.oldest_in_flight(), Some(3));
         assert_eq!(t.pop_retx(), Some(1));
@@ -795,7 +839,7 @@ mod tests {
                     }
                     _ => {
                         let psn = t.una.wrapping_add(rnd(size));
-                        if t.mark_lost(psn).is_some() && rnd(2) == 0 {
+                        if t.mark_lost(psn, LostBy::Rack).is_some() && rnd(2) == 0 {
                             t.pop_retx();
                             t.on_transmit(psn, u64::from(step), 1);
                         }

@@ -126,6 +126,8 @@ impl RdmOpen {
             let per_send =
                 (MAX_UDP_PAYLOAD / (c.max_payload + DATA_HEADER_LEN)).clamp(1, GSO_MAX_SEGMENTS);
             c.path_burst = u32::try_from(per_send).unwrap_or(1);
+            // A path is one UDP flow: routes and the kernel keep its order.
+            c.path_order = true;
         })?;
         let mut link = Link::open(t, params)?;
         let mtu = link.t.dev.max_payload();
