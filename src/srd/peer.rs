@@ -188,9 +188,10 @@ impl Peer {
     /// what it declared lost waits for the next ack (after F-RTO): late
     /// acks of the originals then remove them instead of their being sent
     /// twice.
-    /// Once nothing is in flight no ack can come, so it may then whatever
-    /// the timeout (its resend lost to a probe or to RACK leaves lost
-    /// packets, no timer and no ack: a stall for good otherwise).
+    /// Once nothing is in flight no ack can come, so then one may go
+    /// whatever the timeout's state: its one resend, declared lost again
+    /// by a probe or by RACK, would otherwise leave lost packets, no timer
+    /// and no ack, a stall for good.
     pub fn retx_allowed(&self) -> bool {
         !(self.rto_episode.open && self.rto_episode.resent) || self.tx.in_flight == 0
     }
