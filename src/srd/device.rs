@@ -766,6 +766,7 @@ impl Device {
     /// lost every in-flight packet sent before an acked one that has been
     /// out for that one's RTT plus a quarter SRTT, and arms the reorder
     /// timer for the first that is not yet.
+    ///
     /// With the path-order rule, first every packet a later one on its
     /// path overtook (`by_path`: what this ack delivered per path; see
     /// `TxWindow::overtaken`).

@@ -72,6 +72,7 @@ pub(crate) struct Peer {
     pub rto_episode: RtoEpisode,
     /// The device's fan-in period in which this peer last sent new data.
     pub fan_seen: u64,
+    /// Its packets of new data in that period (it counts from the second).
     pub fan_pkts: u32,
     /// Per (local, remote) pair: where in its allowed range a backed-off
     /// timeout fires (`rto`).
@@ -188,6 +189,7 @@ impl Peer {
     /// what it declared lost waits for the next ack (after F-RTO): late
     /// acks of the originals then remove them instead of their being sent
     /// twice.
+    ///
     /// Once nothing is in flight no ack can come, so then one may go
     /// whatever the timeout's state: its one resend, declared lost again
     /// by a probe or by RACK, would otherwise leave lost packets, no timer
