@@ -188,3 +188,29 @@ fn pages_of_dead_processes_are_swept() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
 }
+
+/// While every peer it knows has a ring, an endpoint reads its UDP sockets
+/// about once a millisecond, not on every poll: ranks that share a core
+/// would otherwise pay a system call on every turn.
+#[test]
+fn an_endpoint_whose_peers_all_have_rings_seldom_reads_udp() {
+    let p = Pair::new(&Opts::rdm());
+    let (msgs, _) = exchange(&p, 1);
+    assert_eq!(msgs, SIZES.len() as u64);
+    let page = page_of(&p.a.name);
+    let calls = || ctr(&stats::read(&page).expect("page"), "udp_recv_calls");
+    let t0 = std::time::Instant::now();
+    let before = calls();
+    let _ = p.drain(200);
+    let after = calls();
+    // The page may be a publishing period old at either read.
+    let ms = t0.elapsed().as_millis() as u64 + 2 * stats::PUBLISH_EVERY_NS / 1_000_000;
+    // A poll reads each of the endpoint's sockets at most once or twice;
+    // every 20 µs this would be thousands.
+    assert!(after >= before);
+    assert!(
+        after - before <= 8 * (ms + 2),
+        "{} UDP receive calls in {ms} ms of polling",
+        after - before
+    );
+}

@@ -31,6 +31,12 @@ const UDP_PAUSE_AT: usize = 512;
 /// ... and below which it resumes.
 const UDP_RESUME_BELOW: usize = 256;
 
+/// Rationed UDP polling while shared memory carries the traffic (ns).
+const UDP_GAP: u64 = 20_000;
+/// The same when no known peer is reached over UDP: only a stranger's
+/// first datagram (or a peer whose ring went away) waits this long.
+const UDP_GAP_NO_PEERS: u64 = 1_000_000;
+
 pub(super) struct Link {
     pub t: Transport,
     pub pd: Pd,
@@ -48,6 +54,9 @@ pub(super) struct Link {
     pub udp_dirty: bool,
     /// UDP moved something recently: poll it on every round until then (ns).
     udp_hot_until: u64,
+    /// Some known peer is reached over UDP (no ring). Until then only
+    /// strangers can send to the sockets, and they are polled rarely.
+    pub udp_peers: bool,
     /// Peers paused because the device holds too many of their sends.
     udp_paused: Vec<PeerIdx>,
     /// Packets the protocol deferred, per sender.
@@ -97,6 +106,7 @@ impl Link {
             last_udp_poll: 0,
             udp_dirty: false,
             udp_hot_until: 0,
+            udp_peers: false,
             udp_paused: Vec::new(),
             inbox: rdm::Inbox::new(),
             out_len,
@@ -138,8 +148,10 @@ impl Link {
 
     /// Moves UDP datagrams. Without shared memory, or while UDP traffic
     /// flowed within the last millisecond, every call polls; otherwise the
-    /// sockets are polled at most every 20 µs unless datagrams wait to go
-    /// out, so same-host traffic does not pay a system call per poll.
+    /// sockets are polled at most every [`UDP_GAP`] unless datagrams wait
+    /// to go out, so same-host traffic does not pay a system call per poll
+    /// (and at most every [`UDP_GAP_NO_PEERS`] while every known peer has a
+    /// ring: ranks sharing a core would otherwise pay one on every turn).
     /// Returns whether the sockets were polled.
     pub fn poll_udp(
         &mut self,
@@ -152,7 +164,12 @@ impl Link {
             || self.shm.is_none()
             || self.udp_dirty
             || now < self.udp_hot_until
-            || now.saturating_sub(self.last_udp_poll) >= 20_000
+            || now.saturating_sub(self.last_udp_poll)
+                >= if self.udp_peers {
+                    UDP_GAP
+                } else {
+                    UDP_GAP_NO_PEERS
+                }
         {
             self.last_udp_poll = now;
             self.udp_dirty = false;

@@ -143,6 +143,7 @@ impl Link {
             // datagrams travel over loopback, whatever the interface's MTU,
             // so they may be as large as one datagram holds.
             let by_ring = self.shm.as_ref().is_some_and(|s| s.routes(p));
+            self.udp_peers |= !by_ring;
             if same_host && !by_ring && self.t.dev.set_peer_max_payload(ah, LOCAL_PAYLOAD).is_ok() {
                 let _ = r.set_peer_link(p, LOCAL_PAYLOAD, None);
             }
