@@ -34,3 +34,24 @@ fn concurrent_senders_on_a_thread_safe_endpoint() {
 fn injects_are_counted_on_the_fast_path() {
     injects_count_in_the_send_counter();
 }
+
+#[test]
+fn full_cq_keeps_fast_completions_in_order() {
+    let fast = full_cq_keeps_completions_in_order();
+    assert!(fast > 0, "no frame was received straight into its receive");
+}
+
+#[test]
+fn fast_receives_count_with_selective_completion() {
+    receive_counter_and_selective_completion();
+}
+
+#[test]
+fn canceled_receive_takes_no_fast_frame() {
+    shm_fast_common::canceled_receive_takes_no_fast_frame();
+}
+
+#[test]
+fn peer_gone_with_fast_frames_in_its_ring() {
+    peer_gone_with_fast_frames_in_the_ring();
+}

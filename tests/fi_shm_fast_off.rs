@@ -34,3 +34,27 @@ fn injects_are_counted_without_the_fast_path() {
     setup();
     injects_count_in_the_send_counter();
 }
+
+#[test]
+fn full_cq_keeps_completions_in_order_without_the_fast_path() {
+    setup();
+    assert_eq!(full_cq_keeps_completions_in_order(), 0);
+}
+
+#[test]
+fn receives_count_with_selective_completion_without_the_fast_path() {
+    setup();
+    receive_counter_and_selective_completion();
+}
+
+#[test]
+fn canceled_receive_without_the_fast_path() {
+    setup();
+    canceled_receive_takes_no_fast_frame();
+}
+
+#[test]
+fn peer_gone_with_frames_in_its_ring_without_the_fast_path() {
+    setup();
+    peer_gone_with_fast_frames_in_the_ring();
+}

@@ -707,7 +707,7 @@ pub struct Sources<'a> {
 }
 
 /// Number of endpoint counters.
-pub const RDM_COUNTER_COUNT: usize = 98;
+pub const RDM_COUNTER_COUNT: usize = 99;
 
 /// The endpoint counters, names and values in page order. Drop reasons
 /// are summed across layers where the same fault can show at either
@@ -752,6 +752,7 @@ pub fn rdm_counters(s: &Sources<'_>) -> [(&'static str, u64); RDM_COUNTER_COUNT]
         ("shm_abandoned", s.shm.abandoned),
         ("shm_fast_sends", r.fast_sends),
         ("fast_placed", r.fast_placed),
+        ("fast_recvs", r.fast_recvs),
         ("srd_tx_data", d.tx_data),
         ("srd_rx_data", d.rx_data),
         ("acks_tx", d.tx_acks),

@@ -294,6 +294,44 @@ pub struct CompletionError {
     pub err_data: Vec<u8>,
 }
 
+/// A receive that `Endpoint::fast_recv` completed: what its completion
+/// says (a success, `RECV` with `TAGGED` / `REMOTE_CQ_DATA` as they
+/// apply, from `peer`), handed to the caller instead of queued. The
+/// receive's buffers are not handed back (the glue's are the
+/// application's memory).
+#[derive(Debug)]
+pub struct FastRecv {
+    pub context: u64,
+    pub flags: CompFlags,
+    pub len: usize,
+    pub buf: usize,
+    pub data: u64,
+    pub tag: u64,
+    pub peer: PeerIdx,
+    /// False when selective completion keeps it out of the CQ (counters
+    /// still count it).
+    pub report: bool,
+}
+
+impl FastRecv {
+    /// The same completion in the engine's form (for a caller that must
+    /// keep it, e.g. when its CQ is full).
+    pub fn into_completion(self) -> Completion {
+        Completion {
+            context: self.context,
+            flags: self.flags,
+            len: self.len,
+            buf: self.buf,
+            data: self.data,
+            tag: self.tag,
+            src: Some(self.peer),
+            report: self.report,
+            err: None,
+            iov: None,
+        }
+    }
+}
+
 /// One completion-queue entry.
 #[derive(Debug)]
 pub struct Completion {
@@ -371,6 +409,10 @@ pub struct Stats {
     /// (`rx::Rx::place_eager`).
     pub fast_sends: u64,
     pub fast_placed: u64,
+    /// Of those placed, packets received straight from the link into a
+    /// posted receive, their completion written by the glue
+    /// (`Endpoint::fast_recv`).
+    pub fast_recvs: u64,
     /// Packets whose payload went out of the caller's buffers by
     /// reference (zero copy), and their payload bytes.
     pub zc_packets: u64,

@@ -702,6 +702,40 @@ impl ReqRepr {
     }
 }
 
+/// A REQ as the same-host fast path writes it: an eager message whole in
+/// one packet (offset 0, length = the payload's), without an address or a
+/// receipt request, in this version. `None` for anything else, which the
+/// general parser (`Repr::parse`) then takes; what this accepts, that
+/// parser reads the same.
+pub fn parse_plain_eager(b: &[u8]) -> Option<(ReqRepr, &[u8])> {
+    use field::req as f;
+    let h = header::<REQ_LEN>(b).ok()?;
+    let flags = rd16(h, field::FLAGS);
+    if h[field::VERSION] != VERSION
+        || h[field::TYPE] != u8::from(PacketType::Req)
+        || flags & !(REQ_TAGGED | REQ_CQ_DATA) != 0
+        || h[f::PROTO] != u8::from(Proto::Eager)
+    {
+        return None;
+    }
+    let payload = &b[REQ_LEN..];
+    let (total_len, offset) = (rd64(h, f::TOTAL_LEN), rd64(h, f::OFFSET));
+    if offset != 0 || total_len != payload.len() as u64 {
+        return None;
+    }
+    let hdr = ReqRepr {
+        flags,
+        proto: Proto::Eager,
+        msg_id: rd32(h, f::MSG_ID),
+        tx_id: rd32(h, f::TX_ID),
+        tag: rd64(h, f::TAG),
+        cq_data: rd64(h, f::CQ_DATA),
+        total_len,
+        offset,
+    };
+    Some((hdr, payload))
+}
+
 /// Writes a REQ header (and the address when `addr` is given) and returns
 /// the offset where the payload goes. `out` must hold `REQ_LEN + addr.len()`.
 pub fn emit_req(out: &mut [u8], hdr: &ReqRepr, addr: Option<&[u8]>) -> usize {

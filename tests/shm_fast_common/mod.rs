@@ -316,3 +316,194 @@ pub fn injects_count_in_the_send_counter() {
     );
     assert_eq!(cntr_readerr(p.a.txcntr), 0);
 }
+
+/// Frames received straight into posted receives on B (`fast_recvs`),
+/// read as `fast_counters` reads its pair.
+pub fn fast_recvs(p: &Pair) -> u64 {
+    let pb = page_of(&p.b.name);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut last = u64::MAX;
+    loop {
+        p.drain(20);
+        let now = ctr(&stats::read(&pb).unwrap(), "fast_recvs");
+        if now == last || Instant::now() > deadline {
+            return now;
+        }
+        last = now;
+    }
+}
+
+/// fi_tinject from A, retried (A's CQs polled) while A's ring toward B
+/// is full: nothing of B is progressed.
+fn tinject_a(p: &Pair, m: &[u8], tag: u64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match p.a.tinject(m, p.a.peer, tag) {
+            0 => return,
+            EAGAIN if Instant::now() < deadline => {
+                for cq in [p.a.txcq, p.a.rxcq] {
+                    while poll_cq(cq).is_some() {}
+                }
+            }
+            rc => panic!("tinject: {rc}"),
+        }
+    }
+}
+
+/// B's CQs hold 4 entries; 64 small messages arrive for 64 posted
+/// receives while B reads slowly: every completion comes, once, in the
+/// order of the messages, with its bytes (a completion the CQ had no
+/// room for is kept, and those behind it wait). Returns how many were
+/// received straight into their receive.
+pub fn full_cq_keeps_completions_in_order() -> u64 {
+    let o = Opts {
+        cq_size: 4,
+        ..Opts::rdm()
+    };
+    let p = Pair::new(&o);
+    warm_up(&p);
+    let before = fast_recvs(&p);
+    let n = 64;
+    let mut bufs = vec![[0u8; 8]; n];
+    for (i, buf) in bufs.iter_mut().enumerate() {
+        assert_eq!(p.b.trecv(buf, ADDR_UNSPEC, 5, 0, 100 + i), 0);
+    }
+    for i in 0..n {
+        tinject_a(&p, &[i as u8; 8], 5);
+    }
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while got.len() < n && Instant::now() < deadline {
+        // One entry per read: the CQ stays full while frames arrive.
+        if let Some(e) = poll_cq(p.b.rxcq) {
+            got.push(e);
+        }
+        for cq in [p.a.txcq, p.a.rxcq] {
+            while poll_cq(cq).is_some() {}
+        }
+    }
+    assert_eq!(got.len(), n, "completions: {got:?}");
+    for (i, e) in got.iter().enumerate() {
+        assert_eq!((e.err, e.ctx, e.len), (0, 100 + i, 8), "completion {i}");
+        assert_eq!(bufs[i], [i as u8; 8], "receive {i}");
+    }
+    assert!(p.drain(50)[3].is_empty(), "a completion came twice");
+    fast_recvs(&p) - before
+}
+
+/// Receives on fast frames count in B's receive counter, reported or not:
+/// with FI_SELECTIVE_COMPLETION only the receive posted with
+/// FI_COMPLETION writes an entry.
+pub fn receive_counter_and_selective_completion() {
+    let o = Opts {
+        cntrs: true,
+        rx_bind: b::FI_SELECTIVE_COMPLETION,
+        ..Opts::rdm()
+    };
+    let p = Pair::new(&o);
+    // The warm-up's receives ask for their entries.
+    let mut r = [0u8; 8];
+    assert_eq!(
+        p.b.trecvmsg(&mut r, ADDR_UNSPEC, 1, 0, 1, b::FI_COMPLETION),
+        0
+    );
+    assert_eq!(p.a.tsend(b"warm-up!", p.a.peer, 1, 2), 0);
+    p.wait(1, 1, 10);
+    let mut r2 = [0u8; 8];
+    assert_eq!(
+        p.a.trecvmsg(&mut r2, ADDR_UNSPEC, 1, 0, 3, b::FI_COMPLETION),
+        0
+    );
+    assert_eq!(p.b.tsend(b"warm-up!", p.b.peer, 1, 4), 0);
+    let mut got: [Vec<Cqe>; 4] = Default::default();
+    let ok = progress_until(&p.cqs(), &mut got, 10, |g| {
+        g[1].len() == 1 && g[2].len() == 1
+    });
+    assert!(ok, "warm-up back: {got:?}");
+    p.drain(20);
+    let before = cntr_read(p.b.rxcntr);
+    let mut bufs = [[0u8; 8]; 11];
+    for (i, buf) in bufs.iter_mut().enumerate() {
+        let flags = if i == 10 { b::FI_COMPLETION } else { 0 };
+        assert_eq!(p.b.trecvmsg(buf, ADDR_UNSPEC, 6, 0, 200 + i, flags), 0);
+    }
+    for i in 0..11u8 {
+        assert_eq!(p.a.tinject(&[i; 8], p.a.peer, 6), 0);
+    }
+    let g = p.wait(0, 1, 10);
+    assert_eq!(g[3].len(), 1, "only the reported receive: {:?}", g[3]);
+    assert_eq!((g[3][0].err, g[3][0].ctx), (0, 210));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while cntr_read(p.b.rxcntr) < before + 11 && Instant::now() < deadline {
+        p.drain(5);
+    }
+    assert_eq!(cntr_read(p.b.rxcntr), before + 11, "11 receives counted");
+    for (i, buf) in bufs.iter().enumerate() {
+        assert_eq!(buf, &[i as u8; 8], "receive {i}");
+    }
+}
+
+/// A canceled receive takes no fast frame: the frame waits as unexpected
+/// for the next receive.
+pub fn canceled_receive_takes_no_fast_frame() {
+    let p = Pair::new(&Opts::rdm());
+    warm_up(&p);
+    let mut first = [0u8; 16];
+    assert_eq!(p.b.trecv(&mut first, ADDR_UNSPEC, 3, 0, 1), 0);
+    assert_eq!(cancel(p.b.ep, 1), 0);
+    let g = p.wait(0, 1, 10);
+    assert_eq!(
+        (g[3][0].ctx, g[3][0].err),
+        (1, b::FI_ECANCELED),
+        "{:?}",
+        g[3]
+    );
+    assert_eq!(p.a.tinject(b"after-cancel", p.a.peer, 3), 0);
+    p.drain(50);
+    let mut second = [0u8; 16];
+    assert_eq!(p.b.trecv(&mut second, ADDR_UNSPEC, 3, 0, 2), 0);
+    let g = p.wait(0, 1, 10);
+    assert_eq!((g[3][0].ctx, g[3][0].err, g[3][0].len), (2, 0, 12));
+    assert_eq!(&second[..12], b"after-cancel");
+    assert_eq!(first, [0u8; 16], "the canceled buffer was written");
+}
+
+/// A closes (its ring and liveness lock go away) with small messages
+/// still in B's ring, B not having progressed since: B receives every
+/// one of them, whole and in order, and then finds A gone (a receive
+/// directed at it fails).
+pub fn peer_gone_with_fast_frames_in_the_ring() {
+    let mut p = Pair::new(&Opts::rdm());
+    warm_up(&p);
+    p.drain(20);
+    let n = 32;
+    let mut bufs = vec![[0u8; 8]; n];
+    for (i, buf) in bufs.iter_mut().enumerate() {
+        assert_eq!(p.b.trecv(buf, p.b.peer, 8, 0, 300 + i), 0);
+    }
+    for i in 0..n {
+        tinject_a(&p, &[i as u8 ^ 0x5a; 8], 8);
+    }
+    p.a.close();
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while got.len() < n && Instant::now() < deadline {
+        while let Some(e) = poll_cq(p.b.rxcq) {
+            got.push(e);
+        }
+    }
+    assert_eq!(got.len(), n, "{got:?}");
+    for (i, e) in got.iter().enumerate() {
+        assert_eq!((e.err, e.ctx, e.len), (0, 300 + i, 8), "completion {i}");
+        assert_eq!(bufs[i], [i as u8 ^ 0x5a; 8], "receive {i}");
+    }
+    let mut after = [0u8; 8];
+    assert_eq!(p.b.trecv(&mut after, p.b.peer, 8, 0, 400), 0);
+    let mut e = None;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while e.is_none() && Instant::now() < deadline {
+        e = poll_cq(p.b.rxcq);
+    }
+    let e = e.expect("the receive directed at the closed peer completes");
+    assert_eq!((e.ctx, e.err), (400, b::FI_EHOSTUNREACH), "{e:?}");
+}

@@ -447,7 +447,10 @@ impl RdmEp {
     /// is read once per round (a read costs ~30 ns here, and a round that
     /// finds nothing must stay cheap: it is what a polling reader spins on).
     pub fn progress(&mut self, sink: &Sink, av: Option<&Arc<Av>>) {
-        let (link, r) = (&mut self.link, &mut self.rdm);
+        // Frames received straight into posted receives complete in the
+        // CQ at once (not after a closing endpoint stopped reporting).
+        let fast = !self.closing && self.rdm.config().fast_eager;
+        let (link, r, stash) = (&mut self.link, &mut self.rdm, &mut self.stash);
         let av_ref = av.map(|a| &**a);
         let mut now = link.t.now();
         for _ in 0..4 {
@@ -457,7 +460,11 @@ impl RdmEp {
             // The ring is drained in one go: what it holds next arrived
             // after this round began and waits for the next call, rather
             // than costing every message a second round.
-            link.shm_receive(r, av_ref, now);
+            let fs = fast.then_some(shm::FastSink {
+                sink,
+                stash: &mut *stash,
+            });
+            link.shm_receive(r, av_ref, now, fs);
             busy |= link.transmit(r, now);
             if r.poll_timeout().is_some_and(|t| t <= now) {
                 r.handle_timeout(now);

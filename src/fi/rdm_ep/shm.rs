@@ -6,9 +6,13 @@
 use super::link::{Link, Sender, learned_peer, took};
 use super::log_packet;
 use crate::fi::addr::EpAddr;
-use crate::fi::av::Av;
+use crate::fi::av::{ADDR_NOTAVAIL, Av};
+use crate::fi::convert;
+use crate::fi::cq::Entry;
 use crate::fi::outbox::{self, Outbox, Push};
 use crate::fi::params::Params;
+use crate::fi::sink::{Dir, Sink};
+use crate::fi::stats::Observer;
 use crate::io::shm::{ShmConfig, ShmEndpoint, ShmError, ShmPeer, ShmStats, ShmToken};
 use crate::rdm::matcher::TagHasher;
 use crate::rdm::{self, PeerIdx, TxError};
@@ -258,7 +262,20 @@ impl Link {
     /// the others. A sender not yet known by its ring token is looked up
     /// in the AV first, and a sender learned from the network is promoted
     /// once the AV has it.
-    pub fn shm_receive(&mut self, r: &mut rdm::Endpoint, av: Option<&Av>, now: u64) -> bool {
+    ///
+    /// With `fast`, a frame the engine can receive straight into a posted
+    /// receive (`rdm::Endpoint::fast_recv`) skips the inbox, the general
+    /// dispatch and the engine's completion queue: its completion is
+    /// written to the CQ here (or kept in `fast.stash` when the CQ is
+    /// full, which turns this off until the stash is delivered, so
+    /// completions keep their order).
+    pub fn shm_receive(
+        &mut self,
+        r: &mut rdm::Endpoint,
+        av: Option<&Av>,
+        now: u64,
+        mut fast: Option<FastSink<'_>>,
+    ) -> bool {
         let mut any = false;
         let mut not_in_av: SmallVec<[ShmToken; 4]> = SmallVec::new();
         for _ in 0..8 {
@@ -271,6 +288,19 @@ impl Link {
             let mut resolve: Option<(ShmToken, u64)> = None;
             let n = shm.ep.recv_while(|tok, bytes| {
                 let src = by_token.get(&tok).copied();
+                if let (Some(fs), Some(p)) = (fast.as_mut(), src)
+                    && fs.stash.is_none()
+                    && let fi = routes.fi_addr(p)
+                    && fi != ADDR_NOTAVAIL
+                    && let Some(done) = r.fast_recv(p, bytes)
+                {
+                    fs.deliver(obs, fi, done);
+                    obs.rx_pkt(src, bytes.len());
+                    if crate::log::debug_data() {
+                        log_packet("rx", src, bytes, "shm fast");
+                    }
+                    return true;
+                }
                 if !src.is_some_and(|p| routes.in_av(p))
                     && !not_in_av.contains(&tok)
                     && let Some(fi) = av.and_then(|a| a.find_token(tok.pid, tok.nonce))
@@ -307,6 +337,35 @@ impl Link {
             }
         }
         any
+    }
+}
+
+/// Where `Link::shm_receive` writes the completions of frames received
+/// straight into posted receives: the endpoint's CQs and counters, and its
+/// one-completion stash for a CQ without room.
+pub(super) struct FastSink<'a> {
+    pub sink: &'a Sink,
+    pub stash: &'a mut Option<rdm::Completion>,
+}
+
+impl FastSink<'_> {
+    /// Delivers `done` (from the sender at `fi`) to the receive CQ and
+    /// counter, or keeps it in the stash when the CQ is full.
+    fn deliver(&mut self, obs: &mut Observer, fi: u64, done: rdm::FastRecv) {
+        let entry = Entry {
+            context: done.context as usize,
+            flags: convert::comp_flags_to_fi(done.flags),
+            len: done.len,
+            buf: done.buf,
+            data: done.data,
+            tag: done.tag,
+            src: fi,
+        };
+        if self.sink.ok(Dir::Rx, entry, done.report).is_ok() {
+            obs.rx_msg(Some(done.peer), done.len);
+        } else {
+            *self.stash = Some(done.into_completion());
+        }
     }
 }
 

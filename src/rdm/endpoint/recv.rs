@@ -5,7 +5,7 @@ use super::Endpoint;
 use crate::mem::UserIov;
 use crate::rdm::peer::PeerIdx;
 use crate::rdm::rx::Want;
-use crate::rdm::{ErrorKind, OpFlags, PROV_ERR_VERSION, PacketOutcome, RdmError};
+use crate::rdm::{ErrorKind, FastRecv, OpFlags, PROV_ERR_VERSION, PacketOutcome, RdmError};
 use crate::wire::rdm::{Packet, PacketType, Repr, WireError};
 
 impl Endpoint {
@@ -106,6 +106,25 @@ impl Endpoint {
             }
             _ => out,
         }
+    }
+
+    /// A packet from `peer` received straight into a posted receive,
+    /// around the general dispatch: a plain eager REQ
+    /// (`wire::rdm::parse_plain_eager`) from a settled peer in the AV,
+    /// next in its order, with a plain receive posted that holds it. Its
+    /// completion is returned, not queued, so the caller writes it to the
+    /// CQ at once; for that order to hold, it is taken only while no
+    /// completion is queued. `None`: nothing changed; hand the packet to
+    /// `handle_packet`. Off with `Config::fast_eager`.
+    pub fn fast_recv(&mut self, peer: PeerIdx, bytes: &[u8]) -> Option<FastRecv> {
+        if !self.cfg.fast_eager || !self.out.cq.is_empty() || !self.peers.settled(peer) {
+            return None;
+        }
+        let (hdr, payload) = crate::wire::rdm::parse_plain_eager(bytes)?;
+        let done = self.rx.fast_recv(&mut ctx!(self), peer, &hdr, payload)?;
+        self.peers.mark_alive(peer);
+        self.out.stats.fast_recvs += 1;
+        Some(done)
     }
 
     /// The peer a packet is from: the transport's mapping, else the address

@@ -25,7 +25,9 @@ use super::pool::{Handle, NIL, Slab};
 use super::proto::longcts;
 use super::reorder::{self, Overflow, Place, Window};
 use super::types::{CompFlags, ErrorKind};
-use super::{Completion, CompletionError, Config, MAX_MEDIUM, PacketOutcome, TxError, TxInfo};
+use super::{
+    Completion, CompletionError, Config, FastRecv, MAX_MEDIUM, PacketOutcome, TxError, TxInfo,
+};
 use crate::mem::UserIov;
 use crate::wire::rdm::{
     CREDIT_LEN, CTS_LEN, CmaDesc, CreditRepr, CtsRepr, DataRepr, Proto, REQ_CQ_DATA, REQ_LEN,
@@ -404,21 +406,50 @@ impl Rx {
         rx: u32,
         payload: &[u8],
     ) -> bool {
+        let mut iov = None;
+        let taken = self.take_eager(ctx, peer, hdr, (tagged, tag), posted, rx, payload, &mut iov);
+        let Some(d) = taken else {
+            return false;
+        };
+        ctx.out.complete(Completion {
+            context: d.context,
+            flags: d.flags,
+            len: d.len,
+            buf: d.buf,
+            data: d.data,
+            tag: d.tag,
+            src: Some(peer),
+            report: d.report,
+            err: None,
+            iov,
+        });
+        true
+    }
+
+    /// `place_eager`'s placement: the data copied into receive `rx`, the
+    /// receive out of its matcher and freed (its buffers into `iov_out`);
+    /// what its completion says is returned, not queued.
+    #[allow(clippy::too_many_arguments)]
+    fn take_eager(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        peer: PeerIdx,
+        hdr: &ReqRepr,
+        (tagged, tag): (bool, u64),
+        posted: Handle,
+        rx: u32,
+        payload: &[u8],
+        iov_out: &mut Option<UserIov>,
+    ) -> Option<FastRecv> {
         if hdr.flags & REQ_RECEIPT != 0 || !ctx.peers.get(peer).is_some_and(|p| p.in_av()) {
-            return false;
+            return None;
         }
-        let Some(rx) = self.recvs.handle_at(rx) else {
-            return false;
-        };
-        let Some(op) = self.recvs.get_mut(rx) else {
-            return false;
-        };
+        let rx = self.recvs.handle_at(rx)?;
+        let op = self.recvs.get_mut(rx)?;
         if op.multi || payload.len() > op.len {
-            return false;
+            return None;
         }
-        if op.posted.take().is_none() {
-            return false;
-        }
+        op.posted.take()?;
         if let Some(iov) = op.iov.as_mut() {
             iov.copy_in(0, payload);
         }
@@ -430,21 +461,46 @@ impl Rx {
         let (context, report) = (op.context, op.report);
         let buf = op.iov.as_ref().map_or(0, UserIov::base_addr);
         self.matcher_mut(tagged).unpost(posted);
-        let iov = self.recvs.remove(rx).and_then(|op| op.iov);
+        *iov_out = self.recvs.remove(rx).and_then(|op| op.iov);
         ctx.out.stats.fast_placed += 1;
-        ctx.out.complete(Completion {
+        Some(FastRecv {
             context,
             flags,
             len: payload.len(),
             buf,
             data: data.unwrap_or(0),
             tag,
-            src: Some(peer),
+            peer,
             report,
-            err: None,
-            iov,
-        });
-        true
+        })
+    }
+
+    /// The receive of a ring frame straight into a posted receive
+    /// (`Endpoint::fast_recv`): `hdr` is a plain eager REQ from `peer`
+    /// (settled, in the AV). Taken when it is the next message of that
+    /// peer and a plain receive that holds it is posted; its completion
+    /// is returned to the caller instead of queued. `None`: nothing
+    /// changed, the general path takes the packet.
+    pub fn fast_recv(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        peer: PeerIdx,
+        hdr: &ReqRepr,
+        payload: &[u8],
+    ) -> Option<FastRecv> {
+        let next = self.peers.get(peer as usize)?.window.as_ref()?.next_id();
+        if hdr.msg_id != next {
+            return None;
+        }
+        let tagged = hdr.flags & REQ_TAGGED != 0;
+        let tag = if tagged { hdr.tag } else { 0 };
+        let (ph, rx) = self.matcher(tagged).match_posted(tag, peer)?;
+        // The receive's buffers are dropped, not handed back: the glue's
+        // are the application's memory.
+        let mut iov = None;
+        let done = self.take_eager(ctx, peer, hdr, (tagged, tag), ph, rx, payload, &mut iov)?;
+        self.advance_peer(ctx, peer);
+        Some(done)
     }
 
     /// A DATA packet of a long-CTS message.
