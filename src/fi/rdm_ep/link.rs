@@ -140,13 +140,16 @@ impl Link {
     /// flowed within the last millisecond, every call polls; otherwise the
     /// sockets are polled at most every 20 µs unless datagrams wait to go
     /// out, so same-host traffic does not pay a system call per poll.
-    /// Returns whether the sockets were polled.
+    /// `read: false` runs the device's timers and sends without reading
+    /// (the round's last read emptied the sockets). Returns whether the
+    /// sockets were polled.
     pub fn poll_udp(
         &mut self,
         r: &mut rdm::Endpoint,
         av: Option<&crate::fi::av::Av>,
         now: u64,
         force: bool,
+        read: bool,
     ) -> bool {
         if force
             || self.shm.is_none()
@@ -156,8 +159,9 @@ impl Link {
         {
             self.last_udp_poll = now;
             self.udp_dirty = false;
+            let read = read && !self.t.rx_quiet(now);
             let mut got = 0;
-            while got < RX_BUDGET {
+            while read && got < RX_BUDGET {
                 let Some(a) = self.t.next_arrival(now) else {
                     break;
                 };
