@@ -369,6 +369,26 @@ impl Transport {
             if n == 0 {
                 return moved;
             }
+            if n == 1 && self.tx[0].ext.is_none() {
+                // One datagram from the device's memory and nothing after
+                // it (a small message, an ack): no batch to assemble.
+                let o = self.tx[0];
+                let mut one = [SendItem {
+                    path: o.path,
+                    dst: o.dst,
+                    data: self.dev.datagram(&o),
+                    tail: &[],
+                }];
+                // Err: nothing could go; dropped as in a batch below.
+                let sent = self.udp.send_batch(&mut one).map_or(1, |k| k);
+                self.tick();
+                if sent == 0 {
+                    return moved;
+                }
+                self.tx.clear();
+                self.dev.sent(o);
+                return true;
+            }
             let dev = &self.dev;
             // Tails first (all borrowed before any item names them); a
             // datagram whose tail is gone is left out and handed back.
