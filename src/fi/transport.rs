@@ -372,17 +372,13 @@ impl Transport {
             if n == 1 && self.tx[0].ext.is_none() {
                 // One datagram from the device's memory and nothing after
                 // it (a small message, an ack): no batch to assemble.
+                // sendto(2), not a batch of one through sendmmsg(2).
                 let o = self.tx[0];
-                let mut one = [SendItem {
-                    path: o.path,
-                    dst: o.dst,
-                    data: self.dev.datagram(&o),
-                    tail: &[],
-                }];
-                // Err: nothing could go; dropped as in a batch below.
-                let sent = self.udp.send_batch(&mut one).map_or(1, |k| k);
+                let data = self.dev.datagram(&o);
+                // Err: it could not go; dropped as in a batch below.
+                let sent = self.udp.send_to(usize::from(o.path), o.dst, data);
                 self.tick();
-                if sent == 0 {
+                if matches!(sent, Ok(false)) {
                     return moved;
                 }
                 self.tx.clear();

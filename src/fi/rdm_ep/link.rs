@@ -272,7 +272,9 @@ impl Link {
         // from there); one that goes over shared memory is copied into the
         // ring and the buffer is used for the next packet.
         let mut lent: Option<Lent> = None;
-        while self.t.dev.send_room(self.qpn) > 0 {
+        // Until the engine has nothing more (not lending a buffer to find
+        // that out: a small message's send paid a second lend and poll).
+        while self.t.dev.send_room(self.qpn) > 0 && r.wants_transmit() {
             let buf = match lent.take() {
                 Some(b) => b,
                 None => match self.t.dev.lend(self.out_len) {
