@@ -561,6 +561,56 @@ mod tests {
         assert_eq!(seen(&t), N, "nothing handed twice");
     }
 
+    /// After a read that came back short (it emptied the socket), the call
+    /// that finds its batch used up returns `None` without another read,
+    /// and `rx_more` / `rx_quiet` tell the progress round not to read
+    /// again at once; the call after that reads. (Before, every arrival
+    /// was followed by one or two reads that said EAGAIN before its
+    /// completion reached the application.)
+    #[test]
+    fn a_short_read_is_not_followed_by_an_empty_one() {
+        use crate::srd::{QpType, SendWr};
+        let open = || {
+            let local = SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 0);
+            Transport::open(local, 1472, &Params::default(), |_| {}).unwrap()
+        };
+        let (mut a, mut b) = (open(), open());
+        let (pd, _, qa) = a.open_qp(QpType::Srd, 7, 8, 8).unwrap();
+        let (_, _, qb) = b.open_qp(QpType::Srd, 7, 8, 8).unwrap();
+        b.dev.set_in_place(qb).unwrap();
+        let ah = a.dev.create_ah(pd, b.dev.addr()).unwrap();
+        let wr = SendWr {
+            wr_id: 1,
+            ah,
+            remote_qpn: qb,
+            remote_qkey: 7,
+            data: b"ping",
+        };
+        a.dev.post_send(qa, wr).unwrap();
+        a.push(&NoExt);
+        let reads = |t: &Transport| t.udp.stats().recv_syscalls;
+        let mut got = None;
+        for _ in 0..1000 {
+            let now = b.now();
+            got = b.next_arrival(now);
+            if got.is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let arrival = got.expect("the datagram arrived");
+        assert_eq!(b.arrival_bytes(&arrival), b"ping");
+        let before = reads(&b);
+        let now = b.now();
+        assert!(b.next_arrival(now).is_none());
+        assert_eq!(reads(&b), before, "no read after the short one");
+        assert!(!b.rx_more(), "the socket was emptied");
+        assert!(b.rx_quiet(b.clock), "just read: quiet");
+        assert!(!b.rx_quiet(b.clock + RX_QUIET_NS), "quiet for RX_QUIET_NS");
+        assert!(b.next_arrival(b.now()).is_none());
+        assert_eq!(reads(&b), before + 1, "the next call reads again");
+    }
+
     /// An ack read by a round whose clock reading predates the send it
     /// answers (the round read the clock, then sent, then read) is dated
     /// from its read, not from the round's start: its RTT sample is not
