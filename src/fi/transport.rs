@@ -16,6 +16,10 @@ use std::time::{Duration, Instant};
 
 /// Datagrams read per receive batch (with GRO each may carry 64 KiB).
 const BATCH: usize = 32;
+/// After a read that brought data and emptied the sockets, how long the
+/// next progress rounds skip reading (`Transport::rx_quiet`): shorter than
+/// any round trip over UDP, longer than the gap between two CQ reads.
+const RX_QUIET_NS: u64 = 1_000;
 /// Datagrams handed to the kernel per send batch: enough for a full GSO
 /// burst (64 segments) on each of two paths.
 const TX_BATCH: usize = 128;
@@ -59,6 +63,11 @@ pub struct Transport {
     clock: u64,
     /// Pump rounds (the non-primary paths are polled every 16th).
     pumps: u32,
+    /// The batch in `rx` came from a read that emptied the sockets.
+    rx_drained: bool,
+    /// Until then (`clock` nanoseconds) the sockets are not read again: the
+    /// last read brought data and emptied them (`rx_quiet`).
+    rx_quiet_until: u64,
     /// Zero-copy datagrams not sent because their send was over (its
     /// data acknowledged meanwhile, or failed).
     pub ext_gone: u64,
@@ -114,6 +123,8 @@ impl Transport {
             epoch: Instant::now(),
             clock: 0,
             pumps: 0,
+            rx_drained: false,
+            rx_quiet_until: 0,
             ext_gone: 0,
         })
     }
@@ -228,6 +239,11 @@ impl Transport {
     /// bytes: `arrival_bytes`) before asking for the next: the device has
     /// accepted it. Acks and other datagrams on the way are handled by the
     /// device as usual.
+    ///
+    /// A read that came back short emptied the sockets: once its batch is
+    /// used up the call after returns `None` without reading again (that
+    /// read would almost always say EAGAIN, one more system call between an
+    /// arrival and its completion); the call after that reads.
     pub fn next_arrival(&mut self, now: u64) -> Option<Arrival> {
         let debug = crate::log::debug_data();
         for _ in 0..2 {
@@ -246,6 +262,9 @@ impl Transport {
                     return Some(a);
                 }
             }
+            if std::mem::take(&mut self.rx_drained) {
+                return None;
+            }
             // Peers send to path 0: read it directly; the other paths (ICMP
             // errors, odd peers) are looked at with one poll(2) every few
             // reads.
@@ -259,11 +278,34 @@ impl Transport {
             if !matches!(r, Ok(n) if n > 0) {
                 return None;
             }
+            self.rx_drained = !self.rx.full();
             // Dated from the read (the caller's `now` may predate a send
             // whose ack is in this batch).
-            self.tick();
+            let at = self.tick();
+            if self.rx_drained {
+                self.rx_quiet_until = at + RX_QUIET_NS;
+            }
         }
+        // Both reads' batches used up here: this was the call that ends
+        // the round.
+        self.rx_drained = false;
         None
+    }
+
+    /// Whether a read at `now` (a fresh clock) would follow, by less than
+    /// `RX_QUIET_NS`, a read that brought data and emptied the sockets. A
+    /// caller that has just taken a completion usually asks again at once
+    /// (Open MPI's progress reads the CQ until it is empty): that read
+    /// would almost always find nothing, and it stands between an arrival
+    /// and the answer the application sends to it.
+    pub fn rx_quiet(&self, now: u64) -> bool {
+        now < self.rx_quiet_until && self.rx_pos >= self.rx.len()
+    }
+
+    /// Whether datagrams may be waiting that `next_arrival` has not
+    /// returned: some of the last batch are left, or its read filled it.
+    pub fn rx_more(&self) -> bool {
+        self.rx_pos < self.rx.len() || self.rx.full()
     }
 
     /// The payload of an arrival `next_arrival` just returned.
@@ -326,6 +368,22 @@ impl Transport {
             let n = self.tx.len();
             if n == 0 {
                 return moved;
+            }
+            if n == 1 && self.tx[0].ext.is_none() {
+                // One datagram from the device's memory and nothing after
+                // it (a small message, an ack): no batch to assemble.
+                // sendto(2), not a batch of one through sendmmsg(2).
+                let o = self.tx[0];
+                let data = self.dev.datagram(&o);
+                // Err: it could not go; dropped as in a batch below.
+                let sent = self.udp.send_to(usize::from(o.path), o.dst, data);
+                self.tick();
+                if matches!(sent, Ok(false)) {
+                    return moved;
+                }
+                self.tx.clear();
+                self.dev.sent(o);
+                return true;
             }
             let dev = &self.dev;
             // Tails first (all borrowed before any item names them); a
@@ -501,6 +559,56 @@ mod tests {
         );
         t.pump();
         assert_eq!(seen(&t), N, "nothing handed twice");
+    }
+
+    /// After a read that came back short (it emptied the socket), the call
+    /// that finds its batch used up returns `None` without another read,
+    /// and `rx_more` / `rx_quiet` tell the progress round not to read
+    /// again at once; the call after that reads. (Before, every arrival
+    /// was followed by one or two reads that said EAGAIN before its
+    /// completion reached the application.)
+    #[test]
+    fn a_short_read_is_not_followed_by_an_empty_one() {
+        use crate::srd::{QpType, SendWr};
+        let open = || {
+            let local = SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 0);
+            Transport::open(local, 1472, &Params::default(), |_| {}).unwrap()
+        };
+        let (mut a, mut b) = (open(), open());
+        let (pd, _, qa) = a.open_qp(QpType::Srd, 7, 8, 8).unwrap();
+        let (_, _, qb) = b.open_qp(QpType::Srd, 7, 8, 8).unwrap();
+        b.dev.set_in_place(qb).unwrap();
+        let ah = a.dev.create_ah(pd, b.dev.addr()).unwrap();
+        let wr = SendWr {
+            wr_id: 1,
+            ah,
+            remote_qpn: qb,
+            remote_qkey: 7,
+            data: b"ping",
+        };
+        a.dev.post_send(qa, wr).unwrap();
+        a.push(&NoExt);
+        let reads = |t: &Transport| t.udp.stats().recv_syscalls;
+        let mut got = None;
+        for _ in 0..1000 {
+            let now = b.now();
+            got = b.next_arrival(now);
+            if got.is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let arrival = got.expect("the datagram arrived");
+        assert_eq!(b.arrival_bytes(&arrival), b"ping");
+        let before = reads(&b);
+        let now = b.now();
+        assert!(b.next_arrival(now).is_none());
+        assert_eq!(reads(&b), before, "no read after the short one");
+        assert!(!b.rx_more(), "the socket was emptied");
+        assert!(b.rx_quiet(b.clock), "just read: quiet");
+        assert!(!b.rx_quiet(b.clock + RX_QUIET_NS), "quiet for RX_QUIET_NS");
+        assert!(b.next_arrival(b.now()).is_none());
+        assert_eq!(reads(&b), before + 1, "the next call reads again");
     }
 
     /// An ack read by a round whose clock reading predates the send it

@@ -489,6 +489,7 @@ impl UdpBackend {
                 }
             }
         }
+        batch.set_full(used == cap);
         match fatal {
             Some(e) if batch.is_empty() => Err(e),
             _ => Ok(batch.len()),

@@ -152,13 +152,16 @@ impl Link {
     /// to go out, so same-host traffic does not pay a system call per poll
     /// (and at most every [`UDP_GAP_NO_PEERS`] while every known peer has a
     /// ring: ranks sharing a core would otherwise pay one on every turn).
-    /// Returns whether the sockets were polled.
+    /// `read: false` runs the device's timers and sends without reading
+    /// (the round's last read emptied the sockets). Returns whether the
+    /// sockets were polled.
     pub fn poll_udp(
         &mut self,
         r: &mut rdm::Endpoint,
         av: Option<&crate::fi::av::Av>,
         now: u64,
         force: bool,
+        read: bool,
     ) -> bool {
         if force
             || self.shm.is_none()
@@ -173,8 +176,9 @@ impl Link {
         {
             self.last_udp_poll = now;
             self.udp_dirty = false;
+            let read = read && !self.t.rx_quiet(now);
             let mut got = 0;
-            while got < RX_BUDGET {
+            while read && got < RX_BUDGET {
                 let Some(a) = self.t.next_arrival(now) else {
                     break;
                 };
@@ -285,7 +289,9 @@ impl Link {
         // from there); one that goes over shared memory is copied into the
         // ring and the buffer is used for the next packet.
         let mut lent: Option<Lent> = None;
-        while self.t.dev.send_room(self.qpn) > 0 {
+        // Until the engine has nothing more (not lending a buffer to find
+        // that out: a small message's send paid a second lend and poll).
+        while self.t.dev.send_room(self.qpn) > 0 && r.wants_transmit() {
             let buf = match lent.take() {
                 Some(b) => b,
                 None => match self.t.dev.lend(self.out_len) {

@@ -453,8 +453,13 @@ impl RdmEp {
         let (link, r, stash) = (&mut self.link, &mut self.rdm, &mut self.stash);
         let av_ref = av.map(|a| &**a);
         let mut now = link.t.now();
-        for _ in 0..4 {
-            let polled = link.poll_udp(r, av_ref, now, false);
+        for round in 0..4 {
+            // A later round reads the sockets again only if the last read
+            // may have left datagrams there: after one that emptied them,
+            // what arrives meanwhile waits for the next call (here it cost
+            // an EAGAIN read or two between an arrival and its completion).
+            let read = round == 0 || link.t.rx_more();
+            let polled = read && link.poll_udp(r, av_ref, now, false, true);
             let mut busy = link.retry_deferred(r, now);
             busy |= link.device_completions(r);
             // The ring is drained in one go: what it holds next arrived
@@ -470,7 +475,8 @@ impl RdmEp {
                 r.handle_timeout(now);
             }
             if link.udp_dirty {
-                link.poll_udp(r, av_ref, now, true);
+                let read = !polled || link.t.rx_more();
+                link.poll_udp(r, av_ref, now, true, read);
             }
             if !busy {
                 break;

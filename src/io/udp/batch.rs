@@ -49,6 +49,8 @@ pub struct RecvBatch {
     ctrl: Box<[Ctrl]>,
     slot_size: usize,
     items: Vec<Meta>,
+    /// The receive that filled the batch stopped at its capacity.
+    full: bool,
 }
 
 // SAFETY: the raw pointers inside `iovs` and `hdrs` only point into heap
@@ -97,6 +99,7 @@ impl RecvBatch {
             ctrl: vec![[0; 4]; slots].into_boxed_slice(),
             slot_size,
             items: Vec::with_capacity(slots),
+            full: false,
         }
     }
 
@@ -121,6 +124,19 @@ impl RecvBatch {
 
     pub fn clear(&mut self) {
         self.items.clear();
+        self.full = false;
+    }
+
+    /// Whether the receive that filled the batch stopped because every
+    /// slot was used (more may be waiting); `false`: it emptied every
+    /// socket it read, so reading again at once would most likely find
+    /// nothing.
+    pub fn full(&self) -> bool {
+        self.full
+    }
+
+    pub(super) fn set_full(&mut self, full: bool) {
+        self.full = full;
     }
 
     pub fn get(&self, i: usize) -> Option<RecvItem<'_>> {
