@@ -17,8 +17,12 @@ use std::time::{Duration, Instant};
 /// Datagrams read per receive batch (with GRO each may carry 64 KiB).
 const BATCH: usize = 32;
 /// Datagrams handed to the kernel per send batch: enough for a full GSO
-/// burst (64 segments) on each of two paths.
+/// burst (64 segments) on each of two paths. A batch that reaches it
+/// still takes the rest of the path burst it is in (up to `TX_MAX`), so a
+/// burst is not cut in two GSO sends at a batch boundary.
 const TX_BATCH: usize = 128;
+/// Most datagrams in one send batch.
+const TX_MAX: usize = TX_BATCH + 64;
 
 /// Where the tails of zero-copy datagrams (`Outgoing::ext`) live: the
 /// owner of the memory they name, asked each time one goes out.
@@ -108,7 +112,7 @@ impl Transport {
             rx: RecvBatch::new(BATCH, crate::io::udp::DEFAULT_SLOT_SIZE),
             rx_pos: 0,
             rx_cur: 0,
-            tx: Vec::with_capacity(TX_BATCH),
+            tx: Vec::with_capacity(TX_MAX),
             dev,
             udp,
             epoch: Instant::now(),
@@ -314,12 +318,19 @@ impl Transport {
         let mut now = now.max(self.clock);
         let debug = crate::log::debug_data();
         loop {
-            while self.tx.len() < TX_BATCH {
+            // A datagram on another path than the last, taken once the
+            // batch is full: the first of the next batch.
+            let mut next = None;
+            while self.tx.len() < TX_MAX {
                 let Some(o) = self.dev.poll_outgoing(now) else {
                     break;
                 };
                 if debug {
                     log_datagram("tx", o.dst, self.dev.datagram(&o));
+                }
+                if self.tx.len() >= TX_BATCH && self.tx.last().is_some_and(|l| l.path != o.path) {
+                    next = Some(o);
+                    break;
                 }
                 self.tx.push(o);
             }
@@ -330,8 +341,8 @@ impl Transport {
             let dev = &self.dev;
             // Tails first (all borrowed before any item names them); a
             // datagram whose tail is gone is left out and handed back.
-            let mut tails: SmallVec<[&[u8]; TX_BATCH]> = SmallVec::new();
-            let mut spans: SmallVec<[Option<(usize, usize)>; TX_BATCH]> = SmallVec::new();
+            let mut tails: SmallVec<[&[u8]; TX_MAX]> = SmallVec::new();
+            let mut spans: SmallVec<[Option<(usize, usize)>; TX_MAX]> = SmallVec::new();
             for o in &self.tx {
                 let span = match o.ext {
                     None => Some((0, 0)),
@@ -349,7 +360,7 @@ impl Transport {
                 spans.push(span);
             }
             let tails = &tails[..];
-            let mut items: SmallVec<[(SendItem<'_>, usize); TX_BATCH]> = self
+            let mut items: SmallVec<[(SendItem<'_>, usize); TX_MAX]> = self
                 .tx
                 .iter()
                 .zip(&spans)
@@ -365,7 +376,7 @@ impl Transport {
                     Some((item, i))
                 })
                 .collect();
-            let mut send: SmallVec<[SendItem<'_>; TX_BATCH]> = items.iter().map(|x| x.0).collect();
+            let mut send: SmallVec<[SendItem<'_>; TX_MAX]> = items.iter().map(|x| x.0).collect();
             let sent = match self.udp.send_batch(&mut send) {
                 Ok(k) => k,
                 // Nothing could go: drop the batch; SRD retransmits, UD is best effort.
@@ -373,7 +384,7 @@ impl Transport {
             };
             moved |= sent > 0;
             // send_batch put the unsent items last, in order: find which.
-            let unsent: SmallVec<[usize; TX_BATCH]> = send[sent..]
+            let unsent: SmallVec<[usize; TX_MAX]> = send[sent..]
                 .iter()
                 .filter_map(|it| {
                     items
@@ -385,7 +396,7 @@ impl Transport {
             drop(send);
             drop(items);
             now = self.tick();
-            let mut keep: SmallVec<[Outgoing; TX_BATCH]> = SmallVec::new();
+            let mut keep: SmallVec<[Outgoing; TX_MAX]> = SmallVec::new();
             for &i in &unsent {
                 keep.push(self.tx[i]);
             }
@@ -394,9 +405,11 @@ impl Transport {
                     self.dev.sent(o);
                 }
             }
-            if !keep.is_empty() {
-                // Socket buffers full: these wait for the next round.
-                self.tx.extend(keep);
+            let full = !keep.is_empty();
+            // Socket buffers full: these wait for the next round.
+            self.tx.extend(keep);
+            self.tx.extend(next);
+            if full {
                 return moved;
             }
         }
