@@ -4,7 +4,7 @@
 
 use super::errno::{Error, Result};
 use super::params::Params;
-use crate::io::udp::{MAX_TAIL, RecvBatch, SendItem, UdpBackend, UdpConfig};
+use crate::io::udp::{RecvBatch, SendItem, UdpBackend, UdpConfig};
 use crate::srd::{
     Arrival, Cq as SrdCq, Device, DeviceAddr, DeviceConfig, ExtRef, Outgoing, Pd, QpAttr, QpState,
     QpType, Qpn,
@@ -29,15 +29,16 @@ const TX_MAX: usize = TX_BATCH + 64;
 pub trait ExtSource {
     /// Pushes the slices holding `e`'s bytes (at most `MAX_TAIL`) to
     /// `out`; `false` when they are gone (the send they belong to is
-    /// over): the datagram is then not sent.
-    fn ext_slices<'a>(&'a self, e: ExtRef, out: &mut SmallVec<[&'a [u8]; MAX_TAIL]>) -> bool;
+    /// over): the datagram is then not sent (the caller drops what was
+    /// pushed).
+    fn ext_slices<'a>(&'a self, e: ExtRef, out: &mut Vec<&'a [u8]>) -> bool;
 }
 
 /// For transports that never post zero-copy sends.
 pub struct NoExt;
 
 impl ExtSource for NoExt {
-    fn ext_slices<'a>(&'a self, _: ExtRef, _: &mut SmallVec<[&'a [u8]; MAX_TAIL]>) -> bool {
+    fn ext_slices<'a>(&'a self, _: ExtRef, _: &mut Vec<&'a [u8]>) -> bool {
         false
     }
 }
@@ -54,6 +55,13 @@ pub struct Transport {
     /// Datagrams on their way to the kernel, still in the device's memory;
     /// the ones the kernel could not take yet come first, in order.
     tx: Vec<Outgoing>,
+    /// Per send batch, kept for their memory (empty between batches):
+    /// the zero-copy tails, where each datagram's tails are in them, the
+    /// items handed to the kernel, those it did not take.
+    tails: Vec<&'static [u8]>,
+    spans: Vec<Option<(usize, usize)>>,
+    items: Vec<SendItem<'static>>,
+    unsent: Vec<usize>,
     epoch: Instant,
     /// The clock as read after the last system call that moved datagrams.
     /// A caller's `now` dates from the start of its round, and a round's
@@ -113,6 +121,10 @@ impl Transport {
             rx_pos: 0,
             rx_cur: 0,
             tx: Vec::with_capacity(TX_MAX),
+            tails: Vec::with_capacity(TX_MAX),
+            spans: Vec::with_capacity(TX_MAX),
+            items: Vec::with_capacity(TX_MAX),
+            unsent: Vec::with_capacity(TX_MAX),
             dev,
             udp,
             epoch: Instant::now(),
@@ -340,68 +352,62 @@ impl Transport {
             }
             let dev = &self.dev;
             // Tails first (all borrowed before any item names them); a
-            // datagram whose tail is gone is left out and handed back.
-            let mut tails: SmallVec<[&[u8]; TX_MAX]> = SmallVec::new();
-            let mut spans: SmallVec<[Option<(usize, usize)>; TX_MAX]> = SmallVec::new();
+            // datagram whose tail is gone is left out and handed back. The
+            // vectors are the transport's, emptied after each batch (no
+            // allocation and no copy of a batch-sized array per batch).
+            let mut tails = reuse(std::mem::take(&mut self.tails));
+            self.spans.clear();
             for o in &self.tx {
                 let span = match o.ext {
                     None => Some((0, 0)),
                     Some(e) => {
-                        let mut got = SmallVec::new();
-                        let ok = ext.ext_slices(e, &mut got);
-                        ok.then(|| {
-                            let at = tails.len();
-                            tails.extend(got);
-                            (at, tails.len())
-                        })
+                        let at = tails.len();
+                        if ext.ext_slices(e, &mut tails) {
+                            Some((at, tails.len()))
+                        } else {
+                            tails.truncate(at);
+                            None
+                        }
                     }
                 };
                 self.ext_gone += u64::from(span.is_none());
-                spans.push(span);
+                self.spans.push(span);
             }
-            let tails = &tails[..];
-            let mut items: SmallVec<[(SendItem<'_>, usize); TX_MAX]> = self
-                .tx
-                .iter()
-                .zip(&spans)
-                .enumerate()
-                .filter_map(|(i, (o, span))| {
-                    let (a, b) = (*span)?;
-                    let item = SendItem {
-                        path: o.path,
-                        dst: o.dst,
-                        data: dev.datagram(o),
-                        tail: &tails[a..b],
-                    };
-                    Some((item, i))
+            let mut send = reuse_items(std::mem::take(&mut self.items));
+            send.extend(self.tx.iter().zip(&self.spans).filter_map(|(o, span)| {
+                let (a, b) = (*span)?;
+                Some(SendItem {
+                    path: o.path,
+                    dst: o.dst,
+                    data: dev.datagram(o),
+                    tail: &tails[a..b],
                 })
-                .collect();
-            let mut send: SmallVec<[SendItem<'_>; TX_MAX]> = items.iter().map(|x| x.0).collect();
+            }));
             let sent = match self.udp.send_batch(&mut send) {
                 Ok(k) => k,
                 // Nothing could go: drop the batch; SRD retransmits, UD is best effort.
                 Err(_) => send.len(),
             };
             moved |= sent > 0;
-            // send_batch put the unsent items last, in order: find which.
-            let unsent: SmallVec<[usize; TX_MAX]> = send[sent..]
-                .iter()
-                .filter_map(|it| {
-                    items
-                        .iter_mut()
-                        .find(|x| x.1 != usize::MAX && x.0.data.as_ptr() == it.data.as_ptr())
-                        .map(|x| std::mem::replace(&mut x.1, usize::MAX))
-                })
-                .collect();
-            drop(send);
-            drop(items);
-            now = self.tick();
-            let mut keep: SmallVec<[Outgoing; TX_MAX]> = SmallVec::new();
-            for &i in &unsent {
-                keep.push(self.tx[i]);
+            // send_batch put the unsent items last, in order: find which
+            // (by the address of their bytes in the device's memory).
+            let mut keep: SmallVec<[Outgoing; 8]> = SmallVec::new();
+            self.unsent.clear();
+            for it in &send[sent..] {
+                if let Some(i) = self
+                    .tx
+                    .iter()
+                    .position(|o| dev.datagram(o).as_ptr() == it.data.as_ptr())
+                {
+                    self.unsent.push(i);
+                    keep.push(self.tx[i]);
+                }
             }
+            self.items = reuse_items(send);
+            self.tails = reuse(tails);
+            now = self.tick();
             for (i, o) in self.tx.drain(..).enumerate() {
-                if !unsent.contains(&i) {
+                if !self.unsent.contains(&i) {
                     self.dev.sent(o);
                 }
             }
@@ -429,6 +435,20 @@ impl Transport {
     pub fn fds(&self, out: &mut Vec<i32>) {
         out.extend(self.udp.raw_fds());
     }
+}
+
+/// An empty vector of another lifetime in the memory of `v` (emptied):
+/// the collect runs in place, so batch after batch reuses one allocation.
+/// (`filter_map`, not `filter`: the item type changes with the lifetime.)
+#[allow(clippy::unnecessary_filter_map)]
+fn reuse<'b, T: ?Sized>(v: Vec<&T>) -> Vec<&'b T> {
+    v.into_iter().filter_map(|_| None).collect()
+}
+
+/// `reuse` for send items.
+#[allow(clippy::unnecessary_filter_map)]
+fn reuse_items<'a, 'b>(v: Vec<SendItem<'a>>) -> Vec<SendItem<'b>> {
+    v.into_iter().filter_map(|_| None).collect()
 }
 
 /// The device epoch: wall-clock milliseconds (mod 2^32). Peers compare
