@@ -638,38 +638,54 @@ impl UdpBackend {
     /// `io_errors` and that path's items stay unsent.
     pub fn send_batch(&mut self, items: &mut [SendItem<'_>]) -> io::Result<usize> {
         let np = self.paths.len();
-        if let Some(bad) = items.iter().find(|it| usize::from(it.path) >= np) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("send path {} but only {np} paths", bad.path),
-            ));
-        }
-        if items.iter().any(|it| it.tail.len() > MAX_TAIL) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("more than {MAX_TAIL} tail slices"),
-            ));
+        // Each path's items as a list in item order (one pass, not one
+        // scan of the batch per path), checked before anything is sent.
+        let mut head = [u32::MAX; MAX_PATHS];
+        let mut last = [u32::MAX; MAX_PATHS];
+        let mut next = mem::take(&mut self.tx.next);
+        next.clear();
+        next.resize(items.len(), u32::MAX);
+        for (i, it) in items.iter().enumerate() {
+            let p = usize::from(it.path);
+            if p >= np {
+                self.tx.next = next;
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("send path {p} but only {np} paths"),
+                ));
+            }
+            if it.tail.len() > MAX_TAIL {
+                self.tx.next = next;
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("more than {MAX_TAIL} tail slices"),
+                ));
+            }
+            match last[p] {
+                u32::MAX => head[p] = i as u32,
+                l => next[l as usize] = i as u32,
+            }
+            last[p] = i as u32;
         }
         let mut done = mem::take(&mut self.tx.done);
         done.clear();
         done.resize(items.len(), false);
         let mut fatal = None;
-        for p in 0..np {
-            let mut i = 0;
-            'path: while i < items.len() {
+        for (p, &first) in head.iter().enumerate().take(np) {
+            let mut cur = first;
+            'path: while cur != u32::MAX {
                 // Gather the next chunk of this path's items, applying drops.
                 let mut k = 0;
-                while i < items.len() && k < SEND_CHUNK {
-                    if usize::from(items[i].path) == p {
-                        if self.tx_drop.should_drop() {
-                            self.stats.tx_dropped_injected += 1;
-                            done[i] = true;
-                        } else {
-                            self.tx.idx[k] = i as u32;
-                            k += 1;
-                        }
+                while cur != u32::MAX && k < SEND_CHUNK {
+                    let i = cur as usize;
+                    cur = next[i];
+                    if self.tx_drop.should_drop() {
+                        self.stats.tx_dropped_injected += 1;
+                        done[i] = true;
+                    } else {
+                        self.tx.idx[k] = i as u32;
+                        k += 1;
                     }
-                    i += 1;
                 }
                 if k == 0 {
                     break;
@@ -696,6 +712,7 @@ impl UdpBackend {
                 }
             }
         }
+        self.tx.next = next;
         let n = stable_partition(items, &done);
         self.tx.done = done;
         match fatal {
@@ -721,6 +738,9 @@ impl UdpBackend {
 /// within both parts; returns how many were flagged. No allocation: O(n) when
 /// all or none are flagged, O(n × unflagged) at worst, with n ≤ a batch.
 fn stable_partition<T>(items: &mut [T], flags: &[bool]) -> usize {
+    if flags.iter().take(items.len()).all(|&f| f) {
+        return items.len().min(flags.len());
+    }
     let mut w = 0;
     for (i, &f) in flags.iter().enumerate().take(items.len()) {
         if f {

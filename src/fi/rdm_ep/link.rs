@@ -16,7 +16,6 @@ use crate::fi::transport::Transport;
 use crate::io::udp::MAX_TAIL;
 use crate::rdm::{self, PacketOutcome, PeerIdx, TxError};
 use crate::srd::{self, ExtRef, Lent, Opcode, Pd, QpType, SendWr, WcStatus};
-use smallvec::SmallVec;
 use std::time::Duration;
 
 /// Datagrams one UDP poll hands to the protocol at most (the rest wait in
@@ -443,7 +442,7 @@ pub(super) struct Ext<'a>(pub &'a rdm::Endpoint);
 const _: () = assert!(rdm::EXT_PIECES <= MAX_TAIL);
 
 impl ExtSource for Ext<'_> {
-    fn ext_slices<'b>(&'b self, e: ExtRef, out: &mut SmallVec<[&'b [u8]; MAX_TAIL]>) -> bool {
+    fn ext_slices<'b>(&'b self, e: ExtRef, out: &mut Vec<&'b [u8]>) -> bool {
         let s = rdm::ExtSlice {
             off: e.off,
             len: e.len,

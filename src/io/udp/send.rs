@@ -75,6 +75,8 @@ pub(super) struct SendScratch {
     pub(super) idx: Box<[u32]>,
     /// Per-item "handed over" flags of the current send_batch call.
     pub(super) done: Vec<bool>,
+    /// Per item of the current send_batch call: the next item on its path.
+    pub(super) next: Vec<u32>,
 }
 
 impl SendScratch {
@@ -98,6 +100,7 @@ impl SendScratch {
             bytes: vec![0; SEND_CHUNK].into_boxed_slice(),
             idx: vec![0; SEND_CHUNK].into_boxed_slice(),
             done: Vec::with_capacity(SEND_CHUNK),
+            next: Vec::new(),
         }
     }
 
