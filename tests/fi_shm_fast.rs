@@ -55,3 +55,8 @@ fn canceled_receive_takes_no_fast_frame() {
 fn peer_gone_with_fast_frames_in_its_ring() {
     peer_gone_with_fast_frames_in_the_ring();
 }
+
+#[test]
+fn peek_claim_discard_between_fast_frames() {
+    peek_claim_discard_between_received_frames();
+}

@@ -58,3 +58,9 @@ fn peer_gone_with_frames_in_its_ring_without_the_fast_path() {
     setup();
     peer_gone_with_fast_frames_in_the_ring();
 }
+
+#[test]
+fn peek_claim_discard_without_the_fast_path() {
+    setup();
+    peek_claim_discard_between_received_frames();
+}

@@ -1,11 +1,12 @@
 /* CPU cost of the same-host small-message path, in one thread, our own code.
  *
- *   cqcost [-n messages] [-e empty_reads] [-s size]
+ *   cqcost [-n messages] [-e empty_reads] [-s size] [-c]
  * Opens one RDM endpoint (FI_PROVIDER / FI_PROVIDER_PATH pick the
  * provider), inserts its own address and then (1) reads an empty CQ
  * `empty_reads` times, (2) sends `messages` tagged messages of `size`
  * bytes to itself (fi_tinject, one posted fi_trecv each), reading the CQ
- * until each receive completes. Prints the thread CPU time per empty read
+ * until each receive completes; with -c the sends are fi_tsend and their
+ * completions are read too (as MPI's Isend). Prints the thread CPU time per empty read
  * and per message (send + receive + completion), the best of 5 passes:
  * a figure of the path's own cost that the load of the machine barely
  * changes (unlike latency between two processes).
@@ -35,10 +36,12 @@ int main(int argc, char **argv)
 {
     long n = 200000, empty = 2000000;
     size_t size = 8;
+    int with_send_cq = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-n") && i + 1 < argc) n = atol(argv[++i]);
         else if (!strcmp(argv[i], "-e") && i + 1 < argc) empty = atol(argv[++i]);
         else if (!strcmp(argv[i], "-s") && i + 1 < argc) size = strtoul(argv[++i], NULL, 0);
+        else if (!strcmp(argv[i], "-c")) with_send_cq = 1;
     }
     struct fi_info *hints = fi_allocinfo(), *info;
     hints->ep_attr->type = FI_EP_RDM;
@@ -69,7 +72,7 @@ int main(int argc, char **argv)
     if (fi_av_insert(av, name, 1, &self, 0, NULL) != 1) { fprintf(stderr, "av_insert\n"); return 1; }
     char *sbuf = calloc(1, size + 1), *rbuf = calloc(1, size + 1);
     struct fi_cq_tagged_entry e;
-    struct fi_context ctx;
+    struct fi_context ctx, sctx;
     double best_empty = 1e30, best_msg = 1e30;
     for (int pass = 0; pass < 5; pass++) {
         double t0 = cpu_ns();
@@ -80,6 +83,19 @@ int main(int argc, char **argv)
             sbuf[0] = (char)i;
             CK(fi_trecv(ep, rbuf, size, NULL, self, 7, 0, &ctx));
             ssize_t r;
+            if (with_send_cq) {
+                CK(fi_tsend(ep, sbuf, size, NULL, self, 7, &sctx));
+                int got_send = 0, got_recv = 0;
+                while (!got_send || !got_recv) {
+                    while ((r = fi_cq_read(cq, &e, 1)) == -FI_EAGAIN)
+                        ;
+                    if (r == 1 && e.op_context == &sctx && !got_send) got_send = 1;
+                    else if (r == 1 && e.op_context == &ctx && !got_recv) got_recv = 1;
+                    else { fprintf(stderr, "bad completion %zd\n", r); return 1; }
+                }
+                if (size && rbuf[0] != (char)i) { fprintf(stderr, "bad data\n"); return 1; }
+                continue;
+            }
             while ((r = fi_tinject(ep, sbuf, size, self, 7)) == -FI_EAGAIN)
                 fi_cq_read(cq, &e, 0);
             CK(r);

@@ -507,3 +507,68 @@ pub fn peer_gone_with_fast_frames_in_the_ring() {
     let e = e.expect("the receive directed at the closed peer completes");
     assert_eq!((e.ctx, e.err), (400, b::FI_EHOSTUNREACH), "{e:?}");
 }
+
+/// One FI_PEEK on B for `tag` and its completion.
+fn peek_once(p: &Pair, tag: u64, ctx: usize, flags: u64) -> Cqe {
+    let mut got: [Vec<Cqe>; 4] = Default::default();
+    let rc =
+        p.b.trecvmsg(&mut [], ADDR_UNSPEC, tag, 0, ctx, b::FI_PEEK | flags);
+    assert_eq!(rc, 0);
+    assert!(progress_until(&p.cqs(), &mut got, 5, |g| !g[3].is_empty()));
+    assert_eq!(got[3].len(), 1, "{got:?}");
+    got[3].pop().unwrap()
+}
+
+/// FI_PEEK until the unexpected message with `tag` is seen.
+fn peek(p: &Pair, tag: u64, ctx: usize, flags: u64) -> Cqe {
+    for _ in 0..2000 {
+        let e = peek_once(p, tag, ctx, flags);
+        if e.err != b::FI_ENOMSG {
+            return e;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    panic!("message with tag {tag} never seen by FI_PEEK");
+}
+
+/// Small messages of one sender that arrive before their receive
+/// (unexpected: peeked, claimed, discarded) interleaved with ones that
+/// find a posted receive: each is seen by the right call, whole.
+pub fn peek_claim_discard_between_received_frames() {
+    let p = Pair::new(&Opts::rdm());
+    warm_up(&p);
+    let m1 = pattern(40, 1);
+    assert_eq!(p.a.tsenddata(&m1, 0xD1, p.a.peer, 1, 11), 0);
+    let e = peek(&p, 1, 20, b::FI_CLAIM);
+    assert_eq!((e.err, e.len, e.data), (0, 40, 0xD1), "{e:?}");
+    // A message with a posted receive, behind the claimed one.
+    let mut r2 = [0u8; 8];
+    assert_eq!(p.b.trecv(&mut r2, ADDR_UNSPEC, 5, 0, 21), 0);
+    assert_eq!(p.a.tinject(b"posted!!", p.a.peer, 5), 0);
+    // (The send of m1 completed during the peeks.)
+    let g = p.wait(0, 1, 10);
+    assert_eq!((g[3][0].err, g[3][0].ctx, g[3][0].len), (0, 21, 8));
+    assert_eq!(&r2, b"posted!!");
+    // The claimed message is still there for its context only.
+    assert_eq!(peek_once(&p, 1, 22, 0).err, b::FI_ENOMSG);
+    let mut buf = [0u8; 40];
+    assert_eq!(
+        p.b.trecvmsg(&mut buf, ADDR_UNSPEC, 1, 0, 20, b::FI_CLAIM),
+        0
+    );
+    let g = p.wait(0, 1, 10);
+    let e = &g[3][0];
+    assert_eq!((e.err, e.ctx, e.len, e.data), (0, 20, 40, 0xD1), "{e:?}");
+    assert!(buf[..] == m1[..]);
+    // Peek + discard, then a posted receive of the same tag gets the
+    // next message, not the discarded one.
+    assert_eq!(p.a.tinject(b"discard!", p.a.peer, 6), 0);
+    let e = peek(&p, 6, 30, b::FI_DISCARD);
+    assert_eq!((e.err, e.len), (0, 8));
+    let mut r3 = [0u8; 8];
+    assert_eq!(p.b.trecv(&mut r3, ADDR_UNSPEC, 6, 0, 31), 0);
+    assert_eq!(p.a.tinject(b"kept it!", p.a.peer, 6), 0);
+    let g = p.wait(0, 1, 10);
+    assert_eq!((g[3][0].err, g[3][0].ctx), (0, 31));
+    assert_eq!(&r3, b"kept it!");
+}

@@ -863,3 +863,76 @@ fn mutated_packets_never_panic_and_reparse_the_same() {
         assert_eq!(again, r, "input {b:02x?}");
     }
 }
+
+/// The same-host receive fast path's parser takes exactly the plain eager
+/// REQs, and reads them as the general parser does.
+#[test]
+fn plain_eager_parse_agrees_with_the_general_parser() {
+    let base = ReqRepr {
+        flags: REQ_TAGGED | REQ_CQ_DATA,
+        proto: Proto::Eager,
+        msg_id: 11,
+        tx_id: 0,
+        tag: 0x1234,
+        cq_data: 77,
+        total_len: 8,
+        offset: 0,
+    };
+    let build = |hdr: &ReqRepr, addr: Option<&[u8]>, payload: &[u8]| {
+        let mut buf = vec![0u8; 256];
+        let at = emit_req(&mut buf, hdr, addr);
+        buf[at..at + payload.len()].copy_from_slice(payload);
+        buf.truncate(at + payload.len());
+        buf
+    };
+    let ok = build(&base, None, b"8 bytes!");
+    let (h, p) = parse_plain_eager(&ok).expect("a plain eager REQ");
+    match parse(&ok).unwrap() {
+        Repr::Req { hdr, addr, payload } => {
+            assert_eq!(addr, None);
+            assert_eq!(payload, p);
+            assert_eq!(hdr, h);
+        }
+        r => panic!("{r:?}"),
+    }
+    assert_eq!(p, b"8 bytes!");
+    // Everything else is left to the general path.
+    let refused = [
+        build(&base, Some(b"addr"), b"8 bytes!"),
+        build(
+            &ReqRepr {
+                flags: REQ_RECEIPT,
+                ..base
+            },
+            None,
+            b"8 bytes!",
+        ),
+        build(
+            &ReqRepr {
+                proto: Proto::Medium,
+                ..base
+            },
+            None,
+            b"8 bytes!",
+        ),
+        build(&ReqRepr { offset: 8, ..base }, None, b"8 bytes!"),
+        build(
+            &ReqRepr {
+                total_len: 9,
+                ..base
+            },
+            None,
+            b"8 bytes!",
+        ),
+        ok[..REQ_LEN - 1].to_vec(),
+    ];
+    for (i, b) in refused.iter().enumerate() {
+        assert!(parse_plain_eager(b).is_none(), "case {i} taken");
+    }
+    let mut other_version = ok.clone();
+    other_version[0] = VERSION + 1;
+    assert!(parse_plain_eager(&other_version).is_none());
+    let mut cts = ok.clone();
+    cts[1] = u8::from(PacketType::Cts);
+    assert!(parse_plain_eager(&cts).is_none());
+}
