@@ -162,16 +162,16 @@ impl Link {
         force: bool,
         read: bool,
     ) -> bool {
+        let gap = if self.udp_peers {
+            UDP_GAP
+        } else {
+            UDP_GAP_NO_PEERS
+        };
         if force
             || self.shm.is_none()
             || self.udp_dirty
             || now < self.udp_hot_until
-            || now.saturating_sub(self.last_udp_poll)
-                >= if self.udp_peers {
-                    UDP_GAP
-                } else {
-                    UDP_GAP_NO_PEERS
-                }
+            || now.saturating_sub(self.last_udp_poll) >= gap
         {
             self.last_udp_poll = now;
             self.udp_dirty = false;
