@@ -446,30 +446,6 @@ fn rdm_multi_recv_buffer_takes_several_messages() {
     );
 }
 
-/// One FI_PEEK and its completion.
-fn peek_once(p: &Pair, tag: u64, ctx: usize, flags: u64) -> Cqe {
-    let mut got: [Vec<Cqe>; 4] = Default::default();
-    assert_eq!(
-        p.b.trecvmsg(&mut [], ADDR_UNSPEC, tag, 0, ctx, b::FI_PEEK | flags),
-        0
-    );
-    assert!(progress_until(&p.cqs(), &mut got, 5, |g| !g[3].is_empty()));
-    assert_eq!(got[3].len(), 1, "{got:?}");
-    got[3].pop().unwrap()
-}
-
-/// FI_PEEK until the unexpected message with `tag` is seen.
-fn peek(p: &Pair, tag: u64, ctx: usize, flags: u64) -> Cqe {
-    for _ in 0..2000 {
-        let e = peek_once(p, tag, ctx, flags);
-        if e.err != b::FI_ENOMSG {
-            return e;
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    panic!("message with tag {tag} never seen by FI_PEEK");
-}
-
 #[test]
 fn rdm_peek_claim_discard_on_unexpected_messages() {
     let p = Pair::new(&Opts::rdm());

@@ -903,3 +903,26 @@ pub fn unhex(s: &str) -> Vec<u8> {
         .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).expect("hex"))
         .collect()
 }
+
+/// One FI_PEEK on B for `tag` and its completion.
+pub fn peek_once(p: &Pair, tag: u64, ctx: usize, flags: u64) -> Cqe {
+    let mut got: [Vec<Cqe>; 4] = Default::default();
+    let rc =
+        p.b.trecvmsg(&mut [], ADDR_UNSPEC, tag, 0, ctx, b::FI_PEEK | flags);
+    assert_eq!(rc, 0);
+    assert!(progress_until(&p.cqs(), &mut got, 5, |g| !g[3].is_empty()));
+    assert_eq!(got[3].len(), 1, "{got:?}");
+    got[3].pop().unwrap()
+}
+
+/// FI_PEEK on B until the unexpected message with `tag` is seen.
+pub fn peek(p: &Pair, tag: u64, ctx: usize, flags: u64) -> Cqe {
+    for _ in 0..2000 {
+        let e = peek_once(p, tag, ctx, flags);
+        if e.err != b::FI_ENOMSG {
+            return e;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    panic!("message with tag {tag} never seen by FI_PEEK");
+}

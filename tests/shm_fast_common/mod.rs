@@ -508,29 +508,6 @@ pub fn peer_gone_with_fast_frames_in_the_ring() {
     assert_eq!((e.ctx, e.err), (400, b::FI_EHOSTUNREACH), "{e:?}");
 }
 
-/// One FI_PEEK on B for `tag` and its completion.
-fn peek_once(p: &Pair, tag: u64, ctx: usize, flags: u64) -> Cqe {
-    let mut got: [Vec<Cqe>; 4] = Default::default();
-    let rc =
-        p.b.trecvmsg(&mut [], ADDR_UNSPEC, tag, 0, ctx, b::FI_PEEK | flags);
-    assert_eq!(rc, 0);
-    assert!(progress_until(&p.cqs(), &mut got, 5, |g| !g[3].is_empty()));
-    assert_eq!(got[3].len(), 1, "{got:?}");
-    got[3].pop().unwrap()
-}
-
-/// FI_PEEK until the unexpected message with `tag` is seen.
-fn peek(p: &Pair, tag: u64, ctx: usize, flags: u64) -> Cqe {
-    for _ in 0..2000 {
-        let e = peek_once(p, tag, ctx, flags);
-        if e.err != b::FI_ENOMSG {
-            return e;
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    panic!("message with tag {tag} never seen by FI_PEEK");
-}
-
 /// Small messages of one sender that arrive before their receive
 /// (unexpected: peeked, claimed, discarded) interleaved with ones that
 /// find a posted receive: each is seen by the right call, whole.
