@@ -165,6 +165,7 @@ pub(crate) fn create(path: &CString, len: usize) -> io::Result<Mapping> {
         if r != 0 {
             return Err(io::Error::from_raw_os_error(r));
         }
+        prefault(&m);
         Ok(m)
     };
     let res = setup().and_then(|_| map(fd, len)).and_then(allocate);
@@ -254,7 +255,21 @@ pub(crate) fn open(path: &CString, min_len: usize) -> io::Result<Mapping> {
             "segment too short",
         ));
     }
-    map(fd, len)
+    let m = map(fd, len)?;
+    prefault(&m);
+    Ok(m)
+}
+
+/// Maps every page of a segment whose pages exist (the owner allocated
+/// them) into this process now. Otherwise the first pass over a ring costs
+/// each process a page fault per slot it touches: a slot is a page or
+/// more, so the first 256 messages each way paid one or two (8 B one-way
+/// latency ~3.5 µs against ~0.75 µs once warm). Best effort: a kernel
+/// without MADV_POPULATE_WRITE (before 5.14) leaves the faults to first use.
+fn prefault(m: &Mapping) {
+    // SAFETY: advice on our own live mapping of `m.len` bytes; populating
+    // writes nothing to the memory.
+    unsafe { libc::madvise(m.base.cast(), m.len, libc::MADV_POPULATE_WRITE) };
 }
 
 /// Whether the owner of the segment behind `fd` still holds its lock.
