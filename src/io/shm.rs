@@ -21,7 +21,8 @@
 //!
 //! NUMA: the owner reserves (posix_fallocate) and initializes its ring when
 //! it opens, so tmpfs places the pages on the receiver's node by first touch;
-//! no explicit binding.
+//! no explicit binding. The owner and each process that connects then map
+//! every page at once (`segment::prefault`): no page faults on first use.
 //!
 //! Lifetime: the owner holds an flock on its segment while alive and unlinks
 //! it on drop; `open` sweeps segments of this uid whose owner died (SIGKILL
