@@ -3,6 +3,7 @@
  *   latbw [-l] [-b] [-m maxsize] [-i iters] [-f factor] [-s size,size,...] [-k slices]
  *     -l  one-way latency (half the round trip of blocking ping-pong), us
  *     -b  bandwidth: a window of 64 nonblocking sends, then one reply, MB/s
+ *         (after iters/40 + 1 untimed windows of the size, as -l warms up)
  *     -f  size step: 0 B, 1 B, then times factor (default 2), ending on maxsize
  *     -s  exactly these sizes instead (those above maxsize are skipped)
  *     -k  time the loop in this many equal slices and report the best one
@@ -50,6 +51,26 @@ static void check(const char *buf, size_t s, char want, const char *what)
     }
 }
 
+/* One bandwidth window: rank 0 sends WINDOW messages of s bytes, rank 1
+ * receives them (checking the bytes when want != 0) and replies with one
+ * byte, so a window is timed whole on rank 0. */
+static void bw_window(int rank, char *sbuf, char *rbuf, size_t s, char want)
+{
+    MPI_Request req[WINDOW];
+    if (rank == 0) {
+        for (int w = 0; w < WINDOW; w++)
+            MPI_Isend(sbuf, (int)s, MPI_CHAR, 1, 2, MPI_COMM_WORLD, &req[w]);
+        MPI_Waitall(WINDOW, req, MPI_STATUSES_IGNORE);
+        MPI_Recv(rbuf, 1, MPI_CHAR, 1, 3, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    } else {
+        for (int w = 0; w < WINDOW; w++)
+            MPI_Irecv(rbuf, (int)s, MPI_CHAR, 0, 2, MPI_COMM_WORLD, &req[w]);
+        MPI_Waitall(WINDOW, req, MPI_STATUSES_IGNORE);
+        if (want) check(rbuf, s, want, "bandwidth");
+        MPI_Send(sbuf, 1, MPI_CHAR, 0, 3, MPI_COMM_WORLD);
+    }
+}
+
 int main(int argc, char **argv)
 {
     int rank, np, lat = 0, bw = 0, base = 1000, slices = 1, pct = 0;
@@ -93,7 +114,6 @@ int main(int argc, char **argv)
         }
     }
     char *sbuf = malloc(maxsize ? maxsize : 1), *rbuf = malloc(maxsize ? maxsize : 1);
-    MPI_Request req[WINDOW];
     int li = 0;
     for (size_t s = nlist ? list[0] : 0; s <= maxsize;) {
         int iters = iters_for(s, base);
@@ -145,24 +165,17 @@ int main(int argc, char **argv)
             int k = slices < n ? slices : n, done = 0;
             double best = 0;
             MPI_Barrier(MPI_COMM_WORLD);
+            /* Untimed warm-up windows first (as the latency loop above and
+             * osu_bw do): the first use of a size's buffers and of the path
+             * is not part of its rate. */
+            for (int i = 0; i < n / 10 + 1; i++)
+                bw_window(rank, sbuf, rbuf, s, 0);
             /* Each window ends with the receiver's reply, so a slice is timed whole. */
             for (int j = 0; j < k; j++) {
                 int m = (int)((long)n * (j + 1) / k) - done;
                 double t0 = MPI_Wtime();
-                for (int i = 0; i < m; i++) {
-                    if (rank == 0) {
-                        for (int w = 0; w < WINDOW; w++)
-                            MPI_Isend(sbuf, (int)s, MPI_CHAR, 1, 2, MPI_COMM_WORLD, &req[w]);
-                        MPI_Waitall(WINDOW, req, MPI_STATUSES_IGNORE);
-                        MPI_Recv(rbuf, 1, MPI_CHAR, 1, 3, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-                    } else {
-                        for (int w = 0; w < WINDOW; w++)
-                            MPI_Irecv(rbuf, (int)s, MPI_CHAR, 0, 2, MPI_COMM_WORLD, &req[w]);
-                        MPI_Waitall(WINDOW, req, MPI_STATUSES_IGNORE);
-                        check(rbuf, s, want, "bandwidth");
-                        MPI_Send(sbuf, 1, MPI_CHAR, 0, 3, MPI_COMM_WORLD);
-                    }
-                }
+                for (int i = 0; i < m; i++)
+                    bw_window(rank, sbuf, rbuf, s, want);
                 double rate = (double)s * WINDOW * m / (MPI_Wtime() - t0) / 1e6;
                 if (rate > best) best = rate;
                 done += m;
